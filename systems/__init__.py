@@ -1,0 +1,1 @@
+"""Systems for RAVE campaigns: model potentials and (later) ligand-cavity builders."""
