@@ -1,0 +1,327 @@
+"""The RAVE bias: V(chi) = kT ln P(chi) on a grid, its numpy evaluation and its OpenMM force.
+
+The bias of a round is built from the reweighted frames of all rounds so far, projected on the
+reaction coordinate chi = sum_i c_i s_i:
+
+1. a weighted histogram P(chi) on a grid padded past the sampled range (unsampled bins are 0);
+2. F = -ln(P / max P) in kT, floored where P is empty;
+3. V = -damping * kT * F, capped at V >= -cap_kT * kT;
+4. a Gaussian smoothing of V (``smoothing_bins`` grid spacings, edge values held), then a shift
+   so that max V = 0.
+
+OpenMM evaluates the bias with a ``Continuous1DFunction`` (a natural cubic spline through the
+grid values) of the clamped argument ``max(chi_min, min(chi_max, chi))``: outside the grid the
+energy stays at the edge value, it never falls to zero. :class:`BiasGrid` evaluates the same
+spline with numpy, so the bias energy of every frame is known without OpenMM.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.ndimage import gaussian_filter1d
+from scipy.special import logsumexp
+
+#: force group that holds the bias force unless the caller chooses another
+DEFAULT_FORCE_GROUP = 30
+#: name of the tabulated function and the prefix of the global parameters in OpenMM
+_TABLE = "rave_bias"
+_CHI_MIN = "rave_chi_min"
+_CHI_MAX = "rave_chi_max"
+#: relative pull-in of the clamp bounds from the grid ends
+_CLAMP_EPS = 1e-9
+
+
+def _coefficient_parameter(i: int) -> str:
+    return f"rave_c{i}"
+
+
+@dataclass(frozen=True)
+class BiasGrid:
+    """A bias on an evenly spaced grid of chi, evaluated as OpenMM does.
+
+    Attributes
+    ----------
+    chi_min, chi_max : float
+        First and last grid point (units of chi).
+    values_kjmol : np.ndarray, shape=(n_points,), dtype=float
+        Bias energy at the grid points, kJ/mol, both ends included.
+    """
+
+    chi_min: float
+    chi_max: float
+    values_kjmol: np.ndarray
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values_kjmol, dtype=float)
+        if values.ndim != 1 or values.size < 3:
+            raise ValueError(
+                f"values_kjmol must be a 1-D array of at least 3 grid values. You supplied shape "
+                f"{values.shape}"
+            )
+        if not np.all(np.isfinite(values)):
+            raise ValueError("values_kjmol must be finite everywhere; it holds NaN or inf")
+        if not (math.isfinite(self.chi_min) and math.isfinite(self.chi_max)):
+            raise ValueError(f"chi_min and chi_max must be finite. You supplied "
+                             f"{self.chi_min}, {self.chi_max}")
+        if not self.chi_max > self.chi_min:
+            raise ValueError(
+                f"chi_max must be > chi_min. You supplied chi_min={self.chi_min}, "
+                f"chi_max={self.chi_max}"
+            )
+        values.setflags(write=False)
+        object.__setattr__(self, "values_kjmol", values)
+        object.__setattr__(self, "chi_min", float(self.chi_min))
+        object.__setattr__(self, "chi_max", float(self.chi_max))
+        spline = CubicSpline(self.grid, values, bc_type="natural")
+        object.__setattr__(self, "_spline", spline)
+
+    @classmethod
+    def zero(cls, chi_min: float = -1.0, chi_max: float = 1.0, n_points: int = 3) -> BiasGrid:
+        """A bias that is zero everywhere (the unbiased round)."""
+        return cls(chi_min, chi_max, np.zeros(n_points))
+
+    @property
+    def grid(self) -> np.ndarray:
+        """Grid points, shape (n_points,)."""
+        return np.linspace(self.chi_min, self.chi_max, len(self.values_kjmol))
+
+    @property
+    def clamp_bounds(self) -> tuple[float, float]:
+        """Where the argument is clamped: the grid ends pulled in by 1e-9 of the width, since
+        OpenMM's spline refuses a point that rounding puts a hair past its last knot."""
+        eps = _CLAMP_EPS * (self.chi_max - self.chi_min)
+        return self.chi_min + eps, self.chi_max - eps
+
+    @property
+    def spacing(self) -> float:
+        return (self.chi_max - self.chi_min) / (len(self.values_kjmol) - 1)
+
+    def __call__(self, chi: np.ndarray | float) -> np.ndarray:
+        """Bias energy in kJ/mol at chi (any shape), argument clamped to the grid."""
+        return self._spline(np.clip(np.asarray(chi, dtype=float), *self.clamp_bounds))
+
+    def derivative(self, chi: np.ndarray | float) -> np.ndarray:
+        """dV/dchi in kJ/mol per unit of chi; zero outside the grid, where V is held constant."""
+        chi = np.asarray(chi, dtype=float)
+        lo, hi = self.clamp_bounds
+        return np.where((chi >= lo) & (chi <= hi), self._spline(np.clip(chi, lo, hi), 1), 0.0)
+
+    def to_dict(self) -> dict:
+        return {
+            "chi_min": self.chi_min,
+            "chi_max": self.chi_max,
+            "values_kjmol": [float(v) for v in self.values_kjmol],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BiasGrid:
+        return cls(float(data["chi_min"]), float(data["chi_max"]),
+                   np.asarray(data["values_kjmol"], dtype=float))
+
+
+@dataclass(frozen=True)
+class Bias:
+    """A static RAVE bias: a grid in chi and the linear RC it applies to.
+
+    Attributes
+    ----------
+    coefficients : np.ndarray, shape=(n_features,)
+        chi = coefficients . features (raw features, their own units).
+    grid : BiasGrid
+    """
+
+    coefficients: np.ndarray
+    grid: BiasGrid
+
+    def __post_init__(self) -> None:
+        c = np.asarray(self.coefficients, dtype=float).reshape(-1)
+        if c.size == 0 or not np.all(np.isfinite(c)):
+            raise ValueError(f"coefficients must be a non-empty finite vector. You supplied {c}")
+        c.setflags(write=False)
+        object.__setattr__(self, "coefficients", c)
+
+    def chi(self, features: np.ndarray) -> np.ndarray:
+        """chi of each frame, features shape (n_frames, n_features)."""
+        features = np.asarray(features, dtype=float)
+        if features.ndim != 2 or features.shape[1] != self.coefficients.size:
+            raise ValueError(
+                f"features must be shape (Any, {self.coefficients.size}). You supplied "
+                f"{features.shape}"
+            )
+        return features @ self.coefficients
+
+    def energy(self, features: np.ndarray) -> np.ndarray:
+        """Bias energy of each frame in kJ/mol, shape (n_frames,)."""
+        return self.grid(self.chi(features))
+
+    def to_dict(self) -> dict:
+        return {"coefficients": [float(c) for c in self.coefficients],
+                "grid": self.grid.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Bias:
+        return cls(np.asarray(data["coefficients"], dtype=float), BiasGrid.from_dict(data["grid"]))
+
+
+def build_bias_grid(
+    chi: np.ndarray,
+    log_weights: np.ndarray | None,
+    kT: float,
+    *,
+    n_points: int = 128,
+    padding: float = 0.25,
+    cap_kT: float = 8.0,
+    smoothing_bins: float = 2.0,
+    damping: float = 1.0,
+) -> BiasGrid:
+    """Build V(chi) = damping * kT ln P(chi) from weighted frames, shifted to max 0.
+
+    Parameters
+    ----------
+    chi : np.ndarray, shape=(n_frames,), dtype=float
+        The reaction coordinate of every frame.
+    log_weights : np.ndarray, shape=(n_frames,), or None
+        Unnormalised log-weights of the frames toward the unbiased ensemble (None: equal).
+    kT : float
+        Thermal energy in kJ/mol.
+    n_points : int
+        Grid points, both ends included (the Continuous1DFunction values).
+    padding : float
+        The grid extends this fraction of the sampled chi range beyond each side of it; there P is
+        0 and V sits at the cap, so the bias pushes the system past what was sampled.
+    cap_kT : float
+        V >= -cap_kT * kT (the floor on P).
+    smoothing_bins : float
+        Standard deviation of the Gaussian smoothing of V, in grid spacings (0: none).
+    damping : float
+        Fraction of -F that is biased, in (0, 1].
+
+    Returns
+    -------
+    BiasGrid
+        max V = 0 and V >= -cap_kT * kT (smoothing and the shift keep both).
+    """
+    chi = np.asarray(chi, dtype=float).reshape(-1)
+    if chi.size == 0:
+        raise ValueError("chi is empty: no frames to build a bias from")
+    if not np.all(np.isfinite(chi)):
+        raise ValueError(f"chi holds {np.count_nonzero(~np.isfinite(chi))} NaN/inf values")
+    if log_weights is None:
+        log_weights = np.zeros_like(chi)
+    log_weights = np.asarray(log_weights, dtype=float).reshape(-1)
+    if log_weights.shape != chi.shape:
+        raise ValueError(
+            f"log_weights must be shape {chi.shape} like chi. You supplied {log_weights.shape}"
+        )
+    if np.any(np.isnan(log_weights)) or np.all(np.isneginf(log_weights)):
+        raise ValueError("log_weights must not be NaN, nor all -inf")
+    if not kT > 0:
+        raise ValueError(f"kT must be > 0 kJ/mol. You supplied {kT}")
+    if n_points < 8:
+        raise ValueError(f"n_points must be >= 8. You supplied {n_points}")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0. You supplied {padding}")
+    if not cap_kT > 0:
+        raise ValueError(f"cap_kT must be > 0. You supplied {cap_kT}")
+    if smoothing_bins < 0:
+        raise ValueError(f"smoothing_bins must be >= 0. You supplied {smoothing_bins}")
+    if not 0 < damping <= 1:
+        raise ValueError(f"damping must be in (0, 1]. You supplied {damping}")
+
+    lo, hi = float(chi.min()), float(chi.max())
+    width = hi - lo
+    if width <= 1e-12 * max(1.0, abs(lo)):
+        raise ValueError(
+            f"chi has no spread (all frames at {lo:g}): a bias needs frames over a range of chi"
+        )
+    chi_min, chi_max = lo - padding * width, hi + padding * width
+    grid = np.linspace(chi_min, chi_max, n_points)
+    spacing = grid[1] - grid[0]
+    edges = np.concatenate([grid - 0.5 * spacing, [grid[-1] + 0.5 * spacing]])
+    index = np.clip(np.searchsorted(edges, chi, side="right") - 1, 0, n_points - 1)
+    log_p = np.full(n_points, -np.inf)
+    for i in np.unique(index):
+        log_p[i] = logsumexp(log_weights[index == i])
+    log_p -= np.max(log_p)
+    free_energy_kT = np.minimum(-log_p, cap_kT / damping)  # empty bins -> the cap
+    values = np.maximum(-damping * free_energy_kT, -cap_kT)
+    if smoothing_bins > 0:
+        values = gaussian_filter1d(values, smoothing_bins, mode="nearest")
+    values = (values - values.max()) * kT
+    return BiasGrid(chi_min, chi_max, values)
+
+
+def bias_force(
+    features: Sequence, bias: Bias, force_group: int = DEFAULT_FORCE_GROUP
+) -> "openmm.CustomCVForce":  # noqa: F821
+    """The OpenMM force of a bias: ``table(clamp(chi))`` over the features' own forces.
+
+    Parameters
+    ----------
+    features : sequence of rave.features.Feature
+        One per coefficient, each providing ``openmm_force()`` whose energy is the feature.
+    bias : Bias
+    force_group : int
+        The force group (0-31) that holds the bias alone, so its energy can be read alone.
+
+    Returns
+    -------
+    openmm.CustomCVForce
+        Update it in place for a new round with :func:`update_bias_force`.
+    """
+    import openmm
+
+    if len(features) != bias.coefficients.size:
+        raise ValueError(
+            f"the bias has {bias.coefficients.size} coefficients but {len(features)} features "
+            f"were given"
+        )
+    if not 0 <= force_group <= 31:
+        raise ValueError(f"force_group must be in 0..31. You supplied {force_group}")
+    terms = " + ".join(f"{_coefficient_parameter(i)}*f{i}" for i in range(len(features)))
+    force = openmm.CustomCVForce(
+        f"{_TABLE}(max({_CHI_MIN}, min({_CHI_MAX}, chi))); chi = {terms}"
+    )
+    for i, feature in enumerate(features):
+        force.addCollectiveVariable(f"f{i}", feature.openmm_force())
+        force.addGlobalParameter(_coefficient_parameter(i), float(bias.coefficients[i]))
+    lo, hi = bias.grid.clamp_bounds
+    force.addGlobalParameter(_CHI_MIN, lo)
+    force.addGlobalParameter(_CHI_MAX, hi)
+    force.addTabulatedFunction(
+        _TABLE,
+        openmm.Continuous1DFunction(
+            list(map(float, bias.grid.values_kjmol)), bias.grid.chi_min, bias.grid.chi_max
+        ),
+    )
+    force.setForceGroup(force_group)
+    force.setName("RAVE bias")
+    return force
+
+
+def update_bias_force(force, context, bias: Bias) -> None:
+    """Put a new bias into an existing force and its Context, without a new Context."""
+    n = force.getNumCollectiveVariables()
+    if bias.coefficients.size != n:
+        raise ValueError(
+            f"the new bias has {bias.coefficients.size} coefficients; the force has {n} features"
+        )
+    values = {_coefficient_parameter(i): float(c) for i, c in enumerate(bias.coefficients)}
+    values[_CHI_MIN], values[_CHI_MAX] = bias.grid.clamp_bounds
+    for index in range(force.getNumGlobalParameters()):
+        name = force.getGlobalParameterName(index)
+        if name in values:
+            force.setGlobalParameterDefaultValue(index, values[name])
+    for name, value in values.items():
+        context.setParameter(name, value)
+    for index in range(force.getNumTabulatedFunctions()):
+        if force.getTabulatedFunctionName(index) == _TABLE:
+            force.getTabulatedFunction(index).setFunctionParameters(
+                list(map(float, bias.grid.values_kjmol)), bias.grid.chi_min, bias.grid.chi_max
+            )
+    force.updateParametersInContext(context)

@@ -1,0 +1,67 @@
+"""Command line: ``rave run CONFIG.toml [--workdir DIR] [--rounds N]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError, load_config
+from .store import WorkdirError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .campaign import Campaign
+    from .engine import MDError
+
+    overrides = {}
+    if args.rounds is not None:
+        overrides["sampling.rounds"] = args.rounds
+    config = load_config(args.config, overrides)
+    workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.config).stem
+    try:
+        summary = Campaign(config, workdir).run()
+    except MDError as error:
+        print(f"rave: MD failed: {error}. Frames of finished rounds are kept in {workdir}",
+              file=sys.stderr)
+        return 1
+    last = summary["rounds"][-1]
+    print(f"\n{len(summary['rounds'])} rounds, converged: {summary['converged']}")
+    print(f"final RC: chi = " + " + ".join(
+        f"{c:+.4f}*{n}" for c, n in zip(last["coefficients"], summary["feature_names"],
+                                        strict=True)))
+    print(f"results in {workdir}/ (summary.json, free_energy.csv, free_energy.png, round_*/)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rave",
+        description="RAVE enhanced sampling: iterative VAE-learned reaction coordinates and "
+                    "kT ln P biases in OpenMM.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a RAVE campaign from a TOML config")
+    run.add_argument("config", help="campaign TOML file (see workflows/*.toml)")
+    run.add_argument("--workdir", help="output directory (default: runs/<config name>); "
+                                        "refused if it already holds a campaign")
+    run.add_argument("--rounds", type=int, help="override [sampling] rounds")
+    run.add_argument("-q", "--quiet", action="store_true", help="no log on the terminal")
+    args = parser.parse_args(argv)
+    if not args.quiet:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        if args.command == "run":
+            return _run(args)
+    except (ConfigError, WorkdirError, ValueError) as error:
+        print(f"rave: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+

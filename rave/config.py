@@ -1,0 +1,376 @@
+"""Campaign configuration: TOML in, typed dataclasses out, clear errors for bad input.
+
+Every key has a documented default except ``[system] kind`` (and ``expression`` for
+``kind = "expression"``). Units: temperature in K, time step in ps, friction in 1/ps, energies
+in kT where the key says ``_kT``.
+
+Example::
+
+    [system]
+    kind = "expression"          # also "three_state", "rotated_double_well"
+    expression = "..."           # OpenMM energy expression of x, y (nm) in kJ/mol
+    temperature = 300.0          # K
+    [sampling]
+    rounds = 4
+    steps_per_round = 200000
+    seed = 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SYSTEM_KINDS = ("three_state", "rotated_double_well", "expression")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """``[system]``: what is simulated.
+
+    kind : "three_state", "rotated_double_well" or "expression" (required)
+    expression : OpenMM energy expression of x, y in nm, kJ/mol (required for "expression")
+    temperature : K (300.0)
+    start : [x, y] nm starting point of round 0 (the system's own default: a minimum)
+    extent : [[xmin, xmax], [ymin, ymax]] nm, region for quadrature and plots (system default)
+    angle_deg, barrier_kT : rotated double well: angle of the slow direction from x, barrier
+    """
+
+    kind: str
+    expression: str | None = None
+    temperature: float = 300.0
+    start: list[float] | None = None
+    extent: list[list[float]] | None = None
+    angle_deg: float | None = None
+    barrier_kT: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SYSTEM_KINDS:
+            raise ConfigError(
+                f"system.kind must be one of {', '.join(map(repr, SYSTEM_KINDS))}. "
+                f"You supplied {self.kind!r}"
+            )
+        if self.kind == "expression" and not self.expression:
+            raise ConfigError(
+                'system.expression is required when system.kind = "expression": give an OpenMM '
+                'energy expression of x and y in kJ/mol, e.g. expression = "5*(x^2-1)^2 + 10*y^2"'
+            )
+        if self.kind != "expression" and self.expression is not None:
+            raise ConfigError(
+                f"system.expression is only used with kind = \"expression\"; kind is "
+                f"{self.kind!r}. Remove the expression or set kind = \"expression\""
+            )
+        _positive("system.temperature", self.temperature)
+        if self.start is not None and len(self.start) != 2:
+            raise ConfigError(f"system.start must be [x, y] in nm. You supplied {self.start}")
+        if self.extent is not None and (
+            len(self.extent) != 2 or any(len(r) != 2 or r[1] <= r[0] for r in self.extent)
+        ):
+            raise ConfigError(
+                f"system.extent must be [[xmin, xmax], [ymin, ymax]] with max > min. "
+                f"You supplied {self.extent}"
+            )
+        if self.kind != "rotated_double_well":
+            for key in ("angle_deg", "barrier_kT"):
+                if getattr(self, key) is not None:
+                    raise ConfigError(
+                        f"system.{key} only applies to kind = \"rotated_double_well\""
+                    )
+        if self.barrier_kT is not None:
+            _positive("system.barrier_kT", self.barrier_kT)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """``[sampling]``: the MD of each round.
+
+    rounds : MD rounds including the unbiased round 0 (4)
+    steps_per_round : MD steps per round (200000)
+    seed : seeds MD, VAE training and direction search (1)
+    report_interval : steps between recorded frames (100)
+    timestep : ps (the system's default)
+    friction : 1/ps, Langevin collision rate (the system's default)
+    platform : "auto", "Reference", "CPU", "CUDA", "OpenCL" ("auto": Reference for a few
+        particles, where it is fastest, else the fastest available)
+    """
+
+    rounds: int = 4
+    steps_per_round: int = 200000
+    seed: int = 1
+    report_interval: int = 100
+    timestep: float | None = None
+    friction: float | None = None
+    platform: str = "auto"
+
+    def __post_init__(self) -> None:
+        _at_least("sampling.rounds", self.rounds, 1)
+        _at_least("sampling.report_interval", self.report_interval, 1)
+        _at_least("sampling.steps_per_round", self.steps_per_round, self.report_interval)
+        if self.steps_per_round // self.report_interval < 10:
+            raise ConfigError(
+                f"sampling.steps_per_round / sampling.report_interval gives "
+                f"{self.steps_per_round // self.report_interval} frames per round; at least 10 "
+                f"are needed. Raise steps_per_round or lower report_interval"
+            )
+        if self.seed < 0:
+            raise ConfigError(f"sampling.seed must be >= 0. You supplied {self.seed}")
+        if self.timestep is not None:
+            _positive("sampling.timestep", self.timestep)
+        if self.friction is not None:
+            _positive("sampling.friction", self.friction)
+        allowed = ("auto", "Reference", "CPU", "CUDA", "OpenCL")
+        if self.platform not in allowed:
+            raise ConfigError(
+                f"sampling.platform must be one of {', '.join(map(repr, allowed))}. "
+                f"You supplied {self.platform!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[vae]`` keys beyond the network's own (see rave.vae.VAEConfig for those).
+
+    models : VAEs trained per round with different seeds; spurious ones are dropped (3)
+    """
+
+    models: int = 3
+
+    def __post_init__(self) -> None:
+        _at_least("vae.models", self.models, 1)
+
+
+@dataclass(frozen=True)
+class CoordinateConfig:
+    """``[coordinate]``: the linear RC chosen by KL matching.
+
+    bins : histogram bins of the KL divergence (50)
+    kl_threshold : a model whose best KL exceeds this is spurious and dropped (0.5)
+    """
+
+    bins: int = 50
+    kl_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        _at_least("coordinate.bins", self.bins, 5)
+        _positive("coordinate.kl_threshold", self.kl_threshold)
+
+
+@dataclass(frozen=True)
+class BiasConfig:
+    """``[bias]``: V(chi) = damping * kT ln P(chi), see rave.bias.build_bias_grid.
+
+    grid_points : 128;  padding : fraction of the sampled range added each side (0.25)
+    cap_kT : V >= -cap_kT kT (8.0);  smoothing_bins : Gaussian sigma in grid spacings (2.0)
+    damping : fraction of -F biased, (0, 1] (1.0);  force_group : 0..31 (30)
+    """
+
+    grid_points: int = 128
+    padding: float = 0.25
+    cap_kT: float = 8.0
+    smoothing_bins: float = 2.0
+    damping: float = 1.0
+    force_group: int = 30
+
+    def __post_init__(self) -> None:
+        _at_least("bias.grid_points", self.grid_points, 8)
+        if self.padding < 0:
+            raise ConfigError(f"bias.padding must be >= 0. You supplied {self.padding}")
+        _positive("bias.cap_kT", self.cap_kT)
+        if self.smoothing_bins < 0:
+            raise ConfigError(f"bias.smoothing_bins must be >= 0. You supplied "
+                              f"{self.smoothing_bins}")
+        if not 0 < self.damping <= 1:
+            raise ConfigError(f"bias.damping must be in (0, 1]. You supplied {self.damping}")
+        if not 0 <= self.force_group <= 31:
+            raise ConfigError(f"bias.force_group must be in 0..31. You supplied "
+                              f"{self.force_group}")
+
+
+@dataclass(frozen=True)
+class ConvergenceConfig:
+    """``[convergence]``: when to stop before ``sampling.rounds``.
+
+    angle_deg : RC direction change between rounds below this (5.0)
+    free_energy_kT : RMS change of F(chi) where F < profile_max_kT below this (0.5)
+    profile_max_kT : region of F(chi) compared (5.0)
+    min_rounds : never stop before this many MD rounds (3)
+    """
+
+    angle_deg: float = 5.0
+    free_energy_kT: float = 0.5
+    profile_max_kT: float = 5.0
+    min_rounds: int = 3
+
+    def __post_init__(self) -> None:
+        _positive("convergence.angle_deg", self.angle_deg)
+        _positive("convergence.free_energy_kT", self.free_energy_kT)
+        _positive("convergence.profile_max_kT", self.profile_max_kT)
+        _at_least("convergence.min_rounds", self.min_rounds, 2)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """``[output]``: figures : a PNG per round and a final one (true);  progress : bars (true)"""
+
+    figures: bool = True
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    system: SystemConfig
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    vae: dict = field(default_factory=dict)  # keyword arguments of rave.vae.VAEConfig
+    models: ModelConfig = field(default_factory=ModelConfig)
+    coordinate: CoordinateConfig = field(default_factory=CoordinateConfig)
+    bias: BiasConfig = field(default_factory=BiasConfig)
+    convergence: ConvergenceConfig = field(default_factory=ConvergenceConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def vae_config(self):
+        """The rave.vae.VAEConfig of this campaign (imports torch)."""
+        from .vae import VAEConfig
+
+        try:
+            return VAEConfig(**_tuples(self.vae))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"[vae]: {error}") from error
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["vae"] = {**self.vae, "models": self.models.models}
+        del data["models"]
+        return data
+
+
+_SECTIONS = {
+    "system": SystemConfig,
+    "sampling": SamplingConfig,
+    "coordinate": CoordinateConfig,
+    "bias": BiasConfig,
+    "convergence": ConvergenceConfig,
+    "output": OutputConfig,
+}
+
+
+def _positive(key: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{key} must be a finite number > 0. You supplied {value}")
+
+
+def _at_least(key: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}. You supplied {value}")
+
+
+def _tuples(values: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    """Check a TOML value against a dataclass field annotation; ints pass as floats."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {"list": list, "dict": dict})  # noqa: S307 - own annotations
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _check_type(key, value, options[0])
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list. You supplied {value!r}")
+        (inner,) = typing.get_args(annotation)
+        return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number. You supplied {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer. You supplied {value!r}")
+        return value
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false. You supplied {value!r}")
+    if annotation is str and not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string. You supplied {value!r}")
+    return value
+
+
+def _section(name: str, cls: type, values: Any):
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] must be a table. You supplied {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in [{name}]: {', '.join(unknown)}. Allowed: {', '.join(fields)}"
+        )
+    checked = {k: _check_type(f"{name}.{k}", v, fields[k].type) for k, v in values.items()}
+    try:
+        return cls(**checked)
+    except TypeError as error:  # a required key is missing
+        missing = [f for f, spec in fields.items() if f not in checked
+                   and spec.default is dataclasses.MISSING]
+        raise ConfigError(f"[{name}] is missing required key(s): {', '.join(missing)}") from error
+
+
+def _vae_section(values: Any) -> tuple[dict, ModelConfig]:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[vae] must be a table. You supplied {values!r}")
+    values = dict(values)
+    models = _section("vae", ModelConfig, {"models": values.pop("models")}
+                      if "models" in values else {})
+    from .vae import VAEConfig
+
+    fields = {f.name: f for f in dataclasses.fields(VAEConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in [vae]: {', '.join(unknown)}. Allowed: models, {', '.join(fields)}"
+        )
+    try:
+        VAEConfig(**_tuples(values))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"[vae]: {error}") from error
+    return values, models
+
+
+def config_from_dict(data: dict) -> Config:
+    """Build and validate a Config from a parsed TOML document."""
+    known = set(_SECTIONS) | {"vae"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s): {', '.join(f'[{u}]' for u in unknown)}. "
+            f"Allowed: {', '.join(f'[{k}]' for k in sorted(known))}"
+        )
+    if "system" not in data:
+        raise ConfigError('the [system] section is required, e.g. [system] kind = "three_state"')
+    sections = {name: _section(name, cls, data[name])
+                for name, cls in _SECTIONS.items() if name in data}
+    vae, models = _vae_section(data.get("vae", {}))
+    return Config(**sections, vae=vae, models=models)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> Config:
+    """Read a campaign TOML file; ``overrides`` maps "section.key" to a value (CLI flags)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".")
+        data.setdefault(section, {})[key] = value
+    return config_from_dict(data)

@@ -1,0 +1,169 @@
+"""The bias: grid construction, numpy spline == OpenMM energy, clamping, in-place updates."""
+
+import numpy as np
+import openmm
+import pytest
+
+from rave.bias import Bias, BiasGrid, bias_force, build_bias_grid, update_bias_force
+from rave.features import Position
+
+#: numpy vs OpenMM Reference (double precision) bias energy, kJ/mol
+ENERGY_TOL_KJMOL = 1e-6
+KT = 2.494  # kJ/mol, about 300 K
+
+
+def _context(bias: Bias, n_particles: int = 1):
+    system = openmm.System()
+    for _ in range(n_particles):
+        system.addParticle(1.0)
+    features = [Position(0, "x", name="x"), Position(0, "y", name="y")]
+    force = bias_force(features, bias, force_group=5)
+    system.addForce(force)
+    integrator = openmm.VerletIntegrator(0.001)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    context._keep_alive = (system, integrator)  # OpenMM aborts if the integrator is collected
+    return context, force
+
+
+def _openmm_energies(context, points: np.ndarray) -> np.ndarray:
+    energies = []
+    for x, y in points:
+        context.setPositions([[x, y, 0.0]])
+        state = context.getState(getEnergy=True, groups={5})
+        energies.append(state.getPotentialEnergy().value_in_unit(
+            openmm.unit.kilojoule_per_mole))
+    return np.array(energies)
+
+
+def _example_bias(seed: int = 0) -> Bias:
+    rng = np.random.default_rng(seed)
+    chi = np.concatenate([rng.normal(-1.0, 0.3, 4000), rng.normal(0.8, 0.2, 1500)])
+    grid = build_bias_grid(chi, None, KT, n_points=64, cap_kT=6.0)
+    c = np.array([np.cos(0.6), np.sin(0.6)])
+    return Bias(c, grid)
+
+
+def test_numpy_bias_equals_openmm_inside_at_and_beyond_grid_edges():
+    bias = _example_bias()
+    context, _ = _context(bias)
+    c = bias.coefficients
+    lo, hi = bias.grid.chi_min, bias.grid.chi_max
+    # chi values inside, exactly at both edges, and far beyond both edges
+    chis = np.concatenate([np.linspace(lo, hi, 37), [lo, hi, lo - 0.5, hi + 0.5, lo - 5, hi + 7]])
+    perpendicular = np.array([-c[1], c[0]])
+    offsets = np.random.default_rng(1).normal(0, 0.4, len(chis))
+    points = chis[:, None] * c + offsets[:, None] * perpendicular
+    expected = bias.energy(points)
+    np.testing.assert_allclose(_openmm_energies(context, points), expected, atol=ENERGY_TOL_KJMOL)
+
+
+def test_bias_is_clamped_outside_grid():
+    bias = _example_bias()
+    grid = bias.grid
+    assert grid(grid.chi_min - 3.0) == pytest.approx(grid.values_kjmol[0], abs=1e-12)
+    assert grid(grid.chi_max + 3.0) == pytest.approx(grid.values_kjmol[-1], abs=1e-12)
+    # the energy never falls to zero past the edges (OpenMM's table alone would)
+    context, _ = _context(bias)
+    far = np.array([[100.0 * bias.coefficients[0], 100.0 * bias.coefficients[1]]])
+    assert _openmm_energies(context, far)[0] == pytest.approx(grid.values_kjmol[-1],
+                                                              abs=ENERGY_TOL_KJMOL)
+    assert grid.values_kjmol[-1] < -1.0  # the padded edge sits at the cap, far from zero
+
+
+def test_openmm_force_matches_numpy_derivative():
+    bias = _example_bias()
+    context, _ = _context(bias)
+    c = bias.coefficients
+    for chi in np.linspace(bias.grid.chi_min + 0.05, bias.grid.chi_max - 0.05, 9):
+        context.setPositions([[chi * c[0], chi * c[1], 0.0]])
+        force = context.getState(getForces=True, groups={5}).getForces(asNumpy=True)._value[0]
+        expected = -bias.grid.derivative(chi) * c
+        np.testing.assert_allclose(force[:2], expected, atol=1e-5)
+
+
+def test_built_bias_is_kT_ln_p_shifted_to_zero_and_capped():
+    rng = np.random.default_rng(3)
+    chi = rng.normal(0.0, 1.0, 200_000)
+    cap = 5.0
+    grid = build_bias_grid(chi, None, KT, n_points=101, padding=0.25, cap_kT=cap,
+                           smoothing_bins=0.0)
+    assert grid.values_kjmol.max() == pytest.approx(0.0, abs=1e-12)
+    assert grid.values_kjmol.min() >= -cap * KT - 1e-9
+    # in the well-sampled core V/kT = ln p(chi) - ln p(0) = -chi^2/2 for a unit Gaussian
+    core = np.abs(grid.grid) < 1.5
+    exact = -0.5 * grid.grid[core] ** 2
+    measured = grid.values_kjmol[core] / KT
+    # tolerance: histogram noise of 200k samples in bins of ~0.06 and the binning bias
+    np.testing.assert_allclose(measured - measured.max(), exact - exact.max(), atol=0.12)
+    # the padded region beyond the samples is at the cap
+    assert grid.values_kjmol[0] == pytest.approx(-cap * KT)
+    assert grid.chi_min < chi.min() and grid.chi_max > chi.max()
+
+
+def test_log_weights_reweight_the_bias():
+    # frames uniform in [0, 1], weighted by exp(-chi / 0.2): the bias must follow ln w
+    rng = np.random.default_rng(4)
+    chi = rng.uniform(0, 1, 400_000)
+    log_w = -chi / 0.2
+    grid = build_bias_grid(chi, log_w, KT, n_points=51, padding=0.0, cap_kT=20,
+                           smoothing_bins=0.0)
+    inner = slice(3, -3)
+    slope = np.polyfit(grid.grid[inner], grid.values_kjmol[inner] / KT, 1)[0]
+    assert slope == pytest.approx(-1 / 0.2, rel=0.03)
+
+
+def test_damping_scales_the_bias():
+    rng = np.random.default_rng(5)
+    chi = rng.normal(0.0, 1.0, 100_000)
+    full = build_bias_grid(chi, None, KT, cap_kT=100, smoothing_bins=0, padding=0)
+    half = build_bias_grid(chi, None, KT, cap_kT=100, smoothing_bins=0, padding=0, damping=0.5)
+    sampled = full.values_kjmol > -100 * KT + 1e-6  # empty bins sit at the cap in both
+    assert sampled.sum() > 100
+    np.testing.assert_allclose(half.values_kjmol[sampled], 0.5 * full.values_kjmol[sampled],
+                               atol=1e-9)
+    assert np.all(half.values_kjmol[~sampled] == pytest.approx(-100 * KT))
+
+
+def test_update_in_place_changes_openmm_energy_without_new_context():
+    first = _example_bias(0)
+    context, force = _context(first)
+    rng = np.random.default_rng(7)
+    second = Bias(np.array([0.0, 1.0]),
+                  build_bias_grid(rng.normal(0.3, 0.5, 3000), None, KT, n_points=90))
+    update_bias_force(force, context, second)
+    points = rng.normal(0, 1.0, (12, 2))
+    np.testing.assert_allclose(_openmm_energies(context, points), second.energy(points),
+                               atol=ENERGY_TOL_KJMOL)
+
+
+def test_bias_round_trips_through_dict():
+    bias = _example_bias()
+    again = Bias.from_dict(bias.to_dict())
+    x = np.linspace(-4, 4, 50)
+    np.testing.assert_array_equal(again.grid(x), bias.grid(x))
+    np.testing.assert_array_equal(again.coefficients, bias.coefficients)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"chi": np.array([])}, "chi is empty"),
+        ({"chi": np.array([1.0, np.nan])}, "NaN/inf"),
+        ({"chi": np.ones(10)}, "no spread"),
+        ({"damping": 1.5}, r"damping must be in \(0, 1\]"),
+        ({"cap_kT": 0.0}, "cap_kT must be > 0"),
+        ({"log_weights": np.zeros(3)}, "log_weights must be shape"),
+    ],
+)
+def test_bad_bias_input_is_refused(kwargs, message):
+    args = {"chi": np.linspace(0, 1, 10), "log_weights": None, "kT": KT}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        build_bias_grid(args.pop("chi"), args.pop("log_weights"), args.pop("kT"), **args)
+
+
+def test_grid_refuses_bad_values():
+    with pytest.raises(ValueError, match="chi_max must be > chi_min"):
+        BiasGrid(1.0, 0.0, np.zeros(5))
+    with pytest.raises(ValueError, match="finite"):
+        BiasGrid(0.0, 1.0, np.array([0.0, np.inf, 0.0]))
