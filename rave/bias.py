@@ -256,10 +256,35 @@ def build_bias_grid(
     return BiasGrid(chi_min, chi_max, values)
 
 
+def _compound_terms(features: Sequence) -> tuple[list[int], list[str]] | None:
+    """Particles and per-feature Lepton expressions for a CustomCompoundBondForce, when every
+    feature is a function of single particles' coordinates (no centroids, no pair sums)."""
+    particles: list[int] = []
+    terms: list[str] = []
+
+    def label(index: int) -> int:
+        if index not in particles:
+            particles.append(index)
+        return particles.index(index) + 1
+
+    for feature in features:
+        if getattr(feature, "kind", None) == "position" and len(feature.atoms) == 1:
+            terms.append(f"{feature.axis}{label(feature.atoms[0])}")
+        else:
+            return None
+    return particles, terms
+
+
 def bias_force(
     features: Sequence, bias: Bias, force_group: int = DEFAULT_FORCE_GROUP
-) -> "openmm.CustomCVForce":  # noqa: F821
-    """The OpenMM force of a bias: ``table(clamp(chi))`` over the features' own forces.
+) -> "openmm.Force":  # noqa: F821
+    """The OpenMM force of a bias: ``table(clamp(chi))``, chi = sum_i c_i s_i.
+
+    When every feature is a coordinate of a single particle, the bias is one
+    ``CustomCompoundBondForce`` over those particles (cheap: no inner Context). Otherwise it is a
+    ``CustomCVForce`` over the features' own forces. Either way the tabulated function is a
+    ``Continuous1DFunction`` of the clamped argument, the coefficients and clamp bounds are
+    global parameters, and :func:`update_bias_force` changes them in place.
 
     Parameters
     ----------
@@ -268,11 +293,6 @@ def bias_force(
     bias : Bias
     force_group : int
         The force group (0-31) that holds the bias alone, so its energy can be read alone.
-
-    Returns
-    -------
-    openmm.CustomCVForce
-        Update it in place for a new round with :func:`update_bias_force`.
     """
     import openmm
 
@@ -283,13 +303,19 @@ def bias_force(
         )
     if not 0 <= force_group <= 31:
         raise ValueError(f"force_group must be in 0..31. You supplied {force_group}")
-    terms = " + ".join(f"{_coefficient_parameter(i)}*f{i}" for i in range(len(features)))
-    force = openmm.CustomCVForce(
-        f"{_TABLE}(max({_CHI_MIN}, min({_CHI_MAX}, chi))); chi = {terms}"
-    )
-    for i, feature in enumerate(features):
-        force.addCollectiveVariable(f"f{i}", feature.openmm_force())
-        force.addGlobalParameter(_coefficient_parameter(i), float(bias.coefficients[i]))
+    compound = _compound_terms(features)
+    variables = compound[1] if compound else [f"f{i}" for i in range(len(features))]
+    chi = " + ".join(f"{_coefficient_parameter(i)}*{v}" for i, v in enumerate(variables))
+    expression = f"{_TABLE}(max({_CHI_MIN}, min({_CHI_MAX}, chi))); chi = {chi}"
+    if compound:
+        force = openmm.CustomCompoundBondForce(len(compound[0]), expression)
+        force.addBond(compound[0], [])
+    else:
+        force = openmm.CustomCVForce(expression)
+        for i, feature in enumerate(features):
+            force.addCollectiveVariable(f"f{i}", feature.openmm_force())
+    for i, c in enumerate(bias.coefficients):
+        force.addGlobalParameter(_coefficient_parameter(i), float(c))
     lo, hi = bias.grid.clamp_bounds
     force.addGlobalParameter(_CHI_MIN, lo)
     force.addGlobalParameter(_CHI_MAX, hi)
@@ -306,7 +332,9 @@ def bias_force(
 
 def update_bias_force(force, context, bias: Bias) -> None:
     """Put a new bias into an existing force and its Context, without a new Context."""
-    n = force.getNumCollectiveVariables()
+    n = sum(force.getGlobalParameterName(i).startswith("rave_c") and
+            force.getGlobalParameterName(i)[6:].isdigit()
+            for i in range(force.getNumGlobalParameters()))
     if bias.coefficients.size != n:
         raise ValueError(
             f"the new bias has {bias.coefficients.size} coefficients; the force has {n} features"

@@ -1,0 +1,64 @@
+"""Config: defaults, fixed key names, clear errors for bad input."""
+
+import pytest
+
+from rave.config import Config, ConfigError, config_from_dict, load_config
+
+
+def test_minimal_config_fills_documented_defaults():
+    config = config_from_dict({"system": {"kind": "three_state"}})
+    assert isinstance(config, Config)
+    assert config.system.temperature == 300.0
+    assert config.sampling.rounds == 4
+    assert config.sampling.steps_per_round == 200000
+    assert config.sampling.seed == 1
+    assert config.models.models == 3
+    vae = config.vae_config()
+    assert tuple(vae.hidden) == (512, 512, 512)
+
+
+def test_fixed_key_names_from_the_issue_are_accepted(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[system]\nkind = "expression"\nexpression = "5*(x^2-1)^2 + 10*y^2"\n'
+        "temperature = 300.0\n[sampling]\nrounds = 4\nsteps_per_round = 200000\nseed = 1\n"
+    )
+    config = load_config(path, {"sampling.rounds": 2})
+    assert config.system.expression == "5*(x^2-1)^2 + 10*y^2"
+    assert config.sampling.rounds == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"system": {"kind": "three_state", "colour": 1}}, r"unknown key\(s\) in \[system\]: colour"),
+        ({"system": {"kind": "three_state"}, "extra": {}}, r"unknown section\(s\): \[extra\]"),
+        ({"system": {"kind": "banana"}}, "system.kind must be one of"),
+        ({"system": {"kind": "expression"}}, "system.expression is required"),
+        ({"system": {"kind": "three_state", "temperature": "hot"}},
+         "system.temperature must be a number"),
+        ({"system": {"kind": "three_state", "temperature": -5.0}},
+         "system.temperature must be a finite number > 0"),
+        ({"system": {"kind": "three_state"}, "sampling": {"rounds": 2.5}},
+         "sampling.rounds must be an integer"),
+        ({"system": {"kind": "three_state"}, "sampling": {"steps_per_round": 500}},
+         "frames per round"),
+        ({"system": {"kind": "three_state"}, "vae": {"beta": -1.0}}, r"\[vae\]"),
+        ({"system": {"kind": "three_state"}, "vae": {"depth": 3}}, r"unknown key\(s\) in \[vae\]"),
+        ({"system": {"kind": "three_state"}, "bias": {"damping": 2.0}}, "bias.damping"),
+        ({}, r"the \[system\] section is required"),
+        ({"system": {}}, r"\[system\] is missing required key\(s\): kind"),
+    ],
+)
+def test_bad_config_is_refused_with_a_message_naming_the_problem(data, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data)
+
+
+def test_invalid_toml_and_missing_file_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[system\nkind=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
