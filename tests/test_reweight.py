@@ -1,0 +1,340 @@
+"""Tests of rave.reweight against exact answers for a 1-D double well sampled exactly."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from rave import reweight
+from rave.reweight import (
+    ReweightResult,
+    effective_sample_size,
+    free_energy_profile,
+    free_energy_uncertainty,
+    mbar_reweight,
+    single_round_log_weights,
+)
+
+# ---- the exactly solvable test system --------------------------------------------------------
+# A 1-D double well U/kT = 5 (x^2 - 1)^2 (barrier 5 kT) discretised on N_CELLS cells; round k
+# draws frames exactly (numpy, no MD) from p_k(x) ~ exp(-U/kT - V_k/kT) on those cells.
+N_CELLS = 2000
+CELLS_PER_BIN = 40  # bins are whole numbers of cells, so the exact F per bin is a plain sum
+X = np.linspace(-2.5, 2.5, N_CELLS)
+U_RED = 5.0 * (X**2 - 1.0) ** 2
+REDUCED_BIASES = np.array(
+    [
+        np.zeros(N_CELLS),  # round 0: unbiased
+        -4.0 * (X**2 - 1.0) ** 2,  # round 1: flattens the barrier to 1 kT
+        3.0 * X,  # round 2: a tilt that pushes to the left well
+    ]
+)
+FRAMES_PER_ROUND = (5000, 5000, 5000)
+EDGES = np.concatenate([X[::CELLS_PER_BIN] - 0.5 * (X[1] - X[0]), [X[-1] + 0.5 * (X[1] - X[0])]])
+F_MAX_COMPARED = 6.0  # kT: compare bins whose exact F is below this (all rounds visit them)
+
+N_SIGMA = 4.0  # statistical checks: allowed deviation in units of the sampling standard deviation
+N_REPLICATES = 24  # independent data sets used to measure that standard deviation
+ROUND_OFF = 1e-9  # dimensionless (kT or log-weight): agreement of two exact computations
+SOLVER_AGREEMENT = 1e-6  # kT: two converged MBAR solvers agree to this
+
+
+def _exact_bin_free_energy() -> np.ndarray:
+    log_p = -U_RED - logsumexp(-U_RED)
+    f = -logsumexp(log_p.reshape(-1, CELLS_PER_BIN), axis=1)
+    return f - f.min()
+
+
+def _exact_round_free_energies() -> np.ndarray:
+    """f_k = -ln(Z_k / Z_0) by quadrature (a sum over the cells)."""
+    log_z = logsumexp(-U_RED[None, :] - REDUCED_BIASES, axis=1)
+    return -(log_z - log_z[0])
+
+
+def _sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact draws from every round; returns (cell index of each frame, reduced_bias (K, n))."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    for v, n in zip(REDUCED_BIASES, FRAMES_PER_ROUND, strict=True):
+        log_p = -U_RED - v
+        p = np.exp(log_p - logsumexp(log_p))
+        cells.append(rng.choice(N_CELLS, size=n, p=p))
+    idx = np.concatenate(cells)
+    return idx, REDUCED_BIASES[:, idx]
+
+
+def _naive_log_weights(reduced_bias: np.ndarray) -> np.ndarray:
+    """exp(+V_k/kT) of each frame's own round, concatenated without per-round offsets."""
+    own = np.repeat(np.arange(len(FRAMES_PER_ROUND)), FRAMES_PER_ROUND)
+    return reduced_bias[own, np.arange(reduced_bias.shape[1])]
+
+
+def _aligned_error(log_weights: np.ndarray, idx: np.ndarray, compared: np.ndarray) -> np.ndarray:
+    """Estimated minus exact F on the compared bins, with the free additive constant removed."""
+    _, f = free_energy_profile(X[idx], log_weights, EDGES)
+    err = f[compared] - _exact_bin_free_energy()[compared]
+    return err - err.mean()
+
+
+@pytest.fixture(scope="module")
+def replicates() -> dict[str, np.ndarray]:
+    compared = _exact_bin_free_energy() < F_MAX_COMPARED
+    errors, f_ks, naive = [], [], []
+    for seed in range(N_REPLICATES):
+        idx, u = _sample(seed)
+        res = mbar_reweight(u, FRAMES_PER_ROUND)
+        errors.append(_aligned_error(res.log_weights, idx, compared))
+        f_ks.append(res.free_energies)
+        naive.append(_aligned_error(_naive_log_weights(u), idx, compared))
+    return {
+        "compared": compared,
+        "errors": np.array(errors),
+        "f_k": np.array(f_ks),
+        "naive_errors": np.array(naive),
+    }
+
+
+# ---- exact recovery ----------------------------------------------------------------------------
+
+
+def test_mbar_recovers_the_unbiased_free_energy_profile(replicates):
+    errors = replicates["errors"]
+    sigma = errors.std(axis=0, ddof=1)
+    centers = 0.5 * (EDGES[1:] + EDGES[:-1])[replicates["compared"]]
+    # one data set: every bin within N_SIGMA of the exact profile
+    bad = np.abs(errors[0]) > N_SIGMA * sigma
+    assert not bad.any(), (
+        f"bins at x={centers[bad]}: F error {errors[0][bad]} kT vs exact 0, sigma {sigma[bad]} kT"
+    )
+    # all data sets together: no systematic error beyond the standard error of the mean
+    mean = errors.mean(axis=0)
+    sem = sigma / np.sqrt(len(errors))
+    bad = np.abs(mean) > N_SIGMA * sem
+    assert not bad.any(), (
+        f"bins at x={centers[bad]}: mean F error {mean[bad]} kT vs exact 0, sem {sem[bad]} kT"
+    )
+
+
+def test_mbar_free_energies_match_quadrature(replicates):
+    f_k = replicates["f_k"]
+    exact = _exact_round_free_energies()
+    sigma = f_k.std(axis=0, ddof=1)
+    assert abs(f_k[0, 0]) < ROUND_OFF, f"f_0 = {f_k[0, 0]} for the unbiased round, expected 0"
+    dev = np.abs(f_k[0] - exact)
+    assert (dev[1:] <= N_SIGMA * sigma[1:]).all(), f"f_k = {f_k[0]}, exact {exact}, sigma {sigma}"
+
+
+def test_mbar_beats_naive_concatenation_of_per_round_weights(replicates):
+    rms_mbar = np.sqrt(np.mean(replicates["errors"] ** 2))
+    rms_naive = np.sqrt(np.mean(replicates["naive_errors"] ** 2))
+    print(
+        f"RMS F error over {N_REPLICATES} data sets: "
+        f"MBAR {rms_mbar:.3f} kT, naive {rms_naive:.3f} kT"
+    )
+    assert rms_mbar < rms_naive, f"MBAR {rms_mbar} kT is not better than naive {rms_naive} kT"
+
+
+def test_mbar_result_fields():
+    _, u = _sample(seed=100)
+    res = mbar_reweight(u, FRAMES_PER_ROUND)
+    assert isinstance(res, ReweightResult)
+    assert res.method == "mbar"
+    assert res.log_weights.shape == (u.shape[1],)
+    assert res.free_energies.shape == (3,)
+    assert abs(logsumexp(res.log_weights)) < ROUND_OFF
+    assert 1.0 <= res.effective_sample_size <= u.shape[1]
+    assert res.effective_sample_size == pytest.approx(effective_sample_size(res.log_weights))
+
+
+# ---- special cases -----------------------------------------------------------------------------
+
+
+def test_single_round_equals_single_round_weights():
+    rng = np.random.default_rng(1)
+    u = rng.normal(0.0, 3.0, size=500)
+    res = mbar_reweight(u[None, :], [500])
+    expected = single_round_log_weights(u)
+    assert res.method == "single-round"
+    np.testing.assert_allclose(res.log_weights, expected, atol=ROUND_OFF)
+    np.testing.assert_allclose(expected, u - logsumexp(u), atol=ROUND_OFF)
+    # f_0 = -ln <exp(-u)>_unbiased
+    assert res.free_energies[0] == pytest.approx(-logsumexp(expected - u), abs=ROUND_OFF)
+
+
+def test_two_rounds_with_the_same_bias_reduce_to_single_round_weights():
+    rng = np.random.default_rng(2)
+    u = rng.normal(0.0, 2.0, size=600)
+    res = mbar_reweight(np.vstack([u, u]), [250, 350])
+    np.testing.assert_allclose(res.log_weights, single_round_log_weights(u), atol=SOLVER_AGREEMENT)
+    np.testing.assert_allclose(res.free_energies[0], res.free_energies[1], atol=SOLVER_AGREEMENT)
+
+
+def test_constant_shift_of_a_round_bias_of_500_kT_shifts_only_its_free_energy():
+    idx, u = _sample(seed=3)
+    ref = mbar_reweight(u, FRAMES_PER_ROUND)
+    shift = np.array([0.0, 500.0, -500.0])
+    res = mbar_reweight(u + shift[:, None], FRAMES_PER_ROUND)
+    assert np.isfinite(res.log_weights).all() and np.isfinite(res.free_energies).all()
+    np.testing.assert_allclose(res.log_weights, ref.log_weights, atol=SOLVER_AGREEMENT)
+    np.testing.assert_allclose(res.free_energies, ref.free_energies + shift, atol=SOLVER_AGREEMENT)
+
+
+def test_biases_of_hundreds_of_kT_do_not_overflow():
+    rng = np.random.default_rng(4)
+    u = rng.uniform(-500.0, 500.0, size=(2, 300))
+    res = mbar_reweight(u, [150, 150])
+    assert np.isfinite(res.log_weights).all()
+    assert np.isfinite(res.free_energies).all()
+    assert abs(logsumexp(res.log_weights)) < ROUND_OFF
+    lw = single_round_log_weights(u[0])
+    assert np.isfinite(lw).all() and abs(logsumexp(lw)) < ROUND_OFF
+    assert 1.0 <= effective_sample_size(lw) < 2.0  # one frame dominates
+
+
+def test_empty_round_gets_a_free_energy_and_no_frames():
+    idx, u = _sample(seed=5)
+    extra = 2.0 * X[idx]  # a fourth bias that was never sampled
+    res = mbar_reweight(np.vstack([u, extra]), (*FRAMES_PER_ROUND, 0))
+    ref = mbar_reweight(u, FRAMES_PER_ROUND)
+    np.testing.assert_allclose(res.log_weights, ref.log_weights, atol=SOLVER_AGREEMENT)
+    assert res.free_energies[3] == pytest.approx(
+        -logsumexp(ref.log_weights - extra), abs=SOLVER_AGREEMENT
+    )
+
+
+def test_falls_back_to_own_solver_when_pymbar_fails(monkeypatch, caplog):
+    _, u = _sample(seed=6)
+    ref = mbar_reweight(u, FRAMES_PER_ROUND)
+
+    def broken(u_kn, n_k):
+        raise RuntimeError("simulated solver failure")
+
+    monkeypatch.setattr(reweight, "_solve_with_pymbar", broken)
+    with caplog.at_level(logging.WARNING, logger="rave.reweight"):
+        res = mbar_reweight(u, FRAMES_PER_ROUND)
+    assert res.method == "self-consistent"
+    assert "simulated solver failure" in caplog.text
+    np.testing.assert_allclose(res.log_weights, ref.log_weights, atol=SOLVER_AGREEMENT)
+    np.testing.assert_allclose(res.free_energies, ref.free_energies, atol=SOLVER_AGREEMENT)
+
+
+def test_falls_back_when_pymbar_answer_is_not_self_consistent(monkeypatch, caplog):
+    _, u = _sample(seed=7)
+    ref = mbar_reweight(u, FRAMES_PER_ROUND)
+    monkeypatch.setattr(reweight, "_solve_with_pymbar", lambda u_kn, n_k: np.array([0, 1.0, 1.0]))
+    with caplog.at_level(logging.WARNING, logger="rave.reweight"):
+        res = mbar_reweight(u, FRAMES_PER_ROUND)
+    assert res.method == "self-consistent"
+    assert "self-consistent equations" in caplog.text
+    np.testing.assert_allclose(res.free_energies, ref.free_energies, atol=SOLVER_AGREEMENT)
+
+
+def test_mbar_leaves_numpy_global_random_state_alone():
+    _, u = _sample(seed=8)
+    np.random.seed(123)
+    expected = np.random.random()
+    np.random.seed(123)
+    mbar_reweight(u, FRAMES_PER_ROUND)
+    assert np.random.random() == expected
+
+
+# ---- effective sample size ---------------------------------------------------------------------
+
+
+def test_effective_sample_size_is_n_for_uniform_weights():
+    assert effective_sample_size(np.full(1234, -7.0)) == pytest.approx(1234.0, rel=ROUND_OFF)
+
+
+def test_effective_sample_size_is_one_for_a_dominant_weight():
+    lw = np.full(1000, -1000.0)
+    lw[17] = 0.0
+    assert effective_sample_size(lw) == pytest.approx(1.0, rel=ROUND_OFF)
+
+
+def test_effective_sample_size_ignores_zero_weights():
+    assert effective_sample_size(np.array([0.0, 0.0, -np.inf])) == pytest.approx(2.0)
+
+
+# ---- free-energy profiles ----------------------------------------------------------------------
+
+
+def test_profile_is_inf_in_empty_bins_and_zero_at_minimum():
+    values = np.array([0.1, 0.2, 0.25, 2.5])
+    centers, f = free_energy_profile(values, None, np.array([0.0, 1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(centers, [0.5, 1.5, 2.5])
+    assert f[0] == 0.0 and np.isposinf(f[1])
+    assert f[2] == pytest.approx(np.log(3.0), abs=ROUND_OFF)
+
+
+def test_profile_in_kjmol_is_kT_times_profile_in_kT():
+    rng = np.random.default_rng(9)
+    values = rng.normal(size=2000)
+    lw = rng.normal(size=2000)
+    edges = np.linspace(-2, 2, 11)
+    _, f = free_energy_profile(values, lw, edges)
+    _, f_kj = free_energy_profile(values, lw, edges, kT=2.494)
+    np.testing.assert_allclose(f_kj, 2.494 * f, rtol=ROUND_OFF)
+
+
+def test_profile_density_normalises_by_bin_width():
+    values = np.linspace(0.0, 1.0, 4000, endpoint=False) + 1.0 / 8000  # uniform density
+    edges = np.array([0.0, 0.5, 0.75, 1.0])
+    _, f_density = free_energy_profile(values, None, edges)
+    _, f_prob = free_energy_profile(values, None, edges, density=False)
+    np.testing.assert_allclose(f_density, 0.0, atol=ROUND_OFF)
+    np.testing.assert_allclose(f_prob, [0.0, np.log(2.0), np.log(2.0)], atol=ROUND_OFF)
+
+
+def test_block_bootstrap_uncertainty_matches_multinomial_sigma():
+    # 10 equal-probability bins, independent frames: sigma(F_b) = sqrt((1 - p) / (n p))
+    rng = np.random.default_rng(10)
+    n, n_bins = 20000, 10
+    values = rng.uniform(0.0, 1.0, size=n)
+    sigma = free_energy_uncertainty(
+        values, None, np.linspace(0, 1, n_bins + 1), n_blocks=50, n_bootstrap=400, seed=0
+    )
+    p = 1.0 / n_bins
+    expected = np.sqrt((1 - p) / (n * p))
+    ratio = float(np.mean(sigma) / expected)
+    bootstrap_tolerance = 0.15  # relative: ~10 % noise per bin from 50 blocks, averaged over 10
+    assert abs(ratio - 1.0) < bootstrap_tolerance, (
+        f"bootstrap sigma {np.mean(sigma):.4f} kT vs expected {expected:.4f} kT"
+    )
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+
+def test_errors_name_the_problem():
+    u = np.zeros((2, 10))
+    with pytest.raises(ValueError, match=r"reduced_bias must be 2-D.*shape \(10,\)"):
+        mbar_reweight(np.zeros(10), [10])
+    with pytest.raises(ValueError, match=r"frames_per_round must sum to .* \(10\).*sums to 9"):
+        mbar_reweight(u, [4, 5])
+    with pytest.raises(ValueError, match=r"one entry per round \(2"):
+        mbar_reweight(u, [10])
+    with pytest.raises(ValueError, match=r"frames_per_round must be >= 0"):
+        mbar_reweight(u, [11, -1])
+    with pytest.raises(TypeError, match=r"frames_per_round must hold integers"):
+        mbar_reweight(u, [4.5, 5.5])
+    bad = u.copy()
+    bad[1, 3] = np.nan
+    with pytest.raises(ValueError, match=r"1 NaN or inf value\(s\) .*round\(s\) \[1\]"):
+        mbar_reweight(bad, [5, 5])
+    with pytest.raises(ValueError, match=r"log_weights contains 1 NaN"):
+        effective_sample_size(np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match=r"all -inf"):
+        effective_sample_size(np.array([-np.inf, -np.inf]))
+    with pytest.raises(ValueError, match=r"reduced_bias_of_own_round must be 1-D"):
+        single_round_log_weights(u)
+    with pytest.raises(ValueError, match=r"edges must be finite and strictly increasing"):
+        free_energy_profile(np.zeros(3), None, np.array([0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"log_weights must have the shape of values \(3,\)"):
+        free_energy_profile(np.zeros(3), np.zeros(4), np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"no frame with nonzero weight falls inside the edges"):
+        free_energy_profile(np.full(3, 5.0), None, np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"kT must be finite and > 0"):
+        free_energy_profile(np.zeros(3), None, np.array([-1.0, 1.0]), kT=-1.0)
