@@ -9,6 +9,7 @@ round r-1, and the bias for round r+1 is built from F(chi). The campaign stops a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -79,15 +80,11 @@ def build_model_potential(config: Config):
         overrides["start"] = tuple(system.start)
     if system.extent is not None:
         overrides["extent"] = tuple(tuple(r) for r in system.extent)
-    for key, value in overrides.items():
-        object.__setattr__(potential, key, value) if _frozen(potential) else setattr(
-            potential, key, value)
-    return potential
-
-
-def _frozen(obj) -> bool:
-    params = getattr(type(obj), "__dataclass_params__", None)
-    return bool(params and params.frozen)
+    try:
+        # replace() validates again (a finite energy at the new start, a sane extent)
+        return dataclasses.replace(potential, **overrides) if overrides else potential
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
 
 
 def profile_change_kT(
@@ -133,8 +130,6 @@ class Campaign:
     def _make_walker(self) -> Walker:
         sampling = self.config.sampling
         start = np.array(self.model_system.positions, dtype=float).reshape(-1, 3)
-        if self.config.system.start is not None:
-            start[0, :2] = self.config.system.start
         return Walker(
             self.model_system.system,
             start,
@@ -243,6 +238,7 @@ class Campaign:
         t0 = time.perf_counter()
         results, kls = [], []
         base_seed = cfg.sampling.seed * 1000 + index * 17
+        (folder / "models").mkdir(parents=True, exist_ok=True)
         for m in range(cfg.models.models):
             seed = base_seed + m
             model = VAEEstimator(self.vae_config, seed=seed).fit(
@@ -257,14 +253,12 @@ class Campaign:
             log.info("round %d: VAE seed %d, best KL %.4f, c = %s", index, seed,
                      result.kl_divergence, np.round(result.coefficients, 4).tolist())
         timings["train_and_rc"] = time.perf_counter() - t0
-        kept = select_models(results, cfg.coordinate.kl_threshold)
+        kept = [i for i in range(len(results)) if kls[i] <= cfg.coordinate.kl_threshold]
+        best = select_models(results, cfg.coordinate.kl_threshold, fallback_to_best=True)[0]
         if not kept:
-            best = int(np.argmin(kls))
             log.warning("round %d: every model's KL exceeds coordinate.kl_threshold = %g; "
                         "keeping the lowest (%.4f)", index, cfg.coordinate.kl_threshold,
                         kls[best])
-        else:
-            best = min(kept, key=lambda i: kls[i])
         chosen = results[best]
         c = np.asarray(chosen.coefficients, dtype=float)
         if self._previous_coefficients is not None:
@@ -354,7 +348,7 @@ class Campaign:
 
     def _write_final(self) -> None:
         last = store.round_dir(self.workdir, self.records[-1].index)
-        (self.workdir / "free_energy.csv").write_bytes((last / "free_energy.csv").read_bytes())
+        store.write_text(self.workdir / "free_energy.csv", (last / "free_energy.csv").read_text())
         if self.config.output.figures:
             from . import plots
 
