@@ -1,0 +1,111 @@
+"""End to end: a short RAVE campaign on the rotated double well, checked against quadrature."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from rave.campaign import Campaign
+from rave.cli import main
+from rave.config import ConfigError, config_from_dict
+from systems.model_potentials import rotated_double_well
+
+#: |cos| between the learned RC and the true slow direction (0.95 = within 18 degrees)
+MIN_ABS_COS = 0.95
+#: RMS error (kT) of F(chi) against quadrature where the exact F < 5 kT, after removing the
+#: mean offset (F is defined up to a constant)
+MAX_RMSE_KT = 0.5
+REGION_KT = 5.0
+
+CAMPAIGN = {
+    "system": {"kind": "rotated_double_well", "temperature": 300.0, "angle_deg": 35.0,
+               "barrier_kT": 6.0},
+    # 1 ns per round, a frame every 1.25 ps (about 10 basin decorrelation times)
+    "sampling": {"rounds": 4, "steps_per_round": 200000, "seed": 1, "report_interval": 100},
+    "vae": {"models": 2},
+    "output": {"progress": False},
+}
+
+
+@pytest.fixture(scope="module")
+def finished_campaign(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("campaign") / "rdw"
+    summary = Campaign(config_from_dict(CAMPAIGN), workdir).run()
+    return workdir, summary
+
+
+def test_campaign_finds_the_slow_direction_and_the_exact_free_energy(finished_campaign):
+    workdir, summary = finished_campaign
+    potential = rotated_double_well(300.0, angle_deg=35.0, barrier_kT=6.0)
+    c = np.array(summary["rounds"][-1]["coefficients"])
+    cos = abs(float(c @ np.asarray(potential.slow_direction)))
+    print(f"final RC {c}, |cos| with the slow direction {cos:.4f} (need >= {MIN_ABS_COS})")
+    assert cos >= MIN_ABS_COS
+
+    with open(workdir / "free_energy.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    chi = np.array([float(r["chi"]) for r in rows])
+    estimate = np.array([float(r["free_energy_kT"]) for r in rows])
+    exact = potential.exact_free_energy(c, chi)
+    region = exact < REGION_KT
+    assert region.sum() >= 20, "the profile must cover both wells"
+    diff = estimate[region] - exact[region]
+    rmse = float(np.sqrt(np.mean((diff - diff.mean()) ** 2)))
+    print(f"F(chi) RMSE vs quadrature where F < {REGION_KT} kT: {rmse:.3f} kT "
+          f"(need <= {MAX_RMSE_KT}) over {region.sum()} bins")
+    assert rmse <= MAX_RMSE_KT
+
+
+def test_campaign_writes_the_documented_outputs(finished_campaign):
+    workdir, summary = finished_campaign
+    on_disk = json.loads((workdir / "summary.json").read_text())
+    assert on_disk == summary
+    assert on_disk["temperature_K"] == 300.0
+    assert on_disk["feature_names"] == ["x", "y"]
+    assert isinstance(on_disk["converged"], bool)
+    assert [r["index"] for r in on_disk["rounds"]] == list(range(len(on_disk["rounds"])))
+    for record in on_disk["rounds"]:
+        assert np.linalg.norm(record["coefficients"]) == pytest.approx(1.0, abs=1e-9)
+        assert record["frames"] == 2000
+        assert 1.0 <= record["effective_sample_size"] <= 2000 * (record["index"] + 1)
+        assert record["kl_divergence"] >= 0
+    assert (workdir / "free_energy.csv").read_text().startswith("chi,free_energy_kT\n")
+    for index in range(len(on_disk["rounds"])):
+        folder = workdir / f"round_{index:03d}"
+        for name in ("frames.npz", "coordinate.json", "bias.json", "figure.png", "state.npz"):
+            assert (folder / name).is_file(), f"{folder / name} missing"
+        assert list((folder / "models").glob("vae_seed*.pt"))
+    assert (workdir / "free_energy.png").is_file()
+
+
+def test_biased_frames_carry_the_bias_openmm_applied(finished_campaign):
+    workdir, _ = finished_campaign
+    from rave.bias import Bias
+
+    applied = Bias.from_dict(json.loads((workdir / "round_001" / "bias_applied.json").read_text()))
+    with np.load(workdir / "round_001" / "frames.npz") as frames:
+        np.testing.assert_allclose(frames["bias_kjmol"], applied.energy(frames["features"]),
+                                   atol=1e-6)
+
+
+def test_existing_campaign_is_never_overwritten(finished_campaign, capsys):
+    workdir, _ = finished_campaign
+    before = (workdir / "summary.json").read_bytes()
+    config = workdir.parent / "c.toml"
+    config.write_text('[system]\nkind = "three_state"\n')
+    assert main(["run", str(config), "--workdir", str(workdir), "-q"]) == 2
+    assert "already holds a campaign" in capsys.readouterr().err
+    assert (workdir / "summary.json").read_bytes() == before
+
+
+def test_bad_expression_fails_before_the_workdir_is_touched(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text('[system]\nkind = "expression"\nexpression = "x^2 + (y"\n')
+    workdir = tmp_path / "never"
+    assert main(["run", str(config), "--workdir", str(workdir), "-q"]) == 2
+    assert "system.expression" in capsys.readouterr().err
+    assert not workdir.exists()
+    with pytest.raises(ConfigError, match="system.expression"):
+        Campaign(config_from_dict({"system": {"kind": "expression",
+                                              "expression": "x^2 + q*y"}}), tmp_path / "x")
