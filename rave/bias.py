@@ -277,7 +277,7 @@ def _compound_terms(features: Sequence) -> tuple[list[int], list[str]] | None:
 
 def bias_force(
     features: Sequence, bias: Bias, force_group: int = DEFAULT_FORCE_GROUP
-) -> "openmm.Force":  # noqa: F821
+) -> openmm.Force:  # noqa: F821
     """The OpenMM force of a bias: ``table(clamp(chi))``, chi = sum_i c_i s_i.
 
     When every feature is a coordinate of a single particle, the bias is one

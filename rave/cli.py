@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     last = summary["rounds"][-1]
     print(f"\n{len(summary['rounds'])} rounds, converged: {summary['converged']}")
-    print(f"final RC: chi = " + " + ".join(
+    print("final RC: chi = " + " + ".join(
         f"{c:+.4f}*{n}" for c, n in zip(last["coefficients"], summary["feature_names"],
                                         strict=True)))
     print(f"results in {workdir}/ (summary.json, free_energy.csv, free_energy.png, round_*/)")

@@ -167,3 +167,29 @@ def test_grid_refuses_bad_values():
         BiasGrid(1.0, 0.0, np.zeros(5))
     with pytest.raises(ValueError, match="finite"):
         BiasGrid(0.0, 1.0, np.array([0.0, np.inf, 0.0]))
+
+
+def test_cv_force_path_for_composite_features_matches_numpy():
+    # centroid and distance features are not single-particle coordinates: CustomCVForce path
+    from rave.features import Distance, evaluate_features
+
+    features = [Distance([0], [1], periodic=False, name="d"), Position([0, 1], "x", name="cx")]
+    rng = np.random.default_rng(11)
+    positions = rng.normal(0, 0.8, (15, 2, 3))
+    values = evaluate_features(features, positions)
+    c = np.array([0.6, -0.8])
+    bias = Bias(c, build_bias_grid(values @ c, None, KT, n_points=40))
+    system = openmm.System()
+    system.addParticle(1.0)
+    system.addParticle(3.0)
+    force = bias_force(features, bias, force_group=7)
+    assert isinstance(force, openmm.CustomCVForce)
+    system.addForce(force)
+    integrator = openmm.VerletIntegrator(0.001)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    energies = []
+    for frame in positions:
+        context.setPositions(frame)
+        energies.append(context.getState(getEnergy=True, groups={7}).getPotentialEnergy()
+                        .value_in_unit(openmm.unit.kilojoule_per_mole))
+    np.testing.assert_allclose(energies, bias.energy(values), atol=ENERGY_TOL_KJMOL)

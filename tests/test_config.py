@@ -31,7 +31,8 @@ def test_fixed_key_names_from_the_issue_are_accepted(tmp_path):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"system": {"kind": "three_state", "colour": 1}}, r"unknown key\(s\) in \[system\]: colour"),
+        ({"system": {"kind": "three_state", "colour": 1}},
+         r"unknown key\(s\) in \[system\]: colour"),
         ({"system": {"kind": "three_state"}, "extra": {}}, r"unknown section\(s\): \[extra\]"),
         ({"system": {"kind": "banana"}}, "system.kind must be one of"),
         ({"system": {"kind": "expression"}}, "system.expression is required"),
