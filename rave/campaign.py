@@ -62,27 +62,19 @@ def build_model_potential(config: Config):
     from systems.model_potentials import from_expression, make_model_potential
 
     system = config.system
-    if system.kind == "expression":
-        options = {}
-        if system.start is not None:
-            options["start"] = tuple(system.start)
-        if system.extent is not None:
-            options["extent"] = tuple(tuple(r) for r in system.extent)
-        try:
-            return from_expression(system.expression, system.temperature, **options)
-        except ValueError as error:
-            raise ConfigError(str(error)) from error
-    options = {k: getattr(system, k) for k in ("angle_deg", "barrier_kT")
-               if getattr(system, k) is not None}
-    potential = make_model_potential(system.kind, system.temperature, **options)
-    overrides = {}
+    placement = {}
     if system.start is not None:
-        overrides["start"] = tuple(system.start)
+        placement["start"] = tuple(system.start)
     if system.extent is not None:
-        overrides["extent"] = tuple(tuple(r) for r in system.extent)
+        placement["extent"] = tuple(tuple(r) for r in system.extent)
     try:
+        if system.kind == "expression":
+            return from_expression(system.expression, system.temperature, **placement)
+        options = {k: getattr(system, k) for k in ("angle_deg", "barrier_kT")
+                   if getattr(system, k) is not None}
+        potential = make_model_potential(system.kind, system.temperature, **options)
         # replace() validates again (a finite energy at the new start, a sane extent)
-        return dataclasses.replace(potential, **overrides) if overrides else potential
+        return dataclasses.replace(potential, **placement) if placement else potential
     except ValueError as error:
         raise ConfigError(str(error)) from error
 
