@@ -22,23 +22,15 @@ from openmm import unit
 
 from .bias import DEFAULT_FORCE_GROUP, Bias, BiasGrid, bias_force, update_bias_force
 from .features import evaluate_features
+from .units import kT_kjmol
 
 log = logging.getLogger(__name__)
 
-#: Molar gas constant in kJ/(mol K), from OpenMM so every module agrees.
-GAS_CONSTANT_KJ_PER_MOL_K = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(
-    unit.kilojoule_per_mole / unit.kelvin
-)
 #: Systems with fewer particles than this run on the Reference platform under "auto": its
 #: per-call overhead is far below the CPU platform's for a handful of particles.
 _REFERENCE_BELOW_PARTICLES = 64
 #: positions buffered before featurising: at most this many floats (40 MB) and 512 frames
 _BLOCK_FLOATS = 5_000_000
-
-
-def kT_kjmol(temperature_K: float) -> float:
-    """Thermal energy k_B T in kJ/mol."""
-    return GAS_CONSTANT_KJ_PER_MOL_K * float(temperature_K)
 
 
 def _md_value(value, md_unit) -> float:

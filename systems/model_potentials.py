@@ -92,6 +92,8 @@ from openmm import app
 from openmm import unit as u
 from scipy import ndimage
 
+from rave.units import GAS_CONSTANT_KJ_PER_MOL_K
+
 __all__ = [
     "ModelSystem",
     "ModelPotential",
@@ -114,8 +116,8 @@ __all__ = [
     "DEFAULT_Z_FORCE_CONSTANT",
 ]
 
-# Gas constant in kJ/(mol K): the one definition of kT in this module.
-_R_KJ_PER_MOL_K = u.MOLAR_GAS_CONSTANT_R.value_in_unit(u.kilojoule_per_mole / u.kelvin)
+# Gas constant in kJ/(mol K), from rave.units (the one definition of kT in rave).
+_R_KJ_PER_MOL_K = GAS_CONSTANT_KJ_PER_MOL_K
 
 DEFAULT_MASS_AMU = 1.0
 DEFAULT_FRICTION_PER_PS = 25.0
