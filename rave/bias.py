@@ -256,23 +256,46 @@ def build_bias_grid(
     return BiasGrid(chi_min, chi_max, values)
 
 
-def _compound_terms(features: Sequence) -> tuple[list[int], list[str]] | None:
-    """Particles and per-feature Lepton expressions for a CustomCompoundBondForce, when every
-    feature is a function of single particles' coordinates (no centroids, no pair sums)."""
+def _compound_terms(features: Sequence) -> tuple[list[int], list[str], bool] | None:
+    """Particles, per-feature Lepton expressions and periodicity for one
+    CustomCompoundBondForce, when every feature is a function of single particles (a coordinate,
+    or a distance/angle/dihedral of single atoms, all with the same periodicity); else None."""
     particles: list[int] = []
     terms: list[str] = []
+    periodic: set[bool] = set()
 
-    def label(index: int) -> int:
+    def label(index: int) -> str:
         if index not in particles:
             particles.append(index)
-        return particles.index(index) + 1
+        return f"p{particles.index(index) + 1}"
+
+    def single(groups) -> list[int] | None:
+        return [g[0] for g in groups] if all(len(g) == 1 for g in groups) else None
 
     for feature in features:
-        if getattr(feature, "kind", None) == "position" and len(feature.atoms) == 1:
-            terms.append(f"{feature.axis}{label(feature.atoms[0])}")
+        kind = getattr(feature, "kind", None)
+        if kind == "position" and len(feature.atoms) == 1:
+            terms.append(f"{feature.axis}{label(feature.atoms[0])[1:]}")
+            continue
+        if kind == "distance":
+            atoms = single([feature.group1, feature.group2])
+            template = "distance({})"
+        elif kind == "angle":
+            atoms = single(feature.groups)
+            template = "angle({})"
+        elif kind == "dihedral":
+            atoms = single(feature.groups)
+            template = f"{feature.function}(dihedral({{}}))"
         else:
             return None
-    return particles, terms
+        if atoms is None:
+            return None
+        periodic.add(bool(feature.periodic))
+        terms.append(template.format(",".join(label(a) for a in atoms)))
+    has_position = any(getattr(f, "kind", None) == "position" for f in features)
+    if len(periodic) > 1 or (periodic == {True} and has_position):
+        return None  # mixed periodicity, or absolute coordinates beside minimum-image geometry
+    return particles, terms, periodic == {True}
 
 
 def bias_force(
@@ -280,8 +303,9 @@ def bias_force(
 ) -> openmm.Force:  # noqa: F821
     """The OpenMM force of a bias: ``table(clamp(chi))``, chi = sum_i c_i s_i.
 
-    When every feature is a coordinate of a single particle, the bias is one
-    ``CustomCompoundBondForce`` over those particles (cheap: no inner Context). Otherwise it is a
+    When every feature is a function of single particles (a coordinate; a distance, angle or
+    dihedral of single atoms), the bias is one ``CustomCompoundBondForce`` over those particles
+    (cheap: no inner Context). Otherwise it is a
     ``CustomCVForce`` over the features' own forces. Either way the tabulated function is a
     ``Continuous1DFunction`` of the clamped argument, the coefficients and clamp bounds are
     global parameters, and :func:`update_bias_force` changes them in place.
@@ -310,6 +334,7 @@ def bias_force(
     if compound:
         force = openmm.CustomCompoundBondForce(len(compound[0]), expression)
         force.addBond(compound[0], [])
+        force.setUsesPeriodicBoundaryConditions(compound[2])
     else:
         force = openmm.CustomCVForce(expression)
         for i, feature in enumerate(features):

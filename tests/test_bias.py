@@ -193,3 +193,40 @@ def test_cv_force_path_for_composite_features_matches_numpy():
         energies.append(context.getState(getEnergy=True, groups={7}).getPotentialEnergy()
                         .value_in_unit(openmm.unit.kilojoule_per_mole))
     np.testing.assert_allclose(energies, bias.energy(values), atol=ENERGY_TOL_KJMOL)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_compound_path_for_single_atom_geometry_matches_numpy(periodic):
+    # distance, angle and dihedrals of single atoms share one CustomCompoundBondForce; with a
+    # periodic box the particles are spread over several box lengths (minimum image)
+    from rave.features import Angle, Dihedral, Distance, evaluate_features
+
+    features = [
+        Distance([0], [2], periodic=periodic, name="d"),
+        Angle([0, 1, 2], periodic=periodic, name="a"),
+        Dihedral([0, 1, 2, 3], "sin", periodic=periodic, name="s"),
+        Dihedral([0, 1, 2, 3], "cos", periodic=periodic, name="c"),
+    ]
+    rng = np.random.default_rng(12)
+    box = np.diag([2.1, 2.3, 2.5])
+    positions = rng.uniform(-3.0, 3.0, (12, 4, 3)) if periodic else rng.normal(0, 0.6, (12, 4, 3))
+    boxes = np.repeat(box[None], len(positions), axis=0) if periodic else None
+    values = evaluate_features(features, positions, boxes)
+    c = np.array([0.5, -0.3, 0.6, 0.55])
+    c /= np.linalg.norm(c)
+    bias = Bias(c, build_bias_grid(values @ c, None, KT, n_points=50))
+    system = openmm.System()
+    for _ in range(4):
+        system.addParticle(1.0)
+    system.setDefaultPeriodicBoxVectors(*box)
+    force = bias_force(features, bias, force_group=9)
+    assert isinstance(force, openmm.CustomCompoundBondForce)
+    system.addForce(force)
+    integrator = openmm.VerletIntegrator(0.001)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    energies = []
+    for frame in positions:
+        context.setPositions(frame)
+        energies.append(context.getState(getEnergy=True, groups={9}).getPotentialEnergy()
+                        .value_in_unit(openmm.unit.kilojoule_per_mole))
+    np.testing.assert_allclose(energies, bias.energy(values), atol=ENERGY_TOL_KJMOL)
