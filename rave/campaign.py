@@ -246,11 +246,9 @@ class Campaign:
                      result.kl_divergence, np.round(result.coefficients, 4).tolist())
         timings["train_and_rc"] = time.perf_counter() - t0
         kept = [i for i in range(len(results)) if kls[i] <= cfg.coordinate.kl_threshold]
+        # lowest KL among the models below the threshold; if none is, the lowest overall
+        # (select_models logs that warning)
         best = select_models(results, cfg.coordinate.kl_threshold, fallback_to_best=True)[0]
-        if not kept:
-            log.warning("round %d: every model's KL exceeds coordinate.kl_threshold = %g; "
-                        "keeping the lowest (%.4f)", index, cfg.coordinate.kl_threshold,
-                        kls[best])
         chosen = results[best]
         c = np.asarray(chosen.coefficients, dtype=float)
         if self._previous_coefficients is not None:
