@@ -151,6 +151,8 @@ class Campaign:
         handler = self._setup_logging()
         try:
             store.write_json(self.workdir / "config.json", self.config.to_dict())
+            store.write_json(self.workdir / "features.json",
+                             [feature.to_dict() for feature in self.features])
             log.info("RAVE campaign: %s at %.1f K (kT = %.4f kJ/mol), features %s, %d rounds",
                      self.potential.name, self.config.system.temperature, self.kT,
                      self.feature_names, rounds)
@@ -228,7 +230,7 @@ class Campaign:
         from .vae import VAEEstimator
 
         t0 = time.perf_counter()
-        results, kls = [], []
+        results, kls, model_files = [], [], []
         base_seed = cfg.sampling.seed * 1000 + index * 17
         (folder / "models").mkdir(parents=True, exist_ok=True)
         for m in range(cfg.models.models):
@@ -236,7 +238,8 @@ class Campaign:
             model = VAEEstimator(self.vae_config, seed=seed).fit(
                 features, log_weights=log_w, progress=cfg.output.progress
             ).fetch_model()
-            model.save(folder / "models" / f"vae_seed{seed}.pt")
+            model_files.append(f"models/vae_seed{seed}.pt")
+            model.save(folder / model_files[-1])
             latent = model.transform(features)
             result = fit_coordinate(features, latent, log_weights=log_w,
                                     bins=cfg.coordinate.bins, seed=seed)
@@ -280,6 +283,7 @@ class Campaign:
             "feature_names": self.feature_names,
             "model_kl_divergences": [float(k) for k in kls],
             "chosen_model": best,
+            "model_files": model_files,
             "spurious_models": [i for i in range(len(results)) if i not in kept],
             "kl_threshold": cfg.coordinate.kl_threshold,
         })

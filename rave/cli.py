@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, load_config
+from .export import ExportError
 from .store import WorkdirError
 
 
@@ -35,6 +36,27 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from . import export
+
+    if not (args.plumed or args.torchscript or args.openmm):
+        raise ValueError("rave export needs at least one of --plumed DIR, --torchscript FILE, "
+                         "--openmm FILE")
+    workdir = Path(args.workdir)
+    if not workdir.is_dir():
+        raise ValueError(f"work directory {workdir} does not exist")
+    written = []
+    if args.plumed:
+        written += export.write_plumed(workdir, Path(args.plumed))
+    if args.torchscript:
+        written.append(export.write_torchscript(workdir, Path(args.torchscript)))
+    if args.openmm:
+        written.append(export.write_openmm(workdir, Path(args.openmm)))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rave",
@@ -48,13 +70,23 @@ def main(argv: list[str] | None = None) -> int:
                                         "refused if it already holds a campaign")
     run.add_argument("--rounds", type=int, help="override [sampling] rounds")
     run.add_argument("-q", "--quiet", action="store_true", help="no log on the terminal")
+    exp = sub.add_parser("export", help="export the latest RC and bias of a campaign")
+    exp.add_argument("workdir", help="a rave work directory")
+    exp.add_argument("--plumed", metavar="DIR",
+                     help="write plumed.dat, bias.grid and README.txt into DIR")
+    exp.add_argument("--torchscript", metavar="FILE",
+                     help="write the encoder (raw features -> latent mean) as TorchScript")
+    exp.add_argument("--openmm", metavar="FILE",
+                     help="write the bias force as serialized OpenMM XML")
     args = parser.parse_args(argv)
-    if not args.quiet:
+    if not getattr(args, "quiet", False):
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         if args.command == "run":
             return _run(args)
-    except (ConfigError, WorkdirError, ValueError) as error:
+        if args.command == "export":
+            return _export(args)
+    except (ConfigError, WorkdirError, ValueError, ExportError) as error:
         print(f"rave: error: {error}", file=sys.stderr)
         return 2
     return 0

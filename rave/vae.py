@@ -47,6 +47,7 @@ local optima, which is why RAVE trains several.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -649,6 +650,19 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
+class _EncoderMean(nn.Module):
+    """Raw order parameters -> latent mean; the scaler is part of the module (TorchScript)."""
+
+    def __init__(self, encoder: nn.Module, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("mean", mean)
+        self.register_buffer("scale", scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder((x - self.mean) / self.scale)[:, :1]
+
+
 class VAEModel:
     """A trained 1-D-latent VAE with its input scaler: maps order parameters to the latent.
 
@@ -824,6 +838,30 @@ class VAEModel:
                 outs.append(self._network.decode(chunk).detach().cpu().numpy())
         x = np.concatenate(outs).astype(np.float64) if outs else np.zeros((0, self.n_features))
         return x * self.feature_scale + self.feature_mean
+
+    def export_torchscript(self, path: str | Path) -> None:
+        """Write the encoder mean as TorchScript, standardisation included.
+
+        The module takes raw order parameters, float32 of shape (n, n_features), and returns the
+        latent mean, shape (n, 1): the deterministic RAVE latent (e.g. for PLUMED's PYTORCH
+        module or an OpenMM-Torch force). Written atomically.
+        """
+        module = _EncoderMean(
+            copy.deepcopy(self._network.encoder).to("cpu").float().eval(),
+            torch.tensor(np.array(self.feature_mean), dtype=torch.float32),
+            torch.tensor(np.array(self.feature_scale), dtype=torch.float32),
+        )
+        scripted = torch.jit.script(module)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            scripted.save(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to one file (torch.save of plain tensors/lists), atomically.

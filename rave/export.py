@@ -1,0 +1,189 @@
+"""Take a campaign's coordinate and bias to other engines: PLUMED, TorchScript, OpenMM XML.
+
+The exported bias is the latest one in the work directory: ``bias.json`` of the last round
+(built from all rounds, the one the next round would apply). The exported encoder is the model
+chosen in that round (``coordinate.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import store
+from .bias import Bias, BiasGrid, bias_force
+from .features import feature_from_dict
+
+#: the exported PLUMED grid extends this many grid widths beyond each end of the bias grid with
+#: the edge value and zero derivative (the clamping rave applies), because PLUMED stops when
+#: chi leaves its grid
+PLUMED_EXTRA_WIDTHS = 1.0
+
+
+class ExportError(RuntimeError):
+    """The work directory lacks what the export needs; the message names the file."""
+
+
+def latest_round(workdir: Path) -> Path:
+    rounds = sorted(p for p in Path(workdir).glob("round_[0-9][0-9][0-9]")
+                    if (p / "bias.json").is_file() and (p / "coordinate.json").is_file())
+    if not rounds:
+        raise ExportError(
+            f"{workdir} holds no finished round (round_NNN/bias.json and coordinate.json): "
+            f"is it a rave work directory, and has round 0 finished?"
+        )
+    return rounds[-1]
+
+
+def load_features(workdir: Path) -> list:
+    path = Path(workdir) / "features.json"
+    if not path.is_file():
+        raise ExportError(f"{path} is missing: the campaign's features are not known")
+    return [feature_from_dict(d) for d in store.read_json(path)]
+
+
+def plumed_grid_text(grid: BiasGrid, extra_widths: float = PLUMED_EXTRA_WIDTHS) -> str:
+    """The bias as a PLUMED grid file (FIELDS chi ext.bias der_chi), non-periodic.
+
+    The grid keeps rave's spacing and is extended by ``extra_widths`` grid widths on each side,
+    where the value is the edge value and the derivative zero, as rave's clamped argument gives.
+    ``nbins`` is the number of rows; the last row sits at ``max_chi``.
+    """
+    spacing = grid.spacing
+    n_extra = int(np.ceil(extra_widths * (grid.chi_max - grid.chi_min) / spacing))
+    n = len(grid.values_kjmol) + 2 * n_extra
+    lo = grid.chi_min - n_extra * spacing
+    chi = lo + spacing * np.arange(n)
+    values = grid(chi)
+    derivatives = grid.derivative(chi)
+    lines = [
+        "#! FIELDS chi ext.bias der_chi",
+        f"#! SET min_chi {chi[0]:.12f}",
+        f"#! SET max_chi {chi[-1]:.12f}",
+        f"#! SET nbins_chi {n}",
+        "#! SET periodic_chi false",
+    ]
+    lines += [f" {x:.12f} {v:.12f} {d:.12f}" for x, v, d in
+              zip(chi, values, derivatives, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def _atoms(group: Sequence[int]) -> str:
+    return ",".join(str(i + 1) for i in group)  # PLUMED counts atoms from 1
+
+
+def _point(label: str, group: Sequence[int], lines: list[str]) -> str:
+    """A PLUMED atom spec for a group: the atom itself, or a CENTER virtual atom."""
+    if len(group) == 1:
+        return str(group[0] + 1)
+    lines.append(f"{label}: CENTER ATOMS={_atoms(group)} NOPBC")
+    return label
+
+
+def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list[str]]:
+    """PLUMED actions computing each feature: (lines, argument of each feature, notes)."""
+    lines: list[str] = []
+    args: list[str] = []
+    notes: list[str] = []
+    for i, f in enumerate(features):
+        label = f"s{i}"
+        pbc = "" if getattr(f, "periodic", False) else " NOPBC"
+        if f.kind == "position":
+            point = _point(f"{label}c", f.atoms, lines)
+            lines.append(f"{label}: POSITION ATOM={point} NOPBC")
+            args.append(f"{label}.{f.axis}")
+            notes.append(f"{f.name}: POSITION (absolute, unwrapped {f.axis})")
+            if getattr(f, "weights", None):
+                notes.append(f"  WARNING {f.name}: weighted centroid exported as a plain CENTER")
+        elif f.kind == "distance":
+            a = _point(f"{label}a", f.group1, lines)
+            b = _point(f"{label}b", f.group2, lines)
+            lines.append(f"{label}: DISTANCE ATOMS={a},{b}{pbc}")
+            args.append(label)
+            notes.append(f"{f.name}: DISTANCE")
+        elif f.kind == "angle":
+            points = [_point(f"{label}{k}", g, lines) for k, g in enumerate(f.groups)]
+            lines.append(f"{label}: ANGLE ATOMS={','.join(points)}{pbc}")
+            args.append(label)
+            notes.append(f"{f.name}: ANGLE (rad)")
+        elif f.kind == "dihedral":
+            points = [_point(f"{label}{k}", g, lines) for k, g in enumerate(f.groups)]
+            lines.append(f"{label}t: TORSION ATOMS={','.join(points)}{pbc}")
+            lines.append(f"{label}: CUSTOM ARG={label}t FUNC={f.function}(x) PERIODIC=NO")
+            args.append(label)
+            notes.append(f"{f.name}: TORSION then CUSTOM {f.function}(x)")
+        elif f.kind == "coordination":
+            m = f.m if f.m is not None else 2 * f.n
+            lines.append(
+                f"{label}: COORDINATION GROUPA={_atoms(f.group_a)} GROUPB={_atoms(f.group_b)} "
+                f"R_0={f.r0:.6f} NN={f.n} MM={m}{pbc}"
+            )
+            args.append(label)
+            notes.append(f"{f.name}: COORDINATION (RATIONAL switching, no cutoff: check "
+                         f"PLUMED's NLIST/D_MAX choices match)")
+        else:
+            raise ExportError(f"feature {f.name} of kind {f.kind!r} has no PLUMED mapping")
+    return lines, args, notes
+
+
+def write_plumed(workdir: Path, directory: Path) -> list[Path]:
+    """Write plumed.dat, bias.grid and README.txt (the feature-to-action map) into directory."""
+    directory = Path(directory)
+    folder = latest_round(workdir)
+    bias = Bias.from_dict(store.read_json(folder / "bias.json"))
+    features = load_features(workdir)
+    if len(features) != bias.coefficients.size:
+        raise ExportError(f"{folder / 'bias.json'} has {bias.coefficients.size} coefficients "
+                          f"but features.json lists {len(features)} features")
+    lines, args, notes = plumed_feature_lines(features)
+    coefficients = ",".join(f"{c:.12f}" for c in bias.coefficients)
+    text = "\n".join([
+        f"# RAVE bias exported by rave from {Path(workdir).resolve()} ({folder.name})",
+        "# units: nm, kJ/mol (PLUMED defaults)",
+        *lines,
+        f"chi: COMBINE ARG={','.join(args)} COEFFICIENTS={coefficients} PERIODIC=NO",
+        "ext: EXTERNAL ARG=chi FILE=bias.grid",
+        "PRINT ARG=chi,ext.bias STRIDE=100 FILE=COLVAR",
+    ]) + "\n"
+    readme = ("Order parameters and the PLUMED actions they map to:\n"
+              + "\n".join(f"- {n}" for n in notes)
+              + f"\n\nchi = sum_i c_i s_i with c = {bias.coefficients.tolist()}\n"
+              "bias.grid: rave's cubic-spline bias sampled on its own grid, extended with the "
+              "edge value (zero derivative) past both ends; PLUMED stops if chi leaves it.\n")
+    paths = [directory / "plumed.dat", directory / "bias.grid", directory / "README.txt"]
+    for path, content in zip(paths, [text, plumed_grid_text(bias.grid), readme], strict=True):
+        store.write_text(path, content)
+    return paths
+
+
+def write_torchscript(workdir: Path, path: Path) -> Path:
+    """The chosen encoder of the latest round as TorchScript (raw features in, latent mean out)."""
+    from .vae import VAEModel
+
+    folder = latest_round(workdir)
+    coordinate = store.read_json(folder / "coordinate.json")
+    files = coordinate.get("model_files")
+    if not files:
+        raise ExportError(f"{folder / 'coordinate.json'} names no model files")
+    model_path = folder / files[int(coordinate["chosen_model"])]
+    if not model_path.is_file():
+        raise ExportError(f"{model_path} is missing")
+    VAEModel.load(model_path).export_torchscript(path)
+    return Path(path)
+
+
+def write_openmm(workdir: Path, path: Path, force_group: int | None = None) -> Path:
+    """The latest bias as a serialized OpenMM force (XML) to add to one's own System."""
+    import openmm
+
+    folder = latest_round(workdir)
+    bias = Bias.from_dict(store.read_json(folder / "bias.json"))
+    features = load_features(workdir)
+    if force_group is None:
+        config = store.read_json(Path(workdir) / "config.json")
+        force_group = int(config.get("bias", {}).get("force_group", 30))
+    force = bias_force(features, bias, force_group)
+    store.write_text(Path(path), openmm.XmlSerializer.serialize(force))
+    return Path(path)

@@ -1,0 +1,136 @@
+"""Export: PLUMED grid and input, TorchScript encoder, OpenMM XML bias, each checked back."""
+
+import json
+
+import numpy as np
+import openmm
+import pytest
+import torch
+
+from rave.bias import Bias
+from rave.cli import main
+from rave.export import plumed_grid_text
+from rave.vae import VAEModel
+
+#: OpenMM Reference (double) vs numpy bias energy, kJ/mol
+ENERGY_TOL_KJMOL = 1e-6
+#: TorchScript (float32) vs VAEModel.transform (float64 output of a float32 network)
+LATENT_TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    config = root / "c.toml"
+    config.write_text(
+        '[system]\nkind = "rotated_double_well"\n'
+        "[sampling]\nrounds = 2\nsteps_per_round = 20000\nreport_interval = 20\n"
+        "[vae]\nmodels = 2\nhidden = [32, 32]\n[output]\nprogress = false\nfigures = false\n"
+    )
+    workdir = root / "run"
+    assert main(["run", str(config), "--workdir", str(workdir), "-q"]) == 0
+    out = root / "out"
+    assert main(["export", str(workdir), "--plumed", str(out / "plumed"),
+                 "--torchscript", str(out / "encoder.pt"), "--openmm", str(out / "bias.xml")]) == 0
+    return workdir, out
+
+
+def _parse_grid(text):
+    header = {}
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("#!"):
+            parts = line[2:].split()
+            if parts[0] == "SET":
+                header[parts[1]] = parts[2]
+            else:
+                header["FIELDS"] = parts[1:]
+        else:
+            rows.append([float(v) for v in line.split()])
+    return header, np.array(rows)
+
+
+def test_plumed_grid_follows_plumed_conventions(exported):
+    workdir, out = exported
+    header, rows = _parse_grid((out / "plumed" / "bias.grid").read_text())
+    assert header["FIELDS"] == ["chi", "ext.bias", "der_chi"]
+    assert header["periodic_chi"] == "false"
+    n = int(header["nbins_chi"])
+    assert rows.shape == (n, 3)
+    lo, hi = float(header["min_chi"]), float(header["max_chi"])
+    assert rows[0, 0] == pytest.approx(lo) and rows[-1, 0] == pytest.approx(hi)
+    np.testing.assert_allclose(np.diff(rows[:, 0]), (hi - lo) / (n - 1), rtol=1e-9)
+    # derivatives agree with finite differences of the values: on each row interval the values
+    # are one cubic, so value step = trapezoid of the derivatives - h^3/12 * third derivative,
+    # exactly
+    bias = Bias.from_dict(json.loads((workdir / "round_001" / "bias.json").read_text()))
+    h = np.diff(rows[:, 0])
+    mid = 0.5 * (rows[1:, 0] + rows[:-1, 0])
+    inside = (mid > bias.grid.chi_min) & (mid < bias.grid.chi_max)
+    third = np.where(inside, bias.grid._spline(mid, 3), 0.0)
+    steps = np.diff(rows[:, 1])
+    trapezoid = 0.5 * h * (rows[1:, 2] + rows[:-1, 2]) - h**3 / 12 * third
+    np.testing.assert_allclose(trapezoid, steps, atol=1e-8)
+    # and the values are the campaign's bias
+    np.testing.assert_allclose(rows[:, 1], bias.grid(rows[:, 0]), atol=1e-9)
+
+
+def test_plumed_input_combines_the_features_with_the_rc(exported):
+    workdir, out = exported
+    text = (out / "plumed" / "plumed.dat").read_text()
+    bias = Bias.from_dict(json.loads((workdir / "round_001" / "bias.json").read_text()))
+    line = next(x for x in text.splitlines() if x.startswith("chi: COMBINE"))
+    assert "ARG=s0.x,s1.y" in line and "PERIODIC=NO" in line
+    coefficients = [float(c) for c in line.split("COEFFICIENTS=")[1].split()[0].split(",")]
+    np.testing.assert_allclose(coefficients, bias.coefficients, atol=1e-10)
+    assert "ext: EXTERNAL ARG=chi FILE=bias.grid" in text
+    assert "POSITION" in (out / "plumed" / "README.txt").read_text()
+
+
+def test_torchscript_encoder_gives_the_model_latent(exported):
+    workdir, out = exported
+    coordinate = json.loads((workdir / "round_001" / "coordinate.json").read_text())
+    model = VAEModel.load(workdir / "round_001" /
+                          coordinate["model_files"][coordinate["chosen_model"]])
+    features = np.load(workdir / "round_001" / "frames.npz")["features"]
+    scripted = torch.jit.load(str(out / "encoder.pt"))
+    latent = scripted(torch.tensor(features, dtype=torch.float32))
+    assert tuple(latent.shape) == (len(features), 1)
+    np.testing.assert_allclose(latent[:, 0].detach().numpy(), model.transform(features),
+                               atol=LATENT_TOL)
+
+
+def test_openmm_xml_force_gives_the_live_bias_energy(exported):
+    workdir, out = exported
+    force = openmm.XmlSerializer.deserialize((out / "bias.xml").read_text())
+    bias = Bias.from_dict(json.loads((workdir / "round_001" / "bias.json").read_text()))
+    system = openmm.System()
+    system.addParticle(1.0)
+    system.addForce(force)
+    integrator = openmm.VerletIntegrator(0.001)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    points = np.random.default_rng(0).uniform(-2.5, 2.5, (20, 2))
+    group = force.getForceGroup()
+    for x, y in points:
+        context.setPositions([[x, y, 0.0]])
+        energy = context.getState(getEnergy=True, groups={group}).getPotentialEnergy()
+        assert energy.value_in_unit(openmm.unit.kilojoule_per_mole) == pytest.approx(
+            float(bias.energy(np.array([[x, y]]))[0]), abs=ENERGY_TOL_KJMOL)
+
+
+def test_export_of_a_directory_without_rounds_is_refused(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--openmm", str(tmp_path / "b.xml")]) == 2
+    assert "holds no finished round" in capsys.readouterr().err
+    assert main(["export", str(tmp_path)]) == 2
+    assert "needs at least one of" in capsys.readouterr().err
+
+
+def test_grid_text_extends_past_the_bias_grid_with_the_edge_value():
+    from rave.bias import BiasGrid
+
+    grid = BiasGrid(-1.0, 1.0, np.linspace(-3.0, 0.0, 21) ** 2 * -1)
+    header, rows = _parse_grid(plumed_grid_text(grid, extra_widths=0.5))
+    assert float(header["min_chi"]) == pytest.approx(-2.0)
+    beyond = rows[:, 0] > 1.0 + 1e-9
+    np.testing.assert_allclose(rows[beyond, 1], grid.values_kjmol[-1], atol=1e-8)
+    np.testing.assert_allclose(rows[beyond, 2], 0.0)
