@@ -79,6 +79,15 @@ def build_model_potential(config: Config):
         raise ConfigError(str(error)) from error
 
 
+def reduced_bias_matrix(features: np.ndarray, biases, kT: float) -> np.ndarray:
+    """reduced[k, n] = V_k(frame n) / kT for every round's bias (None: unbiased round)."""
+    reduced = np.zeros((len(biases), len(features)))
+    for k, bias in enumerate(biases):
+        if bias is not None:
+            reduced[k] = bias.energy(features) / kT
+    return reduced
+
+
 def profile_change_kT(
     centers: np.ndarray, current: np.ndarray, previous: np.ndarray, max_kT: float
 ) -> float:
@@ -205,10 +214,7 @@ class Campaign:
     def _reweight(self):
         """MBAR over all rounds so far: reduced bias of every frame under every round's bias."""
         features = np.concatenate([f.features for f in self._frames])
-        reduced = np.zeros((len(self._frames), len(features)))
-        for k, bias in enumerate(self._biases):
-            if bias is not None:
-                reduced[k] = bias.energy(features) / self.kT
+        reduced = reduced_bias_matrix(features, self._biases, self.kT)
         # consistency: the energy OpenMM applied equals the numpy bias of the same frames
         applied = self._frames[-1].bias_kjmol
         own = reduced[-1, len(features) - len(applied):] * self.kT

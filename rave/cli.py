@@ -1,4 +1,4 @@
-"""Command line: ``rave run CONFIG.toml [--workdir DIR] [--rounds N]``."""
+"""Command line: ``rave run CONFIG.toml``, ``rave export WORKDIR``, ``rave analyse WORKDIR``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .analysis import CampaignFileError
 from .config import ConfigError, load_config
 from .export import ExportError
 from .store import WorkdirError
@@ -57,6 +58,14 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyse(args: argparse.Namespace) -> int:
+    from .analysis import write_report
+
+    report = write_report(args.workdir, args.out)
+    print(f"wrote {report}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rave",
@@ -78,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="write the encoder (raw features -> latent mean) as TorchScript")
     exp.add_argument("--openmm", metavar="FILE",
                      help="write the bias force as serialized OpenMM XML")
+    ana = sub.add_parser("analyse", help="write a report with figures for a campaign")
+    ana.add_argument("workdir", help="a rave work directory")
+    ana.add_argument("--out", help="report directory (default: WORKDIR/report)")
     args = parser.parse_args(argv)
     if not getattr(args, "quiet", False):
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -86,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "export":
             return _export(args)
-    except (ConfigError, WorkdirError, ValueError, ExportError) as error:
+        if args.command == "analyse":
+            return _analyse(args)
+    except (ConfigError, WorkdirError, ValueError, ExportError, CampaignFileError) as error:
         print(f"rave: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -247,10 +247,13 @@ class Config:
             raise ConfigError(f"[vae]: {error}") from error
 
     def to_dict(self) -> dict:
+        """The config as a TOML-shaped dict (unset optional keys left out), so that
+        ``config_from_dict(config.to_dict())`` gives the same Config."""
         data = dataclasses.asdict(self)
         data["vae"] = {**self.vae, "models": self.models.models}
         del data["models"]
-        return data
+        return {section: {k: v for k, v in values.items() if v is not None}
+                for section, values in data.items()}
 
 
 _SECTIONS = {

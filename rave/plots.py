@@ -119,3 +119,79 @@ def final_figure(
         ax.set_xticks(rounds)
     fig.tight_layout()
     _save(fig, path)
+
+
+def profile_with_errors(path: Path, *, centers, profile_kT, sigma_kT, exact_kT=None,
+                        title: str = "") -> None:
+    """F(chi) with block-bootstrap error bars, beside the exact profile when known."""
+    fig, ax = plt.subplots(figsize=(6, 4.3))
+    _profile_axes(ax, centers, profile_kT, exact_kT)
+    finite = np.isfinite(profile_kT) & np.isfinite(sigma_kT)
+    ax.errorbar(centers[finite], profile_kT[finite], yerr=sigma_kT[finite], fmt="none",
+                ecolor="tab:blue", alpha=0.6, capsize=2)
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def latent_analysis(path: Path, *, features, latent, chi, weights, feature_names,
+                    directions=None, kl_landscape=None) -> None:
+    """Latent vs each order parameter, latent vs chi histograms, and the KL landscape."""
+    from .coordinate import robust_unit_scale
+
+    d = features.shape[1]
+    n_panels = d + 1 + (kl_landscape is not None)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.8))
+    step = max(1, len(latent) // 5000)
+    for i in range(d):
+        axes[i].plot(features[::step, i], latent[::step], ".", ms=1.5, alpha=0.5)
+        axes[i].set_xlabel(feature_names[i])
+        axes[i].set_ylabel("latent (encoder mean)")
+    ax = axes[d]
+    bins = np.linspace(0, 1, 51)
+    ax.hist(robust_unit_scale(latent, weights), bins=bins, weights=weights, density=True,
+            alpha=0.5, label="latent")
+    ax.hist(robust_unit_scale(chi, weights), bins=bins, weights=weights, density=True,
+            alpha=0.5, label=r"$\chi$")
+    ax.set_xlabel("rescaled to [0, 1] (weighted quantiles)")
+    ax.set_title("KL match (reweighted)")
+    ax.legend(fontsize=8)
+    if kl_landscape is not None:
+        ax = axes[d + 1]
+        if directions.shape[1] == 2:
+            angle = np.degrees(np.arctan2(directions[:, 1], directions[:, 0]))
+            order = np.argsort(angle)
+            ax.plot(angle[order], kl_landscape[order])
+            ax.set_xlabel("direction angle from the first feature / deg")
+        else:
+            ax.plot(np.sort(kl_landscape))
+            ax.set_xlabel("scanned directions (sorted)")
+        ax.set_ylabel("KL(latent || chi)")
+        ax.set_title("KL landscape")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def chi_time_series(path: Path, *, rounds, coefficients) -> None:
+    """chi(t) along the final RC for every round's walker."""
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for r in rounds:
+        ax.plot(r.time_ps, r.features @ coefficients, lw=0.5, label=f"round {r.index}")
+    ax.set_xlabel("time / ps")
+    ax.set_ylabel(r"$\chi$ (final RC)")
+    ax.legend(fontsize=7, ncol=min(6, len(rounds)))
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def free_energy_surface(path: Path, *, x, y, f_kT, xlabel: str, ylabel: str) -> None:
+    """2-D free-energy surface (kT) over two order parameters."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    shown = np.where(np.isfinite(f_kT), np.minimum(f_kT, 12), np.nan)
+    mesh = ax.pcolormesh(x, y, shown, shading="auto", cmap="viridis")
+    fig.colorbar(mesh, ax=ax, label="F / kT")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title("free-energy surface (all rounds, MBAR)")
+    fig.tight_layout()
+    _save(fig, path)

@@ -63,3 +63,11 @@ def test_invalid_toml_and_missing_file_are_reported(tmp_path):
     bad.write_text("[system\nkind=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_config_round_trips_through_its_stored_dict():
+    config = config_from_dict({"system": {"kind": "rotated_double_well", "angle_deg": 20.0},
+                               "vae": {"models": 2, "hidden": [64, 64]}})
+    again = config_from_dict(config.to_dict())
+    assert again.to_dict() == config.to_dict()
+    assert again.system.angle_deg == 20.0 and again.models.models == 2

@@ -134,3 +134,40 @@ def test_grid_text_extends_past_the_bias_grid_with_the_edge_value():
     beyond = rows[:, 0] > 1.0 + 1e-9
     np.testing.assert_allclose(rows[beyond, 1], grid.values_kjmol[-1], atol=1e-8)
     np.testing.assert_allclose(rows[beyond, 2], 0.0)
+
+
+def test_analyse_writes_the_report_and_every_figure(exported, tmp_path):
+    workdir, _ = exported
+    out = tmp_path / "report"
+    assert main(["analyse", str(workdir), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    figures = ["free_energy.png", "latent.png", "chi_time_series.png", "free_energy_2d.png"]
+    for name in figures:
+        assert (out / name).stat().st_size > 1000, name
+        assert f"]({name})" in report
+    assert "| round | frames | ESS |" in report and "verdict" in report
+
+
+def test_analysis_reports_a_truncated_file_by_name(exported, tmp_path, capsys):
+    import shutil
+
+    workdir, _ = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    frames = copy / "round_001" / "frames.npz"
+    frames.write_bytes(frames.read_bytes()[:100])
+    assert main(["analyse", str(copy)]) == 2
+    assert "round_001/frames.npz cannot be read" in capsys.readouterr().err
+
+
+def test_analysis_profile_and_uncertainty_cover_the_sampled_range(exported):
+    from rave.analysis import CampaignResult
+
+    workdir, _ = exported
+    result = CampaignResult.load(workdir)
+    centers, profile, sigma = result.free_energy(result.coefficients(-1), bins=30)
+    finite = np.isfinite(profile)
+    assert finite.sum() >= 20
+    assert np.nanmin(profile) == 0.0
+    assert np.all(sigma[finite & (profile < 3)] >= 0)
+    assert result.reweight().log_weights.shape == (result.frames_up_to(-1),)
