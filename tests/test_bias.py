@@ -179,19 +179,9 @@ def test_cv_force_path_for_composite_features_matches_numpy():
     values = evaluate_features(features, positions)
     c = np.array([0.6, -0.8])
     bias = Bias(c, build_bias_grid(values @ c, None, KT, n_points=40))
-    system = openmm.System()
-    system.addParticle(1.0)
-    system.addParticle(3.0)
     force = bias_force(features, bias, force_group=7)
     assert isinstance(force, openmm.CustomCVForce)
-    system.addForce(force)
-    integrator = openmm.VerletIntegrator(0.001)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
-    energies = []
-    for frame in positions:
-        context.setPositions(frame)
-        energies.append(context.getState(getEnergy=True, groups={7}).getPotentialEnergy()
-                        .value_in_unit(openmm.unit.kilojoule_per_mole))
+    energies = _energies_of_frames(force, 2, positions, 7)
     np.testing.assert_allclose(energies, bias.energy(values), atol=ENERGY_TOL_KJMOL)
 
 
@@ -215,18 +205,25 @@ def test_compound_path_for_single_atom_geometry_matches_numpy(periodic):
     c = np.array([0.5, -0.3, 0.6, 0.55])
     c /= np.linalg.norm(c)
     bias = Bias(c, build_bias_grid(values @ c, None, KT, n_points=50))
-    system = openmm.System()
-    for _ in range(4):
-        system.addParticle(1.0)
-    system.setDefaultPeriodicBoxVectors(*box)
     force = bias_force(features, bias, force_group=9)
     assert isinstance(force, openmm.CustomCompoundBondForce)
+    energies = _energies_of_frames(force, 4, positions, 9, box=box)
+    np.testing.assert_allclose(energies, bias.energy(values), atol=ENERGY_TOL_KJMOL)
+
+
+def _energies_of_frames(force, n_particles, frames, group, box=None):
+    """OpenMM energy (kJ/mol) of ``force``'s group at each frame, Reference platform."""
+    system = openmm.System()
+    for _ in range(n_particles):
+        system.addParticle(1.0)
+    if box is not None:
+        system.setDefaultPeriodicBoxVectors(*box)
     system.addForce(force)
     integrator = openmm.VerletIntegrator(0.001)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
     energies = []
-    for frame in positions:
+    for frame in frames:
         context.setPositions(frame)
-        energies.append(context.getState(getEnergy=True, groups={9}).getPotentialEnergy()
+        energies.append(context.getState(getEnergy=True, groups={group}).getPotentialEnergy()
                         .value_in_unit(openmm.unit.kilojoule_per_mole))
-    np.testing.assert_allclose(energies, bias.energy(values), atol=ENERGY_TOL_KJMOL)
+    return np.array(energies)
