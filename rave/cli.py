@@ -66,6 +66,26 @@ def _analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from .analysis import _read_json
+
+    summary = _read_json(Path(args.workdir) / "summary.json")
+    names = summary["feature_names"]
+    rounds = summary["rounds"]
+    print(f"{args.workdir}: {summary.get('system', '?')} at {summary['temperature_K']} K, "
+          f"{len(rounds)} round(s) done, {sum(r['frames'] for r in rounds)} frames, "
+          f"converged: {summary['converged']}")
+    print(f"{'round':>5} {'frames':>7} {'ESS':>9} {'KL':>8} {'dAngle':>7} {'dF/kT':>7}  RC")
+    for r in rounds:
+        angle = "" if r.get("angle_change_deg") is None else f"{r['angle_change_deg']:.2f}"
+        change = ("" if r.get("free_energy_change_kT") is None
+                  else f"{r['free_energy_change_kT']:.3f}")
+        rc = " + ".join(f"{c:+.3f}*{n}" for c, n in zip(r["coefficients"], names, strict=True))
+        print(f"{r['index']:>5} {r['frames']:>7} {r['effective_sample_size']:>9.1f} "
+              f"{r['kl_divergence']:>8.4f} {angle:>7} {change:>7}  {rc}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rave",
@@ -87,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="write the encoder (raw features -> latent mean) as TorchScript")
     exp.add_argument("--openmm", metavar="FILE",
                      help="write the bias force as serialized OpenMM XML")
+    sta = sub.add_parser("status", help="rounds, frames, ESS, RC and convergence of a campaign")
+    sta.add_argument("workdir", help="a rave work directory")
     ana = sub.add_parser("analyse", help="write a report with figures for a campaign")
     ana.add_argument("workdir", help="a rave work directory")
     ana.add_argument("--out", help="report directory (default: WORKDIR/report)")
@@ -100,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "analyse":
             return _analyse(args)
+        if args.command == "status":
+            return _status(args)
     except (ConfigError, WorkdirError, ValueError, ExportError, CampaignFileError) as error:
         print(f"rave: error: {error}", file=sys.stderr)
         return 2

@@ -171,3 +171,12 @@ def test_analysis_profile_and_uncertainty_cover_the_sampled_range(exported):
     assert np.nanmin(profile) == 0.0
     assert np.all(sigma[finite & (profile < 3)] >= 0)
     assert result.reweight().log_weights.shape == (result.frames_up_to(-1),)
+
+
+def test_status_prints_rounds_and_convergence(exported, capsys, tmp_path):
+    workdir, _ = exported
+    assert main(["status", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert "2 round(s) done, 2000 frames" in out and "converged:" in out
+    assert main(["status", str(tmp_path)]) == 2
+    assert "summary.json is missing" in capsys.readouterr().err
