@@ -228,6 +228,7 @@ class Campaign:
         cfg = self.config
         t0 = time.perf_counter()
         features, reweighted = self._reweight()
+        self._last_reweight = (features, reweighted)
         log_w = reweighted.log_weights
         timings["reweight"] = time.perf_counter() - t0
         log.info("round %d: %d frames in all, MBAR effective sample size %.1f", index,
@@ -352,7 +353,7 @@ class Campaign:
         if self.config.output.figures:
             from . import plots
 
-            features, reweighted = self._reweight()
+            features, reweighted = self._last_reweight  # all rounds: computed after the last
             c = self.records[-1].coefficients
             chi = features @ c
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
