@@ -84,6 +84,21 @@ class ReweightResult:
 # --------------------------------------------------------------------------------------------
 
 
+def _finite_1d(values, name: str) -> np.ndarray:
+    """``values`` as a non-empty, finite 1-D float array, or a ValueError naming ``name``."""
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, shape (n_frames,). You supplied shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not np.isfinite(x).all():
+        raise ValueError(
+            f"{name} contains {int((~np.isfinite(x)).sum())} NaN or inf value(s); all must be "
+            "finite"
+        )
+    return x
+
+
 def _as_log_weights(log_weights: np.ndarray, name: str = "log_weights") -> np.ndarray:
     """Validate a 1-D array of log-weights: no NaN, no +inf, at least one finite entry."""
     lw = np.asarray(log_weights, dtype=float)
@@ -139,19 +154,7 @@ def single_round_log_weights(reduced_bias_of_own_round: np.ndarray) -> np.ndarra
     np.ndarray, shape=(n_frames,), dtype=float
         Log-weights normalised so that ``logsumexp == 0``.
     """
-    u = np.asarray(reduced_bias_of_own_round, dtype=float)
-    if u.ndim != 1:
-        raise ValueError(
-            "reduced_bias_of_own_round must be 1-D, shape (n_frames,). You supplied shape "
-            f"{u.shape}"
-        )
-    if u.size == 0:
-        raise ValueError("reduced_bias_of_own_round must not be empty")
-    if not np.isfinite(u).all():
-        raise ValueError(
-            f"reduced_bias_of_own_round contains {int((~np.isfinite(u)).sum())} NaN or inf "
-            "value(s); all must be finite"
-        )
+    u = _finite_1d(reduced_bias_of_own_round, "reduced_bias_of_own_round")
     return _normalise(u)
 
 
@@ -405,16 +408,7 @@ def mbar_reweight(reduced_bias: np.ndarray, frames_per_round: Sequence[int]) -> 
 def _validate_profile_input(
     values: np.ndarray, log_weights: np.ndarray | None, edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = np.asarray(values, dtype=float)
-    if x.ndim != 1:
-        raise ValueError(f"values must be 1-D, shape (n_frames,). You supplied shape {x.shape}")
-    if x.size == 0:
-        raise ValueError("values must not be empty")
-    if not np.isfinite(x).all():
-        raise ValueError(
-            f"values contains {int((~np.isfinite(x)).sum())} NaN or inf value(s); all must be "
-            "finite"
-        )
+    x = _finite_1d(values, "values")
     if log_weights is None:
         lw = np.zeros_like(x)
     else:
