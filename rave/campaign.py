@@ -1,16 +1,29 @@
 """The RAVE loop: unbiased round 0, then train -> RC -> bias -> biased MD -> reweight.
 
-After the MD of round r, all frames of rounds 0..r are reweighted with MBAR over the rounds'
-static biases, ``vae.models`` VAEs are trained on them, the linear RC chi = c . s is chosen by
-KL matching (spurious models dropped), F(chi) is estimated, convergence is checked against
-round r-1, and the bias for round r+1 is built from F(chi). The campaign stops after
-``sampling.rounds`` MD rounds or when the RC direction and F(chi) stop changing.
+Each round runs ``sampling.walkers`` independent walkers under the same static bias (in this
+process or on Dask, see :mod:`rave.walkers`). After the MD of round r, all frames of rounds
+0..r are reweighted with MBAR over the rounds' static biases, ``vae.models`` VAEs are trained on
+them, the linear RC chi = c . s is chosen by KL matching (spurious models dropped), F(chi) is
+estimated, convergence is checked against round r-1, and the bias for round r+1 is built from
+F(chi). The campaign stops after ``sampling.rounds`` MD rounds or when the RC direction and
+F(chi) stop changing.
+
+Resuming: ``Campaign(config, workdir).run()`` on a work directory that holds a campaign goes on
+where it stopped (a crash, ``kill -9``, a pre-empted job, or more rounds asked for). Complete
+rounds (``round.json``) and complete walkers (``walkers/walker_KK.npz``) are kept; everything
+else of an interrupted round is redone; every choice (seeds, starting frames) is a function of
+the stored data, so a resumed campaign stores what an uninterrupted one would. A config that
+changes what the stored data mean (system, temperature, features, the MD of a round) is
+refused with the differences named. See :mod:`rave.store` for the layout.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,17 +31,30 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import store
+from . import __version__, store
 from .bias import Bias, build_bias_grid
 from .config import Config, ConfigError
 from .coordinate import align_sign, direction_angle_deg, fit_coordinate, select_models
-from .engine import Frames, Walker
+from .engine import Frames, MDError
 from .reweight import free_energy_profile, mbar_reweight
+from .simsystem import build_model_potential, build_simulation_system, file_sha256
+from .units import kT_kjmol
+from .walkers import WalkerResult, WalkerTask, make_executor
+
+__all__ = ["Campaign", "RoundFailed", "RoundRecord", "build_model_potential",
+           "reduced_bias_matrix"]
 
 log = logging.getLogger("rave")
 
 #: bins of the F(chi) profiles written and compared between rounds
 PROFILE_BINS = 80
+#: [sampling] keys that define what a round's stored frames are; a resume may not change them
+ROUND_DEFINING = ("steps_per_round", "report_interval", "walkers", "seed", "timestep",
+                  "friction", "snapshots")
+
+
+class RoundFailed(MDError):
+    """Walkers of a round failed after their recoveries; the others' frames are stored."""
 
 
 @dataclass
@@ -41,6 +67,8 @@ class RoundRecord:
     angle_change_deg: float | None = None
     free_energy_change_kT: float | None = None
     converged: bool = False
+    walkers: int = 1
+    faults: int = 0
     timings_s: dict = field(default_factory=dict)
 
     def to_summary(self) -> dict:
@@ -49,6 +77,8 @@ class RoundRecord:
             "coefficients": [float(c) for c in self.coefficients],
             "kl_divergence": float(self.kl_divergence),
             "frames": int(self.frames),
+            "walkers": int(self.walkers),
+            "faults": int(self.faults),
             "effective_sample_size": float(self.effective_sample_size),
             "angle_change_deg": self.angle_change_deg,
             "free_energy_change_kT": self.free_energy_change_kT,
@@ -56,27 +86,21 @@ class RoundRecord:
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
         }
 
-
-def build_model_potential(config: Config):
-    """The model potential of a config (validates the expression with OpenMM)."""
-    from systems.model_potentials import from_expression, make_model_potential
-
-    system = config.system
-    placement = {}
-    if system.start is not None:
-        placement["start"] = tuple(system.start)
-    if system.extent is not None:
-        placement["extent"] = tuple(tuple(r) for r in system.extent)
-    try:
-        if system.kind == "expression":
-            return from_expression(system.expression, system.temperature, **placement)
-        options = {k: getattr(system, k) for k in ("angle_deg", "barrier_kT")
-                   if getattr(system, k) is not None}
-        potential = make_model_potential(system.kind, system.temperature, **options)
-        # replace() validates again (a finite energy at the new start, a sane extent)
-        return dataclasses.replace(potential, **placement) if placement else potential
-    except ValueError as error:
-        raise ConfigError(str(error)) from error
+    @classmethod
+    def from_summary(cls, data: dict) -> RoundRecord:
+        return cls(
+            index=int(data["index"]),
+            coefficients=np.asarray(data["coefficients"], dtype=float),
+            kl_divergence=float(data["kl_divergence"]),
+            frames=int(data["frames"]),
+            effective_sample_size=float(data["effective_sample_size"]),
+            angle_change_deg=data.get("angle_change_deg"),
+            free_energy_change_kT=data.get("free_energy_change_kT"),
+            converged=bool(data.get("converged", False)),
+            walkers=int(data.get("walkers", 1)),
+            faults=int(data.get("faults", 0)),
+            timings_s=dict(data.get("timings_s", {})),
+        )
 
 
 def reduced_bias_matrix(features: np.ndarray, biases, kT: float) -> np.ndarray:
@@ -101,6 +125,37 @@ def profile_change_kT(
     return float(np.sqrt(np.mean((diff - diff.mean()) ** 2)))
 
 
+def spread_along_chi(chi: np.ndarray, k: int) -> list[int]:
+    """Indices of ``k`` distinct entries of ``chi`` spread over its range: for target values
+    evenly spaced at (j + 1/2)/k of [min, max], the nearest not yet taken."""
+    chi = np.asarray(chi, dtype=float)
+    if k > len(chi):
+        raise ValueError(f"cannot pick {k} starting frames from {len(chi)} snapshots")
+    lo, hi = float(chi.min()), float(chi.max())
+    taken: list[int] = []
+    for j in range(k):
+        target = lo + (j + 0.5) / k * (hi - lo)
+        order = np.argsort(np.abs(chi - target), kind="stable")
+        taken.append(int(next(i for i in order if i not in taken)))
+    return taken
+
+
+def config_differences(stored: dict, current: dict) -> list[str]:
+    """What changed between two config dicts in what defines the stored data."""
+    diffs = []
+    old_sys, new_sys = stored.get("system", {}), current.get("system", {})
+    for key in sorted(set(old_sys) | set(new_sys)):
+        if old_sys.get(key) != new_sys.get(key):
+            diffs.append(f"system.{key}: stored {old_sys.get(key)!r}, now {new_sys.get(key)!r}")
+    old_s, new_s = stored.get("sampling", {}), current.get("sampling", {})
+    for key in ROUND_DEFINING:
+        if old_s.get(key) != new_s.get(key):
+            diffs.append(f"sampling.{key}: stored {old_s.get(key)!r}, now {new_s.get(key)!r}")
+    if stored.get("features", []) != current.get("features", []):
+        diffs.append("[[features]] differ from the stored ones")
+    return diffs
+
+
 class Campaign:
     """A RAVE campaign in a work directory.
 
@@ -108,40 +163,88 @@ class Campaign:
     ----------
     config : Config
     workdir : path
-        Created; refused if it already holds a campaign.
+        Created for a new campaign; a work directory that holds a campaign is resumed.
+    scheduler : str, optional
+        Overrides ``[sampling] scheduler`` ("local", "serial" or a Dask scheduler address).
     """
 
-    def __init__(self, config: Config, workdir: str | Path) -> None:
+    def __init__(self, config: Config, workdir: str | Path, scheduler: str | None = None) -> None:
+        if scheduler is not None:
+            config = dataclasses.replace(
+                config, sampling=dataclasses.replace(config.sampling, scheduler=scheduler))
         self.config = config
         self.vae_config = config.vae_config()
         # Everything that can fail on bad input fails here, before the work directory is touched.
-        self.potential = build_model_potential(config)
-        self.model_system = self.potential.build()
-        self.features = list(self.model_system.features)
+        self.sim = build_simulation_system(config)
+        self.potential = self.sim.potential
+        self.features = list(self.sim.features)
         self.feature_names = [f.name for f in self.features]
-        self.kT = float(self.potential.kT)
+        self.kT = kT_kjmol(config.system.temperature)
+        sampling = config.sampling
+        self.timestep_ps = sampling.timestep or self.sim.timestep_ps
+        self.friction_per_ps = sampling.friction or self.sim.friction_per_ps
         self.workdir = Path(workdir)
         self.records: list[RoundRecord] = []
         self._frames: list[Frames] = []
         self._biases: list[Bias | None] = []
+        self._next_bias: Bias | None = None
         self._previous_log_weights: np.ndarray | None = None
         self._previous_coefficients: np.ndarray | None = None
+        self._last_reweight = None
+        self._executor = None
+        self._system_xml: str | None = None
 
-    # ------------------------------------------------------------------ set-up
-    def _make_walker(self) -> Walker:
-        sampling = self.config.sampling
-        start = np.array(self.model_system.positions, dtype=float).reshape(-1, 3)
-        return Walker(
-            self.model_system.system,
-            start,
-            self.features,
-            self.config.system.temperature,
-            sampling.timestep if sampling.timestep is not None else self.potential.timestep_ps,
-            sampling.friction if sampling.friction is not None else self.potential.friction_per_ps,
-            seed=int(np.random.SeedSequence(sampling.seed).generate_state(1)[0]),
-            platform=sampling.platform,
-            force_group=self.config.bias.force_group,
-        )
+    # ------------------------------------------------------------------ work directory
+    def _features_dicts(self) -> list[dict]:
+        return [feature.to_dict() for feature in self.features]
+
+    def _input_hashes(self) -> dict:
+        return {name: file_sha256(path) for name, path in self.sim.input_files.items()}
+
+    def _initialise(self) -> None:
+        store.prepare_workdir(self.workdir)
+        store.write_json(self.workdir / "config.json", self.config.to_dict())
+        store.write_json(self.workdir / "features.json", self._features_dicts())
+        for path in self.sim.input_files.values():
+            target = self.workdir / "inputs" / Path(path).name
+            if not target.exists():
+                target.parent.mkdir(exist_ok=True)
+                shutil.copyfile(path, target)
+        store.write_json(self.workdir / store.MANIFEST, {
+            "format": store.FORMAT,
+            "version": store.FORMAT_VERSION,
+            "rave_version": __version__,
+            "system": self.sim.name,
+            "input_sha256": self._input_hashes(),
+            "runs": [],
+        })
+
+    def _check_resumable(self) -> dict:
+        manifest = store.load_json(self.workdir / store.MANIFEST)
+        if manifest.get("format") != store.FORMAT or not isinstance(manifest.get("version"), int):
+            raise store.WorkdirError(f"{self.workdir / store.MANIFEST} is not a rave campaign "
+                                     f"manifest; nothing was changed")
+        if manifest["version"] > store.FORMAT_VERSION:
+            raise store.WorkdirError(
+                f"{self.workdir} was written by a newer rave (store format "
+                f"{manifest['version']} > {store.FORMAT_VERSION}); upgrade rave to resume it")
+        stored = store.load_json(self.workdir / "config.json")
+        diffs = config_differences(stored, self.config.to_dict())
+        stored_features = store.load_json(self.workdir / "features.json")
+        if stored_features != self._features_dicts():
+            names = [f.get("name") for f in stored_features]
+            diffs.append(f"order parameters: stored {names}, now {self.feature_names}")
+        for name, digest in self._input_hashes().items():
+            if manifest.get("input_sha256", {}).get(name) != digest:
+                diffs.append(f"system.{name}: {self.sim.input_files[name]} changed since the "
+                             f"campaign started (its SHA-256 differs)")
+        if diffs:
+            raise store.WorkdirError(
+                f"cannot resume {self.workdir}: the config changes what its stored data mean:\n  "
+                + "\n  ".join(diffs)
+                + "\nNothing was changed. Run with the stored config "
+                  f"({self.workdir / 'config.json'}) or choose another --workdir")
+        return manifest
 
     def _setup_logging(self) -> logging.Handler:
         handler = logging.FileHandler(self.workdir / "campaign.log")
@@ -152,65 +255,251 @@ class Campaign:
 
     # ------------------------------------------------------------------ the loop
     def run(self, rounds: int | None = None) -> dict:
-        """Run the campaign; returns the summary written to ``summary.json``."""
+        """Run (or resume) the campaign; returns the summary written to ``summary.json``."""
         rounds = self.config.sampling.rounds if rounds is None else int(rounds)
         if rounds < 1:
             raise ConfigError(f"rounds must be >= 1. You supplied {rounds}")
-        store.prepare_workdir(self.workdir)
+        resuming = store.holds_resumable_campaign(self.workdir)
+        manifest = self._check_resumable() if resuming else None
+        if not resuming:
+            self._initialise()
+            manifest = store.load_json(self.workdir / store.MANIFEST)
         handler = self._setup_logging()
         try:
-            store.write_json(self.workdir / "config.json", self.config.to_dict())
-            store.write_json(self.workdir / "features.json",
-                             [feature.to_dict() for feature in self.features])
-            log.info("RAVE campaign: %s at %.1f K (kT = %.4f kJ/mol), features %s, %d rounds",
-                     self.potential.name, self.config.system.temperature, self.kT,
-                     self.feature_names, rounds)
-            walker = self._make_walker()
-            log.info("OpenMM platform %s, time step %.4f ps, friction %.2f/ps",
-                     walker.platform.getName(), walker.timestep_ps, walker.friction_per_ps)
-            converged = False
-            for index in range(rounds):
-                record = self._round(walker, index)
+            manifest["runs"].append({
+                "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "rounds_requested": rounds, "rave_version": __version__,
+            })
+            store.write_json(self.workdir / store.MANIFEST, manifest)
+            self._load_complete_rounds()
+            if resuming:
+                stale = store.remove_stale_temporaries(self.workdir)
+                log.info("resuming %s: %d complete round(s) found%s", self.workdir,
+                         len(self.records),
+                         f", {len(stale)} unfinished temporary file(s) removed" if stale else "")
+            else:
+                log.info("RAVE campaign: %s at %.1f K (kT = %.4f kJ/mol), features %s, %d "
+                         "rounds, %d walker(s) per round", self.sim.name,
+                         self.config.system.temperature, self.kT, self.feature_names, rounds,
+                         self.config.sampling.walkers)
+            converged = bool(self.records) and self.records[-1].converged
+            if converged:
+                log.info("the campaign converged after %d rounds: nothing to run",
+                         len(self.records))
+            for index in range(len(self.records), rounds):
+                if converged:
+                    break
+                record = self._round(index)
                 self.records.append(record)
+                store.write_json(store.round_dir(self.workdir, index) / "round.json",
+                                 record.to_summary())
+                store.fault_point("round_complete")
                 self._write_summary(converged=record.converged)
                 if record.converged:
                     converged = True
                     log.info("converged after %d rounds", index + 1)
-                    break
             self._write_final()
             summary = self._write_summary(converged=converged)
             log.info("done: %s", self.workdir)
             return summary
         finally:
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
             log.removeHandler(handler)
             handler.close()
 
-    def _round(self, walker: Walker, index: int) -> RoundRecord:
+    # ------------------------------------------------------------------ resume
+    def _load_complete_rounds(self) -> None:
+        """Records, frames, biases and weights of the complete rounds, in order."""
+        index = 0
+        while (store.round_dir(self.workdir, index) / "round.json").is_file():
+            folder = store.round_dir(self.workdir, index)
+            record = RoundRecord.from_summary(store.load_json(folder / "round.json"))
+            frames = self._load_frames(folder)
+            applied = folder / "bias_applied.json"
+            bias = Bias.from_dict(store.load_json(applied)) if index > 0 else None
+            weights = store.load_npz(folder / "weights.npz", ("log_weights",))
+            self.records.append(record)
+            self._frames.append(frames)
+            self._biases.append(bias)
+            self._previous_coefficients = record.coefficients
+            self._previous_log_weights = weights["log_weights"]
+            self._next_bias = Bias.from_dict(store.load_json(folder / "bias.json"))
+            index += 1
+        total = sum(len(f) for f in self._frames)
+        if self._previous_log_weights is not None and len(self._previous_log_weights) != total:
+            raise store.StoreFileError(
+                f"{store.round_dir(self.workdir, index - 1) / 'weights.npz'} has "
+                f"{len(self._previous_log_weights)} weights for {total} stored frames "
+                f"(corrupted?)")
+
+    @staticmethod
+    def _load_frames(folder: Path) -> Frames:
+        data = store.load_npz(folder / "frames.npz", ("features", "bias_kjmol", "time_ps"))
+        return Frames(data["features"], data["bias_kjmol"], data["time_ps"])
+
+    # ------------------------------------------------------------------ MD of a round
+    def _prepared_state(self) -> dict:
+        """The start of round 0: the system's positions, prepared once and stored."""
+        if self.sim.prepare is None:
+            return {"positions": self.sim.positions, "velocities": None,
+                    "box_vectors": self.sim.box_vectors}
+        path = self.workdir / "prepared.npz"
+        if path.exists():
+            state = store.load_npz(path, ("positions",))
+        else:
+            log.info("preparing %s: minimisation and equilibration", self.sim.name)
+            t0 = time.perf_counter()
+            state = self.sim.prepare(self.config.system.temperature, self.config.sampling.platform,
+                                     self.config.sampling.seed)
+            store.write_npz(path, **{k: np.asarray(v) for k, v in state.items()
+                                     if v is not None})
+            log.info("prepared in %.1f s (stored in %s)", time.perf_counter() - t0, path)
+        return {"positions": state["positions"], "velocities": state.get("velocities"),
+                "box_vectors": state.get("box_vectors", self.sim.box_vectors)}
+
+    def _walker_seed(self, index: int, walker: int) -> int:
+        sequence = np.random.SeedSequence([self.config.sampling.seed, index, walker])
+        return int(sequence.generate_state(1)[0] % 2**31)
+
+    def _walker_results(self, index: int) -> list[WalkerResult]:
+        folder = store.round_dir(self.workdir, index) / "walkers"
+        return [WalkerResult.from_arrays(store.load_npz(folder / f"walker_{k:02d}.npz"))
+                for k in range(self.config.sampling.walkers)]
+
+    def _start_states(self, index: int) -> list[dict]:
+        """Where each walker of round ``index`` starts (a function of the stored data only).
+
+        Round 0: the (prepared) start of the system, fresh velocities per walker. One walker:
+        it continues from where round ``index - 1`` ended. Several walkers: position
+        snapshots of all earlier rounds, spread along the RC of the bias now applied.
+        """
+        k = self.config.sampling.walkers
+        if index == 0:
+            start = self._prepared_state()
+            return [{**start, "velocities": start["velocities"] if k == 1 else None,
+                     "time_ps": 0.0} for _ in range(k)]
+        if k == 1:
+            (last,) = self._walker_results(index - 1)
+            return [{"positions": last.final_positions, "velocities": last.final_velocities,
+                     "box_vectors": last.final_box_vectors, "time_ps": last.final_time_ps}]
+        snapshots, features, boxes = [], [], []
+        for r in range(index):
+            for result in self._walker_results(r):
+                snapshots.append(result.snapshots)
+                features.append(result.features[result.snapshot_frames])
+                boxes += [result.final_box_vectors] * len(result.snapshots)
+        pool = np.concatenate(snapshots)
+        chi = np.concatenate(features) @ self._previous_coefficients
+        picks = spread_along_chi(chi, k)
+        log.info("round %d: walkers start at chi = %s", index,
+                 np.round(chi[picks], 3).tolist())
+        return [{"positions": pool[i].astype(float), "velocities": None,
+                 "box_vectors": boxes[i], "time_ps": 0.0} for i in picks]
+
+    def _tasks(self, index: int, bias: Bias | None) -> list[WalkerTask]:
+        sampling = self.config.sampling
+        if self._system_xml is None:
+            self._system_xml = self.sim.system_xml()
+        n_frames = sampling.steps_per_round // sampling.report_interval
+        threads = None
+        if sampling.walkers > 1 and sampling.scheduler == "local":
+            workers = sampling.workers or min(sampling.walkers, os.cpu_count() or 1)
+            threads = max(1, (os.cpu_count() or 1) // workers)
+        features = tuple(self._features_dicts())
+        return [
+            WalkerTask(
+                round_index=index, walker_index=k, system_xml=self._system_xml,
+                features=features, positions=np.asarray(start["positions"], float),
+                velocities=None if start["velocities"] is None
+                else np.asarray(start["velocities"], float),
+                box_vectors=None if start["box_vectors"] is None
+                else np.asarray(start["box_vectors"], float),
+                time_ps=float(start["time_ps"]), bias=None if bias is None else bias.to_dict(),
+                temperature_K=self.config.system.temperature, timestep_ps=self.timestep_ps,
+                friction_per_ps=self.friction_per_ps, seed=self._walker_seed(index, k),
+                platform=sampling.platform, force_group=self.config.bias.force_group,
+                n_steps=sampling.steps_per_round, report_interval=sampling.report_interval,
+                snapshot_every=max(1, n_frames // sampling.snapshots),
+                max_retries=sampling.max_retries, cpu_threads=threads,
+            )
+            for k, start in enumerate(self._start_states(index))
+        ]
+
+    def _run_walkers(self, index: int, bias: Bias | None, label: str) -> tuple[Frames, int]:
+        """MD of a round: every walker not yet stored runs; returns all walkers' frames."""
+        sampling = self.config.sampling
+        folder = store.round_dir(self.workdir, index) / "walkers"
+        tasks = self._tasks(index, bias)
+        pending = [t for t in tasks if not (folder / f"walker_{t.walker_index:02d}.npz").exists()]
+        if len(pending) < len(tasks):
+            log.info("%s: %d of %d walkers already stored", label, len(tasks) - len(pending),
+                     len(tasks))
+        if pending:
+            if self._executor is None:
+                self._executor = make_executor(sampling.scheduler, sampling.walkers,
+                                               sampling.workers or None)
+                if sampling.walkers > 1:
+                    log.info("walkers run on %s (%d worker(s))", self._executor.name,
+                             self._executor.n_workers)
+            total = sum(t.n_steps // t.report_interval for t in pending)
+            with tqdm(total=total, desc=label, unit="frame",
+                      disable=not self.config.output.progress, leave=False) as bar:
+
+                def store_result(result: WalkerResult) -> None:
+                    path = folder / f"walker_{result.walker_index:02d}.npz"
+                    store.write_npz(path, **result.to_arrays())
+                    log.info("%s walker %d: %d frames in %.1f s on %s%s", label,
+                             result.walker_index, len(result), result.wall_s, result.platform,
+                             f", {len(result.faults)} fault(s) recovered" if result.faults
+                             else "")
+                    store.fault_point("walker_stored")
+
+                failures = self._executor.run(pending, store_result, progress=bar.update)
+            if failures:
+                raise RoundFailed(
+                    f"{len(failures)} of {len(tasks)} walkers of round {index} failed: "
+                    + "; ".join(str(f) for f in failures)
+                    + f". The other walkers' frames are stored in {folder}; rerun to retry "
+                      f"the failed ones")
+        results = self._walker_results(index)
+        frames = Frames(
+            np.concatenate([r.features for r in results]),
+            np.concatenate([r.bias_kjmol for r in results]),
+            np.concatenate([r.time_ps for r in results]),
+        )
+        walker = np.concatenate([np.full(len(r), r.walker_index, dtype=np.int64)
+                                 for r in results])
+        store.write_npz(store.round_dir(self.workdir, index) / "frames.npz",
+                        features=frames.features, bias_kjmol=frames.bias_kjmol,
+                        time_ps=frames.time_ps, walker=walker)
+        store.fault_point("frames_stored")
+        return frames, sum(len(r.faults) for r in results)
+
+    def _round(self, index: int) -> RoundRecord:
         sampling = self.config.sampling
         folder = store.round_dir(self.workdir, index)
         timings = {}
         bias = self._next_bias if index > 0 else None
         if bias is not None:
-            walker.set_bias(bias)
             store.write_json(folder / "bias_applied.json", bias.to_dict())
-        n_frames = sampling.steps_per_round // sampling.report_interval
         label = "round 0 (unbiased MD)" if index == 0 else f"round {index} (biased MD)"
-        log.info("%s: %d steps, %d frames", label, sampling.steps_per_round, n_frames)
+        log.info("%s: %d walker(s) x %d steps, %d frames each", label, sampling.walkers,
+                 sampling.steps_per_round, sampling.steps_per_round // sampling.report_interval)
         t0 = time.perf_counter()
-        with tqdm(total=n_frames, desc=label, unit="frame",
-                  disable=not self.config.output.progress, leave=False) as bar:
-            frames = walker.run(sampling.steps_per_round, sampling.report_interval,
-                                progress=bar.update)
+        frames, faults = self._run_walkers(index, bias, label)
         timings["md"] = time.perf_counter() - t0
-        steps_per_s = sampling.steps_per_round / timings["md"]
-        log.info("%s: %.1f s, %.0f steps/s", label, timings["md"], steps_per_s)
-        store.write_npz(folder / "frames.npz", features=frames.features,
-                        bias_kjmol=frames.bias_kjmol, time_ps=frames.time_ps)
-        store.write_npz(folder / "state.npz", **walker.get_state())
+        log.info("%s: %.1f s, %.0f steps/s over all walkers", label, timings["md"],
+                 sampling.walkers * sampling.steps_per_round / timings["md"])
         self._frames.append(frames)
         self._biases.append(bias)
-        return self._learn(index, folder, timings)
+        record = self._learn(index, folder, timings)
+        record.walkers = sampling.walkers
+        record.faults = faults
+        return record
 
+    # ------------------------------------------------------------------ learning
     def _reweight(self):
         """MBAR over all rounds so far: reduced bias of every frame under every round's bias."""
         features = np.concatenate([f.features for f in self._frames])
@@ -224,29 +513,31 @@ class Campaign:
         result = mbar_reweight(reduced, [len(f) for f in self._frames])
         return features, result
 
-    def _learn(self, index: int, folder: Path, timings: dict) -> RoundRecord:
+    def _train(self, index: int, folder: Path, features: np.ndarray, log_w: np.ndarray):
+        """VAEs of this round (a model file already stored by an interrupted run is reused)."""
+        from .vae import VAEEstimator, VAEModel
+
         cfg = self.config
-        t0 = time.perf_counter()
-        features, reweighted = self._reweight()
-        self._last_reweight = (features, reweighted)
-        log_w = reweighted.log_weights
-        timings["reweight"] = time.perf_counter() - t0
-        log.info("round %d: %d frames in all, MBAR effective sample size %.1f", index,
-                 len(features), reweighted.effective_sample_size)
-
-        from .vae import VAEEstimator
-
-        t0 = time.perf_counter()
         results, kls, model_files = [], [], []
         base_seed = cfg.sampling.seed * 1000 + index * 17
         (folder / "models").mkdir(parents=True, exist_ok=True)
         for m in range(cfg.models.models):
             seed = base_seed + m
-            model = VAEEstimator(self.vae_config, seed=seed).fit(
-                features, log_weights=log_w, progress=cfg.output.progress
-            ).fetch_model()
             model_files.append(f"models/vae_seed{seed}.pt")
-            model.save(folder / model_files[-1])
+            path = folder / model_files[-1]
+            if path.exists():
+                try:
+                    model = VAEModel.load(path)
+                except Exception as error:
+                    raise store.StoreFileError(f"{path} cannot be read (truncated or "
+                                               f"corrupted?): {error}") from error
+                log.info("round %d: VAE seed %d loaded from %s", index, seed, path)
+            else:
+                model = VAEEstimator(self.vae_config, seed=seed).fit(
+                    features, log_weights=log_w, progress=cfg.output.progress
+                ).fetch_model()
+                model.save(path)
+                store.fault_point("model_stored")
             latent = model.transform(features)
             result = fit_coordinate(features, latent, log_weights=log_w,
                                     bins=cfg.coordinate.bins, seed=seed)
@@ -254,6 +545,23 @@ class Campaign:
             kls.append(result.kl_divergence)
             log.info("round %d: VAE seed %d, best KL %.4f, c = %s", index, seed,
                      result.kl_divergence, np.round(result.coefficients, 4).tolist())
+        return results, kls, model_files
+
+    def _learn(self, index: int, folder: Path, timings: dict) -> RoundRecord:
+        cfg = self.config
+        t0 = time.perf_counter()
+        features, reweighted = self._reweight()
+        self._last_reweight = (features, reweighted)
+        log_w = reweighted.log_weights
+        store.write_npz(folder / "weights.npz", log_weights=log_w,
+                        free_energies=np.asarray(reweighted.free_energies),
+                        frames_per_round=np.array([len(f) for f in self._frames]))
+        timings["reweight"] = time.perf_counter() - t0
+        log.info("round %d: %d frames in all, MBAR effective sample size %.1f", index,
+                 len(features), reweighted.effective_sample_size)
+
+        t0 = time.perf_counter()
+        results, kls, model_files = self._train(index, folder, features, log_w)
         timings["train_and_rc"] = time.perf_counter() - t0
         kept = [i for i in range(len(results)) if kls[i] <= cfg.coordinate.kl_threshold]
         # lowest KL among the models below the threshold; if none is, the lowest overall
@@ -348,12 +656,16 @@ class Campaign:
         store.write_text(path, "chi,free_energy_kT\n" + "\n".join(rows) + "\n")
 
     def _write_final(self) -> None:
+        if not self.records:
+            return
         last = store.round_dir(self.workdir, self.records[-1].index)
         store.write_text(self.workdir / "free_energy.csv", (last / "free_energy.csv").read_text())
         if self.config.output.figures:
             from . import plots
 
-            features, reweighted = self._last_reweight  # all rounds: computed after the last
+            if self._last_reweight is None:  # resumed with every round already complete
+                self._last_reweight = self._reweight()
+            features, reweighted = self._last_reweight
             c = self.records[-1].coefficients
             chi = features @ c
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
@@ -369,7 +681,8 @@ class Campaign:
             "temperature_K": float(self.config.system.temperature),
             "feature_names": self.feature_names,
             "converged": bool(converged),
-            "system": self.potential.name,
+            "system": self.sim.name,
+            "walkers": int(self.config.sampling.walkers),
             "rounds": [r.to_summary() for r in self.records],
         }
         store.write_json(self.workdir / "summary.json", summary)

@@ -23,9 +23,10 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.config).stem
     try:
-        summary = Campaign(config, workdir).run()
+        summary = Campaign(config, workdir, scheduler=args.scheduler).run()
     except MDError as error:
-        print(f"rave: MD failed: {error}. Frames of finished rounds are kept in {workdir}",
+        print(f"rave: MD failed: {error}. Frames of finished rounds and walkers are kept in "
+              f"{workdir}; `rave run` with the same config and --workdir resumes",
               file=sys.stderr)
         return 1
     last = summary["rounds"][-1]
@@ -95,9 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a RAVE campaign from a TOML config")
     run.add_argument("config", help="campaign TOML file (see workflows/*.toml)")
-    run.add_argument("--workdir", help="output directory (default: runs/<config name>); "
-                                        "refused if it already holds a campaign")
-    run.add_argument("--rounds", type=int, help="override [sampling] rounds")
+    run.add_argument("--workdir", help="output directory (default: runs/<config name>); one "
+                                        "that holds a campaign is resumed where it stopped")
+    run.add_argument("--rounds", type=int, help="override [sampling] rounds (raise it to extend "
+                                                "a finished campaign)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run walkers on this Dask scheduler (tcp://host:8786), or 'local' / "
+                          "'serial'; overrides [sampling] scheduler")
     run.add_argument("-q", "--quiet", action="store_true", help="no log on the terminal")
     exp = sub.add_parser("export", help="export the latest RC and bias of a campaign")
     exp.add_argument("workdir", help="a rave work directory")

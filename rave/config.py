@@ -27,7 +27,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SYSTEM_KINDS = ("three_state", "rotated_double_well", "expression")
+SYSTEM_KINDS = ("three_state", "rotated_double_well", "expression", "ligand_cavity", "openmm")
+MODEL_KINDS = ("three_state", "rotated_double_well", "expression")
+#: keys of [system] that only some kinds take
+_KIND_KEYS = {
+    "expression": ("expression",),
+    "start": MODEL_KINDS,
+    "extent": MODEL_KINDS,
+    "angle_deg": ("rotated_double_well",),
+    "barrier_kT": ("rotated_double_well",),
+    "variant": ("ligand_cavity",),
+    "ligand": ("ligand_cavity",),
+    "size": ("ligand_cavity",),
+    "prepare_steps": ("ligand_cavity",),
+    "minimize_iterations": ("ligand_cavity",),
+    "pdb": ("openmm",),
+    "system_xml": ("openmm",),
+    "forcefield": ("openmm",),
+}
+LIGAND_CAVITY_CHOICES = {
+    "variant": ("hydrophobic", "hydrophilic"),
+    "ligand": ("methane", "c60"),
+    "size": ("small", "paper"),
+}
 
 
 class ConfigError(ValueError):
@@ -38,12 +60,22 @@ class ConfigError(ValueError):
 class SystemConfig:
     """``[system]``: what is simulated.
 
-    kind : "three_state", "rotated_double_well" or "expression" (required)
+    kind : "three_state", "rotated_double_well", "expression", "ligand_cavity" or "openmm"
+        (required)
     expression : OpenMM energy expression of x, y in nm, kJ/mol (required for "expression")
     temperature : K (300.0)
     start : [x, y] nm starting point of round 0 (the system's own default: a minimum)
     extent : [[xmin, xmax], [ymin, ymax]] nm, region for quadrature and plots (system default)
     angle_deg, barrier_kT : rotated double well: angle of the slow direction from x, barrier
+    variant, ligand, size : ligand_cavity: "hydrophobic" | "hydrophilic", "methane" | "c60",
+        "small" | "paper" (defaults "hydrophobic", "methane", "small")
+    prepare_steps, minimize_iterations : ligand_cavity: NVT equilibration steps (5000: 10 ps)
+        and the minimiser's iteration limit (200) before round 0, ligand held in the pocket
+    pdb : openmm: PDB file (positions, topology for the [[features]] selections; required)
+    system_xml : openmm: serialized OpenMM System (or give forcefield)
+    forcefield : openmm: force-field XML names for openmm.app.ForceField, e.g.
+        ["amber14/protein.ff14SB.xml", "implicit/obc2.xml"]
+    Relative paths are relative to the config file.
     """
 
     kind: str
@@ -53,6 +85,14 @@ class SystemConfig:
     extent: list[list[float]] | None = None
     angle_deg: float | None = None
     barrier_kT: float | None = None
+    variant: str | None = None
+    ligand: str | None = None
+    size: str | None = None
+    prepare_steps: int | None = None
+    minimize_iterations: int | None = None
+    pdb: str | None = None
+    system_xml: str | None = None
+    forcefield: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SYSTEM_KINDS:
@@ -65,11 +105,33 @@ class SystemConfig:
                 'system.expression is required when system.kind = "expression": give an OpenMM '
                 'energy expression of x and y in kJ/mol, e.g. expression = "5*(x^2-1)^2 + 10*y^2"'
             )
-        if self.kind != "expression" and self.expression is not None:
-            raise ConfigError(
-                f"system.expression is only used with kind = \"expression\"; kind is "
-                f"{self.kind!r}. Remove the expression or set kind = \"expression\""
-            )
+        for key, kinds in _KIND_KEYS.items():
+            if getattr(self, key) is not None and self.kind not in kinds:
+                raise ConfigError(
+                    f"system.{key} only applies to kind = "
+                    f"{' or '.join(repr(k) for k in kinds)}; kind is {self.kind!r}. "
+                    f"Remove system.{key} or change system.kind"
+                )
+        if self.kind == "ligand_cavity":
+            for key, default in (("prepare_steps", 5000), ("minimize_iterations", 200)):
+                if getattr(self, key) is None:
+                    object.__setattr__(self, key, default)
+                _at_least(f"system.{key}", getattr(self, key), 0)
+            for key, choices in LIGAND_CAVITY_CHOICES.items():
+                value = getattr(self, key)
+                if value is None:
+                    object.__setattr__(self, key, choices[0])
+                elif value not in choices:
+                    raise ConfigError(f"system.{key} must be one of "
+                                      f"{', '.join(map(repr, choices))}. You supplied {value!r}")
+        if self.kind == "openmm":
+            if self.pdb is None:
+                raise ConfigError('system.pdb is required when system.kind = "openmm": the PDB '
+                                  'gives the positions and the topology for the selections')
+            if (self.system_xml is None) == (self.forcefield is None):
+                raise ConfigError('system.kind = "openmm" needs exactly one of system.system_xml '
+                                  '(a serialized OpenMM System) or system.forcefield (force-field '
+                                  'XML names)')
         _positive("system.temperature", self.temperature)
         if self.start is not None and len(self.start) != 2:
             raise ConfigError(f"system.start must be [x, y] in nm. You supplied {self.start}")
@@ -80,12 +142,6 @@ class SystemConfig:
                 f"system.extent must be [[xmin, xmax], [ymin, ymax]] with max > min. "
                 f"You supplied {self.extent}"
             )
-        if self.kind != "rotated_double_well":
-            for key in ("angle_deg", "barrier_kT"):
-                if getattr(self, key) is not None:
-                    raise ConfigError(
-                        f"system.{key} only applies to kind = \"rotated_double_well\""
-                    )
         if self.barrier_kT is not None:
             _positive("system.barrier_kT", self.barrier_kT)
 
@@ -102,6 +158,14 @@ class SamplingConfig:
     friction : 1/ps, Langevin collision rate (the system's default)
     platform : "auto", "Reference", "CPU", "CUDA", "OpenCL" ("auto": Reference for a few
         particles, where it is fastest, else the fastest available)
+    walkers : independent walkers per round under the same bias, each with its own seed and
+        starting frame (1)
+    scheduler : "local" (a Dask cluster on this machine when walkers > 1), "serial" (walkers
+        one after the other in this process) or a Dask scheduler address "tcp://host:8786"
+    workers : worker processes of the local Dask cluster (0: min(walkers, cores))
+    max_retries : recoveries (back to the last checkpoint, half the time step) per walker and
+        round before the round fails (4)
+    snapshots : positions kept per walker and round as starting frames of later rounds (20)
     """
 
     rounds: int = 4
@@ -111,9 +175,23 @@ class SamplingConfig:
     timestep: float | None = None
     friction: float | None = None
     platform: str = "auto"
+    walkers: int = 1
+    scheduler: str = "local"
+    workers: int = 0
+    max_retries: int = 4
+    snapshots: int = 20
 
     def __post_init__(self) -> None:
         _at_least("sampling.rounds", self.rounds, 1)
+        _at_least("sampling.walkers", self.walkers, 1)
+        _at_least("sampling.workers", self.workers, 0)
+        _at_least("sampling.max_retries", self.max_retries, 0)
+        _at_least("sampling.snapshots", self.snapshots, 1)
+        if self.scheduler not in ("local", "serial") and "://" not in self.scheduler:
+            raise ConfigError(
+                f'sampling.scheduler must be "local", "serial" or a Dask scheduler address such '
+                f'as "tcp://10.0.0.5:8786". You supplied {self.scheduler!r}'
+            )
         _at_least("sampling.report_interval", self.report_interval, 1)
         _at_least("sampling.steps_per_round", self.steps_per_round, self.report_interval)
         if self.steps_per_round // self.report_interval < 10:
@@ -236,6 +314,7 @@ class Config:
     bias: BiasConfig = field(default_factory=BiasConfig)
     convergence: ConvergenceConfig = field(default_factory=ConvergenceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    features: list = field(default_factory=list)  # [[features]] tables (kind = "openmm")
 
     def vae_config(self):
         """The rave.vae.VAEConfig of this campaign (imports torch)."""
@@ -252,8 +331,12 @@ class Config:
         data = dataclasses.asdict(self)
         data["vae"] = {**self.vae, "models": self.models.models}
         del data["models"]
-        return {section: {k: v for k, v in values.items() if v is not None}
-                for section, values in data.items()}
+        features = data.pop("features")
+        out = {section: {k: v for k, v in values.items() if v is not None}
+               for section, values in data.items()}
+        if features:
+            out["features"] = features
+        return out
 
 
 _SECTIONS = {
@@ -349,7 +432,7 @@ def _vae_section(values: Any) -> tuple[dict, ModelConfig]:
 
 def config_from_dict(data: dict) -> Config:
     """Build and validate a Config from a parsed TOML document."""
-    known = set(_SECTIONS) | {"vae"}
+    known = set(_SECTIONS) | {"vae", "features"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -361,7 +444,16 @@ def config_from_dict(data: dict) -> Config:
     sections = {name: _section(name, cls, data[name])
                 for name, cls in _SECTIONS.items() if name in data}
     vae, models = _vae_section(data.get("vae", {}))
-    return Config(**sections, vae=vae, models=models)
+    features = data.get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, dict) and "kind" in f
+                                                 for f in features):
+        raise ConfigError("[[features]] must be tables with a kind, e.g. [[features]] kind = "
+                          "\"distance\" group1 = \"resid 0 and name CA\" group2 = ...")
+    if features and sections["system"].kind != "openmm":
+        raise ConfigError(f"[[features]] are only read for system.kind = \"openmm\"; "
+                          f"{sections['system'].kind!r} defines its own order parameters. "
+                          f"Remove the [[features]] tables")
+    return Config(**sections, vae=vae, models=models, features=[dict(f) for f in features])
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> Config:
@@ -376,4 +468,9 @@ def load_config(path: str | Path, overrides: dict | None = None) -> Config:
     for dotted, value in (overrides or {}).items():
         section, key = dotted.split(".")
         data.setdefault(section, {})[key] = value
+    system = data.get("system")
+    if isinstance(system, dict):  # input files are relative to the config file
+        for key in ("pdb", "system_xml"):
+            if isinstance(system.get(key), str) and not Path(system[key]).is_absolute():
+                system[key] = str((path.parent / system[key]).resolve())
     return config_from_dict(data)

@@ -50,18 +50,28 @@ class Frames:
     bias_kjmol : np.ndarray, shape=(n_frames,)
         Bias energy applied at each frame (0 in an unbiased round).
     time_ps : np.ndarray, shape=(n_frames,)
+    snapshots : np.ndarray, shape=(n_snapshots, n_particles, 3), dtype=float32, nm
+        Positions at the frames ``snapshot_frames`` (empty unless ``snapshot_every`` was given):
+        starting points for later walkers.
+    snapshot_frames : np.ndarray, shape=(n_snapshots,), dtype=int
     """
 
     features: np.ndarray
     bias_kjmol: np.ndarray
     time_ps: np.ndarray
+    snapshots: np.ndarray | None = None
+    snapshot_frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.bias_kjmol)
 
 
 class MDError(RuntimeError):
-    """The MD produced non-finite positions or energies."""
+    """The MD produced non-finite or exploding positions or energies."""
+
+
+#: a coordinate beyond this (nm) means the integration exploded, even if it is still finite
+EXPLODED_NM = 1.0e4
 
 
 def choose_platform(name: str, n_particles: int) -> openmm.Platform:
@@ -100,6 +110,9 @@ class Walker:
         Add the bias force (False only for an unbiased reference run, e.g. a benchmark).
     force_group : int
         Force group of the bias; must be unused by the system's own forces.
+    cpu_threads : int, optional
+        Threads of the CPU platform (default: OpenMM's choice, all cores); set it when several
+        walkers share a machine.
     """
 
     def __init__(
@@ -116,6 +129,7 @@ class Walker:
         box_vectors=None,
         with_bias: bool = True,
         force_group: int = DEFAULT_FORCE_GROUP,
+        cpu_threads: int | None = None,
     ) -> None:
         self.features = list(features)
         self.temperature_K = _md_value(temperature_K, unit.kelvin)
@@ -152,7 +166,10 @@ class Walker:
         )
         self.integrator.setRandomNumberSeed(int(seed) % 2**31)
         self.platform = choose_platform(platform, system.getNumParticles())
-        self.context = openmm.Context(system, self.integrator, self.platform)
+        properties = {}
+        if cpu_threads is not None and self.platform.getName() == "CPU":
+            properties["Threads"] = str(int(cpu_threads))
+        self.context = openmm.Context(system, self.integrator, self.platform, properties)
         if box_vectors is not None:
             self.context.setPeriodicBoxVectors(*box_vectors)
         positions = (positions.value_in_unit(unit.nanometer) if unit.is_quantity(positions)
@@ -180,18 +197,28 @@ class Walker:
         state = self.context.getState(getEnergy=True, groups={self.force_group})
         return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
 
-    def run(self, n_steps: int, report_interval: int, progress=None) -> Frames:
+    def set_timestep(self, timestep_ps: float) -> None:
+        """Change the integrator's time step (ps), e.g. after a blow-up."""
+        self.timestep_ps = _md_value(timestep_ps, unit.picosecond)
+        self.integrator.setStepSize(self.timestep_ps)
+
+    def run(self, n_steps: int, report_interval: int, progress=None,
+            snapshot_every: int | None = None) -> Frames:
         """Run ``n_steps`` steps and record a frame every ``report_interval`` steps.
 
         Parameters
         ----------
         progress : callable(n_frames_done) or None
             Called after each block of frames (for progress bars).
+        snapshot_every : int, optional
+            Also keep the positions of every ``snapshot_every``-th frame (frames 0, k, 2k, ...).
 
         Raises
         ------
         MDError
-            Non-finite positions or bias energy; the message gives the time and what to do.
+            Non-finite or exploding positions, or non-finite bias energy, or an OpenMM error
+            during stepping; the message gives the time and what to do. The walker's state is
+            then unusable until :meth:`set_state`.
         """
         if report_interval < 1 or n_steps < report_interval:
             raise ValueError(
@@ -205,9 +232,18 @@ class Walker:
         frames_per_block = max(1, min(512, _BLOCK_FLOATS // (3 * self._n_particles), n_frames))
         block = np.empty((frames_per_block, self._n_particles, 3))
         boxes = np.empty((len(block), 3, 3)) if self._periodic else None
+        snap_frames = (np.arange(0, n_frames, snapshot_every, dtype=np.int64)
+                       if snapshot_every else np.zeros(0, dtype=np.int64))
+        snapshots = np.empty((len(snap_frames), self._n_particles, 3), dtype=np.float32)
         start = 0
         for frame in range(n_frames):
-            self.integrator.step(report_interval)
+            try:
+                self.integrator.step(report_interval)
+            except openmm.OpenMMException as error:
+                raise MDError(
+                    f"OpenMM failed at t = {self.time_ps:.3f} ps ({error}). Lower "
+                    f"sampling.timestep (now {self.timestep_ps} ps) or check the system"
+                ) from error
             self.time_ps += report_interval * self.timestep_ps
             state = self.context.getState(
                 getPositions=True, getEnergy=bool(groups), groups=groups or -1
@@ -224,18 +260,23 @@ class Walker:
                 values = evaluate_features(self.features, block[:n],
                                            None if boxes is None else boxes[:n])
                 features[start:frame + 1] = values
-                bad = ~np.isfinite(values).all(axis=1) | ~np.isfinite(bias[start:frame + 1])
+                with np.errstate(invalid="ignore"):
+                    exploded = ~(np.abs(block[:n]).max(axis=(1, 2)) < EXPLODED_NM)
+                bad = (~np.isfinite(values).all(axis=1) | ~np.isfinite(bias[start:frame + 1])
+                       | exploded)
                 if bad.any():
                     t = times[start + int(np.argmax(bad))]
                     raise MDError(
-                        f"the MD blew up: non-finite positions or bias energy at t = {t:.3f} ps. "
-                        f"Lower sampling.timestep (now {self.timestep_ps} ps) or check the "
-                        f"system's energy expression near the visited region"
+                        f"the MD blew up: non-finite or exploding positions or bias energy at "
+                        f"t = {t:.3f} ps. Lower sampling.timestep (now {self.timestep_ps} ps) or "
+                        f"check the system's energy near the visited region"
                     )
+                take = (snap_frames >= start) & (snap_frames <= frame)
+                snapshots[take] = block[snap_frames[take] - start]
                 start = frame + 1
                 if progress is not None:
                     progress(n)
-        return Frames(features, bias, times)
+        return Frames(features, bias, times, snapshots, snap_frames)
 
     def timed_run(self, n_steps: int, report_interval: int) -> tuple[Frames, float]:
         """``run`` and its wall time in s."""
@@ -244,15 +285,23 @@ class Walker:
         return frames, time.perf_counter() - t0
 
     def get_state(self) -> dict:
-        """Positions (nm), velocities (nm/ps) and time (ps) to continue later."""
+        """Positions (nm), velocities (nm/ps), box vectors (nm, periodic systems) and time (ps)
+        to continue later."""
         state = self.context.getState(getPositions=True, getVelocities=True)
-        return {
+        out = {
             "positions": state.getPositions(asNumpy=True)._value.copy(),
             "velocities": state.getVelocities(asNumpy=True)._value.copy(),
             "time_ps": self.time_ps,
         }
+        if self._periodic:
+            out["box_vectors"] = state.getPeriodicBoxVectors(asNumpy=True)._value.copy()
+        return out
 
     def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state` output (velocities optional: drawn anew if absent)."""
+        if state.get("box_vectors") is not None:
+            self.context.setPeriodicBoxVectors(*np.asarray(state["box_vectors"]))
         self.context.setPositions(np.asarray(state["positions"]))
-        self.context.setVelocities(np.asarray(state["velocities"]))
+        if state.get("velocities") is not None:
+            self.context.setVelocities(np.asarray(state["velocities"]))
         self.time_ps = float(state["time_ps"])

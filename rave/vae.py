@@ -35,7 +35,7 @@ stops early when the validation loss has not improved by a relative ``min_improv
 ``patience`` epochs, and returns the network of lowest validation loss (of any epoch). More
 frames therefore never cost more time; they only mean fewer repeats of the same frame.
 
-Measured on 2 idle CPU cores (``workflows/bench_vae.py``, 200,000 frames of the 2-D
+Measured on 2 idle CPU cores (``workflows/benchmarks/training.py``, 200,000 frames of the 2-D
 three-state potential, default settings): 27 epochs (1,350 steps, early stop) in 31 s; held-out
 loss 1.345 with 200,000, 50,000 or 20,000 training frames alike (1.3453, 1.3428, 1.3441).
 Cosine runs of the full 30 epochs gave, over 5 seeds, a held-out loss of 1.350 +- 0.009

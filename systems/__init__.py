@@ -1,5 +1,10 @@
-"""Systems for RAVE campaigns: model potentials and (later) ligand-cavity builders."""
+"""Systems for RAVE campaigns: model potentials and ligand-cavity builders."""
 
+from systems.ligand_cavity import (
+    LigandCavitySystem,
+    build_ligand_cavity,
+    prepare_ligand_cavity,
+)
 from systems.model_potentials import (
     MODEL_KINDS,
     ModelPotential,
@@ -13,6 +18,9 @@ from systems.model_potentials import (
 )
 
 __all__ = [
+    "LigandCavitySystem",
+    "build_ligand_cavity",
+    "prepare_ligand_cavity",
     "MODEL_KINDS",
     "ModelPotential",
     "ModelSystem",

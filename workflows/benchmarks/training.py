@@ -12,7 +12,7 @@ by a margin (so the envelope bounds the density everywhere, not only at grid poi
 
 Usage::
 
-    python workflows/bench_vae.py [--frames 200000] [--device auto] [--seed 0]
+    python workflows/benchmarks/training.py [--frames 200000] [--device auto] [--seed 0]
                                   [--test-frames 50000] [--progress]
 
 Prints a table: frames, device, threads, epochs and steps run, wall time (s) of the fit, final

@@ -1,0 +1,316 @@
+"""Walkers of a round: one task per walker, run in this process or on a Dask cluster.
+
+A :class:`WalkerTask` holds everything one walker needs (the System as XML, the features as
+dicts, the bias as a dict, the starting state, seeds and MD settings), so the same function,
+:func:`run_walker`, runs in this process (``scheduler = "serial"``), on a local Dask cluster
+(``"local"``) or on any Dask scheduler (``"tcp://host:8786"``). Workers need rave installed and
+nothing else: they read no files. Results come back to the campaign, which writes them.
+
+MD faults: a walker runs in segments; before each it keeps its state in memory. If a segment
+blows up (non-finite or exploding positions or energies, or an OpenMM error), the walker goes
+back to that state, halves its time step and tries the segment again (logged in the result's
+``faults``); after ``max_retries`` failures it raises :class:`WalkerFailed`. The frame count
+does not depend on faults (the steps of a retried segment are run again at the smaller step).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger("rave")
+
+
+class WalkerFailed(RuntimeError):
+    """A walker kept blowing up after ``max_retries`` recoveries."""
+
+
+@dataclass(frozen=True)
+class WalkerTask:
+    """One walker of one round (plain data: picklable, sent to Dask workers).
+
+    positions, velocities, box_vectors : np.ndarray (nm, nm/ps, nm); velocities None: drawn at
+        the temperature with ``seed``; box_vectors None: the system's default box.
+    bias : dict of :meth:`rave.bias.Bias.to_dict`, or None (unbiased round)
+    snapshot_every : frames between stored position snapshots (starting points for later rounds)
+    segment_frames : frames per fault-recovery segment
+    """
+
+    round_index: int
+    walker_index: int
+    system_xml: str
+    features: tuple
+    positions: np.ndarray
+    velocities: np.ndarray | None
+    box_vectors: np.ndarray | None
+    time_ps: float
+    bias: dict | None
+    temperature_K: float
+    timestep_ps: float
+    friction_per_ps: float
+    seed: int
+    platform: str
+    force_group: int
+    n_steps: int
+    report_interval: int
+    snapshot_every: int
+    max_retries: int = 4
+    segment_frames: int = 200
+    cpu_threads: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"round {self.round_index} walker {self.walker_index}"
+
+
+@dataclass
+class WalkerResult:
+    """Frames and final state of one walker (see :meth:`to_arrays` for the stored form)."""
+
+    round_index: int
+    walker_index: int
+    features: np.ndarray
+    bias_kjmol: np.ndarray
+    time_ps: np.ndarray
+    snapshots: np.ndarray
+    snapshot_frames: np.ndarray
+    final_positions: np.ndarray
+    final_velocities: np.ndarray
+    final_box_vectors: np.ndarray | None
+    final_time_ps: float
+    final_timestep_ps: float
+    seed: int
+    platform: str
+    wall_s: float
+    faults: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.bias_kjmol)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The result as named arrays for ``np.savez`` (walker checkpoint file)."""
+        out = {
+            "features": self.features,
+            "bias_kjmol": self.bias_kjmol,
+            "time_ps": self.time_ps,
+            "snapshots": self.snapshots,
+            "snapshot_frames": self.snapshot_frames,
+            "final_positions": self.final_positions,
+            "final_velocities": self.final_velocities,
+            "final_time_ps": np.float64(self.final_time_ps),
+            "final_timestep_ps": np.float64(self.final_timestep_ps),
+            "round_index": np.int64(self.round_index),
+            "walker_index": np.int64(self.walker_index),
+            "seed": np.int64(self.seed),
+            "platform": np.str_(self.platform),
+            "wall_s": np.float64(self.wall_s),
+            "faults": np.array(self.faults, dtype=np.str_),
+        }
+        if self.final_box_vectors is not None:
+            out["final_box_vectors"] = self.final_box_vectors
+        return out
+
+    @classmethod
+    def from_arrays(cls, data: dict[str, np.ndarray]) -> WalkerResult:
+        return cls(
+            round_index=int(data["round_index"]),
+            walker_index=int(data["walker_index"]),
+            features=data["features"],
+            bias_kjmol=data["bias_kjmol"],
+            time_ps=data["time_ps"],
+            snapshots=data["snapshots"],
+            snapshot_frames=data["snapshot_frames"],
+            final_positions=data["final_positions"],
+            final_velocities=data["final_velocities"],
+            final_box_vectors=data.get("final_box_vectors"),
+            final_time_ps=float(data["final_time_ps"]),
+            final_timestep_ps=float(data["final_timestep_ps"]),
+            seed=int(data["seed"]),
+            platform=str(data["platform"]),
+            wall_s=float(data["wall_s"]),
+            faults=[str(f) for f in data["faults"]],
+        )
+
+
+def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) -> WalkerResult:
+    """Run one walker with fault recovery (see the module docstring).
+
+    Raises
+    ------
+    WalkerFailed
+        After ``task.max_retries`` blow-ups; the message names the walker, the time and the
+        time steps tried.
+    """
+    import openmm
+
+    from .bias import Bias
+    from .engine import MDError, Walker
+    from .features import feature_from_dict
+
+    t0 = time.perf_counter()
+    system = openmm.XmlSerializer.deserialize(task.system_xml)
+    features = [feature_from_dict(d) for d in task.features]
+    walker = Walker(
+        system, task.positions, features, task.temperature_K, task.timestep_ps,
+        task.friction_per_ps, seed=task.seed, platform=task.platform,
+        box_vectors=task.box_vectors, force_group=task.force_group, cpu_threads=task.cpu_threads,
+    )
+    if task.velocities is not None:
+        walker.set_state({"positions": task.positions, "velocities": task.velocities,
+                          "box_vectors": task.box_vectors, "time_ps": task.time_ps})
+    walker.time_ps = float(task.time_ps)
+    if task.bias is not None:
+        walker.set_bias(Bias.from_dict(task.bias))
+
+    n_frames = task.n_steps // task.report_interval
+    # segments hold whole numbers of snapshot intervals, so snapshots fall on global frames
+    segment = max(task.snapshot_every,
+                  task.segment_frames // task.snapshot_every * task.snapshot_every)
+    parts, faults = [], []
+    done = 0
+    while done < n_frames:
+        n = min(segment, n_frames - done)
+        saved = walker.get_state()
+        try:
+            frames = walker.run(n * task.report_interval, task.report_interval,
+                                progress=progress, snapshot_every=task.snapshot_every)
+        except MDError as error:
+            if len(faults) >= task.max_retries:
+                raise WalkerFailed(
+                    f"{task.label} blew up {len(faults) + 1} times (last at time step "
+                    f"{walker.timestep_ps:.3g} ps): {error}. Its frames are not stored; other "
+                    f"walkers' are. Lower sampling.timestep (now {task.timestep_ps} ps), raise "
+                    f"sampling.max_retries, or check the system"
+                ) from error
+            faults.append(f"t = {saved['time_ps']:.3f} ps: {error}; retrying from the "
+                          f"checkpoint with time step {walker.timestep_ps / 2:.4g} ps")
+            log.warning("%s: %s", task.label, faults[-1])
+            walker.set_state(saved)
+            walker.set_timestep(walker.timestep_ps / 2)
+            continue
+        frames_snap = frames.snapshot_frames + done
+        parts.append((frames, frames_snap))
+        done += n
+    state = walker.get_state()
+    return WalkerResult(
+        round_index=task.round_index,
+        walker_index=task.walker_index,
+        features=np.concatenate([p.features for p, _ in parts]),
+        bias_kjmol=np.concatenate([p.bias_kjmol for p, _ in parts]),
+        time_ps=np.concatenate([p.time_ps for p, _ in parts]),
+        snapshots=np.concatenate([p.snapshots for p, _ in parts]),
+        snapshot_frames=np.concatenate([s for _, s in parts]),
+        final_positions=state["positions"],
+        final_velocities=state["velocities"],
+        final_box_vectors=state.get("box_vectors"),
+        final_time_ps=float(state["time_ps"]),
+        final_timestep_ps=walker.timestep_ps,
+        seed=task.seed,
+        platform=walker.platform.getName(),
+        wall_s=time.perf_counter() - t0,
+        faults=faults,
+    )
+
+
+def _run_walker_quietly(task: WalkerTask) -> WalkerResult:
+    """Entry point on Dask workers (no progress callback)."""
+    return run_walker(task)
+
+
+# ------------------------------------------------------------------------------ executors
+class SerialExecutor:
+    """Runs walkers one after the other in this process."""
+
+    name = "serial"
+    n_workers = 1
+
+    def run(self, tasks: Sequence[WalkerTask], on_result: Callable[[WalkerResult], None],
+            progress: Callable[[int], None] | None = None) -> list[BaseException]:
+        """Run every task; ``on_result`` is called as each finishes. Returns the failures (the
+        other walkers still run and are stored)."""
+        failures = []
+        for task in tasks:
+            try:
+                on_result(run_walker(task, progress))
+            except WalkerFailed as error:
+                failures.append(error)
+        return failures
+
+    def close(self) -> None:
+        pass
+
+
+class DaskExecutor:
+    """Runs walkers as tasks on a Dask cluster: a local one (``address=None``, processes, one
+    thread each) or an existing scheduler at ``address``."""
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, n_workers: int | None = None) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as error:  # pragma: no cover - a dependency
+            raise RuntimeError("walkers on Dask need the 'distributed' package: "
+                               "pip install distributed") from error
+        self.address = address
+        self._cluster = None
+        # the scheduler's and workers' INFO chatter would drown the campaign's log
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        if address is None:
+            n = n_workers or max(1, min(os.cpu_count() or 1, 4))
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                         dashboard_address=None, silence_logs=logging.ERROR)
+            self.client = Client(self._cluster)
+        else:
+            try:
+                self.client = Client(address, timeout="20s")
+            except OSError as error:
+                raise RuntimeError(
+                    f"cannot reach the Dask scheduler at {address}: {error}. Start one with "
+                    f"`dask scheduler` and workers with `dask worker {address}`, or leave "
+                    f"--scheduler out to use a local cluster"
+                ) from error
+        self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def run(self, tasks: Sequence[WalkerTask], on_result: Callable[[WalkerResult], None],
+            progress: Callable[[int], None] | None = None) -> list[BaseException]:
+        from distributed import as_completed
+
+        futures = [
+            self.client.submit(_run_walker_quietly, task, pure=False,
+                               key=f"rave-r{task.round_index}-w{task.walker_index}-{os.getpid()}"
+                                   f"-{time.time_ns()}")
+            for task in tasks
+        ]
+        sizes = {f.key: t.n_steps // t.report_interval for f, t in zip(futures, tasks,
+                                                                       strict=True)}
+        failures = []
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except WalkerFailed as error:
+                failures.append(error)
+                continue
+            on_result(result)
+            if progress is not None:
+                progress(sizes[future.key])
+        return failures
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(scheduler: str, n_walkers: int, n_workers: int | None = None):
+    """``"serial"`` or ``"local"`` (serial when there is one walker) or a scheduler address."""
+    if scheduler == "serial" or (scheduler == "local" and n_walkers == 1):
+        return SerialExecutor()
+    if scheduler == "local":
+        return DaskExecutor(None, n_workers or min(n_walkers, os.cpu_count() or 1))
+    return DaskExecutor(scheduler)

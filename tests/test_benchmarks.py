@@ -1,0 +1,245 @@
+"""Tests for workflows/benchmarks/sampling_efficiency.py: error measure, transitions, c(t)
+reweighting, the OpenMM metadynamics bias read-back, the reference direction, the summary."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
+
+_PATH = (
+    Path(__file__).resolve().parent.parent / "workflows" / "benchmarks" / "sampling_efficiency.py"
+)
+_SPEC = importlib.util.spec_from_file_location("sampling_efficiency", _PATH)
+se = importlib.util.module_from_spec(_SPEC)
+sys.modules["sampling_efficiency"] = se  # dataclasses look their module up here
+_SPEC.loader.exec_module(se)
+
+#: floating-point agreement of exact identities, kT
+EXACT_KT = 1e-10
+#: c(t) of a harmonic F on a finite grid (trapezoid sums on 0.001 nm spacing, tails cut at
+#: > 40 kT) against the analytic Gaussian integrals, kJ/mol
+CT_HARMONIC_TOL_KJMOL = 1e-6
+#: bin-averaged exact F of the double well against the closed form: the quadrature of F along
+#: the slow direction (0.002 nm trapezoid over the perpendicular harmonic well), kT
+DOUBLE_WELL_EXACT_TOL_KT = 1e-6
+#: the three-state reference direction must beat the x and y axes by at least this much in
+#: its lower separation barrier (measured: x 3.7 kT lower, y 0.25 kT lower), kT
+SEPARATION_MARGIN_KT = 0.1
+
+
+# -------------------------------------------------------------------------- error measure
+def test_rmse_ignores_a_constant_offset():
+    exact = np.array([0.0, 1.0, 3.0, 5.5])
+    rmse, coverage = se.profile_rmse(exact + 3.7, exact, np.ones(4, bool))
+    assert rmse == pytest.approx(0.0, abs=EXACT_KT)
+    assert coverage == 1.0
+
+
+def test_rmse_of_an_alternating_error_equals_its_amplitude():
+    exact = np.linspace(0.0, 5.0, 6)
+    error = 0.2 * np.array([1, -1, 1, -1, 1, -1])
+    rmse, _ = se.profile_rmse(exact + error, exact, np.ones(6, bool))
+    assert rmse == pytest.approx(0.2, abs=EXACT_KT)
+
+
+def test_rmse_is_infinite_until_every_region_bin_is_sampled():
+    exact = np.array([9.0, 0.0, 1.0, 2.0, 3.0, 9.0])
+    mask = np.array([False, True, True, True, True, False])
+    estimate = np.array([np.inf, 0.0, np.inf, 2.0, 3.0, np.inf])
+    rmse, coverage = se.profile_rmse(estimate, exact, mask)
+    assert rmse == math.inf
+    assert coverage == pytest.approx(0.75)
+    # empty bins outside the region do not count
+    estimate[2] = 1.0
+    rmse, coverage = se.profile_rmse(estimate, exact, mask)
+    assert rmse == pytest.approx(0.0, abs=EXACT_KT) and coverage == 1.0
+
+
+def test_rmse_rejects_profiles_of_different_shapes():
+    with pytest.raises(ValueError, match=r"one shape. You supplied \(3,\), \(4,\), \(4,\)"):
+        se.profile_rmse(np.zeros(3), np.zeros(4), np.ones(4, bool))
+
+
+def test_region_keeps_bins_within_the_given_height_of_the_minimum():
+    exact = np.array([7.0, 6.0, 2.0, 1.0, np.inf, 6.5])
+    assert se.region_mask(exact - 1.0, 5.0).tolist() == [False, True, True, True, False, False]
+
+
+def test_bin_average_is_minus_log_of_the_mean_boltzmann_factor():
+    # bin 0: F = 0 and inf at its two sub-points -> -ln(1/2); bin 1: flat at 3 kT
+    f = se.bin_averaged_free_energy(np.array([0.0, np.inf, 3.0, 3.0]), points_per_bin=2)
+    assert f == pytest.approx([0.0, 3.0 - math.log(2.0)], abs=EXACT_KT)
+
+
+def test_exact_reference_of_the_double_well_is_its_quartic_along_the_slow_direction():
+    # U/kT = B((u/u0)^2 - 1)^2 + harmonic(v): the v integral is the same for every u, so
+    # F(u)/kT = B((u/u0)^2 - 1)^2 exactly (B = 6, u0 = 1 nm by default)
+    potential = make_model_potential("rotated_double_well", 300.0)
+    reference = se.make_reference("rotated_double_well", potential, 0.1)
+    sub = se._sub_points(reference.edges)
+    expected = se.bin_averaged_free_energy(6.0 * (sub**2 - 1.0) ** 2)
+    region = reference.mask
+    offset = np.mean(reference.exact_kT[region] - expected[region])
+    assert np.max(np.abs(reference.exact_kT[region] - expected[region] - offset)) < (
+        DOUBLE_WELL_EXACT_TOL_KT
+    )
+    centers = 0.5 * (reference.edges[1:] + reference.edges[:-1])
+    assert centers[region].min() < -1.3 and centers[region].max() > 1.3  # F(+-1.33) = 6 kT
+    assert np.allclose(
+        reference.direction, [math.cos(math.radians(35)), math.sin(math.radians(35))]
+    )
+
+
+# -------------------------------------------------------------------------- transitions
+def test_transitions_count_changes_of_the_last_core_visited():
+    labels = np.array([-1, 0, 0, -1, 1, 1, -1, 1, 0, -1, 2])
+    expected = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3]
+    assert se.cumulative_transitions(labels).tolist() == expected
+
+
+def test_transitions_are_not_counted_across_trajectory_segments():
+    labels = np.array([0, 0, 1, 1, 0, 0])
+    segments = np.array([0, 0, 0, 1, 1, 1])  # frame 3 starts a new walker
+    assert se.cumulative_transitions(labels, segments).tolist() == [0, 0, 1, 1, 2, 2]
+    segments = np.array([0, 0, 1, 1, 2, 2])
+    assert se.cumulative_transitions(labels, segments).tolist() == [0] * 6
+
+
+def test_core_labels_assign_frames_within_the_radius_of_a_minimum():
+    minima = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    xy = np.array([[-1.2, 0.1], [0.0, 0.0], [0.9, -0.3], [1.0, 0.36]])
+    assert se.core_labels(xy, minima, 0.35).tolist() == [0, -1, 1, -1]
+
+
+def test_core_labels_refuse_overlapping_cores():
+    with pytest.raises(ValueError, match="cores of radius 0.6 nm overlap"):
+        se.core_labels(np.zeros((1, 2)), np.array([[-0.5, 0.0], [0.5, 0.0]]), 0.6)
+
+
+# -------------------------------------------------------------------------- c(t) reweighting
+def test_ct_of_a_constant_bias_is_that_constant():
+    assert se.ct_offset_kjmol(np.full(50, 7.5), 2.5, 10.0) == pytest.approx(7.5, abs=EXACT_KT)
+
+
+def test_ct_of_a_converged_well_tempered_bias_on_a_harmonic_well_is_exact():
+    # V = -(1 - 1/gamma) F with F = k s^2 / 2: c = kT ln(Z / Z_gamma) = -kT ln(gamma) / 2
+    kT, gamma, k = 2.494, 10.0, 200.0
+    s = np.arange(-3.0, 3.0, 0.001)
+    bias = -(1.0 - 1.0 / gamma) * 0.5 * k * s**2
+    expected = -0.5 * kT * math.log(gamma)
+    assert se.ct_offset_kjmol(bias, kT, gamma) == pytest.approx(expected, abs=CT_HARMONIC_TOL_KJMOL)
+
+
+def test_ct_rejects_a_bias_factor_of_one():
+    with pytest.raises(ValueError, match="bias_factor must be > 1. You supplied 1.0"):
+        se.ct_offset_kjmol(np.zeros(3), 2.5, 1.0)
+
+
+def test_metadynamics_frames_carry_the_bias_openmm_applied():
+    potential = make_model_potential("rotated_double_well", 300.0)
+    run = se.run_metadynamics(
+        potential, potential.build(), potential.slow_direction, 3, 4_000, 50,
+        height_kjmol=1.2, sigma_nm=0.1, bias_factor=10.0, frequency=200,
+    )  # fmt: skip
+    assert run.notes["bias_mismatch_kjmol"] < se.BIAS_CHECK_TOLERANCE_KJMOL
+    assert len(run.xy) == 80
+    # frames before the first deposit (at step 200) were sampled without bias: weight 1
+    assert np.all(run.log_weights[:4] == 0.0)
+    assert np.any(run.log_weights[4:] != 0.0)
+
+
+def test_metadynamics_refuses_a_deposit_inside_a_frame_interval():
+    potential = make_model_potential("rotated_double_well", 300.0)
+    with pytest.raises(ValueError, match=r"frequency \(120\) must be a multiple of report"):
+        se.run_metadynamics(
+            potential, potential.build(), (1.0, 0.0), 1, 1_000, 50,
+            height_kjmol=1.2, sigma_nm=0.1, bias_factor=10.0, frequency=120,
+        )  # fmt: skip
+
+
+# -------------------------------------------------------------------------- reference chi
+def test_three_state_reference_direction_separates_all_three_minima_best():
+    # the constant was found by a 1-degree scan; here it must beat or tie every 10-degree
+    # direction (quadrature at 0.01 nm: barriers agree with 0.002 nm to 1e-6 kT)
+    potential = make_model_potential("three_state", 300.0)
+    minima = np.array([v[0] for v in THREE_STATE_MINIMA.values()])
+    chi = np.arange(-2.5, 2.0 + 1e-9, 0.01)
+
+    def barriers(angle_deg):
+        c = np.array([math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))])
+        profile = potential.exact_free_energy(c, chi, spacing_nm=0.01)
+        return se.separation_barriers_kT(chi, profile, minima @ c)
+
+    chosen = barriers(se.THREE_STATE_REFERENCE_ANGLE_DEG)
+    print(f"barriers along the reference chi: {chosen} kT")
+    assert chosen == pytest.approx([3.88, 3.72], abs=0.01)  # A-B, B-C, as documented
+    others = {a: min(barriers(a)) for a in range(-90, 90, 10)}
+    assert min(chosen) >= max(others.values())
+    assert others[0] < min(chosen) - SEPARATION_MARGIN_KT  # x merges A and B
+    assert others[-90] < min(chosen) - SEPARATION_MARGIN_KT  # y
+
+
+# -------------------------------------------------------------------------- summary, config
+def test_steps_to_target_needs_the_rmse_to_stay_below():
+    steps = np.array([10, 20, 40, 80, 160])
+    assert se.steps_to_target(steps, np.array([2.0, 0.4, 0.6, 0.3, 0.2]), 0.5) == 80
+    assert se.steps_to_target(steps, np.array([np.inf, 0.4, 0.3, 0.3, 0.2]), 0.5) == 20
+    assert se.steps_to_target(steps, np.full(5, 0.1), 0.5) == 10
+    assert se.steps_to_target(steps, np.array([0.4, 0.4, 0.4, 0.4, 0.6]), 0.5) == math.inf
+
+
+def test_summary_gives_medians_and_ratios_to_rave():
+    rows = []
+    reached = {"rave": [100, 200, 200], "plain_md": [1000, 3000, None]}
+    for method, per_seed in reached.items():
+        for seed, target in enumerate(per_seed):
+            for steps in (100, 200, 1000, 3000):
+                rmse = 0.3 if target is not None and steps >= target else 1.0
+                rows.append({"system": "three_state", "method": method, "seed": seed,
+                             "steps": steps, "rmse_kT": rmse, "coverage": 1.0,
+                             "transitions": steps // 100})  # fmt: skip
+    table, to_target = se.summarise(rows, 0.5)
+    by = {r["method"]: r for r in to_target}
+    assert by["rave"]["steps_to_target_median"] == 200
+    assert by["plain_md"]["steps_to_target_median"] == 3000  # median of 1000, 3000, inf
+    assert by["plain_md"]["steps_to_target_max"] == math.inf
+    assert by["plain_md"]["ratio_to_rave"] == pytest.approx(15.0)
+    row = next(r for r in table if r["method"] == "rave" and r["steps"] == 100)
+    assert (row["rmse_median_kT"], row["rmse_min_kT"], row["rmse_max_kT"]) == (1.0, 0.3, 1.0)
+    assert row["transitions_median"] == 1 and row["seeds"] == 3
+
+
+def test_rave_config_disables_early_stopping_and_applies_overrides():
+    config = se.rave_config("three_state", 7, 50, rounds=3, steps_per_round=1_000, models=1)
+    assert config["sampling"]["seed"] == 7 and config["sampling"]["report_interval"] == 50
+    assert config["sampling"]["rounds"] == 3 and config["vae"]["models"] == 1
+    assert config["convergence"]["min_rounds"] == 4
+    assert config["bias"]["cap_kT"] == 8.0  # the rest comes from workflows/three_state.toml
+
+
+def test_quick_run_without_rave_writes_tables_and_figure(tmp_path, capsys):
+    csv_path = tmp_path / "bench.csv"
+    argv = ["--quick", "--systems", "rotated_double_well", "--methods", "plain_md",
+            "metad_ideal", "--out", str(tmp_path), "--csv", str(csv_path)]  # fmt: skip
+    assert se.main(argv) == 0
+    with open(csv_path) as handle:
+        table = list(csv.DictReader(handle))
+    assert {r["method"] for r in table} == {"plain_md", "metad_ideal", "metad_ideal_bias"}
+    assert {int(r["steps"]) for r in table} == {5_000, 10_000, 20_000, 40_000}
+    assert (tmp_path / "bench_to_target.csv").exists() and (tmp_path / "bench_runs.csv").exists()
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    assert "MD steps to reach RMSE <= 0.5 kT" in capsys.readouterr().out
+
+
+def test_command_line_refuses_seed_zero(capsys):
+    with pytest.raises(SystemExit):
+        se.parse_args(["--seeds", "0", "1"])
+    assert "--seeds must be integers >= 1. You supplied [0, 1]" in capsys.readouterr().err

@@ -1,0 +1,152 @@
+"""Crash and resume: SIGKILL a campaign at many points, rerun, and get the uninterrupted store.
+
+Each run is a subprocess (``python -m rave.cli run``). Kills come from ``RAVE_FAULT_AT``
+(``rave.store.fault_point``: the process SIGKILLs itself right after the named write) and from
+outside at a random moment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rave import store
+from rave.campaign import Campaign
+from rave.config import config_from_dict, load_config
+
+CONFIG = """
+[system]
+kind = "rotated_double_well"
+[sampling]
+rounds = 3
+steps_per_round = 4000
+report_interval = 20
+walkers = 2
+scheduler = "serial"
+[vae]
+models = 1
+max_epochs = 2
+frames_per_epoch = 1024
+[output]
+figures = false
+progress = false
+"""
+#: frames each round adds: 2 walkers x 4000 / 20
+FRAMES_PER_ROUND = 400
+
+
+def _rave_run(config: Path, workdir: Path, fault: str | None = None, kill_after_s=None):
+    env = {**os.environ, "RAVE_FAULT_AT": fault or ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rave.cli", "run", str(config), "--workdir", str(workdir), "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    if kill_after_s is not None:
+        time.sleep(kill_after_s)
+        proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out + err
+
+
+def _round_files(workdir: Path) -> list[str]:
+    return sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*")
+                  if p.is_file() and p.name != "campaign.log")
+
+
+def test_campaign_killed_at_many_points_resumes_to_the_uninterrupted_result(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    reference = tmp_path / "reference"
+    code, output = _rave_run(config, reference)
+    assert code == 0, output
+
+    workdir = tmp_path / "killed"
+    # each point is reached in a later stage than the previous one, so every rerun progresses
+    for fault in ("walker_stored:1", "frames_stored:1", "model_stored:1", "round_complete:1",
+                  "walker_stored:1", "round_complete:1"):
+        code, output = _rave_run(config, workdir, fault=fault)
+        assert code == -signal.SIGKILL, f"{fault}: expected a SIGKILL, got {code}: {output}"
+    code, output = _rave_run(config, workdir, kill_after_s=4.0)  # somewhere in round 2
+    code, output = _rave_run(config, workdir)
+    assert code == 0, output
+
+    summary = json.loads((workdir / "summary.json").read_text())
+    expected = json.loads((reference / "summary.json").read_text())
+    assert [r["index"] for r in summary["rounds"]] == [0, 1, 2]
+    assert [r["frames"] for r in summary["rounds"]] == [FRAMES_PER_ROUND] * 3
+    assert [r["frames"] for r in expected["rounds"]] == [FRAMES_PER_ROUND] * 3
+    assert _round_files(workdir) == _round_files(reference)
+    for index in range(3):
+        frames = store.read_npz(store.round_dir(workdir, index) / "frames.npz")
+        assert len(frames["features"]) == FRAMES_PER_ROUND
+        assert np.bincount(frames["walker"]).tolist() == [FRAMES_PER_ROUND // 2] * 2
+        assert np.isfinite(frames["features"]).all()
+    # round 0 depends on seeds only: bit-identical to the uninterrupted run (Reference platform)
+    for name in ("frames.npz", "walkers/walker_00.npz", "walkers/walker_01.npz"):
+        a = store.read_npz(store.round_dir(workdir, 0) / name)
+        b = store.read_npz(store.round_dir(reference, 0) / name)
+        for key in ("features", "bias_kjmol", "time_ps"):
+            np.testing.assert_array_equal(a[key], b[key])
+    assert not list(workdir.rglob("*.tmp")), "stale temporary files were left behind"
+    log = (workdir / "campaign.log").read_text()
+    assert "of 2 walkers already stored" in log
+
+
+def _tiny_config(**sampling):
+    return config_from_dict({
+        "system": {"kind": "rotated_double_well"},
+        "sampling": {"rounds": 1, "steps_per_round": 2000, "report_interval": 20,
+                     "scheduler": "serial", **sampling},
+        "vae": {"models": 1, "max_epochs": 1, "frames_per_epoch": 512},
+        "output": {"figures": False, "progress": False},
+    })
+
+
+def test_resume_with_changed_meaning_is_refused_naming_the_difference(tmp_path):
+    Campaign(_tiny_config(), tmp_path).run()
+    before = _round_files(tmp_path)
+    changed = config_from_dict({**_tiny_config().to_dict(),
+                                "system": {"kind": "rotated_double_well", "temperature": 310.0}})
+    with pytest.raises(store.WorkdirError, match=r"system.temperature: stored 300.0, now 310.0"):
+        Campaign(changed, tmp_path).run()
+    with pytest.raises(store.WorkdirError, match=r"sampling.walkers: stored 1, now 2"):
+        Campaign(_tiny_config(walkers=2), tmp_path).run()
+    assert _round_files(tmp_path) == before  # nothing written
+
+
+def test_resume_extends_a_finished_campaign_and_keeps_its_rounds(tmp_path):
+    Campaign(_tiny_config(), tmp_path).run()
+    round0 = (tmp_path / "round_000" / "frames.npz").read_bytes()
+    summary = Campaign(_tiny_config(), tmp_path).run(rounds=2)
+    assert [r["index"] for r in summary["rounds"]] == [0, 1]
+    assert (tmp_path / "round_000" / "frames.npz").read_bytes() == round0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["version"] == store.FORMAT_VERSION and len(manifest["runs"]) == 2
+
+
+def test_corrupted_walker_file_is_reported_by_name(tmp_path):
+    workdir = tmp_path / "w"
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    code, output = _rave_run(config, workdir, fault="frames_stored:1")
+    assert code == -signal.SIGKILL, output
+    walker = workdir / "round_000" / "walkers" / "walker_01.npz"
+    walker.write_bytes(walker.read_bytes()[:100])
+    (workdir / "round_000" / "frames.npz").unlink()  # so that the walkers are read again
+    with pytest.raises(store.StoreFileError, match=r"walker_01.npz cannot be read"):
+        Campaign(load_config(config), workdir).run()
+    assert len(walker.read_bytes()) == 100  # left for the user to inspect
+
+
+def test_directory_from_another_program_is_refused(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(store.WorkdirError, match="already holds a campaign"):
+        Campaign(_tiny_config(), tmp_path).run()

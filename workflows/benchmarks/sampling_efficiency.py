@@ -1,0 +1,1204 @@
+"""Benchmark: sampling efficiency of RAVE against plain MD and OpenMM well-tempered metadynamics.
+
+For each model potential (``three_state``, ``rotated_double_well``) and each seed, one long run
+per method is evaluated at checkpoints of cumulative MD steps (prefixes of the run):
+
+* ``plain_md``: unbiased Langevin MD (``rave.engine.Walker`` without bias), histogram along chi.
+* ``rave``: a ``rave.campaign.Campaign`` with the settings of ``workflows/<system>.toml``
+  (rounds, steps per round and VAE models can be overridden). After round k (cumulative
+  steps = k x steps_per_round) F(chi) comes from all frames of rounds 0..k-1, reweighted by
+  MBAR (``rave.reweight.mbar_reweight``) over the static biases stored in
+  ``round_NNN/bias_applied.json``. Early stopping on convergence is switched off
+  (``convergence.min_rounds = rounds + 1``) so that every budget is reached; everything else
+  is the campaign's own behaviour.
+* ``metad_ideal``: ``openmm.app.Metadynamics`` (well-tempered) on the ideal CV, the reference
+  chi below (``BiasVariable`` of a ``CustomExternalForce``, ``metaD.step(simulation, n)``).
+  F(chi) comes from the frames, reweighted with the time-dependent bias by the c(t) method of
+  Tiwary and Parrinello (J. Phys. Chem. B 119, 736 (2015)): each frame has
+  log w = [V(s(t), t) - c(t)] / kT with
+  c(t) = kT ln[ int ds exp(gamma/(gamma-1) V(s,t)/kT) / int ds exp(V(s,t)/((gamma-1) kT)) ],
+  where V(., t) is the bias the frame was sampled under (the deposit that follows a frame is
+  not yet in it) and the integrals run over the bias grid.
+* ``metad_ideal_bias``: the same run, F(chi) = -(gamma/(gamma-1)) V(chi, t) read from the bias
+  itself (``Metadynamics.getFreeEnergy``), as a check of the reweighting.
+* ``metad_naive``: the same metadynamics on the naive CV x alone, reweighted as above along
+  the reference chi.
+
+Reference chi (the same for every method's RMSE):
+
+* rotated double well: its ``slow_direction`` (cos 35 deg, sin 35 deg).
+* three-state potential: no 1-D direction is ideal. We use c = (cos -31 deg, sin -31 deg) =
+  (0.857, -0.515): of all directions in 1 deg steps it is the one whose exact F(chi) separates
+  all three minima best, i.e. the lower of the two barriers between consecutive projected
+  minima is highest (A at chi = -1.36 nm, B at -0.17 nm, C at 0.85 nm; barriers 3.88 kT
+  between A and B, 3.72 kT between B and C; :func:`separation_barriers_kT`, re-derived in
+  tests/test_benchmarks.py). Directions near x or y merge two minima into one well. This is
+  only the best-separating 1-D projection, not a CV that removes every slow barrier: the 2-D
+  barriers are 8.2-8.8 kT against 3.7-3.9 kT along chi, so metadynamics on it also has to wait
+  for crossings it does not bias.
+
+Error measure: F(chi) is histogrammed in bins of ``--bin-width`` (0.1 nm) and compared with the
+exact profile of the same bins (quadrature, averaged over each bin as exp(-F), so binning adds
+no bias) over the bins where the exact F is within 6 kT of its minimum. The best constant
+offset (the mean difference) is removed and the RMSE is unweighted over those bins. A bin of
+that region with no sample makes the RMSE infinite (the estimate has failed there); the
+fraction of region bins covered is reported alongside. "Steps to 0.5 kT" is the first
+checkpoint at which the RMSE is <= 0.5 kT and stays so at every later checkpoint of that run
+(infinite if never); medians and min-max spreads are over seeds, and the ratio to RAVE is the
+ratio of the medians.
+
+Transitions: a frame is in a metastable state when it lies within 0.35 nm of that state's
+minimum (core sets); a transition is a change of the last core visited. Counted over the
+frames up to each checkpoint, within each continuous trajectory (for RAVE: each walker in each
+round, since a walker may restart between rounds; with several walkers per round a round's
+budget is walkers x steps_per_round).
+
+Metadynamics defaults (PLUMED-tutorial-like well-tempered settings): Gaussian height 1.2 kJ/mol
+(0.48 kT at 300 K), width sigma 0.1 nm (below the ~0.15-0.2 nm standard deviation of the CV in
+a basin), bias factor 10, a deposit every 500 steps (2.5 ps at 5 fs); the CV grid spans the
+projection of the potential's extent plus 0.5 nm on each side (outside its grid OpenMM's bias
+is zero; the walls keep the particle well inside). Frames are recorded every
+``--report-interval`` steps (50) for every method; all runs use the Reference platform.
+
+Outputs (a fresh folder ``runs/benchmarks/sampling_efficiency_<time>/`` under ``--out``; RAVE
+campaigns in its ``campaigns/`` subfolder, never reused): a printed table, ``--csv`` (default
+``sampling_efficiency.csv`` in that folder: median and min-max of RMSE, coverage and transitions
+per system, method and budget), ``*_to_target.csv`` (steps to 0.5 kT and ratio to RAVE),
+``*_runs.csv`` (every run and checkpoint) and ``*.png`` (RMSE vs MD steps, log x).
+
+Defaults: seeds 1 2 3, checkpoints 25k x 2^k steps up to 25.6M (every non-RAVE run is that
+long), RAVE as in the TOML files (4 rounds x 200k steps; 2 VAEs per round for the three-state
+potential, 3 for the double well). Measured speeds on the 2-core development machine (shared,
+so upper bounds on time): plain MD ~1e6 steps/s, metadynamics ~2.3e5 steps/s (Reference),
+RAVE dominated by VAE training (~35 s per model per round on 2 idle cores). ``--quick`` runs
+in ~20 s.
+
+Usage::
+
+    python workflows/benchmarks/sampling_efficiency.py [--quick] [--systems three_state ...]
+        [--seeds 1 2 3] [--budgets 25000 50000 ...] [--rounds R] [--steps-per-round N]
+        [--models M] [--report-interval 50] [--metad-height 1.2] [--metad-sigma 0.1]
+        [--metad-bias-factor 10] [--metad-frequency 500] [--methods ...] [--csv PATH] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import openmm
+import scipy.optimize
+from openmm import app
+from openmm import unit as u
+from scipy.interpolate import CubicSpline
+from scipy.special import logsumexp
+
+from rave.bias import Bias
+from rave.campaign import Campaign
+from rave.config import config_from_dict
+from rave.engine import Walker
+from rave.reweight import free_energy_profile, mbar_reweight
+from systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
+
+WORKFLOWS = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = WORKFLOWS.parent / "runs" / "benchmarks"
+
+SYSTEMS = ("three_state", "rotated_double_well")
+METHODS = ("plain_md", "rave", "metad_ideal", "metad_ideal_bias", "metad_naive")
+#: methods that need their own simulation (metad_ideal_bias comes with metad_ideal)
+_RUNS = ("plain_md", "rave", "metad_ideal", "metad_naive")
+
+#: target RMSE of F(chi), kT
+TARGET_RMSE_KT = 0.5
+#: the RMSE is taken over bins where the exact F is within this of its minimum, kT
+REGION_KT = 6.0
+#: a frame is in a metastable state within this distance of its minimum, nm
+CORE_RADIUS_NM = 0.35
+#: reference direction of the three-state potential, degrees from x (see module docstring)
+THREE_STATE_REFERENCE_ANGLE_DEG = -31.0
+#: sub-points per bin for the bin-averaged exact profile
+EXACT_POINTS_PER_BIN = 10
+#: the metadynamics CV grid extends this far beyond the projected extent, nm
+CV_MARGIN_NM = 0.5
+#: largest accepted difference between OpenMM's applied metadynamics bias and ours, kJ/mol
+BIAS_CHECK_TOLERANCE_KJMOL = 1e-6
+#: frames at the start of each metadynamics run whose bias is also read from OpenMM
+BIAS_CHECK_FRAMES = 200
+
+DEFAULT_BUDGETS = tuple(25_000 * 2**k for k in range(11))  # 25k ... 25.6M steps
+DEFAULT_SEEDS = (1, 2, 3)
+DEFAULT_METAD = {"height_kjmol": 1.2, "sigma_nm": 0.1, "bias_factor": 10.0, "frequency": 500}
+QUICK = {
+    "seeds": [1],
+    "budgets": [5_000, 10_000, 20_000, 40_000],
+    "rounds": 2,
+    "steps_per_round": 20_000,
+    "models": 1,
+    # a small, short VAE: the smoke test checks the pipeline, not the physics
+    "vae": {"max_epochs": 2, "frames_per_epoch": 1024, "hidden": [64, 64, 64]},
+}
+
+
+# ============================================================================================
+# pure functions
+# ============================================================================================
+def unit_vector(direction: Sequence[float]) -> np.ndarray:
+    """``direction`` normalised to length 1.
+
+    Parameters
+    ----------
+    direction : Sequence[float], shape=(2,)
+        A non-zero 2-D vector.
+
+    Returns
+    -------
+    np.ndarray, shape=(2,), dtype=float
+    """
+    c = np.asarray(direction, dtype=float).reshape(-1)
+    norm = float(np.linalg.norm(c))
+    if c.shape != (2,) or not np.isfinite(norm) or norm == 0:
+        raise ValueError(f"direction must be a finite non-zero 2-vector. You supplied {direction}")
+    return c / norm
+
+
+def bin_averaged_free_energy(
+    free_energy_kT: np.ndarray, points_per_bin: int = EXACT_POINTS_PER_BIN
+) -> np.ndarray:
+    """F of each bin from F at evenly spaced sub-points: -ln mean exp(-F), minimum 0.
+
+    Parameters
+    ----------
+    free_energy_kT : np.ndarray, shape=(n_bins * points_per_bin,), dtype=float
+        F/kT at ``points_per_bin`` sub-points per bin, bin after bin (``inf`` allowed).
+    points_per_bin : int
+        Sub-points per bin.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_bins,), dtype=float
+        F/kT of each bin (what an exact histogram would give), shifted to minimum 0.
+    """
+    f = np.asarray(free_energy_kT, dtype=float)
+    if f.ndim != 1 or f.size % points_per_bin:
+        raise ValueError(
+            f"free_energy_kT must be 1-D with a multiple of {points_per_bin} entries. "
+            f"You supplied shape {f.shape}"
+        )
+    per_bin = -f.reshape(-1, points_per_bin)
+    out = -(logsumexp(per_bin, axis=1) - math.log(points_per_bin))
+    return out - out[np.isfinite(out)].min()
+
+
+def region_mask(exact_kT: np.ndarray, region_kT: float = REGION_KT) -> np.ndarray:
+    """Bins where the exact F is within ``region_kT`` of its minimum.
+
+    Parameters
+    ----------
+    exact_kT : np.ndarray, shape=(n_bins,), dtype=float
+        Exact F/kT per bin (``inf`` allowed).
+    region_kT : float
+        Width of the region above the minimum, kT.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_bins,), dtype=bool
+    """
+    exact = np.asarray(exact_kT, dtype=float)
+    return np.isfinite(exact) & (exact - np.min(exact) <= region_kT)
+
+
+def profile_rmse(
+    estimate_kT: np.ndarray, exact_kT: np.ndarray, mask: np.ndarray
+) -> tuple[float, float]:
+    """RMSE of an F profile against the exact one over ``mask``, best constant offset removed.
+
+    Parameters
+    ----------
+    estimate_kT : np.ndarray, shape=(n_bins,), dtype=float
+        Estimated F/kT per bin; ``inf`` (or NaN) where the bin has no sample.
+    exact_kT : np.ndarray, shape=(n_bins,), dtype=float
+        Exact F/kT per bin, finite on ``mask``.
+    mask : np.ndarray, shape=(n_bins,), dtype=bool
+        Bins compared (the region within ``REGION_KT`` of the exact minimum).
+
+    Returns
+    -------
+    rmse_kT : float
+        sqrt(mean((d - mean d)^2)) with d = estimate - exact over ``mask``, in kT; ``inf`` if
+        any bin of ``mask`` has no estimate.
+    coverage : float
+        Fraction of the bins of ``mask`` with a finite estimate, in [0, 1].
+    """
+    estimate = np.asarray(estimate_kT, dtype=float)
+    exact = np.asarray(exact_kT, dtype=float)
+    mask = np.asarray(mask, dtype=bool)
+    if not (estimate.shape == exact.shape == mask.shape) or estimate.ndim != 1:
+        raise ValueError(
+            f"estimate_kT, exact_kT and mask must be 1-D of one shape. You supplied "
+            f"{estimate.shape}, {exact.shape}, {mask.shape}"
+        )
+    if not mask.any():
+        raise ValueError("mask selects no bin: there is nothing to compare")
+    if not np.all(np.isfinite(exact[mask])):
+        raise ValueError("exact_kT must be finite on every bin of mask")
+    covered = np.isfinite(estimate[mask])
+    coverage = float(covered.mean())
+    if not covered.all():
+        return math.inf, coverage
+    diff = estimate[mask] - exact[mask]
+    return float(np.sqrt(np.mean((diff - diff.mean()) ** 2))), coverage
+
+
+def core_labels(
+    xy: np.ndarray, minima: np.ndarray, radius_nm: float = CORE_RADIUS_NM
+) -> np.ndarray:
+    """Index of the metastable state whose core (a disc around its minimum) holds each frame.
+
+    Parameters
+    ----------
+    xy : np.ndarray, shape=(n_frames, 2), dtype=float
+        Position of each frame, nm.
+    minima : np.ndarray, shape=(n_states, 2), dtype=float
+        Minimum of each state, nm; the discs must not overlap.
+    radius_nm : float
+        Core radius, nm.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_frames,), dtype=int
+        State index, or -1 outside every core.
+    """
+    xy = np.asarray(xy, dtype=float)
+    minima = np.asarray(minima, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] != 2 or minima.ndim != 2 or minima.shape[1] != 2:
+        raise ValueError(
+            f"xy and minima must be shape (Any, 2). You supplied {xy.shape} and {minima.shape}"
+        )
+    gaps = np.linalg.norm(minima[:, None] - minima[None, :], axis=-1)
+    if np.any(gaps[np.triu_indices(len(minima), 1)] <= 2 * radius_nm):
+        raise ValueError(f"cores of radius {radius_nm} nm overlap for minima {minima.tolist()}")
+    distance = np.linalg.norm(xy[:, None, :] - minima[None, :, :], axis=-1)
+    labels = np.argmin(distance, axis=1)
+    return np.where(distance[np.arange(len(xy)), labels] <= radius_nm, labels, -1)
+
+
+def cumulative_transitions(labels: np.ndarray, segments: np.ndarray | None = None) -> np.ndarray:
+    """Number of transitions between cores up to each frame (core-set / milestoning count).
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape=(n_frames,), dtype=int
+        Core of each frame, -1 outside every core (see :func:`core_labels`).
+    segments : np.ndarray, shape=(n_frames,), dtype=int, optional
+        Trajectory segment of each frame (e.g. one walker in one round); a change of core
+        counts only between frames of one segment. None: one continuous trajectory.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_frames,), dtype=int
+        ``out[i]``: how often the last core visited changed in frames 0..i.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if segments is None:
+        segments = np.zeros(labels.size, dtype=int)
+    segments = np.asarray(segments).reshape(-1)
+    if segments.shape != labels.shape:
+        raise ValueError(
+            f"segments must have the shape of labels {labels.shape}. You supplied {segments.shape}"
+        )
+    inside = np.flatnonzero(labels >= 0)
+    changes = np.zeros(labels.size, dtype=int)
+    if inside.size > 1:
+        visited, seg = labels[inside], segments[inside]
+        changed = (visited[1:] != visited[:-1]) & (seg[1:] == seg[:-1])
+        changes[inside[1:][changed]] = 1
+    return np.cumsum(changes)
+
+
+def ct_offset_kjmol(bias_kjmol: np.ndarray, kT: float, bias_factor: float) -> float:
+    """c(t) of well-tempered metadynamics (Tiwary and Parrinello 2015) from the bias on a grid.
+
+    c = kT ln[ sum exp(gamma/(gamma-1) V/kT) / sum exp(V/((gamma-1) kT)) ] over an evenly spaced
+    grid of the CV (the spacing cancels). Frames sampled under V then have the unbiased weight
+    exp([V(s) - c]/kT).
+
+    Parameters
+    ----------
+    bias_kjmol : np.ndarray, shape=(n_grid,), dtype=float
+        The bias V(s, t) at evenly spaced grid points, kJ/mol.
+    kT : float
+        Thermal energy, kJ/mol.
+    bias_factor : float
+        gamma > 1.
+
+    Returns
+    -------
+    float
+        c(t), kJ/mol.
+    """
+    if not bias_factor > 1:
+        raise ValueError(f"bias_factor must be > 1. You supplied {bias_factor}")
+    v = np.asarray(bias_kjmol, dtype=float) / kT
+    g = bias_factor
+    return float(kT * (logsumexp(g / (g - 1) * v) - logsumexp(v / (g - 1))))
+
+
+def steps_to_target(steps: np.ndarray, rmse_kT: np.ndarray, target_kT: float) -> float:
+    """First checkpoint from which the RMSE stays <= ``target_kT`` (inf if none).
+
+    Parameters
+    ----------
+    steps : np.ndarray, shape=(n_checkpoints,), dtype=int
+        Cumulative MD steps of each checkpoint, increasing.
+    rmse_kT : np.ndarray, shape=(n_checkpoints,), dtype=float
+        RMSE at each checkpoint, kT (inf allowed).
+    target_kT : float
+        Target, kT.
+
+    Returns
+    -------
+    float
+        Steps, or ``inf`` if the RMSE is above the target at the last checkpoint.
+    """
+    steps = np.asarray(steps, dtype=float)
+    rmse = np.asarray(rmse_kT, dtype=float)
+    if steps.shape != rmse.shape or steps.ndim != 1:
+        raise ValueError(f"steps and rmse_kT must be 1-D of one shape: {steps.shape}, {rmse.shape}")
+    above = np.flatnonzero(~(rmse <= target_kT))
+    first = 0 if above.size == 0 else above[-1] + 1
+    return float(steps[first]) if first < steps.size else math.inf
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """(median, min, max) of ``values`` (inf allowed; NaN if empty)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return (math.nan, math.nan, math.nan)
+    return (float(np.median(v)), float(v.min()), float(v.max()))
+
+
+def separation_barriers_kT(
+    chi: np.ndarray, free_energy_kT: np.ndarray, minima_chi: Sequence[float]
+) -> list[float]:
+    """Barriers of a 1-D F between consecutive projected minima.
+
+    Parameters
+    ----------
+    chi : np.ndarray, shape=(n,), dtype=float
+        Increasing grid of chi.
+    free_energy_kT : np.ndarray, shape=(n,), dtype=float
+        F/kT on ``chi``.
+    minima_chi : Sequence[float]
+        chi of each minimum (any order).
+
+    Returns
+    -------
+    list[float]
+        For each pair of neighbours in chi, max F between them minus the higher of the lowest F
+        on either side of that maximum, kT; 0 where the two minima fall in one well.
+    """
+    chi = np.asarray(chi, dtype=float)
+    f = np.asarray(free_energy_kT, dtype=float)
+    points = sorted(float(m) for m in minima_chi)
+    barriers = []
+    for lo, hi in zip(points, points[1:], strict=False):
+        segment = f[(chi >= lo) & (chi <= hi)]
+        if segment.size < 3:
+            barriers.append(0.0)
+            continue
+        top = int(np.argmax(segment))
+        barriers.append(float(segment[top] - max(segment[: top + 1].min(), segment[top:].min())))
+    return barriers
+
+
+def natural_spline(grid_min: float, grid_max: float, values: np.ndarray) -> CubicSpline:
+    """The natural cubic spline OpenMM's ``Continuous1DFunction`` uses on an even grid."""
+    values = np.asarray(values, dtype=float)
+    return CubicSpline(np.linspace(grid_min, grid_max, values.size), values, bc_type="natural")
+
+
+def _sub_points(edges: np.ndarray) -> np.ndarray:
+    """``EXACT_POINTS_PER_BIN`` evenly spaced points inside each bin (bin after bin)."""
+    width = np.diff(edges)
+    frac = (np.arange(EXACT_POINTS_PER_BIN) + 0.5) / EXACT_POINTS_PER_BIN
+    return (edges[:-1, None] + width[:, None] * frac[None, :]).ravel()
+
+
+# ============================================================================================
+# systems
+# ============================================================================================
+@dataclass(frozen=True)
+class Reference:
+    """What every method of one system is measured against.
+
+    Attributes
+    ----------
+    direction : np.ndarray, shape=(2,)
+        Reference chi = direction . (x, y), nm.
+    edges : np.ndarray, shape=(n_bins + 1,)
+        Bin edges along chi, nm.
+    exact_kT : np.ndarray, shape=(n_bins,)
+        Exact bin-averaged F/kT.
+    mask : np.ndarray, shape=(n_bins,), dtype=bool
+        Bins within ``REGION_KT`` of the exact minimum.
+    minima : np.ndarray, shape=(n_states, 2)
+        Minima of the metastable states, nm.
+    """
+
+    direction: np.ndarray
+    edges: np.ndarray
+    exact_kT: np.ndarray
+    mask: np.ndarray
+    minima: np.ndarray
+
+
+def reference_direction(system: str, potential) -> np.ndarray:
+    """Reference chi direction of a system (see the module docstring)."""
+    if system == "three_state":
+        angle = math.radians(THREE_STATE_REFERENCE_ANGLE_DEG)
+        return np.array([math.cos(angle), math.sin(angle)])
+    if potential.slow_direction is None:
+        raise ValueError(f"no reference direction for system {system!r}")
+    return unit_vector(potential.slow_direction)
+
+
+def metastable_minima(system: str, potential) -> np.ndarray:
+    """Minima of the metastable states, nm, shape (n_states, 2)."""
+    if system == "three_state":
+        return np.array([THREE_STATE_MINIMA[k][0] for k in sorted(THREE_STATE_MINIMA)])
+    # the rotated double well is symmetric: one well at the start, the other opposite
+    start = np.asarray(potential.start, dtype=float)
+    found = []
+    for guess in (start, -start):
+        result = scipy.optimize.minimize(
+            lambda p: float(potential.energy(p[0], p[1])) / potential.kT, guess
+        )
+        found.append(result.x)
+    return np.array(found)
+
+
+def projected_range(potential, direction: np.ndarray) -> tuple[float, float]:
+    """Range of direction . (x, y) over the corners of the potential's extent, nm."""
+    (x0, x1), (y0, y1) = potential.extent
+    corners = np.array([[x, y] for x in (x0, x1) for y in (y0, y1)]) @ np.asarray(direction)
+    return float(corners.min()), float(corners.max())
+
+
+def make_reference(system: str, potential, bin_width_nm: float) -> Reference:
+    """Reference chi, bins, exact profile and states of one system."""
+    if not bin_width_nm > 0:
+        raise ValueError(f"bin_width_nm must be > 0. You supplied {bin_width_nm}")
+    direction = reference_direction(system, potential)
+    lo, hi = projected_range(potential, direction)
+    n_bins = int(math.ceil((hi - lo) / bin_width_nm))
+    edges = lo + bin_width_nm * np.arange(n_bins + 1)
+    exact = bin_averaged_free_energy(potential.exact_free_energy(direction, _sub_points(edges)))
+    return Reference(
+        direction, edges, exact, region_mask(exact), metastable_minima(system, potential)
+    )
+
+
+# ============================================================================================
+# runs
+# ============================================================================================
+@dataclass
+class Run:
+    """One run of one method: frames in sampling order, their weights and per-checkpoint data.
+
+    Attributes
+    ----------
+    xy : np.ndarray, shape=(n_frames, 2)
+        Position of each frame, nm.
+    segments : np.ndarray, shape=(n_frames,), dtype=int
+        Continuous trajectory piece of each frame (RAVE: one per round and walker).
+    log_weights : np.ndarray, shape=(n_frames,)
+        Unbiasing log-weight of each frame (zeros for plain MD; unused by RAVE, which
+        reweights each prefix by MBAR).
+    bias_free_energy : dict
+        metadynamics only: checkpoint steps -> F/kT of the bias on the reference bins.
+    rounds : list
+        RAVE only: (features, Bias or None) of each round.
+    steps_per_round : int
+        RAVE only: MD steps of one round over all its walkers.
+    wall_s : float
+        Wall time of the run, s.
+    notes : dict
+        Diagnostics (e.g. the OpenMM/numpy bias mismatch).
+    """
+
+    xy: np.ndarray
+    log_weights: np.ndarray
+    segments: np.ndarray | None = None
+    bias_free_energy: dict = field(default_factory=dict)
+    rounds: list = field(default_factory=list)
+    steps_per_round: int = 0
+    wall_s: float = 0.0
+    notes: dict = field(default_factory=dict)
+
+
+def run_plain_md(potential, model, seed: int, n_steps: int, report_interval: int) -> Run:
+    """Unbiased MD on the Reference platform (``rave.engine.Walker`` without bias)."""
+    t0 = time.perf_counter()
+    walker = Walker(
+        model.system,
+        model.positions,
+        model.features,
+        potential.temperature_K,
+        potential.timestep_ps,
+        potential.friction_per_ps,
+        seed=seed,
+        platform="Reference",
+        with_bias=False,
+    )
+    frames = walker.run(n_steps, report_interval)
+    return Run(
+        frames.features[:, :2].copy(), np.zeros(len(frames)), wall_s=time.perf_counter() - t0
+    )
+
+
+def run_metadynamics(
+    potential,
+    model,
+    cv_direction: Sequence[float],
+    seed: int,
+    n_steps: int,
+    report_interval: int,
+    *,
+    height_kjmol: float,
+    sigma_nm: float,
+    bias_factor: float,
+    frequency: int,
+    reference: Reference | None = None,
+    checkpoints: Sequence[int] = (),
+) -> Run:
+    """Well-tempered metadynamics with ``openmm.app.Metadynamics`` on a linear CV.
+
+    Parameters
+    ----------
+    potential, model
+        A ``ModelPotential`` and its ``ModelSystem`` (one particle; features x, y).
+    cv_direction : Sequence[float], shape=(2,)
+        CV = cv_direction . (x, y) (normalised here), nm.
+    seed : int
+        Seeds the integrator and the initial velocities.
+    n_steps, report_interval : int
+        Run length and frame interval, steps; ``frequency`` must be a multiple of
+        ``report_interval`` so that a deposit never falls inside a frame's interval.
+    height_kjmol, sigma_nm, bias_factor, frequency
+        Initial Gaussian height (kJ/mol), width (nm), gamma, steps between deposits.
+    reference : Reference, optional
+        When given (and ``checkpoints``), F from the bias, -(gamma/(gamma-1)) V, is recorded on
+        its bins at each checkpoint; meaningful when the CV is the reference chi.
+    checkpoints : Sequence[int]
+        Cumulative steps at which to record F from the bias.
+
+    Returns
+    -------
+    Run
+        Frames with log-weights [V(s(t), t) - c(t)] / kT (c(t) reweighting); ``notes`` holds
+        the largest difference between the bias OpenMM applied at a frame and ours.
+    """
+    if frequency % report_interval:
+        raise ValueError(
+            f"metadynamics frequency ({frequency}) must be a multiple of report_interval "
+            f"({report_interval})"
+        )
+    t0 = time.perf_counter()
+    c = unit_vector(cv_direction)
+    kT = potential.kT
+    lo, hi = projected_range(potential, c)
+    lo, hi = lo - CV_MARGIN_NM, hi + CV_MARGIN_NM
+    system = openmm.XmlSerializer.clone(model.system)
+    cv_force = openmm.CustomExternalForce(f"{float(c[0])!r}*x + {float(c[1])!r}*y")
+    cv_force.addParticle(0, [])
+    variable = app.BiasVariable(cv_force, lo, hi, sigma_nm)  # nm, OpenMM's MD units
+    meta = app.Metadynamics(
+        system,
+        [variable],
+        potential.temperature_K * u.kelvin,
+        bias_factor,
+        height_kjmol * u.kilojoule_per_mole,
+        frequency,
+    )
+    bias_group = system.getForce(system.getNumForces() - 1).getForceGroup()  # metaD's force
+    integrator = openmm.LangevinMiddleIntegrator(
+        potential.temperature_K, potential.friction_per_ps, potential.timestep_ps
+    )
+    integrator.setRandomNumberSeed(int(seed))
+    simulation = app.Simulation(
+        model.topology, system, integrator, openmm.Platform.getPlatformByName("Reference")
+    )
+    simulation.context.setPositions(np.asarray(model.positions, dtype=float))
+    simulation.context.setVelocitiesToTemperature(potential.temperature_K, int(seed))
+    to_bias = (bias_factor - 1.0) / bias_factor  # V = -(gamma-1)/gamma * getFreeEnergy()
+
+    def current_bias() -> np.ndarray:
+        return -to_bias * np.asarray(meta.getFreeEnergy().value_in_unit(u.kilojoule_per_mole))
+
+    n_frames = n_steps // report_interval
+    xy = np.empty((n_frames, 2))
+    log_w = np.empty(n_frames)
+    applied = {}  # frame -> bias read from OpenMM (frames not followed by a deposit)
+    wanted = {int(s) for s in checkpoints}
+    bias_free_energy = {}
+    grid = np.zeros(variable.gridWidth)  # the bias the next frames are sampled under
+    pending_from = 0
+    for frame in range(n_frames):
+        meta.step(simulation, report_interval)
+        step = simulation.currentStep
+        deposited = step % frequency == 0
+        check = frame < BIAS_CHECK_FRAMES and not deposited
+        state = simulation.context.getState(getPositions=True, getEnergy=check, groups={bias_group})
+        xy[frame] = state.getPositions(asNumpy=True).value_in_unit(u.nanometer)[0, :2]
+        if check:
+            applied[frame] = state.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole)
+        if deposited or frame == n_frames - 1:
+            span = slice(pending_from, frame + 1)
+            v = natural_spline(lo, hi, grid)(xy[span] @ c)
+            log_w[span] = (v - ct_offset_kjmol(grid, kT, bias_factor)) / kT
+            for f in applied.keys() & range(span.start, span.stop):
+                applied[f] -= v[f - span.start]
+            pending_from = frame + 1
+            if deposited:
+                grid = current_bias()
+        if step in wanted and reference is not None:
+            f_bias = -current_bias() / to_bias / kT  # F/kT on the CV grid
+            centers = _sub_points(reference.edges)
+            values = natural_spline(lo, hi, f_bias)(np.clip(centers, lo, hi))
+            bias_free_energy[step] = bin_averaged_free_energy(values)
+    mismatch = max((abs(d) for d in applied.values()), default=0.0)
+    if mismatch > BIAS_CHECK_TOLERANCE_KJMOL:
+        print(
+            f"warning: metadynamics bias from OpenMM and numpy differ by {mismatch:.2e} kJ/mol",
+            file=sys.stderr,
+        )
+    return Run(
+        xy,
+        log_w,
+        bias_free_energy=bias_free_energy,
+        wall_s=time.perf_counter() - t0,
+        notes={"bias_mismatch_kjmol": mismatch, "grid": (lo, hi, variable.gridWidth)},
+    )
+
+
+def rave_config(
+    system: str,
+    seed: int,
+    report_interval: int,
+    rounds: int | None = None,
+    steps_per_round: int | None = None,
+    models: int | None = None,
+    vae: dict | None = None,
+) -> dict:
+    """The campaign config (TOML-shaped dict) of ``workflows/<system>.toml`` with overrides.
+
+    Early stopping is disabled (``convergence.min_rounds = rounds + 1``), figures and progress
+    bars are off; ``sampling.seed`` and ``sampling.report_interval`` are the benchmark's;
+    ``vae`` adds keys to ``[vae]`` (e.g. a smaller network for a smoke test).
+    """
+    data = tomllib.loads((WORKFLOWS / f"{system}.toml").read_text())
+    sampling = data.setdefault("sampling", {})
+    if rounds is not None:
+        sampling["rounds"] = int(rounds)
+    if steps_per_round is not None:
+        sampling["steps_per_round"] = int(steps_per_round)
+    sampling["seed"] = int(seed)
+    sampling["report_interval"] = int(report_interval)
+    if models is not None:
+        data.setdefault("vae", {})["models"] = int(models)
+    data.setdefault("vae", {}).update(vae or {})
+    data["output"] = {"figures": False, "progress": False}
+    rounds_total = config_from_dict(data).sampling.rounds  # validates, before any MD
+    data.setdefault("convergence", {})["min_rounds"] = rounds_total + 1
+    config_from_dict(data)
+    return data
+
+
+def run_rave(config: dict, workdir: Path) -> Run:
+    """A RAVE campaign in ``workdir`` (must not exist); frames and biases read back per round.
+
+    Reads ``round_NNN/frames.npz`` (features, and walker when present) and
+    ``round_NNN/bias_applied.json`` (absent in round 0) of the campaign store.
+    """
+    t0 = time.perf_counter()
+    parsed = config_from_dict(config)
+    Campaign(parsed, workdir).run()
+    walkers = int(getattr(parsed.sampling, "walkers", 1))
+    rounds, segments = [], []
+    index = 0
+    while (folder := workdir / f"round_{index:03d}").is_dir() and (folder / "frames.npz").exists():
+        with np.load(folder / "frames.npz") as data:
+            features = np.asarray(data["features"], dtype=float)
+            walker = np.asarray(data["walker"]) if "walker" in data else np.zeros(len(features))
+        applied = folder / "bias_applied.json"
+        bias = Bias.from_dict(json.loads(applied.read_text())) if applied.exists() else None
+        rounds.append((features, bias))
+        segments.append(index * (walkers + 1) + walker.astype(int))
+        index += 1
+    if not rounds:
+        raise RuntimeError(f"the RAVE campaign in {workdir} wrote no round_NNN/frames.npz")
+    xy = np.concatenate([f[:, :2] for f, _ in rounds])
+    return Run(
+        xy,
+        np.zeros(len(xy)),
+        segments=np.concatenate(segments),
+        rounds=rounds,
+        steps_per_round=parsed.sampling.steps_per_round * walkers,
+        wall_s=time.perf_counter() - t0,
+    )
+
+
+# ============================================================================================
+# evaluation
+# ============================================================================================
+def evaluate_prefixes(
+    run: Run, reference: Reference, checkpoints: Sequence[int], report_interval: int
+) -> list[dict]:
+    """RMSE, coverage and transitions of a frame-based run at each checkpoint (a prefix)."""
+    chi = run.xy @ reference.direction
+    transitions = cumulative_transitions(core_labels(run.xy, reference.minima), run.segments)
+    rows = []
+    for steps in checkpoints:
+        n = int(steps) // report_interval
+        if n < 1 or n > len(chi):
+            continue
+        _, estimate = free_energy_profile(chi[:n], run.log_weights[:n], reference.edges)
+        rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
+        rows.append(
+            {
+                "steps": int(steps),
+                "rmse_kT": rmse,
+                "coverage": coverage,
+                "transitions": int(transitions[n - 1]),
+            }
+        )
+    return rows
+
+
+def evaluate_bias(run: Run, reference: Reference, report_interval: int) -> list[dict]:
+    """RMSE of F from the metadynamics bias itself at each recorded checkpoint."""
+    transitions = cumulative_transitions(core_labels(run.xy, reference.minima), run.segments)
+    rows = []
+    for steps, estimate in sorted(run.bias_free_energy.items()):
+        rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
+        rows.append(
+            {
+                "steps": int(steps),
+                "rmse_kT": rmse,
+                "coverage": coverage,
+                "transitions": int(transitions[steps // report_interval - 1]),
+            }
+        )
+    return rows
+
+
+def evaluate_rave(run: Run, reference: Reference, kT: float) -> list[dict]:
+    """After each round k: F(chi) from rounds 0..k-1, MBAR over their stored biases; the
+    cumulative MD steps are k x ``run.steps_per_round`` (all walkers of a round)."""
+    transitions = cumulative_transitions(core_labels(run.xy, reference.minima), run.segments)
+    rows = []
+    for k in range(1, len(run.rounds) + 1):
+        features = np.concatenate([f for f, _ in run.rounds[:k]])
+        reduced = np.zeros((k, len(features)))
+        for j, (_, bias) in enumerate(run.rounds[:k]):
+            if bias is not None:
+                reduced[j] = bias.energy(features) / kT
+        log_w = mbar_reweight(reduced, [len(f) for f, _ in run.rounds[:k]]).log_weights
+        chi = features[:, :2] @ reference.direction
+        _, estimate = free_energy_profile(chi, log_w, reference.edges)
+        rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
+        rows.append(
+            {
+                "steps": k * run.steps_per_round,
+                "rmse_kT": rmse,
+                "coverage": coverage,
+                "transitions": int(transitions[len(features) - 1]),
+            }
+        )
+    return rows
+
+
+def summarise(rows: list[dict], target_kT: float) -> tuple[list[dict], list[dict]]:
+    """Per (system, method, steps): median/min/max over seeds; per (system, method): steps to
+    target and ratio to RAVE."""
+    table, to_target = [], []
+    keys = sorted(
+        {(r["system"], r["method"]) for r in rows},
+        key=lambda k: (SYSTEMS.index(k[0]) if k[0] in SYSTEMS else 99, METHODS.index(k[1])),
+    )
+    for system, method in keys:
+        mine = [r for r in rows if r["system"] == system and r["method"] == method]
+        for steps in sorted({r["steps"] for r in mine}):
+            at = [r for r in mine if r["steps"] == steps]
+            rm, rlo, rhi = spread([r["rmse_kT"] for r in at])
+            tm, tlo, thi = spread([r["transitions"] for r in at])
+            table.append(
+                {
+                    "system": system,
+                    "method": method,
+                    "steps": steps,
+                    "seeds": len(at),
+                    "rmse_median_kT": rm,
+                    "rmse_min_kT": rlo,
+                    "rmse_max_kT": rhi,
+                    "coverage_median": spread([r["coverage"] for r in at])[0],
+                    "transitions_median": tm,
+                    "transitions_min": tlo,
+                    "transitions_max": thi,
+                }
+            )
+        reached, longest = [], []
+        for seed in sorted({r["seed"] for r in mine}):
+            run = sorted((r for r in mine if r["seed"] == seed), key=lambda r: r["steps"])
+            steps = np.array([r["steps"] for r in run])
+            reached.append(steps_to_target(steps, np.array([r["rmse_kT"] for r in run]), target_kT))
+            longest.append(int(steps[-1]))
+        m, lo, hi = spread(reached)
+        to_target.append(
+            {
+                "system": system,
+                "method": method,
+                "seeds": len(reached),
+                "steps_to_target_median": m,
+                "steps_to_target_min": lo,
+                "steps_to_target_max": hi,
+                "longest_run_steps": max(longest),
+            }
+        )
+    for row in to_target:
+        rave = [r for r in to_target if r["system"] == row["system"] and r["method"] == "rave"]
+        row["ratio_to_rave"], row["ratio_bound"] = math.nan, ""
+        if not rave:
+            continue
+        a, b = row["steps_to_target_median"], rave[0]["steps_to_target_median"]
+        if math.isfinite(a) and math.isfinite(b):
+            row["ratio_to_rave"] = a / b
+        elif math.isfinite(b):  # this method never got there: more than its longest run
+            row["ratio_to_rave"], row["ratio_bound"] = row["longest_run_steps"] / b, ">"
+        elif math.isfinite(a):  # RAVE never got there
+            row["ratio_to_rave"] = a / rave[0]["longest_run_steps"]
+            row["ratio_bound"] = "<"
+    return table, to_target
+
+
+# ============================================================================================
+# output
+# ============================================================================================
+def _fmt_steps(steps: float) -> str:
+    if not math.isfinite(steps):
+        return "never"
+    if steps >= 1e6:
+        return f"{steps / 1e6:g}M"
+    if steps >= 1e3:
+        return f"{steps / 1e3:g}k"
+    return f"{steps:g}"
+
+
+def _fmt_rmse(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    if not math.isfinite(row["rmse_median_kT"]):
+        return f"inf ({100 * row['coverage_median']:.0f}% cov)"
+    hi = row["rmse_max_kT"]
+    return f"{row['rmse_median_kT']:.2f} [{row['rmse_min_kT']:.2f}-{hi:.2f}]"
+
+
+def print_tables(table: list[dict], to_target: list[dict], target_kT: float) -> None:
+    """The RMSE and transitions tables per system and the steps-to-target table."""
+    for system in dict.fromkeys(r["system"] for r in table):
+        rows = [r for r in table if r["system"] == system]
+        methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+        seeds = max(r["seeds"] for r in rows)
+        print(
+            f"\n{system}: RMSE of F(chi) vs exact (kT), median [min-max] over {seeds} seed(s); "
+            f"'inf' = a bin within {REGION_KT:g} kT unsampled"
+        )
+        cell = {(r["method"], r["steps"]): r for r in rows}
+        steps_all = sorted({r["steps"] for r in rows})
+        widths = [10] + [max(len(m), 24) for m in methods]
+        print(" | ".join(h.ljust(w) for h, w in zip(["steps", *methods], widths, strict=True)))
+        for steps in steps_all:
+            cells = [_fmt_steps(steps)] + [_fmt_rmse(cell.get((m, steps))) for m in methods]
+            print(" | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+        print(f"\n{system}: transitions between metastable states, median [min-max]")
+        print(" | ".join(h.ljust(w) for h, w in zip(["steps", *methods], widths, strict=True)))
+        for steps in steps_all:
+            cells = [_fmt_steps(steps)]
+            for m in methods:
+                r = cell.get((m, steps))
+                cells.append(
+                    "-"
+                    if r is None
+                    else f"{r['transitions_median']:g} "
+                    f"[{r['transitions_min']:g}-{r['transitions_max']:g}]"
+                )
+            print(" | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+    print(
+        f"\nMD steps to reach RMSE <= {target_kT:g} kT (and stay), median [min-max]; "
+        f"ratio = median / RAVE's median"
+    )
+    print(f"{'system':<20} | {'method':<17} | {'steps':<26} | ratio to RAVE")
+    for r in to_target:
+        steps = (
+            f"{_fmt_steps(r['steps_to_target_median'])} [{_fmt_steps(r['steps_to_target_min'])}"
+            f"-{_fmt_steps(r['steps_to_target_max'])}]"
+        )
+        if not math.isfinite(r["steps_to_target_median"]):
+            steps = f"> {_fmt_steps(r['longest_run_steps'])} (not reached)"
+        ratio = r["ratio_to_rave"]
+        ratio_text = "-" if math.isnan(ratio) else f"{r['ratio_bound']}{ratio:.2f}"
+        print(f"{r['system']:<20} | {r['method']:<17} | {steps:<26} | {ratio_text}")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(path: Path, table: list[dict], target_kT: float) -> None:
+    """RMSE (median, min-max band) vs MD steps per method, one panel per system; log x and y."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(r["system"] for r in table))
+    fig, axes = plt.subplots(1, len(systems), figsize=(6 * len(systems), 4.5), squeeze=False)
+    for ax, system in zip(axes[0], systems, strict=True):
+        finite = False
+        for method in METHODS:
+            rows = [r for r in table if r["system"] == system and r["method"] == method]
+            if not rows:
+                continue
+            steps = np.array([r["steps"] for r in rows], dtype=float)
+            med = np.array([r["rmse_median_kT"] for r in rows])
+            lo = np.array([r["rmse_min_kT"] for r in rows])
+            hi = np.array([r["rmse_max_kT"] for r in rows])
+            ok = np.isfinite(med)
+            finite |= bool(ok.any())
+            style = "s--" if method == "metad_ideal_bias" else "o-"
+            (line,) = ax.plot(steps[ok], med[ok], style, ms=3, label=method)
+            band = np.isfinite(lo) & np.isfinite(hi)
+            ax.fill_between(steps[band], lo[band], hi[band], color=line.get_color(), alpha=0.2)
+        ax.axhline(target_kT, color="k", ls="--", lw=1)
+        ax.set_xscale("log")
+        if finite:
+            ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "no finite RMSE yet", transform=ax.transAxes, ha="center")
+        ax.set_xlabel("MD steps")
+        ax.set_ylabel(r"RMSE of $F(\chi)$ / kT")
+        ax.set_title(system)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ============================================================================================
+# command line
+# ============================================================================================
+def _fresh_dir(parent: Path, name: str) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1000):
+        candidate = parent / (name if i == 0 else f"{name}_{i}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a fresh folder for {name} under {parent}")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=_RUNS,
+        default=list(_RUNS),
+        help="simulations to run (metad_ideal also gives metad_ideal_bias)",
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default 1 2 3)")
+    parser.add_argument(
+        "--budgets",
+        nargs="+",
+        type=int,
+        help="checkpoints in MD steps; the longest is the length of every "
+        "non-RAVE run (default 25k x 2^k up to 25.6M)",
+    )
+    parser.add_argument("--rounds", type=int, help="RAVE rounds (default: the system's TOML)")
+    parser.add_argument("--steps-per-round", type=int, help="RAVE steps per round (TOML)")
+    parser.add_argument("--models", type=int, help="RAVE VAEs per round (TOML)")
+    parser.add_argument("--report-interval", type=int, default=50, help="steps between frames")
+    parser.add_argument(
+        "--metad-height",
+        type=float,
+        default=DEFAULT_METAD["height_kjmol"],
+        help="initial Gaussian height, kJ/mol",
+    )
+    parser.add_argument(
+        "--metad-sigma", type=float, default=DEFAULT_METAD["sigma_nm"], help="Gaussian width, nm"
+    )
+    parser.add_argument("--metad-bias-factor", type=float, default=DEFAULT_METAD["bias_factor"])
+    parser.add_argument(
+        "--metad-frequency",
+        type=int,
+        default=DEFAULT_METAD["frequency"],
+        help="steps between Gaussians",
+    )
+    parser.add_argument("--bin-width", type=float, default=0.1, help="bins of F(chi), nm")
+    parser.add_argument("--target", type=float, default=TARGET_RMSE_KT, help="target RMSE, kT")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="parent of the fresh output folder"
+    )
+    parser.add_argument("--csv", type=Path, help="summary CSV (default in the output folder)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny settings for a smoke test: 1 seed, budgets up to 40k steps, "
+        "RAVE 2 rounds x 20k steps, 1 small VAE (3 x 64, 2 epochs)",
+    )
+    args = parser.parse_args(argv)
+    quick = QUICK if args.quick else {}
+    args.seeds = args.seeds or quick.get("seeds", list(DEFAULT_SEEDS))
+    args.budgets = sorted(set(args.budgets or quick.get("budgets", DEFAULT_BUDGETS)))
+    for key in ("rounds", "steps_per_round", "models"):
+        if getattr(args, key) is None:
+            setattr(args, key, quick.get(key))
+    args.vae = quick.get("vae")
+    if min(args.seeds) < 1:
+        # OpenMM takes a random-number seed of 0 to mean "pick one": the run would not repeat
+        parser.error(f"--seeds must be integers >= 1. You supplied {args.seeds}")
+    if args.report_interval < 1:
+        parser.error(f"--report-interval must be >= 1. You supplied {args.report_interval}")
+    bad = [b for b in args.budgets if b < args.report_interval or b % args.report_interval]
+    if bad:
+        parser.error(
+            f"--budgets must be multiples of --report-interval ({args.report_interval})."
+            f" You supplied {bad}"
+        )
+    if args.metad_frequency % args.report_interval:
+        parser.error(
+            f"--metad-frequency ({args.metad_frequency}) must be a multiple of "
+            f"--report-interval ({args.report_interval})"
+        )
+    if not args.metad_bias_factor > 1:
+        parser.error(f"--metad-bias-factor must be > 1. You supplied {args.metad_bias_factor}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = _fresh_dir(args.out, f"sampling_efficiency_{stamp}" + ("_quick" if args.quick else ""))
+    csv_path = args.csv or out / "sampling_efficiency.csv"
+    metad = {
+        "height_kjmol": args.metad_height,
+        "sigma_nm": args.metad_sigma,
+        "bias_factor": args.metad_bias_factor,
+        "frequency": args.metad_frequency,
+    }
+    print(f"output: {out}")
+    print(f"metadynamics: {metad}; frames every {args.report_interval} steps; seeds {args.seeds}")
+
+    rows: list[dict] = []
+    jobs = [(s, seed, m) for s in args.systems for seed in args.seeds for m in args.methods]
+    started = time.perf_counter()
+    references = {}
+    for i, (system, seed, method) in enumerate(jobs, 1):
+        potential = make_model_potential(system, 300.0)
+        if system not in references:
+            references[system] = make_reference(system, potential, args.bin_width)
+        reference = references[system]
+        model = potential.build()
+        config = rave_config(
+            system,
+            seed,
+            args.report_interval,
+            args.rounds,
+            args.steps_per_round,
+            args.models,
+            args.vae,
+        )
+        sampling = config_from_dict(config).sampling
+        round_steps = sampling.steps_per_round * int(getattr(sampling, "walkers", 1))
+        max_steps = max(args.budgets)
+        round_ends = {k * round_steps for k in range(1, sampling.rounds + 1)}
+        checkpoints = sorted(set(args.budgets) | {s for s in round_ends if s <= max_steps})
+        common = {"system": system, "seed": seed}
+        if method == "plain_md":
+            run = run_plain_md(potential, model, seed, max_steps, args.report_interval)
+            results = {
+                "plain_md": evaluate_prefixes(run, reference, checkpoints, args.report_interval)
+            }
+        elif method == "rave":
+            workdir = out / "campaigns" / f"{system}_seed{seed}"
+            run = run_rave(config, workdir)
+            results = {"rave": evaluate_rave(run, reference, potential.kT)}
+        else:
+            ideal = method == "metad_ideal"
+            direction = reference.direction if ideal else np.array([1.0, 0.0])
+            run = run_metadynamics(
+                potential,
+                model,
+                direction,
+                seed,
+                max_steps,
+                args.report_interval,
+                reference=reference if ideal else None,
+                checkpoints=checkpoints,
+                **metad,
+            )
+            results = {method: evaluate_prefixes(run, reference, checkpoints, args.report_interval)}
+            if ideal:
+                results["metad_ideal_bias"] = evaluate_bias(run, reference, args.report_interval)
+        for name, result in results.items():
+            rows.extend(
+                {**common, "method": name, **r, "wall_s": round(run.wall_s, 2)} for r in result
+            )
+        last = results[method][-1] if results[method] else None
+        final = "" if last is None else f", RMSE {last['rmse_kT']:.2f} kT"
+        final += "" if last is None else f", {last['transitions']} transitions"
+        if "bias_mismatch_kjmol" in run.notes:
+            final += f", |OpenMM - numpy bias| <= {run.notes['bias_mismatch_kjmol']:.1e} kJ/mol"
+        print(
+            f"[{i}/{len(jobs)}] {system} {method} seed {seed}: "
+            f"{len(run.xy) * args.report_interval:,} steps in {run.wall_s:.1f} s{final} "
+            f"(elapsed {time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+
+    table, to_target = summarise(rows, args.target)
+    print_tables(table, to_target, args.target)
+    write_csv(csv_path, table)
+    write_csv(csv_path.with_name(csv_path.stem + "_to_target.csv"), to_target)
+    write_csv(csv_path.with_name(csv_path.stem + "_runs.csv"), rows)
+    png = csv_path.with_suffix(".png")
+    plot(png, table, args.target)
+    print(
+        f"\nwrote {csv_path}, {csv_path.stem}_to_target.csv, {csv_path.stem}_runs.csv, {png.name}"
+    )
+    print(f"total {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
