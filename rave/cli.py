@@ -68,9 +68,20 @@ def _analyse(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from . import store
     from .analysis import _read_json
 
-    summary = _read_json(Path(args.workdir) / "summary.json")
+    workdir = Path(args.workdir)
+    if not (workdir / "summary.json").exists() and store.holds_resumable_campaign(workdir):
+        # started, no round complete yet
+        config = store.load_json(workdir / "config.json")
+        manifest = store.load_json(workdir / store.MANIFEST)
+        summary = {"system": manifest.get("system"), "converged": False, "rounds": [],
+                   "temperature_K": config["system"].get("temperature"),
+                   "walkers": config.get("sampling", {}).get("walkers", 1),
+                   "feature_names": []}
+    else:
+        summary = _read_json(workdir / "summary.json")
     names = summary["feature_names"]
     rounds = summary["rounds"]
     print(f"{args.workdir}: {summary.get('system', '?')} at {summary['temperature_K']} K, "
@@ -83,8 +94,24 @@ def _status(args: argparse.Namespace) -> int:
                   else f"{r['free_energy_change_kT']:.3f}")
         rc = " + ".join(f"{c:+.3f}*{n}" for c, n in zip(r["coefficients"], names, strict=True))
         print(f"{r['index']:>5} {r['frames']:>7} {r['effective_sample_size']:>9.1f} "
-              f"{r['kl_divergence']:>8.4f} {angle:>7} {change:>7}  {rc}")
+              f"{r['kl_divergence']:>8.4f} {angle:>7} {change:>7}  {rc}"
+              + (f"  ({r['faults']} MD fault(s) recovered)" if r.get("faults") else ""))
+    _status_in_progress(Path(args.workdir), len(rounds), summary.get("walkers", 1))
     return 0
+
+
+def _status_in_progress(workdir: Path, done: int, walkers: int) -> None:
+    """A line on the round after the last complete one, if it was started."""
+    from .store import round_dir
+
+    folder = round_dir(workdir, done)
+    if not folder.is_dir() or (folder / "round.json").exists():
+        return
+    stored = len(list((folder / "walkers").glob("walker_*.npz")))
+    stage = ("learning (MD done)" if (folder / "frames.npz").exists()
+             else f"MD: {stored} of {walkers} walker(s) stored")
+    print(f"round {done} started, not complete: {stage}. `rave run` with the same config and "
+          f"--workdir resumes it")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -138,6 +138,10 @@ def test_corrupted_walker_file_is_reported_by_name(tmp_path):
     config.write_text(CONFIG)
     code, output = _rave_run(config, workdir, fault="frames_stored:1")
     assert code == -signal.SIGKILL, output
+    status = subprocess.run([sys.executable, "-m", "rave.cli", "status", str(workdir)],
+                            capture_output=True, text=True, check=True).stdout
+    assert "0 round(s) done" in status
+    assert "round 0 started, not complete: learning (MD done)" in status
     walker = workdir / "round_000" / "walkers" / "walker_01.npz"
     walker.write_bytes(walker.read_bytes()[:100])
     (workdir / "round_000" / "frames.npz").unlink()  # so that the walkers are read again
