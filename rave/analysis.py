@@ -1,14 +1,39 @@
 """A finished (or running) campaign loaded from its work directory, for notebooks and reports.
 
-Everything here is computation on stored files; figures are in :mod:`rave.plots`.
+Everything here is computation on stored files; figures are drawn by :mod:`rave.plots`, whose
+functions return matplotlib ``Figure`` objects (and save them when given a path).
+
+In a notebook::
 
     >>> from rave.analysis import CampaignResult
     >>> result = CampaignResult.load("runs/rdw")
-    >>> centers, F, sigma = result.free_energy(result.coefficients(-1))
+    >>> c = result.coefficients(-1)                   # final RC, unit norm, feature order
+    >>> est = result.profile(c)                       # F(chi) in kT, bootstrap sigma, f_k
+    >>> est.centers, est.free_energy, est.sigma
+    >>> log_w = result.log_weights                    # MBAR log-weight of every frame
+    >>> model = result.model(-1)                      # the chosen VAE of the last round
+    >>> models = result.models(-1)                    # all VAEs trained in the last round
+    >>> states = result.metastable_states(c)          # minima of F and their cores
+    >>> result.diagnostics()                          # per round: ESS, KL, RC change, transitions
+    >>> figures = result.figures()                    # name -> matplotlib Figure
+    >>> figures["free_energy"]                        # displays in Jupyter
+
+Frames of a round may come from several walkers (``round_NNN/frames.npz`` may hold an integer
+array ``walker``); every time series (blocks of the bootstrap, transitions, chi(t) lines) is
+taken per walker, through :func:`rave.reweight.walker_segments`.
+
+Metastable states: the minima of the final F(chi) (lightly smoothed) that lie at least
+``min_depth_kT`` (2 kT) below the lower of their two neighbouring maxima; each state's core is
+the contiguous range around its minimum where F < F_min + ``core_kT`` (1 kT). A transition is
+counted when a walker enters a core other than the last one it was in.
+
+Pure functions: :func:`find_metastable_states`, :func:`count_transitions`.
 """
 
 from __future__ import annotations
 
+import html
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +42,30 @@ import numpy as np
 from . import store
 from .bias import Bias
 from .features import feature_from_dict
-from .reweight import ReweightResult, free_energy_profile, free_energy_uncertainty, mbar_reweight
+from .reweight import (
+    BLOCKS_PER_INEFFICIENCY,
+    ProfileEstimate,
+    ReweightResult,
+    bootstrap_free_energy_profile,
+    free_energy_profile,
+    mbar_reweight,
+    walker_segments,
+)
 from .units import kT_kjmol
+
+__all__ = [
+    "CampaignFileError",
+    "CampaignResult",
+    "MetastableState",
+    "RoundData",
+    "count_transitions",
+    "find_metastable_states",
+    "walker_segments",
+    "write_report",
+]
+
+#: Default number of bootstrap replicates of the F(chi) error bars (sigma to ~10 %).
+DEFAULT_BOOTSTRAP = 100
 
 
 class CampaignFileError(RuntimeError):
@@ -31,23 +78,264 @@ def _read_json(path: Path):
     except FileNotFoundError as error:
         raise CampaignFileError(f"{path} is missing") from error
     except ValueError as error:
-        raise CampaignFileError(f"{path} is not valid JSON (truncated or corrupted?): "
-                                f"{error}") from error
+        raise CampaignFileError(
+            f"{path} is not valid JSON (truncated or corrupted?): {error}"
+        ) from error
+
+
+# --------------------------------------------------------------------------------------------
+# metastable states and transitions (pure functions)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetastableState:
+    """A minimum of F(chi) deep enough to count as a state.
+
+    Attributes
+    ----------
+    minimum : float
+        chi at the minimum (a bin centre), units of chi.
+    free_energy_kT : float
+        F at the minimum (smoothed profile), kT.
+    depth_kT : float
+        Lower neighbouring maximum minus ``free_energy_kT`` (kT); ``inf`` for the only state.
+    core : tuple of float
+        ``(low, high)`` chi range of the core (bin edges).
+    """
+
+    minimum: float
+    free_energy_kT: float
+    depth_kT: float
+    core: tuple[float, float]
+
+
+def _smooth(profile: np.ndarray, half_width: int) -> np.ndarray:
+    """Moving average over ``2 half_width + 1`` bins of the finite values; empty bins stay inf."""
+    finite = np.isfinite(profile)
+    if half_width == 0:
+        return np.where(finite, profile, np.inf)
+    values = np.where(finite, profile, 0.0)
+    kernel = np.ones(2 * half_width + 1)
+    sums = np.convolve(values, kernel, mode="same")
+    counts = np.convolve(finite.astype(float), kernel, mode="same")
+    return np.where(finite, sums / np.maximum(counts, 1.0), np.inf)
+
+
+def find_metastable_states(
+    centers: np.ndarray,
+    profile_kT: np.ndarray,
+    min_depth_kT: float = 2.0,
+    core_kT: float = 1.0,
+    smoothing_bins: int = 1,
+) -> list[MetastableState]:
+    """Metastable states of a 1-D free-energy profile: deep minima and their cores.
+
+    The profile is smoothed by a moving average over ``2 smoothing_bins + 1`` bins (empty bins,
+    ``+inf``, stay empty and act as infinite barriers). Every local minimum starts as a
+    candidate; its depth is the lower of its two neighbouring maxima (the highest F between it
+    and the next candidate on each side; a side with no further candidate has no barrier)
+    minus its F. The shallowest candidate below ``min_depth_kT`` is merged into the neighbour
+    across its lower barrier (the merged basin keeps the lower minimum), until every remaining
+    minimum is at least ``min_depth_kT`` deep. A state's core is the contiguous run of bins
+    around its minimum with smoothed F < F_min + ``core_kT``.
+
+    Parameters
+    ----------
+    centers : np.ndarray, shape=(n_bins,), dtype=float
+        Strictly increasing bin centres (units of chi), at least 3.
+    profile_kT : np.ndarray, shape=(n_bins,), dtype=float
+        F in kT; ``+inf`` for empty bins (no NaN, no ``-inf``).
+    min_depth_kT : float
+        Least depth of a state, kT (> 0).
+    core_kT : float
+        Height of the core above the minimum, kT; ``0 < core_kT < min_depth_kT`` so that cores
+        never touch.
+    smoothing_bins : int
+        Half-width of the moving average, bins (>= 0; 0: no smoothing).
+
+    Returns
+    -------
+    list of MetastableState
+        In increasing chi; empty if the profile has no finite bin.
+    """
+    c = np.asarray(centers, dtype=float)
+    f = np.asarray(profile_kT, dtype=float)
+    if c.ndim != 1 or c.size < 3:
+        raise ValueError(f"centers must be 1-D with at least 3 bins. You supplied shape {c.shape}")
+    if not np.isfinite(c).all() or not (np.diff(c) > 0).all():
+        raise ValueError("centers must be finite and strictly increasing")
+    if f.shape != c.shape:
+        raise ValueError(
+            f"profile_kT must have the shape of centers {c.shape}. You supplied {f.shape}"
+        )
+    if np.isnan(f).any() or np.isneginf(f).any():
+        raise ValueError("profile_kT must not contain NaN or -inf (empty bins are +inf)")
+    if not np.isfinite(min_depth_kT) or min_depth_kT <= 0:
+        raise ValueError(f"min_depth_kT must be > 0 (kT). You supplied {min_depth_kT}")
+    if not (0 < core_kT < min_depth_kT):
+        raise ValueError(
+            f"core_kT must be in (0, min_depth_kT = {min_depth_kT}) kT so that cores do not "
+            f"touch. You supplied {core_kT}"
+        )
+    if (
+        isinstance(smoothing_bins, bool)
+        or int(smoothing_bins) != smoothing_bins
+        or (smoothing_bins < 0)
+    ):
+        raise ValueError(f"smoothing_bins must be an integer >= 0. You supplied {smoothing_bins}")
+    s = _smooth(f, int(smoothing_bins))
+    n = s.size
+    finite = np.isfinite(s)
+    if not finite.any():
+        return []
+    left_lower = np.concatenate([[True], s[1:] < s[:-1]])
+    right_not_higher = np.concatenate([s[:-1] <= s[1:], [True]])
+    minima = list(np.flatnonzero(finite & left_lower & right_not_higher))
+    barriers = [float(np.max(s[a : b + 1])) for a, b in zip(minima[:-1], minima[1:], strict=True)]
+
+    def depth(j: int) -> float:
+        left = barriers[j - 1] if j > 0 else np.inf
+        right = barriers[j] if j < len(barriers) else np.inf
+        return min(left, right) - s[minima[j]]
+
+    while len(minima) > 1:
+        depths = [depth(j) for j in range(len(minima))]
+        j = int(np.argmin(depths))
+        if depths[j] >= min_depth_kT:
+            break
+        left = barriers[j - 1] if j > 0 else np.inf
+        right = barriers[j] if j < len(barriers) else np.inf
+        other = j - 1 if left <= right else j + 1
+        lo, hi = sorted((j, other))
+        keep = minima[lo] if s[minima[lo]] <= s[minima[hi]] else minima[hi]
+        minima[lo : hi + 1] = [keep]
+        del barriers[lo]
+
+    bounds = np.concatenate(
+        [[c[0] - 0.5 * (c[1] - c[0])], 0.5 * (c[1:] + c[:-1]), [c[-1] + 0.5 * (c[-1] - c[-2])]]
+    )
+    states = []
+    for j, m in enumerate(minima):
+        inside = s < s[m] + core_kT
+        lo = m
+        while lo > 0 and inside[lo - 1]:
+            lo -= 1
+        hi = m
+        while hi < n - 1 and inside[hi + 1]:
+            hi += 1
+        states.append(
+            MetastableState(
+                minimum=float(c[m]),
+                free_energy_kT=float(s[m]),
+                depth_kT=float(depth(j)),
+                core=(float(bounds[lo]), float(bounds[hi + 1])),
+            )
+        )
+    return states
+
+
+def _core_labels(chi: np.ndarray, cores: np.ndarray) -> np.ndarray:
+    """Index of the core holding each frame, -1 outside every core."""
+    labels = np.full(chi.shape, -1, dtype=np.int64)
+    for i, (lo, hi) in enumerate(cores):
+        labels[(chi >= lo) & (chi <= hi)] = i
+    return labels
+
+
+def count_transitions(
+    chi: np.ndarray,
+    cores: list[tuple[float, float]] | np.ndarray,
+    walker: np.ndarray | None = None,
+) -> int:
+    """Core-to-core transitions in time series of chi.
+
+    A frame is in core ``i`` when ``low_i <= chi <= high_i``. A transition is counted each time
+    a walker enters a core other than the last core it was in (time spent between cores does
+    not count; crossing A -> B -> C through B's core counts 2). Each walker's series is
+    counted on its own, never across the join of two walkers.
+
+    Parameters
+    ----------
+    chi : np.ndarray, shape=(n_frames,), dtype=float
+        chi of each frame; frames of one walker in time order.
+    cores : sequence of (low, high), shape=(n_states, 2)
+        Disjoint core ranges, units of chi (e.g. ``[s.core for s in states]``).
+    walker : np.ndarray or None, shape=(n_frames,), dtype=int
+        Walker index of each frame (see :func:`rave.reweight.walker_segments`); ``None``: one
+        walker.
+
+    Returns
+    -------
+    int
+        Total number of transitions over all walkers.
+    """
+    x = np.asarray(chi, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"chi must be 1-D, shape (n_frames,). You supplied shape {x.shape}")
+    bounds = np.asarray(cores, dtype=float).reshape(-1, 2) if len(cores) else np.zeros((0, 2))
+    if (bounds[:, 1] < bounds[:, 0]).any():
+        raise ValueError(
+            f"each core must be (low, high) with low <= high. You supplied {bounds.tolist()}"
+        )
+    order = np.argsort(bounds[:, 0])
+    if (bounds[order][1:, 0] <= bounds[order][:-1, 1]).any():
+        raise ValueError(f"cores must not overlap. You supplied {bounds.tolist()}")
+    labels = _core_labels(x, bounds)
+    total = 0
+    for segment in walker_segments(x.size, walker):
+        visited = labels[segment]
+        visited = visited[visited >= 0]
+        total += int(np.count_nonzero(np.diff(visited)))
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# the campaign on disk
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class RoundData:
+    """One finished round as stored in ``round_NNN/``.
+
+    Attributes
+    ----------
+    index : int
+    features : np.ndarray, shape=(n_frames, d)
+        Order parameters, walkers concatenated, each walker in time order.
+    bias_kjmol : np.ndarray, shape=(n_frames,)
+        Bias energy applied when sampled, kJ/mol.
+    time_ps : np.ndarray, shape=(n_frames,)
+    bias_applied : Bias or None
+        The static bias of the round (None in the unbiased round).
+    coordinate : dict
+        ``coordinate.json``: RC coefficients, KL, model files.
+    next_bias : Bias
+        ``bias.json``: the bias built after this round.
+    walker : np.ndarray or None, shape=(n_frames,), dtype=int
+        Walker index of each frame; None when the round stored none (one walker).
+    """
+
     index: int
-    features: np.ndarray          # (n_frames, d)
-    bias_kjmol: np.ndarray        # (n_frames,) applied when sampled
-    time_ps: np.ndarray           # (n_frames,)
-    bias_applied: Bias | None     # None in the unbiased round
-    coordinate: dict              # coordinate.json
-    next_bias: Bias               # bias.json
+    features: np.ndarray
+    bias_kjmol: np.ndarray
+    time_ps: np.ndarray
+    bias_applied: Bias | None
+    coordinate: dict
+    next_bias: Bias
+    walker: np.ndarray | None = None
+
+    def segments(self) -> list[np.ndarray]:
+        """Index arrays of each walker's frames, in time order."""
+        return walker_segments(len(self.features), self.walker)
 
 
 class CampaignResult:
-    """Frames, biases, RCs and models of a campaign's finished rounds."""
+    """Frames, biases, RCs, models, profiles and figures of a campaign's finished rounds.
+
+    Load with :meth:`load`; see the module docstring for a notebook example.
+    """
 
     def __init__(self, workdir: Path, summary: dict, features: list, rounds: list[RoundData]):
         self.workdir = Path(workdir)
@@ -57,9 +345,11 @@ class CampaignResult:
         self.temperature_K = float(summary["temperature_K"])
         self.kT = kT_kjmol(self.temperature_K)
         self._reweighted: ReweightResult | None = None
+        self._profiles: dict[tuple, ProfileEstimate] = {}
 
     @classmethod
     def load(cls, workdir: str | Path) -> CampaignResult:
+        """Read ``summary.json``, ``features.json`` and every finished round's files."""
         workdir = Path(workdir)
         summary = _read_json(workdir / "summary.json")
         features = [feature_from_dict(d) for d in _read_json(workdir / "features.json")]
@@ -71,18 +361,28 @@ class CampaignResult:
             except FileNotFoundError as error:
                 raise CampaignFileError(f"{folder / 'frames.npz'} is missing") from error
             except Exception as error:  # zip/pickle errors of a truncated file
-                raise CampaignFileError(f"{folder / 'frames.npz'} cannot be read "
-                                        f"(truncated or corrupted?): {error}") from error
+                raise CampaignFileError(
+                    f"{folder / 'frames.npz'} cannot be read (truncated or corrupted?): {error}"
+                ) from error
             applied = folder / "bias_applied.json"
-            rounds.append(RoundData(
-                index=record["index"],
-                features=frames["features"],
-                bias_kjmol=frames["bias_kjmol"],
-                time_ps=frames["time_ps"],
-                bias_applied=Bias.from_dict(_read_json(applied)) if applied.exists() else None,
-                coordinate=_read_json(folder / "coordinate.json"),
-                next_bias=Bias.from_dict(_read_json(folder / "bias.json")),
-            ))
+            walker = frames.get("walker")
+            if walker is not None and walker.shape != (len(frames["features"]),):
+                raise CampaignFileError(
+                    f"{folder / 'frames.npz'}: walker has shape {walker.shape}, expected "
+                    f"({len(frames['features'])},)"
+                )
+            rounds.append(
+                RoundData(
+                    index=record["index"],
+                    features=frames["features"],
+                    bias_kjmol=frames["bias_kjmol"],
+                    time_ps=frames["time_ps"],
+                    bias_applied=Bias.from_dict(_read_json(applied)) if applied.exists() else None,
+                    coordinate=_read_json(folder / "coordinate.json"),
+                    next_bias=Bias.from_dict(_read_json(folder / "bias.json")),
+                    walker=None if walker is None else walker.astype(np.int64),
+                )
+            )
         if not rounds:
             raise CampaignFileError(f"{workdir / 'summary.json'} lists no finished round")
         return cls(workdir, summary, features, rounds)
@@ -93,175 +393,470 @@ class CampaignResult:
         return [f.name for f in self.features]
 
     def all_features(self) -> np.ndarray:
+        """Features of all frames, round by round, shape (n_frames, d)."""
         return np.concatenate([r.features for r in self.rounds])
+
+    def walker_labels(self) -> np.ndarray:
+        """Walker index of every frame within its round (0 where a round stored none)."""
+        return np.concatenate(
+            [
+                np.zeros(len(r.features), dtype=np.int64) if r.walker is None else r.walker
+                for r in self.rounds
+            ]
+        )
+
+    def frames_per_round(self) -> list[int]:
+        return [len(r.features) for r in self.rounds]
 
     def coefficients(self, index: int = -1) -> np.ndarray:
         """The RC learned after round ``index`` (unit norm, feature order)."""
         return np.asarray(self.rounds[index].coordinate["coefficients"], dtype=float)
 
+    def reduced_bias(self) -> np.ndarray:
+        """``V_k(frame n) / kT`` of every frame under every round's bias, shape (K, n_frames)."""
+        reduced = np.zeros((len(self.rounds), sum(self.frames_per_round())))
+        features = self.all_features()
+        for k, r in enumerate(self.rounds):
+            if r.bias_applied is not None:
+                reduced[k] = r.bias_applied.energy(features) / self.kT
+        return reduced
+
     def reweight(self) -> ReweightResult:
         """MBAR over all rounds toward the unbiased ensemble (cached)."""
         if self._reweighted is None:
-            from .campaign import reduced_bias_matrix
-
-            reduced = reduced_bias_matrix(self.all_features(),
-                                          [r.bias_applied for r in self.rounds], self.kT)
-            self._reweighted = mbar_reweight(reduced, [len(r.features) for r in self.rounds])
+            self._reweighted = mbar_reweight(self.reduced_bias(), self.frames_per_round())
         return self._reweighted
 
+    @property
+    def log_weights(self) -> np.ndarray:
+        """MBAR log-weight of every frame (normalised: logsumexp = 0), shape (n_frames,)."""
+        return self.reweight().log_weights
+
+    def _chi(self, coefficients: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        c = self.coefficients(-1) if coefficients is None else np.asarray(coefficients, float)
+        if c.shape != (len(self.features),):
+            raise ValueError(
+                f"coefficients must have one entry per feature "
+                f"({len(self.features)}). You supplied shape {c.shape}"
+            )
+        return c, self.all_features() @ c
+
+    def profile(
+        self,
+        coefficients: np.ndarray | None = None,
+        bins: int = 60,
+        n_bootstrap: int = DEFAULT_BOOTSTRAP,
+        block_length: int | None = None,
+        seed: int = 0,
+    ) -> ProfileEstimate:
+        """F(chi) along chi = coefficients . features from all rounds (MBAR), with the block
+        bootstrap error that re-solves MBAR per replicate (see
+        :func:`rave.reweight.bootstrap_free_energy_profile`). Cached per arguments.
+
+        Parameters
+        ----------
+        coefficients : np.ndarray, shape=(d,), optional
+            Any linear combination of the features; default the final RC.
+        bins : int
+            Equal bins over the sampled chi range.
+        n_bootstrap, block_length, seed
+            Of the bootstrap; ``block_length=None`` chooses it per round from the correlation
+            time of chi.
+        """
+        c, chi = self._chi(coefficients)
+        key = (tuple(c), int(bins), int(n_bootstrap), block_length, int(seed))
+        if key not in self._profiles:
+            edges = np.linspace(chi.min(), chi.max(), int(bins) + 1)
+            self._profiles[key] = bootstrap_free_energy_profile(
+                self.reduced_bias(),
+                self.frames_per_round(),
+                chi,
+                edges,
+                n_bootstrap=n_bootstrap,
+                block_length=block_length,
+                seed=seed,
+                walker=self.walker_labels(),
+            )
+        return self._profiles[key]
+
     def free_energy(
-        self, coefficients: np.ndarray, bins: int = 60, n_blocks: int = 10, seed: int = 0
+        self,
+        coefficients: np.ndarray | None = None,
+        bins: int = 60,
+        n_bootstrap: int = DEFAULT_BOOTSTRAP,
+        block_length: int | None = None,
+        seed: int = 0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """F(chi) in kT along chi = coefficients . features from all rounds, with the
-        block-bootstrap standard error (blocks within each round's time order)."""
-        c = np.asarray(coefficients, dtype=float)
-        chi = self.all_features() @ c
-        log_w = self.reweight().log_weights
-        edges = np.linspace(chi.min(), chi.max(), bins + 1)
-        centers, profile = free_energy_profile(chi, log_w, edges)
-        sigma = free_energy_uncertainty(chi, log_w, edges, n_blocks=n_blocks, seed=seed)
-        return centers, profile, sigma
+        """``(centers, F, sigma)`` of :meth:`profile`: F in kT (min 0, inf where empty) and its
+        bootstrap standard error in kT (nan where not estimable)."""
+        est = self.profile(coefficients, bins, n_bootstrap, block_length, seed)
+        return est.centers, est.free_energy, est.sigma
 
     def free_energy_2d(
         self, i: int = 0, j: int = 1, bins: int = 50
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """F(s_i, s_j) in kT (min 0, inf where empty) over two order parameters."""
         features = self.all_features()
-        w = np.exp(self.reweight().log_weights - self.reweight().log_weights.max())
+        log_w = self.log_weights
+        w = np.exp(log_w - log_w.max())
         hist, xe, ye = np.histogram2d(features[:, i], features[:, j], bins=bins, weights=w)
         with np.errstate(divide="ignore"):
             f = -np.log(hist)
         f -= f[np.isfinite(f)].min()
         return 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1]), f.T
 
-    def latent(self, index: int = -1) -> np.ndarray:
-        """Latent mean of every frame under the model chosen in round ``index``."""
-        from .vae import VAEModel
+    def metastable_states(
+        self,
+        coefficients: np.ndarray | None = None,
+        bins: int = 60,
+        min_depth_kT: float = 2.0,
+        core_kT: float = 1.0,
+        smoothing_bins: int = 1,
+    ) -> list[MetastableState]:
+        """States of the MBAR profile along ``coefficients`` (default the final RC); see
+        :func:`find_metastable_states`."""
+        _, chi = self._chi(coefficients)
+        edges = np.linspace(chi.min(), chi.max(), int(bins) + 1)
+        centers, f = free_energy_profile(chi, self.log_weights, edges)
+        return find_metastable_states(centers, f, min_depth_kT, core_kT, smoothing_bins)
 
-        record = self.rounds[index]
-        name = record.coordinate["model_files"][int(record.coordinate["chosen_model"])]
-        path = store.round_dir(self.workdir, record.index) / name
+    # ----------------------------------------------------------------- models
+    def _model_path(self, index: int, name: str) -> Path:
+        path = store.round_dir(self.workdir, self.rounds[index].index) / name
         if not path.is_file():
             raise CampaignFileError(f"{path} is missing")
-        return VAEModel.load(path).transform(self.all_features()[: self.frames_up_to(index)])
+        return path
+
+    def models(self, index: int = -1) -> list:
+        """Every VAE trained after round ``index`` (``coordinate.json``'s ``model_files``), as
+        :class:`rave.vae.VAEModel` objects, in training order."""
+        from .vae import VAEModel
+
+        names = self.rounds[index].coordinate["model_files"]
+        return [VAEModel.load(self._model_path(index, name)) for name in names]
+
+    def model(self, index: int = -1):
+        """The VAE chosen after round ``index`` (lowest KL), a :class:`rave.vae.VAEModel`."""
+        from .vae import VAEModel
+
+        coordinate = self.rounds[index].coordinate
+        name = coordinate["model_files"][int(coordinate["chosen_model"])]
+        return VAEModel.load(self._model_path(index, name))
+
+    def latent(self, index: int = -1) -> np.ndarray:
+        """Latent mean of every frame of rounds 0..index under the model chosen in ``index``."""
+        return self.model(index).transform(self.all_features()[: self.frames_up_to(index)])
 
     def frames_up_to(self, index: int) -> int:
         """Number of frames in rounds 0..index."""
         index = index % len(self.rounds)
         return sum(len(r.features) for r in self.rounds[: index + 1])
 
-    def diagnostics(self) -> list[dict]:
-        """Per round: RC angle change, F change, ESS, KL, frames, and chi-sign transitions."""
-        rows = []
+    def potential(self):
+        """The model potential of ``config.json`` (with ``exact_free_energy``), or None when
+        the campaign has no config or its system is not a model potential."""
+        from .campaign import build_model_potential
+        from .config import ConfigError, config_from_dict
+
+        path = self.workdir / "config.json"
+        if not path.exists():
+            return None
+        try:
+            return build_model_potential(config_from_dict(_read_json(path)))
+        except (ConfigError, KeyError, ValueError):
+            return None
+
+    # ----------------------------------------------------------------- diagnostics
+    def diagnostics(self, states: list[MetastableState] | None = None) -> list[dict]:
+        """Per round: frames, walkers, ESS, KL, RC angle change, F change, converged, and the
+        core-to-core transitions along the final RC (cores of ``states``, default
+        :meth:`metastable_states`), counted per walker."""
         final = self.coefficients(-1)
-        everything = self.all_features() @ final
-        bounds = (float(everything.min()), float(everything.max()))
+        states = self.metastable_states(final) if states is None else states
+        cores = [s.core for s in states]
+        rows = []
         for record, round_data in zip(self.summary["rounds"], self.rounds, strict=True):
             chi = round_data.features @ final
-            rows.append({
-                "round": record["index"],
-                "frames": record["frames"],
-                "effective_sample_size": record["effective_sample_size"],
-                "kl_divergence": record["kl_divergence"],
-                "angle_change_deg": record.get("angle_change_deg"),
-                "free_energy_change_kT": record.get("free_energy_change_kT"),
-                "converged": record.get("converged", False),
-                "transitions": count_transitions(chi, bounds),
-            })
+            rows.append(
+                {
+                    "round": record["index"],
+                    "frames": record["frames"],
+                    "walkers": len(round_data.segments()),
+                    "effective_sample_size": record["effective_sample_size"],
+                    "kl_divergence": record["kl_divergence"],
+                    "angle_change_deg": record.get("angle_change_deg"),
+                    "free_energy_change_kT": record.get("free_energy_change_kT"),
+                    "converged": record.get("converged", False),
+                    "transitions": count_transitions(chi, cores, round_data.walker),
+                }
+            )
         return rows
 
+    # ----------------------------------------------------------------- figures
+    def figures(self, bins: int = 60, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict:
+        """Every report figure as a matplotlib ``Figure``, by name: ``free_energy`` (F along
+        the final RC with error bars, state cores, and the exact F for model potentials),
+        ``latent``, ``chi_time_series`` (one line per walker), ``convergence`` (RC
+        coefficients, ESS, KL, changes per round), ``free_energy_2d`` (d >= 2) and
+        ``potential`` (2-D model potentials: samples and RC direction)."""
+        from . import plots
+        from .coordinate import fit_coordinate
 
-def count_transitions(
-    chi: np.ndarray, bounds: tuple[float, float], core_fraction: float = 0.25
-) -> int:
-    """Transitions between the two ends of a chi range ``bounds`` (e.g. all rounds' range along
-    the final RC): a frame is in the low (high) core when chi is in the lowest (highest)
-    ``core_fraction`` of that range; a transition is a move from one core to the other (time in
-    between does not count)."""
-    chi = np.asarray(chi, dtype=float)
-    if chi.size < 2:
-        return 0
-    lo, hi = bounds
-    span = hi - lo
-    if span <= 0:
-        return 0
-    state = np.where(chi <= lo + core_fraction * span, -1,
-                     np.where(chi >= hi - core_fraction * span, 1, 0))
-    visited = state[state != 0]
-    return int(np.count_nonzero(np.diff(visited) != 0))
+        c = self.coefficients(-1)
+        potential = self.potential()
+        est = self.profile(c, bins=bins, n_bootstrap=n_bootstrap, seed=seed)
+        exact = (
+            potential.exact_free_energy(c, est.centers)
+            if hasattr(potential, "exact_free_energy")
+            else None
+        )
+        states = self.metastable_states(c, bins=bins)
+        cores = [s.core for s in states]
+        out = {
+            "free_energy": plots.profile_with_errors(
+                centers=est.centers,
+                profile_kT=est.free_energy,
+                sigma_kT=est.sigma,
+                exact_kT=exact,
+                cores=cores,
+                title=f"F along the final RC ({est.n_bootstrap} block-bootstrap replicates, "
+                "MBAR re-solved)",
+            )
+        }
+        features = self.all_features()
+        latent = self.latent(-1)
+        log_w = self.log_weights
+        weights = np.exp(log_w - log_w.max())
+        scan = fit_coordinate(features, latent, log_weights=log_w, seed=0)
+        chi = features @ c
+        if np.corrcoef(latent, chi)[0, 1] < 0:
+            chi = -chi  # the latent's sign is arbitrary: show chi oriented like it
+        out["latent"] = plots.latent_analysis(
+            features=features,
+            latent=latent,
+            chi=chi,
+            weights=weights,
+            feature_names=self.feature_names,
+            directions=scan.directions,
+            kl_landscape=scan.kl_landscape,
+        )
+        out["chi_time_series"] = plots.chi_time_series(
+            rounds=self.rounds, coefficients=c, cores=cores
+        )
+        records = self.summary["rounds"]
+        out["convergence"] = plots.convergence(
+            rounds=[r["index"] for r in records],
+            coefficients=np.array([r["coefficients"] for r in records]),
+            feature_names=self.feature_names,
+            effective_sample_size=[r["effective_sample_size"] for r in records],
+            kl_divergence=[r["kl_divergence"] for r in records],
+            angle_change_deg=[r.get("angle_change_deg") for r in records],
+            free_energy_change_kT=[r.get("free_energy_change_kT") for r in records],
+        )
+        if features.shape[1] >= 2:
+            x, y, f2 = self.free_energy_2d(0, 1)
+            out["free_energy_2d"] = plots.free_energy_surface(
+                x=x, y=y, f_kT=f2, xlabel=self.feature_names[0], ylabel=self.feature_names[1]
+            )
+        if potential is not None and features.shape[1] == 2 and hasattr(potential, "extent"):
+            out["potential"] = plots.potential_with_samples(
+                potential=potential, frames=[r.features for r in self.rounds], coefficients=c
+            )
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# the report
+# --------------------------------------------------------------------------------------------
+
+_TABLE_HEADER = [
+    "round",
+    "frames",
+    "ESS",
+    "KL",
+    "RC change (deg)",
+    "F change (kT)",
+    "walkers",
+    "transitions",
+]
+
+
+def _table_rows(rows: list[dict]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        angle = "" if r["angle_change_deg"] is None else f"{r['angle_change_deg']:.2f}"
+        change = "" if r["free_energy_change_kT"] is None else f"{r['free_energy_change_kT']:.3f}"
+        out.append(
+            [
+                str(r["round"]),
+                str(r["frames"]),
+                f"{r['effective_sample_size']:.1f}",
+                f"{r['kl_divergence']:.4f}",
+                angle,
+                change,
+                str(r["walkers"]),
+                str(r["transitions"]),
+            ]
+        )
+    return out
+
+
+def _markdown(
+    title: str,
+    items: list[tuple[str, str]],
+    verdict: str,
+    table: list[list[str]],
+    notes: list[str],
+    figures: list[str],
+    extra: list[tuple[str, str]],
+) -> str:
+    lines = [f"# {title}", "", f"- verdict: **{verdict}**"]
+    lines += [f"- {label}: {value}" for label, value in items]
+    lines += ["", "| " + " | ".join(_TABLE_HEADER) + " |", "|" + "---|" * len(_TABLE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table]
+    lines += [""] + [line for note in notes for line in (note, "")]
+    for name in figures:
+        lines += [f"![{name}]({name})", ""]
+    for label, target in extra:
+        lines += [f"{label}: [{target}]({target})", ""]
+    return "\n".join(lines)
+
+
+def _html(
+    title: str,
+    items: list[tuple[str, str]],
+    verdict: str,
+    table: list[list[str]],
+    notes: list[str],
+    figures: list[str],
+    extra: list[tuple[str, str]],
+) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in _TABLE_HEADER)
+    body = "\n".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in table)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px;"
+        "text-align:right}th{background:#eee}img{max-width:100%;display:block;margin:1em 0}"
+        "</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        "<ul>",
+        f"<li>verdict: <strong>{e(verdict)}</strong></li>",
+        *[f"<li>{e(label)}: {e(value)}</li>" for label, value in items],
+        "</ul>",
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>",
+        *[f"<p>{e(note)}</p>" for note in notes],
+        *[
+            f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(name)}</figcaption>'
+            "</figure>"
+            for name in figures
+        ],
+        *[f'<p>{e(label)}: <a href="{e(target)}">{e(target)}</a></p>' for label, target in extra],
+        "</body></html>",
+        "",
+    ]
+    return "\n".join(parts)
 
 
 def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.md`` and its PNG figures (default: WORKDIR/report/); returns its path."""
+    """Write ``report.md``, ``report.html`` and their PNG figures (default: WORKDIR/report/).
+
+    Both documents hold the same content and link the figures by relative path. Returns the
+    path of ``report.md``.
+    """
     from . import plots
-    from .campaign import build_model_potential
-    from .config import config_from_dict
-    from .coordinate import fit_coordinate
 
     result = CampaignResult.load(workdir)
     out = Path(out) if out is not None else result.workdir / "report"
     out.mkdir(parents=True, exist_ok=True)
     c = result.coefficients(-1)
-    potential = None
-    config_path = result.workdir / "config.json"
-    if config_path.exists():
-        potential = build_model_potential(config_from_dict(_read_json(config_path)))
+    figures = result.figures()
+    names = []
+    for name, figure in figures.items():
+        plots.save(figure, out / f"{name}.png")
+        names.append(f"{name}.png")
 
-    centers, profile, sigma = result.free_energy(c)
-    exact = (potential.exact_free_energy(c, centers)
-             if hasattr(potential, "exact_free_energy") else None)
-    plots.profile_with_errors(out / "free_energy.png", centers=centers, profile_kT=profile,
-                              sigma_kT=sigma, exact_kT=exact,
-                              title="F along the final RC (error bars: block bootstrap)")
-    features = result.all_features()
-    latent = result.latent(-1)
-    log_w = result.reweight().log_weights
-    weights = np.exp(log_w - log_w.max())
-    scan = fit_coordinate(features, latent, log_weights=log_w, seed=0)
-    chi = features @ c
-    if np.corrcoef(latent, chi)[0, 1] < 0:
-        chi = -chi  # the latent's sign is arbitrary: show chi oriented like it
-    plots.latent_analysis(out / "latent.png", features=features, latent=latent, chi=chi,
-                          weights=weights, feature_names=result.feature_names,
-                          directions=scan.directions, kl_landscape=scan.kl_landscape)
-    plots.chi_time_series(out / "chi_time_series.png", rounds=result.rounds, coefficients=c)
-    figures = ["free_energy.png", "latent.png", "chi_time_series.png"]
-    if features.shape[1] >= 2:
-        x, y, f2 = result.free_energy_2d(0, 1)
-        plots.free_energy_surface(out / "free_energy_2d.png", x=x, y=y, f_kT=f2,
-                                  xlabel=result.feature_names[0], ylabel=result.feature_names[1])
-        figures.append("free_energy_2d.png")
-
-    rows = result.diagnostics()
+    est = result.profile(c)
+    states = result.metastable_states(c)
+    rows = result.diagnostics(states)
     last = rows[-1]
-    verdict = ("converged" if result.summary.get("converged") else
-               f"not converged: last RC change {last['angle_change_deg'] or 0:.2f} deg, F change "
-               f"{last['free_energy_change_kT'] or 0:.3f} kT (see [convergence] in the config)")
-    lines = [
-        f"# RAVE campaign report: {result.workdir}",
-        "",
-        f"- system: {result.summary.get('system', '?')} at {result.temperature_K} K",
-        f"- verdict: **{verdict}**",
-        "- final RC: chi = " + " + ".join(
-            f"{ci:+.4f} {name}" for ci, name in zip(c, result.feature_names, strict=True)),
-        f"- frames: {len(features)} in {len(result.rounds)} rounds; MBAR effective sample size "
-        f"{result.reweight().effective_sample_size:.1f}",
-        "",
-        "| round | frames | ESS | KL | RC change (deg) | F change (kT) | transitions |",
-        "|---|---|---|---|---|---|---|",
+    verdict = (
+        "converged"
+        if result.summary.get("converged")
+        else f"not converged: last RC change {last['angle_change_deg'] or 0:.2f} deg, F change "
+        f"{last['free_energy_change_kT'] or 0:.3f} kT (see [convergence] in the config)"
+    )
+    finite = np.isfinite(est.sigma) & (est.free_energy < 5)
+    items = [
+        ("system", f"{result.summary.get('system', '?')} at {result.temperature_K} K"),
+        (
+            "final RC",
+            "chi = "
+            + " ".join(
+                f"{ci:+.4f} {name}" for ci, name in zip(c, result.feature_names, strict=True)
+            ),
+        ),
+        (
+            "frames",
+            f"{len(result.all_features())} in {len(result.rounds)} rounds; MBAR "
+            f"effective sample size {result.reweight().effective_sample_size:.1f}",
+        ),
+        (
+            "F(chi) error bars",
+            f"block bootstrap, {est.n_bootstrap} replicates, blocks of "
+            f"{', '.join(str(int(b)) for b in est.block_lengths)} frames "
+            "(per round), MBAR re-solved per replicate; median sigma "
+            + (f"{np.median(est.sigma[finite]):.2f} kT where F < 5 kT" if finite.any() else "n/a"),
+        ),
+        (
+            "metastable states",
+            "; ".join(
+                f"chi = {s.minimum:.3f} (F = {s.free_energy_kT:.2f} kT, depth "
+                + (f"{s.depth_kT:.1f} kT" if np.isfinite(s.depth_kT) else "unbounded")
+                + f", core [{s.core[0]:.3f}, {s.core[1]:.3f}])"
+                for s in states
+            )
+            or "none",
+        ),
     ]
-    for r in rows:
-        angle = "" if r["angle_change_deg"] is None else f"{r['angle_change_deg']:.2f}"
-        change = "" if r["free_energy_change_kT"] is None else f"{r['free_energy_change_kT']:.3f}"
-        lines.append(f"| {r['round']} | {r['frames']} | {r['effective_sample_size']:.1f} | "
-                     f"{r['kl_divergence']:.4f} | {angle} | {change} | {r['transitions']} |")
-    lines += ["", "Transitions: moves, within a round, between the lowest and highest quarter of "
-              "the chi range that all rounds sampled along the final RC.", ""]
-    for name in figures:
-        lines += [f"![{name}]({name})", ""]
+    short = [
+        k
+        for k, (g, b) in enumerate(
+            zip(est.statistical_inefficiency, est.block_lengths, strict=True)
+        )
+        if np.isfinite(g) and b < np.ceil(BLOCKS_PER_INEFFICIENCY * g)
+    ]
+    if short:
+        items.append(
+            (
+                "warning",
+                "round(s) "
+                + ", ".join(
+                    f"{result.rounds[k].index} (g = {est.statistical_inefficiency[k]:.0f} frames, "
+                    f"blocks of {est.block_lengths[k]})"
+                    for k in short
+                )
+                + ": too short for blocks of 5 g frames; the error bars are underestimated",
+            )
+        )
+    notes = [
+        "Transitions: per walker, entries into a different metastable state's core than the "
+        "last one visited, along the final RC. States are minima of the final F(chi) at least "
+        "2 kT below both neighbouring maxima; a core is where F < F_min + 1 kT."
+        + (
+            " Only one state was found, so no transition can be counted." if len(states) < 2 else ""
+        ),
+    ]
+    extra = []
     last_round = store.round_dir(result.workdir, result.rounds[-1].index) / "figure.png"
     if last_round.exists():
-        lines += [f"Last round: `{last_round}`", ""]
+        extra.append(("Last round", os.path.relpath(last_round, out)))
+    title = f"RAVE campaign report: {result.workdir}"
+    parts = (title, items, verdict, _table_rows(rows), notes, names, extra)
+    store.write_text(out / "report.html", _html(*parts))
     report = out / "report.md"
-    store.write_text(report, "\n".join(lines))
+    store.write_text(report, _markdown(*parts))
     return report

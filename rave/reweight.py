@@ -17,10 +17,17 @@ weights mixes the rounds in the wrong proportions (errors of several kT in pract
 
     ``log w_n = -logsumexp_k(log N_k + f_k - reduced_bias[k, n])``.
 
+Uncertainty: :func:`bootstrap_free_energy_profile` resamples blocks of frames within each round
+(and within each walker) and re-solves MBAR for every replicate, so the error bars include the
+uncertainty of the offsets ``f_k``; the block length follows from the
+:func:`statistical_inefficiency` of the binned coordinate. (:func:`free_energy_uncertainty`
+keeps the weights fixed and misses that part.)
+
 Public API
 ----------
 ``ReweightResult``, ``mbar_reweight``, ``single_round_log_weights``, ``effective_sample_size``,
-``free_energy_profile``, ``free_energy_uncertainty``.
+``free_energy_profile``, ``free_energy_uncertainty``, ``ProfileEstimate``,
+``bootstrap_free_energy_profile``, ``statistical_inefficiency``, ``walker_segments``.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ __all__ = [
     "effective_sample_size",
     "free_energy_profile",
     "free_energy_uncertainty",
+    "ProfileEstimate",
+    "bootstrap_free_energy_profile",
+    "statistical_inefficiency",
+    "walker_segments",
 ]
 
 logger = logging.getLogger(__name__)
@@ -526,8 +537,9 @@ def free_energy_uncertainty(
     The frames are cut into ``n_blocks`` contiguous blocks (in the given order, i.e. in time
     if frames are in time order, which keeps the correlation within a block); blocks are
     resampled with replacement and the profile recomputed with the *same* log-weights (the
-    MBAR offsets are not re-solved, so their uncertainty is not included). Each replicate's
-    profile is aligned to the full-data profile by the mean over bins finite in both.
+    MBAR offsets are not re-solved, so their uncertainty is not included: for frames from
+    several rounds use :func:`bootstrap_free_energy_profile`). Each replicate's profile is
+    aligned to the full-data profile by the mean over bins finite in both.
 
     Parameters
     ----------
@@ -572,3 +584,408 @@ def free_energy_uncertainty(
     good = (n_ok > n_bootstrap / 2) & np.isfinite(f_ref)
     sigma[good] = np.nanstd(reps[:, good], axis=0, ddof=1)
     return sigma if kT is None else sigma * kT
+
+
+# --------------------------------------------------------------------------------------------
+# walkers, correlation, and the MBAR block bootstrap
+# --------------------------------------------------------------------------------------------
+
+#: Default block length in units of the statistical inefficiency g of the binned coordinate.
+#: For an exponentially correlated series, blocks of length L leave a relative bias of about
+#: g / (2 L) in the bootstrap variance (correlations across block ends are lost): 5 g keeps it
+#: near 10 % (5 % in sigma).
+BLOCKS_PER_INEFFICIENCY = 5.0
+#: Fewest blocks per round when the block length is chosen automatically: fewer blocks make the
+#: bootstrap standard deviation itself too noisy (relative error ~ 1 / sqrt(2 * n_blocks)).
+MIN_BLOCKS_PER_ROUND = 20
+#: A bin's sigma is reported only if it is non-empty in at least this fraction of replicates
+#: (below that the spread of the non-empty ones is not an honest standard error).
+_MIN_FINITE_FRACTION = 0.9
+#: Sokal's window constant: the autocorrelation sum stops at the first lag M >= c * g(M).
+_SOKAL_WINDOW = 5.0
+
+
+def walker_segments(n_frames: int, walker: np.ndarray | None = None) -> list[np.ndarray]:
+    """Index arrays of each walker's frames (each in time order) among one round's frames.
+
+    A round's frames are the concatenation of its walkers' frames, each walker's in time order.
+    This is the one place that splits them: time series (correlation, blocks, transitions,
+    chi(t) plots) are taken within one walker, never across the join of two.
+
+    Parameters
+    ----------
+    n_frames : int
+        Number of frames of the round.
+    walker : np.ndarray or None, shape=(n_frames,), dtype=int
+        Walker index of each frame; ``None`` means one walker.
+
+    Returns
+    -------
+    list of np.ndarray, dtype=int
+        One index array per walker, walkers in order of first appearance, each array
+        increasing (the walker's time order). Empty list if ``n_frames == 0``.
+    """
+    n = int(n_frames)
+    if n < 0:
+        raise ValueError(f"n_frames must be >= 0. You supplied {n_frames}")
+    if walker is None:
+        return [np.arange(n)] if n else []
+    labels = np.asarray(walker)
+    if labels.shape != (n,):
+        raise ValueError(
+            f"walker must have shape (n_frames,) = ({n},). You supplied shape {labels.shape}"
+        )
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise TypeError(f"walker must hold integers. You supplied dtype {labels.dtype}")
+    if n == 0:
+        return []
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    return [np.flatnonzero(inverse == w) for w in order]
+
+
+def statistical_inefficiency(series: np.ndarray | Sequence[np.ndarray]) -> float:
+    """Statistical inefficiency ``g = 1 + 2 sum_t rho(t)`` of a time series (or several).
+
+    ``g`` is the number of correlated frames worth one independent sample. The normalised
+    autocorrelation ``rho`` is pooled over the series (each about the common mean, lags taken
+    within a series only) and summed up to Sokal's automatic window (the first lag ``M`` with
+    ``M >= 5 g(M)``).
+
+    Parameters
+    ----------
+    series : np.ndarray, shape=(n_frames,), or a sequence of such arrays
+        Equally spaced samples in time order; several arrays are independent series of the
+        same process (e.g. walkers).
+
+    Returns
+    -------
+    float
+        ``g >= 1`` (1 for uncorrelated or constant data).
+    """
+    if isinstance(series, np.ndarray) and series.ndim == 1:
+        parts = [series]
+    else:
+        parts = [np.asarray(s, dtype=float) for s in series]
+    parts = [_finite_1d(p, "series") for p in parts if np.asarray(p).size > 0]
+    if not parts:
+        raise ValueError("series must hold at least one frame")
+    mean = np.average(np.concatenate(parts))
+    longest = max(p.size for p in parts)
+    sums = np.zeros(longest)
+    pairs = np.zeros(longest)
+    for p in parts:
+        x = p - mean
+        size = 1 << int(2 * p.size - 1).bit_length()
+        spectrum = np.fft.rfft(x, size)
+        acov = np.fft.irfft(spectrum * np.conj(spectrum), size)[: p.size]
+        sums[: p.size] += acov
+        pairs[: p.size] += np.arange(p.size, 0, -1)
+    if sums[0] <= 0:
+        return 1.0
+    rho = (sums / pairs) / (sums[0] / pairs[0])
+    g = 1.0 + 2.0 * np.cumsum(rho[1:])  # g[M - 1] = g(M), the sum up to lag M
+    window = np.flatnonzero(np.arange(1, longest) >= _SOKAL_WINDOW * g)
+    g_final = g[window[0]] if window.size else (g[-1] if g.size else 1.0)
+    return float(max(g_final, 1.0))
+
+
+@dataclass(frozen=True)
+class ProfileEstimate:
+    """A free-energy profile from MBAR over several rounds, with block-bootstrap errors.
+
+    Attributes
+    ----------
+    centers : np.ndarray, shape=(n_bins,), dtype=float
+        Bin centres, in the units of the binned coordinate.
+    free_energy : np.ndarray, shape=(n_bins,), dtype=float
+        F in kT (dimensionless), minimum 0, ``+inf`` in empty bins.
+    sigma : np.ndarray, shape=(n_bins,), dtype=float
+        Bootstrap standard error of F in kT; ``nan`` where the bin is empty in the data or in
+        more than 10 % of the replicates. It is the error of F normalised as below (the
+        probability of each bin relative to all frames inside the edges), so it includes the
+        uncertainty of the MBAR offsets ``f_k``.
+    offset : float
+        ``free_energy + offset = -ln(p_b / width_b)`` with ``p_b`` the reweighted probability
+        of bin ``b`` among the frames inside the edges (the normalisation ``sigma`` refers to).
+    free_energies : np.ndarray, shape=(K,), dtype=float
+        MBAR ``f_k`` of the data (as in :class:`ReweightResult`).
+    free_energies_sigma : np.ndarray, shape=(K,), dtype=float
+        Bootstrap standard error of ``f_k`` (kT).
+    log_weights : np.ndarray, shape=(n_frames,), dtype=float
+        MBAR log-weights of the data (normalised).
+    block_lengths : np.ndarray, shape=(K,), dtype=int
+        Block length used in each round, in frames (0 for a round without frames).
+    statistical_inefficiency : np.ndarray, shape=(K,), dtype=float
+        :func:`statistical_inefficiency` of the binned coordinate in each round, frames (nan
+        when ``block_length`` was given or the round has no frames). A block length below
+        ``5 g`` (rounds too short for 20 such blocks) means sigma is underestimated.
+    n_bootstrap : int
+        Number of replicates.
+    """
+
+    centers: np.ndarray
+    free_energy: np.ndarray
+    sigma: np.ndarray
+    offset: float
+    free_energies: np.ndarray
+    free_energies_sigma: np.ndarray
+    log_weights: np.ndarray
+    block_lengths: np.ndarray
+    statistical_inefficiency: np.ndarray
+    n_bootstrap: int
+
+
+def _solve_mbar_newton(
+    u_kn: np.ndarray,
+    n_k: np.ndarray,
+    counts: np.ndarray,
+    f_init: np.ndarray,
+    tolerance: float = 1e-10,
+    max_iterations: int = 100,
+) -> np.ndarray | None:
+    """MBAR with frame multiplicities ``counts`` by Newton's method from ``f_init``.
+
+    Minimises the convex objective ``sum_n m_n logsumexp_k(log N_k + f_k - u_kn) -
+    sum_k N_k f_k`` (``m_n`` = counts, ``N_k`` = frames of round k counted with multiplicity)
+    over the rounds with ``N_k > 0``, ``f`` of the first of them held at 0, with a backtracking
+    line search. Converged when every ``|dObjective/df_k| / N_k`` (the first-order change of
+    ``f_k`` in a self-consistent update, kT) is below ``tolerance``.
+
+    Returns ``f`` (shape (K,), only sampled rounds meaningful, others 0), or None if not
+    converged.
+    """
+    sampled = n_k > 0
+    u = np.ascontiguousarray(u_kn[sampled])
+    n = n_k[sampled].astype(float)
+    log_n = np.log(n)
+    m = counts.astype(float)
+    f = np.array(f_init, dtype=float)[sampled]
+    f = f - f[0]
+
+    def evaluate(f: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        p = (log_n + f)[:, None] - u
+        top = p.max(axis=0)
+        p -= top[None, :]
+        np.exp(p, out=p)  # in place: this is the bootstrap's inner loop
+        total = p.sum(axis=0)
+        p /= total[None, :]
+        lse = top + np.log(total)  # logsumexp over rounds, in plain numpy (scipy's is slower)
+        return float(m @ lse - n @ f), p @ m - n, p
+
+    value, grad, p = evaluate(f)
+    for _ in range(max_iterations):
+        if np.max(np.abs(grad) / n) < tolerance:
+            out = np.zeros(u_kn.shape[0])
+            out[sampled] = f
+            return out
+        pm = p * m[None, :]
+        hessian = np.diag(pm.sum(axis=1)) - pm @ p.T
+        step = np.zeros_like(f)
+        try:
+            step[1:] = -np.linalg.solve(hessian[1:, 1:], grad[1:])
+        except np.linalg.LinAlgError:
+            return None
+        slope = float(grad @ step)
+        t = 1.0
+        while True:
+            new = evaluate(f + t * step)
+            if new[0] <= value + 1e-4 * t * slope + 1e-12 * abs(value) or t < 1e-10:
+                break
+            t *= 0.5
+        f = f + t * step
+        value, grad, p = new
+    return None
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """``logsumexp`` of a 2-D array along ``axis`` in plain numpy (several times faster than
+    scipy's for the bootstrap's many calls); ``-inf`` entries allowed."""
+    top = a.max(axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(top, axis=axis) + np.log(np.exp(a - top).sum(axis=axis))
+
+
+def _validate_counts(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}. You supplied {value!r}")
+    return int(value)
+
+
+def bootstrap_free_energy_profile(
+    reduced_bias: np.ndarray,
+    frames_per_round: Sequence[int],
+    values: np.ndarray,
+    edges: np.ndarray,
+    n_bootstrap: int = 100,
+    block_length: int | None = None,
+    seed: int = 0,
+    walker: np.ndarray | None = None,
+    density: bool = True,
+) -> ProfileEstimate:
+    """MBAR free-energy profile over all rounds, with a block bootstrap that re-solves MBAR.
+
+    Each replicate resamples, within each round separately, contiguous blocks of frames with
+    replacement (blocks never straddle two walkers; each round keeps about its number of
+    frames), solves the MBAR equations again for the resampled frames (Newton's method from the
+    data's ``f_k``), and histograms the resulting weights. The spread of the replicates'
+    ``F_b = -ln(p_b / width_b)`` is the standard error, so the uncertainty of the offsets
+    ``f_k`` between rounds is part of it (unlike :func:`free_energy_uncertainty`, which keeps
+    the weights fixed).
+
+    Parameters
+    ----------
+    reduced_bias : np.ndarray, shape=(K, n_frames), dtype=float
+        ``V_k(frame n) / kT`` as in :func:`mbar_reweight`; frames ordered round by round, each
+        round's frames in time order (per walker).
+    frames_per_round : sequence of int, length K
+        Frames of each round (sums to n_frames).
+    values : np.ndarray, shape=(n_frames,), dtype=float
+        The coordinate binned (e.g. chi), in its own units.
+    edges : np.ndarray, shape=(n_bins + 1,), dtype=float
+        Strictly increasing bin edges (frames outside are ignored).
+    n_bootstrap : int
+        Number of replicates (>= 2); 50-100 give sigma to ~10 %.
+    block_length : int or None
+        Frames per block. ``None``: per round, ``ceil(5 g)`` with ``g`` the
+        :func:`statistical_inefficiency` of ``values`` in that round (walkers pooled), at most
+        the length that leaves 20 blocks in the round (a warning is logged when that limit
+        binds: the rounds are then too short for their correlation time and sigma is
+        underestimated).
+    seed : int
+        Seed of the resampling.
+    walker : np.ndarray or None, shape=(n_frames,), dtype=int
+        Walker index of each frame within its round (see :func:`walker_segments`); ``None``:
+        one walker per round.
+    density : bool
+        As in :func:`free_energy_profile`.
+
+    Returns
+    -------
+    ProfileEstimate
+        The data's profile (min 0), its sigma, the normalisation offset, ``f_k`` with their
+        sigma, the log-weights and the block lengths used.
+
+    Notes
+    -----
+    Cost: one MBAR solve by pymbar on the data, then per replicate a few Newton iterations of
+    O(K n_frames) each on the distinct resampled frames.
+    """
+    u_kn, n_k = _validate_mbar_input(reduced_bias, frames_per_round)
+    x, _, e = _validate_profile_input(values, None, edges)
+    if x.size != u_kn.shape[1]:
+        raise ValueError(
+            f"values must have one entry per frame ({u_kn.shape[1]}, the second dimension of "
+            f"reduced_bias). You supplied shape {x.shape}"
+        )
+    n_bootstrap = _validate_counts(n_bootstrap, "n_bootstrap", 2)
+    if block_length is not None:
+        block_length = _validate_counts(block_length, "block_length", 1)
+    labels = None if walker is None else np.asarray(walker)
+    if labels is not None and labels.shape != x.shape:
+        raise ValueError(
+            f"walker must have shape (n_frames,) = {x.shape}. You supplied shape {labels.shape}"
+        )
+
+    # the blocks of each round
+    starts = np.concatenate([[0], np.cumsum(n_k)])
+    round_blocks: list[list[np.ndarray]] = []
+    lengths = np.zeros(len(n_k), dtype=np.int64)
+    inefficiency = np.full(len(n_k), np.nan)
+    for k in range(len(n_k)):
+        lo, hi = int(starts[k]), int(starts[k + 1])
+        if hi == lo:
+            round_blocks.append([])
+            continue
+        segments = [
+            s + lo for s in walker_segments(hi - lo, None if labels is None else labels[lo:hi])
+        ]
+        if block_length is None:
+            g = statistical_inefficiency([x[s] for s in segments])
+            inefficiency[k] = g
+            wanted = int(np.ceil(BLOCKS_PER_INEFFICIENCY * g))
+            limit = max(1, (hi - lo) // MIN_BLOCKS_PER_ROUND)
+            if wanted > limit:
+                logger.warning(
+                    "round %d: statistical inefficiency %.0f frames needs blocks of %d frames, "
+                    "but %d frames allow at most %d for %d blocks; the bootstrap error of F is "
+                    "underestimated (run longer rounds)",
+                    k,
+                    g,
+                    wanted,
+                    hi - lo,
+                    limit,
+                    MIN_BLOCKS_PER_ROUND,
+                )
+            lengths[k] = min(wanted, limit)
+        else:
+            lengths[k] = block_length
+        blocks = []
+        for s in segments:
+            blocks += np.array_split(s, max(1, int(round(s.size / lengths[k]))))
+        round_blocks.append(blocks)
+
+    reference = mbar_reweight(u_kn, n_k)
+    width = np.diff(e) if density else np.ones(e.size - 1)
+
+    def minus_log_p(v: np.ndarray, lw: np.ndarray) -> np.ndarray:
+        hist, _ = np.histogram(v, bins=e, weights=np.exp(lw - lw.max()))
+        with np.errstate(divide="ignore"):
+            return -np.log(hist / hist.sum() / width)
+
+    inside = (x >= e[0]) & (x <= e[-1])
+    if not inside.any():
+        raise ValueError(
+            f"no frame falls inside the edges [{e[0]:g}, {e[-1]:g}] (values span "
+            f"[{x.min():g}, {x.max():g}])"
+        )
+    f_ref = minus_log_p(x, reference.log_weights)
+    rng = np.random.default_rng(seed)
+    reps = np.full((n_bootstrap, e.size - 1), np.nan)
+    f_k_reps = np.zeros((n_bootstrap, len(n_k)))
+    sampled_rounds = [k for k in range(len(n_k)) if round_blocks[k]]
+    for b in range(n_bootstrap):
+        picks = []
+        for k in sampled_rounds:
+            blocks = round_blocks[k]
+            chosen = rng.integers(0, len(blocks), size=len(blocks))
+            picks += [blocks[i] for i in chosen]
+        frames, counts = np.unique(np.concatenate(picks), return_counts=True)
+        u_b = np.ascontiguousarray(u_kn[:, frames])  # row-major: 10x faster row operations
+        n_b = np.zeros(len(n_k), dtype=np.int64)
+        np.add.at(n_b, np.searchsorted(starts, frames, side="right") - 1, counts)
+        f_b = _solve_mbar_newton(u_b, n_b, counts, reference.free_energies)
+        if f_b is None:  # not converged: the plain solver on the frames repeated
+            f_b, _ = _solve_mbar_self_consistent(np.repeat(u_b, counts, axis=1), n_b)
+        with np.errstate(divide="ignore"):
+            log_n_b = np.log(n_b.astype(float))  # -inf for a round without frames
+        lw = np.log(counts) - _logsumexp((log_n_b + f_b)[:, None] - u_b, axis=0)
+        lw -= _logsumexp(lw[None, :], axis=1)[0]
+        f_k_reps[b] = -_logsumexp(lw[None, :] - u_b, axis=1)
+        if not ((x[frames] >= e[0]) & (x[frames] <= e[-1])).any():
+            continue
+        rep = minus_log_p(x[frames], lw)
+        reps[b] = np.where(np.isfinite(rep), rep, np.nan)
+
+    sigma = np.full(e.size - 1, np.nan)
+    good = (np.isfinite(reps).sum(axis=0) >= _MIN_FINITE_FRACTION * n_bootstrap) & np.isfinite(
+        f_ref
+    )
+    sigma[good] = np.nanstd(reps[:, good], axis=0, ddof=1)
+    offset = float(np.min(f_ref[np.isfinite(f_ref)]))
+    return ProfileEstimate(
+        centers=0.5 * (e[1:] + e[:-1]),
+        free_energy=f_ref - offset,
+        sigma=sigma,
+        offset=offset,
+        free_energies=reference.free_energies,
+        free_energies_sigma=f_k_reps.std(axis=0, ddof=1),
+        log_weights=reference.log_weights,
+        block_lengths=lengths,
+        statistical_inefficiency=inefficiency,
+        n_bootstrap=n_bootstrap,
+    )

@@ -73,7 +73,8 @@ def test_campaign_writes_the_documented_outputs(finished_campaign):
     assert (workdir / "free_energy.csv").read_text().startswith("chi,free_energy_kT\n")
     for index in range(len(on_disk["rounds"])):
         folder = workdir / f"round_{index:03d}"
-        for name in ("frames.npz", "coordinate.json", "bias.json", "figure.png", "state.npz"):
+        for name in ("frames.npz", "weights.npz", "coordinate.json", "bias.json", "figure.png",
+                     "round.json", "walkers/walker_00.npz"):
             assert (folder / name).is_file(), f"{folder / name} missing"
         assert list((folder / "models").glob("vae_seed*.pt"))
     assert (workdir / "free_energy.png").is_file()
@@ -95,7 +96,8 @@ def test_existing_campaign_is_never_overwritten(finished_campaign, capsys):
     config = workdir.parent / "c.toml"
     config.write_text('[system]\nkind = "three_state"\n')
     assert main(["run", str(config), "--workdir", str(workdir), "-q"]) == 2
-    assert "already holds a campaign" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "system.kind: stored 'rotated_double_well'" in err
     assert (workdir / "summary.json").read_bytes() == before
 
 

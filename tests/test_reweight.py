@@ -338,3 +338,260 @@ def test_errors_name_the_problem():
         free_energy_profile(np.full(3, 5.0), None, np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match=r"kT must be finite and > 0"):
         free_energy_profile(np.zeros(3), None, np.array([-1.0, 1.0]), kT=-1.0)
+
+
+# ---- MBAR block bootstrap: the issue's check on correlated samples of a known distribution ----
+# Each round is a Markov chain whose stationary distribution is exactly that round's p_k on the
+# cells: with probability JUMP_PROBABILITY the next frame is a fresh exact draw from p_k, else a
+# random-walk Metropolis move of up to MAX_STEP_CELLS cells. Both moves leave p_k invariant, the
+# chain starts from an exact draw, so every frame is distributed exactly as p_k, and frames are
+# correlated (statistical inefficiency g ~ 15-20 frames, measured), so the blocks matter.
+CHAIN_FRAMES = (5000, 5000, 5000)
+JUMP_PROBABILITY = 0.1
+MAX_STEP_CELLS = 40
+CELLS_PER_FINE_BIN = 20  # bins 0.05 wide: 58 bins with exact F < F_MAX_COMPARED
+FINE_EDGES = np.concatenate(
+    [X[::CELLS_PER_FINE_BIN] - 0.5 * (X[1] - X[0]), [X[-1] + 0.5 * (X[1] - X[0])]]
+)
+N_BOOTSTRAP = 100  # replicates: sigma to ~7 % (1 / sqrt(2 * 99))
+N_DATASETS = 4  # independent data sets whose z-scores are pooled (seeds fixed in advance)
+#: Fraction of the z-scores |F_est - F_exact| / sigma (pooled over the data sets) that must lie
+#: within 2. For an exact Gaussian sigma it is 0.954. The errors of neighbouring bins are
+#: strongly correlated (a well's population error moves all its bins together), so the fraction
+#: of one data set scatters (0.83-1.00 over 40 data sets of this setup, measured); pooled over
+#: 4 data sets it scattered over 0.90-0.97 (10 groups of 4, mean 0.94, spread ~0.025), so 0.85
+#: sits > 3.5 spreads below. A sigma 1.5x too small would give ~0.82; the frame-level bootstrap
+#: (below) gives ~0.5.
+MIN_FRACTION_WITHIN_2_SIGMA = 0.85
+#: No z-score may exceed this: P(|z| > 4.5) = 7e-6 for a Gaussian, ~0.2 % over the ~230 pooled
+#: z-scores (the largest measured over 40 x 58 z-scores of this setup was 3.65).
+MAX_Z = 4.5
+#: The check must be able to fail: at these sample sizes the median sigma over the compared bins
+#: was 0.16 kT (measured); an absurdly wide error bar would pass the z-score checks trivially.
+MAX_MEDIAN_SIGMA_KT = 0.3
+
+
+def _fine_exact_minus_log_density() -> np.ndarray:
+    """Exact -ln(p_b / width_b) per fine bin, p normalised over the edges (all cells)."""
+    log_p = -U_RED - logsumexp(-U_RED)
+    log_pb = logsumexp(log_p.reshape(-1, CELLS_PER_FINE_BIN), axis=1)
+    return -(log_pb - np.log(np.diff(FINE_EDGES)))
+
+
+def _correlated_sample(seed: int) -> np.ndarray:
+    """Cell index of every frame: one correlated chain per round, rounds concatenated."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    for v, n in zip(REDUCED_BIASES, CHAIN_FRAMES, strict=True):
+        log_p = -U_RED - v
+        log_p = log_p - logsumexp(log_p)
+        cdf = np.cumsum(np.exp(log_p))
+        fresh = np.minimum(np.searchsorted(cdf / cdf[-1], rng.random(n)), N_CELLS - 1)
+        jump = rng.random(n) < JUMP_PROBABILITY
+        step = rng.integers(1, MAX_STEP_CELLS + 1, n) * rng.choice([-1, 1], n)
+        log_u = np.log(rng.random(n))
+        chain = np.empty(n, dtype=np.int64)
+        i = fresh[0]
+        for t in range(n):
+            if jump[t]:
+                i = fresh[t]
+            else:
+                j = i + step[t]
+                if 0 <= j < N_CELLS and log_u[t] < log_p[j] - log_p[i]:
+                    i = j
+            chain[t] = i
+        cells.append(chain)
+    return np.concatenate(cells)
+
+
+@pytest.fixture(scope="module")
+def bootstrap_runs() -> list[tuple[np.ndarray, reweight.ProfileEstimate]]:
+    runs = []
+    for seed in range(N_DATASETS):
+        idx = _correlated_sample(seed)
+        est = reweight.bootstrap_free_energy_profile(
+            REDUCED_BIASES[:, idx],
+            CHAIN_FRAMES,
+            X[idx],
+            FINE_EDGES,
+            n_bootstrap=N_BOOTSTRAP,
+            seed=seed,
+        )
+        runs.append((idx, est))
+    return runs
+
+
+def test_bootstrap_mbar_recovers_known_distribution_within_stated_uncertainty(bootstrap_runs):
+    exact = _fine_exact_minus_log_density()
+    compared = exact - exact.min() < F_MAX_COMPARED
+    z, sigmas = [], []
+    for _, est in bootstrap_runs:
+        assert np.isfinite(est.sigma[compared]).all(), "sigma missing in a well-sampled bin"
+        z.append((est.free_energy + est.offset - exact)[compared] / est.sigma[compared])
+        sigmas.append(est.sigma[compared])
+    z = np.abs(np.concatenate(z))
+    within = float(np.mean(z <= 2.0))
+    median_sigma = float(np.median(np.concatenate(sigmas)))
+    print(
+        f"{z.size} z-scores: fraction within 2 sigma {within:.3f} (Gaussian 0.954), "
+        f"max |z| {z.max():.2f}, median sigma {median_sigma:.3f} kT"
+    )
+    assert within >= MIN_FRACTION_WITHIN_2_SIGMA, f"only {within:.3f} of z-scores within 2"
+    assert z.max() <= MAX_Z, f"|F_est - F_exact| = {z.max():.2f} sigma"
+    assert median_sigma < MAX_MEDIAN_SIGMA_KT, f"median sigma {median_sigma:.3f} kT"
+
+
+def test_bootstrap_round_free_energies_agree_with_quadrature(bootstrap_runs):
+    exact = _exact_round_free_energies()
+    for _, est in bootstrap_runs:
+        z = np.abs(est.free_energies[1:] - exact[1:]) / est.free_energies_sigma[1:]
+        assert (z <= MAX_Z).all(), (
+            f"f_k = {est.free_energies}, exact {exact}, sigma {est.free_energies_sigma}"
+        )
+        assert est.free_energies_sigma[0] < ROUND_OFF  # the reference round: f_0 = 0 always
+
+
+def test_frame_level_bootstrap_understates_the_error_of_correlated_frames(bootstrap_runs):
+    # the same check with blocks of one frame (correlation ignored) fails: this is why blocks
+    # are needed, and it shows that the check above can fail
+    exact = _fine_exact_minus_log_density()
+    compared = exact - exact.min() < F_MAX_COMPARED
+    z, ratios = [], []
+    for seed, (idx, est) in enumerate(bootstrap_runs):
+        frames = reweight.bootstrap_free_energy_profile(
+            REDUCED_BIASES[:, idx],
+            CHAIN_FRAMES,
+            X[idx],
+            FINE_EDGES,
+            n_bootstrap=N_BOOTSTRAP // 2,
+            block_length=1,
+            seed=seed,
+        )
+        z.append((frames.free_energy + frames.offset - exact)[compared] / frames.sigma[compared])
+        ratios.append(frames.sigma[compared] / est.sigma[compared])
+    within = float(np.mean(np.abs(np.concatenate(z)) <= 2.0))
+    ratio = float(np.median(np.concatenate(ratios)))
+    print(
+        f"blocks of 1 frame: fraction within 2 sigma {within:.3f}, sigma / blocked sigma "
+        f"{ratio:.2f}; automatic blocks {bootstrap_runs[0][1].block_lengths.tolist()} frames"
+    )
+    assert within < MIN_FRACTION_WITHIN_2_SIGMA, f"fraction within 2 sigma {within:.3f}"
+    frame_sigma_ratio_max = 0.75  # blocked sigma is ~2x larger (measured 0.54); noise ~7 %
+    assert ratio < frame_sigma_ratio_max, f"sigma ratio {ratio:.2f}"
+
+
+def test_bootstrap_profile_equals_the_plain_mbar_profile(bootstrap_runs):
+    idx, est = bootstrap_runs[0]
+    res = mbar_reweight(REDUCED_BIASES[:, idx], CHAIN_FRAMES)
+    _, f = free_energy_profile(X[idx], res.log_weights, FINE_EDGES)
+    np.testing.assert_allclose(est.free_energy, f, atol=SOLVER_AGREEMENT)
+    np.testing.assert_allclose(est.log_weights, res.log_weights, atol=ROUND_OFF)
+    assert est.n_bootstrap == N_BOOTSTRAP and est.block_lengths.shape == (3,)
+
+
+def test_newton_solver_with_multiplicities_equals_mbar_on_repeated_frames():
+    _, u = _sample(seed=11)
+    n_k = np.array(FRAMES_PER_ROUND)
+    ref = mbar_reweight(u, FRAMES_PER_ROUND)
+    f = reweight._solve_mbar_newton(u, n_k, np.ones(u.shape[1]), np.zeros(3))
+    np.testing.assert_allclose(
+        f - f[0], ref.free_energies - ref.free_energies[0], atol=SOLVER_AGREEMENT
+    )
+    counts = np.random.default_rng(12).integers(1, 4, u.shape[1])
+    starts = np.concatenate([[0], np.cumsum(n_k)])
+    n_rep = np.add.reduceat(counts, starts[:-1])
+    f_counts = reweight._solve_mbar_newton(u, n_rep, counts, ref.free_energies)
+    repeated = mbar_reweight(np.repeat(u, counts, axis=1), n_rep)
+    np.testing.assert_allclose(
+        f_counts - f_counts[0],
+        repeated.free_energies - repeated.free_energies[0],
+        atol=SOLVER_AGREEMENT,
+    )
+
+
+def test_bootstrap_with_one_walker_label_equals_no_labels():
+    idx, u = _sample(seed=13)
+    edges = np.linspace(-2.0, 2.0, 21)
+    a = reweight.bootstrap_free_energy_profile(
+        u, FRAMES_PER_ROUND, X[idx], edges, n_bootstrap=5, block_length=50, seed=3
+    )
+    b = reweight.bootstrap_free_energy_profile(
+        u,
+        FRAMES_PER_ROUND,
+        X[idx],
+        edges,
+        n_bootstrap=5,
+        block_length=50,
+        seed=3,
+        walker=np.zeros(idx.size, dtype=int),
+    )
+    np.testing.assert_array_equal(a.sigma, b.sigma)
+
+
+def test_bootstrap_errors_name_the_problem():
+    u = np.zeros((2, 10))
+    x = np.linspace(0.0, 1.0, 10)
+    edges = np.linspace(0.0, 1.0, 4)
+    with pytest.raises(ValueError, match=r"values must have one entry per frame \(10"):
+        reweight.bootstrap_free_energy_profile(u, [5, 5], x[:9], edges)
+    with pytest.raises(ValueError, match=r"n_bootstrap must be an integer >= 2. You supplied 1"):
+        reweight.bootstrap_free_energy_profile(u, [5, 5], x, edges, n_bootstrap=1)
+    with pytest.raises(ValueError, match=r"block_length must be an integer >= 1. You supplied 0"):
+        reweight.bootstrap_free_energy_profile(u, [5, 5], x, edges, block_length=0)
+    with pytest.raises(ValueError, match=r"walker must have shape \(n_frames,\) = \(10,\)"):
+        reweight.bootstrap_free_energy_profile(u, [5, 5], x, edges, walker=np.zeros(3))
+    with pytest.raises(ValueError, match=r"no frame falls inside the edges"):
+        reweight.bootstrap_free_energy_profile(u, [5, 5], x + 5.0, edges)
+
+
+# ---- walkers and correlation -------------------------------------------------------------------
+
+
+def test_walker_segments_split_a_round_by_walker_in_time_order():
+    segments = reweight.walker_segments(7, np.array([3, 3, 3, 1, 1, 0, 0]))
+    assert [s.tolist() for s in segments] == [[0, 1, 2], [3, 4], [5, 6]]
+    interleaved = reweight.walker_segments(4, np.array([0, 1, 0, 1]))
+    assert [s.tolist() for s in interleaved] == [[0, 2], [1, 3]]
+    assert [s.tolist() for s in reweight.walker_segments(3)] == [[0, 1, 2]]
+    assert reweight.walker_segments(0) == []
+    with pytest.raises(ValueError, match=r"walker must have shape \(n_frames,\) = \(3,\)"):
+        reweight.walker_segments(3, np.zeros(2, dtype=int))
+    with pytest.raises(TypeError, match=r"walker must hold integers"):
+        reweight.walker_segments(2, np.array([0.5, 1.0]))
+
+
+def test_statistical_inefficiency_of_ar1_series_matches_theory():
+    # AR(1) x_t = rho x_{t-1} + noise: g = (1 + rho) / (1 - rho) = 19 for rho = 0.9
+    rho, n = 0.9, 200_000
+    rng = np.random.default_rng(14)
+    noise = rng.normal(size=(2, n))
+    series = np.zeros((2, n))
+    for t in range(1, n):
+        series[:, t] = rho * series[:, t - 1] + noise[:, t]
+    g = reweight.statistical_inefficiency(series[0])
+    g_two = reweight.statistical_inefficiency([series[0], series[1]])
+    expected = (1 + rho) / (1 - rho)
+    g_tolerance = 0.1  # relative: the estimate's noise at n = 2e5 is ~3 % (measured)
+    assert abs(g / expected - 1) < g_tolerance, f"g {g:.2f}, expected {expected:.2f}"
+    assert abs(g_two / expected - 1) < g_tolerance, f"g {g_two:.2f}, expected {expected:.2f}"
+    assert reweight.statistical_inefficiency(rng.normal(size=10_000)) < 1.2
+    assert reweight.statistical_inefficiency(np.ones(50)) == 1.0
+
+
+def test_bootstrap_sigma_of_independent_frames_matches_multinomial():
+    # one unbiased round of independent frames in 10 equal-probability bins:
+    # sigma(-ln p_b) = sqrt((1 - p) / (n p)) exactly to first order
+    rng = np.random.default_rng(15)
+    n, n_bins = 20000, 10
+    values = rng.uniform(0.0, 1.0, size=n)
+    est = reweight.bootstrap_free_energy_profile(
+        np.zeros((1, n)), [n], values, np.linspace(0, 1, n_bins + 1), n_bootstrap=N_BOOTSTRAP
+    )
+    p = 1.0 / n_bins
+    expected = np.sqrt((1 - p) / (n * p))
+    ratio = float(np.mean(est.sigma) / expected)
+    bootstrap_tolerance = 0.15  # relative: ~7 % noise per bin from 100 replicates, 10 bins
+    print(f"bootstrap sigma {np.mean(est.sigma):.4f} kT vs multinomial {expected:.4f} kT")
+    assert abs(ratio - 1.0) < bootstrap_tolerance
+    # g ~ 1 for independent frames: blocks of ~5 g frames
+    assert est.block_lengths[0] <= 2 * reweight.BLOCKS_PER_INEFFICIENCY

@@ -1,0 +1,392 @@
+"""Analysis: metastable states, transitions per walker, the notebook API and the report, on a
+campaign store written by hand from known synthetic data (no MD, no training)."""
+
+from __future__ import annotations
+
+import json
+import os
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from rave import store
+from rave.analysis import (
+    CampaignFileError,
+    CampaignResult,
+    count_transitions,
+    find_metastable_states,
+    write_report,
+)
+from rave.bias import Bias, BiasGrid
+from rave.cli import main
+from rave.config import load_config
+from rave.features import Position
+from rave.reweight import bootstrap_free_energy_profile
+from rave.vae import VAE, VAEConfig, VAEModel
+
+ROUND_OFF = 1e-12  # chi units or kT: agreement of two exact computations of the same number
+BIN = 0.01  # chi units: bin width of the hand-made profiles
+
+# ---- metastable states -------------------------------------------------------------------------
+
+
+def _grid(lo: float = -2.0, hi: float = 2.0) -> np.ndarray:
+    return np.arange(lo, hi + 0.5 * BIN, BIN)
+
+
+def test_double_well_has_two_states_with_cores_below_one_kT():
+    x = _grid()
+    f = 5.0 * (x**2 - 1.0) ** 2  # barrier 5 kT at 0, minima at +-1
+    states = find_metastable_states(x, f, smoothing_bins=0)
+    assert [s.minimum for s in states] == pytest.approx([-1.0, 1.0], abs=ROUND_OFF)
+    assert [s.depth_kT for s in states] == pytest.approx([5.0, 5.0], abs=ROUND_OFF)
+    # core: F < 1 kT  <=>  |x^2 - 1| < 1/sqrt(5), to within half a bin at each end
+    inner, outer = np.sqrt(1 - 1 / np.sqrt(5)), np.sqrt(1 + 1 / np.sqrt(5))
+    assert states[1].core[0] == pytest.approx(inner, abs=BIN / 2 + ROUND_OFF)
+    assert states[1].core[1] == pytest.approx(outer, abs=BIN / 2 + ROUND_OFF)
+    mirrored = (-states[1].core[1], -states[1].core[0])  # the profile is symmetric
+    assert states[0].core == pytest.approx(mirrored, abs=ROUND_OFF)
+
+
+def test_shallow_minimum_is_merged_and_deep_one_kept():
+    # piecewise-linear profile with minima A (0 kT), B (3 kT) and C (1 kT); maxima 4 kT between
+    # A and B, 4.5 kT between B and C. B is 1 kT below its lower neighbouring maximum: not a state.
+    knots_x = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0]
+    knots_f = [6.0, 0.0, 4.0, 3.0, 4.5, 1.0, 6.0]
+    x = _grid()
+    f = np.interp(x, knots_x, knots_f)
+    states = find_metastable_states(x, f, smoothing_bins=0)
+    assert [s.minimum for s in states] == pytest.approx([-1.0, 1.0], abs=ROUND_OFF)
+    # after merging B into A's basin the barrier between A and C is the 4.5 kT maximum
+    assert [s.depth_kT for s in states] == pytest.approx([4.5, 3.5], abs=ROUND_OFF)
+    # with a 1 kT threshold B is a state of depth 1 kT
+    three = find_metastable_states(x, f, min_depth_kT=0.9, core_kT=0.5, smoothing_bins=0)
+    assert [s.minimum for s in three] == pytest.approx([-1.0, 0.0, 1.0], abs=ROUND_OFF)
+    assert three[1].depth_kT == pytest.approx(1.0, abs=ROUND_OFF)
+
+
+def test_single_well_is_one_state_of_infinite_depth_and_noise_adds_none():
+    x = _grid()
+    f = 2.0 * x**2 + 0.3 * np.where(np.arange(x.size) % 2, 1.0, -1.0)  # +-0.3 kT zigzag
+    states = find_metastable_states(x, f, smoothing_bins=0)
+    assert len(states) == 1 and np.isinf(states[0].depth_kT)
+    assert abs(states[0].minimum) <= 2 * BIN
+
+
+def test_empty_bins_separate_states():
+    x = _grid()
+    f = np.where(np.abs(x) < 0.5, np.inf, 0.5 * (np.abs(x) - 1.0) ** 2)
+    states = find_metastable_states(x, f)
+    assert [s.minimum for s in states] == pytest.approx([-1.0, 1.0], abs=ROUND_OFF)
+    assert all(np.isinf(s.depth_kT) for s in states)
+
+
+def test_state_finder_errors_name_the_problem():
+    x = _grid()
+    with pytest.raises(ValueError, match=r"core_kT must be in \(0, min_depth_kT = 2.0\)"):
+        find_metastable_states(x, x**2, core_kT=2.0)
+    with pytest.raises(ValueError, match=r"profile_kT must have the shape of centers"):
+        find_metastable_states(x, x[:-1])
+    with pytest.raises(ValueError, match=r"must not contain NaN"):
+        find_metastable_states(x, np.full(x.size, np.nan))
+    with pytest.raises(ValueError, match=r"strictly increasing"):
+        find_metastable_states(x[::-1], x**2)
+    with pytest.raises(ValueError, match=r"smoothing_bins must be an integer >= 0"):
+        find_metastable_states(x, x**2, smoothing_bins=-1)
+
+
+# ---- transitions -------------------------------------------------------------------------------
+
+CORES = [(-1.2, -0.8), (0.8, 1.2)]
+
+
+def test_transitions_count_entries_into_a_different_core():
+    # A, between, A, B, between, B, A: two transitions (A->B, B->A); time between cores and
+    # returns to the same core do not count
+    chi = np.array([-1.0, 0.0, -1.0, 1.0, 0.0, 0.9, -0.9])
+    assert count_transitions(chi, CORES) == 2
+    assert count_transitions(np.array([-1.0, 0.0, 0.5, -1.1]), CORES) == 0
+    assert count_transitions(np.array([0.0, 0.3]), CORES) == 0
+    # three cores: A -> C through B's core counts two
+    three = [(-1.2, -0.8), (-0.1, 0.1), (0.8, 1.2)]
+    assert count_transitions(np.array([-1.0, -0.5, 0.0, 0.5, 1.0]), three) == 2
+
+
+def test_transitions_are_counted_per_walker_never_across_the_join():
+    # walker 0 stays in A, walker 1 stays in B: no transition, though the joined series
+    # jumps from A to B
+    chi = np.array([-1.0, -1.0, -1.0, 1.0, 1.0])
+    assert count_transitions(chi, CORES) == 1
+    assert count_transitions(chi, CORES, walker=np.array([0, 0, 0, 1, 1])) == 0
+    # interleaved labels: each walker's own series is A, B
+    assert (
+        count_transitions(np.array([-1.0, 1.0, 1.0, -1.0]), CORES, walker=np.array([0, 1, 0, 1]))
+        == 2
+    )
+
+
+def test_transition_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"cores must not overlap"):
+        count_transitions(np.zeros(3), [(0.0, 1.0), (0.5, 2.0)])
+    with pytest.raises(ValueError, match=r"low <= high"):
+        count_transitions(np.zeros(3), [(1.0, 0.0)])
+
+
+# ---- a campaign store written by hand ----------------------------------------------------------
+# Two rounds along x (the RC is c = (1, 0)); each visit to a well is 100 frames of x = +-1 plus
+# Gaussian noise (0.12), nothing in between, so F has two states at +-1 and the transitions are
+# known. Round 0 has two walkers: walker 0 visits L, R, L (2 transitions), walker 1 R, L (1); the
+# join of the two (L then R) is not a transition. Round 1 stores no walker array (one walker):
+# L, R, L, R (3 transitions).
+TEMPERATURE_K = 300.0
+VISIT = 100
+ROUND0_WALKERS = [[-1, 1, -1], [1, 1, -1, -1]]  # wells visited, 100 frames each
+ROUND1_VISITS = [-1, 1, -1, 1]
+TRANSITIONS = [3, 3]
+RC = np.array([1.0, 0.0])
+
+
+def _visits(wells, rng):
+    x = np.concatenate([np.full(VISIT, float(w)) for w in wells])
+    x = x + rng.normal(0.0, 0.12, x.size)
+    return np.column_stack([x, rng.normal(0.0, 0.3, x.size)])
+
+
+def _model(seed: int) -> VAEModel:
+    torch.manual_seed(seed)
+    config = VAEConfig(hidden=(8,))
+    return VAEModel(
+        VAE(2, config.hidden, config.activation),
+        config,
+        np.zeros(2),
+        np.ones(2),
+        history={"epochs": 0},
+    )
+
+
+def _write_campaign(root, with_config: bool = True):
+    rng = np.random.default_rng(0)
+    workdir = root / "run"
+    bias = Bias(RC, BiasGrid(-2.0, 2.0, -3.0 * np.exp(-(np.linspace(-2.0, 2.0, 41) ** 2))))
+    rounds = []
+    round0 = [_visits(w, rng) for w in ROUND0_WALKERS]
+    walker = np.concatenate([np.full(len(f), i) for i, f in enumerate(round0)])
+    frames = [np.concatenate(round0), _visits(ROUND1_VISITS, rng)]
+    for k, features in enumerate(frames):
+        folder = store.round_dir(workdir, k)
+        applied = bias if k == 1 else None
+        arrays = {
+            "features": features,
+            "bias_kjmol": np.zeros(len(features)) if applied is None else applied.energy(features),
+            "time_ps": np.arange(len(features)) * 0.1,
+        }
+        if k == 0:
+            arrays["walker"] = walker
+            arrays["time_ps"] = np.concatenate([np.arange(len(f)) * 0.1 for f in round0])
+        store.write_npz(folder / "frames.npz", **arrays)
+        if applied is not None:
+            store.write_json(folder / "bias_applied.json", applied.to_dict())
+        store.write_json(folder / "bias.json", bias.to_dict())
+        names = [f"models/vae_seed{k}{m}.pt" for m in range(2)]
+        for m, name in enumerate(names):
+            (folder / "models").mkdir(parents=True, exist_ok=True)
+            _model(10 * k + m).save(folder / name)
+        store.write_json(
+            folder / "coordinate.json",
+            {
+                "coefficients": RC.tolist(),
+                "kl_divergence": 0.01,
+                "feature_names": ["x", "y"],
+                "model_kl_divergences": [0.02, 0.01],
+                "chosen_model": 1,
+                "model_files": names,
+                "spurious_models": [],
+                "kl_threshold": 0.5,
+            },
+        )
+        rounds.append(
+            {
+                "index": k,
+                "coefficients": RC.tolist(),
+                "kl_divergence": 0.01,
+                "frames": len(features),
+                "effective_sample_size": float(len(features)),
+                "angle_change_deg": None if k == 0 else 1.0,
+                "free_energy_change_kT": None if k == 0 else 0.2,
+                "converged": False,
+                "timings_s": {},
+            }
+        )
+    (store.round_dir(workdir, 1) / "figure.png").write_bytes(b"png")  # the campaign's own
+    store.write_json(
+        workdir / "features.json",
+        [Position(0, "x", name="x").to_dict(), Position(0, "y", name="y").to_dict()],
+    )
+    store.write_json(
+        workdir / "summary.json",
+        {
+            "temperature_K": TEMPERATURE_K,
+            "feature_names": ["x", "y"],
+            "converged": False,
+            "system": "hand-made",
+            "rounds": rounds,
+        },
+    )
+    if with_config:
+        toml = root / "c.toml"
+        toml.write_text('[system]\nkind = "rotated_double_well"\n')
+        store.write_json(workdir / "config.json", load_config(toml).to_dict())
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    return _write_campaign(tmp_path_factory.mktemp("analysis"))
+
+
+@pytest.fixture(scope="module")
+def result(campaign):
+    return CampaignResult.load(campaign)
+
+
+def test_loads_walkers_and_treats_a_round_without_them_as_one_walker(result):
+    assert result.rounds[0].walker is not None and result.rounds[1].walker is None
+    assert [len(s) for s in result.rounds[0].segments()] == [3 * VISIT, 4 * VISIT]
+    assert [len(s) for s in result.rounds[1].segments()] == [4 * VISIT]
+    labels = result.walker_labels()
+    assert labels.shape == (11 * VISIT,)
+    assert labels[: 3 * VISIT].max() == 0 and labels[3 * VISIT : 7 * VISIT].min() == 1
+    assert labels[7 * VISIT :].max() == 0
+
+
+def test_states_and_transitions_per_round_from_the_stored_frames(result):
+    states = result.metastable_states()
+    assert [s.minimum for s in states] == pytest.approx([-1.0, 1.0], abs=0.1)
+    rows = result.diagnostics()
+    assert [r["transitions"] for r in rows] == TRANSITIONS
+    assert [r["walkers"] for r in rows] == [2, 1]
+    # counted across the join of round 0's walkers there would be one more
+    chi0 = result.rounds[0].features @ RC
+    assert count_transitions(chi0, [s.core for s in states]) == TRANSITIONS[0] + 1
+
+
+def test_profile_is_the_bootstrap_of_the_stored_rounds_with_walkers(result):
+    est = result.profile(n_bootstrap=10, seed=2)
+    chi = result.all_features() @ RC
+    direct = bootstrap_free_energy_profile(
+        result.reduced_bias(),
+        result.frames_per_round(),
+        chi,
+        np.linspace(chi.min(), chi.max(), 61),
+        n_bootstrap=10,
+        seed=2,
+        walker=result.walker_labels(),
+    )
+    np.testing.assert_array_equal(est.sigma, direct.sigma)
+    np.testing.assert_array_equal(est.free_energy, direct.free_energy)
+    centers, f, sigma = result.free_energy(n_bootstrap=10, seed=2)
+    assert f is est.free_energy and sigma is est.sigma and centers is est.centers
+    wells = np.isfinite(f) & (f < 2.0)
+    assert wells.sum() >= 6 and np.isfinite(sigma[wells]).all() and (sigma[wells] > 0).all()
+
+
+def test_notebook_api_gives_weights_models_and_latent(result):
+    log_w = result.log_weights
+    assert log_w.shape == (11 * VISIT,)
+    assert np.exp(log_w).sum() == pytest.approx(1.0, abs=1e-9)
+    models = result.models(-1)
+    assert len(models) == 2 and all(isinstance(m, VAEModel) for m in models)
+    features = result.all_features()
+    np.testing.assert_array_equal(
+        result.model(-1).transform(features), models[1].transform(features)
+    )
+    np.testing.assert_array_equal(
+        result.latent(0), result.model(0).transform(features[: 7 * VISIT])
+    )
+
+
+def test_figures_are_matplotlib_figures_with_one_line_per_walker(result):
+    figures = result.figures(n_bootstrap=10)
+    assert set(figures) == {
+        "free_energy",
+        "latent",
+        "chi_time_series",
+        "convergence",
+        "free_energy_2d",
+        "potential",
+    }
+    assert all(isinstance(f, Figure) for f in figures.values())
+    lines = figures["chi_time_series"].axes[0].get_lines()
+    assert len(lines) == 3  # round 0: two walkers, round 1: one
+    assert len(lines[0].get_xdata()) == 3 * VISIT and len(lines[1].get_xdata()) == 4 * VISIT
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.open = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag == "a":
+            self.links.append(attrs["href"])
+        if tag not in ("meta", "br", "img"):  # void elements have no end tag
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open.pop() == tag, f"unbalanced </{tag}>"
+
+
+def test_analyse_writes_markdown_and_self_contained_html_with_every_figure(campaign, tmp_path):
+    out = tmp_path / "report"
+    assert main(["analyse", str(campaign), "--out", str(out)]) == 0
+    markdown = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    names = [
+        "free_energy.png",
+        "latent.png",
+        "chi_time_series.png",
+        "convergence.png",
+        "free_energy_2d.png",
+        "potential.png",
+    ]
+    for name in names:
+        assert (out / name).stat().st_size > 1000, name
+        assert f"]({name})" in markdown
+    tags = _Tags()
+    tags.feed(page)
+    assert tags.open == [], f"unclosed tags {tags.open}"
+    assert sorted(tags.images) == sorted(names)
+    # figures and the last round's figure are linked by relative path
+    assert tags.links == [os.path.relpath(store.round_dir(campaign, 1) / "figure.png", out)]
+    assert not tags.links[0].startswith("/") and (out / tags.links[0]).resolve().is_file()
+    for text in (markdown, page):
+        assert "verdict" in text and "metastable states" in text
+    assert "| round | frames | ESS |" in markdown
+    assert "| 0 | 700 | 700.0 | 0.0100 |  |  | 2 | 3 |" in markdown
+    assert "<td>3</td>" in page
+
+
+def test_report_of_a_campaign_without_config_has_no_potential_figure(tmp_path):
+    workdir = _write_campaign(tmp_path, with_config=False)
+    report = write_report(workdir)
+    assert report == workdir / "report" / "report.md"
+    assert (workdir / "report" / "report.html").exists()
+    assert not (workdir / "report" / "potential.png").exists()
+    assert "free_energy.png" in report.read_text()
+
+
+def test_missing_model_file_is_reported_by_name(campaign, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(campaign, copy)
+    coordinate = json.loads((copy / "round_001" / "coordinate.json").read_text())
+    (copy / "round_001" / coordinate["model_files"][1]).unlink()
+    with pytest.raises(CampaignFileError, match=r"round_001/models/vae_seed11.pt is missing"):
+        CampaignResult.load(copy).model(-1)
