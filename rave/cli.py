@@ -96,8 +96,39 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{r['index']:>5} {r['frames']:>7} {r['effective_sample_size']:>9.1f} "
               f"{r['kl_divergence']:>8.4f} {angle:>7} {change:>7}  {rc}"
               + (f"  ({r['faults']} MD fault(s) recovered)" if r.get("faults") else ""))
+    print(_verdict(workdir, summary))
     _status_in_progress(Path(args.workdir), len(rounds), summary.get("walkers", 1))
     return 0
+
+
+def _verdict(workdir: Path, summary: dict) -> str:
+    """One line: converged or not, and why, against the campaign's own thresholds."""
+    from .config import ConvergenceConfig
+
+    rounds = summary["rounds"]
+    if summary["converged"]:
+        return f"verdict: converged after {len(rounds)} rounds"
+    if len(rounds) < 2:
+        return "verdict: not converged (needs at least two rounds to compare)"
+    try:
+        import json
+
+        stored = json.loads((workdir / "config.json").read_text()).get("convergence", {})
+        thresholds = ConvergenceConfig(**stored)
+    except (OSError, ValueError, TypeError):
+        thresholds = ConvergenceConfig()
+    last = rounds[-1]
+    angle, change = last.get("angle_change_deg"), last.get("free_energy_change_kT")
+    reasons = []
+    if angle is None or angle >= thresholds.angle_deg:
+        reasons.append(f"the RC still moved {angle:.1f} deg (limit {thresholds.angle_deg:g})")
+    if change is None or change >= thresholds.free_energy_kT:
+        reasons.append(f"F(chi) still changed {change:.2f} kT RMS "
+                       f"(limit {thresholds.free_energy_kT:g})")
+    if len(rounds) < thresholds.min_rounds:
+        reasons.append(f"fewer than {thresholds.min_rounds} rounds")
+    return "verdict: not converged: " + "; ".join(reasons or ["thresholds not met"]) + \
+        ". Raise --rounds to go on"
 
 
 def _status_in_progress(workdir: Path, done: int, walkers: int) -> None:

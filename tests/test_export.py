@@ -178,5 +178,7 @@ def test_status_prints_rounds_and_convergence(exported, capsys, tmp_path):
     assert main(["status", str(workdir)]) == 0
     out = capsys.readouterr().out
     assert "2 round(s) done, 2000 frames" in out and "converged:" in out
+    # 2 rounds < min_rounds 3: never converged, and the verdict says why
+    assert "verdict: not converged: " in out and "fewer than 3 rounds" in out
     assert main(["status", str(tmp_path)]) == 2
     assert "summary.json is missing" in capsys.readouterr().err
