@@ -701,15 +701,23 @@ def _table_rows(rows: list[dict]) -> list[list[str]]:
     return out
 
 
-def _markdown(
-    title: str,
-    items: list[tuple[str, str]],
-    verdict: str,
-    table: list[list[str]],
-    notes: list[str],
-    figures: list[str],
-    extra: list[tuple[str, str]],
-) -> str:
+@dataclass(frozen=True)
+class _ReportContent:
+    """What the Markdown and HTML reports both say."""
+
+    title: str
+    items: list[tuple[str, str]]
+    verdict: str
+    table: list[list[str]]
+    notes: list[str]
+    figures: list[str]
+    extra: list[tuple[str, str]]
+
+
+def _markdown(report: _ReportContent) -> str:
+    title, items, verdict, table, notes, figures, extra = (
+        report.title, report.items, report.verdict, report.table, report.notes, report.figures,
+        report.extra)
     lines = [f"# {title}", "", f"- verdict: **{verdict}**"]
     lines += [f"- {label}: {value}" for label, value in items]
     lines += ["", "| " + " | ".join(_TABLE_HEADER) + " |", "|" + "---|" * len(_TABLE_HEADER)]
@@ -722,15 +730,10 @@ def _markdown(
     return "\n".join(lines)
 
 
-def _html(
-    title: str,
-    items: list[tuple[str, str]],
-    verdict: str,
-    table: list[list[str]],
-    notes: list[str],
-    figures: list[str],
-    extra: list[tuple[str, str]],
-) -> str:
+def _html(report: _ReportContent) -> str:
+    title, items, verdict, table, notes, figures, extra = (
+        report.title, report.items, report.verdict, report.table, report.notes, report.figures,
+        report.extra)
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in _TABLE_HEADER)
     body = "\n".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in table)
@@ -855,8 +858,8 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
     if last_round.exists():
         extra.append(("Last round", os.path.relpath(last_round, out)))
     title = f"RAVE campaign report: {result.workdir}"
-    parts = (title, items, verdict, _table_rows(rows), notes, names, extra)
-    store.write_text(out / "report.html", _html(*parts))
+    content = _ReportContent(title, items, verdict, _table_rows(rows), notes, names, extra)
+    store.write_text(out / "report.html", _html(content))
     report = out / "report.md"
-    store.write_text(report, _markdown(*parts))
+    store.write_text(report, _markdown(content))
     return report
