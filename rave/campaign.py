@@ -193,6 +193,7 @@ class Campaign:
         self._last_reweight = None
         self._executor = None
         self._system_xml: str | None = None
+        self._walker_cache: dict[int, list[WalkerResult]] = {}
 
     # ------------------------------------------------------------------ work directory
     def _features_dicts(self) -> list[dict]:
@@ -364,9 +365,14 @@ class Campaign:
         return int(sequence.generate_state(1)[0] % 2**31)
 
     def _walker_results(self, index: int) -> list[WalkerResult]:
-        folder = store.round_dir(self.workdir, index) / "walkers"
-        return [WalkerResult.from_arrays(store.load_npz(folder / f"walker_{k:02d}.npz"))
+        """All walkers of a round whose MD is complete, read once per campaign run (later
+        rounds' starting frames read every earlier round's snapshots)."""
+        if index not in self._walker_cache:
+            folder = store.round_dir(self.workdir, index) / "walkers"
+            self._walker_cache[index] = [
+                WalkerResult.from_arrays(store.load_npz(folder / f"walker_{k:02d}.npz"))
                 for k in range(self.config.sampling.walkers)]
+        return self._walker_cache[index]
 
     def _start_states(self, index: int) -> list[dict]:
         """Where each walker of round ``index`` starts (a function of the stored data only).
