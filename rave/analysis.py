@@ -27,7 +27,8 @@ Metastable states: the minima of the final F(chi) (lightly smoothed) that lie at
 the contiguous range around its minimum where F < F_min + ``core_kT`` (1 kT). A transition is
 counted when a walker enters a core other than the last one it was in.
 
-Pure functions: :func:`find_metastable_states`, :func:`count_transitions`.
+Pure functions: :func:`find_metastable_states`, :func:`count_transitions`,
+:func:`transition_matrix`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ __all__ = [
     "MetastableState",
     "RoundData",
     "count_transitions",
+    "transition_matrix",
     "find_metastable_states",
     "walker_segments",
     "write_report",
@@ -281,13 +283,54 @@ def count_transitions(
     order = np.argsort(bounds[:, 0])
     if (bounds[order][1:, 0] <= bounds[order][:-1, 1]).any():
         raise ValueError(f"cores must not overlap. You supplied {bounds.tolist()}")
-    labels = _core_labels(x, bounds)
-    total = 0
-    for segment in walker_segments(x.size, walker):
-        visited = labels[segment]
+    counts = transition_matrix(_core_labels(x, bounds), len(bounds), walker)
+    return int(counts.sum() - np.trace(counts))
+
+
+def transition_matrix(
+    labels: np.ndarray, n_states: int, walker: np.ndarray | None = None
+) -> np.ndarray:
+    """Counts of state-to-state transitions in time series of state labels.
+
+    ``labels[t]`` is the state of frame ``t`` (``0 .. n_states - 1``) or ``-1`` between states.
+    A transition ``i -> j`` is counted each time a walker enters state ``j`` with ``i`` the last
+    state it was in (frames between states do not count; ``i -> between -> i`` is no
+    transition). Each walker's series is counted on its own, never across the join of two
+    walkers; a walker's first state is an arrival, not a transition.
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape=(n_frames,), dtype=int
+        Frames of one walker in time order, walkers one after another.
+    n_states : int
+        Number of states (>= 0).
+    walker : np.ndarray or None, shape=(n_frames,), dtype=int
+        Walker index of each frame (see :func:`rave.reweight.walker_segments`); ``None``: one
+        walker.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_states, n_states), dtype=int64
+        ``[i, j]``: transitions from state ``i`` into state ``j``; the diagonal is zero.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(
+            f"labels must be a 1-D integer array, shape (n_frames,). You supplied shape "
+            f"{lab.shape}, dtype {lab.dtype}"
+        )
+    if lab.size and (lab.min() < -1 or lab.max() >= n_states):
+        raise ValueError(
+            f"labels must lie in -1 .. {n_states - 1} (n_states = {n_states}). You supplied "
+            f"values from {lab.min()} to {lab.max()}"
+        )
+    counts = np.zeros((n_states, n_states), dtype=np.int64)
+    for segment in walker_segments(lab.size, walker):
+        visited = lab[segment]
         visited = visited[visited >= 0]
-        total += int(np.count_nonzero(np.diff(visited)))
-    return total
+        moves = visited[1:] != visited[:-1]
+        np.add.at(counts, (visited[:-1][moves], visited[1:][moves]), 1)
+    return counts
 
 
 # --------------------------------------------------------------------------------------------

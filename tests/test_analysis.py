@@ -18,6 +18,7 @@ from rave.analysis import (
     CampaignResult,
     count_transitions,
     find_metastable_states,
+    transition_matrix,
     write_report,
 )
 from rave.bias import Bias, BiasGrid
@@ -133,6 +134,30 @@ def test_transition_errors_name_the_problem():
         count_transitions(np.zeros(3), [(0.0, 1.0), (0.5, 2.0)])
     with pytest.raises(ValueError, match=r"low <= high"):
         count_transitions(np.zeros(3), [(1.0, 0.0)])
+
+
+def test_transition_matrix_counts_each_direction():
+    # bound 0, unbound 1, -1 between: 0 -> 1 -> 0 -> 1, a return to 1 through "between" and a
+    # stay in 0 through "between" are no transitions
+    labels = np.array([0, -1, 0, -1, 1, 1, -1, 1, 0, 0, -1, 1])
+    m = transition_matrix(labels, 2)
+    assert m.tolist() == [[0, 2], [1, 0]]
+    # per walker: the 1 -> 0 at the join of walker 0 (ends in 1) and walker 1 (starts in 0)
+    # is not a transition
+    walker = np.array([0] * 8 + [1] * 4)
+    assert transition_matrix(labels, 2, walker).tolist() == [[0, 2], [0, 0]]
+    # count_transitions is the off-diagonal sum of the same matrix
+    chi = np.array([-1.0, 0.0, -1.0, 1.0, 0.0, 0.9, -0.9])
+    assert count_transitions(chi, CORES) == transition_matrix(
+        np.array([0, -1, 0, 1, -1, 1, 0]), 2).sum()
+    assert transition_matrix(np.array([], dtype=int), 3).tolist() == [[0] * 3] * 3
+
+
+def test_transition_matrix_refuses_labels_it_cannot_place():
+    with pytest.raises(ValueError, match=r"-1 \.\. 1"):
+        transition_matrix(np.array([0, 2]), 2)
+    with pytest.raises(ValueError, match=r"integer"):
+        transition_matrix(np.array([0.0, 1.0]), 2)
 
 
 # ---- a campaign store written by hand ----------------------------------------------------------

@@ -1,0 +1,305 @@
+"""Benchmark: ligand unbinding events per ns in RAVE's biased rounds vs unbiased MD, same length.
+
+    python workflows/benchmarks/unbinding.py workflows/ligand_cavity_hydrophobic.toml \
+        [--workdir runs/unbinding_hydrophobic] [--reference-rounds N] [--unbound-height 0.6]
+        [--csv PATH]
+
+1. The campaign of the config runs (or resumes) in ``WORKDIR/campaign``, exactly as
+   ``rave run CONFIG --workdir WORKDIR/campaign`` (the same code); its wall time is the
+   workflow's end-to-end time and is printed (``WORKDIR/timing.json`` keeps it).
+2. Unbiased reference: every walker of round 0 goes on from where round 0 ended, without a bias,
+   for ``--reference-rounds`` chunks of one round's length (default: as many as there are biased
+   rounds, so both sides have the same length); chunks are stored in ``WORKDIR/unbiased/`` as
+   they finish and are not rerun. With one walker the biased rounds start from that same state:
+   same start, same length, same integrator, with and without the bias.
+3. Events, counted per round (per chunk) and per walker: an unbinding is a move from *bound*
+   (ligand centroid in the pocket, :meth:`systems.ligand_cavity.LigandCavitySystem.is_bound`)
+   to *unbound* (centroid at least ``--unbound-height`` nm above the plane of the wall's top
+   layer: past the ligand's contact layer on the wall and the first water layer); a rebinding
+   is the move back. Frames in between count for neither (hysteresis), so a ligand rattling
+   at the mouth is not counted.
+
+The table gives, for each round or chunk and in total: ns, unbindings, unbindings per ns with
+the exact (Garwood) Poisson 95 % interval, rebindings, and the fractions of frames bound and
+unbound; then the ratio of the biased to the unbiased unbinding rate with its exact conditional
+(Clopper-Pearson) 95 % interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openmm
+from scipy import stats
+
+from rave import store
+from rave.analysis import transition_matrix
+from rave.cli import main as rave_main
+from rave.config import load_config
+from rave.simsystem import build_simulation_system
+from rave.walkers import WalkerResult, WalkerTask, run_walker
+
+#: default height of the unbound region above the wall's top-layer plane, nm: a methane
+#: touches the flat wall with its centre ~0.44 nm above the site plane (the LJ minimum of its
+#: cross sigma 0.394 nm); 0.6 nm puts the ligand beyond that contact layer, in the first water
+#: layer or further
+UNBOUND_HEIGHT_NM = 0.6
+BOUND, UNBOUND = 0, 1
+
+
+# -------------------------------------------------------------------------- pure functions
+def binding_labels(z: np.ndarray, rho: np.ndarray, cavity, unbound_height_nm: float):
+    """State of each frame: ``BOUND`` (0), ``UNBOUND`` (1) or -1 (between).
+
+    Parameters
+    ----------
+    z, rho : np.ndarray, shape=(n_frames,), nm
+        Order parameters ``z`` and ``rho`` of the frames (about the pocket centre).
+    cavity : systems.ligand_cavity.LigandCavitySystem
+        Gives the pocket (``is_bound``), the top-layer height and the pocket centre.
+    unbound_height_nm : float
+        Unbound when ``z`` is at least this far above the top-layer plane (> 0).
+    """
+    if not unbound_height_nm > 0:
+        raise ValueError(f"unbound height must be > 0 nm. You supplied {unbound_height_nm}")
+    z, rho = np.asarray(z, float), np.asarray(rho, float)
+    top = cavity.geometry["z_top"] - float(cavity.pocket_center[2])
+    labels = np.full(z.shape, -1, dtype=np.int64)
+    labels[cavity.is_bound(z, rho)] = BOUND
+    labels[z >= top + unbound_height_nm] = UNBOUND
+    return labels
+
+
+def poisson_interval(k: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) interval of a Poisson mean given ``k`` observed events."""
+    alpha = 1.0 - confidence
+    low = 0.0 if k == 0 else stats.chi2.ppf(alpha / 2, 2 * k) / 2
+    return float(low), float(stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2)
+
+
+def rate_ratio_interval(k1: int, t1: float, k2: int, t2: float, confidence: float = 0.95):
+    """Ratio of two Poisson rates ``(k1/t1) / (k2/t2)`` and its exact conditional interval.
+
+    Given ``n = k1 + k2``, ``k1`` is binomial with ``p = r1 t1 / (r1 t1 + r2 t2)``; the
+    Clopper-Pearson interval of ``p`` maps to the ratio ``p/(1-p) * t2/t1``.
+
+    Returns
+    -------
+    (ratio, low, high)
+        ``nan`` for all three when ``k1 + k2 == 0`` (no events: no information);
+        ``ratio = high = inf`` when ``k2 == 0 < k1``.
+    """
+    n = k1 + k2
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    alpha = 1.0 - confidence
+    p_low = 0.0 if k1 == 0 else stats.beta.ppf(alpha / 2, k1, n - k1 + 1)
+    p_high = 1.0 if k1 == n else stats.beta.ppf(1 - alpha / 2, k1 + 1, n - k1)
+
+    def ratio(p: float) -> float:
+        return math.inf if p >= 1.0 else p / (1.0 - p) * t2 / t1
+
+    point = math.inf if k2 == 0 else (k1 / t1) / (k2 / t2)
+    return point, ratio(p_low), ratio(p_high)
+
+
+@dataclass
+class Segment:
+    """Frames of one round (or unbiased chunk), all walkers."""
+
+    name: str
+    biased: bool
+    labels: np.ndarray
+    walker: np.ndarray
+    ns: float
+
+    def counts(self) -> dict:
+        m = transition_matrix(self.labels, 2, self.walker)
+        n = max(1, self.labels.size)
+        return {"unbindings": int(m[BOUND, UNBOUND]), "rebindings": int(m[UNBOUND, BOUND]),
+                "bound": float(np.count_nonzero(self.labels == BOUND) / n),
+                "unbound": float(np.count_nonzero(self.labels == UNBOUND) / n)}
+
+
+def table(segments: list[Segment]) -> list[dict]:
+    """Rows per segment, then a total over the biased and one over the unbiased segments."""
+    rows = []
+    for name, group in ([(s.name, [s]) for s in segments]
+                        + [("biased rounds, total", [s for s in segments if s.biased]),
+                           ("unbiased reference, total",
+                            [s for s in segments if not s.biased and s.name != "round 0"])]):
+        if not group:
+            continue
+        ns = sum(s.ns for s in group)
+        counts = [s.counts() for s in group]
+        k = sum(c["unbindings"] for c in counts)
+        weights = [s.labels.size for s in group]
+        low, high = poisson_interval(k)
+        rows.append({
+            "segment": name, "ns": ns, "unbindings": k, "per_ns": k / ns,
+            "per_ns_low": low / ns, "per_ns_high": high / ns,
+            "rebindings": sum(c["rebindings"] for c in counts),
+            "bound": float(np.average([c["bound"] for c in counts], weights=weights)),
+            "unbound": float(np.average([c["unbound"] for c in counts], weights=weights)),
+        })
+    return rows
+
+
+# -------------------------------------------------------------------------- the runs
+def _campaign(config_path: Path, workdir: Path) -> dict:
+    folder = workdir / "campaign"
+    timing_path = workdir / "timing.json"
+    timing = store.load_json(timing_path) if timing_path.exists() else {}
+    fresh = not (folder / "summary.json").exists()
+    t0 = time.perf_counter()
+    code = rave_main(["run", str(config_path), "--workdir", str(folder)])
+    if code != 0:
+        raise SystemExit(f"the campaign stopped (exit {code}); rerun this command to resume it")
+    if fresh and "campaign_s" not in timing:
+        timing["campaign_s"] = time.perf_counter() - t0
+        store.write_json(timing_path, timing)
+    return store.load_json(folder / "summary.json")
+
+
+def _unbiased_chunks(config, sim, workdir: Path, n_chunks: int) -> list[list[WalkerResult]]:
+    """Each walker of round 0 continued without bias, ``n_chunks`` chunks of one round."""
+    sampling = config.sampling
+    folder = workdir / "unbiased"
+    folder.mkdir(exist_ok=True)
+    round0 = store.round_dir(workdir / "campaign", 0) / "walkers"
+    previous = [WalkerResult.from_arrays(store.load_npz(round0 / f"walker_{k:02d}.npz"))
+                for k in range(sampling.walkers)]
+    xml = openmm.XmlSerializer.serialize(sim.system)
+    features = tuple(f.to_dict() for f in sim.features)
+    n_frames = sampling.steps_per_round // sampling.report_interval
+    chunks = []
+    timing_path = workdir / "timing.json"
+    for c in range(1, n_chunks + 1):
+        chunk = []
+        for k, last in enumerate(previous):
+            path = folder / f"chunk_{c:03d}_walker_{k:02d}.npz"
+            if path.exists():
+                chunk.append(WalkerResult.from_arrays(store.load_npz(path)))
+                continue
+            seed = int(np.random.SeedSequence([sampling.seed, 10_000 + c, k]).generate_state(1)[0]
+                       % 2**31)
+            task = WalkerTask(
+                round_index=c, walker_index=k, system_xml=xml, features=features,
+                positions=last.final_positions, velocities=last.final_velocities,
+                box_vectors=last.final_box_vectors, time_ps=last.final_time_ps, bias=None,
+                temperature_K=config.system.temperature,
+                timestep_ps=sampling.timestep or sim.timestep_ps,
+                friction_per_ps=sampling.friction or sim.friction_per_ps, seed=seed,
+                platform=sampling.platform, force_group=config.bias.force_group,
+                n_steps=sampling.steps_per_round, report_interval=sampling.report_interval,
+                snapshot_every=max(1, n_frames), max_retries=sampling.max_retries)
+            print(f"unbiased reference: chunk {c}/{n_chunks}, walker {k} "
+                  f"({sampling.steps_per_round} steps)", flush=True)
+            result = run_walker(task)
+            store.write_npz(path, **result.to_arrays())
+            timing = store.load_json(timing_path) if timing_path.exists() else {}
+            timing["unbiased_s"] = timing.get("unbiased_s", 0.0) + result.wall_s
+            store.write_json(timing_path, timing)
+            chunk.append(result)
+        chunks.append(chunk)
+        previous = chunk
+    return chunks
+
+
+def _segments(config, cavity, workdir: Path, summary: dict, chunks, height: float):
+    sampling = config.sampling
+    names = [f.name for f in build_simulation_system(config).features]
+    iz, irho = names.index("z"), names.index("rho")
+    ns_per_walker = sampling.steps_per_round * (sampling.timestep or cavity.timestep_ps) / 1000
+    segments = []
+    for r in range(len(summary["rounds"])):
+        data = store.load_npz(store.round_dir(workdir / "campaign", r) / "frames.npz",
+                              ("features",))
+        f = data["features"]
+        walker = data.get("walker", np.zeros(len(f), dtype=np.int64))
+        segments.append(Segment(f"round {r}", r > 0,
+                                binding_labels(f[:, iz], f[:, irho], cavity, height),
+                                np.asarray(walker, np.int64), ns_per_walker * sampling.walkers))
+    for c, chunk in enumerate(chunks, start=1):
+        f = np.concatenate([w.features for w in chunk])
+        walker = np.concatenate([np.full(len(w.features), k) for k, w in enumerate(chunk)])
+        segments.append(Segment(f"unbiased chunk {c}", False,
+                                binding_labels(f[:, iz], f[:, irho], cavity, height),
+                                walker, ns_per_walker * len(chunk)))
+    return segments
+
+
+def _print(rows: list[dict], ratio, timing: dict) -> None:
+    print(f"\n{'segment':<28}{'ns':>8}{'unbind':>8}{'per ns':>9}{'95 % interval':>18}"
+          f"{'rebind':>8}{'bound':>7}{'unbound':>9}")
+    for r in rows:
+        interval = f"[{r['per_ns_low']:.1f}, {r['per_ns_high']:.1f}]"
+        print(f"{r['segment']:<28}{r['ns']:>8.3f}{r['unbindings']:>8d}{r['per_ns']:>9.1f}"
+              f"{interval:>18}{r['rebindings']:>8d}{r['bound']:>7.2f}{r['unbound']:>9.2f}")
+    point, low, high = ratio
+    print(f"\nunbinding rate, biased / unbiased: {point:.2f} (95 % interval {low:.2f} - "
+          f"{high:.2f})")
+    for key, label in (("campaign_s", "campaign (all rounds, training included)"),
+                       ("unbiased_s", "unbiased reference MD")):
+        if key in timing:
+            print(f"wall time, {label}: {timing[key] / 60:.1f} min")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path, help="a ligand_cavity campaign TOML")
+    parser.add_argument("--workdir", type=Path,
+                        help="default: runs/unbinding_<config name>; rerun to resume")
+    parser.add_argument("--reference-rounds", type=int,
+                        help="unbiased chunks of one round each (default: rounds - 1)")
+    parser.add_argument("--unbound-height", type=float, default=UNBOUND_HEIGHT_NM,
+                        help="nm above the wall's top-layer plane (default %(default)s)")
+    parser.add_argument("--csv", type=Path, help="also write the table here")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config)
+    if config.system.kind != "ligand_cavity":
+        parser.error(f"{args.config} has [system] kind = {config.system.kind!r}; this benchmark "
+                     f"needs kind = \"ligand_cavity\"")
+    if config.sampling.rounds < 2:
+        parser.error(f"{args.config} has {config.sampling.rounds} round(s); at least 2 are "
+                     f"needed (round 0 is unbiased)")
+    from systems.ligand_cavity import build_ligand_cavity
+
+    s = config.system
+    cavity = build_ligand_cavity(variant=s.variant, ligand=s.ligand, size=s.size)
+    workdir = args.workdir or Path("runs") / f"unbinding_{args.config.stem}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    summary = _campaign(args.config, workdir)
+    n_chunks = (config.sampling.rounds - 1 if args.reference_rounds is None
+                else args.reference_rounds)
+    chunks = _unbiased_chunks(config, build_simulation_system(config), workdir, n_chunks)
+    segments = _segments(config, cavity, workdir, summary, chunks, args.unbound_height)
+    rows = table(segments)
+    biased = next(r for r in rows if r["segment"] == "biased rounds, total")
+    unbiased = next((r for r in rows if r["segment"] == "unbiased reference, total"), None)
+    ratio = ((math.nan,) * 3 if unbiased is None else
+             rate_ratio_interval(biased["unbindings"], biased["ns"], unbiased["unbindings"],
+                                 unbiased["ns"]))
+    timing = store.load_json(workdir / "timing.json") if (workdir / "timing.json").exists() else {}
+    _print(rows, ratio, timing)
+    store.write_json(workdir / "unbinding.json", {
+        "config": str(args.config), "unbound_height_nm": args.unbound_height, "rows": rows,
+        "rate_ratio": list(ratio), "timing_s": timing})
+    if args.csv:
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
