@@ -1,7 +1,7 @@
 """Benchmark: ligand unbinding events per ns in RAVE's biased rounds vs unbiased MD, same length.
 
     python workflows/benchmarks/unbinding.py workflows/ligand_cavity_hydrophobic.toml \
-        [--workdir runs/unbinding_hydrophobic] [--reference-rounds N] [--unbound-height 0.6]
+        [--workdir runs/unbinding_hydrophobic] [--reference-rounds N] [--unbound-height NM]
         [--csv PATH]
 
 1. The campaign of the config runs (or resumes) in ``WORKDIR/campaign``, exactly as
@@ -15,7 +15,8 @@
 3. Events, counted per round (per chunk) and per walker: an unbinding is a move from *bound*
    (ligand centroid in the pocket, :meth:`systems.ligand_cavity.LigandCavitySystem.is_bound`)
    to *unbound* (centroid at least ``--unbound-height`` nm above the plane of the wall's top
-   layer: past the ligand's contact layer on the wall and the first water layer); a rebinding
+   layer, default 0.6 nm for methane and 1.0 nm for C60: past the ligand's contact layer on the
+   wall, in or beyond the first water layer); a rebinding
    is the move back. Frames in between count for neither (hysteresis), so a ligand rattling
    at the mouth is not counted.
 
@@ -46,11 +47,12 @@ from rave.config import load_config
 from rave.simsystem import build_simulation_system
 from rave.walkers import WalkerResult, WalkerTask, run_walker
 
-#: default height of the unbound region above the wall's top-layer plane, nm: a methane
-#: touches the flat wall with its centre ~0.44 nm above the site plane (the LJ minimum of its
-#: cross sigma 0.394 nm); 0.6 nm puts the ligand beyond that contact layer, in the first water
-#: layer or further
-UNBOUND_HEIGHT_NM = 0.6
+#: default height of the unbound region above the wall's top-layer plane, by ligand, nm.
+#: methane touches the flat wall with its centre ~0.44 nm above the site plane (the LJ minimum
+#: of its cross sigma 0.394 nm): 0.6 nm puts it beyond that contact layer, in the first water
+#: layer or further. C60 touches with its centroid about 0.75 nm up (cage radius 0.349 nm plus the
+#: C-wall LJ minimum 0.43 nm, less the lattice corrugation): 1.0 nm, a water layer beyond.
+UNBOUND_HEIGHT_NM = {"methane": 0.6, "c60": 1.0}
 BOUND, UNBOUND = 0, 1
 
 
@@ -215,7 +217,7 @@ def _unbiased_chunks(config, sim, workdir: Path, n_chunks: int) -> list[list[Wal
 
 def _segments(config, cavity, workdir: Path, summary: dict, chunks, height: float):
     sampling = config.sampling
-    names = [f.name for f in build_simulation_system(config).features]
+    names = [f.name for f in cavity.features]
     iz, irho = names.index("z"), names.index("rho")
     ns_per_walker = sampling.steps_per_round * (sampling.timestep or cavity.timestep_ps) / 1000
     segments = []
@@ -259,8 +261,9 @@ def main(argv=None) -> int:
                         help="default: runs/unbinding_<config name>; rerun to resume")
     parser.add_argument("--reference-rounds", type=int,
                         help="unbiased chunks of one round each (default: rounds - 1)")
-    parser.add_argument("--unbound-height", type=float, default=UNBOUND_HEIGHT_NM,
-                        help="nm above the wall's top-layer plane (default %(default)s)")
+    parser.add_argument("--unbound-height", type=float,
+                        help="nm above the wall's top-layer plane (default: 0.6 for methane, "
+                             "1.0 for c60)")
     parser.add_argument("--csv", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
 
@@ -275,13 +278,15 @@ def main(argv=None) -> int:
 
     s = config.system
     cavity = build_ligand_cavity(variant=s.variant, ligand=s.ligand, size=s.size)
+    height = (UNBOUND_HEIGHT_NM[s.ligand] if args.unbound_height is None
+              else args.unbound_height)
     workdir = args.workdir or Path("runs") / f"unbinding_{args.config.stem}"
     workdir.mkdir(parents=True, exist_ok=True)
     summary = _campaign(args.config, workdir)
     n_chunks = (config.sampling.rounds - 1 if args.reference_rounds is None
                 else args.reference_rounds)
     chunks = _unbiased_chunks(config, build_simulation_system(config), workdir, n_chunks)
-    segments = _segments(config, cavity, workdir, summary, chunks, args.unbound_height)
+    segments = _segments(config, cavity, workdir, summary, chunks, height)
     rows = table(segments)
     biased = next(r for r in rows if r["segment"] == "biased rounds, total")
     unbiased = next((r for r in rows if r["segment"] == "unbiased reference, total"), None)
@@ -291,7 +296,7 @@ def main(argv=None) -> int:
     timing = store.load_json(workdir / "timing.json") if (workdir / "timing.json").exists() else {}
     _print(rows, ratio, timing)
     store.write_json(workdir / "unbinding.json", {
-        "config": str(args.config), "unbound_height_nm": args.unbound_height, "rows": rows,
+        "config": str(args.config), "unbound_height_nm": height, "rows": rows,
         "rate_ratio": list(ratio), "timing_s": timing})
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
