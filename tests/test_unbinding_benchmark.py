@@ -55,7 +55,7 @@ def test_events_are_counted_with_hysteresis_per_segment(cavity):
     # rebind, unbind: 2 unbindings, 1 rebinding
     z = np.array([0.0, top + 0.45, 0.0, top + 0.7, top + 0.4, top + 0.9, 0.1, top + 0.8])
     labels = ub.binding_labels(z, np.zeros_like(z), cavity, 0.6)
-    segment = ub.Segment("round 1", True, labels, np.zeros(len(z), np.int64), ns=0.025)
+    segment = ub.Segment("round 1", True, labels, np.zeros(len(z), np.int64), 0.025, z - top)
     counts = segment.counts()
     assert (counts["unbindings"], counts["rebindings"]) == (2, 1)
     assert counts["bound"] == pytest.approx(3 / 8)
@@ -63,11 +63,11 @@ def test_events_are_counted_with_hysteresis_per_segment(cavity):
     # two walkers split after frame 3: walker 0 unbinds once (frames 0-3), walker 1 (starting
     # between, then unbound: an arrival) rebinds and unbinds
     walker = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    counts = ub.Segment("r", True, labels, walker, ns=0.025).counts()
+    counts = ub.Segment("r", True, labels, walker, 0.025, z - top).counts()
     assert (counts["unbindings"], counts["rebindings"]) == (2, 1)
     # split after frame 2: walker 0 never leaves; walker 1 starts unbound, rebinds, unbinds
     walker = np.array([0, 0, 0, 1, 1, 1, 1, 1])
-    counts = ub.Segment("r", True, labels, walker, ns=0.025).counts()
+    counts = ub.Segment("r", True, labels, walker, 0.025, z - top).counts()
     assert (counts["unbindings"], counts["rebindings"]) == (1, 1)
 
 
@@ -76,19 +76,23 @@ def test_table_totals_biased_and_unbiased_apart_from_round_0(cavity):
     out = ub.binding_labels(np.array([0.0, top + 0.8]), np.zeros(2), cavity, 0.6)
     stay = ub.binding_labels(np.array([0.0, 0.0]), np.zeros(2), cavity, 0.6)
     w = np.zeros(2, np.int64)
-    rows = ub.table([ub.Segment("round 0", False, out, w, 0.5),
-                     ub.Segment("round 1", True, out, w, 0.5),
-                     ub.Segment("round 2", True, out, w, 0.5),
-                     ub.Segment("unbiased chunk 1", False, stay, w, 0.5),
-                     ub.Segment("unbiased chunk 2", False, out, w, 0.5)])
+    h_out, h_stay = np.array([-0.3, 0.8]), np.array([-0.3, -0.2])
+    rows = ub.table([ub.Segment("round 0", False, out, w, 0.5, h_out),
+                     ub.Segment("round 1", True, out, w, 0.5, h_out),
+                     ub.Segment("round 2", True, out, w, 0.5, h_out + 0.1),
+                     ub.Segment("unbiased chunk 1", False, stay, w, 0.5, h_stay),
+                     ub.Segment("unbiased chunk 2", False, stay, w, 0.5, h_stay),
+                     ub.Segment("unbiased chunk 3", False, out, w, 0.5, h_out)])
     total = {r["segment"]: r for r in rows}
     assert total["biased rounds, total"]["unbindings"] == 2
     assert total["biased rounds, total"]["ns"] == pytest.approx(1.0)
     assert total["biased rounds, total"]["per_ns"] == pytest.approx(2.0)
     # round 0 is unbiased but not part of the reference (it precedes both)
     assert total["unbiased reference, total"]["unbindings"] == 1
-    assert total["unbiased reference, total"]["ns"] == pytest.approx(1.0)
-    assert total["unbiased reference, total"]["bound"] == pytest.approx(0.75)
+    assert total["unbiased reference, total"]["ns"] == pytest.approx(1.5)
+    assert total["unbiased reference, total"]["bound"] == pytest.approx(5 / 6)
+    assert total["biased rounds, total"]["height_max_nm"] == pytest.approx(0.9)
+    assert total["unbiased chunk 1"]["height_max_nm"] == pytest.approx(-0.2)
     low, high = ub.poisson_interval(2)
     assert total["biased rounds, total"]["per_ns_low"] == pytest.approx(low)
     assert total["biased rounds, total"]["per_ns_high"] == pytest.approx(high)

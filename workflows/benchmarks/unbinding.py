@@ -21,8 +21,9 @@
    at the mouth is not counted.
 
 The table gives, for each round or chunk and in total: ns, unbindings, unbindings per ns with
-the exact (Garwood) Poisson 95 % interval, rebindings, and the fractions of frames bound and
-unbound; then the ratio of the biased to the unbiased unbinding rate with its exact conditional
+the exact (Garwood) Poisson 95 % interval, rebindings, the fractions of frames bound and
+unbound, and the greatest height of the ligand centroid above the wall's top-layer plane (how far
+out it got); then the ratio of the biased to the unbiased unbinding rate with its exact conditional
 (Clopper-Pearson) 95 % interval.
 """
 
@@ -114,13 +115,18 @@ def rate_ratio_interval(k1: int, t1: float, k2: int, t2: float, confidence: floa
 
 @dataclass
 class Segment:
-    """Frames of one round (or unbiased chunk), all walkers."""
+    """Frames of one round (or unbiased chunk), all walkers.
+
+    labels: :func:`binding_labels`; height: ligand centroid height above the wall's top-layer
+    plane, nm (how far out the ligand got, whether or not it counted as unbound).
+    """
 
     name: str
     biased: bool
     labels: np.ndarray
     walker: np.ndarray
     ns: float
+    height: np.ndarray
 
     def counts(self) -> dict:
         m = transition_matrix(self.labels, 2, self.walker)
@@ -150,6 +156,7 @@ def table(segments: list[Segment]) -> list[dict]:
             "rebindings": sum(c["rebindings"] for c in counts),
             "bound": float(np.average([c["bound"] for c in counts], weights=weights)),
             "unbound": float(np.average([c["unbound"] for c in counts], weights=weights)),
+            "height_max_nm": float(max(np.max(s.height, initial=-np.inf) for s in group)),
         })
     return rows
 
@@ -215,10 +222,17 @@ def _unbiased_chunks(config, sim, workdir: Path, n_chunks: int) -> list[list[Wal
     return chunks
 
 
+def _segment(name: str, biased: bool, features: np.ndarray, walker: np.ndarray, ns: float,
+             cavity, unbound_height: float) -> Segment:
+    names = [f.name for f in cavity.features]
+    z, rho = features[:, names.index("z")], features[:, names.index("rho")]
+    top = cavity.geometry["z_top"] - float(cavity.pocket_center[2])
+    return Segment(name, biased, binding_labels(z, rho, cavity, unbound_height),
+                   np.asarray(walker, np.int64), ns, z - top)
+
+
 def _segments(config, cavity, workdir: Path, summary: dict, chunks, height: float):
     sampling = config.sampling
-    names = [f.name for f in cavity.features]
-    iz, irho = names.index("z"), names.index("rho")
     ns_per_walker = sampling.steps_per_round * (sampling.timestep or cavity.timestep_ps) / 1000
     segments = []
     for r in range(len(summary["rounds"])):
@@ -226,25 +240,24 @@ def _segments(config, cavity, workdir: Path, summary: dict, chunks, height: floa
                               ("features",))
         f = data["features"]
         walker = data.get("walker", np.zeros(len(f), dtype=np.int64))
-        segments.append(Segment(f"round {r}", r > 0,
-                                binding_labels(f[:, iz], f[:, irho], cavity, height),
-                                np.asarray(walker, np.int64), ns_per_walker * sampling.walkers))
+        segments.append(_segment(f"round {r}", r > 0, f, walker,
+                                 ns_per_walker * sampling.walkers, cavity, height))
     for c, chunk in enumerate(chunks, start=1):
         f = np.concatenate([w.features for w in chunk])
         walker = np.concatenate([np.full(len(w.features), k) for k, w in enumerate(chunk)])
-        segments.append(Segment(f"unbiased chunk {c}", False,
-                                binding_labels(f[:, iz], f[:, irho], cavity, height),
-                                walker, ns_per_walker * len(chunk)))
+        segments.append(_segment(f"unbiased chunk {c}", False, f, walker,
+                                 ns_per_walker * len(chunk), cavity, height))
     return segments
 
 
 def _print(rows: list[dict], ratio, timing: dict) -> None:
     print(f"\n{'segment':<28}{'ns':>8}{'unbind':>8}{'per ns':>9}{'95 % interval':>18}"
-          f"{'rebind':>8}{'bound':>7}{'unbound':>9}")
+          f"{'rebind':>8}{'bound':>7}{'unbound':>9}{'max height':>12}")
     for r in rows:
         interval = f"[{r['per_ns_low']:.1f}, {r['per_ns_high']:.1f}]"
         print(f"{r['segment']:<28}{r['ns']:>8.3f}{r['unbindings']:>8d}{r['per_ns']:>9.1f}"
-              f"{interval:>18}{r['rebindings']:>8d}{r['bound']:>7.2f}{r['unbound']:>9.2f}")
+              f"{interval:>18}{r['rebindings']:>8d}{r['bound']:>7.2f}{r['unbound']:>9.2f}"
+              f"{r['height_max_nm']:>9.3f} nm")
     point, low, high = ratio
     print(f"\nunbinding rate, biased / unbiased: {point:.2f} (95 % interval {low:.2f} - "
           f"{high:.2f})")
