@@ -107,9 +107,11 @@ OpenMM's pre-equilibrated box with the 0.3 nm exclusion around the block as spec
 (paper).
 
 ns/day: unbiased, CPU platform, 2 shared cores under a load average of ~7 (rough: 106-134 ms per
-step; OpenMM 8.6.1). The wall is not free in NonbondedForce: that force has every particle,
-so its direct-space neighbour list holds the (zero-charge, zero-LJ) wall-wall pairs; measured
-here (small), NonbondedForce took 3x longer than for the same water without the wall.
+step; OpenMM 8.6.1). On the same 2 cores idle, the small methane system runs 4.0 ns/day
+(25 ps campaign rounds of 533-543 s, biased and unbiased alike; README, Performance). The wall
+is not free in NonbondedForce: that force has every particle, so its direct-space neighbour
+list holds the (zero-charge, zero-LJ) wall-wall pairs; measured here (small), NonbondedForce
+took 3x longer than for the same water without the wall.
 
 Order parameters (:attr:`LigandCavitySystem.features`), about ``pocket_center``: the
 centroid of the pocket region (the sphere-and-floor region below the top layer), on the axis.
