@@ -45,7 +45,6 @@ from rave import store
 from rave.analysis import transition_matrix
 from rave.cli import main as rave_main
 from rave.config import load_config
-from rave.simsystem import build_simulation_system
 from rave.walkers import WalkerResult, WalkerTask, run_walker
 
 #: default height of the unbound region above the wall's top-layer plane, by ligand, nm.
@@ -177,7 +176,8 @@ def _campaign(config_path: Path, workdir: Path) -> dict:
     return store.load_json(folder / "summary.json")
 
 
-def _unbiased_chunks(config, sim, workdir: Path, n_chunks: int) -> list[list[WalkerResult]]:
+def _unbiased_chunks(config, cavity, timestep_ps: float, workdir: Path,
+                     n_chunks: int) -> list[list[WalkerResult]]:
     """Each walker of round 0 continued without bias, ``n_chunks`` chunks of one round."""
     sampling = config.sampling
     folder = workdir / "unbiased"
@@ -185,8 +185,8 @@ def _unbiased_chunks(config, sim, workdir: Path, n_chunks: int) -> list[list[Wal
     round0 = store.round_dir(workdir / "campaign", 0) / "walkers"
     previous = [WalkerResult.from_arrays(store.load_npz(round0 / f"walker_{k:02d}.npz"))
                 for k in range(sampling.walkers)]
-    xml = openmm.XmlSerializer.serialize(sim.system)
-    features = tuple(f.to_dict() for f in sim.features)
+    xml = openmm.XmlSerializer.serialize(cavity.system)
+    features = tuple(f.to_dict() for f in cavity.features)
     n_frames = sampling.steps_per_round // sampling.report_interval
     chunks = []
     timing_path = workdir / "timing.json"
@@ -204,8 +204,8 @@ def _unbiased_chunks(config, sim, workdir: Path, n_chunks: int) -> list[list[Wal
                 positions=last.final_positions, velocities=last.final_velocities,
                 box_vectors=last.final_box_vectors, time_ps=last.final_time_ps, bias=None,
                 temperature_K=config.system.temperature,
-                timestep_ps=sampling.timestep or sim.timestep_ps,
-                friction_per_ps=sampling.friction or sim.friction_per_ps, seed=seed,
+                timestep_ps=timestep_ps,
+                friction_per_ps=sampling.friction or cavity.friction_per_ps, seed=seed,
                 platform=sampling.platform, force_group=config.bias.force_group,
                 n_steps=sampling.steps_per_round, report_interval=sampling.report_interval,
                 snapshot_every=max(1, n_frames), max_retries=sampling.max_retries)
@@ -231,9 +231,10 @@ def _segment(name: str, biased: bool, features: np.ndarray, walker: np.ndarray, 
                    np.asarray(walker, np.int64), ns, z - top)
 
 
-def _segments(config, cavity, workdir: Path, summary: dict, chunks, height: float):
+def _segments(config, cavity, timestep_ps: float, workdir: Path, summary: dict, chunks,
+              height: float):
     sampling = config.sampling
-    ns_per_walker = sampling.steps_per_round * (sampling.timestep or cavity.timestep_ps) / 1000
+    ns_per_walker = sampling.steps_per_round * timestep_ps / 1000
     segments = []
     for r in range(len(summary["rounds"])):
         data = store.load_npz(store.round_dir(workdir / "campaign", r) / "frames.npz",
@@ -298,8 +299,10 @@ def main(argv=None) -> int:
     summary = _campaign(args.config, workdir)
     n_chunks = (config.sampling.rounds - 1 if args.reference_rounds is None
                 else args.reference_rounds)
-    chunks = _unbiased_chunks(config, build_simulation_system(config), workdir, n_chunks)
-    segments = _segments(config, cavity, workdir, summary, chunks, height)
+    # the campaign's own MD settings (rave.campaign.Campaign: [sampling] overrides the system's)
+    timestep_ps = config.sampling.timestep or cavity.timestep_ps
+    chunks = _unbiased_chunks(config, cavity, timestep_ps, workdir, n_chunks)
+    segments = _segments(config, cavity, timestep_ps, workdir, summary, chunks, height)
     rows = table(segments)
     biased = next(r for r in rows if r["segment"] == "biased rounds, total")
     unbiased = next((r for r in rows if r["segment"] == "unbiased reference, total"), None)
