@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from .bias import Bias, build_bias_grid
 from .config import Config, ConfigError
 from .coordinate import align_sign, direction_angle_deg, fit_coordinate, select_models
 from .engine import Frames, MDError
+from .resources import read_allowed_cores
 from .reweight import free_energy_profile, mbar_reweight
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
 from .units import kT_kjmol
@@ -46,6 +46,8 @@ __all__ = ["Campaign", "RoundFailed", "RoundRecord", "build_model_potential",
 
 log = logging.getLogger("rave")
 
+#: frames of the grid scan of each RC fit (the local optimisation uses all the RC frames)
+RC_SCAN_FRAMES = 10_000
 #: bins of the F(chi) profiles written and compared between rounds
 PROFILE_BINS = 80
 #: [sampling] keys that define what a round's stored frames are; a resume may not change them
@@ -154,6 +156,16 @@ def config_differences(stored: dict, current: dict) -> list[str]:
     if stored.get("features", []) != current.get("features", []):
         diffs.append("[[features]] differ from the stored ones")
     return diffs
+
+
+def _fit_note(model) -> str:
+    """How a model was trained, for the log: warm or cold, epochs, why it stopped."""
+    h = model.history
+    if "epochs" not in h:
+        return ""
+    kind = "warm" if h.get("warm_start") else "cold"
+    return (f" ({kind}, {h['epochs']}/{h.get('budget_epochs', h['epochs'])} epochs, "
+            f"{h.get('stop_reason', 'budget')}, {h.get('wall_time_s', 0.0):.1f} s)")
 
 
 class Campaign:
@@ -411,8 +423,10 @@ class Campaign:
         n_frames = sampling.steps_per_round // sampling.report_interval
         threads = None
         if sampling.walkers > 1 and sampling.scheduler == "local":
-            workers = sampling.workers or min(sampling.walkers, os.cpu_count() or 1)
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            # a local cluster's workers share the cores this process may use
+            cores = read_allowed_cores()
+            workers = sampling.workers or min(sampling.walkers, cores)
+            threads = max(1, cores // workers)
         features = tuple(self._features_dicts())
         return [
             WalkerTask(
@@ -519,38 +533,95 @@ class Campaign:
         result = mbar_reweight(reduced, [len(f) for f in self._frames])
         return features, result
 
+    def _seeds(self, index: int) -> list[int]:
+        base_seed = self.config.sampling.seed * 1000 + index * 17
+        return [base_seed + m for m in range(self.config.models.models)]
+
+    def _cold(self, index: int) -> set[int]:
+        """Positions of the seeds trained from scratch in round ``index`` (all in round 0;
+        then ``cold_seeds`` of them, rotating so that each position is refreshed in turn)."""
+        k = self.config.models.models
+        if index == 0:
+            return set(range(k))
+        return {(index + j) % k for j in range(self.config.models.cold_seeds)}
+
+    def _rc_subset(self, index: int, n_frames: int) -> np.ndarray:
+        """Frames the RC is fitted on: all, or a seeded subset of ``coordinate.max_frames``."""
+        limit = self.config.coordinate.max_frames
+        if n_frames <= limit:
+            return np.arange(n_frames)
+        rng = np.random.default_rng([self.config.sampling.seed, index, 7])
+        return np.sort(rng.choice(n_frames, size=limit, replace=False))
+
     def _train(self, index: int, folder: Path, features: np.ndarray, log_w: np.ndarray):
-        """VAEs of this round (a model file already stored by an interrupted run is reused)."""
-        from .vae import VAEEstimator, VAEModel
+        """VAEs of this round and the RC of each (a model file already stored by an interrupted
+        run is reused). Seeds train side by side on the free cores (rave.resources); from
+        round 1 on they start from the previous round's models, except ``cold_seeds``."""
+        from .resources import plan_threads, read_busy_cores
+        from .vae import VAEModel, fit_seeds
 
         cfg = self.config
-        results, kls, model_files = [], [], []
-        base_seed = cfg.sampling.seed * 1000 + index * 17
+        seeds = self._seeds(index)
+        model_files = [f"models/vae_seed{seed}.pt" for seed in seeds]
         (folder / "models").mkdir(parents=True, exist_ok=True)
-        for m in range(cfg.models.models):
-            seed = base_seed + m
-            model_files.append(f"models/vae_seed{seed}.pt")
-            path = folder / model_files[-1]
-            if path.exists():
-                try:
-                    model = VAEModel.load(path)
-                except Exception as error:
-                    raise store.StoreFileError(f"{path} cannot be read (truncated or "
-                                               f"corrupted?): {error}") from error
-                log.info("round %d: VAE seed %d loaded from %s", index, seed, path)
+        subset = self._rc_subset(index, len(features))
+        x_rc, log_w_rc = features[subset], log_w[subset]
+        previous_c = ([self._previous_coefficients] if self._previous_coefficients is not None
+                      else None)
+
+        def load(path: Path) -> VAEModel:
+            try:
+                return VAEModel.load(path)
+            except Exception as error:
+                raise store.StoreFileError(f"{path} cannot be read (truncated or "
+                                           f"corrupted?): {error}") from error
+
+        def coordinate(m: int, model: VAEModel):
+            result = fit_coordinate(x_rc, model.transform(x_rc), log_weights=log_w_rc,
+                                    bins=cfg.coordinate.bins, seed=seeds[m],
+                                    initial_directions=previous_c,
+                                    max_scan_frames=RC_SCAN_FRAMES)
+            log.info("round %d: VAE seed %d%s, best KL %.4f, c = %s", index, seeds[m],
+                     _fit_note(model), result.kl_divergence,
+                     np.round(result.coefficients, 4).tolist())
+            return result
+
+        results: list = [None] * len(seeds)
+        pending = []
+        for m, name in enumerate(model_files):
+            if (folder / name).exists():
+                log.info("round %d: VAE seed %d loaded from %s", index, seeds[m], folder / name)
+                results[m] = coordinate(m, load(folder / name))
             else:
-                model = VAEEstimator(self.vae_config, seed=seed).fit(
-                    features, log_weights=log_w, progress=cfg.output.progress
-                ).fetch_model()
-                model.save(path)
+                pending.append(m)
+        if pending:
+            initial = []
+            cold = self._cold(index)
+            previous = store.round_dir(self.workdir, index - 1) if index > 0 else None
+            for m in pending:
+                if m in cold or previous is None:
+                    initial.append(None)
+                    continue
+                path = previous / f"models/vae_seed{self._seeds(index - 1)[m]}.pt"
+                initial.append(load(path) if path.exists() else None)
+            plan = plan_threads(len(pending), read_allowed_cores(cfg.models.threads),
+                                read_busy_cores())
+            log.info("round %d: training %d VAE seed(s) (%d warm-started): %s", index,
+                     len(pending), sum(i is not None for i in initial), plan.describe())
+
+            def after_fit(j: int, model: VAEModel):
+                m = pending[j]
+                model.save(folder / model_files[m])
                 store.fault_point("model_stored")
-            latent = model.transform(features)
-            result = fit_coordinate(features, latent, log_weights=log_w,
-                                    bins=cfg.coordinate.bins, seed=seed)
-            results.append(result)
-            kls.append(result.kl_divergence)
-            log.info("round %d: VAE seed %d, best KL %.4f, c = %s", index, seed,
-                     result.kl_divergence, np.round(result.coefficients, 4).tolist())
+                return coordinate(m, model)
+
+            fitted = fit_seeds(features, [seeds[m] for m in pending], self.vae_config,
+                               log_weights=log_w, initial=initial, workers=plan.workers,
+                               intra_op_threads=plan.intra_op_threads,
+                               progress=cfg.output.progress, after_fit=after_fit)
+            for m, result in zip(pending, fitted, strict=True):
+                results[m] = result
+        kls = [r.kl_divergence for r in results]
         return results, kls, model_files
 
     def _learn(self, index: int, folder: Path, timings: dict) -> RoundRecord:

@@ -219,12 +219,24 @@ class ModelConfig:
     """``[vae]`` keys beyond the network's own (see rave.vae.VAEConfig for those).
 
     models : VAEs trained per round with different seeds; spurious ones are dropped (3)
+    threads : CPU threads for training; 0 = every core this process may use that is free when
+        training starts (CPU affinity, cgroup quota and OMP_NUM_THREADS respected) (0)
+    cold_seeds : from round 1 on, seeds trained from scratch each round; the others start
+        from the previous round's models (warm start). At least one cold seed keeps a warm
+        start from holding the RC on a stale direction; the seed trained cold rotates (1)
     """
 
     models: int = 3
+    threads: int = 0
+    cold_seeds: int = 1
 
     def __post_init__(self) -> None:
         _at_least("vae.models", self.models, 1)
+        _at_least("vae.threads", self.threads, 0)
+        _at_least("vae.cold_seeds", self.cold_seeds, 0)
+        if self.cold_seeds > self.models:
+            raise ConfigError(f"vae.cold_seeds must be <= vae.models ({self.models}). You "
+                              f"supplied {self.cold_seeds}")
 
 
 @dataclass(frozen=True)
@@ -233,13 +245,17 @@ class CoordinateConfig:
 
     bins : histogram bins of the KL divergence (50)
     kl_threshold : a model whose best KL exceeds this is spurious and dropped (0.5)
+    max_frames : the RC is fitted on at most this many frames, a seeded random subset with
+        their weights (50000); F(chi) and the bias always use every frame
     """
 
     bins: int = 50
     kl_threshold: float = 0.5
+    max_frames: int = 50_000
 
     def __post_init__(self) -> None:
         _at_least("coordinate.bins", self.bins, 5)
+        _at_least("coordinate.max_frames", self.max_frames, 100)
         _positive("coordinate.kl_threshold", self.kl_threshold)
 
 
@@ -329,7 +345,7 @@ class Config:
         """The config as a TOML-shaped dict (unset optional keys left out), so that
         ``config_from_dict(config.to_dict())`` gives the same Config."""
         data = dataclasses.asdict(self)
-        data["vae"] = {**self.vae, "models": self.models.models}
+        data["vae"] = {**self.vae, **dataclasses.asdict(self.models)}
         del data["models"]
         features = data.pop("features")
         out = {section: {k: v for k, v in values.items() if v is not None}
@@ -413,15 +429,16 @@ def _vae_section(values: Any) -> tuple[dict, ModelConfig]:
     if not isinstance(values, dict):
         raise ConfigError(f"[vae] must be a table. You supplied {values!r}")
     values = dict(values)
-    models = _section("vae", ModelConfig, {"models": values.pop("models")}
-                      if "models" in values else {})
+    own = [f.name for f in dataclasses.fields(ModelConfig)]
+    models = _section("vae", ModelConfig, {k: values.pop(k) for k in own if k in values})
     from .vae import VAEConfig
 
     fields = {f.name: f for f in dataclasses.fields(VAEConfig)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(
-            f"unknown key(s) in [vae]: {', '.join(unknown)}. Allowed: models, {', '.join(fields)}"
+            f"unknown key(s) in [vae]: {', '.join(unknown)}. Allowed: {', '.join(own)}, "
+            f"{', '.join(fields)}"
         )
     try:
         VAEConfig(**_tuples(values))

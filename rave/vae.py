@@ -27,31 +27,34 @@ gradient and the effective batch size would collapse to ~1. Frames of weight zer
 drawn. The validation loss, used for early stopping, is the exact weighted mean over the
 validation frames with a fixed draw of eps, so it is a deterministic function of the network.
 
-Training cost is set by a budget of optimiser steps, not by the number of frames: an "epoch" is
-``ceil(frames_per_epoch / batch_size)`` steps (frames are drawn with replacement, so an epoch
-needs no pass over the data), followed by one validation pass. The learning rate follows a
-cosine decay to zero over ``max_epochs`` epochs (or, optionally, halves on plateaus); training
-stops early when the validation loss has not improved by a relative ``min_improvement`` for
-``patience`` epochs, and returns the network of lowest validation loss (of any epoch). More
-frames therefore never cost more time; they only mean fewer repeats of the same frame.
+Training cost is set by a budget of optimiser steps that follows the data, not by a pass over
+it: an "epoch" is ``ceil(frames_per_epoch / batch_size)`` steps (frames are drawn with
+replacement, so an epoch needs no pass over the data), followed by one validation pass. A cold
+fit runs ``ceil(max_passes * n_train / frames_per_epoch)`` epochs clipped to
+``[min_epochs, max_epochs]``; a warm start (``fit(..., initial=model)``: the previous round's
+network, its input layer and output layer rescaled so that it computes the same function of the
+raw order parameters under the new standardisation) gets ``warm_fraction`` of that. The learning
+rate follows a cosine decay to zero over the budget (or, optionally, halves on plateaus).
+Training stops early when the validation loss has not improved by a relative
+``min_improvement`` for ``patience`` epochs, or, with ``stop_on_stable_order``, when what the
+campaign uses stopped changing: the ordering of the validation frames by the latent and the
+direction of the latent's best linear fit on the inputs. The network of lowest validation loss
+(of any epoch) is returned. Measured costs are in README (Performance).
 
-Measured on 2 idle CPU cores (``workflows/benchmarks/training.py``, 200,000 frames of the 2-D
-three-state potential, default settings): 27 epochs (1,350 steps, early stop) in 31 s; held-out
-loss 1.345 with 200,000, 50,000 or 20,000 training frames alike (1.3453, 1.3428, 1.3441).
-Cosine runs of the full 30 epochs gave, over 5 seeds, a held-out loss of 1.350 +- 0.009
-(tanh), 1.353 +- 0.007 (ELU), 1.355 +- 0.008 (SiLU); training one seed 4x longer (6,000 steps)
-moved it by < 0.001 (tanh 1.3434 -> 1.3432, ELU 1.3564 -> 1.3554), so the default budget
-reaches the plateau. Seeds differ by more than that (1.343 to 1.364): they end in different
-local optima, which is why RAVE trains several.
+Several seeds train at once with :func:`fit_seeds`: one thread per seed, each with its own
+generator, so that a seed gives the same model whether it trains alone or beside others (with
+the same number of intra-op threads).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import re
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -70,6 +73,7 @@ __all__ = [
     "VAEModel",
     "elbo_loss",
     "elbo_terms",
+    "fit_seeds",
     "kl_divergence_standard_normal",
     "normalised_weights",
     "resolve_device",
@@ -143,11 +147,10 @@ class VAEConfig:
     batch_size : int, default 512
         Frames per minibatch (drawn with probability proportional to the weights). 512 is where
         the throughput of 512-wide layers on 2 CPU cores levels off (~23,000 frames/s).
-    max_epochs : int, default 30
-        Number of epochs (see ``frames_per_epoch``), the length of the cosine learning-rate
-        decay; >= 1. With the defaults: 30 x 50 = 1,500 optimiser steps, ~35 s with 512-wide
-        layers on 2 CPU cores whatever the number of frames.
-    patience : int, default 8
+    max_epochs : int, default 16
+        Most epochs of a cold fit (see ``frames_per_epoch``), the ceiling of the data-following
+        budget below; >= 1. With the defaults: 16 x 25 = 400 optimiser steps.
+    patience : int, default 4
         Stop when the validation loss has not improved (by a relative ``min_improvement``) for
         this many epochs in a row; >= 1.
     validation_fraction : float, default 0.1
@@ -155,14 +158,13 @@ class VAEConfig:
         validation split is capped at ``max_validation_frames`` frames; the rest train.
     device : str, default "auto"
         "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
-    frames_per_epoch : int, default 25_600
+    frames_per_epoch : int, default 12_800
         Frames drawn (with replacement, proportional to weight) per epoch; an epoch is
-        ``ceil(frames_per_epoch / batch_size)`` steps (50 with the defaults) followed by a
-        validation pass. This, not the size of the data set, sets the cost of training, so
-        200,000 frames train in the same time as 20,000.
-    max_validation_frames : int, default 10_000
-        Cap on the size of the validation split (a validation pass over 10,000 frames costs
-        ~0.15 s on 2 CPU cores); >= 1.
+        ``ceil(frames_per_epoch / batch_size)`` steps (25 with the defaults) followed by a
+        validation pass and the stopping checks.
+    max_validation_frames : int, default 4_096
+        Cap on the size of the validation split; >= 1. The validation pass runs every epoch,
+        so it is kept small next to the epoch's 25 steps of 512 frames.
     min_improvement : float, default 1e-3
         Relative decrease of the validation loss that counts as an improvement for early
         stopping; >= 0.
@@ -179,6 +181,27 @@ class VAEConfig:
     lr_patience : int, default 2
         Epochs without improvement before the "plateau" schedule decays the rate; >= 1. Should
         be smaller than ``patience`` for the decay to act before stopping.
+    min_epochs : int, default 4
+        Fewest epochs of a cold fit (capped by ``max_epochs``), and the earliest epoch at which
+        the stable-order stop may end a cold fit; >= 1.
+    max_passes : float, default 50
+        The budget follows the data: a cold fit runs at most
+        ``ceil(max_passes * n_train / frames_per_epoch)`` epochs, clipped to
+        ``[min_epochs, max_epochs]``: 400 frames get the 4-epoch floor (100 steps), 200,000
+        frames the 16-epoch ceiling. Drawing each frame more than ~50 times only overfits.
+    warm_fraction : float, default 0.25
+        A warm-started fit (``fit(..., initial=model)``) gets this fraction of the cold
+        budget (at least one epoch); in (0, 1].
+    stop_on_stable_order : bool, default True
+        Also stop when what the campaign uses has stopped changing from one epoch to the next:
+        the ordering of the validation frames by their latent mean (weighted rank correlation
+        >= ``stop_rank_correlation``) and the direction of the best linear fit of the latent on
+        the standardised inputs (change <= ``stop_angle_deg``). Cold fits check from epoch
+        ``min_epochs`` on; warm fits from their first epoch, against the starting network.
+    stop_rank_correlation : float, default 0.999
+        See ``stop_on_stable_order``; in (0, 1].
+    stop_angle_deg : float, default 1.0
+        See ``stop_on_stable_order``; in [0, 180].
     """
 
     hidden: tuple[int, ...] = (512, 512, 512)
@@ -186,16 +209,22 @@ class VAEConfig:
     beta: float = 1.0
     learning_rate: float = 1e-3
     batch_size: int = 512
-    max_epochs: int = 30
-    patience: int = 8
+    max_epochs: int = 16
+    patience: int = 4
     validation_fraction: float = 0.1
     device: str = "auto"
-    frames_per_epoch: int = 25_600
-    max_validation_frames: int = 10_000
+    frames_per_epoch: int = 12_800
+    max_validation_frames: int = 4_096
     min_improvement: float = 1e-3
     lr_decay: float = 0.5
     lr_patience: int = 2
     lr_schedule: str = "cosine"
+    min_epochs: int = 4
+    max_passes: float = 50.0
+    warm_fraction: float = 0.25
+    stop_on_stable_order: bool = True
+    stop_rank_correlation: float = 0.999
+    stop_angle_deg: float = 1.0
 
     def __post_init__(self) -> None:
         hidden = self.hidden
@@ -243,6 +272,16 @@ class VAEConfig:
         real("validation_fraction", 0.0, 1.0, True, True)
         real("min_improvement", 0.0, inf, False, True)
         real("lr_decay", 0.0, 1.0, True, False)
+        real("max_passes", 0.0, inf, True, True)
+        real("warm_fraction", 0.0, 1.0, True, False)
+        real("stop_rank_correlation", 0.0, 1.0, True, False)
+        real("stop_angle_deg", 0.0, 180.0, False, False)
+        if not isinstance(self.stop_on_stable_order, bool | np.bool_):
+            raise TypeError(
+                f"stop_on_stable_order must be true or false. You supplied "
+                f"{self.stop_on_stable_order!r}"
+            )
+        object.__setattr__(self, "stop_on_stable_order", bool(self.stop_on_stable_order))
 
         for name in (
             "batch_size",
@@ -251,6 +290,7 @@ class VAEConfig:
             "frames_per_epoch",
             "max_validation_frames",
             "lr_patience",
+            "min_epochs",
         ):
             value = getattr(self, name)
             if not _is_int(value):
@@ -982,12 +1022,32 @@ class VAEEstimator:
             raise ValueError("no model yet: call fit(features) before fetch_model()")
         return self._model
 
+    def budget_epochs(self, n_train: int, warm: bool = False) -> int:
+        """Epochs a fit on ``n_train`` training frames may run (see ``VAEConfig.max_passes``).
+
+        Parameters
+        ----------
+        n_train : int
+            Frames in the training split.
+        warm : bool
+            A warm start gets ``warm_fraction`` of the cold budget, at least one epoch.
+
+        Returns
+        -------
+        int
+        """
+        cfg = self.config
+        by_data = math.ceil(cfg.max_passes * n_train / cfg.frames_per_epoch)
+        cold = min(cfg.max_epochs, max(cfg.min_epochs, by_data))
+        return max(1, math.ceil(cfg.warm_fraction * cold)) if warm else cold
+
     def fit(
         self,
         features: np.ndarray,
         weights: np.ndarray | None = None,
         log_weights: np.ndarray | None = None,
-        progress: bool = False,
+        progress: bool | str = False,
+        initial: VAEModel | None = None,
     ) -> VAEEstimator:
         """Train on frames of order parameters, each with a weight.
 
@@ -1000,8 +1060,14 @@ class VAEEstimator:
         log_weights : np.ndarray, shape=(n_frames,), optional
             Natural logs of the weights (preferred; -inf for weight 0). Give at most one of
             ``weights`` and ``log_weights``; with neither, frames weigh the same.
-        progress : bool
-            Show a tqdm progress bar over epochs.
+        progress : bool or str
+            Show a tqdm progress bar over epochs; a string is the bar's label.
+        initial : VAEModel, optional
+            Warm start: begin from this model's network (same ``n_features``, ``hidden`` and
+            ``activation``), rescaled to the standardisation of these frames so that it starts
+            as the same function of the raw order parameters, and train for ``warm_fraction``
+            of the cold budget. The validation split, minibatches and noise still follow
+            ``seed``.
 
         Returns
         -------
@@ -1020,6 +1086,8 @@ class VAEEstimator:
                     f"feature {j} has zero variance over the {n_frames} frames: it carries no "
                     "information; remove it"
                 )
+        if initial is not None:
+            _check_initial(initial, n_features, cfg)
         n_val = self._n_validation(n_frames)
         n_train = n_frames - n_val
         if n_train < MIN_TRAINING_FRAMES:
@@ -1057,16 +1125,20 @@ class VAEEstimator:
         def to_device(array: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(array, dtype=torch.float32).to(device)
 
+        x_val_np = (x[val_idx] - mean) / scale
         x_train = to_device((x_train_raw - mean) / scale)
-        x_val = to_device((x[val_idx] - mean) / scale)
+        x_val = to_device(x_val_np)
         w_val_t = to_device(w_val)
 
         # Initialise on CPU under a forked RNG: same weights whatever the device, and the
-        # caller's global torch RNG state is untouched.
-        with torch.random.fork_rng(devices=[]):
+        # caller's global torch RNG state is untouched. The global RNG is shared by threads, so
+        # seeds trained side by side (fit_seeds) take turns here.
+        with _INIT_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             network = VAE(n_features, cfg.hidden, cfg.activation)
             eps_val = torch.randn((n_val, 1), dtype=torch.float32)
+        if initial is not None:
+            network = _warm_network(initial, mean, scale)
         network.to(device)
         eps_val = eps_val.to(device)
         noise = torch.Generator(device=device)
@@ -1077,20 +1149,26 @@ class VAEEstimator:
         cdf = np.cumsum(w_train)
         cdf /= cdf[-1]
         steps_per_epoch = math.ceil(cfg.frames_per_epoch / cfg.batch_size)
+        budget = self.budget_epochs(n_train, warm=initial is not None)
+        # the stable-order stop: warm fits may stop after their first epoch (compared with the
+        # starting network), cold fits not before min_epochs
+        first_order_check = 1 if initial is not None else min(cfg.min_epochs, budget)
 
-        def validation_loss() -> float:
+        def validation_pass() -> tuple[float, np.ndarray]:
             network.eval()
             with torch.no_grad():
                 x_rec, mu, log_variance, _ = network(x_val, eps=eps_val)
                 loss = elbo_loss(x_val, x_rec, mu, log_variance, cfg.beta, w_val_t)
             network.train()
-            return float(loss.item())
+            return float(loss.item()), mu[:, 0].detach().cpu().numpy().astype(np.float64)
 
         history: dict[str, Any] = {
             "train_loss": [],
             "validation_loss": [],
             "learning_rate": [],
             "elapsed_s": [],
+            "rank_correlation": [],
+            "direction_change_deg": [],
         }
         best_loss = math.inf  # lowest validation loss so far: its network is kept
         best_state: dict[str, torch.Tensor] | None = None
@@ -1098,98 +1176,308 @@ class VAEEstimator:
         reference_loss = math.inf  # last loss that beat its predecessor by min_improvement
         since_best = 0
         since_decay = 0
-        stopped_early = False
+        stop_reason = "budget"
         steps = 0
+        previous_order = None
+        if initial is not None:
+            previous_order = _order_summary(validation_pass()[1], x_val_np, w_val)
 
-        # Adam's second moments of near-dead units underflow into denormal floats, which made
-        # CPU steps 3x slower (measured: 150 steps 13 s -> 4 s, identical losses). Flush them
-        # to zero while training; torch has no getter, so this resets to torch's default (off).
-        flush_denormal = device.type == "cpu" and torch.set_flush_denormal(True)
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=cfg.max_epochs, desc="VAE", unit="epoch")
+            label = progress if isinstance(progress, str) else f"VAE seed {self.seed}"
+            bar = tqdm(total=budget, desc=label, unit="epoch", leave=False)
         network.train()
-        try:
-            for epoch in range(1, cfg.max_epochs + 1):
-                draws = _weighted_draws(cdf, (steps_per_epoch, cfg.batch_size), rng)
-                draws = torch.as_tensor(draws).to(device)
-                running = torch.zeros((), device=device)
-                for step in range(steps_per_epoch):
-                    if cfg.lr_schedule == "cosine":
-                        t = (steps + step) / (cfg.max_epochs * steps_per_epoch)
-                        learning_rate = cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * t))
+        with _flush_denormal(device.type == "cpu"):
+            try:
+                for epoch in range(1, budget + 1):
+                    draws = _weighted_draws(cdf, (steps_per_epoch, cfg.batch_size), rng)
+                    draws = torch.as_tensor(draws).to(device)
+                    running = torch.zeros((), device=device)
+                    for step in range(steps_per_epoch):
+                        if cfg.lr_schedule == "cosine":
+                            t = (steps + step) / (budget * steps_per_epoch)
+                            learning_rate = cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * t))
+                            for group in optimiser.param_groups:
+                                group["lr"] = learning_rate
+                        batch = x_train[draws[step]]
+                        x_rec, mu, log_variance, _ = network(batch, generator=noise)
+                        loss = elbo_loss(batch, x_rec, mu, log_variance, cfg.beta)
+                        optimiser.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimiser.step()
+                        running += loss.detach()
+                    steps += steps_per_epoch
+                    train_loss = float(running.item()) / steps_per_epoch
+                    val_loss, mu_val = validation_pass()
+                    if not math.isfinite(val_loss):
+                        raise FloatingPointError(
+                            f"VAE training diverged at epoch {epoch} (validation loss "
+                            f"{val_loss}); lower learning_rate (now {cfg.learning_rate:g})"
+                        )
+                    history["train_loss"].append(train_loss)
+                    history["validation_loss"].append(val_loss)
+                    history["learning_rate"].append(learning_rate)
+                    history["elapsed_s"].append(time.perf_counter() - started)
+                    order_now = _order_summary(mu_val, x_val_np, w_val)
+                    rank_corr = angle = None
+                    if previous_order is not None:
+                        rank_corr, angle = _order_change(previous_order, order_now, w_val)
+                    previous_order = order_now
+                    history["rank_correlation"].append(rank_corr)
+                    history["direction_change_deg"].append(angle)
+                    if val_loss < best_loss:
+                        best_loss, best_epoch = val_loss, epoch
+                        best_state = {
+                            k: v.detach().clone() for k, v in network.state_dict().items()
+                        }
+                    # patience counts epochs without a *significant* improvement
+                    if math.isinf(reference_loss) or val_loss < reference_loss - (
+                        cfg.min_improvement * abs(reference_loss)
+                    ):
+                        reference_loss = val_loss
+                        since_best = since_decay = 0
+                    else:
+                        since_best += 1
+                        since_decay += 1
+                    if bar is not None:
+                        bar.set_postfix(val=f"{val_loss:.4f}")
+                        bar.update(1)
+                    if since_best >= cfg.patience:
+                        stop_reason = "loss"
+                        break
+                    if (
+                        cfg.stop_on_stable_order
+                        and epoch >= first_order_check
+                        and rank_corr is not None
+                        and rank_corr >= cfg.stop_rank_correlation
+                        and angle <= cfg.stop_angle_deg
+                    ):
+                        stop_reason = "stable order"
+                        break
+                    if (
+                        cfg.lr_schedule == "plateau"
+                        and since_decay >= cfg.lr_patience
+                        and cfg.lr_decay < 1.0
+                    ):
+                        learning_rate *= cfg.lr_decay
                         for group in optimiser.param_groups:
                             group["lr"] = learning_rate
-                    batch = x_train[draws[step]]
-                    x_rec, mu, log_variance, _ = network(batch, generator=noise)
-                    loss = elbo_loss(batch, x_rec, mu, log_variance, cfg.beta)
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
-                    running += loss.detach()
-                steps += steps_per_epoch
-                train_loss = float(running.item()) / steps_per_epoch
-                val_loss = validation_loss()
-                if not math.isfinite(val_loss):
-                    raise FloatingPointError(
-                        f"VAE training diverged at epoch {epoch} (validation loss {val_loss}); "
-                        f"lower learning_rate (now {cfg.learning_rate:g})"
-                    )
-                history["train_loss"].append(train_loss)
-                history["validation_loss"].append(val_loss)
-                history["learning_rate"].append(learning_rate)
-                history["elapsed_s"].append(time.perf_counter() - started)
-                if val_loss < best_loss:
-                    best_loss, best_epoch = val_loss, epoch
-                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-                # patience counts epochs without a *significant* improvement
-                if math.isinf(reference_loss) or val_loss < reference_loss - (
-                    cfg.min_improvement * abs(reference_loss)
-                ):
-                    reference_loss = val_loss
-                    since_best = since_decay = 0
-                else:
-                    since_best += 1
-                    since_decay += 1
+                        since_decay = 0
+            finally:
                 if bar is not None:
-                    bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
-                    bar.update(1)
-                if since_best >= cfg.patience:
-                    stopped_early = True
-                    break
-                if (
-                    cfg.lr_schedule == "plateau"
-                    and since_decay >= cfg.lr_patience
-                    and cfg.lr_decay < 1.0
-                ):
-                    learning_rate *= cfg.lr_decay
-                    for group in optimiser.param_groups:
-                        group["lr"] = learning_rate
-                    since_decay = 0
-        finally:
-            if bar is not None:
-                bar.close()
-            if flush_denormal:
-                torch.set_flush_denormal(False)
+                    bar.close()
 
         if best_state is not None:
             network.load_state_dict(best_state)
         network.eval()
         history.update(
             epochs=len(history["validation_loss"]),
+            budget_epochs=budget,
             steps=steps,
             steps_per_epoch=steps_per_epoch,
             best_epoch=best_epoch,
             best_validation_loss=best_loss,
-            stopped_early=stopped_early,
+            stopped_early=stop_reason != "budget",
+            stop_reason=stop_reason,
+            warm_start=initial is not None,
             wall_time_s=time.perf_counter() - started,
             n_train=n_train,
             n_validation=n_val,
             effective_sample_size=float(1.0 / np.sum(w_train**2)),
             device=str(device),
             seed=self.seed,
+            intra_op_threads=torch.get_num_threads(),
         )
         self._model = VAEModel(network, cfg, mean, scale, history, device)
         return self
+
+
+# --------------------------------------------------------------------------------------------
+# helpers of fit: warm start, stable-order check, thread-safe global torch state
+# --------------------------------------------------------------------------------------------
+
+_INIT_LOCK = threading.Lock()
+_FLUSH_LOCK = threading.Lock()
+_flush_users = 0
+
+
+@contextlib.contextmanager
+def _flush_denormal(enable: bool):
+    """Flush denormal floats to zero while any fit is training on the CPU.
+
+    Adam's second moments of near-dead units underflow into denormal floats, which made CPU
+    steps 3x slower. The switch is global to the process and torch has no getter, so fits
+    running side by side count themselves in and out; the last one resets torch's default (off).
+    """
+    global _flush_users
+    if not enable:
+        yield
+        return
+    with _FLUSH_LOCK:
+        if _flush_users == 0:
+            torch.set_flush_denormal(True)
+        _flush_users += 1
+    try:
+        yield
+    finally:
+        with _FLUSH_LOCK:
+            _flush_users -= 1
+            if _flush_users == 0:
+                torch.set_flush_denormal(False)
+
+
+def _check_initial(initial: Any, n_features: int, cfg: VAEConfig) -> None:
+    if not isinstance(initial, VAEModel):
+        raise TypeError(f"initial must be a VAEModel. You supplied {type(initial).__name__}")
+    mine = (n_features, cfg.hidden, cfg.activation)
+    theirs = (initial.n_features, initial.config.hidden, initial.config.activation)
+    if mine != theirs:
+        raise ValueError(
+            "initial must have the architecture being trained (n_features, hidden, "
+            f"activation) = {mine}. You supplied a model with {theirs}"
+        )
+
+
+def _warm_network(initial: VAEModel, mean: np.ndarray, scale: np.ndarray) -> VAE:
+    """A copy of ``initial``'s network that, fed inputs standardised with ``mean``/``scale``,
+    computes what ``initial`` computes from the same raw order parameters.
+
+    With x_old = (s - m1)/s1 and x_new = (s - m2)/s2: x_old = x_new * (s2/s1) + (m2 - m1)/s1, so
+    the first encoder layer takes W * (s2/s1) and b + W (m2 - m1)/s1; the decoder's output, a
+    reconstruction of x_old, becomes one of x_new through (y - (m2 - m1)/s1) * (s1/s2).
+    """
+    source = initial.network
+    network = VAE(source.n_features, initial.config.hidden, initial.config.activation)
+    network.load_state_dict({k: v.detach().to("cpu") for k, v in source.state_dict().items()})
+    m1, s1 = np.asarray(initial.feature_mean), np.asarray(initial.feature_scale)
+    ratio = torch.as_tensor(np.asarray(scale) / s1, dtype=torch.float32)
+    shift = torch.as_tensor((np.asarray(mean) - m1) / s1, dtype=torch.float32)
+    first, last = network.encoder[0], network.decoder[-1]
+    with torch.no_grad():
+        first.bias += first.weight @ shift
+        first.weight *= ratio[None, :]
+        last.bias -= shift
+        last.bias /= ratio
+        last.weight /= ratio[:, None]
+    for p in network.parameters():
+        p.requires_grad_(True)
+    return network
+
+
+def _order_summary(mu: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted ranks of the latent and the unit direction of its weighted linear fit on x."""
+    ranks = np.empty(mu.shape[0])
+    ranks[np.argsort(mu, kind="stable")] = np.arange(mu.shape[0])
+    root = np.sqrt(w)[:, None]
+    design = np.hstack([x, np.ones((x.shape[0], 1))]) * root
+    coefficients = np.linalg.lstsq(design, mu * root[:, 0], rcond=None)[0][:-1]
+    norm = np.linalg.norm(coefficients)
+    return ranks, coefficients / norm if norm > 0 else coefficients
+
+
+def _order_change(before, after, w: np.ndarray) -> tuple[float, float]:
+    """Weighted rank correlation of two latents and the angle (degrees, sign-agnostic)
+    between their linear-fit directions."""
+    (r0, c0), (r1, c1) = before, after
+    d0, d1 = r0 - w @ r0, r1 - w @ r1
+    denominator = math.sqrt(float(w @ d0**2) * float(w @ d1**2))
+    correlation = float(w @ (d0 * d1)) / denominator if denominator > 0 else 0.0
+    cosine = min(1.0, abs(float(c0 @ c1)))
+    return correlation, math.degrees(math.acos(cosine))
+
+
+# --------------------------------------------------------------------------------------------
+# several seeds at once
+# --------------------------------------------------------------------------------------------
+
+
+def fit_seeds(
+    features: np.ndarray,
+    seeds: list[int],
+    config: VAEConfig = VAEConfig(),  # noqa: B008
+    log_weights: np.ndarray | None = None,
+    initial: list[VAEModel | None] | None = None,
+    workers: int = 1,
+    intra_op_threads: int | None = None,
+    progress: bool = False,
+    after_fit: Any = None,
+) -> list[Any]:
+    """Train one VAE per seed, ``workers`` of them at once (threads), on the same frames.
+
+    Each seed runs in its own thread with its own generators, so it gives the model it gives
+    when trained alone with the same ``intra_op_threads``. Independent threads never wait for
+    each other (unlike the intra-op threads of one fit), so a core busy with another process
+    slows only the seed that shares it. See :mod:`rave.resources` for choosing ``workers``.
+
+    Parameters
+    ----------
+    features : np.ndarray, shape=(n_frames, n_features)
+        Order parameters of every frame.
+    seeds : list of int
+        One VAE per seed.
+    config : VAEConfig
+        Settings shared by all seeds.
+    log_weights : np.ndarray, shape=(n_frames,), optional
+        Natural logs of the frame weights.
+    initial : list of VAEModel or None, optional
+        Warm start per seed (None entries train cold); same length as ``seeds``.
+    workers : int
+        Seeds trained at once (>= 1).
+    intra_op_threads : int, optional
+        torch's intra-op threads while training (restored afterwards); None leaves it as is.
+    progress : bool
+        A progress bar per seed, labelled with the seed.
+    after_fit : callable, optional
+        ``after_fit(index, model)`` runs in the worker thread right after seed ``index`` is
+        trained (e.g. save the model and fit its RC, overlapping other seeds' training); its
+        return values replace the models in the result.
+
+    Returns
+    -------
+    list
+        Per seed, in the order of ``seeds``: the VAEModel, or what ``after_fit`` returned.
+        If any seed fails, the others still finish (and run ``after_fit``) before the first
+        error is raised.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must name at least one seed. You supplied []")
+    if initial is None:
+        initial = [None] * len(seeds)
+    if len(initial) != len(seeds):
+        raise ValueError(
+            f"initial must hold one entry per seed ({len(seeds)}). You supplied {len(initial)}"
+        )
+    if not _is_int(workers) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1. You supplied {workers!r}")
+    x = _check_features(features)
+
+    def job(index: int) -> Any:
+        label = f"VAE seed {seeds[index]}" + (" (warm)" if initial[index] is not None else "")
+        estimator = VAEEstimator(config, seed=seeds[index])
+        model = estimator.fit(
+            x, log_weights=log_weights, progress=label if progress else False,
+            initial=initial[index],
+        ).fetch_model()
+        return after_fit(index, model) if after_fit is not None else model
+
+    previous = torch.get_num_threads()
+    if intra_op_threads is not None:
+        torch.set_num_threads(int(intra_op_threads))
+    try:
+        if workers == 1 or len(seeds) == 1:
+            return [job(i) for i in range(len(seeds))]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(seeds)),
+                                thread_name_prefix="rave-vae") as pool:
+            futures = [pool.submit(job, i) for i in range(len(seeds))]
+            errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+        return [f.result() for f in futures]
+    finally:
+        torch.set_num_threads(previous)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .resources import read_allowed_cores
+
 log = logging.getLogger("rave")
 
 
@@ -262,7 +264,7 @@ class DaskExecutor:
         # the scheduler's and workers' INFO chatter would drown the campaign's log
         logging.getLogger("distributed").setLevel(logging.ERROR)
         if address is None:
-            n = n_workers or max(1, min(os.cpu_count() or 1, 4))
+            n = n_workers or max(1, min(read_allowed_cores(), 4))
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                          dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
@@ -312,5 +314,5 @@ def make_executor(scheduler: str, n_walkers: int, n_workers: int | None = None):
     if scheduler == "serial" or (scheduler == "local" and n_walkers == 1):
         return SerialExecutor()
     if scheduler == "local":
-        return DaskExecutor(None, n_workers or min(n_walkers, os.cpu_count() or 1))
+        return DaskExecutor(None, n_workers or min(n_walkers, read_allowed_cores()))
     return DaskExecutor(scheduler)

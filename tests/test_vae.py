@@ -316,7 +316,8 @@ def test_training_history_is_recorded_and_best_network_kept(fast_model):
 def test_early_stopping_triggers_on_a_plateau():
     # Pure noise: nothing to learn beyond the first epochs, so the loss plateaus at once.
     frames = np.random.default_rng(4).normal(size=(400, 2))
-    cfg = VAEConfig(hidden=(8,), max_epochs=200, patience=2, frames_per_epoch=256, device="cpu")
+    cfg = VAEConfig(hidden=(8,), max_epochs=200, patience=2, frames_per_epoch=256, device="cpu",
+                    stop_on_stable_order=False, max_passes=1e6)
     h = VAEEstimator(cfg, seed=0).fit(frames).fetch_model().history
     assert h["stopped_early"] and h["epochs"] < 200
     # the documented rule: stop once `patience` epochs in a row fail to beat the last
@@ -342,6 +343,7 @@ def test_learning_rate_follows_the_schedule(schedule):
         lr_patience=1,
         min_improvement=1.0,  # no epoch after the first counts as an improvement
         device="cpu",
+        stop_on_stable_order=False,
     )
     h = VAEEstimator(cfg, seed=0).fit(frames).fetch_model().history
     rates = np.array(h["learning_rate"])  # rate used in the last step of each epoch
