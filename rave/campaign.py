@@ -158,6 +158,35 @@ def config_differences(stored: dict, current: dict) -> list[str]:
     return diffs
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """A VAE of a round as the RC choice sees it: its RC fit, its loss on frames common to
+    all models of the round (reported), and whether it was warm-started."""
+
+    coordinate: object
+    loss: float
+    warm: bool
+
+
+def stale_warm_starts(coefficients: list[np.ndarray], kls: list[float], warm: list[bool],
+                      kl_threshold: float, max_angle_deg: float) -> list[int]:
+    """Indices of warm-started models whose RC disagrees with a fresh fit's.
+
+    A warm start can stay in the previous round's optimum when new data call for another
+    direction; its latent then is still near-linear in the order parameters, so its KL is low
+    and the KL alone would choose it. The reference is the cold-started model of lowest KL
+    among those not spurious (KL <= ``kl_threshold``); a warm-started model whose RC is more
+    than ``max_angle_deg`` off the reference's (sign-agnostic) is stale. Without a usable cold
+    model nothing is dropped.
+    """
+    cold = [i for i, w in enumerate(warm) if not w and kls[i] <= kl_threshold]
+    if not cold:
+        return []
+    reference = coefficients[min(cold, key=lambda i: kls[i])]
+    return [i for i, w in enumerate(warm)
+            if w and direction_angle_deg(coefficients[i], reference) > max_angle_deg]
+
+
 def _fit_note(model) -> str:
     """How a model was trained, for the log: warm or cold, epochs, why it stopped."""
     h = model.history
@@ -566,6 +595,10 @@ class Campaign:
         (folder / "models").mkdir(parents=True, exist_ok=True)
         subset = self._rc_subset(index, len(features))
         x_rc, log_w_rc = features[subset], log_w[subset]
+        # frames on which every model's loss is compared (the stale-warm-start guard)
+        pick = np.random.default_rng([cfg.sampling.seed, index, 11]).permutation(len(subset))
+        common = np.sort(pick[:RC_SCAN_FRAMES])
+        x_common, log_w_common = x_rc[common], log_w_rc[common]
         previous_c = ([self._previous_coefficients] if self._previous_coefficients is not None
                       else None)
 
@@ -576,15 +609,16 @@ class Campaign:
                 raise store.StoreFileError(f"{path} cannot be read (truncated or "
                                            f"corrupted?): {error}") from error
 
-        def coordinate(m: int, model: VAEModel):
+        def coordinate(m: int, model: VAEModel) -> TrainedModel:
             result = fit_coordinate(x_rc, model.transform(x_rc), log_weights=log_w_rc,
                                     bins=cfg.coordinate.bins, seed=seeds[m],
                                     initial_directions=previous_c,
                                     max_scan_frames=RC_SCAN_FRAMES)
-            log.info("round %d: VAE seed %d%s, best KL %.4f, c = %s", index, seeds[m],
-                     _fit_note(model), result.kl_divergence,
+            loss = model.loss(x_common, log_weights=log_w_common, seed=0)
+            log.info("round %d: VAE seed %d%s, loss %.4f, best KL %.4f, c = %s", index,
+                     seeds[m], _fit_note(model), loss, result.kl_divergence,
                      np.round(result.coefficients, 4).tolist())
-            return result
+            return TrainedModel(result, loss, bool(model.history.get("warm_start", False)))
 
         results: list = [None] * len(seeds)
         pending = []
@@ -621,8 +655,7 @@ class Campaign:
                                progress=cfg.output.progress, after_fit=after_fit)
             for m, result in zip(pending, fitted, strict=True):
                 results[m] = result
-        kls = [r.kl_divergence for r in results]
-        return results, kls, model_files
+        return results, model_files
 
     def _learn(self, index: int, folder: Path, timings: dict) -> RoundRecord:
         cfg = self.config
@@ -638,12 +671,23 @@ class Campaign:
                  len(features), reweighted.effective_sample_size)
 
         t0 = time.perf_counter()
-        results, kls, model_files = self._train(index, folder, features, log_w)
+        trained, model_files = self._train(index, folder, features, log_w)
         timings["train_and_rc"] = time.perf_counter() - t0
-        kept = [i for i in range(len(results)) if kls[i] <= cfg.coordinate.kl_threshold]
-        # lowest KL among the models below the threshold; if none is, the lowest overall
-        # (select_models logs that warning)
-        best = select_models(results, cfg.coordinate.kl_threshold, fallback_to_best=True)[0]
+        results = [t.coordinate for t in trained]
+        kls = [r.kl_divergence for r in results]
+        stale = stale_warm_starts([r.coefficients for r in results], kls,
+                                  [t.warm for t in trained], cfg.coordinate.kl_threshold,
+                                  cfg.models.stale_angle_deg)
+        if stale:
+            log.warning("round %d: warm-started model(s) %s dropped as stale: their RC is more "
+                        "than %g deg off the cold-started model's", index, stale,
+                        cfg.models.stale_angle_deg)
+        usable = [i for i in range(len(results)) if i not in stale]
+        kept = [i for i in usable if kls[i] <= cfg.coordinate.kl_threshold]
+        # lowest KL among the usable models below the threshold; if none is, the lowest
+        # overall (select_models logs that warning)
+        best = usable[select_models([results[i] for i in usable], cfg.coordinate.kl_threshold,
+                                    fallback_to_best=True)[0]]
         chosen = results[best]
         c = np.asarray(chosen.coefficients, dtype=float)
         if self._previous_coefficients is not None:
@@ -678,6 +722,9 @@ class Campaign:
             "model_files": model_files,
             "spurious_models": [i for i in range(len(results)) if i not in kept],
             "kl_threshold": cfg.coordinate.kl_threshold,
+            "model_losses": [float(t.loss) for t in trained],
+            "warm_started": [t.warm for t in trained],
+            "stale_models": stale,
         })
 
         # the bias of the next round

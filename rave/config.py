@@ -224,16 +224,20 @@ class ModelConfig:
     cold_seeds : from round 1 on, seeds trained from scratch each round; the others start
         from the previous round's models (warm start). At least one cold seed keeps a warm
         start from holding the RC on a stale direction; the seed trained cold rotates (1)
+    stale_angle_deg : a warm-started model whose RC is more than this off the best cold
+        model's is dropped as stale (15.0)
     """
 
     models: int = 3
     threads: int = 0
     cold_seeds: int = 1
+    stale_angle_deg: float = 15.0
 
     def __post_init__(self) -> None:
         _at_least("vae.models", self.models, 1)
         _at_least("vae.threads", self.threads, 0)
         _at_least("vae.cold_seeds", self.cold_seeds, 0)
+        _positive("vae.stale_angle_deg", self.stale_angle_deg)
         if self.cold_seeds > self.models:
             raise ConfigError(f"vae.cold_seeds must be <= vae.models ({self.models}). You "
                               f"supplied {self.cold_seeds}")

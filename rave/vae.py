@@ -196,7 +196,9 @@ class VAEConfig:
         Also stop when what the campaign uses has stopped changing from one epoch to the next:
         the ordering of the validation frames by their latent mean (weighted rank correlation
         >= ``stop_rank_correlation``) and the direction of the best linear fit of the latent on
-        the standardised inputs (change <= ``stop_angle_deg``). Cold fits check from epoch
+        the standardised inputs (change <= ``stop_angle_deg``), in an epoch that did not
+        improve the validation loss by ``min_improvement`` (a network still learning keeps
+        going, however still its ordering looks). Cold fits check from epoch
         ``min_epochs`` on; warm fits from their first epoch, against the starting network.
     stop_rank_correlation : float, default 0.999
         See ``stop_on_stable_order``; in (0, 1].
@@ -1253,6 +1255,7 @@ class VAEEstimator:
                         and rank_corr is not None
                         and rank_corr >= cfg.stop_rank_correlation
                         and angle <= cfg.stop_angle_deg
+                        and since_best > 0
                     ):
                         stop_reason = "stable order"
                         break
