@@ -1,36 +1,50 @@
-"""Benchmark: train one default VAE on 200,000 frames of a 2-D three-basin data set.
+"""Benchmark: the wall time of RAVE's learning step, idle and beside a busy process.
 
-The frames are independent samples of exp(-U/kT) for the three-state potential
+Two measurements, each in a fresh subprocess per mode so that torch's thread state and the
+CPU affinity are those a user would have:
 
-    U/kT = -12 [exp(-(x+1)^2 - 2(y-1)^2) + exp(-2(x+0.8)^2 - 2(y+1)^2) + exp(-2(x-1)^2 - 2y^2)]
+1. **The learning step of a round** through the campaign's own code (``Campaign._train``:
+   every VAE seed, each seed's RC fit, the stale-warm-start guard), then the RC choice and
+   the bias grid (``build_bias_grid``), on ``--frames`` frames (default 200,000) of
+   ``--dims`` order parameters (default 10): independent samples of the three-state 2-D
+   potential (rejection sampling, below) in two coordinates, eight more coordinates of
+   N(0, 0.3^2) noise, all ten mixed by a fixed random rotation so that the slow plane mixes
+   every order parameter. Round "cold" trains every seed from scratch (as round 0 does); round
+   "warm" then trains on a fresh draw with the first round's models as the warm start (one
+   seed cold, rotating, as every later round does). Reported: wall time of each step, epochs
+   per seed, the angle between the two rounds' RCs.
+2. **A 3-round campaign** on the three-state potential, 20,000 steps a round
+   (``rave run``, end to end: MD, MBAR, training, figures), wall time of the command.
 
-restricted to the box [-2.5, 2.5]^2 (the potential has no confining term; outside its wells
-exp(-U/kT) ~ 1 against ~e^12 in a well, so the box holds ~0.1 % of the mass in its flat
-plateau), drawn by rejection sampling: uniform proposals in the box, accepted with probability
-exp(-(U - U_min)/kT), where U_min is the minimum of U over a 1001 x 1001 grid of the box lowered
-by a margin (so the envelope bounds the density everywhere, not only at grid points).
+Modes: ``idle`` (all cores this process may use, nothing else running), ``onecore`` (the
+same work restricted to CPU 0, as ``taskset -c 0`` would), ``busy`` (all cores, with one
+CPU-bound process spinning beside it for the whole measurement). The targets compare busy
+with onecore: with one of two cores taken, the best possible is the time on one idle core.
 
 Usage::
 
-    python workflows/benchmarks/training.py [--frames 200000] [--device auto] [--seed 0]
-                                  [--test-frames 50000] [--progress]
+    python workflows/benchmarks/training.py [--frames 200000] [--dims 10]
+        [--modes idle,onecore,busy]
+        [--skip-campaign] [--skip-step] [--csv training.csv]
 
-Prints a table: frames, device, threads, epochs and steps run, wall time (s) of the fit, final
-train and validation loss, the loss on fresh held-out frames (comparable across --frames),
-whether early stopping triggered. The speed target (RAVE brief) is <= 60 s of training on 2 CPU
-cores for 200,000 frames. Timings need an otherwise idle machine: with another process busy on
-one of the 2 cores, torch's two threads wait on each other and a fit ran 3-10x slower.
+Prints a table and writes CSV. Timings need an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
-
-from rave.vae import VAEConfig, VAEEstimator
 
 #: Half-width of the sampling box, in the (dimensionless) units of x and y.
 BOX_HALF_WIDTH = 2.5
@@ -40,21 +54,13 @@ GRID_POINTS = 1001
 #: points too (the curvature of U/kT in a well is ~50 per unit^2 and the grid step is 0.005,
 #: so the grid misses the minimum by < 50 * 0.005^2 / 2 ~ 6e-4).
 ENVELOPE_MARGIN_KT = 0.01
+#: Standard deviation of the extra (noise) order parameters.
+NOISE_SIGMA = 0.3
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def three_state_potential_kt(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """U/kT of the three-state 2-D potential (minima near (-1, 1), (-0.8, -1), (1, 0)).
-
-    Parameters
-    ----------
-    x, y : np.ndarray
-        Coordinates (dimensionless), broadcastable.
-
-    Returns
-    -------
-    np.ndarray
-        U/kT, dimensionless.
-    """
+    """U/kT of the three-state 2-D potential (minima near (-1, 1), (-0.8, -1), (1, 0))."""
     return -12.0 * (
         np.exp(-((x + 1.0) ** 2) - 2.0 * (y - 1.0) ** 2)
         + np.exp(-2.0 * (x + 0.8) ** 2 - 2.0 * (y + 1.0) ** 2)
@@ -63,19 +69,11 @@ def three_state_potential_kt(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def sample_three_state(n_frames: int, seed: int = 0) -> np.ndarray:
-    """Independent samples of exp(-U/kT) on the box, by rejection sampling.
-
-    Parameters
-    ----------
-    n_frames : int
-        Number of samples.
-    seed : int
-        Seed of the numpy generator.
+    """Independent samples of exp(-U/kT) on the box [-2.5, 2.5]^2, by rejection sampling.
 
     Returns
     -------
     np.ndarray, shape=(n_frames, 2), dtype=float64
-        (x, y) of each sample.
     """
     rng = np.random.default_rng(seed)
     axis = np.linspace(-BOX_HALF_WIDTH, BOX_HALF_WIDTH, GRID_POINTS)
@@ -89,54 +87,148 @@ def sample_three_state(n_frames: int, seed: int = 0) -> np.ndarray:
     return out[:n_frames]
 
 
-def main(argv: list[str] | None = None) -> dict:
+def mixed_frames(n_frames: int, dims: int, seed: int) -> np.ndarray:
+    """Three-state samples plus ``dims - 2`` noise coordinates, mixed by a fixed rotation."""
+    rng = np.random.default_rng(seed)
+    plane = sample_three_state(n_frames, seed=seed)
+    noise = NOISE_SIGMA * rng.normal(size=(n_frames, dims - 2))
+    rotation, _ = np.linalg.qr(np.random.default_rng(12345).normal(size=(dims, dims)))
+    return np.hstack([plane, noise]) @ rotation.T
+
+
+# ------------------------------------------------------------------ one mode, in a subprocess
+def learning_step_child(frames: int, dims: int) -> dict:
+    """Time a cold and a warm learning step through Campaign._train (in this process)."""
+    from rave.bias import build_bias_grid
+    from rave.campaign import Campaign
+    from rave.config import config_from_dict
+    from rave.coordinate import direction_angle_deg
+    from rave.units import kT_kjmol
+
+    config = config_from_dict({"system": {"kind": "three_state"},
+                               "output": {"progress": False, "figures": False}})
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        campaign = Campaign(config, Path(tmp) / "w")
+        log_w = np.zeros(frames)
+        coefficients = []
+        for index, label in enumerate(("cold", "warm")):
+            x = mixed_frames(frames, dims, seed=index)
+            folder = Path(tmp) / "w" / f"round_{index:03d}"
+            t0 = time.perf_counter()
+            trained, _ = campaign._train(index, folder, x, log_w)
+            kls = [t.coordinate.kl_divergence for t in trained]
+            c = trained[int(np.argmin(kls))].coordinate.coefficients
+            build_bias_grid(x @ c, log_w, kT_kjmol(300.0))
+            wall = time.perf_counter() - t0
+            campaign._previous_coefficients = c
+            coefficients.append(c)
+            out[label] = {"wall_s": wall, "kl": [float(k) for k in kls],
+                          "warm": [t.warm for t in trained]}
+        out["rc_angle_between_rounds_deg"] = direction_angle_deg(*coefficients)
+    return out
+
+
+def campaign_child() -> dict:
+    """Time ``rave run`` of a 3-round, 20,000-step three-state campaign (in this process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        toml = Path(tmp) / "three_state_short.toml"
+        toml.write_text('[system]\nkind = "three_state"\ntemperature = 300.0\n[sampling]\n'
+                        'rounds = 3\nsteps_per_round = 20000\nseed = 1\nreport_interval = 50\n'
+                        '[output]\nprogress = false\n')
+        t0 = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "rave.cli", "run", str(toml),
+                                 "--workdir", str(Path(tmp) / "w"), "-q"],
+                                capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if result.returncode != 0:
+            raise RuntimeError(f"rave run failed: {result.stderr[-2000:]}")
+        summary = json.loads((Path(tmp) / "w" / "summary.json").read_text())
+        train = [r["timings_s"].get("train_and_rc", float("nan")) for r in summary["rounds"]]
+    return {"wall_s": wall, "train_and_rc_s": train}
+
+
+def run_mode(mode: str, what: str, frames: int, dims: int) -> dict:
+    """Run one measurement in a fresh interpreter under the mode's conditions."""
+    cmd = [sys.executable, __file__, "--child", what, "--frames", str(frames), "--dims",
+           str(dims)]
+    if mode == "onecore":
+        cmd = ["taskset", "-c", "0"] + cmd
+    spinner = None
+    if mode == "busy":
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(1.0)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+    if result.returncode != 0:
+        raise RuntimeError(f"{mode} {what} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=200_000, help="frames to train on")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data and training")
-    parser.add_argument(
-        "--test-frames", type=int, default=50_000, help="fresh frames for a held-out loss"
-    )
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--frames", type=int, default=200_000)
+    parser.add_argument("--dims", type=int, default=10)
+    parser.add_argument("--modes", default="idle,onecore,busy")
+    parser.add_argument("--skip-step", action="store_true")
+    parser.add_argument("--skip-campaign", action="store_true")
+    parser.add_argument("--csv", default="training.csv")
+    parser.add_argument("--child", choices=["step", "campaign"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    t0 = time.perf_counter()
-    features = sample_three_state(args.frames, seed=args.seed)
-    sample_s = time.perf_counter() - t0
-
-    estimator = VAEEstimator(VAEConfig(device=args.device), seed=args.seed)
-    t0 = time.perf_counter()
-    model = estimator.fit(features, progress=args.progress).fetch_model()
-    wall = time.perf_counter() - t0
-    h = model.history
-    # held-out loss on fresh samples (another seed): comparable across --frames
-    test_loss = model.loss(sample_three_state(args.test_frames, seed=args.seed + 1000))
-
-    best = h["best_epoch"] - 1
-    rows = [
-        ("frames", f"{args.frames}"),
-        ("sampling time (s)", f"{sample_s:.1f}"),
-        (
-            "device",
-            h["device"] + (f" ({torch.cuda.get_device_name()})" if "cuda" in h["device"] else ""),
-        ),
-        ("torch threads", f"{torch.get_num_threads()}"),
-        ("train / validation frames", f"{h['n_train']} / {h['n_validation']}"),
-        ("epochs run (best)", f"{h['epochs']} ({h['best_epoch']})"),
-        ("optimiser steps", f"{h['steps']} ({h['steps_per_epoch']} per epoch)"),
-        ("wall time (s)", f"{wall:.1f}"),
-        ("final train loss", f"{h['train_loss'][-1]:.4f}"),
-        ("final validation loss", f"{h['validation_loss'][-1]:.4f}"),
-        ("best validation loss (kept)", f"{h['validation_loss'][best]:.4f}"),
-        (f"held-out loss ({args.test_frames} fresh frames)", f"{test_loss:.4f}"),
-        ("final learning rate", f"{h['learning_rate'][-1]:.2e}"),
-        ("early stopping triggered", "yes" if h["stopped_early"] else "no (max_epochs)"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    print("validation loss per epoch:", " ".join(f"{v:.4f}" for v in h["validation_loss"]))
-    return h
+    if args.child == "step":
+        print(json.dumps(learning_step_child(args.frames, args.dims)))
+        return []
+    if args.child == "campaign":
+        print(json.dumps(campaign_child()))
+        return []
+    if args.dims < 2:
+        parser.error("--dims must be >= 2")
+    modes = [m for m in args.modes.split(",") if m]
+    if any(m not in ("idle", "onecore", "busy") for m in modes):
+        parser.error("--modes takes idle, onecore and busy")
+    if "onecore" in modes and shutil.which("taskset") is None:
+        parser.error("onecore mode needs taskset (util-linux)")
+    print(f"# {' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}")
+    print(f"# {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}")
+    rows = []
+    for mode in modes:
+        if not args.skip_step:
+            step = run_mode(mode, "step", args.frames, args.dims)
+            for label in ("cold", "warm"):
+                rows.append({"mode": mode, "what": f"learning step, {label}",
+                             "frames": args.frames, "dims": args.dims,
+                             "wall_s": round(step[label]["wall_s"], 2),
+                             "note": f"KL {', '.join(f'{k:.3f}' for k in step[label]['kl'])}"
+                                     + (f"; RC turned {step['rc_angle_between_rounds_deg']:.1f}"
+                                        " deg" if label == "warm" else "")})
+                print(rows[-1], flush=True)
+        if not args.skip_campaign:
+            run = run_mode(mode, "campaign", args.frames, args.dims)
+            rows.append({"mode": mode, "what": "3-round campaign, 20,000 steps/round",
+                         "frames": 1200, "dims": 2, "wall_s": round(run["wall_s"], 2),
+                         "note": "training+RC per round (s): "
+                                 + ", ".join(f"{t:.1f}" for t in run["train_and_rc_s"])})
+            print(rows[-1], flush=True)
+    print()
+    print(f"{'mode':<9} {'what':<38} {'frames':>8} {'d':>3} {'wall (s)':>9}  note")
+    for r in rows:
+        print(f"{r['mode']:<9} {r['what']:<38} {r['frames']:>8} {r['dims']:>3} "
+              f"{r['wall_s']:>9.2f}  {r['note']}")
+    by = {(r["mode"], r["what"]): r["wall_s"] for r in rows}
+    for what in sorted({r["what"] for r in rows}):
+        if ("busy", what) in by and ("onecore", what) in by:
+            print(f"busy / onecore, {what}: {by['busy', what] / by['onecore', what]:.2f}x "
+                  f"(target <= 1.25x)")
+    with open(args.csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {args.csv}")
+    return rows
 
 
 if __name__ == "__main__":
