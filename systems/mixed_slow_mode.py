@@ -219,9 +219,7 @@ class MixedSlowModePotential:
             "friction_per_ps",
             _positive(self.friction_per_ps, u.picosecond**-1, "friction_per_ps", "a rate in 1/ps"),
         )
-        set_(
-            self, "timestep_ps", _positive(self.timestep_ps, u.picosecond, "timestep_ps", "ps")
-        )
+        set_(self, "timestep_ps", _positive(self.timestep_ps, u.picosecond, "timestep_ps", "ps"))
         set_(self, "complement", orthonormal_complement(direction))
         wells = [self._well_minimum(sign) for sign in (-1.0, 1.0)]
         minima = np.array([s * direction for s in wells])
@@ -319,9 +317,11 @@ class MixedSlowModePotential:
         str
             Lepton expression of x1, y1, z1, x2, y2, z2, x3, y3, z3.
         """
+
         def linear(vector: np.ndarray) -> str:
-            return "+".join(f"({float(c)!r})*{n}" for c, n in zip(vector, COORDINATE_NAMES,
-                                                                  strict=True))
+            return "+".join(
+                f"({float(c)!r})*{n}" for c, n in zip(vector, COORDINATE_NAMES, strict=True)
+            )
 
         kT, s0 = self.kT, self.well_nm
         terms = [
