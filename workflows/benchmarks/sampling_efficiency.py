@@ -1,7 +1,8 @@
-"""Benchmark: sampling efficiency of RAVE against plain MD and OpenMM well-tempered metadynamics.
+"""Benchmark: sampling efficiency of RAVE against plain MD, OpenMM metadynamics and OPES.
 
-For each model potential (``three_state``, ``rotated_double_well``) and each seed, one long run
-per method is evaluated at checkpoints of cumulative MD steps (prefixes of the run):
+For each model potential (``three_state``, ``rotated_double_well``, ``mixed_slow_mode``) and each
+seed, one long run per method is evaluated at checkpoints of cumulative MD steps (prefixes of
+the run):
 
 * ``plain_md``: unbiased Langevin MD (``rave.engine.Walker`` without bias), histogram along chi.
 * ``rave``: a ``rave.campaign.Campaign`` with the settings of ``workflows/<system>.toml``
@@ -12,7 +13,8 @@ per method is evaluated at checkpoints of cumulative MD steps (prefixes of the r
   (``convergence.min_rounds = rounds + 1``) so that every budget is reached; everything else
   is the campaign's own behaviour.
 * ``metad_ideal``: ``openmm.app.Metadynamics`` (well-tempered) on the ideal CV, the reference
-  chi below (``BiasVariable`` of a ``CustomExternalForce``, ``metaD.step(simulation, n)``).
+  chi below (``BiasVariable`` of a ``CustomCompoundBondForce`` whose energy is the linear CV,
+  :func:`linear_cv_force`; ``metaD.step(simulation, n)``).
   F(chi) comes from the frames, reweighted with the time-dependent bias by the c(t) method of
   Tiwary and Parrinello (J. Phys. Chem. B 119, 736 (2015)): each frame has
   log w = [V(s(t), t) - c(t)] / kT with
@@ -21,12 +23,30 @@ per method is evaluated at checkpoints of cumulative MD steps (prefixes of the r
   not yet in it) and the integrals run over the bias grid.
 * ``metad_ideal_bias``: the same run, F(chi) = -(gamma/(gamma-1)) V(chi, t) read from the bias
   itself (``Metadynamics.getFreeEnergy``), as a check of the reweighting.
-* ``metad_naive``: the same metadynamics on the naive CV x alone, reweighted as above along
-  the reference chi.
+* ``metad_naive``: the same metadynamics on the naive CV, reweighted as above along the
+  reference chi. Naive CV: x for the 2-D potentials, the best single coordinate x1 (59 degrees
+  off the slow mode) for ``mixed_slow_mode`` (:func:`naive_direction`).
+* ``opes_ideal``, ``opes_naive``: OPES through the ``openmm-opes`` package
+  (``openmm_opes.OPES(system, [BiasVariable], temperature, barrier, frequency,
+  varianceFrequency)``, ``opes.step(simulation, n)``; not explore mode, bias factor barrier/kT,
+  adaptive kernel bandwidth) on the same two CVs, :func:`run_opes`. Defaults: barrier 25 kJ/mol
+  (10 kT at 300 K), a kernel every 500 steps, the variance updated every 100 steps. Each frame's
+  bias V_t(s_t) is read from OpenMM by a reporter (:class:`OPESFrameRecorder`) inside
+  ``simulation.step``, i.e. before a kernel deposited at the same step; frames are reweighted
+  with exp(V_t(s_t)/kT), the standard OPES reweighting (its bias is normalised by the explored
+  density Z_n and becomes quasi-static, so no c(t) is subtracted; every frame from step 0
+  counts, early ones included).
+* ``opes_ideal_bias``: the same run, F(chi) = OPES's own estimate ``getFreeEnergy()`` (its
+  reweighted kernel density) on the CV grid at each checkpoint.
 
 Reference chi (the same for every method's RMSE):
 
 * rotated double well: its ``slow_direction`` (cos 35 deg, sin 35 deg).
+* mixed_slow_mode (three particles in a plane, six coordinates x1..y3, one slow mode u mixing
+  all of them, harmonic in the other five directions; ``systems/mixed_slow_mode.py``): u; the
+  exact F along any direction is a 1-D convolution. Its cores (below) are intervals of
+  half-width 0.35 nm along u around the two minima, since the harmonic directions spread each
+  basin over more than 0.35 nm.
 * three-state potential: no 1-D direction is ideal. We use c = (cos -31 deg, sin -31 deg) =
   (0.857, -0.515): of all directions in 1 deg steps it is the one whose exact F(chi) separates
   all three minima best, i.e. the lower of the two barriers between consecutive projected
@@ -55,10 +75,12 @@ budget is walkers x steps_per_round).
 
 Metadynamics defaults (PLUMED-tutorial-like well-tempered settings): Gaussian height 1.2 kJ/mol
 (0.48 kT at 300 K), width sigma 0.1 nm (below the ~0.15-0.2 nm standard deviation of the CV in
-a basin), bias factor 10, a deposit every 500 steps (2.5 ps at 5 fs); the CV grid spans the
-projection of the potential's extent plus 0.5 nm on each side (outside its grid OpenMM's bias
-is zero; the walls keep the particle well inside). Frames are recorded every
-``--report-interval`` steps (50) for every method; all runs use the Reference platform.
+a basin), bias factor 10, a deposit every 500 steps (2.5 ps at 5 fs); the CV grid (metaD and
+OPES) spans the projection of the potential's extent (mixed_slow_mode: its ``chi_range``, 60 kT
+up the double well and 6 sigma of the harmonic part) plus 0.5 nm on each side (outside its grid
+OpenMM's bias is zero; the walls keep the particle well inside). Frames are recorded every
+``--report-interval`` steps (50) for every method; all runs use the Reference platform with
+``LangevinMiddleIntegrator`` at 300 K, 5 fs, friction 25 /ps.
 
 Outputs (a fresh folder ``runs/benchmarks/sampling_efficiency_<time>/`` under ``--out``; RAVE
 campaigns in its ``campaigns/`` subfolder, never reused): a printed table, ``--csv`` (default
@@ -69,8 +91,9 @@ per system, method and budget), ``*_to_target.csv`` (steps to 0.5 kT and ratio t
 Defaults: seeds 1 2 3, checkpoints 25k x 2^k steps up to 25.6M (every non-RAVE run is that
 long), RAVE as in the TOML files (4 rounds x 200k steps; 2 VAEs per round for the three-state
 potential, 3 for the double well). Measured speeds on the 2-core development machine (shared,
-so upper bounds on time): plain MD ~1e6 steps/s, metadynamics ~2.3e5 steps/s (Reference),
-RAVE dominated by VAE training (~35 s per model per round on 2 idle cores). ``--quick`` runs
+so upper bounds on time): plain MD ~1e6 steps/s (mixed_slow_mode 1.7e6), metadynamics
+~2.3e5 steps/s, OPES 1.5e5-2.5e5 steps/s (100k-300k-step runs; Reference), RAVE dominated by
+VAE training (~35 s per model per round on 2 idle cores). ``--quick`` runs
 in ~20 s.
 
 Usage::
@@ -78,7 +101,9 @@ Usage::
     python workflows/benchmarks/sampling_efficiency.py [--quick] [--systems three_state ...]
         [--seeds 1 2 3] [--budgets 25000 50000 ...] [--rounds R] [--steps-per-round N]
         [--models M] [--report-interval 50] [--metad-height 1.2] [--metad-sigma 0.1]
-        [--metad-bias-factor 10] [--metad-frequency 500] [--methods ...] [--csv PATH] [--out DIR]
+        [--metad-bias-factor 10] [--metad-frequency 500] [--opes-barrier 25]
+        [--opes-frequency 500] [--opes-variance-frequency 100] [--methods ...] [--csv PATH]
+        [--out DIR]
 """
 
 from __future__ import annotations
