@@ -1316,8 +1316,8 @@ def plot(path: Path, table: list[dict], target_kT: float) -> None:
             band = np.isfinite(lo) & np.isfinite(hi)
             ax.fill_between(steps[band], lo[band], hi[band], color=line.get_color(), alpha=0.2)
         ax.axhline(target_kT, color="k", ls="--", lw=1)
-        ax.set_xscale("log")
-        if finite:
+        if finite:  # log axes need data: a panel with no finite RMSE stays linear
+            ax.set_xscale("log")
             ax.set_yscale("log")
         else:
             ax.text(0.5, 0.5, "no finite RMSE yet", transform=ax.transAxes, ha="center")
