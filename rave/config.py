@@ -7,7 +7,7 @@ in kT where the key says ``_kT``.
 Example::
 
     [system]
-    kind = "expression"          # also "three_state", "rotated_double_well"
+    kind = "expression"          # also "three_state", "rotated_double_well", "mixed_slow_mode"
     expression = "..."           # OpenMM energy expression of x, y (nm) in kJ/mol
     temperature = 300.0          # K
     [sampling]
@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SYSTEM_KINDS = ("three_state", "rotated_double_well", "expression", "ligand_cavity", "openmm")
+SYSTEM_KINDS = ("three_state", "rotated_double_well", "expression", "mixed_slow_mode",
+                "ligand_cavity", "openmm")
 MODEL_KINDS = ("three_state", "rotated_double_well", "expression")
 #: keys of [system] that only some kinds take
 _KIND_KEYS = {
@@ -35,7 +36,7 @@ _KIND_KEYS = {
     "start": MODEL_KINDS,
     "extent": MODEL_KINDS,
     "angle_deg": ("rotated_double_well",),
-    "barrier_kT": ("rotated_double_well",),
+    "barrier_kT": ("rotated_double_well", "mixed_slow_mode"),
     "variant": ("ligand_cavity",),
     "ligand": ("ligand_cavity",),
     "size": ("ligand_cavity",),
@@ -60,13 +61,14 @@ class ConfigError(ValueError):
 class SystemConfig:
     """``[system]``: what is simulated.
 
-    kind : "three_state", "rotated_double_well", "expression", "ligand_cavity" or "openmm"
-        (required)
+    kind : "three_state", "rotated_double_well", "expression", "mixed_slow_mode",
+        "ligand_cavity" or "openmm" (required)
     expression : OpenMM energy expression of x, y in nm, kJ/mol (required for "expression")
     temperature : K (300.0)
     start : [x, y] nm starting point of round 0 (the system's own default: a minimum)
     extent : [[xmin, xmax], [ymin, ymax]] nm, region for quadrature and plots (system default)
     angle_deg, barrier_kT : rotated double well: angle of the slow direction from x, barrier
+        (kT); mixed_slow_mode (three particles, six coordinates) takes barrier_kT (9.0)
     variant, ligand, size : ligand_cavity: "hydrophobic" | "hydrophilic", "methane" | "c60",
         "small" | "paper" (defaults "hydrophobic", "methane", "small")
     prepare_steps, minimize_iterations : ligand_cavity: NVT equilibration steps (5000: 10 ps)

@@ -5,6 +5,8 @@
 
 - model potentials (``three_state``, ``rotated_double_well``, ``expression``): one particle,
   features x and y, and the exact F(chi) by quadrature for figures;
+- ``mixed_slow_mode``: three particles in a plane, features x1, y1, x2, y2, x3, y3, one slow
+  mode mixing all six, and the exact F(chi) along any direction by a 1-D convolution;
 - ``ligand_cavity``: a ligand in a pocket of a frozen wall in explicit water (systems/), with
   the order parameters z, rho, n_w and a preparation step (minimisation and equilibration);
 - ``openmm``: bring your own system: a serialized System XML plus a PDB, or a PDB plus

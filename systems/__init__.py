@@ -5,6 +5,7 @@ from systems.ligand_cavity import (
     build_ligand_cavity,
     prepare_ligand_cavity,
 )
+from systems.mixed_slow_mode import MixedSlowModePotential, mixed_slow_mode
 from systems.model_potentials import (
     MODEL_KINDS,
     ModelPotential,
@@ -22,6 +23,8 @@ __all__ = [
     "build_ligand_cavity",
     "prepare_ligand_cavity",
     "MODEL_KINDS",
+    "MixedSlowModePotential",
+    "mixed_slow_mode",
     "ModelPotential",
     "ModelSystem",
     "from_expression",

@@ -125,7 +125,7 @@ DEFAULT_TIMESTEP_PS = 0.005
 # kJ/mol/nm^2; std of z at 300 K is sqrt(kT/kz) = 0.16 nm, angular frequency 10 /ps at 1 amu.
 DEFAULT_Z_FORCE_CONSTANT = 100.0
 
-MODEL_KINDS = ("three_state", "rotated_double_well", "expression")
+MODEL_KINDS = ("three_state", "rotated_double_well", "expression", "mixed_slow_mode")
 
 # Measured as described in the module docstring; the tests recompute them.
 # name -> ((x, y) nm, U/kT)
@@ -1070,24 +1070,29 @@ def make_model_potential(
     Parameters
     ----------
     kind : str
-        One of :data:`MODEL_KINDS`: "three_state", "rotated_double_well", "expression".
+        One of :data:`MODEL_KINDS`: "three_state", "rotated_double_well", "expression",
+        "mixed_slow_mode" (three particles, six coordinates: a
+        ``systems.mixed_slow_mode.MixedSlowModePotential``, not a 2-D ModelPotential).
     temperature_K : float or openmm.unit.Quantity
         Temperature, K.
     **options
         Keyword arguments of the matching factory (:func:`three_state`,
-        :func:`rotated_double_well`, :func:`from_expression`; "expression" needs
-        ``expression=``).
+        :func:`rotated_double_well`, :func:`from_expression`,
+        ``systems.mixed_slow_mode.mixed_slow_mode``; "expression" needs ``expression=``).
 
     Raises
     ------
     ValueError
         Unknown kind, or an option the factory does not take.
     """
-    if kind not in _FACTORIES:
+    if kind not in MODEL_KINDS:
         raise ValueError(
             f"kind must be one of {', '.join(repr(k) for k in MODEL_KINDS)}. You supplied {kind!r}"
         )
-    factory = _FACTORIES[kind]
+    if kind == "mixed_slow_mode":  # its own module, which imports this one
+        from systems.mixed_slow_mode import mixed_slow_mode as factory
+    else:
+        factory = _FACTORIES[kind]
     allowed = [p for p in inspect.signature(factory).parameters if p != "temperature_K"]
     unknown = sorted(set(options) - set(allowed))
     if unknown:

@@ -1,5 +1,6 @@
 """Tests for workflows/benchmarks/sampling_efficiency.py: error measure, transitions, c(t)
-reweighting, the OpenMM metadynamics bias read-back, the reference direction, the summary."""
+reweighting, the OpenMM metadynamics and OPES bias read-back, OPES reweighting against the exact
+profile, the reference direction, the summary."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ DOUBLE_WELL_EXACT_TOL_KT = 1e-6
 #: the three-state reference direction must beat the x and y axes by at least this much in
 #: its lower separation barrier (measured: x 3.7 kT lower, y 0.25 kT lower), kT
 SEPARATION_MARGIN_KT = 0.1
+#: OPES (barrier 25 kJ/mol, a kernel every 500 steps, 300k steps, frames every 100) on the slow
+#: direction of the rotated double well at a 2 kT barrier: RMSE of the reweighted F against the
+#: exact profile over the bins within OPES_REGION_KT of its minimum, kT. Measured over seeds
+#: 1-8: 0.13-0.22 kT (unweighted histogram of the same frames: 0.58-0.75 kT).
+OPES_RMSE_TOL_KT = 0.35
+OPES_REGION_KT = 4.0
+#: the unweighted histogram of those frames must be at least this far off, kT: the tolerance
+#: above can only be met by the reweighting
+OPES_UNWEIGHTED_MIN_KT = 0.45
+#: the CV force of a model system against features . direction, nm
+CV_FORCE_TOL_NM = 1e-12
 
 
 # -------------------------------------------------------------------------- error measure
@@ -150,10 +162,91 @@ def test_metadynamics_frames_carry_the_bias_openmm_applied():
         height_kjmol=1.2, sigma_nm=0.1, bias_factor=10.0, frequency=200,
     )  # fmt: skip
     assert run.notes["bias_mismatch_kjmol"] < se.BIAS_CHECK_TOLERANCE_KJMOL
-    assert len(run.xy) == 80
+    assert len(run.features) == 80
     # frames before the first deposit (at step 200) were sampled without bias: weight 1
     assert np.all(run.log_weights[:4] == 0.0)
     assert np.any(run.log_weights[4:] != 0.0)
+
+
+_OPES = {"barrier_kjmol": 25.0, "frequency": 500, "variance_frequency": 100, "grid_sigma_nm": 0.1}
+
+
+def test_opes_frames_carry_the_bias_they_were_sampled_under():
+    potential = make_model_potential("rotated_double_well", 300.0)
+    run = se.run_opes(
+        potential, potential.build(), potential.slow_direction, 3, 10_000, 100, **_OPES
+    )  # fmt: skip
+    assert len(run.features) == 100
+    assert run.notes["bias_mismatch_kjmol"] < se.BIAS_CHECK_TOLERANCE_KJMOL
+    np.testing.assert_allclose(run.log_weights, run.notes["bias_kjmol"] / potential.kT)
+    # the first kernel comes after statsWindowSize (10) x 500 steps = step 5000; the frame at
+    # step 5000 was sampled before it, under the flat initial bias -barrier; the next one not
+    bias = run.notes["bias_kjmol"]
+    assert np.all(bias[:50] == -25.0)
+    assert bias[50] != -25.0 and run.notes["kernels"] >= 1
+
+
+def test_opes_reweighted_free_energy_matches_the_exact_profile_at_a_low_barrier():
+    potential = make_model_potential("rotated_double_well", 300.0, barrier_kT=2.0)
+    reference = se.make_reference("rotated_double_well", potential, 0.1)
+    run = se.run_opes(
+        potential, potential.build(), reference.direction, 5, 300_000, 100, **_OPES
+    )  # fmt: skip
+    mask = se.region_mask(reference.exact_kT, OPES_REGION_KT)
+    chi = run.features @ reference.direction
+    _, estimate = se.free_energy_profile(chi, run.log_weights, reference.edges)
+    rmse, coverage = se.profile_rmse(estimate, reference.exact_kT, mask)
+    _, unweighted = se.free_energy_profile(chi, np.zeros(len(chi)), reference.edges)
+    rmse_unweighted, _ = se.profile_rmse(unweighted, reference.exact_kT, mask)
+    print(f"OPES reweighted RMSE {rmse:.3f} kT (tolerance {OPES_RMSE_TOL_KT}), unweighted "
+          f"{rmse_unweighted:.3f} kT, over {mask.sum()} bins, {run.wall_s:.1f} s")  # fmt: skip
+    assert coverage == 1.0
+    assert rmse < OPES_RMSE_TOL_KT
+    assert rmse_unweighted > OPES_UNWEIGHTED_MIN_KT
+
+
+def test_opes_refuses_a_variance_frequency_that_does_not_divide_the_frequency():
+    potential = make_model_potential("rotated_double_well", 300.0)
+    options = {**_OPES, "variance_frequency": 300}
+    with pytest.raises(ValueError, match=r"variance_frequency \(300\) must divide frequency"):
+        se.run_opes(potential, potential.build(), (1.0, 0.0), 1, 1_000, 100, **options)
+
+
+def test_linear_cv_force_is_the_projection_of_the_features():
+    import openmm
+
+    potential = make_model_potential("mixed_slow_mode", 300.0)
+    model = potential.build()
+    c = np.array([0.3, -0.1, 0.5, 0.2, -0.7, 0.4])
+    system = openmm.System()
+    for _ in range(3):
+        system.addParticle(1.0)
+    system.addForce(se.linear_cv_force(model, c))
+    context = openmm.Context(
+        system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference")
+    )
+    xyz = np.random.default_rng(4).normal(size=(3, 3))
+    context.setPositions(xyz)
+    energy = context.getState(getEnergy=True).getPotentialEnergy()._value
+    expected = xyz[:, :2].ravel() @ (c / np.linalg.norm(c))
+    assert energy == pytest.approx(expected, abs=CV_FORCE_TOL_NM)
+
+
+def test_mixed_slow_mode_reference_naive_cv_and_cores():
+    potential = make_model_potential("mixed_slow_mode", 300.0)
+    reference = se.make_reference("mixed_slow_mode", potential, 0.1)
+    np.testing.assert_allclose(reference.direction, potential.slow_direction)
+    naive = se.naive_direction("mixed_slow_mode", potential)
+    assert naive.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert math.degrees(math.acos(naive @ reference.direction)) == pytest.approx(59.06, abs=0.01)
+    # cores are intervals along the slow direction: a minimum displaced along a harmonic
+    # direction by 0.5 nm is still in its core, one moved 0.4 nm along u is not
+    frames = np.vstack([
+        potential.minima[0] + 0.5 * potential.complement[0],
+        potential.minima[1] - 0.3 * reference.direction,
+        potential.minima[1] - 0.4 * reference.direction,
+    ])  # fmt: skip
+    assert reference.core_labels(frames).tolist() == [0, 1, -1]
 
 
 def test_metadynamics_refuses_a_deposit_inside_a_frame_interval():
@@ -237,6 +330,20 @@ def test_quick_run_without_rave_writes_tables_and_figure(tmp_path, capsys):
     assert (tmp_path / "bench_to_target.csv").exists() and (tmp_path / "bench_runs.csv").exists()
     assert (tmp_path / "bench.png").stat().st_size > 0
     assert "MD steps to reach RMSE <= 0.5 kT" in capsys.readouterr().out
+
+
+def test_quick_run_of_the_mixed_model_with_opes_metad_and_plain_md(tmp_path):
+    csv_path = tmp_path / "bench.csv"
+    argv = ["--quick", "--systems", "mixed_slow_mode", "--methods", "plain_md", "metad_naive",
+            "opes_ideal", "opes_naive", "--budgets", "5000", "10000", "--out", str(tmp_path),
+            "--csv", str(csv_path)]  # fmt: skip
+    assert se.main(argv) == 0
+    with open(csv_path) as handle:
+        table = list(csv.DictReader(handle))
+    assert {r["method"] for r in table} == {
+        "plain_md", "metad_naive", "opes_ideal", "opes_ideal_bias", "opes_naive"
+    }  # fmt: skip
+    assert {r["system"] for r in table} == {"mixed_slow_mode"}
 
 
 def test_command_line_refuses_seed_zero(capsys):

@@ -362,14 +362,16 @@ def test_expression_valid_for_openmm_but_not_translatable_is_rejected():
 def test_unknown_kind_and_option_are_rejected():
     with pytest.raises(
         ValueError,
-        match=r"kind must be one of 'three_state', 'rotated_double_well', 'expression'. "
-        r"You supplied 'four_state'",
+        match=r"kind must be one of 'three_state', 'rotated_double_well', 'expression', "
+        r"'mixed_slow_mode'. You supplied 'four_state'",
     ):
         make_model_potential("four_state", 300.0)
     with pytest.raises(ValueError, match=r"options for kind 'three_state' must be among"):
         make_model_potential("three_state", 300.0, barrier_kT=3.0)
     with pytest.raises(ValueError, match=r"kind 'expression' needs the option expression"):
         make_model_potential("expression", 300.0)
+    with pytest.raises(ValueError, match=r"options for kind 'mixed_slow_mode' must be among"):
+        make_model_potential("mixed_slow_mode", 300.0, angle_deg=10.0)
 
 
 def test_make_model_potential_builds_each_kind():

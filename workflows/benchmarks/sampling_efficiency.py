@@ -1,7 +1,8 @@
-"""Benchmark: sampling efficiency of RAVE against plain MD and OpenMM well-tempered metadynamics.
+"""Benchmark: sampling efficiency of RAVE against plain MD, OpenMM metadynamics and OPES.
 
-For each model potential (``three_state``, ``rotated_double_well``) and each seed, one long run
-per method is evaluated at checkpoints of cumulative MD steps (prefixes of the run):
+For each model potential (``three_state``, ``rotated_double_well``, ``mixed_slow_mode``) and each
+seed, one long run per method is evaluated at checkpoints of cumulative MD steps (prefixes of
+the run):
 
 * ``plain_md``: unbiased Langevin MD (``rave.engine.Walker`` without bias), histogram along chi.
 * ``rave``: a ``rave.campaign.Campaign`` with the settings of ``workflows/<system>.toml``
@@ -12,7 +13,8 @@ per method is evaluated at checkpoints of cumulative MD steps (prefixes of the r
   (``convergence.min_rounds = rounds + 1``) so that every budget is reached; everything else
   is the campaign's own behaviour.
 * ``metad_ideal``: ``openmm.app.Metadynamics`` (well-tempered) on the ideal CV, the reference
-  chi below (``BiasVariable`` of a ``CustomExternalForce``, ``metaD.step(simulation, n)``).
+  chi below (``BiasVariable`` of a ``CustomCompoundBondForce`` whose energy is the linear CV,
+  :func:`linear_cv_force`; ``metaD.step(simulation, n)``).
   F(chi) comes from the frames, reweighted with the time-dependent bias by the c(t) method of
   Tiwary and Parrinello (J. Phys. Chem. B 119, 736 (2015)): each frame has
   log w = [V(s(t), t) - c(t)] / kT with
@@ -21,12 +23,30 @@ per method is evaluated at checkpoints of cumulative MD steps (prefixes of the r
   not yet in it) and the integrals run over the bias grid.
 * ``metad_ideal_bias``: the same run, F(chi) = -(gamma/(gamma-1)) V(chi, t) read from the bias
   itself (``Metadynamics.getFreeEnergy``), as a check of the reweighting.
-* ``metad_naive``: the same metadynamics on the naive CV x alone, reweighted as above along
-  the reference chi.
+* ``metad_naive``: the same metadynamics on the naive CV, reweighted as above along the
+  reference chi. Naive CV: x for the 2-D potentials, the best single coordinate x1 (59 degrees
+  off the slow mode) for ``mixed_slow_mode`` (:func:`naive_direction`).
+* ``opes_ideal``, ``opes_naive``: OPES through the ``openmm-opes`` package
+  (``openmm_opes.OPES(system, [BiasVariable], temperature, barrier, frequency,
+  varianceFrequency)``, ``opes.step(simulation, n)``; not explore mode, bias factor barrier/kT,
+  adaptive kernel bandwidth) on the same two CVs, :func:`run_opes`. Defaults: barrier 25 kJ/mol
+  (10 kT at 300 K), a kernel every 500 steps, the variance updated every 100 steps. Each frame's
+  bias V_t(s_t) is read from OpenMM by a reporter (:class:`OPESFrameRecorder`) inside
+  ``simulation.step``, i.e. before a kernel deposited at the same step; frames are reweighted
+  with exp(V_t(s_t)/kT), the standard OPES reweighting (its bias is normalised by the explored
+  density Z_n and becomes quasi-static, so no c(t) is subtracted; every frame from step 0
+  counts, early ones included).
+* ``opes_ideal_bias``: the same run, F(chi) = OPES's own estimate ``getFreeEnergy()`` (its
+  reweighted kernel density) on the CV grid at each checkpoint.
 
 Reference chi (the same for every method's RMSE):
 
 * rotated double well: its ``slow_direction`` (cos 35 deg, sin 35 deg).
+* mixed_slow_mode (three particles in a plane, six coordinates x1..y3, one slow mode u mixing
+  all of them, harmonic in the other five directions; ``systems/mixed_slow_mode.py``): u; the
+  exact F along any direction is a 1-D convolution. Its cores (below) are intervals of
+  half-width 0.35 nm along u around the two minima, since the harmonic directions spread each
+  basin over more than 0.35 nm.
 * three-state potential: no 1-D direction is ideal. We use c = (cos -31 deg, sin -31 deg) =
   (0.857, -0.515): of all directions in 1 deg steps it is the one whose exact F(chi) separates
   all three minima best, i.e. the lower of the two barriers between consecutive projected
@@ -55,10 +75,12 @@ budget is walkers x steps_per_round).
 
 Metadynamics defaults (PLUMED-tutorial-like well-tempered settings): Gaussian height 1.2 kJ/mol
 (0.48 kT at 300 K), width sigma 0.1 nm (below the ~0.15-0.2 nm standard deviation of the CV in
-a basin), bias factor 10, a deposit every 500 steps (2.5 ps at 5 fs); the CV grid spans the
-projection of the potential's extent plus 0.5 nm on each side (outside its grid OpenMM's bias
-is zero; the walls keep the particle well inside). Frames are recorded every
-``--report-interval`` steps (50) for every method; all runs use the Reference platform.
+a basin), bias factor 10, a deposit every 500 steps (2.5 ps at 5 fs); the CV grid (metaD and
+OPES) spans the projection of the potential's extent (mixed_slow_mode: its ``chi_range``, 60 kT
+up the double well and 6 sigma of the harmonic part) plus 0.5 nm on each side (outside its grid
+OpenMM's bias is zero; the walls keep the particle well inside). Frames are recorded every
+``--report-interval`` steps (50) for every method; all runs use the Reference platform with
+``LangevinMiddleIntegrator`` at 300 K, 5 fs, friction 25 /ps.
 
 Outputs (a fresh folder ``runs/benchmarks/sampling_efficiency_<time>/`` under ``--out``; RAVE
 campaigns in its ``campaigns/`` subfolder, never reused): a printed table, ``--csv`` (default
@@ -69,8 +91,9 @@ per system, method and budget), ``*_to_target.csv`` (steps to 0.5 kT and ratio t
 Defaults: seeds 1 2 3, checkpoints 25k x 2^k steps up to 25.6M (every non-RAVE run is that
 long), RAVE as in the TOML files (4 rounds x 200k steps; 2 VAEs per round for the three-state
 potential, 3 for the double well). Measured speeds on the 2-core development machine (shared,
-so upper bounds on time): plain MD ~1e6 steps/s, metadynamics ~2.3e5 steps/s (Reference),
-RAVE dominated by VAE training (~35 s per model per round on 2 idle cores). ``--quick`` runs
+so upper bounds on time): plain MD ~1e6 steps/s (mixed_slow_mode 1.7e6), metadynamics
+~2.3e5 steps/s, OPES 1.5e5-2.5e5 steps/s (100k-300k-step runs; Reference), RAVE dominated by
+VAE training (~35 s per model per round on 2 idle cores). ``--quick`` runs
 in ~20 s.
 
 Usage::
@@ -78,7 +101,9 @@ Usage::
     python workflows/benchmarks/sampling_efficiency.py [--quick] [--systems three_state ...]
         [--seeds 1 2 3] [--budgets 25000 50000 ...] [--rounds R] [--steps-per-round N]
         [--models M] [--report-interval 50] [--metad-height 1.2] [--metad-sigma 0.1]
-        [--metad-bias-factor 10] [--metad-frequency 500] [--methods ...] [--csv PATH] [--out DIR]
+        [--metad-bias-factor 10] [--metad-frequency 500] [--opes-barrier 25]
+        [--opes-frequency 500] [--opes-variance-frequency 100] [--methods ...] [--csv PATH]
+        [--out DIR]
 """
 
 from __future__ import annotations
@@ -113,10 +138,19 @@ from systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
 WORKFLOWS = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = WORKFLOWS.parent / "runs" / "benchmarks"
 
-SYSTEMS = ("three_state", "rotated_double_well")
-METHODS = ("plain_md", "rave", "metad_ideal", "metad_ideal_bias", "metad_naive")
-#: methods that need their own simulation (metad_ideal_bias comes with metad_ideal)
-_RUNS = ("plain_md", "rave", "metad_ideal", "metad_naive")
+SYSTEMS = ("three_state", "rotated_double_well", "mixed_slow_mode")
+METHODS = (
+    "plain_md",
+    "rave",
+    "metad_ideal",
+    "metad_ideal_bias",
+    "metad_naive",
+    "opes_ideal",
+    "opes_ideal_bias",
+    "opes_naive",
+)
+#: methods that need their own simulation (*_ideal_bias comes with *_ideal)
+_RUNS = ("plain_md", "rave", "metad_ideal", "metad_naive", "opes_ideal", "opes_naive")
 
 #: target RMSE of F(chi), kT
 TARGET_RMSE_KT = 0.5
@@ -138,6 +172,14 @@ BIAS_CHECK_FRAMES = 200
 DEFAULT_BUDGETS = tuple(25_000 * 2**k for k in range(11))  # 25k ... 25.6M steps
 DEFAULT_SEEDS = (1, 2, 3)
 DEFAULT_METAD = {"height_kjmol": 1.2, "sigma_nm": 0.1, "bias_factor": 10.0, "frequency": 500}
+#: OPES (openmm-opes): barrier kJ/mol, steps between kernels, steps between updates of the
+#: adaptive kernel variance; grid_sigma_nm only sizes the CV grid (5 points per 0.1 nm)
+DEFAULT_OPES = {
+    "barrier_kjmol": 25.0,
+    "frequency": 500,
+    "variance_frequency": 100,
+    "grid_sigma_nm": 0.1,
+}
 QUICK = {
     "seeds": [1],
     "budgets": [5_000, 10_000, 20_000, 40_000],
@@ -157,17 +199,17 @@ def unit_vector(direction: Sequence[float]) -> np.ndarray:
 
     Parameters
     ----------
-    direction : Sequence[float], shape=(2,)
-        A non-zero 2-D vector.
+    direction : Sequence[float], shape=(d,)
+        A non-zero vector (d = 2 for the 2-D potentials, 6 for mixed_slow_mode).
 
     Returns
     -------
-    np.ndarray, shape=(2,), dtype=float
+    np.ndarray, shape=(d,), dtype=float
     """
     c = np.asarray(direction, dtype=float).reshape(-1)
     norm = float(np.linalg.norm(c))
-    if c.shape != (2,) or not np.isfinite(norm) or norm == 0:
-        raise ValueError(f"direction must be a finite non-zero 2-vector. You supplied {direction}")
+    if c.size < 1 or not np.isfinite(norm) or norm == 0:
+        raise ValueError(f"direction must be a finite non-zero vector. You supplied {direction}")
     return c / norm
 
 
@@ -266,10 +308,10 @@ def core_labels(
 
     Parameters
     ----------
-    xy : np.ndarray, shape=(n_frames, 2), dtype=float
-        Position of each frame, nm.
-    minima : np.ndarray, shape=(n_states, 2), dtype=float
-        Minimum of each state, nm; the discs must not overlap.
+    xy : np.ndarray, shape=(n_frames, k), dtype=float
+        Position of each frame, nm (k = 2 for x, y; any k, e.g. 1 for a projection).
+    minima : np.ndarray, shape=(n_states, k), dtype=float
+        Minimum of each state, nm; the discs (balls) must not overlap.
     radius_nm : float
         Core radius, nm.
 
@@ -280,9 +322,10 @@ def core_labels(
     """
     xy = np.asarray(xy, dtype=float)
     minima = np.asarray(minima, dtype=float)
-    if xy.ndim != 2 or xy.shape[1] != 2 or minima.ndim != 2 or minima.shape[1] != 2:
+    if xy.ndim != 2 or minima.ndim != 2 or xy.shape[1] != minima.shape[1]:
         raise ValueError(
-            f"xy and minima must be shape (Any, 2). You supplied {xy.shape} and {minima.shape}"
+            f"xy and minima must be shape (Any, k) with one k. You supplied {xy.shape} and "
+            f"{minima.shape}"
         )
     gaps = np.linalg.norm(minima[:, None] - minima[None, :], axis=-1)
     if np.any(gaps[np.triu_indices(len(minima), 1)] <= 2 * radius_nm):
@@ -443,16 +486,20 @@ class Reference:
 
     Attributes
     ----------
-    direction : np.ndarray, shape=(2,)
-        Reference chi = direction . (x, y), nm.
+    direction : np.ndarray, shape=(d,)
+        Reference chi = direction . features (x, y; or x1..y3 for mixed_slow_mode), nm.
     edges : np.ndarray, shape=(n_bins + 1,)
         Bin edges along chi, nm.
     exact_kT : np.ndarray, shape=(n_bins,)
         Exact bin-averaged F/kT.
     mask : np.ndarray, shape=(n_bins,), dtype=bool
         Bins within ``REGION_KT`` of the exact minimum.
-    minima : np.ndarray, shape=(n_states, 2)
+    minima : np.ndarray, shape=(n_states, d)
         Minima of the metastable states, nm.
+    core_axis : np.ndarray, shape=(d,), optional
+        Cores are balls of ``CORE_RADIUS_NM`` in the features; with ``core_axis`` they are
+        intervals of that half-width along this axis instead (mixed_slow_mode: its slow
+        direction, since its harmonic directions spread a basin over more than 0.35 nm).
     """
 
     direction: np.ndarray
@@ -460,10 +507,19 @@ class Reference:
     exact_kT: np.ndarray
     mask: np.ndarray
     minima: np.ndarray
+    core_axis: np.ndarray | None = None
+
+    def core_labels(self, features: np.ndarray) -> np.ndarray:
+        """:func:`core_labels` of frames (n_frames, d) under this reference's cores."""
+        features = np.asarray(features, dtype=float)
+        if self.core_axis is None:
+            return core_labels(features, self.minima)
+        axis = np.asarray(self.core_axis, dtype=float)[:, None]
+        return core_labels(features @ axis, self.minima @ axis)
 
 
 def reference_direction(system: str, potential) -> np.ndarray:
-    """Reference chi direction of a system (see the module docstring)."""
+    """Reference chi direction of a system, the "ideal" CV (see the module docstring)."""
     if system == "three_state":
         angle = math.radians(THREE_STATE_REFERENCE_ANGLE_DEG)
         return np.array([math.cos(angle), math.sin(angle)])
@@ -472,10 +528,20 @@ def reference_direction(system: str, potential) -> np.ndarray:
     return unit_vector(potential.slow_direction)
 
 
+def naive_direction(system: str, potential) -> np.ndarray:
+    """The "naive" CV: x for the 2-D potentials, the best single coordinate (x1, 59 degrees
+    off the slow mode) for mixed_slow_mode."""
+    if system == "mixed_slow_mode":
+        return unit_vector(potential.naive_direction)
+    return np.array([1.0, 0.0])
+
+
 def metastable_minima(system: str, potential) -> np.ndarray:
-    """Minima of the metastable states, nm, shape (n_states, 2)."""
+    """Minima of the metastable states, nm, shape (n_states, d)."""
     if system == "three_state":
         return np.array([THREE_STATE_MINIMA[k][0] for k in sorted(THREE_STATE_MINIMA)])
+    if system == "mixed_slow_mode":
+        return np.asarray(potential.minima, dtype=float)
     # the rotated double well is symmetric: one well at the start, the other opposite
     start = np.asarray(potential.start, dtype=float)
     found = []
@@ -488,7 +554,10 @@ def metastable_minima(system: str, potential) -> np.ndarray:
 
 
 def projected_range(potential, direction: np.ndarray) -> tuple[float, float]:
-    """Range of direction . (x, y) over the corners of the potential's extent, nm."""
+    """Range of direction . (x, y) over the corners of the potential's extent, nm; for
+    mixed_slow_mode its ``chi_range`` (60 kT along the slow mode, 6 sigma of the rest)."""
+    if hasattr(potential, "chi_range"):
+        return potential.chi_range(direction)
     (x0, x1), (y0, y1) = potential.extent
     corners = np.array([[x, y] for x in (x0, x1) for y in (y0, y1)]) @ np.asarray(direction)
     return float(corners.min()), float(corners.max())
@@ -503,9 +572,59 @@ def make_reference(system: str, potential, bin_width_nm: float) -> Reference:
     n_bins = int(math.ceil((hi - lo) / bin_width_nm))
     edges = lo + bin_width_nm * np.arange(n_bins + 1)
     exact = bin_averaged_free_energy(potential.exact_free_energy(direction, _sub_points(edges)))
+    core_axis = direction if system == "mixed_slow_mode" else None
     return Reference(
-        direction, edges, exact, region_mask(exact), metastable_minima(system, potential)
+        direction,
+        edges,
+        exact,
+        region_mask(exact),
+        metastable_minima(system, potential),
+        core_axis,
     )
+
+
+def _position_indices(model) -> tuple[np.ndarray, np.ndarray]:
+    """(particle, axis) index of each feature, all ``Position`` of one particle, so that
+    ``positions[particle, axis]`` (positions (n_particles, 3) nm) gives the feature values."""
+    particle, axis = [], []
+    for feature in model.features:
+        if getattr(feature, "kind", None) != "position" or len(feature.atoms) != 1:
+            raise ValueError(f"feature {feature!r} is not the position of one particle")
+        particle.append(feature.atoms[0])
+        axis.append("xyz".index(feature.axis))
+    return np.array(particle), np.array(axis)
+
+
+def linear_cv_force(model, direction: Sequence[float]) -> openmm.Force:
+    """An OpenMM force whose energy is the CV direction . features, nm.
+
+    Parameters
+    ----------
+    model : ModelSystem
+        Its features must be ``rave.features.Position`` of single particles (x, y of each
+        model particle), as for every model potential here.
+    direction : Sequence[float], shape=(n_features,)
+        Coefficients (normalised here).
+
+    Returns
+    -------
+    openmm.CustomCompoundBondForce
+        One bond over all particles of the system.
+    """
+    c = unit_vector(direction)
+    features = list(model.features)
+    if c.size != len(features):
+        raise ValueError(
+            f"direction must have one entry per feature ({len(features)}). You supplied {c.size}"
+        )
+    n = model.system.getNumParticles()
+    particle, axis = _position_indices(model)
+    terms = [
+        f"({float(k)!r})*{'xyz'[a]}{p + 1}" for k, p, a in zip(c, particle, axis, strict=True)
+    ]
+    force = openmm.CustomCompoundBondForce(n, "+".join(terms))
+    force.addBond(list(range(n)), [])
+    return force
 
 
 # ============================================================================================
@@ -517,15 +636,16 @@ class Run:
 
     Attributes
     ----------
-    xy : np.ndarray, shape=(n_frames, 2)
-        Position of each frame, nm.
+    features : np.ndarray, shape=(n_frames, d)
+        Order parameters of each frame (x, y; x1..y3 for mixed_slow_mode), nm.
     segments : np.ndarray, shape=(n_frames,), dtype=int
         Continuous trajectory piece of each frame (RAVE: one per round and walker).
     log_weights : np.ndarray, shape=(n_frames,)
         Unbiasing log-weight of each frame (zeros for plain MD; unused by RAVE, which
         reweights each prefix by MBAR).
     bias_free_energy : dict
-        metadynamics only: checkpoint steps -> F/kT of the bias on the reference bins.
+        metadynamics and OPES only: checkpoint steps -> F/kT of the method's own estimate
+        (metaD: its bias; OPES: ``getFreeEnergy``) on the reference bins.
     rounds : list
         RAVE only: (features, Bias or None) of each round.
     steps_per_round : int
@@ -536,7 +656,7 @@ class Run:
         Diagnostics (e.g. the OpenMM/numpy bias mismatch).
     """
 
-    xy: np.ndarray
+    features: np.ndarray
     log_weights: np.ndarray
     segments: np.ndarray | None = None
     bias_free_energy: dict = field(default_factory=dict)
@@ -562,7 +682,9 @@ def run_plain_md(potential, model, seed: int, n_steps: int, report_interval: int
     )
     frames = walker.run(n_steps, report_interval)
     return Run(
-        frames.features[:, :2].copy(), np.zeros(len(frames)), wall_s=time.perf_counter() - t0
+        np.array(frames.features, dtype=float),
+        np.zeros(len(frames)),
+        wall_s=time.perf_counter() - t0,
     )
 
 
@@ -586,9 +708,9 @@ def run_metadynamics(
     Parameters
     ----------
     potential, model
-        A ``ModelPotential`` and its ``ModelSystem`` (one particle; features x, y).
-    cv_direction : Sequence[float], shape=(2,)
-        CV = cv_direction . (x, y) (normalised here), nm.
+        A model potential and its ``ModelSystem`` (features: particle positions).
+    cv_direction : Sequence[float], shape=(d,)
+        CV = cv_direction . features (normalised here), nm.
     seed : int
         Seeds the integrator and the initial velocities.
     n_steps, report_interval : int
@@ -619,9 +741,7 @@ def run_metadynamics(
     lo, hi = projected_range(potential, c)
     lo, hi = lo - CV_MARGIN_NM, hi + CV_MARGIN_NM
     system = openmm.XmlSerializer.clone(model.system)
-    cv_force = openmm.CustomExternalForce(f"{float(c[0])!r}*x + {float(c[1])!r}*y")
-    cv_force.addParticle(0, [])
-    variable = app.BiasVariable(cv_force, lo, hi, sigma_nm)  # nm, OpenMM's MD units
+    variable = app.BiasVariable(linear_cv_force(model, c), lo, hi, sigma_nm)  # nm
     meta = app.Metadynamics(
         system,
         [variable],
@@ -646,7 +766,8 @@ def run_metadynamics(
         return -to_bias * np.asarray(meta.getFreeEnergy().value_in_unit(u.kilojoule_per_mole))
 
     n_frames = n_steps // report_interval
-    xy = np.empty((n_frames, 2))
+    features = np.empty((n_frames, len(model.features)))
+    particle, axis = _position_indices(model)
     log_w = np.empty(n_frames)
     applied = {}  # frame -> bias read from OpenMM (frames not followed by a deposit)
     wanted = {int(s) for s in checkpoints}
@@ -659,12 +780,13 @@ def run_metadynamics(
         deposited = step % frequency == 0
         check = frame < BIAS_CHECK_FRAMES and not deposited
         state = simulation.context.getState(getPositions=True, getEnergy=check, groups={bias_group})
-        xy[frame] = state.getPositions(asNumpy=True).value_in_unit(u.nanometer)[0, :2]
+        positions = state.getPositions(asNumpy=True).value_in_unit(u.nanometer)
+        features[frame] = positions[particle, axis]
         if check:
             applied[frame] = state.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole)
         if deposited or frame == n_frames - 1:
             span = slice(pending_from, frame + 1)
-            v = natural_spline(lo, hi, grid)(xy[span] @ c)
+            v = natural_spline(lo, hi, grid)(features[span] @ c)
             log_w[span] = (v - ct_offset_kjmol(grid, kT, bias_factor)) / kT
             for f in applied.keys() & range(span.start, span.stop):
                 applied[f] -= v[f - span.start]
@@ -683,11 +805,209 @@ def run_metadynamics(
             file=sys.stderr,
         )
     return Run(
-        xy,
+        features,
         log_w,
         bias_free_energy=bias_free_energy,
         wall_s=time.perf_counter() - t0,
         notes={"bias_mismatch_kjmol": mismatch, "grid": (lo, hi, variable.gridWidth)},
+    )
+
+
+class OPESFrameRecorder:
+    """OpenMM reporter: every ``report_interval`` steps, the features and the OPES bias energy.
+
+    ``OPES.step`` advances the Simulation with ``simulation.step`` between its kernel
+    deposits, and OpenMM calls reporters inside ``simulation.step``, after the integration
+    step and before ``step`` returns. A frame at a deposit step is therefore recorded before
+    that kernel enters the bias: the energy read (``OPES.getBiasEnergy``, the bias force group
+    of the Context, minus the barrier offset the table carries) is the bias the frame was
+    sampled under.
+
+    Parameters
+    ----------
+    opes : openmm_opes.OPES
+    model : ModelSystem
+        Its features must be positions of single particles.
+    report_interval : int
+        Steps between frames.
+    n_frames : int
+        Frames to hold.
+    check_frames : int
+        For the first ``check_frames`` frames, also evaluate the bias from ``opes.getBias()``
+        on the grid with the natural spline of ``Continuous1DFunction`` and keep the largest
+        |OpenMM - numpy| difference (kJ/mol) in :attr:`mismatch_kjmol`.
+    direction : np.ndarray, shape=(d,)
+        The CV direction (for that check).
+    limits : tuple[float, float]
+        The CV grid (for that check), nm.
+    """
+
+    def __init__(
+        self, opes, model, report_interval, n_frames, check_frames, direction, limits
+    ) -> None:
+        self.opes = opes
+        self.interval = int(report_interval)
+        self.particle, self.axis = _position_indices(model)
+        self.features = np.empty((n_frames, len(model.features)))
+        self.bias_kjmol = np.empty(n_frames)
+        self.steps = np.empty(n_frames, dtype=int)
+        self.count = 0
+        self.check_frames = int(check_frames)
+        self.direction = np.asarray(direction, dtype=float)
+        self.limits = limits
+        self.mismatch_kjmol = 0.0
+
+    def describeNextReport(self, simulation) -> dict:  # noqa: N802 - OpenMM's reporter API
+        steps = self.interval - simulation.currentStep % self.interval
+        return {"steps": steps, "periodic": None, "include": []}
+
+    def report(self, simulation, state) -> None:
+        if self.count >= len(self.features):
+            return
+        context = simulation.context
+        positions = context.getState(getPositions=True).getPositions(asNumpy=True)
+        values = positions.value_in_unit(u.nanometer)[self.particle, self.axis]
+        bias = self.opes.getBiasEnergy(context).value_in_unit(u.kilojoule_per_mole)
+        i = self.count
+        self.features[i], self.bias_kjmol[i], self.steps[i] = values, bias, simulation.currentStep
+        if i < self.check_frames:
+            grid = np.asarray(self.opes.getBias().value_in_unit(u.kilojoule_per_mole))
+            lo, hi = self.limits
+            chi = float(np.clip(values @ self.direction, lo, hi))
+            numpy_bias = float(natural_spline(lo, hi, grid)(chi))
+            self.mismatch_kjmol = max(self.mismatch_kjmol, abs(numpy_bias - bias))
+        self.count += 1
+
+
+def run_opes(
+    potential,
+    model,
+    cv_direction: Sequence[float],
+    seed: int,
+    n_steps: int,
+    report_interval: int,
+    *,
+    barrier_kjmol: float,
+    frequency: int,
+    variance_frequency: int,
+    grid_sigma_nm: float,
+    reference: Reference | None = None,
+    checkpoints: Sequence[int] = (),
+) -> Run:
+    """OPES (``openmm_opes.OPES``, not explore mode) on a linear CV; frames reweighted.
+
+    The CV is a ``BiasVariable`` of :func:`linear_cv_force` on the projected range of the
+    potential plus ``CV_MARGIN_NM`` at both ends; the kernel bandwidth is adaptive
+    (``varianceFrequency``), the bias factor OPES's default barrier / kT. Dynamics as for every
+    method here: ``LangevinMiddleIntegrator`` at the potential's temperature, time step and
+    friction, Reference platform, seeded integrator and velocities.
+
+    Reweighting: each frame gets log w = V_t(s_t)/kT, the bias read from OpenMM at that frame
+    (:class:`OPESFrameRecorder`: the bias the frame was sampled under, before a deposit at the
+    same step). This is the standard OPES reweighting: its bias is normalised by the mean
+    explored density Z_n, so it becomes quasi-static and no c(t) is subtracted; all frames from
+    step 0 are used (before the first kernel, after ``statsWindowSize`` x ``frequency`` steps,
+    V = -barrier everywhere, a constant weight), so early frames under a still-changing bias
+    count as they are, as the prefixes of the other methods do.
+
+    Parameters
+    ----------
+    potential, model
+        A model potential and its ``ModelSystem`` (features: particle positions).
+    cv_direction : Sequence[float], shape=(d,)
+        CV = cv_direction . features (normalised here), nm.
+    seed : int
+        Seeds the integrator and the initial velocities.
+    n_steps, report_interval : int
+        Run length and frame interval, steps.
+    barrier_kjmol : float
+        OPES ``barrier``, kJ/mol.
+    frequency, variance_frequency : int
+        Steps between kernels, and between updates of the CV variance (a divisor of
+        ``frequency``).
+    grid_sigma_nm : float
+        ``biasWidth`` of the BiasVariable: sets only the grid, 5 points per width, nm.
+    reference : Reference, optional
+        When given (and ``checkpoints``), OPES's own estimate ``getFreeEnergy()`` is recorded
+        on its bins at each checkpoint; meaningful when the CV is the reference chi.
+    checkpoints : Sequence[int]
+        Cumulative steps at which to record that estimate.
+
+    Returns
+    -------
+    Run
+        Frames with log-weights V_t(s_t)/kT; ``notes`` holds the largest |OpenMM - numpy|
+        bias over the first ``BIAS_CHECK_FRAMES`` frames, the CV grid and the kernel count.
+    """
+    from openmm_opes import OPES
+
+    if frequency % variance_frequency:
+        raise ValueError(
+            f"OPES variance_frequency ({variance_frequency}) must divide frequency ({frequency})"
+        )
+    t0 = time.perf_counter()
+    c = unit_vector(cv_direction)
+    lo, hi = projected_range(potential, c)
+    lo, hi = lo - CV_MARGIN_NM, hi + CV_MARGIN_NM
+    system = openmm.XmlSerializer.clone(model.system)
+    variable = app.BiasVariable(linear_cv_force(model, c), lo, hi, grid_sigma_nm)
+    opes = OPES(
+        system,
+        [variable],
+        potential.temperature_K * u.kelvin,
+        barrier_kjmol * u.kilojoule_per_mole,
+        frequency,
+        variance_frequency,
+    )
+    integrator = openmm.LangevinMiddleIntegrator(
+        potential.temperature_K, potential.friction_per_ps, potential.timestep_ps
+    )
+    integrator.setRandomNumberSeed(int(seed))
+    simulation = app.Simulation(
+        model.topology, system, integrator, openmm.Platform.getPlatformByName("Reference")
+    )
+    simulation.context.setPositions(np.asarray(model.positions, dtype=float))
+    simulation.context.setVelocitiesToTemperature(potential.temperature_K, int(seed))
+    n_frames = n_steps // report_interval
+    recorder = OPESFrameRecorder(
+        opes, model, report_interval, n_frames, BIAS_CHECK_FRAMES, c, (lo, hi)
+    )
+    simulation.reporters.append(recorder)
+    stops = sorted({int(s) for s in checkpoints if 0 < s <= n_steps} | {n_frames * report_interval})
+    bias_free_energy = {}
+    for stop in stops:
+        opes.step(simulation, stop - simulation.currentStep)
+        if reference is None or stop not in checkpoints:
+            continue
+        if opes.getNumKernels() == 0:  # no kernel yet: no estimate (getFreeEnergy is NaN)
+            bias_free_energy[stop] = np.full(len(reference.exact_kT), math.inf)
+            continue
+        f_cv = np.asarray(opes.getFreeEnergy().value_in_unit(u.kilojoule_per_mole)) / potential.kT
+        finite = np.isfinite(f_cv)
+        # a grid point where the density estimate underflowed: far above any compared bin
+        f_cv = np.where(finite, f_cv, f_cv[finite].max() + 50.0)
+        centers = _sub_points(reference.edges)
+        values = natural_spline(lo, hi, f_cv)(np.clip(centers, lo, hi))
+        bias_free_energy[stop] = bin_averaged_free_energy(values)
+    if recorder.count != n_frames:
+        raise RuntimeError(f"OPES run recorded {recorder.count} frames, expected {n_frames}")
+    if recorder.mismatch_kjmol > BIAS_CHECK_TOLERANCE_KJMOL:
+        print(
+            f"warning: OPES bias from OpenMM and numpy differ by {recorder.mismatch_kjmol:.2e} "
+            "kJ/mol",
+            file=sys.stderr,
+        )
+    return Run(
+        recorder.features,
+        recorder.bias_kjmol / potential.kT,
+        bias_free_energy=bias_free_energy,
+        wall_s=time.perf_counter() - t0,
+        notes={
+            "bias_mismatch_kjmol": recorder.mismatch_kjmol,
+            "grid": (lo, hi, variable.gridWidth),
+            "kernels": opes.getNumKernels(),
+            "bias_kjmol": recorder.bias_kjmol,
+        },
     )
 
 
@@ -747,10 +1067,10 @@ def run_rave(config: dict, workdir: Path) -> Run:
         index += 1
     if not rounds:
         raise RuntimeError(f"the RAVE campaign in {workdir} wrote no round_NNN/frames.npz")
-    xy = np.concatenate([f[:, :2] for f, _ in rounds])
+    features = np.concatenate([f for f, _ in rounds])
     return Run(
-        xy,
-        np.zeros(len(xy)),
+        features,
+        np.zeros(len(features)),
         segments=np.concatenate(segments),
         rounds=rounds,
         steps_per_round=parsed.sampling.steps_per_round * walkers,
@@ -765,8 +1085,8 @@ def evaluate_prefixes(
     run: Run, reference: Reference, checkpoints: Sequence[int], report_interval: int
 ) -> list[dict]:
     """RMSE, coverage and transitions of a frame-based run at each checkpoint (a prefix)."""
-    chi = run.xy @ reference.direction
-    transitions = cumulative_transitions(core_labels(run.xy, reference.minima), run.segments)
+    chi = run.features @ reference.direction
+    transitions = cumulative_transitions(reference.core_labels(run.features), run.segments)
     rows = []
     for steps in checkpoints:
         n = int(steps) // report_interval
@@ -787,7 +1107,7 @@ def evaluate_prefixes(
 
 def evaluate_bias(run: Run, reference: Reference, report_interval: int) -> list[dict]:
     """RMSE of F from the metadynamics bias itself at each recorded checkpoint."""
-    transitions = cumulative_transitions(core_labels(run.xy, reference.minima), run.segments)
+    transitions = cumulative_transitions(reference.core_labels(run.features), run.segments)
     rows = []
     for steps, estimate in sorted(run.bias_free_energy.items()):
         rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
@@ -805,7 +1125,7 @@ def evaluate_bias(run: Run, reference: Reference, report_interval: int) -> list[
 def evaluate_rave(run: Run, reference: Reference, kT: float) -> list[dict]:
     """After each round k: F(chi) from rounds 0..k-1, MBAR over their stored biases; the
     cumulative MD steps are k x ``run.steps_per_round`` (all walkers of a round)."""
-    transitions = cumulative_transitions(core_labels(run.xy, reference.minima), run.segments)
+    transitions = cumulative_transitions(reference.core_labels(run.features), run.segments)
     rows = []
     for k in range(1, len(run.rounds) + 1):
         features = np.concatenate([f for f, _ in run.rounds[:k]])
@@ -814,7 +1134,7 @@ def evaluate_rave(run: Run, reference: Reference, kT: float) -> list[dict]:
             if bias is not None:
                 reduced[j] = bias.energy(features) / kT
         log_w = mbar_reweight(reduced, [len(f) for f, _ in run.rounds[:k]]).log_weights
-        chi = features[:, :2] @ reference.direction
+        chi = features @ reference.direction
         _, estimate = free_energy_profile(chi, log_w, reference.edges)
         rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
         rows.append(
@@ -991,13 +1311,13 @@ def plot(path: Path, table: list[dict], target_kT: float) -> None:
             hi = np.array([r["rmse_max_kT"] for r in rows])
             ok = np.isfinite(med)
             finite |= bool(ok.any())
-            style = "s--" if method == "metad_ideal_bias" else "o-"
+            style = "s--" if method.endswith("_bias") else "o-"
             (line,) = ax.plot(steps[ok], med[ok], style, ms=3, label=method)
             band = np.isfinite(lo) & np.isfinite(hi)
             ax.fill_between(steps[band], lo[band], hi[band], color=line.get_color(), alpha=0.2)
         ax.axhline(target_kT, color="k", ls="--", lw=1)
-        ax.set_xscale("log")
-        if finite:
+        if finite:  # log axes need data: a panel with no finite RMSE stays linear
+            ax.set_xscale("log")
             ax.set_yscale("log")
         else:
             ax.text(0.5, 0.5, "no finite RMSE yet", transform=ax.transAxes, ha="center")
@@ -1064,6 +1384,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_METAD["frequency"],
         help="steps between Gaussians",
     )
+    parser.add_argument(
+        "--opes-barrier",
+        type=float,
+        default=DEFAULT_OPES["barrier_kjmol"],
+        help="OPES barrier, kJ/mol",
+    )
+    parser.add_argument(
+        "--opes-frequency",
+        type=int,
+        default=DEFAULT_OPES["frequency"],
+        help="steps between OPES kernels",
+    )
+    parser.add_argument(
+        "--opes-variance-frequency",
+        type=int,
+        default=DEFAULT_OPES["variance_frequency"],
+        help="steps between updates of the adaptive OPES kernel variance (divides "
+        "--opes-frequency)",
+    )
     parser.add_argument("--bin-width", type=float, default=0.1, help="bins of F(chi), nm")
     parser.add_argument("--target", type=float, default=TARGET_RMSE_KT, help="target RMSE, kT")
     parser.add_argument(
@@ -1100,6 +1439,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             f"--metad-frequency ({args.metad_frequency}) must be a multiple of "
             f"--report-interval ({args.report_interval})"
         )
+    if args.opes_frequency < 1 or args.opes_variance_frequency < 1 or (
+        args.opes_frequency % args.opes_variance_frequency
+    ):
+        parser.error(
+            f"--opes-variance-frequency ({args.opes_variance_frequency}) must be >= 1 and divide "
+            f"--opes-frequency ({args.opes_frequency})"
+        )
+    if not args.opes_barrier > 0:
+        parser.error(f"--opes-barrier must be > 0 (kJ/mol). You supplied {args.opes_barrier}")
     if not args.metad_bias_factor > 1:
         parser.error(f"--metad-bias-factor must be > 1. You supplied {args.metad_bias_factor}")
     return args
@@ -1116,8 +1464,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bias_factor": args.metad_bias_factor,
         "frequency": args.metad_frequency,
     }
+    opes = {
+        "barrier_kjmol": args.opes_barrier,
+        "frequency": args.opes_frequency,
+        "variance_frequency": args.opes_variance_frequency,
+        "grid_sigma_nm": DEFAULT_OPES["grid_sigma_nm"],
+    }
     print(f"output: {out}")
     print(f"metadynamics: {metad}; frames every {args.report_interval} steps; seeds {args.seeds}")
+    print(f"OPES: {opes}")
 
     rows: list[dict] = []
     jobs = [(s, seed, m) for s in args.systems for seed in args.seeds for m in args.methods]
@@ -1153,9 +1508,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir = out / "campaigns" / f"{system}_seed{seed}"
             run = run_rave(config, workdir)
             results = {"rave": evaluate_rave(run, reference, potential.kT)}
+        elif method.startswith("opes"):
+            ideal = method == "opes_ideal"
+            direction = reference.direction if ideal else naive_direction(system, potential)
+            run = run_opes(
+                potential,
+                model,
+                direction,
+                seed,
+                max_steps,
+                args.report_interval,
+                reference=reference if ideal else None,
+                checkpoints=checkpoints,
+                **opes,
+            )
+            results = {method: evaluate_prefixes(run, reference, checkpoints, args.report_interval)}
+            if ideal:
+                results["opes_ideal_bias"] = evaluate_bias(run, reference, args.report_interval)
         else:
             ideal = method == "metad_ideal"
-            direction = reference.direction if ideal else np.array([1.0, 0.0])
+            direction = reference.direction if ideal else naive_direction(system, potential)
             run = run_metadynamics(
                 potential,
                 model,
@@ -1181,7 +1553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             final += f", |OpenMM - numpy bias| <= {run.notes['bias_mismatch_kjmol']:.1e} kJ/mol"
         print(
             f"[{i}/{len(jobs)}] {system} {method} seed {seed}: "
-            f"{len(run.xy) * args.report_interval:,} steps in {run.wall_s:.1f} s{final} "
+            f"{len(run.features) * args.report_interval:,} steps in {run.wall_s:.1f} s{final} "
             f"(elapsed {time.perf_counter() - started:.0f} s)",
             flush=True,
         )
