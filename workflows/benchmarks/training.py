@@ -16,6 +16,11 @@ CPU affinity are those a user would have:
 2. **A 3-round campaign** on the three-state potential, 20,000 steps a round
    (``rave run``, end to end: MD, MBAR, training, figures), wall time of the command.
 
+3. **How to train several seeds** (idle machine): the cost per seed and optimiser step of the
+   default network (batch 512, d = 10) with 2 intra-op threads, with 1, two seeds side by
+   side in threads of 1, and three seeds stacked into batched matrix products; the campaign
+   uses the fastest (threads side by side, see rave.resources).
+
 Modes: ``idle`` (all cores this process may use, nothing else running), ``onecore`` (the
 same work restricted to CPU 0, as ``taskset -c 0`` would), ``busy`` (all cores, with one
 CPU-bound process spinning beside it for the whole measurement). The targets compare busy
@@ -25,7 +30,7 @@ Usage::
 
     python workflows/benchmarks/training.py [--frames 200000] [--dims 10]
         [--modes idle,onecore,busy]
-        [--skip-campaign] [--skip-step] [--csv training.csv]
+        [--skip-campaign] [--skip-step] [--skip-kernels] [--csv training.csv]
 
 Prints a table and writes CSV. Timings need an otherwise idle machine.
 """
@@ -148,6 +153,86 @@ def campaign_child() -> dict:
     return {"wall_s": wall, "train_and_rc_s": train}
 
 
+def _step_time(threads: int, seeds: int, stacked: bool, steps: int = 60) -> float:
+    """Seconds per seed-step of the default 3 x 512 VAE, batch 512, on d = 10 frames:
+    ``seeds`` networks trained side by side in threads (``stacked`` False, ``threads``
+    intra-op threads each), or stacked into batched matrix products in one thread of
+    control (``stacked`` True)."""
+    import threading
+
+    import torch
+
+    from rave.vae import VAE, elbo_loss
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    x = torch.randn(20_000, 10)
+    if stacked:
+        width, layers = 512, []
+        for n_in, n_out in [(10, width), (width, width), (width, width), (width, 2),
+                            (1, width), (width, width), (width, width), (width, 10)]:
+            weight = (torch.randn(seeds, n_in, n_out) / n_in**0.5).requires_grad_()
+            layers.append((weight, torch.zeros(seeds, 1, n_out, requires_grad=True)))
+        optimiser = torch.optim.Adam([p for layer in layers for p in layer], 1e-3)
+
+        def mlp(part, h):
+            for j, (weight, bias) in enumerate(part):
+                h = torch.baddbmm(bias, h, weight)
+                h = torch.tanh(h) if j < len(part) - 1 else h
+            return h
+
+        def step():
+            batch = x[torch.randint(0, 20_000, (seeds, 512))]
+            out = mlp(layers[:4], batch)
+            mu, log_var = out[..., :1], out[..., 1:]
+            rec = mlp(layers[4:], mu + torch.exp(0.5 * log_var) * torch.randn_like(mu))
+            kl = -0.5 * (1 + log_var - mu.pow(2) - log_var.exp())[..., 0]
+            loss = ((rec - batch).pow(2).sum(-1) + kl).mean(-1).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+
+        for _ in range(5):
+            step()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        return (time.perf_counter() - t0) / steps / seeds
+
+    def train(out: list) -> None:
+        network = VAE(10)
+        optimiser = torch.optim.Adam(network.parameters(), 1e-3)
+        for i in range(steps + 5):
+            if i == 5:
+                t0 = time.perf_counter()
+            batch = x[torch.randint(0, 20_000, (512,))]
+            rec, mu, log_var, _ = network(batch)
+            loss = elbo_loss(batch, rec, mu, log_var)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        out.append(time.perf_counter() - t0)
+
+    times: list = []
+    workers = [threading.Thread(target=train, args=(times,)) for _ in range(seeds)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return (time.perf_counter() - t0) / steps / seeds
+
+
+def kernels_child() -> dict:
+    """Per seed-step cost of the ways to train several seeds on this machine's cores."""
+    return {
+        "one seed, 2 intra-op threads": _step_time(2, 1, False),
+        "one seed, 1 thread": _step_time(1, 1, False),
+        "2 seeds side by side, 1 thread each": _step_time(1, 2, False),
+        "3 seeds stacked (batched matmul), 2 threads": _step_time(2, 3, True),
+    }
+
+
 def run_mode(mode: str, what: str, frames: int, dims: int) -> dict:
     """Run one measurement in a fresh interpreter under the mode's conditions."""
     cmd = [sys.executable, __file__, "--child", what, "--frames", str(frames), "--dims",
@@ -177,13 +262,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--skip-step", action="store_true")
     parser.add_argument("--skip-campaign", action="store_true")
     parser.add_argument("--csv", default="training.csv")
-    parser.add_argument("--child", choices=["step", "campaign"], help=argparse.SUPPRESS)
+    parser.add_argument("--skip-kernels", action="store_true")
+    parser.add_argument("--child", choices=["step", "campaign", "kernels"],
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child == "step":
         print(json.dumps(learning_step_child(args.frames, args.dims)))
         return []
     if args.child == "campaign":
         print(json.dumps(campaign_child()))
+        return []
+    if args.child == "kernels":
+        print(json.dumps(kernels_child()))
         return []
     if args.dims < 2:
         parser.error("--dims must be >= 2")
@@ -195,13 +285,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"# {' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}")
     print(f"# {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}")
     rows = []
+    if not args.skip_kernels:
+        for name, seconds in run_mode("idle", "kernels", args.frames, args.dims).items():
+            rows.append({"mode": "idle", "what": f"ms per seed-step: {name}", "frames": 0,
+                         "dims": 10, "value": round(1e3 * seconds, 2), "unit": "ms", "note": ""})
+            print(rows[-1], flush=True)
     for mode in modes:
         if not args.skip_step:
             step = run_mode(mode, "step", args.frames, args.dims)
             for label in ("cold", "warm"):
                 rows.append({"mode": mode, "what": f"learning step, {label}",
                              "frames": args.frames, "dims": args.dims,
-                             "wall_s": round(step[label]["wall_s"], 2),
+                             "value": round(step[label]["wall_s"], 2), "unit": "s",
                              "note": f"KL {', '.join(f'{k:.3f}' for k in step[label]['kl'])}"
                                      + (f"; RC turned {step['rc_angle_between_rounds_deg']:.1f}"
                                         " deg" if label == "warm" else "")})
@@ -209,16 +304,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not args.skip_campaign:
             run = run_mode(mode, "campaign", args.frames, args.dims)
             rows.append({"mode": mode, "what": "3-round campaign, 20,000 steps/round",
-                         "frames": 1200, "dims": 2, "wall_s": round(run["wall_s"], 2),
+                         "frames": 1200, "dims": 2, "value": round(run["wall_s"], 2),
+                         "unit": "s",
                          "note": "training+RC per round (s): "
                                  + ", ".join(f"{t:.1f}" for t in run["train_and_rc_s"])})
             print(rows[-1], flush=True)
     print()
-    print(f"{'mode':<9} {'what':<38} {'frames':>8} {'d':>3} {'wall (s)':>9}  note")
+    print(f"{'mode':<9} {'what':<52} {'frames':>8} {'d':>3} {'value':>9} unit  note")
     for r in rows:
-        print(f"{r['mode']:<9} {r['what']:<38} {r['frames']:>8} {r['dims']:>3} "
-              f"{r['wall_s']:>9.2f}  {r['note']}")
-    by = {(r["mode"], r["what"]): r["wall_s"] for r in rows}
+        print(f"{r['mode']:<9} {r['what']:<52} {r['frames']:>8} {r['dims']:>3} "
+              f"{r['value']:>9.2f} {r['unit']:<4}  {r['note']}")
+    by = {(r["mode"], r["what"]): r["value"] for r in rows}
     for what in sorted({r["what"] for r in rows}):
         if ("busy", what) in by and ("onecore", what) in by:
             print(f"busy / onecore, {what}: {by['busy', what] / by['onecore', what]:.2f}x "
