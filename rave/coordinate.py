@@ -611,10 +611,10 @@ def fit_coordinate(
 
     Notes
     -----
-    Local optimisations start from the ``n_starts`` best grid points, from the latent's
-    weighted least-squares direction on the order parameters, and from ``initial_directions``
-    (e.g. the previous round's RC), so a sparse grid in high d cannot miss the basin those
-    point to; the best of all is returned.
+    Local optimisations start from the ``n_starts`` best (by the scan's KL) of: the
+    ``n_starts`` best grid points, the latent's weighted least-squares direction on the order
+    parameters, and ``initial_directions`` (e.g. the previous round's RC), so a sparse grid in
+    high d cannot miss the basin those point to; the best of all is returned.
 
     KL matching compares *distributions*, not frame-by-frame values, and the KL landscape is
     shallow (second order in the angle: ~0.01 nats for 15 degrees on a 2-D double well with
@@ -697,6 +697,9 @@ def fit_coordinate(
                 continue
             plus, minus = scan.both_signs(c)
             starts.append(-c if minus < plus else c)
+        # the local optimisation (the costly part) runs from the n_starts best of them all
+        scored = sorted(((scan(c), k) for k, c in enumerate(starts)), key=lambda t: t[0])
+        starts = [starts[k] for _, k in scored[: int(n_starts)]]
         for c0 in starts:
             basis = _tangent_basis(c0)
 

@@ -14,8 +14,8 @@ from rave.vae import VAEConfig, VAEEstimator, VAEModel, _warm_network, fit_seeds
 #: A warm-started network must compute the starting model's latent from the same raw order
 #: parameters under the new standardisation (float32 arithmetic, latent units).
 WARM_FUNCTION_ATOL = 1e-5
-#: Warm-started RC vs a cold fit's on the same frames, fixed seeded case (degrees). Measured:
-#: 2.1 deg; seeds of cold fits alone scatter by a few degrees on this case.
+#: Warm-started RC vs a cold fit's on the same frames, and vs the true slow direction, fixed
+#: seeded case (degrees); cold fits alone scatter by up to ~10 deg on this case.
 WARM_COLD_ANGLE_DEG = 5.0
 #: The stale case: a slow direction that turned by 90 degrees. A warm start left in the old
 #: optimum is this far (at least) off the cold fit's RC; measured ~55 deg.
@@ -49,10 +49,10 @@ def round_one():
 def test_budget_follows_the_data():
     estimator = VAEEstimator(VAEConfig(), seed=0)
     assert estimator.budget_epochs(360) == 4  # floor: min_epochs
-    assert estimator.budget_epochs(180_000) == 16  # ceiling: max_epochs (400 steps)
-    assert estimator.budget_epochs(30_000) == 16
+    assert estimator.budget_epochs(180_000) == 12  # ceiling: max_epochs (300 steps)
+    assert estimator.budget_epochs(30_000) == 12
     assert estimator.budget_epochs(2_000) == 8  # ceil(50 * 2000 / 12800)
-    assert estimator.budget_epochs(180_000, warm=True) == 4  # a quarter of the cold budget
+    assert estimator.budget_epochs(180_000, warm=True) == 3  # a quarter of the cold budget
     assert estimator.budget_epochs(360, warm=True) == 1  # at least one epoch
     capped = VAEEstimator(VAEConfig(max_epochs=2), seed=0)
     assert capped.budget_epochs(360) == 2  # max_epochs caps min_epochs too
@@ -71,15 +71,23 @@ def test_warm_network_computes_the_starting_models_latent(round_one):
 
 
 def test_warm_start_gives_the_cold_fits_rc(round_one):
+    """Four seeds, each fitted cold and warm on the same frames: the warm RCs lie within
+    WARM_COLD_ANGLE_DEG of the cold ones (median) and of the true slow direction x (each).
+    Measured: warm vs cold 0.0-6.9 deg (median 0.4; the 6.9 is a cold fit 9.9 deg off x),
+    warm vs x 2.6-3.0 deg, cold vs x 2.5-9.9 deg."""
     model, both, _ = round_one
-    cold = VAEEstimator(VAEConfig(**NET), seed=2).fit(both).fetch_model()
-    warm = VAEEstimator(VAEConfig(**NET), seed=2).fit(both, initial=model).fetch_model()
-    angle = direction_angle_deg(rc(cold, both), rc(warm, both))
-    print(f"warm vs cold RC: {angle:.2f} deg (limit {WARM_COLD_ANGLE_DEG}); epochs warm "
-          f"{warm.history['epochs']}, cold {cold.history['epochs']}")
-    assert angle < WARM_COLD_ANGLE_DEG
-    assert warm.history["warm_start"] and not cold.history["warm_start"]
-    assert warm.history["steps"] < cold.history["steps"]
+    between, warm_error = [], []
+    for seed in (2, 3, 4, 5):
+        cold = VAEEstimator(VAEConfig(**NET), seed=seed).fit(both).fetch_model()
+        warm = VAEEstimator(VAEConfig(**NET), seed=seed).fit(both, initial=model).fetch_model()
+        c_cold, c_warm = rc(cold, both), rc(warm, both)
+        between.append(direction_angle_deg(c_cold, c_warm))
+        warm_error.append(direction_angle_deg(c_warm, [1.0, 0.0]))
+        assert warm.history["warm_start"] and not cold.history["warm_start"]
+        assert warm.history["steps"] < cold.history["steps"]
+    print(f"warm vs cold RC: {np.round(between, 2)} deg; warm vs x: {np.round(warm_error, 2)}")
+    assert np.median(between) < WARM_COLD_ANGLE_DEG
+    assert max(warm_error) < WARM_COLD_ANGLE_DEG
 
 
 def test_a_stale_warm_start_is_dropped_for_the_cold_seeds_rc(round_one):

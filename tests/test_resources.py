@@ -65,11 +65,15 @@ def test_busy_cores_from_two_readings_of_proc_stat():
     assert busy_cores(before, after, cpus={1}) == pytest.approx(0.1)
 
 
-def test_plan_never_uses_more_threads_than_free_cores():
-    idle = plan_threads(3, allowed=2)
-    assert (idle.workers, idle.intra_op_threads, idle.cores) == (2, 1, 2)
+def test_plan_never_gives_waiting_threads_more_than_the_free_cores():
+    idle = plan_threads(3, allowed=2)  # three single-threaded seeds share two cores
+    assert (idle.workers, idle.intra_op_threads, idle.cores) == (3, 1, 2)
     busy = plan_threads(3, allowed=2, busy_elsewhere=1.0)
-    assert (busy.workers, busy.intra_op_threads, busy.cores) == (1, 1, 1)
+    assert (busy.workers, busy.intra_op_threads, busy.cores) == (3, 1, 1)
+    two_on_four = plan_threads(2, allowed=4)
+    assert (two_on_four.workers, two_on_four.intra_op_threads) == (2, 2)
+    many = plan_threads(50, allowed=2)
+    assert many.workers == 8 and many.intra_op_threads == 1
     assert "busy with other processes" in busy.describe()
     one_seed = plan_threads(1, allowed=8, busy_elsewhere=2.9)
     assert (one_seed.workers, one_seed.intra_op_threads) == (1, 5)
@@ -79,7 +83,10 @@ def test_plan_never_uses_more_threads_than_free_cores():
     assert everything_busy.cores == 1  # always at least one
     for tasks in range(1, 6):
         for allowed in range(1, 9):
-            plan = plan_threads(tasks, allowed)
-            assert plan.workers * plan.intra_op_threads <= allowed
+            for busy_now in (0.0, 1.0, 2.5):
+                plan = plan_threads(tasks, allowed, busy_now)
+                assert plan.intra_op_threads <= plan.cores
+                if plan.intra_op_threads > 1:  # waiting threads: a free core each
+                    assert plan.workers * plan.intra_op_threads <= plan.cores
     with pytest.raises(ValueError, match="tasks must be >= 1"):
         plan_threads(0, 2)
