@@ -11,8 +11,9 @@ CPU affinity are those a user would have:
    N(0, 0.3^2) noise, all ten mixed by a fixed random rotation so that the slow plane mixes
    every order parameter. Round "cold" trains every seed from scratch (as round 0 does); round
    "warm" then trains on a fresh draw with the first round's models as the warm start (one
-   seed cold, rotating, as every later round does). Reported: wall time of each step, epochs
-   per seed, the angle between the two rounds' RCs.
+   seed cold, rotating, as every later round does by default); round "warm, no cold seed"
+   does the same with ``[vae] cold_seeds = 0``. Reported: wall time of each step, each
+   model's KL, the angle between consecutive rounds' RCs.
 2. **A 3-round campaign** on the three-state potential, 20,000 steps a round
    (``rave run``, end to end: MD, MBAR, training, figures), wall time of the command.
 
@@ -110,14 +111,21 @@ def learning_step_child(frames: int, dims: int) -> dict:
     from rave.coordinate import direction_angle_deg
     from rave.units import kT_kjmol
 
-    config = config_from_dict({"system": {"kind": "three_state"},
-                               "output": {"progress": False, "figures": False}})
+    def config(cold_seeds: int):
+        return config_from_dict({"system": {"kind": "three_state"},
+                                 "vae": {"cold_seeds": cold_seeds},
+                                 "output": {"progress": False, "figures": False}})
+
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        campaign = Campaign(config, Path(tmp) / "w")
+        campaign = Campaign(config(1), Path(tmp) / "w")
         log_w = np.zeros(frames)
         coefficients = []
-        for index, label in enumerate(("cold", "warm")):
+        for index, label in enumerate(("cold", "warm", "warm, no cold seed")):
+            if index == 2:  # the same campaign asked for no cold seed in later rounds
+                previous = campaign._previous_coefficients
+                campaign = Campaign(config(0), Path(tmp) / "w")
+                campaign._previous_coefficients = previous
             x = mixed_frames(frames, dims, seed=index)
             folder = Path(tmp) / "w" / f"round_{index:03d}"
             t0 = time.perf_counter()
@@ -130,7 +138,9 @@ def learning_step_child(frames: int, dims: int) -> dict:
             coefficients.append(c)
             out[label] = {"wall_s": wall, "kl": [float(k) for k in kls],
                           "warm": [t.warm for t in trained]}
-        out["rc_angle_between_rounds_deg"] = direction_angle_deg(*coefficients)
+        out["rc_angle_between_rounds_deg"] = [direction_angle_deg(a, b) for a, b
+                                              in zip(coefficients[:-1], coefficients[1:],
+                                                     strict=True)]
     return out
 
 
@@ -293,13 +303,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for mode in modes:
         if not args.skip_step:
             step = run_mode(mode, "step", args.frames, args.dims)
-            for label in ("cold", "warm"):
+            for j, label in enumerate(("cold", "warm", "warm, no cold seed")):
+                turned = (f"; RC turned {step['rc_angle_between_rounds_deg'][j - 1]:.1f} deg"
+                          if j else "")
                 rows.append({"mode": mode, "what": f"learning step, {label}",
                              "frames": args.frames, "dims": args.dims,
                              "value": round(step[label]["wall_s"], 2), "unit": "s",
                              "note": f"KL {', '.join(f'{k:.3f}' for k in step[label]['kl'])}"
-                                     + (f"; RC turned {step['rc_angle_between_rounds_deg']:.1f}"
-                                        " deg" if label == "warm" else "")})
+                                     + turned})
                 print(rows[-1], flush=True)
         if not args.skip_campaign:
             run = run_mode(mode, "campaign", args.frames, args.dims)
