@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from . import __version__, store
 from .bias import Bias, build_bias_grid
-from .config import Config, ConfigError
+from .config import Config, ConfigError, check_frame_memory
 from .coordinate import align_sign, direction_angle_deg, fit_coordinate, select_models
 from .engine import Frames, MDError
 from .features import openmm_feature_values
@@ -227,6 +227,7 @@ class Campaign:
         self.potential = self.sim.potential
         self.features = list(self.sim.features)
         self.feature_names = [f.name for f in self.features]
+        check_frame_memory(config, len(self.features))
         self.kT = kT_kjmol(config.system.temperature)
         sampling = config.sampling
         self.timestep_ps = sampling.timestep or self.sim.timestep_ps
