@@ -175,23 +175,12 @@ def _print_status(workdir: Path, summary: dict) -> None:
         print(f"{r['index']:>5} {r['frames']:>7} {r['effective_sample_size']:>9.1f} "
               f"{r['kl_divergence']:>8.4f} {angle:>7} {change:>7}  {rc}"
               + (f"  ({r['faults']} MD fault(s) recovered)" if r.get("faults") else ""))
+    from .analysis import config_change_lines
+
     for line in config_change_lines(rounds):
         print(line)
     print(_verdict(workdir, summary))
     _status_in_progress(workdir, len(rounds), summary.get("walkers", 1))
-
-
-def config_change_lines(rounds: list[dict]) -> list[str]:
-    """Lines naming the rounds that ran with a config other than ``config.json``, grouped by
-    the run that completed them (from each round's ``run`` and ``config_changes``)."""
-    groups: dict[tuple, list[int]] = {}
-    for r in rounds:
-        changes = tuple(r.get("config_changes") or ())
-        if changes:
-            groups.setdefault((r.get("run"), changes), []).append(int(r["index"]))
-    return [f"round(s) {', '.join(map(str, indices))} ran with a changed config "
-            f"(run {run} of manifest.json): {'; '.join(changes)}"
-            for (run, changes), indices in groups.items()]
 
 
 def _verdict(workdir: Path, summary: dict) -> str:
