@@ -322,13 +322,19 @@ def check_new_workdir(workdir: Path, own: dict[str, bytes] | None = None) -> Non
     if not workdir.is_dir():
         raise WorkdirError(f"work directory {workdir} exists and is not a directory. Choose "
                            f"another --workdir")
+    if holds_resumable_campaign(workdir):
+        return  # started by another rave meanwhile: resumed under the lock
     own = own or {}
+    own_temporaries = {f".{Path(name).name}" for name in own}
     foreign = []
     for path in sorted(workdir.rglob("*")):
         name = path.relative_to(workdir).as_posix()
         if path.is_dir() and not path.is_symlink():
             continue
         if name == LOCK or (path.parent == workdir and is_rave_temporary(path)):
+            continue
+        match = _TEMPORARY.fullmatch(path.name)
+        if path.parent == workdir / "inputs" and match and f".{match['name']}" in own_temporaries:
             continue
         if name in own and path.is_file() and path.read_bytes() == own[name]:
             continue

@@ -110,9 +110,11 @@ def test_a_run_on_a_locked_workdir_is_refused_naming_the_holder(reference, tmp_p
     assert {name: (workdir / name).read_bytes() for name in _files(workdir)} == before
 
 
-def test_two_concurrent_runs_one_proceeds_and_the_store_equals_an_uninterrupted_run(
-        reference, tmp_path):
-    config, run = reference
+def test_two_concurrent_runs_one_proceeds_and_the_store_equals_an_uninterrupted_run(tmp_path):
+    # three rounds, so that the first run still holds the lock when the second tries it
+    config = _config(tmp_path, TINY.replace("rounds = 1", "rounds = 3"))
+    run = tmp_path / "uninterrupted"
+    assert _run(config, run) == 0
     workdir = tmp_path / "w"
     command = [sys.executable, "-m", "rave.cli", "run", str(config), "--workdir", str(workdir),
                "-q"]
@@ -127,6 +129,9 @@ def test_two_concurrent_runs_one_proceeds_and_the_store_equals_an_uninterrupted_
     assert _files(workdir) == _files(run)
     manifest = json.loads((workdir / "manifest.json").read_text())
     assert len(manifest["runs"]) == 1
+    got = json.loads((workdir / "summary.json").read_text())["rounds"]
+    expected = json.loads((run / "summary.json").read_text())["rounds"]
+    assert [r["frames"] for r in got] == [r["frames"] for r in expected] == [100] * 3
     for name in ("frames.npz", "walkers/walker_00.npz"):
         a = store.read_npz(workdir / "round_000" / name)
         b = store.read_npz(run / "round_000" / name)
