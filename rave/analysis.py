@@ -64,6 +64,7 @@ __all__ = [
     "find_metastable_states",
     "walker_segments",
     "write_report",
+    "config_change_lines",
 ]
 
 #: Default number of bootstrap replicates of the F(chi) error bars (sigma to ~10 %).
@@ -72,6 +73,24 @@ DEFAULT_BOOTSTRAP = 100
 
 class CampaignFileError(RuntimeError):
     """A file of the campaign is missing or unreadable; the message names it."""
+
+
+def config_change_lines(rounds: list[dict]) -> list[str]:
+    """Lines naming the rounds that ran with a config other than ``config.json``, grouped by
+    the run that completed them (from each round's ``run`` and ``config_changes``)."""
+    groups: dict[tuple, list[int]] = {}
+    for r in rounds:
+        changes = tuple(r.get("config_changes") or ())
+        if changes:
+            groups.setdefault((r.get("run"), changes), []).append(int(r["index"]))
+    return [f"round(s) {', '.join(map(str, indices))} ran with a changed config "
+            f"(run {run} of manifest.json): {'; '.join(changes)}"
+            for (run, changes), indices in groups.items()]
+
+
+def _redo_advice(workdir: Path, index: int) -> str:
+    return (f"`rave run` with the campaign's config, --workdir {workdir} and --redo-round "
+            f"{index} recomputes round {index} from its stored MD and redoes the later rounds")
 
 
 def _read_json(path: Path):
@@ -393,7 +412,17 @@ class CampaignResult:
     @classmethod
     def load(cls, workdir: str | Path) -> CampaignResult:
         """Read ``summary.json``, ``features.json`` and every finished round's files."""
-        workdir = Path(workdir)
+        try:
+            return cls._load(Path(workdir))
+        except (KeyError, TypeError, AttributeError, IndexError) as error:
+            raise CampaignFileError(
+                f"a file of {workdir} is not what rave wrote (missing or malformed {error}): "
+                f"summary.json, features.json or a round's coordinate.json. `rave run` with the "
+                f"campaign's config and --workdir {workdir} rewrites summary.json; "
+                f"`rave status {workdir}` names damaged round files") from error
+
+    @classmethod
+    def _load(cls, workdir: Path) -> CampaignResult:
         summary = _read_json(workdir / "summary.json")
         features = [feature_from_dict(d) for d in _read_json(workdir / "features.json")]
         rounds = []
@@ -402,10 +431,12 @@ class CampaignResult:
             try:
                 frames = store.read_npz(folder / "frames.npz")
             except FileNotFoundError as error:
-                raise CampaignFileError(f"{folder / 'frames.npz'} is missing") from error
+                raise CampaignFileError(f"{folder / 'frames.npz'} is missing. "
+                                        f"{_redo_advice(workdir, record['index'])}") from error
             except Exception as error:  # zip/pickle errors of a truncated file
                 raise CampaignFileError(
-                    f"{folder / 'frames.npz'} cannot be read (truncated or corrupted?): {error}"
+                    f"{folder / 'frames.npz'} cannot be read (truncated or corrupted?): {error}. "
+                    f"{_redo_advice(workdir, record['index'])}"
                 ) from error
             applied = folder / "bias_applied.json"
             walker = frames.get("walker")
@@ -567,24 +598,32 @@ class CampaignResult:
     def _model_path(self, index: int, name: str) -> Path:
         path = store.round_dir(self.workdir, self.rounds[index].index) / name
         if not path.is_file():
-            raise CampaignFileError(f"{path} is missing")
+            raise CampaignFileError(
+                f"{path} is missing. {_redo_advice(self.workdir, self.rounds[index].index)}")
         return path
+
+    def _load_model(self, index: int, name: str):
+        from .vae import VAEModel
+
+        path = self._model_path(index, name)
+        try:
+            return VAEModel.load(path)
+        except Exception as error:  # torch / zip errors of a damaged file
+            raise CampaignFileError(
+                f"{path} cannot be read (truncated or corrupted?): {error}. "
+                f"{_redo_advice(self.workdir, self.rounds[index].index)}") from error
 
     def models(self, index: int = -1) -> list:
         """Every VAE trained after round ``index`` (``coordinate.json``'s ``model_files``), as
         :class:`rave.vae.VAEModel` objects, in training order."""
-        from .vae import VAEModel
-
         names = self.rounds[index].coordinate["model_files"]
-        return [VAEModel.load(self._model_path(index, name)) for name in names]
+        return [self._load_model(index, name) for name in names]
 
     def model(self, index: int = -1):
         """The VAE chosen after round ``index`` (lowest KL), a :class:`rave.vae.VAEModel`."""
-        from .vae import VAEModel
-
         coordinate = self.rounds[index].coordinate
         name = coordinate["model_files"][int(coordinate["chosen_model"])]
-        return VAEModel.load(self._model_path(index, name))
+        return self._load_model(index, name)
 
     def latent(self, index: int = -1) -> np.ndarray:
         """Latent mean of every frame of rounds 0..index under the model chosen in ``index``."""
@@ -896,6 +935,8 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             " Only one state was found, so no transition can be counted." if len(states) < 2 else ""
         ),
     ]
+    for line in config_change_lines(result.summary["rounds"]):
+        items.append(("config changed", line))
     extra = []
     last_round = store.round_dir(result.workdir, result.rounds[-1].index) / "figure.png"
     if last_round.exists():

@@ -14,15 +14,23 @@ rounds (``round.json``) and complete walkers (``walkers/walker_KK.npz``) are kep
 else of an interrupted round is redone; every choice (seeds, starting frames) is a function of
 the stored data, so a resumed campaign stores what an uninterrupted one would. A config that
 changes what the stored data mean (system, temperature, features, the MD of a round) is
-refused with the differences named. See :mod:`rave.store` for the layout.
+refused with the differences named; a resume that changes any other key that can change
+results ([vae], [coordinate], [bias], [convergence], the platform ...) is recorded: each run's
+config and its changes from ``config.json`` go into ``manifest.json``, and each round's
+``round.json`` names the run that completed it and those changes (``rave status`` shows them).
+``run(redo_round=N)`` (``rave run --redo-round N``) recomputes round N from its stored MD, and
+every later round, after a file of a complete round was damaged.
+
+Every write happens under the work directory's lock (:func:`rave.store.lock_workdir`). See
+:mod:`rave.store` for the layout.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,17 +40,18 @@ from tqdm.auto import tqdm
 
 from . import __version__, store
 from .bias import Bias, build_bias_grid
-from .config import Config, ConfigError
+from .config import Config, ConfigError, check_frame_memory
 from .coordinate import align_sign, direction_angle_deg, fit_coordinate, select_models
 from .engine import Frames, MDError
+from .features import openmm_feature_values
 from .resources import read_allowed_cores
 from .reweight import free_energy_profile, mbar_reweight
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
 from .units import kT_kjmol
 from .walkers import WalkerResult, WalkerTask, make_executor
 
-__all__ = ["Campaign", "RoundFailed", "RoundRecord", "build_model_potential",
-           "reduced_bias_matrix"]
+__all__ = ["BiasMismatchError", "Campaign", "RoundFailed", "RoundRecord",
+           "build_model_potential", "recorded_changes", "reduced_bias_matrix"]
 
 log = logging.getLogger("rave")
 
@@ -53,10 +62,23 @@ PROFILE_BINS = 80
 #: [sampling] keys that define what a round's stored frames are; a resume may not change them
 ROUND_DEFINING = ("steps_per_round", "report_interval", "walkers", "seed", "timestep",
                   "friction", "snapshots")
+#: keys a resume may change without it being recorded: they do not change what is computed
+UNRECORDED = ("sampling.rounds", "sampling.scheduler", "sampling.workers", "vae.threads",
+              "output.progress",
+              "output.figures")
+#: largest |OpenMM - numpy| bias energy of a round's frames before the campaign stops, kJ/mol
+BIAS_MISMATCH_TOL_KJMOL = 1e-3
+#: largest |OpenMM - numpy| value of an order parameter at the same positions (its own unit)
+FEATURE_MISMATCH_TOL = 1e-5
 
 
 class RoundFailed(MDError):
     """Walkers of a round failed after their recoveries; the others' frames are stored."""
+
+
+class BiasMismatchError(RuntimeError):
+    """The bias energy OpenMM applied and numpy's differ: the two faces of an order parameter
+    disagree (the message names it where it can), so the frames cannot be reweighted."""
 
 
 @dataclass
@@ -72,6 +94,10 @@ class RoundRecord:
     walkers: int = 1
     faults: int = 0
     timings_s: dict = field(default_factory=dict)
+    #: the entry of manifest.json's runs that completed this round (None: not recorded)
+    run: int | None = None
+    #: config keys that run changed from config.json, "key: stored X, now Y"
+    config_changes: list[str] = field(default_factory=list)
 
     def to_summary(self) -> dict:
         return {
@@ -86,6 +112,8 @@ class RoundRecord:
             "free_energy_change_kT": self.free_energy_change_kT,
             "converged": self.converged,
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
+            "run": self.run,
+            "config_changes": list(self.config_changes),
         }
 
     @classmethod
@@ -102,6 +130,8 @@ class RoundRecord:
             walkers=int(data.get("walkers", 1)),
             faults=int(data.get("faults", 0)),
             timings_s=dict(data.get("timings_s", {})),
+            run=None if data.get("run") is None else int(data["run"]),
+            config_changes=[str(c) for c in data.get("config_changes", [])],
         )
 
 
@@ -197,6 +227,25 @@ def _fit_note(model) -> str:
             f"{h.get('stop_reason', 'budget')}, {h.get('wall_time_s', 0.0):.1f} s)")
 
 
+def _flat(config: dict) -> dict:
+    return {f"{section}.{key}": value for section, values in config.items()
+            if isinstance(values, dict) for key, value in values.items()}
+
+
+def recorded_changes(stored: dict, current: dict) -> list[str]:
+    """Keys a resume changes that a run records rather than refuses: every key except those of
+    :func:`config_differences` (refused) and :data:`UNRECORDED`, as "key: stored X, now Y"."""
+    old, new = _flat(stored), _flat(current)
+    refused = {f"sampling.{k}" for k in ROUND_DEFINING}
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if key.startswith("system.") or key in refused or key in UNRECORDED:
+            continue
+        if old.get(key) != new.get(key):
+            changes.append(f"{key}: stored {old.get(key)!r}, now {new.get(key)!r}")
+    return changes
+
+
 class Campaign:
     """A RAVE campaign in a work directory.
 
@@ -220,6 +269,7 @@ class Campaign:
         self.potential = self.sim.potential
         self.features = list(self.sim.features)
         self.feature_names = [f.name for f in self.features]
+        check_frame_memory(config, len(self.features))
         self.kT = kT_kjmol(config.system.temperature)
         sampling = config.sampling
         self.timestep_ps = sampling.timestep or self.sim.timestep_ps
@@ -243,36 +293,81 @@ class Campaign:
     def _input_hashes(self) -> dict:
         return {name: file_sha256(path) for name, path in self.sim.input_files.items()}
 
+    def _own_files(self) -> dict[str, bytes]:
+        """What a new campaign writes before its manifest (an interrupted start left these)."""
+        def text(data) -> bytes:
+            return (json.dumps(data, indent=2) + "\n").encode()
+
+        own = {"config.json": text(self.config.to_dict()),
+               "features.json": text(self._features_dicts())}
+        for path in self.sim.input_files.values():
+            own[f"inputs/{Path(path).name}"] = Path(path).read_bytes()
+        return own
+
     def _initialise(self) -> None:
-        store.prepare_workdir(self.workdir)
+        store.check_new_workdir(self.workdir, self._own_files())
         store.write_json(self.workdir / "config.json", self.config.to_dict())
         store.write_json(self.workdir / "features.json", self._features_dicts())
         for path in self.sim.input_files.values():
-            target = self.workdir / "inputs" / Path(path).name
-            if not target.exists():
-                target.parent.mkdir(exist_ok=True)
-                shutil.copyfile(path, target)
+            store.copy_file(Path(path), self.workdir / "inputs" / Path(path).name)
         store.write_json(self.workdir / store.MANIFEST, {
             "format": store.FORMAT,
             "version": store.FORMAT_VERSION,
             "rave_version": __version__,
             "system": self.sim.name,
             "input_sha256": self._input_hashes(),
+            "config": self.config.to_dict(),
             "runs": [],
-        })
+        }, durable=True)
+
+    def _stored_config(self, manifest: dict) -> dict:
+        """config.json; restored from the manifest's copy when it is missing (new stores)."""
+        path = self.workdir / "config.json"
+        if not path.exists() and isinstance(manifest.get("config"), dict):
+            store.write_json(path, manifest["config"])
+            log.info("%s was missing: restored from %s", path, store.MANIFEST)
+        try:
+            stored = store.load_json(path)
+        except store.StoreFileError as error:
+            fix = ("remove it and rerun: `rave run` restores it from manifest.json"
+                   if isinstance(manifest.get("config"), dict) else "restore it from a backup")
+            raise store.StoreFileError(f"{error}. Nothing was changed; {fix}") from error
+        if not isinstance(stored, dict):
+            raise store.StoreFileError(f"{path} is not a rave config (a JSON object of "
+                                       f"sections). Nothing was changed; restore it from a "
+                                       f"backup")
+        return stored
 
     def _check_resumable(self) -> dict:
-        manifest = store.load_json(self.workdir / store.MANIFEST)
-        if manifest.get("format") != store.FORMAT or not isinstance(manifest.get("version"), int):
-            raise store.WorkdirError(f"{self.workdir / store.MANIFEST} is not a rave campaign "
-                                     f"manifest; nothing was changed")
+        path = self.workdir / store.MANIFEST
+        try:
+            manifest = store.load_json(path)
+        except store.StoreFileError as error:
+            raise store.StoreFileError(
+                f"{error}. Nothing was changed; restore it from a backup (it records the "
+                f"campaign's input-file hashes and runs, which cannot be recomputed)") from error
+        if (not isinstance(manifest, dict) or manifest.get("format") != store.FORMAT
+                or not isinstance(manifest.get("version"), int)
+                or not isinstance(manifest.get("runs", []), list)):
+            raise store.WorkdirError(f"{path} is not a rave campaign manifest; nothing was "
+                                     f"changed. Restore it from a backup, or choose another "
+                                     f"--workdir")
         if manifest["version"] > store.FORMAT_VERSION:
             raise store.WorkdirError(
                 f"{self.workdir} was written by a newer rave (store format "
                 f"{manifest['version']} > {store.FORMAT_VERSION}); upgrade rave to resume it")
-        stored = store.load_json(self.workdir / "config.json")
+        stored = self._stored_config(manifest)
         diffs = config_differences(stored, self.config.to_dict())
-        stored_features = store.load_json(self.workdir / "features.json")
+        features_path = self.workdir / "features.json"
+        if not features_path.exists() and not diffs:
+            # derived from the config, which matches in everything that defines the features
+            store.write_json(features_path, self._features_dicts())
+            log.info("%s was missing: rewritten from the config", features_path)
+        try:
+            stored_features = store.load_json(features_path)
+        except store.StoreFileError as error:
+            raise store.StoreFileError(f"{error}. Nothing was changed; remove it and rerun: "
+                                       f"`rave run` rewrites it from config.json") from error
         if stored_features != self._features_dicts():
             names = [f.get("name") for f in stored_features]
             diffs.append(f"order parameters: stored {names}, now {self.feature_names}")
@@ -296,26 +391,63 @@ class Campaign:
         return handler
 
     # ------------------------------------------------------------------ the loop
-    def run(self, rounds: int | None = None) -> dict:
-        """Run (or resume) the campaign; returns the summary written to ``summary.json``."""
+    def run(self, rounds: int | None = None, redo_round: int | None = None) -> dict:
+        """Run (or resume) the campaign; returns the summary written to ``summary.json``.
+
+        Parameters
+        ----------
+        rounds : int, optional
+            MD rounds in all (default ``[sampling] rounds``).
+        redo_round : int, optional
+            Recompute round ``redo_round`` from its stored MD (walker files that read back are
+            kept) and every later round: the recovery from a damaged file of a complete round.
+
+        Raises
+        ------
+        rave.store.WorkdirBusy
+            Another process holds the work directory's lock.
+        rave.store.WorkdirError
+            The directory holds something else, or a resume would change what its data mean.
+        """
         rounds = self.config.sampling.rounds if rounds is None else int(rounds)
         if rounds < 1:
             raise ConfigError(f"rounds must be >= 1. You supplied {rounds}")
-        resuming = store.holds_resumable_campaign(self.workdir)
-        manifest = self._check_resumable() if resuming else None
-        if not resuming:
+        if redo_round is not None and redo_round < 0:
+            raise ConfigError(f"--redo-round must be >= 0. You supplied {redo_round}")
+        if not store.holds_resumable_campaign(self.workdir):
+            if redo_round is not None:
+                raise store.WorkdirError(f"--redo-round {redo_round}: {self.workdir} holds no "
+                                         f"campaign ({store.MANIFEST} is missing)")
+            store.check_new_workdir(self.workdir, self._own_files())  # before creating it
+        with store.lock_workdir(self.workdir):
+            return self._run_locked(rounds, redo_round)
+
+    def _run_locked(self, rounds: int, redo_round: int | None) -> dict:
+        resuming = store.holds_resumable_campaign(self.workdir)  # again, under the lock
+        if resuming:
+            manifest = self._check_resumable()
+        else:
+            if redo_round is not None:
+                raise store.WorkdirError(f"--redo-round {redo_round}: {self.workdir} holds no "
+                                         f"campaign ({store.MANIFEST} is missing)")
             self._initialise()
             manifest = store.load_json(self.workdir / store.MANIFEST)
         handler = self._setup_logging()
         try:
-            manifest["runs"].append({
+            stale = store.remove_stale_temporaries(self.workdir)
+            if redo_round is not None:
+                self._discard_rounds_from(redo_round)
+            self._load_complete_rounds()
+            changes = recorded_changes(self._stored_config(manifest), self.config.to_dict())
+            manifest.setdefault("runs", []).append({
                 "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "rounds_requested": rounds, "rave_version": __version__,
+                "config": self.config.to_dict(), "config_changes": changes,
+                **({"redo_round": redo_round} if redo_round is not None else {}),
             })
-            store.write_json(self.workdir / store.MANIFEST, manifest)
-            self._load_complete_rounds()
+            run_index = len(manifest["runs"]) - 1
+            store.write_json(self.workdir / store.MANIFEST, manifest, durable=True)
             if resuming:
-                stale = store.remove_stale_temporaries(self.workdir)
                 log.info("resuming %s: %d complete round(s) found%s", self.workdir,
                          len(self.records),
                          f", {len(stale)} unfinished temporary file(s) removed" if stale else "")
@@ -324,6 +456,10 @@ class Campaign:
                          "rounds, %d walker(s) per round", self.sim.name,
                          self.config.system.temperature, self.kT, self.feature_names, rounds,
                          self.config.sampling.walkers)
+            if changes:
+                log.warning("this run changes the config from %s (recorded in %s and in each "
+                            "round.json it completes): %s", self.workdir / "config.json",
+                            store.MANIFEST, "; ".join(changes))
             converged = bool(self.records) and self.records[-1].converged
             if converged:
                 log.info("the campaign converged after %d rounds: nothing to run",
@@ -332,9 +468,11 @@ class Campaign:
                 if converged:
                     break
                 record = self._round(index)
+                record.run = run_index
+                record.config_changes = changes
                 self.records.append(record)
                 store.write_json(store.round_dir(self.workdir, index) / "round.json",
-                                 record.to_summary())
+                                 record.to_summary(), durable=True)
                 store.fault_point("round_complete")
                 self._write_summary(converged=record.converged)
                 if record.converged:
@@ -351,23 +489,46 @@ class Campaign:
             log.removeHandler(handler)
             handler.close()
 
+    def _discard_rounds_from(self, index: int) -> None:
+        """--redo-round: remove round ``index`` (but its readable walker files) and later."""
+        if not store.round_dir(self.workdir, index).is_dir():
+            done = sorted(p.name for p in self.workdir.glob("round_[0-9][0-9][0-9]"))
+            raise store.WorkdirError(
+                f"--redo-round {index}: {store.round_dir(self.workdir, index)} does not exist "
+                f"(the campaign has {', '.join(done) or 'no rounds'}); nothing was changed")
+
+        def readable(path: Path) -> bool:
+            try:
+                store.load_npz(path)
+            except store.StoreFileError:
+                return False
+            return True
+
+        removed = store.discard_rounds_from(self.workdir, index, keep=readable)
+        log.info("--redo-round %d: %d file(s) of round %d and later removed, to be recomputed",
+                 index, len(removed), index)
+
     # ------------------------------------------------------------------ resume
     def _load_complete_rounds(self) -> None:
         """Records, frames, biases and weights of the complete rounds, in order."""
         index = 0
         while (store.round_dir(self.workdir, index) / "round.json").is_file():
             folder = store.round_dir(self.workdir, index)
-            record = RoundRecord.from_summary(store.load_json(folder / "round.json"))
-            frames = self._load_frames(folder)
-            applied = folder / "bias_applied.json"
-            bias = Bias.from_dict(store.load_json(applied)) if index > 0 else None
-            weights = store.load_npz(folder / "weights.npz", ("log_weights",))
+            try:
+                record, frames, bias, weights, next_bias = self._load_round(folder, index)
+            except store.StoreFileError as error:
+                raise store.StoreFileError(
+                    f"{error}. Round {index} is complete but this file of it is damaged; "
+                    f"nothing was changed. `rave run` with the campaign's config, --workdir "
+                    f"{self.workdir} and --redo-round {index} recomputes round {index} from its "
+                    f"stored MD and redoes the later rounds (or restore the file from a "
+                    f"backup)") from error
             self.records.append(record)
             self._frames.append(frames)
             self._biases.append(bias)
             self._previous_coefficients = record.coefficients
             self._previous_log_weights = weights["log_weights"]
-            self._next_bias = Bias.from_dict(store.load_json(folder / "bias.json"))
+            self._next_bias = next_bias
             index += 1
         total = sum(len(f) for f in self._frames)
         if self._previous_log_weights is not None and len(self._previous_log_weights) != total:
@@ -375,6 +536,36 @@ class Campaign:
                 f"{store.round_dir(self.workdir, index - 1) / 'weights.npz'} has "
                 f"{len(self._previous_log_weights)} weights for {total} stored frames "
                 f"(corrupted?)")
+
+    def _load_round(self, folder: Path, index: int):
+        """A complete round's record, frames, applied bias, weights and next bias; its model
+        files are checked to read back (analysis and export load them)."""
+        from .vae import VAEModel
+
+        def parsed(name: str, build):
+            data = store.load_json(folder / name)
+            try:
+                return build(data)
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise store.StoreFileError(f"{folder / name} is not a valid rave {name} "
+                                           f"(missing or malformed {error})") from error
+
+        record = parsed("round.json", RoundRecord.from_summary)
+        frames = self._load_frames(folder)
+        bias = parsed("bias_applied.json", Bias.from_dict) if index > 0 else None
+        weights = store.load_npz(folder / "weights.npz", ("log_weights",))
+        next_bias = parsed("bias.json", Bias.from_dict)
+        files = parsed("coordinate.json", lambda data: [str(f) for f in data["model_files"]])
+        for name in files:
+            path = folder / name
+            if not path.is_file():
+                raise store.StoreFileError(f"{path} is missing")
+            try:
+                VAEModel.load(path)
+            except Exception as error:  # torch / zip errors of a damaged file
+                raise store.StoreFileError(f"{path} cannot be read (truncated or corrupted?): "
+                                           f"{error}") from error
+        return record, frames, bias, weights, next_bias
 
     @staticmethod
     def _load_frames(folder: Path) -> Frames:
@@ -498,7 +689,7 @@ class Campaign:
 
                 def store_result(result: WalkerResult) -> None:
                     path = folder / f"walker_{result.walker_index:02d}.npz"
-                    store.write_npz(path, **result.to_arrays())
+                    store.write_npz(path, durable=True, **result.to_arrays())
                     log.info("%s walker %d: %d frames in %.1f s on %s%s", label,
                              result.walker_index, len(result), result.wall_s, result.platform,
                              f", {len(result.faults)} fault(s) recovered" if result.faults
@@ -520,7 +711,7 @@ class Campaign:
         )
         walker = np.concatenate([np.full(len(r), r.walker_index, dtype=np.int64)
                                  for r in results])
-        store.write_npz(store.round_dir(self.workdir, index) / "frames.npz",
+        store.write_npz(store.round_dir(self.workdir, index) / "frames.npz", durable=True,
                         features=frames.features, bias_kjmol=frames.bias_kjmol,
                         time_ps=frames.time_ps, walker=walker)
         store.fault_point("frames_stored")
@@ -557,8 +748,19 @@ class Campaign:
         applied = self._frames[-1].bias_kjmol
         own = reduced[-1, len(features) - len(applied):] * self.kT
         mismatch = float(np.max(np.abs(applied - own))) if len(applied) else 0.0
-        if mismatch > 1e-3:
-            log.warning("bias energy from OpenMM and numpy differ by up to %.2e kJ/mol", mismatch)
+        if not mismatch <= BIAS_MISMATCH_TOL_KJMOL:
+            index = len(self._frames) - 1
+            names = self._disagreeing_features(index)
+            raise BiasMismatchError(
+                f"round {index}: the bias energy OpenMM applied and numpy's differ by up to "
+                f"{mismatch:.3g} kJ/mol (tolerance {BIAS_MISMATCH_TOL_KJMOL:g}), so its frames "
+                f"cannot be reweighted. "
+                + (f"The order parameter(s) {', '.join(names)} differ between OpenMM and numpy "
+                   f"at the round's stored positions (periodicity?)" if names else
+                   "No order parameter differs at the round's stored positions")
+                + f". The campaign stopped; its frames are kept in "
+                  f"{store.round_dir(self.workdir, index)}. Fix the order parameters and start "
+                  f"a new campaign")
         result = mbar_reweight(reduced, [len(f) for f in self._frames])
         return features, result
 
@@ -581,6 +783,27 @@ class Campaign:
             return np.arange(n_frames)
         rng = np.random.default_rng([self.config.sampling.seed, index, 7])
         return np.sort(rng.choice(n_frames, size=limit, replace=False))
+
+    def _disagreeing_features(self, index: int) -> list[str]:
+        """Names of the order parameters whose OpenMM and numpy values differ at the position
+        snapshots of round ``index`` (an empty list when none does or none can be read)."""
+        try:
+            results = self._walker_results(index)
+        except store.StoreFileError:
+            return []
+        positions = [r.snapshots for r in results if len(r.snapshots)]
+        if not positions:
+            return []
+        boxes = [r.final_box_vectors for r in results if len(r.snapshots)]
+        names = set()
+        for pos, box in zip(positions, boxes, strict=True):
+            pos = np.asarray(pos, dtype=float)
+            box = None if box is None or np.size(box) == 0 else np.asarray(box, float)
+            numpy_values = np.stack([f.evaluate(pos, box) for f in self.features], axis=1)
+            openmm_values = openmm_feature_values(self.features, pos, box, self.sim.system)
+            bad = np.max(np.abs(numpy_values - openmm_values), axis=0) > FEATURE_MISMATCH_TOL
+            names |= {self.feature_names[i] for i in np.flatnonzero(bad)}
+        return [n for n in self.feature_names if n in names]
 
     def _train(self, index: int, folder: Path, features: np.ndarray, log_w: np.ndarray):
         """VAEs of this round and the RC of each (a model file already stored by an interrupted

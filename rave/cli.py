@@ -1,20 +1,68 @@
-"""Command line: ``rave run CONFIG.toml``, ``rave export WORKDIR``, ``rave analyse WORKDIR``."""
+"""Command line: ``rave run CONFIG.toml``, ``rave export WORKDIR``, ``rave analyse WORKDIR``,
+``rave status WORKDIR``.
+
+Every failure a user can cause ends with one line ``rave: error: ...`` on stderr that names the
+file or key and what to do, and one of these exit codes:
+
+* 0: done;
+* 1: the campaign stopped: MD failed after its recoveries, or OpenMM's and numpy's bias
+  energies disagree (frames of finished walkers and rounds are kept; ``rave run`` resumes);
+* 2: refused: a bad config, command line or work directory, a damaged stored file, an export
+  that would overwrite (nothing was changed);
+* 3: the work directory is in use by another rave (its lock names the pid, host, start);
+* 4: the operating system refused a read or write (permissions, disk full, a path under a
+  file); what was stored before stays, and ``rave run`` resumes once it is fixed;
+* 130: interrupted (Ctrl-C or SIGTERM); ``rave run`` with the same arguments resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from .analysis import CampaignFileError
 from .config import ConfigError, load_config
 from .export import ExportError
-from .store import WorkdirError
+from .store import WorkdirBusy, WorkdirError
+
+#: exit codes, see the module docstring
+EXIT_STOPPED = 1
+EXIT_REFUSED = 2
+EXIT_BUSY = 3
+EXIT_OS = 4
+EXIT_INTERRUPTED = 130
+
+
+def _error(message: str) -> None:
+    print(f"rave: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _os_advice(error: OSError) -> str:
+    """What to do about an OS error, by its errno."""
+    code = error.errno
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "make it writable (or readable) for this user, or choose another path"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "free disk space (or raise the quota); `rave run` then resumes where it stopped"
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return "a part of that path is a file, not a directory: choose another path"
+    if code == errno.EISDIR:
+        return "that path is a directory; give a file name"
+    if code == errno.ENOENT:
+        return "check the path"
+    return "fix the cause; `rave run` resumes where it stopped"
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM (a batch system's stop) as Ctrl-C
+    raise KeyboardInterrupt
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .campaign import Campaign
+    from .campaign import BiasMismatchError, Campaign
     from .engine import MDError
 
     overrides = {}
@@ -23,12 +71,19 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.config).stem
     try:
-        summary = Campaign(config, workdir, scheduler=args.scheduler).run()
+        summary = Campaign(config, workdir, scheduler=args.scheduler).run(
+            redo_round=args.redo_round)
     except MDError as error:
-        print(f"rave: MD failed: {error}. Frames of finished rounds and walkers are kept in "
-              f"{workdir}; `rave run` with the same config and --workdir resumes",
-              file=sys.stderr)
-        return 1
+        _error(f"MD failed: {error}. Frames of finished rounds and walkers are kept in "
+               f"{workdir}; `rave run` with the same config and --workdir resumes")
+        return EXIT_STOPPED
+    except BiasMismatchError as error:
+        _error(str(error))
+        return EXIT_STOPPED
+    except KeyboardInterrupt:
+        _error(f"interrupted; finished walkers and rounds are stored in {workdir}. `rave run "
+               f"{args.config} --workdir {workdir}` resumes where it stopped")
+        return EXIT_INTERRUPTED
     last = summary["rounds"][-1]
     print(f"\n{len(summary['rounds'])} rounds, converged: {summary['converged']}")
     print("final RC: chi = " + " + ".join(
@@ -46,14 +101,23 @@ def _export(args: argparse.Namespace) -> int:
                          "--openmm FILE")
     workdir = Path(args.workdir)
     if not workdir.is_dir():
-        raise ValueError(f"work directory {workdir} does not exist")
+        raise ValueError(f"work directory {workdir} does not exist or is not a directory")
+    targets = []
+    if args.plumed:
+        targets += export.plumed_paths(Path(args.plumed))
+    if args.torchscript:
+        targets.append(Path(args.torchscript))
+    if args.openmm:
+        targets.append(Path(args.openmm))
+    export.check_targets(targets, force=args.force)  # all of them before writing any
     written = []
     if args.plumed:
-        written += export.write_plumed(workdir, Path(args.plumed))
+        written += export.write_plumed(workdir, Path(args.plumed), force=args.force)
     if args.torchscript:
-        written.append(export.write_torchscript(workdir, Path(args.torchscript)))
+        written.append(export.write_torchscript(workdir, Path(args.torchscript),
+                                                     force=args.force))
     if args.openmm:
-        written.append(export.write_openmm(workdir, Path(args.openmm)))
+        written.append(export.write_openmm(workdir, Path(args.openmm), force=args.force))
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -76,15 +140,30 @@ def _status(args: argparse.Namespace) -> int:
         # started, no round complete yet
         config = store.load_json(workdir / "config.json")
         manifest = store.load_json(workdir / store.MANIFEST)
-        summary = {"system": manifest.get("system"), "converged": False, "rounds": [],
-                   "temperature_K": config["system"].get("temperature"),
-                   "walkers": config.get("sampling", {}).get("walkers", 1),
-                   "feature_names": []}
+        try:
+            summary = {"system": manifest.get("system"), "converged": False, "rounds": [],
+                       "temperature_K": config["system"].get("temperature"),
+                       "walkers": config.get("sampling", {}).get("walkers", 1),
+                       "feature_names": []}
+        except (KeyError, TypeError, AttributeError) as error:
+            raise store.StoreFileError(f"{workdir / 'config.json'} is not a rave config "
+                                       f"(missing or malformed {error}); restore it from a "
+                                       f"backup") from error
     else:
         summary = _read_json(workdir / "summary.json")
+    try:
+        _print_status(workdir, summary)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise store.StoreFileError(
+            f"{workdir / 'summary.json'} is not a rave summary (missing or malformed {error}); "
+            f"`rave run` with the campaign's config and --workdir {workdir} rewrites it") from error
+    return 0
+
+
+def _print_status(workdir: Path, summary: dict) -> None:
     names = summary["feature_names"]
     rounds = summary["rounds"]
-    print(f"{args.workdir}: {summary.get('system', '?')} at {summary['temperature_K']} K, "
+    print(f"{workdir}: {summary.get('system', '?')} at {summary['temperature_K']} K, "
           f"{len(rounds)} round(s) done, {sum(r['frames'] for r in rounds)} frames, "
           f"converged: {summary['converged']}")
     print(f"{'round':>5} {'frames':>7} {'ESS':>9} {'KL':>8} {'dAngle':>7} {'dF/kT':>7}  RC")
@@ -96,9 +175,12 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{r['index']:>5} {r['frames']:>7} {r['effective_sample_size']:>9.1f} "
               f"{r['kl_divergence']:>8.4f} {angle:>7} {change:>7}  {rc}"
               + (f"  ({r['faults']} MD fault(s) recovered)" if r.get("faults") else ""))
+    from .analysis import config_change_lines
+
+    for line in config_change_lines(rounds):
+        print(line)
     print(_verdict(workdir, summary))
-    _status_in_progress(Path(args.workdir), len(rounds), summary.get("walkers", 1))
-    return 0
+    _status_in_progress(workdir, len(rounds), summary.get("walkers", 1))
 
 
 def _verdict(workdir: Path, summary: dict) -> str:
@@ -161,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run walkers on this Dask scheduler (tcp://host:8786), or 'local' / "
                           "'serial'; overrides [sampling] scheduler")
+    run.add_argument("--redo-round", type=int, metavar="N",
+                     help="recompute round N from its stored MD, and every later round (after a "
+                          "file of a complete round was damaged)")
     run.add_argument("-q", "--quiet", action="store_true", help="no log on the terminal")
     exp = sub.add_parser("export", help="export the latest RC and bias of a campaign")
     exp.add_argument("workdir", help="a rave work directory")
@@ -170,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="write the encoder (raw features -> latent mean) as TorchScript")
     exp.add_argument("--openmm", metavar="FILE",
                      help="write the bias force as serialized OpenMM XML")
+    exp.add_argument("--force", action="store_true",
+                     help="overwrite existing files (never files inside a campaign)")
     sta = sub.add_parser("status", help="rounds, frames, ESS, RC and convergence of a campaign")
     sta.add_argument("workdir", help="a rave work directory")
     ana = sub.add_parser("analyse", help="write a report with figures for a campaign")
@@ -178,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "quiet", False):
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        previous = None
     try:
         if args.command == "run":
             return _run(args)
@@ -187,9 +279,24 @@ def main(argv: list[str] | None = None) -> int:
             return _analyse(args)
         if args.command == "status":
             return _status(args)
+    except WorkdirBusy as error:
+        _error(str(error))
+        return EXIT_BUSY
     except (ConfigError, WorkdirError, ValueError, ExportError, CampaignFileError) as error:
-        print(f"rave: error: {error}", file=sys.stderr)
-        return 2
+        _error(str(error))
+        return EXIT_REFUSED
+    except OSError as error:
+        where = error.filename if error.filename is not None else "a file"
+        _error(f"{where}: {error.strerror or error}. {_os_advice(error)}; nothing stored "
+               f"before was lost")
+        return EXIT_OS
+    except KeyboardInterrupt:
+        _error(f"interrupted; `rave {args.command}` can be run again"
+               + ("; `rave run` resumes where it stopped" if args.command == "run" else ""))
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

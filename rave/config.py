@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 import types
 import typing
@@ -51,6 +52,13 @@ LIGAND_CAVITY_CHOICES = {
     "ligand": ("methane", "c60"),
     "size": ("small", "paper"),
 }
+
+
+#: largest sampling.seed: OpenMM takes 32-bit signed seeds
+MAX_SEED = 2**31 - 1
+#: largest bias.grid_points and coordinate.bins (memory and time stay small below these)
+MAX_GRID_POINTS = 1_000_000
+MAX_BINS = 100_000
 
 
 class ConfigError(ValueError):
@@ -154,7 +162,7 @@ class SamplingConfig:
 
     rounds : MD rounds including the unbiased round 0 (4)
     steps_per_round : MD steps per round (200000)
-    seed : seeds MD, VAE training and direction search (1)
+    seed : seeds MD, VAE training and direction search, 0..2**31 - 1 (1)
     report_interval : steps between recorded frames (100)
     timestep : ps (the system's default)
     friction : 1/ps, Langevin collision rate (the system's default)
@@ -195,15 +203,19 @@ class SamplingConfig:
                 f'as "tcp://10.0.0.5:8786". You supplied {self.scheduler!r}'
             )
         _at_least("sampling.report_interval", self.report_interval, 1)
-        _at_least("sampling.steps_per_round", self.steps_per_round, self.report_interval)
+        if self.steps_per_round < self.report_interval:
+            raise ConfigError(
+                f"sampling.report_interval ({self.report_interval}) must not exceed "
+                f"sampling.steps_per_round ({self.steps_per_round}): a round records a frame "
+                f"every report_interval steps. Lower report_interval or raise steps_per_round")
         if self.steps_per_round // self.report_interval < 10:
             raise ConfigError(
                 f"sampling.steps_per_round / sampling.report_interval gives "
                 f"{self.steps_per_round // self.report_interval} frames per round; at least 10 "
                 f"are needed. Raise steps_per_round or lower report_interval"
             )
-        if self.seed < 0:
-            raise ConfigError(f"sampling.seed must be >= 0. You supplied {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"sampling.seed must be in 0..{MAX_SEED}. You supplied {self.seed}")
         if self.timestep is not None:
             _positive("sampling.timestep", self.timestep)
         if self.friction is not None:
@@ -261,6 +273,7 @@ class CoordinateConfig:
 
     def __post_init__(self) -> None:
         _at_least("coordinate.bins", self.bins, 5)
+        _at_most("coordinate.bins", self.bins, MAX_BINS)
         _at_least("coordinate.max_frames", self.max_frames, 100)
         _positive("coordinate.kl_threshold", self.kl_threshold)
 
@@ -283,6 +296,7 @@ class BiasConfig:
 
     def __post_init__(self) -> None:
         _at_least("bias.grid_points", self.grid_points, 8)
+        _at_most("bias.grid_points", self.grid_points, MAX_GRID_POINTS)
         if self.padding < 0:
             raise ConfigError(f"bias.padding must be >= 0. You supplied {self.padding}")
         _positive("bias.cap_kT", self.cap_kT)
@@ -379,6 +393,45 @@ def _positive(key: str, value: float) -> None:
 def _at_least(key: str, value: int, minimum: int) -> None:
     if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}. You supplied {value}")
+
+
+def _at_most(key: str, value: int, maximum: int) -> None:
+    if value > maximum:
+        raise ConfigError(f"{key} must be <= {maximum}. You supplied {value}")
+
+
+def frame_memory_bytes(config: Config, n_features: int) -> int:
+    """Memory the campaign's frame arrays take at the last round, in bytes: every frame's
+    order parameters, bias, time and walker (float64/int64) plus the MBAR matrix of every
+    round's bias at every frame."""
+    s = config.sampling
+    frames = s.rounds * s.walkers * (s.steps_per_round // s.report_interval)
+    return 8 * frames * (n_features + 3 + s.rounds)
+
+
+def check_frame_memory(config: Config, n_features: int, available: int | None = None) -> None:
+    """Refuse a campaign whose frame arrays would not fit in half of ``available`` bytes
+    (default: this machine's physical memory).
+
+    Raises
+    ------
+    ConfigError
+        Naming the estimate and the keys that set it.
+    """
+    if available is None:
+        try:
+            available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return
+    need = frame_memory_bytes(config, n_features)
+    if need > available / 2:
+        s = config.sampling
+        raise ConfigError(
+            f"the frames of this campaign would take about {need / 2**30:.3g} GiB "
+            f"({s.rounds} rounds x {s.walkers} walker(s) x {s.steps_per_round // s.report_interval}"
+            f" frames of {n_features} order parameters, plus MBAR's matrix), more than half of "
+            f"this machine's {available / 2**30:.3g} GiB. Lower sampling.steps_per_round, "
+            f"sampling.rounds or sampling.walkers, or raise sampling.report_interval")
 
 
 def _tuples(values: dict) -> dict:
@@ -482,10 +535,18 @@ def config_from_dict(data: dict) -> Config:
 def load_config(path: str | Path, overrides: dict | None = None) -> Config:
     """Read a campaign TOML file; ``overrides`` maps "section.key" to a value (CLI flags)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; give the campaign's TOML file "
+                          f"(see workflows/*.toml)")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not a text file (not UTF-8: {error.reason} at "
+                          f"byte {error.start}); give the campaign's TOML file") from error
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from error
     for dotted, value in (overrides or {}).items():

@@ -3,6 +3,9 @@
 The exported bias is the latest one in the work directory: ``bias.json`` of the last round
 (built from all rounds, the one the next round would apply). The exported encoder is the model
 chosen in that round (``coordinate.json``).
+
+Exports never overwrite a file unless asked (``force``) and never write into a campaign's work
+directory (:func:`check_targets`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,51 @@ PLUMED_EXTRA_WIDTHS = 1.0
 
 
 class ExportError(RuntimeError):
-    """The work directory lacks what the export needs; the message names the file."""
+    """The work directory lacks what the export needs, or a target cannot be written; the
+    message names the file."""
+
+
+def plumed_paths(directory: Path) -> list[Path]:
+    """The files :func:`write_plumed` writes into ``directory``."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"--plumed {directory}: exists and is not a directory; give a "
+                          f"directory for plumed.dat, bias.grid and README.txt")
+    return [directory / "plumed.dat", directory / "bias.grid", directory / "README.txt"]
+
+
+def _campaign_holding(path: Path) -> Path | None:
+    """The rave work directory ``path`` lies in, if any (a folder above it with a manifest)."""
+    for folder in Path(path).resolve().parents:
+        manifest = folder / store.MANIFEST
+        if manifest.is_file():
+            try:
+                if store.read_json(manifest).get("format") == store.FORMAT:
+                    return folder
+            except (OSError, ValueError, AttributeError):
+                return folder  # a damaged manifest: still a campaign
+    return None
+
+
+def check_targets(paths: Sequence[Path], force: bool = False) -> None:
+    """Refuse export targets that are directories, lie inside a campaign, or exist (unless
+    ``force``); checks every target before anything is written.
+
+    Raises
+    ------
+    ExportError
+        Naming the target and what to do.
+    """
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise ExportError(f"{path} is a directory; give a file name for the export")
+        campaign = _campaign_holding(path)
+        if campaign is not None:
+            raise ExportError(f"{path} lies inside the rave campaign {campaign}; exports never "
+                              f"write into a campaign. Choose a path outside it")
+        if path.exists() and not force:
+            raise ExportError(f"{path} exists; nothing was written. Choose another path, or "
+                              f"add --force to overwrite it")
 
 
 def latest_round(workdir: Path) -> Path:
@@ -128,9 +175,11 @@ def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list
     return lines, args, notes
 
 
-def write_plumed(workdir: Path, directory: Path) -> list[Path]:
-    """Write plumed.dat, bias.grid and README.txt (the feature-to-action map) into directory."""
+def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Path]:
+    """Write plumed.dat, bias.grid and README.txt (the feature-to-action map) into directory
+    (existing files only with ``force``; never inside a campaign)."""
     directory = Path(directory)
+    check_targets(plumed_paths(directory), force)
     folder = latest_round(workdir)
     bias = Bias.from_dict(store.read_json(folder / "bias.json"))
     features = load_features(workdir)
@@ -158,10 +207,12 @@ def write_plumed(workdir: Path, directory: Path) -> list[Path]:
     return paths
 
 
-def write_torchscript(workdir: Path, path: Path) -> Path:
-    """The chosen encoder of the latest round as TorchScript (raw features in, latent mean out)."""
+def write_torchscript(workdir: Path, path: Path, force: bool = False) -> Path:
+    """The chosen encoder of the latest round as TorchScript (raw features in, latent mean out);
+    an existing file only with ``force``, never inside a campaign."""
     from .vae import VAEModel
 
+    check_targets([Path(path)], force)
     folder = latest_round(workdir)
     coordinate = store.read_json(folder / "coordinate.json")
     files = coordinate.get("model_files")
@@ -170,14 +221,24 @@ def write_torchscript(workdir: Path, path: Path) -> Path:
     model_path = folder / files[int(coordinate["chosen_model"])]
     if not model_path.is_file():
         raise ExportError(f"{model_path} is missing")
-    VAEModel.load(model_path).export_torchscript(path)
+    try:
+        model = VAEModel.load(model_path)
+    except Exception as error:  # torch / zip errors of a damaged file
+        raise ExportError(
+            f"{model_path} cannot be read (truncated or corrupted?): {error}. `rave run` with "
+            f"the campaign's config, --workdir {workdir} and --redo-round "
+            f"{int(folder.name.split('_')[1])} recomputes it") from error
+    model.export_torchscript(path)
     return Path(path)
 
 
-def write_openmm(workdir: Path, path: Path, force_group: int | None = None) -> Path:
-    """The latest bias as a serialized OpenMM force (XML) to add to one's own System."""
+def write_openmm(workdir: Path, path: Path, force_group: int | None = None,
+                 force: bool = False) -> Path:
+    """The latest bias as a serialized OpenMM force (XML) to add to one's own System; an
+    existing file only with ``force``, never inside a campaign."""
     import openmm
 
+    check_targets([Path(path)], force)
     folder = latest_round(workdir)
     bias = Bias.from_dict(store.read_json(folder / "bias.json"))
     features = load_features(workdir)

@@ -56,6 +56,8 @@ __all__ = [
     "feature_from_dict",
     "evaluate_features",
     "feature_names",
+    "feature_keys",
+    "openmm_feature_values",
 ]
 
 _AXES = ("x", "y", "z")
@@ -1172,10 +1174,75 @@ def feature_from_dict(d: dict[str, Any]) -> Feature:
     kind = kwargs.pop("kind")
     if kind not in Feature._registry:
         _fail("kind", f"one of {sorted(Feature._registry)}", kind)
+    allowed = feature_keys(kind)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} for a {kind!r} feature. Allowed: "
+                         f"kind, {', '.join(allowed)}")
     try:
         return Feature._registry[kind](**kwargs)
     except TypeError as err:
         raise ValueError(f"cannot build a {kind!r} feature from {d!r}: {err}") from err
+
+
+def feature_keys(kind: str) -> list[str]:
+    """The keys a feature of ``kind`` takes besides ``kind`` (its constructor's keywords)."""
+    import inspect
+
+    parameters = inspect.signature(Feature._registry[kind].__init__).parameters
+    return [name for name, p in parameters.items() if name != "self"
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def openmm_feature_values(
+    features: Sequence[Feature],
+    positions: np.ndarray,
+    box_vectors: np.ndarray | None,
+    system: openmm.System,
+) -> np.ndarray:
+    """The features' values from their OpenMM forces, as a simulation of ``system`` sees them.
+
+    Each feature's :meth:`Feature.openmm_force` goes into a copy of ``system``'s particles
+    (no other force) on the Reference platform, with ``box_vectors`` as the box, or, for
+    ``None``, the System's default box (which OpenMM uses for a force with periodic boundary
+    conditions even when the System has none). Compare with :meth:`Feature.evaluate` on the
+    same positions and ``box_vectors`` to see whether the two faces agree.
+
+    Parameters
+    ----------
+    features : Sequence[Feature]
+    positions : np.ndarray, shape=(n_frames, n_particles, 3) or (n_particles, 3), nm
+    box_vectors : np.ndarray, shape=(3, 3), nm, or None
+    system : openmm.System
+        The simulated System (particle count and default box).
+
+    Returns
+    -------
+    np.ndarray, shape=(n_frames, d), dtype=float64
+    """
+    x = _as_frames(positions)
+    values = np.empty((x.shape[0], len(features)))
+    for start in range(0, len(features), 32):  # one force group each, 32 groups
+        batch = features[start:start + 32]
+        copy = openmm.System()
+        for i in range(system.getNumParticles()):
+            copy.addParticle(system.getParticleMass(i))
+        copy.setDefaultPeriodicBoxVectors(*system.getDefaultPeriodicBoxVectors())
+        for group, feature in enumerate(batch):
+            force = feature.openmm_force()
+            force.setForceGroup(group)
+            copy.addForce(force)
+        context = openmm.Context(copy, openmm.VerletIntegrator(0.001),
+                                 openmm.Platform.getPlatformByName("Reference"))
+        if box_vectors is not None:
+            context.setPeriodicBoxVectors(*np.asarray(box_vectors, dtype=float))
+        for n, frame in enumerate(x):
+            context.setPositions(frame)
+            for group in range(len(batch)):
+                energy = context.getState(getEnergy=True, groups={group}).getPotentialEnergy()
+                values[n, start + group] = energy.value_in_unit(u.kilojoule_per_mole)
+        del context
+    return values
 
 
 def feature_names(features: Sequence[Feature]) -> list[str]:

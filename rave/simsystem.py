@@ -169,7 +169,8 @@ def _select(topology, selection, where: str) -> list[int]:
     return [int(i) for i in atoms]
 
 
-def features_from_selections(entries: list[dict], topology) -> list:
+def features_from_selections(entries: list[dict], topology,
+                             periodic: bool | None = None) -> list:
     """Features from ``[[features]]`` tables whose atom slots are mdtraj selections.
 
     Parameters
@@ -178,11 +179,26 @@ def features_from_selections(entries: list[dict], topology) -> list:
         Each a :meth:`rave.features.Feature.to_dict`-style dict (``kind`` and the
         constructor's keywords) where atom slots may be selection strings.
     topology : mdtraj.Topology
+    periodic : bool, optional
+        Whether the System uses periodic boundary conditions. A feature that takes
+        ``periodic`` and does not set it gets this value (OpenMM would otherwise apply the
+        minimum image in its default 2 nm box to a non-periodic System, numpy would not);
+        ``periodic = true`` on a non-periodic System is refused.
     """
+    from .features import Feature, feature_keys
+
     features = []
     for i, entry in enumerate(entries):
         where = f"features[{i}]" + (f" ({entry['name']})" if "name" in entry else "")
         resolved = dict(entry)
+        kind = resolved.get("kind")
+        if periodic is not None and kind in Feature._registry and "periodic" in feature_keys(
+                kind):
+            if resolved.get("periodic") is True and not periodic:
+                raise ConfigError(f"{where}.periodic = true, but the System has no periodic "
+                                  f"boundary conditions: OpenMM would apply the minimum image "
+                                  f"in its default box. Remove the periodic key")
+            resolved.setdefault("periodic", periodic)
         for key in _ATOM_KEYS:
             if key in resolved:
                 resolved[key] = _select(topology, resolved[key], f"{where}.{key}")
@@ -250,7 +266,8 @@ def _openmm_system(config: Config) -> SimulationSystem:
         box = np.asarray([[v.value_in_unit(unit.nanometer)[k] for k in range(3)]
                           for v in vectors], float)
     topology = mdtraj.Topology.from_openmm(pdb.topology)
-    features = features_from_selections(config.features, topology)
+    features = features_from_selections(config.features, topology,
+                                        periodic=system.usesPeriodicBoundaryConditions())
     if not features:
         raise ConfigError('system.kind = "openmm" needs order parameters: add [[features]] '
                           'tables (see rave/simsystem.py and workflows/alanine_dipeptide/)')

@@ -1010,10 +1010,49 @@ def rotated_double_well(
     )
 
 
+#: grid points per axis of the search for the default start of an expression potential
+START_GRID_POINTS = 201
+
+
+def lowest_point(expression: str, extent: Sequence[Sequence[float]]) -> tuple[float, float]:
+    """The lowest point of an energy expression of x and y in ``extent`` (nm): the lowest
+    finite value on a :data:`START_GRID_POINTS`-square grid, refined by a bounded local
+    minimisation (L-BFGS-B).
+
+    Raises
+    ------
+    ValueError
+        If the expression cannot be translated to numpy or has no finite value in ``extent``.
+    """
+    from scipy.optimize import minimize
+
+    function = lepton_to_numpy(expression)
+    (x0, x1), (y0, y1) = _extent(extent)
+    xs = np.linspace(x0, x1, START_GRID_POINTS)
+    ys = np.linspace(y0, y1, START_GRID_POINTS)
+    gx, gy = np.meshgrid(xs, ys, indexing="ij")
+    with np.errstate(all="ignore"):
+        grid = np.asarray(_evaluate_xy(function, gx, gy), dtype=float)
+    grid[~np.isfinite(grid)] = np.inf
+    if not np.isfinite(grid).any():
+        raise ValueError(f"{_EXPRESSION_KEY} {expression!r} has no finite energy in the "
+                         f"extent {extent}")
+    i, j = np.unravel_index(np.argmin(grid), grid.shape)
+
+    def energy(point: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            value = float(_evaluate_xy(function, point[0], point[1]))
+        return value if math.isfinite(value) else float(grid[i, j]) + 1e6
+
+    best = minimize(energy, [xs[i], ys[j]], method="L-BFGS-B", bounds=[(x0, x1), (y0, y1)])
+    point = best.x if best.fun <= grid[i, j] else np.array([xs[i], ys[j]])
+    return float(point[0]), float(point[1])
+
+
 def from_expression(
     expression: str,
     temperature_K: float | u.Quantity,
-    start: Sequence[float] = (0.0, 0.0),
+    start: Sequence[float] | None = None,
     extent: Sequence[Sequence[float]] = ((-2.0, 2.0), (-2.0, 2.0)),
     *,
     name: str = "expression",
@@ -1030,8 +1069,9 @@ def from_expression(
         ``;``-separated intermediate definitions.
     temperature_K : float or openmm.unit.Quantity
         Temperature, K.
-    start : Sequence[float], shape=(2,)
-        Start point, nm; the energy there must be finite.
+    start : Sequence[float], shape=(2,), optional
+        Start point, nm; the energy there must be finite. Default: the lowest point in
+        ``extent`` (:func:`lowest_point`), a minimum of the potential.
     extent : ((x_min, x_max), (y_min, y_max))
         Region covering the states, nm.
     name : str
@@ -1045,6 +1085,11 @@ def from_expression(
         If OpenMM cannot parse the expression, it uses variables other than x and y, the numpy
         translator does not support it, or its energy at `start` is not finite.
     """
+    if start is None:
+        try:
+            start = lowest_point(expression, extent)
+        except Exception:  # noqa: BLE001 - ModelPotential below names what is wrong
+            start = (0.0, 0.0)  # ModelPotential then reports what is wrong with the expression
     return ModelPotential(
         name=name,
         expression=expression,

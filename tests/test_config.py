@@ -71,3 +71,37 @@ def test_config_round_trips_through_its_stored_dict():
     again = config_from_dict(config.to_dict())
     assert again.to_dict() == config.to_dict()
     assert again.system.angle_deg == 20.0 and again.models.models == 2
+
+
+# issue 13: what can be checked is checked before the work directory is written
+@pytest.mark.parametrize(
+    ("sampling", "message"),
+    [
+        ({"seed": 9223372036854775807}, r"sampling.seed must be in 0..2147483647"),
+        ({"steps_per_round": 500, "report_interval": 1000},
+         r"sampling.report_interval \(1000\) must not exceed sampling.steps_per_round \(500\)"),
+    ],
+)
+def test_out_of_range_sampling_keys_are_refused_naming_the_key(sampling, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"system": {"kind": "three_state"}, "sampling": sampling})
+
+
+def test_a_campaign_whose_frames_exceed_memory_is_refused_before_any_write(tmp_path):
+    from rave.campaign import Campaign
+
+    config = config_from_dict({"system": {"kind": "three_state"},
+                               "sampling": {"steps_per_round": 10**15}})
+    with pytest.raises(ConfigError, match=r"the frames of this campaign would take about .* "
+                                          r"Lower sampling.steps_per_round"):
+        Campaign(config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+def test_binary_or_directory_config_file_is_named(tmp_path):
+    binary = tmp_path / "c.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(ConfigError, match=rf"config file {binary} is not a text file"):
+        load_config(binary)
+    with pytest.raises(ConfigError, match=rf"config file {tmp_path} is a directory"):
+        load_config(tmp_path)

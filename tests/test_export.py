@@ -182,3 +182,22 @@ def test_status_prints_rounds_and_convergence(exported, capsys, tmp_path):
     assert "verdict: not converged: " in out and "fewer than 3 rounds" in out
     assert main(["status", str(tmp_path)]) == 2
     assert "summary.json is missing" in capsys.readouterr().err
+
+
+def test_export_refuses_to_overwrite_without_force_and_never_writes_into_a_campaign(
+        exported, tmp_path, capsys):
+    workdir, _ = exported
+    inside = workdir / "round_001" / "bias.json"
+    before = inside.read_bytes()
+    assert main(["export", str(workdir), "--openmm", str(inside), "--force"]) == 2
+    assert "lies inside the rave campaign" in capsys.readouterr().err
+    assert inside.read_bytes() == before
+    mine = tmp_path / "bias.xml"
+    mine.write_text("my own file")
+    assert main(["export", str(workdir), "--openmm", str(mine)]) == 2
+    assert f"{mine} exists; nothing was written" in capsys.readouterr().err
+    assert mine.read_text() == "my own file"
+    assert main(["export", str(workdir), "--openmm", str(mine), "--force"]) == 0
+    assert "<" in mine.read_text()
+    assert main(["export", str(workdir), "--openmm", str(tmp_path)]) == 2
+    assert f"{tmp_path} is a directory" in capsys.readouterr().err

@@ -465,3 +465,11 @@ def test_bad_positions_and_box_shapes_are_rejected() -> None:
 def test_duplicate_feature_names_are_rejected() -> None:
     with pytest.raises(ValueError, match=r"feature names must be unique.*'d\(0,1\)'"):
         feature_names([Distance(0, 1), Distance(0, 1, periodic=False)])
+
+
+def test_misspelt_feature_key_is_named_with_the_allowed_keys():
+    from rave.features import feature_from_dict
+
+    with pytest.raises(ValueError, match=r"unknown key\(s\) grup2 for a 'distance' feature. "
+                                         r"Allowed: kind, group1, group2, "):
+        feature_from_dict({"kind": "distance", "group1": [0], "grup2": [1]})

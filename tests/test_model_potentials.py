@@ -394,3 +394,17 @@ def test_bad_numbers_are_rejected():
         rotated_double_well(barrier_kT=0.0)
     with pytest.raises(ValueError, match=r"extent must be \(\(x_min, x_max\), \(y_min, y_max\)\)"):
         from_expression("x^2", 300.0, extent=((1.0, -1.0), (0.0, 1.0)))
+
+
+#: |grad U| at the default start of an expression potential, kJ/mol/nm
+START_GRADIENT_TOL = 1e-3
+
+
+def test_expression_default_start_is_a_minimum_of_the_potential():
+    potential = from_expression("5*(x^2-1)^2 + 10*(y-0.3*x)^2", 300.0)  # README's example
+    x, y = potential.start
+    h = 1e-5
+    gx = (potential.energy(x + h, y) - potential.energy(x - h, y)) / (2 * h)
+    gy = (potential.energy(x, y + h) - potential.energy(x, y - h)) / (2 * h)
+    assert abs(float(gx)) < START_GRADIENT_TOL and abs(float(gy)) < START_GRADIENT_TOL
+    assert float(potential.energy(x, y)) == pytest.approx(0.0, abs=1e-6)

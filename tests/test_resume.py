@@ -152,5 +152,5 @@ def test_corrupted_walker_file_is_reported_by_name(tmp_path):
 
 def test_directory_from_another_program_is_refused(tmp_path):
     (tmp_path / "summary.json").write_text("{}")
-    with pytest.raises(store.WorkdirError, match="already holds a campaign"):
+    with pytest.raises(store.WorkdirError, match="not empty and holds no rave campaign"):
         Campaign(_tiny_config(), tmp_path).run()

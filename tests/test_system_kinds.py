@@ -104,3 +104,54 @@ def test_ligand_cavity_config_defaults_and_choices():
     for name in ("hydrophobic", "hydrophilic"):
         workflow = load_config(ROOT / "workflows" / f"ligand_cavity_{name}.toml")
         assert workflow.system.variant == name and workflow.system.kind == "ligand_cavity"
+
+
+#: OpenMM (Reference, double) vs numpy value of an order parameter, nm
+PERIODIC_TOL_NM = 1e-9
+
+
+def _two_particle_system(tmp_path):
+    """A PDB of two argon atoms 1.5 nm apart and a serialized System without periodic
+    boundaries (OpenMM's default box is still 2 nm)."""
+    import openmm
+
+    pdb = tmp_path / "two.pdb"
+    pdb.write_text(
+        "HETATM    1 AR    AR A   1       0.000   0.000   0.000  1.00  0.00          AR\n"
+        "HETATM    2 AR    AR A   2      15.000   0.000   0.000  1.00  0.00          AR\n"
+        "END\n")
+    system = openmm.System()
+    for _ in range(2):
+        system.addParticle(39.9)
+    xml = tmp_path / "two.xml"
+    xml.write_text(openmm.XmlSerializer.serialize(system))
+    return {"kind": "openmm", "pdb": str(pdb), "system_xml": str(xml)}
+
+
+def test_order_parameters_of_a_non_periodic_system_are_not_wrapped(tmp_path):
+    from rave.features import openmm_feature_values
+
+    system = _two_particle_system(tmp_path)
+    config = config_from_dict({"system": system, "features": [
+        {"kind": "distance", "name": "d", "group1": "index 0", "group2": "index 1"}]})
+    sim = build_simulation_system(config)
+    (feature,) = sim.features
+    assert feature.periodic is False
+    numpy_value = feature.evaluate(sim.positions[None], None)[0]
+    openmm_value = openmm_feature_values([feature], sim.positions, None, sim.system)[0, 0]
+    assert numpy_value == pytest.approx(1.5, abs=PERIODIC_TOL_NM)
+    assert openmm_value == pytest.approx(1.5, abs=PERIODIC_TOL_NM)
+    explicit = config_from_dict({"system": system, "features": [
+        {"kind": "distance", "name": "d", "group1": "index 0", "group2": "index 1",
+         "periodic": True}]})
+    with pytest.raises(ConfigError, match=r"features\[0\] \(d\).periodic = true, but the System "
+                                          r"has no periodic boundary conditions"):
+        build_simulation_system(explicit)
+
+
+def test_a_misspelt_feature_key_of_a_config_is_named(tmp_path):
+    config = config_from_dict({"system": _two_particle_system(tmp_path), "features": [
+        {"kind": "distance", "name": "d", "group1": "index 0", "grup2": "index 1"}]})
+    with pytest.raises(ConfigError, match=r"features\[0\] \(d\): unknown key\(s\) grup2 for a "
+                                          r"'distance' feature. Allowed: kind, group1, group2"):
+        build_simulation_system(config)
