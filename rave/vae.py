@@ -786,7 +786,9 @@ class VAEModel:
         """
         x = self._standardised(features)
         mus, log_vars = [], []
-        with torch.no_grad():
+        # flush denormals as training does: the switch is global, so without this a latent
+        # would depend on whether another seed was still training at that moment
+        with torch.no_grad(), _flush_denormal(self.device.type == "cpu"):
             for start in range(0, x.shape[0], _INFERENCE_CHUNK):
                 chunk = torch.as_tensor(
                     x[start : start + _INFERENCE_CHUNK], dtype=torch.float32, device=self.device
@@ -844,7 +846,7 @@ class VAEModel:
         w = normalised_weights(x.shape[0], weights, log_weights)
         eps = np.random.default_rng(seed).standard_normal((x.shape[0], 1))
         total = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), _flush_denormal(self.device.type == "cpu"):
             for start in range(0, x.shape[0], _INFERENCE_CHUNK):
                 stop = start + _INFERENCE_CHUNK
                 chunk = torch.as_tensor(x[start:stop], dtype=torch.float32, device=self.device)

@@ -224,6 +224,9 @@ def _step_time(threads: int, seeds: int, stacked: bool, steps: int = 60) -> floa
         out.append(time.perf_counter() - t0)
 
     times: list = []
+    if seeds == 1:  # as fit_seeds does: a single seed trains in the calling thread
+        train(times)
+        return times[0] / steps
     workers = [threading.Thread(target=train, args=(times,)) for _ in range(seeds)]
     t0 = time.perf_counter()
     for w in workers:
