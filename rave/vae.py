@@ -1139,12 +1139,14 @@ class VAEEstimator:
         # Initialise on CPU under a forked RNG: same weights whatever the device, and the
         # caller's global torch RNG state is untouched. The global RNG is shared by threads, so
         # seeds trained side by side (fit_seeds) take turns here.
+        # A warm start is built here too: constructing a module draws from the global RNG.
         with _INIT_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            network = VAE(n_features, cfg.hidden, cfg.activation)
+            if initial is None:
+                network = VAE(n_features, cfg.hidden, cfg.activation)
+            else:
+                network = _warm_network(initial, mean, scale)
             eps_val = torch.randn((n_val, 1), dtype=torch.float32)
-        if initial is not None:
-            network = _warm_network(initial, mean, scale)
         network.to(device)
         eps_val = eps_val.to(device)
         noise = torch.Generator(device=device)
@@ -1349,7 +1351,8 @@ def _check_initial(initial: Any, n_features: int, cfg: VAEConfig) -> None:
 
 def _warm_network(initial: VAEModel, mean: np.ndarray, scale: np.ndarray) -> VAE:
     """A copy of ``initial``'s network that, fed inputs standardised with ``mean``/``scale``,
-    computes what ``initial`` computes from the same raw order parameters.
+    computes what ``initial`` computes from the same raw order parameters. Call it under
+    ``_INIT_LOCK`` with the global RNG forked (building the module draws from it).
 
     With x_old = (s - m1)/s1 and x_new = (s - m2)/s2: x_old = x_new * (s2/s1) + (m2 - m1)/s1, so
     the first encoder layer takes W * (s2/s1) and b + W (m2 - m1)/s1; the decoder's output, a

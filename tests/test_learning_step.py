@@ -130,6 +130,24 @@ def test_seeds_side_by_side_equal_seeds_one_by_one():
         assert a.history["validation_loss"] == b.history["validation_loss"]
 
 
+def test_warm_and_cold_seeds_side_by_side_equal_them_one_by_one(round_one):
+    """A warm start must not draw from the RNG a cold seed beside it is initialised from."""
+    model, both, _ = round_one
+    cfg = VAEConfig(**NET, max_epochs=2)
+    initial = [model, None, model, None]
+    together = fit_seeds(both, [7, 8, 9, 10], cfg, initial=initial, workers=4,
+                         intra_op_threads=1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = [VAEEstimator(cfg, seed=s).fit(both, initial=i).fetch_model()
+                 for s, i in zip((7, 8, 9, 10), initial, strict=True)]
+    finally:
+        torch.set_num_threads(previous)
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(a.transform(both), b.transform(both))
+
+
 def test_fit_seeds_reports_a_failing_seed_after_the_others_finish():
     x = wells(600, 0, np.random.default_rng(6))
     cfg = VAEConfig(hidden=(8,), max_epochs=1, device="cpu")
