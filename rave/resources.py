@@ -12,9 +12,8 @@ processes beside it. Two rules avoid that here:
 2. prefer independent tasks (one seed each, one intra-op thread) over threads of one task:
    independent threads never wait for each other, so a busy core slows only the task that
    shares it, and when there are more tasks than cores the OS shares the cores between them
-   without anyone waiting. Measured on 2 cores (``workflows/benchmarks/training.py``, README):
-   three seeds at once in single-threaded tasks trained 1.5x faster than two at a time
-   followed by the third.
+   without anyone waiting (``workflows/benchmarks/training.py`` measures the alternatives;
+   figures in README).
 
 The cores a process may use are the smallest of: its CPU affinity mask
 (``os.sched_getaffinity``), its cgroup CPU quota (``cpu.max`` of cgroup v2, or
