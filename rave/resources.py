@@ -222,8 +222,8 @@ class ThreadPlan:
     workers : int
         Tasks run at once.
     intra_op_threads : int
-        Threads inside each task (torch's intra-op pool), <= cores; more than 1 only when
-        every task has that many free cores to itself.
+        Threads inside each task (torch's intra-op pool), <= cores; more than 1 only for a
+        lone task (run in the calling thread).
     cores : int
         Cores used: allowed and free.
     allowed : int
@@ -249,10 +249,13 @@ def plan_threads(tasks: int, allowed: int, busy_elsewhere: float = 0.0) -> Threa
     """Split the free cores between ``tasks`` independent tasks.
 
     ``cores = allowed - (cores busy elsewhere, rounded up above BUSY_ROUNDING)``, at least 1.
-    Every task runs at once (up to ``MAX_TASKS_PER_CORE`` per core), and
-    ``intra_op_threads = max(1, cores // tasks)``: a task gets several threads, which wait for
-    each other, only when each of them has a free core; single-threaded tasks beyond the core
-    count share the cores without waiting for each other.
+    Every task runs at once (up to ``MAX_TASKS_PER_CORE`` per core) with one thread; a lone
+    task gets ``cores`` intra-op threads (they wait for each other, so each needs a free core).
+    Several tasks never get more than one thread each: torch's intra-op threads started from
+    a thread other than the main one cost more than they gave (measured on 2 cores: 42-57 ms
+    per step with 2 threads against 36-49 ms with 1, three runs of an earlier version of the
+    kernel benchmark; 18-22 ms with 2 threads from the main thread, README),
+    and single-threaded tasks beyond the core count share the cores without waiting.
 
     Parameters
     ----------
@@ -274,5 +277,5 @@ def plan_threads(tasks: int, allowed: int, busy_elsewhere: float = 0.0) -> Threa
     taken = math.floor(max(0.0, busy_elsewhere) + (1.0 - BUSY_ROUNDING))
     cores = max(1, allowed - taken)
     workers = min(tasks, MAX_TASKS_PER_CORE * cores)
-    return ThreadPlan(workers=workers, intra_op_threads=max(1, cores // workers), cores=cores,
-                      allowed=allowed, busy_elsewhere=float(busy_elsewhere))
+    return ThreadPlan(workers=workers, intra_op_threads=cores if workers == 1 else 1,
+                      cores=cores, allowed=allowed, busy_elsewhere=float(busy_elsewhere))

@@ -70,12 +70,14 @@ def test_plan_never_gives_waiting_threads_more_than_the_free_cores():
     assert (idle.workers, idle.intra_op_threads, idle.cores) == (3, 1, 2)
     busy = plan_threads(3, allowed=2, busy_elsewhere=1.0)
     assert (busy.workers, busy.intra_op_threads, busy.cores) == (3, 1, 1)
-    two_on_four = plan_threads(2, allowed=4)
-    assert (two_on_four.workers, two_on_four.intra_op_threads) == (2, 2)
+    two_on_four = plan_threads(2, allowed=4)  # intra-op threads only for a lone task
+    assert (two_on_four.workers, two_on_four.intra_op_threads) == (2, 1)
+    lone = plan_threads(1, allowed=4)
+    assert (lone.workers, lone.intra_op_threads) == (1, 4)
     many = plan_threads(50, allowed=2)
     assert many.workers == 8 and many.intra_op_threads == 1
     assert "busy with other processes" in busy.describe()
-    one_seed = plan_threads(1, allowed=8, busy_elsewhere=2.9)
+    one_seed = plan_threads(1, allowed=8, busy_elsewhere=2.9)  # 3 cores taken
     assert (one_seed.workers, one_seed.intra_op_threads) == (1, 5)
     blip = plan_threads(2, allowed=2, busy_elsewhere=0.2)  # a daemon's blip costs no core
     assert blip.cores == 2
