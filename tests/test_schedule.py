@@ -17,6 +17,7 @@ import pytest
 
 from rave import store
 from rave.campaign import Campaign
+from rave.cli import main
 from rave.config import ConfigError, config_from_dict, frame_memory_bytes
 from rave.schedule import (
     CAP_FACTOR,
@@ -198,7 +199,7 @@ def _round_steps(workdir: Path) -> list[int]:
     return [json.loads(p.read_text())["steps"] for p in sorted(workdir.glob("round_*/round.json"))]
 
 
-def test_budget_campaign_with_two_walkers_never_exceeds_the_budget(tmp_path):
+def test_budget_campaign_with_two_walkers_never_exceeds_the_budget(tmp_path, capsys):
     budget = 2 * (600 + 2000 + 1300)
     summary = Campaign(_tiny(walkers=2, max_total_steps=budget, first_round_steps=600),
                        tmp_path).run()
@@ -219,6 +220,11 @@ def test_budget_campaign_with_two_walkers_never_exceeds_the_budget(tmp_path):
     log = (tmp_path / "campaign.log").read_text()
     assert "schedule: a budget of 7800 MD steps" in log
     assert "budget after this round" in log
+    capsys.readouterr()
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"MD budget: {summary['steps_used']} of 7800 steps used" in out
+    assert "round 1 plan: 2000 steps per walker: first biased round" in out
 
 
 def test_fixed_schedule_is_unchanged_without_a_budget(tmp_path):
@@ -261,6 +267,8 @@ scheduler = "serial"
 models = 1
 max_epochs = 1
 frames_per_epoch = 512
+[convergence]
+min_rounds = 10
 [output]
 figures = false
 progress = false
@@ -297,3 +305,4 @@ def test_killed_and_resumed_budget_campaign_keeps_the_plan(tmp_path):
         r["plan_reason"] for r in expected["rounds"]]
     assert got["steps_used"] == expected["steps_used"] <= 9000
     assert got["stop_reason"] == expected["stop_reason"]
+    assert got["stop_reason"].startswith("budget spent")  # min_rounds keeps it from converging
