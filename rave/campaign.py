@@ -311,6 +311,7 @@ class Campaign:
         self._executor = None
         self._system_xml: str | None = None
         self._walker_cache: dict[int, list[WalkerResult]] = {}
+        self._plans: dict[int, RoundPlan] = {}  # the plan of each round this run starts
 
     # ------------------------------------------------------------------ work directory
     def _features_dicts(self) -> list[dict]:
@@ -495,11 +496,11 @@ class Campaign:
             for index in range(len(self.records), rounds):
                 if converged:
                     break
-                plan = self._plan(index)
+                plan = self._plans[index] = self._plan(index)
                 if plan.steps is None:
                     log.info("stopping before round %d: %s", index, plan.reason)
                     break
-                record = self._round(index, plan)
+                record = self._round(index)
                 record.run = run_index
                 record.config_changes = changes
                 self.records.append(record)
@@ -835,8 +836,10 @@ class Campaign:
         store.fault_point("frames_stored")
         return frames, sum(len(r.faults) for r in results)
 
-    def _round(self, index: int, plan: RoundPlan) -> RoundRecord:
+    def _round(self, index: int) -> RoundRecord:
+        """MD of round ``index`` as planned (:meth:`_plan`), then its learning step."""
         sampling = self.config.sampling
+        plan = self._plans.get(index) or self._plan(index)
         steps = int(plan.steps)
         folder = store.round_dir(self.workdir, index)
         timings = {}
