@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from rave import store
+from rave.analysis import write_report
 from rave.campaign import Campaign
 from rave.cli import main
 from rave.config import ConfigError, config_from_dict, frame_memory_bytes
@@ -225,6 +226,9 @@ def test_budget_campaign_with_two_walkers_never_exceeds_the_budget(tmp_path, cap
     out = capsys.readouterr().out
     assert f"MD budget: {summary['steps_used']} of 7800 steps used" in out
     assert "round 1 plan: 2000 steps per walker: first biased round" in out
+    report = write_report(tmp_path, tmp_path / "report").read_text()
+    assert (f"MD schedule: {summary['steps_used']} steps over all rounds and walkers of a "
+            f"budget of 7800") in report
 
 
 def test_fixed_schedule_is_unchanged_without_a_budget(tmp_path):
