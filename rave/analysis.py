@@ -783,6 +783,21 @@ def _table_rows(rows: list[dict]) -> list[list[str]]:
     return out
 
 
+def _schedule_items(summary: dict) -> list[tuple[str, str]]:
+    """The report's line on the MD schedule (summaries before the schedule have none)."""
+    if "steps_used" not in summary:
+        return []
+    steps = ", ".join(str(r.get("steps", "?")) for r in summary["rounds"])
+    budget = summary.get("max_total_steps")
+    text = (f"{summary['steps_used']} steps over all rounds and walkers"
+            + ("" if budget is None else
+               f" of a budget of {budget} ({summary.get('steps_left')} left)")
+            + f"; steps per walker by round: {steps}")
+    if summary.get("stop_reason"):
+        text += f"; stopped: {summary['stop_reason']}"
+    return [("MD schedule", text)]
+
+
 @dataclass(frozen=True)
 class _ReportContent:
     """What the Markdown and HTML reports both say."""
@@ -889,6 +904,7 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             f"{len(result.all_features())} in {len(result.rounds)} rounds; MBAR "
             f"effective sample size {result.reweight().effective_sample_size:.1f}",
         ),
+        *_schedule_items(result.summary),
         (
             "F(chi) error bars",
             f"block bootstrap, {est.n_bootstrap} replicates, blocks of "

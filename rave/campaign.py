@@ -21,6 +21,15 @@ config and its changes from ``config.json`` go into ``manifest.json``, and each 
 ``run(redo_round=N)`` (``rave run --redo-round N``) recomputes round N from its stored MD, and
 every later round, after a file of a complete round was damaged.
 
+Schedule: without ``[sampling] max_total_steps`` every round runs ``steps_per_round`` steps per
+walker. With it, :func:`rave.schedule.plan_round_steps` plans each round's length from the
+complete rounds (a short unbiased round 0, then lengths that adapt to how much the RC and F(chi)
+still change) and the MD steps over all rounds and walkers never exceed the budget; each
+round.json stores its ``steps`` and ``plan_reason``, summary.json the budget used and left. A
+resume recomputes the same plan from the stored rounds; a round whose walkers are partly stored
+keeps their length. Changing ``max_total_steps`` or ``first_round_steps`` on a resume is
+recorded (not refused), but a budget below the steps already spent is refused.
+
 Every write happens under the work directory's lock (:func:`rave.store.lock_workdir`). See
 :mod:`rave.store` for the layout.
 """
@@ -46,6 +55,7 @@ from .engine import Frames, MDError
 from .features import openmm_feature_values
 from .resources import read_allowed_cores
 from .reweight import free_energy_profile, mbar_reweight
+from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
 from .units import kT_kjmol
 from .walkers import WalkerResult, WalkerTask, make_executor
@@ -60,6 +70,8 @@ RC_SCAN_FRAMES = 10_000
 #: bins of the F(chi) profiles written and compared between rounds
 PROFILE_BINS = 80
 #: [sampling] keys that define what a round's stored frames are; a resume may not change them
+#: (max_total_steps and first_round_steps may change: each round stores its own steps, and a
+#: budget below the steps already spent is refused, see Campaign._check_budget_not_spent)
 ROUND_DEFINING = ("steps_per_round", "report_interval", "walkers", "seed", "timestep",
                   "friction", "snapshots")
 #: keys a resume may change without it being recorded: they do not change what is computed
@@ -98,6 +110,12 @@ class RoundRecord:
     run: int | None = None
     #: config keys that run changed from config.json, "key: stored X, now Y"
     config_changes: list[str] = field(default_factory=list)
+    #: MD steps per walker of this round, and why the schedule chose them (rave.schedule)
+    steps: int | None = None
+    plan_reason: str | None = None
+    #: growth of the chi span of all frames by this round's frames, as a fraction of the span
+    #: of the earlier rounds' frames, along this round's RC (None: round 0)
+    chi_range_growth: float | None = None
 
     def to_summary(self) -> dict:
         return {
@@ -114,6 +132,10 @@ class RoundRecord:
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
             "run": self.run,
             "config_changes": list(self.config_changes),
+            "steps": None if self.steps is None else int(self.steps),
+            "plan_reason": self.plan_reason,
+            "chi_range_growth": (None if self.chi_range_growth is None
+                                 else float(self.chi_range_growth)),
         }
 
     @classmethod
@@ -132,6 +154,10 @@ class RoundRecord:
             timings_s=dict(data.get("timings_s", {})),
             run=None if data.get("run") is None else int(data["run"]),
             config_changes=[str(c) for c in data.get("config_changes", [])],
+            steps=None if data.get("steps") is None else int(data["steps"]),
+            plan_reason=None if data.get("plan_reason") is None else str(data["plan_reason"]),
+            chi_range_growth=(None if data.get("chi_range_growth") is None
+                              else float(data["chi_range_growth"])),
         )
 
 
@@ -285,6 +311,7 @@ class Campaign:
         self._executor = None
         self._system_xml: str | None = None
         self._walker_cache: dict[int, list[WalkerResult]] = {}
+        self._plans: dict[int, RoundPlan] = {}  # the plan of each round this run starts
 
     # ------------------------------------------------------------------ work directory
     def _features_dicts(self) -> list[dict]:
@@ -438,6 +465,7 @@ class Campaign:
             if redo_round is not None:
                 self._discard_rounds_from(redo_round)
             self._load_complete_rounds()
+            self._check_budget_not_spent()
             changes = recorded_changes(self._stored_config(manifest), self.config.to_dict())
             manifest.setdefault("runs", []).append({
                 "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -460,12 +488,17 @@ class Campaign:
                 log.warning("this run changes the config from %s (recorded in %s and in each "
                             "round.json it completes): %s", self.workdir / "config.json",
                             store.MANIFEST, "; ".join(changes))
+            self._log_schedule(rounds)
             converged = bool(self.records) and self.records[-1].converged
             if converged:
                 log.info("the campaign converged after %d rounds: nothing to run",
                          len(self.records))
             for index in range(len(self.records), rounds):
                 if converged:
+                    break
+                plan = self._plans[index] = self._plan(index)
+                if plan.steps is None:
+                    log.info("stopping before round %d: %s", index, plan.reason)
                     break
                 record = self._round(index)
                 record.run = run_index
@@ -479,8 +512,9 @@ class Campaign:
                     converged = True
                     log.info("converged after %d rounds", index + 1)
             self._write_final()
-            summary = self._write_summary(converged=converged)
-            log.info("done: %s", self.workdir)
+            stop = self._stop_reason(converged, rounds)
+            summary = self._write_summary(converged=converged, stop_reason=stop)
+            log.info("done (%s): %s", stop, self.workdir)
             return summary
         finally:
             if self._executor is not None:
@@ -488,6 +522,86 @@ class Campaign:
                 self._executor = None
             log.removeHandler(handler)
             handler.close()
+
+    # ------------------------------------------------------------------ schedule
+    def _plan_from_rule(self) -> RoundPlan:
+        """The schedule's plan of the next round from the complete rounds (rave.schedule)."""
+        s, c = self.config.sampling, self.config.convergence
+        return plan_round_steps(
+            self.records, steps_per_round=s.steps_per_round, report_interval=s.report_interval,
+            walkers=s.walkers, max_total_steps=s.max_total_steps,
+            first_round_steps=s.first_round_steps, angle_deg=c.angle_deg,
+            free_energy_kT=c.free_energy_kT)
+
+    def _stored_walker_steps(self, index: int) -> int | None:
+        """Steps per walker of round ``index``'s walkers already stored by an interrupted run
+        (frames x report_interval of the first one that reads back), or None."""
+        folder = store.round_dir(self.workdir, index) / "walkers"
+        for k in range(self.config.sampling.walkers):
+            path = folder / f"walker_{k:02d}.npz"
+            if not path.is_file():
+                continue
+            try:
+                frames = len(store.load_npz(path, ("features",))["features"])
+            except store.StoreFileError:
+                continue  # reported by name when the round reads its walkers
+            return frames * self.config.sampling.report_interval
+        return None
+
+    def _plan(self, index: int) -> RoundPlan:
+        """Steps of round ``index``: the schedule's, or those of its walkers already stored."""
+        plan = self._plan_from_rule()
+        stored = self._stored_walker_steps(index)
+        ri = self.config.sampling.report_interval
+        if stored is not None and (plan.steps is None or plan.steps // ri != stored // ri):
+            now = "no round" if plan.steps is None else f"{plan.steps} steps"
+            plan = RoundPlan(stored, f"{plan.reason}; kept {stored} steps: walkers of this round "
+                                     f"were stored with them (the plan now gives {now})")
+        return plan
+
+    def _check_budget_not_spent(self) -> None:
+        """Refuse a resume whose max_total_steps is below the steps already spent (the
+        complete rounds and a round whose walkers are partly stored)."""
+        s = self.config.sampling
+        if s.max_total_steps is None:
+            return
+        spent = steps_used(self.records)
+        where = f"round(s) 0..{len(self.records) - 1}" if self.records else "no round"
+        stored = self._stored_walker_steps(len(self.records))
+        if stored is not None:
+            spent += stored * s.walkers
+            where += f" and the walkers of round {len(self.records)} ({stored} steps each)"
+        if s.max_total_steps < spent:
+            raise store.WorkdirError(
+                f"cannot resume {self.workdir}: sampling.max_total_steps ({s.max_total_steps}) "
+                f"is below the {spent} MD steps already spent or committed ({where}, over all "
+                f"walkers). Nothing was changed. Raise sampling.max_total_steps to at least "
+                f"{spent}")
+
+    def _log_schedule(self, rounds: int) -> None:
+        s = self.config.sampling
+        if s.max_total_steps is None:
+            log.info("schedule: fixed, up to %d rounds x %d walker(s) x %d steps", rounds,
+                     s.walkers, s.steps_per_round)
+            return
+        floor, cap = round_limits(s.steps_per_round, s.report_interval)
+        used = steps_used(self.records)
+        log.info("schedule: a budget of %d MD steps over all rounds and walkers (%d used, %d "
+                 "left), at most %d rounds x %d walker(s); round 0 runs %d steps, round 1 %d, "
+                 "later rounds halve while the RC turns or new chi values appear and double "
+                 "once the RC and F(chi) settle, within [%d, %d] steps (rave.schedule)",
+                 s.max_total_steps, used, s.max_total_steps - used, rounds, s.walkers,
+                 s.planned_first_round_steps(), s.steps_per_round, floor, cap)
+
+    def _stop_reason(self, converged: bool, rounds: int) -> str:
+        """Why the campaign stopped: converged, budget spent, or the round limit."""
+        if converged:
+            return "converged"
+        if self.config.sampling.max_total_steps is not None:
+            plan = self._plan_from_rule()
+            if plan.steps is None:
+                return plan.reason
+        return f"round limit reached ({rounds} rounds)"
 
     def _discard_rounds_from(self, index: int) -> None:
         """--redo-round: remove round ``index`` (but its readable walker files) and later."""
@@ -516,6 +630,8 @@ class Campaign:
             folder = store.round_dir(self.workdir, index)
             try:
                 record, frames, bias, weights, next_bias = self._load_round(folder, index)
+                if record.steps is None:  # stores before the schedule: the fixed one
+                    record.steps = self.config.sampling.steps_per_round
             except store.StoreFileError as error:
                 raise store.StoreFileError(
                     f"{error}. Round {index} is complete but this file of it is damaged; "
@@ -636,11 +752,12 @@ class Campaign:
         return [{"positions": pool[i].astype(float), "velocities": None,
                  "box_vectors": boxes[i], "time_ps": 0.0} for i in picks]
 
-    def _tasks(self, index: int, bias: Bias | None) -> list[WalkerTask]:
+    def _tasks(self, index: int, bias: Bias | None, n_steps: int) -> list[WalkerTask]:
+        """One task per walker of round ``index``, ``n_steps`` MD steps each."""
         sampling = self.config.sampling
         if self._system_xml is None:
             self._system_xml = self.sim.system_xml()
-        n_frames = sampling.steps_per_round // sampling.report_interval
+        n_frames = n_steps // sampling.report_interval
         threads = None
         if sampling.walkers > 1 and sampling.scheduler == "local":
             # a local cluster's workers share the cores this process may use
@@ -660,18 +777,20 @@ class Campaign:
                 temperature_K=self.config.system.temperature, timestep_ps=self.timestep_ps,
                 friction_per_ps=self.friction_per_ps, seed=self._walker_seed(index, k),
                 platform=sampling.platform, force_group=self.config.bias.force_group,
-                n_steps=sampling.steps_per_round, report_interval=sampling.report_interval,
+                n_steps=n_steps, report_interval=sampling.report_interval,
                 snapshot_every=max(1, n_frames // sampling.snapshots),
                 max_retries=sampling.max_retries, cpu_threads=threads,
             )
             for k, start in enumerate(self._start_states(index))
         ]
 
-    def _run_walkers(self, index: int, bias: Bias | None, label: str) -> tuple[Frames, int]:
-        """MD of a round: every walker not yet stored runs; returns all walkers' frames."""
+    def _run_walkers(self, index: int, bias: Bias | None, label: str,
+                     n_steps: int) -> tuple[Frames, int]:
+        """MD of a round: every walker not yet stored runs ``n_steps`` steps; returns all
+        walkers' frames."""
         sampling = self.config.sampling
         folder = store.round_dir(self.workdir, index) / "walkers"
-        tasks = self._tasks(index, bias)
+        tasks = self._tasks(index, bias, n_steps)
         pending = [t for t in tasks if not (folder / f"walker_{t.walker_index:02d}.npz").exists()]
         if len(pending) < len(tasks):
             log.info("%s: %d of %d walkers already stored", label, len(tasks) - len(pending),
@@ -718,25 +837,34 @@ class Campaign:
         return frames, sum(len(r.faults) for r in results)
 
     def _round(self, index: int) -> RoundRecord:
+        """MD of round ``index`` as planned (:meth:`_plan`), then its learning step."""
         sampling = self.config.sampling
+        plan = self._plans.get(index) or self._plan(index)
+        steps = int(plan.steps)
         folder = store.round_dir(self.workdir, index)
         timings = {}
         bias = self._next_bias if index > 0 else None
         if bias is not None:
             store.write_json(folder / "bias_applied.json", bias.to_dict())
         label = "round 0 (unbiased MD)" if index == 0 else f"round {index} (biased MD)"
-        log.info("%s: %d walker(s) x %d steps, %d frames each", label, sampling.walkers,
-                 sampling.steps_per_round, sampling.steps_per_round // sampling.report_interval)
+        log.info("%s: %d walker(s) x %d steps, %d frames each (%s)", label, sampling.walkers,
+                 steps, steps // sampling.report_interval, plan.reason)
+        if sampling.max_total_steps is not None:
+            used = steps_used(self.records) + steps * sampling.walkers
+            log.info("%s: budget after this round: %d of %d steps used, %d left", label, used,
+                     sampling.max_total_steps, sampling.max_total_steps - used)
         t0 = time.perf_counter()
-        frames, faults = self._run_walkers(index, bias, label)
+        frames, faults = self._run_walkers(index, bias, label, steps)
         timings["md"] = time.perf_counter() - t0
         log.info("%s: %.1f s, %.0f steps/s over all walkers", label, timings["md"],
-                 sampling.walkers * sampling.steps_per_round / timings["md"])
+                 sampling.walkers * steps / timings["md"])
         self._frames.append(frames)
         self._biases.append(bias)
         record = self._learn(index, folder, timings)
         record.walkers = sampling.walkers
         record.faults = faults
+        record.steps = steps
+        record.plan_reason = plan.reason
         return record
 
     # ------------------------------------------------------------------ learning
@@ -920,10 +1048,13 @@ class Campaign:
         # F(chi) from all frames, and the change from the previous round along the same chi
         edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
         centers, profile = free_energy_profile(chi, log_w, edges)
-        angle = change = None
+        angle = change = growth = None
         converged = False
         if self._previous_coefficients is not None:
             n_old = len(self._previous_log_weights)
+            old_span = float(np.ptp(chi[:n_old]))
+            if old_span > 0:
+                growth = float(np.ptp(chi)) / old_span - 1.0
             _, previous = free_energy_profile(chi[:n_old], self._previous_log_weights, edges)
             angle = direction_angle_deg(c, self._previous_coefficients)
             change = profile_change_kT(centers, profile, previous,
@@ -965,7 +1096,7 @@ class Campaign:
             frames=len(self._frames[-1]),
             effective_sample_size=float(reweighted.effective_sample_size),
             angle_change_deg=angle, free_energy_change_kT=change, converged=converged,
-            timings_s=timings,
+            timings_s=timings, chi_range_growth=growth,
         )
         if cfg.output.figures:
             t0 = time.perf_counter()
@@ -1023,13 +1154,19 @@ class Campaign:
                 feature_names=self.feature_names,
             )
 
-    def _write_summary(self, converged: bool) -> dict:
+    def _write_summary(self, converged: bool, stop_reason: str | None = None) -> dict:
+        budget = self.config.sampling.max_total_steps
+        used = steps_used(self.records)
         summary = {
             "temperature_K": float(self.config.system.temperature),
             "feature_names": self.feature_names,
             "converged": bool(converged),
             "system": self.sim.name,
             "walkers": int(self.config.sampling.walkers),
+            "max_total_steps": budget,
+            "steps_used": int(used),
+            "steps_left": None if budget is None else int(budget - used),
+            "stop_reason": stop_reason,
             "rounds": [r.to_summary() for r in self.records],
         }
         store.write_json(self.workdir / "summary.json", summary)

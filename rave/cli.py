@@ -86,6 +86,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     last = summary["rounds"][-1]
     print(f"\n{len(summary['rounds'])} rounds, converged: {summary['converged']}")
+    if summary.get("stop_reason"):
+        print(f"stopped: {summary['stop_reason']}")
+    if summary.get("max_total_steps") is not None:
+        print(f"MD budget: {summary['steps_used']} of {summary['max_total_steps']} steps used, "
+              f"{summary['steps_left']} left")
     print("final RC: chi = " + " + ".join(
         f"{c:+.4f}*{n}" for c, n in zip(last["coefficients"], summary["feature_names"],
                                         strict=True)))
@@ -166,19 +171,27 @@ def _print_status(workdir: Path, summary: dict) -> None:
     print(f"{workdir}: {summary.get('system', '?')} at {summary['temperature_K']} K, "
           f"{len(rounds)} round(s) done, {sum(r['frames'] for r in rounds)} frames, "
           f"converged: {summary['converged']}")
-    print(f"{'round':>5} {'frames':>7} {'ESS':>9} {'KL':>8} {'dAngle':>7} {'dF/kT':>7}  RC")
+    if summary.get("max_total_steps") is not None:
+        print(f"MD budget: {summary['steps_used']} of {summary['max_total_steps']} steps used "
+              f"over all rounds and walkers, {summary['steps_left']} left")
+    print(f"{'round':>5} {'steps':>8} {'frames':>7} {'ESS':>9} {'KL':>8} {'dAngle':>7} "
+          f"{'dF/kT':>7}  RC")
     for r in rounds:
         angle = "" if r.get("angle_change_deg") is None else f"{r['angle_change_deg']:.2f}"
         change = ("" if r.get("free_energy_change_kT") is None
                   else f"{r['free_energy_change_kT']:.3f}")
         rc = " + ".join(f"{c:+.3f}*{n}" for c, n in zip(r["coefficients"], names, strict=True))
-        print(f"{r['index']:>5} {r['frames']:>7} {r['effective_sample_size']:>9.1f} "
+        steps = "" if r.get("steps") is None else str(r["steps"])
+        print(f"{r['index']:>5} {steps:>8} {r['frames']:>7} {r['effective_sample_size']:>9.1f} "
               f"{r['kl_divergence']:>8.4f} {angle:>7} {change:>7}  {rc}"
               + (f"  ({r['faults']} MD fault(s) recovered)" if r.get("faults") else ""))
     from .analysis import config_change_lines
 
     for line in config_change_lines(rounds):
         print(line)
+    for r in rounds:
+        if r.get("plan_reason") and "fixed schedule" not in r["plan_reason"]:
+            print(f"round {r['index']} plan: {r['steps']} steps per walker: {r['plan_reason']}")
     print(_verdict(workdir, summary))
     _status_in_progress(workdir, len(rounds), summary.get("walkers", 1))
 
@@ -209,8 +222,11 @@ def _verdict(workdir: Path, summary: dict) -> str:
                        f"(limit {thresholds.free_energy_kT:g})")
     if len(rounds) < thresholds.min_rounds:
         reasons.append(f"fewer than {thresholds.min_rounds} rounds")
+    advice = ("Raise sampling.max_total_steps to go on"
+              if str(summary.get("stop_reason") or "").startswith("budget spent")
+              else "Raise --rounds to go on")
     return "verdict: not converged: " + "; ".join(reasons or ["thresholds not met"]) + \
-        ". Raise --rounds to go on"
+        ". " + advice
 
 
 def _status_in_progress(workdir: Path, done: int, walkers: int) -> None:

@@ -176,6 +176,12 @@ class SamplingConfig:
     max_retries : recoveries (back to the last checkpoint, half the time step) per walker and
         round before the round fails (4)
     snapshots : positions kept per walker and round as starting frames of later rounds (20)
+    max_total_steps : the campaign's MD budget: steps summed over all rounds and walkers, never
+        exceeded; round lengths then adapt (see rave.schedule) and ``rounds`` is an upper
+        bound on the number of rounds (None: the fixed schedule, rounds x steps_per_round)
+    first_round_steps : steps per walker of the unbiased round 0 under a budget, a multiple of
+        report_interval, >= 10 frames (default: steps_per_round / 4, at least 200 frames, at most
+        steps_per_round); only with max_total_steps
     """
 
     rounds: int = 4
@@ -190,6 +196,8 @@ class SamplingConfig:
     workers: int = 0
     max_retries: int = 4
     snapshots: int = 20
+    max_total_steps: int | None = None
+    first_round_steps: int | None = None
 
     def __post_init__(self) -> None:
         _at_least("sampling.rounds", self.rounds, 1)
@@ -216,6 +224,7 @@ class SamplingConfig:
             )
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"sampling.seed must be in 0..{MAX_SEED}. You supplied {self.seed}")
+        self._check_budget()
         if self.timestep is not None:
             _positive("sampling.timestep", self.timestep)
         if self.friction is not None:
@@ -226,6 +235,39 @@ class SamplingConfig:
                 f"sampling.platform must be one of {', '.join(map(repr, allowed))}. "
                 f"You supplied {self.platform!r}"
             )
+
+    def _check_budget(self) -> None:
+        ri = self.report_interval
+        if self.first_round_steps is not None:
+            if self.max_total_steps is None:
+                raise ConfigError(
+                    f"sampling.first_round_steps ({self.first_round_steps}) only applies with "
+                    f"sampling.max_total_steps (a budget); without one every round runs "
+                    f"sampling.steps_per_round. Remove first_round_steps or set max_total_steps")
+            if self.first_round_steps < 10 * ri or self.first_round_steps % ri:
+                raise ConfigError(
+                    f"sampling.first_round_steps must be a multiple of sampling.report_interval "
+                    f"({ri}) of at least 10 frames (>= {10 * ri}). You supplied "
+                    f"{self.first_round_steps}")
+        if self.max_total_steps is None:
+            return
+        first = self.planned_first_round_steps()
+        if self.max_total_steps < first * self.walkers:
+            raise ConfigError(
+                f"sampling.max_total_steps must be >= the first round's steps x walkers "
+                f"({first} x {self.walkers} = {first * self.walkers}): the budget counts every "
+                f"walker's steps. You supplied {self.max_total_steps}. Raise max_total_steps or "
+                f"lower sampling.first_round_steps")
+
+    def planned_first_round_steps(self) -> int | None:
+        """Round 0's steps per walker under a budget (None: the fixed schedule)."""
+        from .schedule import default_first_round_steps
+
+        if self.max_total_steps is None:
+            return None
+        if self.first_round_steps is not None:
+            return self.first_round_steps
+        return default_first_round_steps(self.steps_per_round, self.report_interval)
 
 
 @dataclass(frozen=True)
@@ -406,6 +448,14 @@ def frame_memory_bytes(config: Config, n_features: int) -> int:
     round's bias at every frame."""
     s = config.sampling
     frames = s.rounds * s.walkers * (s.steps_per_round // s.report_interval)
+    if s.max_total_steps is not None:
+        # rounds adapt up to CAP_FACTOR x steps_per_round (plus a floor round's rest); the
+        # budget bounds the frames over all rounds and walkers
+        from .schedule import round_limits
+
+        floor, cap = round_limits(s.steps_per_round, s.report_interval)
+        frames = min(s.max_total_steps // s.report_interval,
+                     s.rounds * s.walkers * ((cap + floor) // s.report_interval))
     return 8 * frames * (n_features + 3 + s.rounds)
 
 
@@ -426,6 +476,13 @@ def check_frame_memory(config: Config, n_features: int, available: int | None = 
     need = frame_memory_bytes(config, n_features)
     if need > available / 2:
         s = config.sampling
+        if s.max_total_steps is not None:
+            raise ConfigError(
+                f"the frames of this campaign would take about {need / 2**30:.3g} GiB (up to "
+                f"{s.max_total_steps} steps / {s.report_interval} frames over {s.rounds} rounds "
+                f"of {n_features} order parameters, plus MBAR's matrix), more than half of "
+                f"this machine's {available / 2**30:.3g} GiB. Lower sampling.max_total_steps "
+                f"or sampling.rounds, or raise sampling.report_interval")
         raise ConfigError(
             f"the frames of this campaign would take about {need / 2**30:.3g} GiB "
             f"({s.rounds} rounds x {s.walkers} walker(s) x {s.steps_per_round // s.report_interval}"

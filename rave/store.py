@@ -8,7 +8,8 @@ Layout::
       features.json        the order parameters (rave.features.Feature.to_dict)
       inputs/              copies of a bring-your-own system's PDB / System XML
       prepared.npz         minimised and equilibrated start (systems that need preparation)
-      summary.json         rounds, RC coefficients, KL, frames, effective sample size
+      summary.json         rounds, RC coefficients, KL, frames, effective sample size, MD
+                           steps per round and the budget used and left, why it stopped
       free_energy.csv      chi,free_energy_kT from all rounds, reweighted, along the final RC
       free_energy.png      the same, with the exact profile for model potentials
       campaign.log
@@ -25,7 +26,8 @@ Layout::
         bias.json          the bias built after this round (applied in the next)
         free_energy.csv    profile along this round's RC
         figure.png
-        round.json         this round's record (and the run of manifest.json that made it,
+        round.json         this round's record, its MD steps per walker and why the schedule
+                           chose them (and the run of manifest.json that made it,
                            with the config keys that run changed); written last: complete
 
 Every file is written to a temporary name (``.NAME.XXXXXXXX.tmp``) in the same directory and
