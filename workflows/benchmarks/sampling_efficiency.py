@@ -1507,10 +1507,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir = out / "campaigns" / f"{system}_seed{seed}"
             run = run_rave(config, workdir)
             results = {"rave": evaluate_rave(run, reference, potential.kT)}
-        elif method.startswith("opes"):
-            ideal = method == "opes_ideal"
+        else:  # metad_* or opes_*: the same driver, another bias
+            family = "opes" if method.startswith("opes") else "metad"
+            runner, settings = (run_opes, opes) if family == "opes" else (run_metadynamics, metad)
+            ideal = method == f"{family}_ideal"
             direction = reference.direction if ideal else naive_direction(system, potential)
-            run = run_opes(
+            run = runner(
                 potential,
                 model,
                 direction,
@@ -1519,28 +1521,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.report_interval,
                 reference=reference if ideal else None,
                 checkpoints=checkpoints,
-                **opes,
+                **settings,
             )
             results = {method: evaluate_prefixes(run, reference, checkpoints, args.report_interval)}
             if ideal:
-                results["opes_ideal_bias"] = evaluate_bias(run, reference, args.report_interval)
-        else:
-            ideal = method == "metad_ideal"
-            direction = reference.direction if ideal else naive_direction(system, potential)
-            run = run_metadynamics(
-                potential,
-                model,
-                direction,
-                seed,
-                max_steps,
-                args.report_interval,
-                reference=reference if ideal else None,
-                checkpoints=checkpoints,
-                **metad,
-            )
-            results = {method: evaluate_prefixes(run, reference, checkpoints, args.report_interval)}
-            if ideal:
-                results["metad_ideal_bias"] = evaluate_bias(run, reference, args.report_interval)
+                results[f"{family}_ideal_bias"] = evaluate_bias(
+                    run, reference, args.report_interval
+                )
         for name, result in results.items():
             rows.extend(
                 {**common, "method": name, **r, "wall_s": round(run.wall_s, 2)} for r in result
