@@ -149,9 +149,7 @@ class VAEConfig:
         the throughput of 512-wide layers on 2 CPU cores levels off (~23,000 frames/s).
     max_epochs : int, default 12
         Most epochs of a cold fit (see ``frames_per_epoch``), the ceiling of the data-following
-        budget below; >= 1. With the defaults: 12 x 25 = 300 optimiser steps. On 200,000
-        three-state frames a fit of 200-400 steps gave an RC within 3 degrees of one of 1,500
-        steps (the previous default), see README (Performance).
+        budget below; >= 1. With the defaults: 12 x 25 = 300 optimiser steps.
     patience : int, default 4
         Stop when the validation loss has not improved (by a relative ``min_improvement``) for
         this many epochs in a row; >= 1.
