@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from . import __version__, store
 from .bias import Bias, build_bias_grid
 from .config import Config, ConfigError, check_frame_memory
-from .coordinate import align_sign, direction_angle_deg, fit_coordinate, select_models
+from .coordinate import align_sign, choose_coordinate, direction_angle_deg, fit_coordinate
 from .engine import Frames, MDError
 from .features import openmm_feature_values
 from .resources import read_allowed_cores
@@ -116,6 +116,8 @@ class RoundRecord:
     #: growth of the chi span of all frames by this round's frames, as a fraction of the span
     #: of the earlier rounds' frames, along this round's RC (None: round 0)
     chi_range_growth: float | None = None
+    #: largest angle between the chosen RC and the other usable seeds' RCs (None: one model)
+    seed_spread_deg: float | None = None
 
     def to_summary(self) -> dict:
         return {
@@ -136,6 +138,8 @@ class RoundRecord:
             "plan_reason": self.plan_reason,
             "chi_range_growth": (None if self.chi_range_growth is None
                                  else float(self.chi_range_growth)),
+            "seed_spread_deg": (None if self.seed_spread_deg is None
+                                else float(self.seed_spread_deg)),
         }
 
     @classmethod
@@ -158,6 +162,8 @@ class RoundRecord:
             plan_reason=None if data.get("plan_reason") is None else str(data["plan_reason"]),
             chi_range_growth=(None if data.get("chi_range_growth") is None
                               else float(data["chi_range_growth"])),
+            seed_spread_deg=(None if data.get("seed_spread_deg") is None
+                             else float(data["seed_spread_deg"])),
         )
 
 
@@ -1035,10 +1041,12 @@ class Campaign:
                         cfg.models.stale_angle_deg)
         usable = [i for i in range(len(results)) if i not in stale]
         kept = [i for i in usable if kls[i] <= cfg.coordinate.kl_threshold]
-        # lowest KL among the usable models below the threshold; if none is, the lowest
-        # overall (select_models logs that warning)
-        best = usable[select_models([results[i] for i in usable], cfg.coordinate.kl_threshold,
-                                    fallback_to_best=True)[0]]
+        # lowest KL among the usable models below the threshold (if none is, the lowest
+        # overall; select_models logs that warning); KL ties go to the previous direction
+        pick, spread = choose_coordinate(
+            [results[i].coefficients for i in usable], [kls[i] for i in usable],
+            cfg.coordinate.kl_threshold, cfg.coordinate.kl_tie, self._previous_coefficients)
+        best = usable[pick]
         chosen = results[best]
         c = np.asarray(chosen.coefficients, dtype=float)
         if self._previous_coefficients is not None:
@@ -1061,11 +1069,14 @@ class Campaign:
                                        cfg.convergence.profile_max_kT)
             converged = (
                 angle < cfg.convergence.angle_deg
+                and (spread is None or spread < cfg.convergence.angle_deg)
                 and change < cfg.convergence.free_energy_kT
                 and index + 1 >= cfg.convergence.min_rounds
             )
-            log.info("round %d: RC changed by %.2f deg, F(chi) by %.3f kT RMS%s", index, angle,
-                     change, " -> converged" if converged else "")
+            log.info("round %d: RC changed by %.2f deg (seeds agree within %s), F(chi) by %.3f "
+                     "kT RMS%s", index, angle,
+                     "-" if spread is None else f"{spread:.1f} deg", change,
+                     " -> converged" if converged else "")
         self._write_profile(folder / "free_energy.csv", centers, profile)
         store.write_json(folder / "coordinate.json", {
             "coefficients": c.tolist(),
@@ -1079,6 +1090,8 @@ class Campaign:
             "model_losses": [float(t.loss) for t in trained],
             "warm_started": [t.warm for t in trained],
             "stale_models": stale,
+            "seed_spread_deg": spread,
+            "kl_tie": cfg.coordinate.kl_tie,
         })
 
         # the bias of the next round
@@ -1096,7 +1109,7 @@ class Campaign:
             frames=len(self._frames[-1]),
             effective_sample_size=float(reweighted.effective_sample_size),
             angle_change_deg=angle, free_energy_change_kT=change, converged=converged,
-            timings_s=timings, chi_range_growth=growth,
+            timings_s=timings, chi_range_growth=growth, seed_spread_deg=spread,
         )
         if cfg.output.figures:
             t0 = time.perf_counter()

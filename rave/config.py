@@ -307,16 +307,24 @@ class CoordinateConfig:
     kl_threshold : a model whose best KL exceeds this is spurious and dropped (0.5)
     max_frames : the RC is fitted on at most this many frames, a seeded random subset with
         their weights (50000); F(chi) and the bias always use every frame
+    kl_tie : models whose KL is within this of the lowest (nats) count as tied, and the tie
+        goes to the RC closest to the previous round's (0.02: the KL of one model's RC fitted
+        on different 50,000-frame subsets spread by 0.011-0.013 nats on the 10-D frames of
+        workflows/benchmarks/training.py)
     """
 
     bins: int = 50
     kl_threshold: float = 0.5
     max_frames: int = 50_000
+    kl_tie: float = 0.02
 
     def __post_init__(self) -> None:
         _at_least("coordinate.bins", self.bins, 5)
         _at_most("coordinate.bins", self.bins, MAX_BINS)
         _at_least("coordinate.max_frames", self.max_frames, 100)
+        if not (math.isfinite(self.kl_tie) and self.kl_tie >= 0):
+            raise ConfigError(f"coordinate.kl_tie must be a finite number >= 0. You supplied "
+                              f"{self.kl_tie}")
         _positive("coordinate.kl_threshold", self.kl_threshold)
 
 

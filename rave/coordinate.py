@@ -54,6 +54,7 @@ __all__ = [
     "robust_unit_scale",
     "weighted_quantile",
     "select_models",
+    "choose_coordinate",
     "align_sign",
     "direction_angle_deg",
     "sphere_directions",
@@ -804,3 +805,66 @@ def select_models(
         f"no model has KL <= kl_threshold = {threshold:g} (KLs: {summary}); all look spurious. "
         "Train more VAE seeds, or raise kl_threshold, or pass fallback_to_best=True"
     )
+
+
+def choose_coordinate(
+    coefficients: Sequence[np.ndarray],
+    kls: Sequence[float],
+    kl_threshold: float,
+    kl_tie: float = 0.0,
+    previous: np.ndarray | None = None,
+) -> tuple[int, float | None]:
+    """Which model's RC a round uses, and how far the usable models' RCs spread.
+
+    The usable models are those with KL <= ``kl_threshold`` (all spurious: the lowest KL
+    alone, as ``select_models(..., fallback_to_best=True)``). Among those whose KL is within
+    ``kl_tie`` of the lowest, the RC closest to ``previous`` is chosen (the RC does not turn
+    on a KL difference the histograms cannot resolve); without ``previous``, or with no tie,
+    the lowest KL wins.
+
+    Parameters
+    ----------
+    coefficients : sequence of np.ndarray, shape=(d,)
+        Each model's RC.
+    kls : sequence of float
+        Each model's best KL (nats).
+    kl_threshold : float
+        Largest KL of a usable model.
+    kl_tie : float
+        KL differences (nats) up to this count as ties (>= 0).
+    previous : np.ndarray, shape=(d,), optional
+        The previous round's RC.
+
+    Returns
+    -------
+    index : int
+        The model to use.
+    spread_deg : float or None
+        Largest angle (degrees, sign-agnostic) between the chosen RC and the other usable
+        models' RCs: how well the seeds agree on the direction; None with one usable model.
+    """
+    if len(coefficients) != len(kls):
+        raise ValueError(
+            f"coefficients and kls must have one entry per model. You supplied "
+            f"{len(coefficients)} and {len(kls)}"
+        )
+    if not (np.isfinite(kl_tie) and kl_tie >= 0):
+        raise ValueError(f"kl_tie must be finite and >= 0. You supplied {kl_tie}")
+    results = [
+        CoordinateResult(np.asarray(c, dtype=float), float(k), np.empty((0, len(c))), np.empty(0))
+        for c, k in zip(coefficients, kls, strict=True)
+    ]
+    usable = select_models(results, kl_threshold, fallback_to_best=True)
+    lowest = results[usable[0]].kl_divergence
+    tied = [i for i in usable if results[i].kl_divergence <= lowest + kl_tie]
+    chosen = usable[0]
+    if previous is not None and len(tied) > 1:
+        chosen = min(tied, key=lambda i: direction_angle_deg(results[i].coefficients, previous))
+    others = [i for i in usable if i != chosen]
+    spread = (
+        max(direction_angle_deg(results[i].coefficients, results[chosen].coefficients)
+            for i in others)
+        if others
+        else None
+    )
+    return chosen, spread

@@ -216,3 +216,26 @@ def test_cold_seed_positions_rotate_and_rc_subset_is_seeded(tmp_path):
     assert len(subset) == 1000 and np.all(np.diff(subset) > 0)
     np.testing.assert_array_equal(subset, campaign._rc_subset(2, 5000))
     assert len(campaign._rc_subset(2, 800)) == 800
+
+
+def test_kl_ties_go_to_the_previous_direction_and_the_seed_spread_is_reported():
+    from rave.coordinate import choose_coordinate
+
+    x, y = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    tilted = np.array([np.cos(np.radians(30)), np.sin(np.radians(30))])
+    # lowest KL wins without a previous RC, or when the others are not within kl_tie
+    assert choose_coordinate([y, x], [0.10, 0.11], 0.5, kl_tie=0.02)[0] == 0
+    assert choose_coordinate([y, x], [0.10, 0.20], 0.5, kl_tie=0.02, previous=x)[0] == 0
+    # a tie goes to the RC closest to the previous one (sign does not matter)
+    index, spread = choose_coordinate([y, -x, tilted], [0.10, 0.11, 0.115], 0.5, kl_tie=0.02,
+                                      previous=x)
+    assert index == 1
+    assert spread == pytest.approx(90.0)  # y is usable and 90 degrees off the chosen RC
+    # spurious models are neither chosen nor counted in the spread
+    index, spread = choose_coordinate([x, tilted, y], [0.2, 0.21, 0.9], 0.5, kl_tie=0.0)
+    assert index == 0 and spread == pytest.approx(30.0)
+    # one usable model: no spread; all spurious: the lowest KL, no spread
+    assert choose_coordinate([x, y], [0.2, 0.9], 0.5) == (0, None)
+    assert choose_coordinate([x, y], [0.8, 0.7], 0.5) == (1, None)
+    with pytest.raises(ValueError, match="kl_tie must be finite and >= 0"):
+        choose_coordinate([x], [0.1], 0.5, kl_tie=-1.0)
