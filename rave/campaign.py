@@ -222,8 +222,8 @@ def config_differences(stored: dict, current: dict) -> list[str]:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A VAE of a round as the RC choice sees it: its RC fit, its loss on frames common to
-    all models of the round (reported), and whether it was warm-started."""
+    """A VAE of a round as the RC choice sees it: its RC fit, its best validation loss (from
+    its training history; reported), and whether it was warm-started."""
 
     coordinate: object
     loss: float
@@ -952,10 +952,6 @@ class Campaign:
         (folder / "models").mkdir(parents=True, exist_ok=True)
         subset = self._rc_subset(index, len(features))
         x_rc, log_w_rc = features[subset], log_w[subset]
-        # frames on which every model's loss is compared (the stale-warm-start guard)
-        pick = np.random.default_rng([cfg.sampling.seed, index, 11]).permutation(len(subset))
-        common = np.sort(pick[:RC_SCAN_FRAMES])
-        x_common, log_w_common = x_rc[common], log_w_rc[common]
         previous_c = ([self._previous_coefficients] if self._previous_coefficients is not None
                       else None)
 
@@ -971,8 +967,8 @@ class Campaign:
                                     bins=cfg.coordinate.bins, seed=seeds[m],
                                     initial_directions=previous_c,
                                     max_scan_frames=RC_SCAN_FRAMES)
-            loss = model.loss(x_common, log_weights=log_w_common, seed=0)
-            log.info("round %d: VAE seed %d%s, loss %.4f, best KL %.4f, c = %s", index,
+            loss = float(model.history.get("best_validation_loss", float("nan")))
+            log.info("round %d: VAE seed %d%s, validation loss %.4f, best KL %.4f, c = %s", index,
                      seeds[m], _fit_note(model), loss, result.kl_divergence,
                      np.round(result.coefficients, 4).tolist())
             return TrainedModel(result, loss, bool(model.history.get("warm_start", False)))
@@ -1087,7 +1083,7 @@ class Campaign:
             "model_files": model_files,
             "spurious_models": [i for i in range(len(results)) if i not in kept],
             "kl_threshold": cfg.coordinate.kl_threshold,
-            "model_losses": [float(t.loss) for t in trained],
+            "model_validation_losses": [float(t.loss) for t in trained],
             "warm_started": [t.warm for t in trained],
             "stale_models": stale,
             "seed_spread_deg": spread,

@@ -55,6 +55,7 @@ __all__ = [
     "weighted_quantile",
     "select_models",
     "choose_coordinate",
+    "least_squares_direction",
     "align_sign",
     "direction_angle_deg",
     "sphere_directions",
@@ -499,8 +500,20 @@ _LOCAL_STEP_RAD = 0.2
 _XATOL_RAD = 5e-4
 
 
-def _least_squares_direction(x: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray | None:
-    """Unit c of the weighted least-squares fit z ~ x c + b, oriented to increase with z."""
+def least_squares_direction(x: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """Unit c of the weighted least-squares fit z ~ x c + b, oriented to increase with z.
+
+    Parameters
+    ----------
+    x : np.ndarray, shape=(n_frames, d)
+    z : np.ndarray, shape=(n_frames,)
+    w : np.ndarray, shape=(n_frames,)
+        Non-negative weights.
+
+    Returns
+    -------
+    np.ndarray, shape=(d,), or None where z does not depend on x linearly at all.
+    """
     root = np.sqrt(w)
     design = np.hstack([x, np.ones((x.shape[0], 1))]) * root[:, None]
     c = np.linalg.lstsq(design, z * root, rcond=None)[0][:-1]
@@ -690,7 +703,7 @@ def fit_coordinate(
         # the KL optimum whenever the latent is near-affine in the order parameters, and found
         # however sparse the grid is in high d), and any given directions (the previous RC),
         # each in its better orientation.
-        extra = [_least_squares_direction(x, z, w)]
+        extra = [least_squares_direction(x, z, w)]
         if initial_directions is not None:
             extra += [_as_direction(c, "initial_directions") for c in initial_directions]
         for c in extra:
@@ -781,13 +794,18 @@ def select_models(
             raise TypeError(
                 f"results[{i}] must be a CoordinateResult. You supplied {type(r).__name__}"
             )
+    return _usable_by_kl([r.kl_divergence for r in results], kl_threshold, fallback_to_best)
+
+
+def _usable_by_kl(kls: Sequence[float], kl_threshold: float, fallback_to_best: bool) -> list[int]:
+    """The rule of :func:`select_models`, on the models' KLs."""
     try:
         threshold = float(kl_threshold)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"kl_threshold must be a number. You supplied {kl_threshold!r}") from exc
     if not np.isfinite(threshold) or threshold < 0:
         raise ValueError(f"kl_threshold must be finite and >= 0. You supplied {kl_threshold}")
-    kls = np.array([r.kl_divergence for r in results], dtype=float)
+    kls = np.asarray(kls, dtype=float)
     order = np.argsort(kls, kind="stable")
     passed = [int(i) for i in order if kls[i] <= threshold]
     if passed:
@@ -850,20 +868,14 @@ def choose_coordinate(
         )
     if not (np.isfinite(kl_tie) and kl_tie >= 0):
         raise ValueError(f"kl_tie must be finite and >= 0. You supplied {kl_tie}")
-    results = [
-        CoordinateResult(np.asarray(c, dtype=float), float(k), np.empty((0, len(c))), np.empty(0))
-        for c, k in zip(coefficients, kls, strict=True)
-    ]
-    usable = select_models(results, kl_threshold, fallback_to_best=True)
-    lowest = results[usable[0]].kl_divergence
-    tied = [i for i in usable if results[i].kl_divergence <= lowest + kl_tie]
+    usable = _usable_by_kl(kls, kl_threshold, fallback_to_best=True)
+    tied = [i for i in usable if kls[i] <= kls[usable[0]] + kl_tie]
     chosen = usable[0]
     if previous is not None and len(tied) > 1:
-        chosen = min(tied, key=lambda i: direction_angle_deg(results[i].coefficients, previous))
+        chosen = min(tied, key=lambda i: direction_angle_deg(coefficients[i], previous))
     others = [i for i in usable if i != chosen]
     spread = (
-        max(direction_angle_deg(results[i].coefficients, results[chosen].coefficients)
-            for i in others)
+        max(direction_angle_deg(coefficients[i], coefficients[chosen]) for i in others)
         if others
         else None
     )

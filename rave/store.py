@@ -165,6 +165,12 @@ def _atomic(path: Path, write: Callable[[Path], None], durable: bool = False) ->
         fsync_directory(path.parent)
 
 
+def write_file(path: Path, write: Callable[[Path], None], durable: bool = False) -> None:
+    """Write ``path`` with ``write(temporary_path)``, atomically (see :func:`_atomic`): the one
+    writer for files whose bytes another module produces (a torch model, TorchScript)."""
+    _atomic(Path(path), write, durable)
+
+
 def write_text(path: Path, text: str, durable: bool = False) -> None:
     _atomic(path, lambda tmp: tmp.write_text(text), durable)
 

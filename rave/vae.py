@@ -53,7 +53,6 @@ import copy
 import math
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
@@ -63,6 +62,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from .coordinate import least_squares_direction
+from .store import write_file
 
 __all__ = [
     "ACTIVATIONS",
@@ -896,16 +898,7 @@ class VAEModel:
             torch.tensor(np.array(self.feature_scale), dtype=torch.float32),
         )
         scripted = torch.jit.script(module)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            scripted.save(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_file(Path(path), lambda tmp: scripted.save(str(tmp)))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to one file (torch.save of plain tensors/lists), atomically.
@@ -913,9 +906,9 @@ class VAEModel:
         Parameters
         ----------
         path : str or os.PathLike
-            Destination; written to a temporary file in the same folder, then renamed.
+            Destination; written to a temporary file in the same folder, then renamed
+            (:func:`rave.store.write_file`: mode from the umask, fsynced with its folder).
         """
-        path = Path(path)
         payload = {
             "kind": _FILE_KIND,
             "format_version": FILE_FORMAT_VERSION,
@@ -926,18 +919,7 @@ class VAEModel:
             "feature_scale": torch.from_numpy(np.array(self.feature_scale)),
             "history": self.history,
         }
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(payload, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_file(path, lambda tmp: torch.save(payload, tmp), durable=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> VAEModel:
@@ -1375,14 +1357,11 @@ def _warm_network(initial: VAEModel, mean: np.ndarray, scale: np.ndarray) -> VAE
 
 
 def _order_summary(mu: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted ranks of the latent and the unit direction of its weighted linear fit on x."""
+    """Ranks of the latent and the unit direction of its weighted linear fit on x."""
     ranks = np.empty(mu.shape[0])
     ranks[np.argsort(mu, kind="stable")] = np.arange(mu.shape[0])
-    root = np.sqrt(w)[:, None]
-    design = np.hstack([x, np.ones((x.shape[0], 1))]) * root
-    coefficients = np.linalg.lstsq(design, mu * root[:, 0], rcond=None)[0][:-1]
-    norm = np.linalg.norm(coefficients)
-    return ranks, coefficients / norm if norm > 0 else coefficients
+    direction = least_squares_direction(x, mu, w)
+    return ranks, np.zeros(x.shape[1]) if direction is None else direction
 
 
 def _order_change(before, after, w: np.ndarray) -> tuple[float, float]:
