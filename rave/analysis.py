@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import store
-from .bias import Bias
+from .bias import Bias, applied_states, reduced_bias_matrix
 from .features import feature_from_dict
 from .reweight import (
     BLOCKS_PER_INEFFICIENCY,
@@ -370,13 +370,18 @@ class RoundData:
         Bias energy applied when sampled, kJ/mol.
     time_ps : np.ndarray, shape=(n_frames,)
     bias_applied : Bias or None
-        The static bias of the round (None in the unbiased round).
+        The static bias of the round (None in the unbiased round); of an adaptive (OPES)
+        round, the bias in force at its end.
     coordinate : dict
         ``coordinate.json``: RC coefficients, KL, model files.
     next_bias : Bias
         ``bias.json``: the bias built after this round.
     walker : np.ndarray or None, shape=(n_frames,), dtype=int
         Walker index of each frame; None when the round stored none (one walker).
+    bias_states : list of (Bias or None, int), optional
+        The MBAR states of the round's frames, in frame order
+        (:func:`rave.bias.applied_states`): one for a static round, the blocks of an adaptive
+        one. None: the one state ``bias_applied``.
     """
 
     index: int
@@ -387,6 +392,11 @@ class RoundData:
     coordinate: dict
     next_bias: Bias
     walker: np.ndarray | None = None
+    bias_states: list | None = None
+
+    def states(self) -> list:
+        """(bias or None, frames) of each MBAR state of the round, in frame order."""
+        return self.bias_states or [(self.bias_applied, len(self.features))]
 
     def segments(self) -> list[np.ndarray]:
         """Index arrays of each walker's frames, in time order."""
@@ -452,6 +462,8 @@ class CampaignResult:
                     bias_kjmol=frames["bias_kjmol"],
                     time_ps=frames["time_ps"],
                     bias_applied=Bias.from_dict(_read_json(applied)) if applied.exists() else None,
+                    bias_states=applied_states(_read_json(applied) if applied.exists() else None,
+                                               len(frames["features"])),
                     coordinate=_read_json(folder / "coordinate.json"),
                     next_bias=Bias.from_dict(_read_json(folder / "bias.json")),
                     walker=None if walker is None else walker.astype(np.int64),
@@ -486,19 +498,20 @@ class CampaignResult:
         """The RC learned after round ``index`` (unit norm, feature order)."""
         return np.asarray(self.rounds[index].coordinate["coefficients"], dtype=float)
 
+    def frames_per_state(self) -> list[int]:
+        """Frames of each MBAR state (a round, or a block of an adaptive round), in order."""
+        return [n for r in self.rounds for _, n in r.states()]
+
     def reduced_bias(self) -> np.ndarray:
-        """``V_k(frame n) / kT`` of every frame under every round's bias, shape (K, n_frames)."""
-        reduced = np.zeros((len(self.rounds), sum(self.frames_per_round())))
-        features = self.all_features()
-        for k, r in enumerate(self.rounds):
-            if r.bias_applied is not None:
-                reduced[k] = r.bias_applied.energy(features) / self.kT
-        return reduced
+        """``V_k(frame n) / kT`` of every frame under every state's bias, shape (K, n_frames)
+        (K states: one per static round, one per block of an adaptive round)."""
+        states = [state for r in self.rounds for state in r.states()]
+        return reduced_bias_matrix(self.all_features(), states, self.kT)[0]
 
     def reweight(self) -> ReweightResult:
         """MBAR over all rounds toward the unbiased ensemble (cached)."""
         if self._reweighted is None:
-            self._reweighted = mbar_reweight(self.reduced_bias(), self.frames_per_round())
+            self._reweighted = mbar_reweight(self.reduced_bias(), self.frames_per_state())
         return self._reweighted
 
     @property
@@ -543,7 +556,7 @@ class CampaignResult:
             edges = np.linspace(chi.min(), chi.max(), int(bins) + 1)
             self._profiles[key] = bootstrap_free_energy_profile(
                 self.reduced_bias(),
-                self.frames_per_round(),
+                self.frames_per_state(),
                 chi,
                 edges,
                 n_bootstrap=n_bootstrap,

@@ -298,6 +298,37 @@ def _compound_terms(features: Sequence) -> tuple[list[int], list[str], bool] | N
     return particles, terms, periodic == {True}
 
 
+def _linear_force(features: Sequence, coefficients: np.ndarray, outer: str,
+                  clamp: tuple[float, float], prefix: str = "rave"):
+    """An OpenMM force whose energy is ``outer``, a Lepton expression of ``chi`` clamped to
+    ``clamp``, chi = sum_i c_i s_i (coefficients and clamp bounds as global parameters named
+    ``{prefix}_c<i>``, ``{prefix}_chi_min``, ``{prefix}_chi_max``: one Context holds the static
+    bias and an OPES CV side by side, so their parameters need different names).
+
+    One ``CustomCompoundBondForce`` over the particles when every feature is a function of
+    single particles, else a ``CustomCVForce`` over the features' own forces.
+    """
+    import openmm
+
+    compound = _compound_terms(features)
+    variables = compound[1] if compound else [f"f{i}" for i in range(len(features))]
+    chi = " + ".join(f"{prefix}_c{i}*{v}" for i, v in enumerate(variables))
+    expression = f"{outer}; chi = max({prefix}_chi_min, min({prefix}_chi_max, {chi}))"
+    if compound:
+        force = openmm.CustomCompoundBondForce(len(compound[0]), expression)
+        force.addBond(compound[0], [])
+        force.setUsesPeriodicBoundaryConditions(compound[2])
+    else:
+        force = openmm.CustomCVForce(expression)
+        for i, feature in enumerate(features):
+            force.addCollectiveVariable(f"f{i}", feature.openmm_force())
+    for i, c in enumerate(coefficients):
+        force.addGlobalParameter(f"{prefix}_c{i}", float(c))
+    force.addGlobalParameter(f"{prefix}_chi_min", float(clamp[0]))
+    force.addGlobalParameter(f"{prefix}_chi_max", float(clamp[1]))
+    return force
+
+
 def bias_force(
     features: Sequence, bias: Bias, force_group: int = DEFAULT_FORCE_GROUP
 ) -> openmm.Force:  # noqa: F821
@@ -327,23 +358,7 @@ def bias_force(
         )
     if not 0 <= force_group <= 31:
         raise ValueError(f"force_group must be in 0..31. You supplied {force_group}")
-    compound = _compound_terms(features)
-    variables = compound[1] if compound else [f"f{i}" for i in range(len(features))]
-    chi = " + ".join(f"{_coefficient_parameter(i)}*{v}" for i, v in enumerate(variables))
-    expression = f"{_TABLE}(max({_CHI_MIN}, min({_CHI_MAX}, chi))); chi = {chi}"
-    if compound:
-        force = openmm.CustomCompoundBondForce(len(compound[0]), expression)
-        force.addBond(compound[0], [])
-        force.setUsesPeriodicBoundaryConditions(compound[2])
-    else:
-        force = openmm.CustomCVForce(expression)
-        for i, feature in enumerate(features):
-            force.addCollectiveVariable(f"f{i}", feature.openmm_force())
-    for i, c in enumerate(bias.coefficients):
-        force.addGlobalParameter(_coefficient_parameter(i), float(c))
-    lo, hi = bias.grid.clamp_bounds
-    force.addGlobalParameter(_CHI_MIN, lo)
-    force.addGlobalParameter(_CHI_MAX, hi)
+    force = _linear_force(features, bias.coefficients, f"{_TABLE}(chi)", bias.grid.clamp_bounds)
     force.addTabulatedFunction(
         _TABLE,
         openmm.Continuous1DFunction(
@@ -352,6 +367,24 @@ def bias_force(
     )
     force.setForceGroup(force_group)
     force.setName("RAVE bias")
+    return force
+
+
+def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
+              chi_max: float):
+    """An OpenMM force whose energy is the clamped RC, ``max(lo, min(hi, chi))`` in the units
+    of chi, with ``(lo, hi)`` the bounds of :attr:`BiasGrid.clamp_bounds` of a grid on
+    [chi_min, chi_max]: a collective variable for a bias built elsewhere (OPES), which then
+    sees the edge value of its grid outside it, as :func:`bias_force` does.
+    """
+    coefficients = np.asarray(coefficients, dtype=float).reshape(-1)
+    if len(features) != coefficients.size:
+        raise ValueError(
+            f"{coefficients.size} coefficients but {len(features)} features were given"
+        )
+    bounds = BiasGrid(chi_min, chi_max, np.zeros(3)).clamp_bounds
+    force = _linear_force(features, coefficients, "chi", bounds, prefix="rave_opes")
+    force.setName("RAVE chi")
     return force
 
 
@@ -378,3 +411,140 @@ def update_bias_force(force, context, bias: Bias) -> None:
                 list(map(float, bias.grid.values_kjmol)), bias.grid.chi_min, bias.grid.chi_max
             )
     force.updateParametersInContext(context)
+
+
+def effective_log_sum(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np.ndarray,
+                      kT: float) -> np.ndarray:
+    """log sum_t n_t exp(-(V_t - c_t) / kT) on a grid: one walker's share of the effective bias
+    of an adaptive round (see :mod:`rave.adaptive`).
+
+    Parameters
+    ----------
+    values_kjmol : np.ndarray, shape=(n_versions, n_points)
+        V_t on the grid, one row per version of the bias, kJ/mol.
+    ct_kjmol : np.ndarray, shape=(n_versions,)
+        c(t) = -kT ln <exp(-V_t/kT)>_unbiased of each version, kJ/mol.
+    counts : np.ndarray, shape=(n_versions,)
+        Frames recorded under each version (versions without frames do not count).
+    kT : float
+        kJ/mol.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_points,)
+        -inf everywhere when no frame was recorded.
+    """
+    values = np.asarray(values_kjmol, dtype=float)
+    ct = np.asarray(ct_kjmol, dtype=float).reshape(-1)
+    counts = np.asarray(counts, dtype=float).reshape(-1)
+    if values.ndim != 2 or values.shape[0] != ct.size or ct.size != counts.size:
+        raise ValueError(
+            f"values_kjmol must be (n_versions, n_points) with one c(t) and one count per "
+            f"version. You supplied shapes {values.shape}, {ct.shape}, {counts.shape}"
+        )
+    used = counts > 0
+    if not np.any(used):
+        return np.full(values.shape[1], -np.inf)
+    if not (np.all(np.isfinite(values[used])) and np.all(np.isfinite(ct[used]))):
+        raise ValueError("the bias versions and c(t) must be finite")
+    exponent = np.log(counts[used])[:, None] - (values[used] - ct[used, None]) / kT
+    return logsumexp(exponent, axis=0)
+
+
+def bias_blocks(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np.ndarray, kT: float,
+                delta_kT: float = 1.0, max_blocks: int = 32) -> list[tuple[np.ndarray, int]]:
+    """Group the versions of an adaptive bias into blocks of consecutive versions, each one
+    state for MBAR: a block ends where the bias has moved more than ``delta_kT`` kT anywhere on
+    the grid from the block's first version (``delta_kT`` doubles until there are at most
+    ``max_blocks``). A block's state is the mixture of its versions,
+    V_block = -kT ln [sum_t n_t exp(-(V_t - c_t)/kT) / n_block] (:func:`effective_log_sum`), so
+    c(t) only relates versions that differ by about ``delta_kT``; MBAR finds the blocks'
+    normalisations from all frames (:mod:`rave.adaptive`).
+
+    Parameters
+    ----------
+    values_kjmol, ct_kjmol, counts
+        As for :func:`effective_log_sum`, versions in time order.
+    kT : float
+        kJ/mol.
+    delta_kT : float
+        Largest change of the bias within a block, kT.
+    max_blocks : int
+
+    Returns
+    -------
+    list of (np.ndarray, int)
+        Per block with frames, in time order: V_block on the grid (kJ/mol) and its frames.
+    """
+    values = np.asarray(values_kjmol, dtype=float)
+    counts = np.asarray(counts, dtype=int).reshape(-1)
+    if not delta_kT > 0 or max_blocks < 1:
+        raise ValueError(f"delta_kT must be > 0 and max_blocks >= 1. You supplied {delta_kT}, "
+                         f"{max_blocks}")
+    if values.ndim != 2 or values.shape[0] != counts.size or counts.sum() < 1:
+        raise ValueError(f"values_kjmol must be (n_versions, n_points) with one count per version "
+                         f"and at least one frame. You supplied {values.shape}, {counts.shape}")
+    while True:
+        starts, first = [0], values[0]
+        for t in range(1, len(values)):
+            if np.max(np.abs(values[t] - first)) > delta_kT * kT:
+                starts.append(t)
+                first = values[t]
+        bounds = [(a, b) for a, b in zip(starts, starts[1:] + [len(values)], strict=True)
+                  if counts[a:b].sum() > 0]
+        if len(bounds) <= max_blocks:
+            break
+        delta_kT *= 2.0
+    blocks = []
+    for a, b in bounds:
+        n = int(counts[a:b].sum())
+        log_sum = effective_log_sum(values[a:b], np.asarray(ct_kjmol)[a:b], counts[a:b], kT)
+        blocks.append((-kT * (log_sum - math.log(n)), n))
+    return blocks
+
+
+def adaptive_bias_dict(coefficients: Sequence[float], chi_min: float, chi_max: float,
+                       blocks: Sequence[tuple[np.ndarray, int]]) -> dict:
+    """``bias_applied.json`` of an adaptive round: its RC, ``grid`` = the last block's bias (the
+    bias in force at the end of the round, a :class:`Bias` for readers that want one) and
+    ``states``: each block's bias and frames, in the order of the round's frames."""
+    if not blocks:
+        raise ValueError("an adaptive round needs at least one block of frames")
+    last = BiasGrid(chi_min, chi_max, np.asarray(blocks[-1][0], dtype=float))
+    return {
+        "method": "opes",
+        **Bias(np.asarray(coefficients, dtype=float), last).to_dict(),
+        "states": [{"values_kjmol": [float(v) for v in values], "frames": int(n)}
+                   for values, n in blocks],
+    }
+
+
+def applied_states(data: dict | None, n_frames: int) -> list[tuple[Bias | None, int]]:
+    """The bias states a round's frames were sampled under, in frame order, from its
+    ``bias_applied.json`` (None: the unbiased round): one static bias, or the blocks of an
+    adaptive round (:func:`adaptive_bias_dict`). Each is (bias or None, frames)."""
+    if data is None:
+        return [(None, int(n_frames))]
+    if "states" not in data:
+        return [(Bias.from_dict(data), int(n_frames))]
+    grid = data["grid"]
+    coefficients = np.asarray(data["coefficients"], dtype=float)
+    states = [(Bias(coefficients, BiasGrid(float(grid["chi_min"]), float(grid["chi_max"]),
+                                           np.asarray(s["values_kjmol"], dtype=float))),
+               int(s["frames"])) for s in data["states"]]
+    total = sum(n for _, n in states)
+    if total != n_frames:
+        raise ValueError(f"the bias states hold {total} frames but the round has {n_frames}")
+    return states
+
+
+def reduced_bias_matrix(features: np.ndarray, states: Sequence[tuple[Bias | None, int]],
+                        kT: float) -> tuple[np.ndarray, list[int]]:
+    """MBAR's input: reduced[k, n] = V_k(frame n) / kT of every frame under every state's bias
+    (None: unbiased, 0), and the frames of each state (the states in frame order)."""
+    features = np.asarray(features, dtype=float)
+    reduced = np.zeros((len(states), len(features)))
+    for k, (bias, _) in enumerate(states):
+        if bias is not None:
+            reduced[k] = bias.energy(features) / kT
+    return reduced, [int(n) for _, n in states]

@@ -48,7 +48,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__, store
-from .bias import Bias, build_bias_grid
+from .adaptive import OPESSpec
+from .bias import (
+    Bias,
+    adaptive_bias_dict,
+    applied_states,
+    build_bias_grid,
+    reduced_bias_matrix,
+)
 from .config import Config, ConfigError, check_frame_memory
 from .coordinate import align_sign, choose_coordinate, direction_angle_deg, fit_coordinate
 from .engine import Frames, MDError
@@ -61,7 +68,7 @@ from .units import kT_kjmol
 from .walkers import WalkerResult, WalkerTask, make_executor
 
 __all__ = ["BiasMismatchError", "Campaign", "RoundFailed", "RoundRecord",
-           "build_model_potential", "recorded_changes", "reduced_bias_matrix"]
+           "build_model_potential", "recorded_changes"]
 
 log = logging.getLogger("rave")
 
@@ -165,15 +172,6 @@ class RoundRecord:
             seed_spread_deg=(None if data.get("seed_spread_deg") is None
                              else float(data["seed_spread_deg"])),
         )
-
-
-def reduced_bias_matrix(features: np.ndarray, biases, kT: float) -> np.ndarray:
-    """reduced[k, n] = V_k(frame n) / kT for every round's bias (None: unbiased round)."""
-    reduced = np.zeros((len(biases), len(features)))
-    for k, bias in enumerate(biases):
-        if bias is not None:
-            reduced[k] = bias.energy(features) / kT
-    return reduced
 
 
 def profile_change_kT(
@@ -309,7 +307,9 @@ class Campaign:
         self.workdir = Path(workdir)
         self.records: list[RoundRecord] = []
         self._frames: list[Frames] = []
-        self._biases: list[Bias | None] = []
+        #: per round, the bias states its frames were sampled under (rave.bias.applied_states)
+        self._biases: list[list[tuple[Bias | None, int]]] = []
+        self._adaptive: list[bool] = []  # per round: OPES within the round
         self._next_bias: Bias | None = None
         self._previous_log_weights: np.ndarray | None = None
         self._previous_coefficients: np.ndarray | None = None
@@ -635,7 +635,8 @@ class Campaign:
         while (store.round_dir(self.workdir, index) / "round.json").is_file():
             folder = store.round_dir(self.workdir, index)
             try:
-                record, frames, bias, weights, next_bias = self._load_round(folder, index)
+                record, frames, (bias, adaptive), weights, next_bias = self._load_round(
+                    folder, index)
                 if record.steps is None:  # stores before the schedule: the fixed one
                     record.steps = self.config.sampling.steps_per_round
             except store.StoreFileError as error:
@@ -648,6 +649,7 @@ class Campaign:
             self.records.append(record)
             self._frames.append(frames)
             self._biases.append(bias)
+            self._adaptive.append(adaptive)
             self._previous_coefficients = record.coefficients
             self._previous_log_weights = weights["log_weights"]
             self._next_bias = next_bias
@@ -674,7 +676,11 @@ class Campaign:
 
         record = parsed("round.json", RoundRecord.from_summary)
         frames = self._load_frames(folder)
-        bias = parsed("bias_applied.json", Bias.from_dict) if index > 0 else None
+        if index > 0:
+            states = parsed("bias_applied.json", lambda data: applied_states(data, len(frames)))
+            bias = (states, "states" in store.load_json(folder / "bias_applied.json"))
+        else:
+            bias = (applied_states(None, len(frames)), False)
         weights = store.load_npz(folder / "weights.npz", ("log_weights",))
         next_bias = parsed("bias.json", Bias.from_dict)
         files = parsed("coordinate.json", lambda data: [str(f) for f in data["model_files"]])
@@ -758,7 +764,35 @@ class Campaign:
         return [{"positions": pool[i].astype(float), "velocities": None,
                  "box_vectors": boxes[i], "time_ps": 0.0} for i in picks]
 
-    def _tasks(self, index: int, bias: Bias | None, n_steps: int) -> list[WalkerTask]:
+    def _opes_spec(self, coefficients: np.ndarray) -> OPESSpec:
+        """OPES along chi = coefficients . s for the next round: the grid spans the chi of all
+        frames so far, padded by ``bias.opes_padding`` of that range on each side (a function of
+        the stored data, so a resumed round gets the same)."""
+        cfg = self.config.bias
+        chi = np.concatenate([f.features for f in self._frames]) @ coefficients
+        lo, hi = float(chi.min()), float(chi.max())
+        pad = cfg.opes_padding * (hi - lo)
+        return OPESSpec(tuple(coefficients), lo - pad, hi + pad, cfg.opes_grid_points,
+                        cfg.opes_barrier_kjmol, cfg.opes_pace, cfg.opes_variance_pace,
+                        cfg.opes_explore)
+
+    def _adaptive_applied(self, index: int, spec: OPESSpec) -> dict:
+        """``bias_applied.json`` of an adaptive round from its walkers' blocks; stops the
+        campaign when a walker's frames disagree with numpy's OPES bias."""
+        results = self._walker_results(index)
+        worst = max(r.bias_check_kjmol for r in results)
+        if not worst <= BIAS_MISMATCH_TOL_KJMOL:
+            raise BiasMismatchError(
+                f"round {index}: the OPES bias energy OpenMM applied and numpy's differ by up to "
+                f"{worst:.3g} kJ/mol (tolerance {BIAS_MISMATCH_TOL_KJMOL:g}), so its frames "
+                f"cannot be reweighted. The campaign stopped; its frames are kept in "
+                f"{store.round_dir(self.workdir, index)}")
+        blocks = [(values, int(n)) for r in results
+                  for values, n in zip(r.opes_block_values, r.opes_block_frames, strict=True)]
+        return adaptive_bias_dict(spec.coefficients, spec.chi_min, spec.chi_max, blocks)
+
+    def _tasks(self, index: int, bias: Bias | None, n_steps: int,
+               opes: OPESSpec | None = None) -> list[WalkerTask]:
         """One task per walker of round ``index``, ``n_steps`` MD steps each."""
         sampling = self.config.sampling
         if self._system_xml is None:
@@ -786,17 +820,18 @@ class Campaign:
                 n_steps=n_steps, report_interval=sampling.report_interval,
                 snapshot_every=max(1, n_frames // sampling.snapshots),
                 max_retries=sampling.max_retries, cpu_threads=threads,
+                opes=None if opes is None else opes.to_dict(),
             )
             for k, start in enumerate(self._start_states(index))
         ]
 
     def _run_walkers(self, index: int, bias: Bias | None, label: str,
-                     n_steps: int) -> tuple[Frames, int]:
+                     n_steps: int, opes: OPESSpec | None = None) -> tuple[Frames, int]:
         """MD of a round: every walker not yet stored runs ``n_steps`` steps; returns all
         walkers' frames."""
         sampling = self.config.sampling
         folder = store.round_dir(self.workdir, index) / "walkers"
-        tasks = self._tasks(index, bias, n_steps)
+        tasks = self._tasks(index, bias, n_steps, opes)
         pending = [t for t in tasks if not (folder / f"walker_{t.walker_index:02d}.npz").exists()]
         if len(pending) < len(tasks):
             log.info("%s: %d of %d walkers already stored", label, len(tasks) - len(pending),
@@ -850,9 +885,13 @@ class Campaign:
         folder = store.round_dir(self.workdir, index)
         timings = {}
         bias = self._next_bias if index > 0 else None
+        spec = None
+        if bias is not None and self.config.bias.method == "opes":
+            spec, bias = self._opes_spec(bias.coefficients), None
         if bias is not None:
             store.write_json(folder / "bias_applied.json", bias.to_dict())
-        label = "round 0 (unbiased MD)" if index == 0 else f"round {index} (biased MD)"
+        label = ("round 0 (unbiased MD)" if index == 0 else f"round {index} (OPES along the RC)"
+                 if spec is not None else f"round {index} (biased MD)")
         log.info("%s: %d walker(s) x %d steps, %d frames each (%s)", label, sampling.walkers,
                  steps, steps // sampling.report_interval, plan.reason)
         if sampling.max_total_steps is not None:
@@ -860,12 +899,19 @@ class Campaign:
             log.info("%s: budget after this round: %d of %d steps used, %d left", label, used,
                      sampling.max_total_steps, sampling.max_total_steps - used)
         t0 = time.perf_counter()
-        frames, faults = self._run_walkers(index, bias, label, steps)
+        frames, faults = self._run_walkers(index, bias, label, steps, spec)
         timings["md"] = time.perf_counter() - t0
+        applied = None if bias is None else bias.to_dict()
+        if spec is not None:
+            applied = self._adaptive_applied(index, spec)
+            store.write_json(folder / "bias_applied.json", applied)
+            log.info("%s: %d MBAR states (blocks of the OPES bias within %g kT)", label,
+                     len(applied["states"]), self.config.bias.opes_block_kT)
         log.info("%s: %.1f s, %.0f steps/s over all walkers", label, timings["md"],
                  sampling.walkers * steps / timings["md"])
         self._frames.append(frames)
-        self._biases.append(bias)
+        self._biases.append(applied_states(applied, len(frames.features)))
+        self._adaptive.append(spec is not None)
         record = self._learn(index, folder, timings)
         record.walkers = sampling.walkers
         record.faults = faults
@@ -877,11 +923,14 @@ class Campaign:
     def _reweight(self):
         """MBAR over all rounds so far: reduced bias of every frame under every round's bias."""
         features = np.concatenate([f.features for f in self._frames])
-        reduced = reduced_bias_matrix(features, self._biases, self.kT)
-        # consistency: the energy OpenMM applied equals the numpy bias of the same frames
+        states = [state for round_states in self._biases for state in round_states]
+        reduced, counts = reduced_bias_matrix(features, states, self.kT)
+        # consistency: the energy OpenMM applied equals the numpy bias of the same frames (an
+        # adaptive round's walkers checked theirs against each frame's own version)
         applied = self._frames[-1].bias_kjmol
         own = reduced[-1, len(features) - len(applied):] * self.kT
-        mismatch = float(np.max(np.abs(applied - own))) if len(applied) else 0.0
+        mismatch = (float(np.max(np.abs(applied - own)))
+                    if len(applied) and not self._adaptive[-1] else 0.0)
         if not mismatch <= BIAS_MISMATCH_TOL_KJMOL:
             index = len(self._frames) - 1
             names = self._disagreeing_features(index)
@@ -895,7 +944,7 @@ class Campaign:
                 + f". The campaign stopped; its frames are kept in "
                   f"{store.round_dir(self.workdir, index)}. Fix the order parameters and start "
                   f"a new campaign")
-        result = mbar_reweight(reduced, [len(f) for f in self._frames])
+        result = mbar_reweight(reduced, counts)
         return features, result
 
     def _seeds(self, index: int) -> list[int]:

@@ -335,6 +335,13 @@ class BiasConfig:
     grid_points : 128;  padding : fraction of the sampled range added each side (0.25)
     cap_kT : V >= -cap_kT kT (8.0);  smoothing_bins : Gaussian sigma in grid spacings (2.0)
     damping : fraction of -F biased, (0, 1] (1.0);  force_group : 0..31 (30)
+    method : "static" (the paper's V = kT ln P, fixed within a round) or "opes" (OPES along the
+        round's RC within the round, through openmm-opes; rave.adaptive)
+    opes_barrier_kjmol : OPES barrier, kJ/mol (25.0);  opes_pace : steps between kernels (500)
+    opes_variance_pace : steps between kernel-width updates, divides opes_pace (100)
+    opes_explore : OPES-explore instead of OPES-metaD (false)
+    opes_padding : the OPES grid extends this fraction of the sampled chi range each side (1.0)
+    opes_grid_points : 512;  opes_block_kT : largest change of the bias within one MBAR state (1.0)
     """
 
     grid_points: int = 128
@@ -343,6 +350,14 @@ class BiasConfig:
     smoothing_bins: float = 2.0
     damping: float = 1.0
     force_group: int = 30
+    method: str = "static"
+    opes_barrier_kjmol: float = 25.0
+    opes_pace: int = 500
+    opes_variance_pace: int = 100
+    opes_explore: bool = False
+    opes_padding: float = 1.0
+    opes_grid_points: int = 512
+    opes_block_kT: float = 1.0
 
     def __post_init__(self) -> None:
         _at_least("bias.grid_points", self.grid_points, 8)
@@ -358,6 +373,24 @@ class BiasConfig:
         if not 0 <= self.force_group <= 31:
             raise ConfigError(f"bias.force_group must be in 0..31. You supplied "
                               f"{self.force_group}")
+        if self.method not in ("static", "opes"):
+            raise ConfigError(f'bias.method must be "static" or "opes". You supplied '
+                              f"{self.method!r}")
+        _positive("bias.opes_barrier_kjmol", self.opes_barrier_kjmol)
+        _at_least("bias.opes_pace", self.opes_pace, 1)
+        _at_least("bias.opes_variance_pace", self.opes_variance_pace, 1)
+        if self.opes_pace % self.opes_variance_pace:
+            raise ConfigError(f"bias.opes_variance_pace ({self.opes_variance_pace}) must divide "
+                              f"bias.opes_pace ({self.opes_pace})")
+        if not isinstance(self.opes_explore, bool):
+            raise ConfigError(f"bias.opes_explore must be true or false. You supplied "
+                              f"{self.opes_explore!r}")
+        if self.opes_padding < 0:
+            raise ConfigError(f"bias.opes_padding must be >= 0. You supplied "
+                              f"{self.opes_padding}")
+        _at_least("bias.opes_grid_points", self.opes_grid_points, 8)
+        _at_most("bias.opes_grid_points", self.opes_grid_points, MAX_GRID_POINTS)
+        _positive("bias.opes_block_kT", self.opes_block_kT)
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,10 @@ class Walker:
     cpu_threads : int, optional
         Threads of the CPU platform (default: OpenMM's choice, all cores); set it when several
         walkers share a machine.
+    opes : dict, optional
+        :meth:`rave.adaptive.OPESSpec.to_dict`: OPES along the spec's chi on top of the static
+        bias (an adaptive round); each frame's bias energy is then the static bias plus the
+        OPES bias in force when the frame was recorded.
     """
 
     def __init__(
@@ -130,6 +134,7 @@ class Walker:
         with_bias: bool = True,
         force_group: int = DEFAULT_FORCE_GROUP,
         cpu_threads: int | None = None,
+        opes: dict | None = None,
     ) -> None:
         self.features = list(features)
         self.temperature_K = _md_value(temperature_K, unit.kelvin)
@@ -160,6 +165,14 @@ class Walker:
             self._bias_force = bias_force(self.features, zero, force_group)
             system.addForce(self._bias_force)
             self.bias = zero
+        self.opes = None
+        if opes is not None:
+            from .adaptive import OPESBias, OPESSpec
+
+            if not with_bias:
+                raise ValueError("an OPES walker needs with_bias=True")
+            self.opes = OPESBias(system, self.features, OPESSpec.from_dict(opes),
+                                 self.temperature_K)
         self.system = system
         self.integrator = openmm.LangevinMiddleIntegrator(
             self.temperature_K, self.friction_per_ps, self.timestep_ps
@@ -178,6 +191,8 @@ class Walker:
         self.context.setVelocitiesToTemperature(self.temperature_K, int(seed) % 2**31)
         self._periodic = system.usesPeriodicBoundaryConditions()
         self.time_ps = 0.0
+        if self.opes is not None:
+            self.opes.attach(self.context, self.integrator, {force_group})
 
     @property
     def kT(self) -> float:
@@ -229,6 +244,9 @@ class Walker:
         bias = np.zeros(n_frames)
         times = np.empty(n_frames)
         groups = {self.force_group} if self._bias_force is not None else set()
+        offset = 0.0
+        if self.opes is not None:
+            groups, offset = self.opes.groups, self.opes.energy_offset_kjmol
         frames_per_block = max(1, min(512, _BLOCK_FLOATS // (3 * self._n_particles), n_frames))
         block = np.empty((frames_per_block, self._n_particles, 3))
         boxes = np.empty((len(block), 3, 3)) if self._periodic else None
@@ -238,22 +256,25 @@ class Walker:
         start = 0
         for frame in range(n_frames):
             try:
-                self.integrator.step(report_interval)
+                if self.opes is None:
+                    self.integrator.step(report_interval)
+                    state = self.context.getState(
+                        getPositions=True, getEnergy=bool(groups), groups=groups or -1
+                    )
+                else:
+                    state = self.opes.advance(report_interval)
             except openmm.OpenMMException as error:
                 raise MDError(
                     f"OpenMM failed at t = {self.time_ps:.3f} ps ({error}). Lower "
                     f"sampling.timestep (now {self.timestep_ps} ps) or check the system"
                 ) from error
             self.time_ps += report_interval * self.timestep_ps
-            state = self.context.getState(
-                getPositions=True, getEnergy=bool(groups), groups=groups or -1
-            )
             slot = frame - start
             block[slot] = state.getPositions(asNumpy=True)._value
             if boxes is not None:
                 boxes[slot] = state.getPeriodicBoxVectors(asNumpy=True)._value
             if groups:
-                bias[frame] = state.getPotentialEnergy()._value
+                bias[frame] = state.getPotentialEnergy()._value - offset
             times[frame] = self.time_ps
             if slot == len(block) - 1 or frame == n_frames - 1:
                 n = slot + 1
@@ -295,6 +316,8 @@ class Walker:
         }
         if self._periodic:
             out["box_vectors"] = state.getPeriodicBoxVectors(asNumpy=True)._value.copy()
+        if self.opes is not None:
+            out["opes"] = self.opes.get_state()
         return out
 
     def set_state(self, state: dict) -> None:
@@ -305,3 +328,5 @@ class Walker:
         if state.get("velocities") is not None:
             self.context.setVelocities(np.asarray(state["velocities"]))
         self.time_ps = float(state["time_ps"])
+        if self.opes is not None and state.get("opes") is not None:
+            self.opes.set_state(state["opes"])

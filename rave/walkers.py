@@ -40,6 +40,7 @@ class WalkerTask:
         the temperature with ``seed``; box_vectors None: the system's default box.
     bias : dict of :meth:`rave.bias.Bias.to_dict`, or None (unbiased round)
     snapshot_every : frames between stored position snapshots (starting points for later rounds)
+    opes : dict of :meth:`rave.adaptive.OPESSpec.to_dict`, or None (no adaptive bias)
     segment_frames : frames per fault-recovery segment
     """
 
@@ -64,6 +65,7 @@ class WalkerTask:
     max_retries: int = 4
     segment_frames: int = 200
     cpu_threads: int | None = None
+    opes: dict | None = None
 
     @property
     def label(self) -> str:
@@ -90,6 +92,13 @@ class WalkerResult:
     platform: str
     wall_s: float
     faults: list[str] = field(default_factory=list)
+    #: adaptive (OPES) walkers: largest |OpenMM - numpy| bias of its frames, kJ/mol; c(t) of
+    #: each frame, kJ/mol; the MBAR states of its frames (rave.bias.bias_blocks): each block's
+    #: bias on the OPES grid (kJ/mol) and its frames, in time order
+    bias_check_kjmol: float = 0.0
+    ct_kjmol: np.ndarray | None = None
+    opes_block_values: np.ndarray | None = None
+    opes_block_frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.bias_kjmol)
@@ -115,6 +124,11 @@ class WalkerResult:
         }
         if self.final_box_vectors is not None:
             out["final_box_vectors"] = self.final_box_vectors
+        if self.opes_block_values is not None:
+            out["bias_check_kjmol"] = np.float64(self.bias_check_kjmol)
+            out["ct_kjmol"] = self.ct_kjmol
+            out["opes_block_values"] = self.opes_block_values
+            out["opes_block_frames"] = self.opes_block_frames
         return out
 
     @classmethod
@@ -136,6 +150,10 @@ class WalkerResult:
             platform=str(data["platform"]),
             wall_s=float(data["wall_s"]),
             faults=[str(f) for f in data["faults"]],
+            bias_check_kjmol=float(data.get("bias_check_kjmol", 0.0)),
+            ct_kjmol=data.get("ct_kjmol"),
+            opes_block_values=data.get("opes_block_values"),
+            opes_block_frames=data.get("opes_block_frames"),
         )
 
 
@@ -161,6 +179,7 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         system, task.positions, features, task.temperature_K, task.timestep_ps,
         task.friction_per_ps, seed=task.seed, platform=task.platform,
         box_vectors=task.box_vectors, force_group=task.force_group, cpu_threads=task.cpu_threads,
+        opes=task.opes,
     )
     if task.velocities is not None:
         walker.set_state({"positions": task.positions, "velocities": task.velocities,
@@ -199,11 +218,25 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         parts.append((frames, frames_snap))
         done += n
     state = walker.get_state()
+    features_all = np.concatenate([p.features for p, _ in parts])
+    bias_all = np.concatenate([p.bias_kjmol for p, _ in parts])
+    adaptive = {}
+    if walker.opes is not None:
+        chi = features_all @ np.asarray(walker.opes.spec.coefficients)
+        numpy_bias = walker.opes.frame_bias(chi) + (0.0 if walker.bias is None
+                                                    else walker.bias.energy(features_all))
+        adaptive = {
+            "bias_check_kjmol": float(np.max(np.abs(numpy_bias - bias_all), initial=0.0)),
+            "ct_kjmol": walker.opes.frame_ct(),
+        }
+        blocks = walker.opes.blocks()
+        adaptive["opes_block_values"] = np.array([v for v, _ in blocks])
+        adaptive["opes_block_frames"] = np.array([n for _, n in blocks], dtype=np.int64)
     return WalkerResult(
         round_index=task.round_index,
         walker_index=task.walker_index,
-        features=np.concatenate([p.features for p, _ in parts]),
-        bias_kjmol=np.concatenate([p.bias_kjmol for p, _ in parts]),
+        features=features_all,
+        bias_kjmol=bias_all,
         time_ps=np.concatenate([p.time_ps for p, _ in parts]),
         snapshots=np.concatenate([p.snapshots for p, _ in parts]),
         snapshot_frames=np.concatenate([s for _, s in parts]),
@@ -216,6 +249,7 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         platform=walker.platform.getName(),
         wall_s=time.perf_counter() - t0,
         faults=faults,
+        **adaptive,
     )
 
 

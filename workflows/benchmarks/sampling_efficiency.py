@@ -12,6 +12,9 @@ the run):
   ``round_NNN/bias_applied.json``. Early stopping on convergence is switched off
   (``convergence.min_rounds = rounds + 1``) so that every budget is reached; everything else
   is the campaign's own behaviour.
+* ``rave_opes``: the same campaign with ``[bias] method = "opes"``: OPES along each round's
+  learned RC within the round (``rave.adaptive``); its frames enter MBAR as the blocks of the
+  OPES bias listed in ``bias_applied.json`` (``rave.bias.applied_states``).
 * ``metad_ideal``: ``openmm.app.Metadynamics`` (well-tempered) on the ideal CV, the reference
   chi below (``BiasVariable`` of a ``CustomCompoundBondForce`` whose energy is the linear CV,
   :func:`linear_cv_force`; ``metaD.step(simulation, n)``).
@@ -127,7 +130,7 @@ from openmm import unit as u
 from scipy.interpolate import CubicSpline
 from scipy.special import logsumexp
 
-from rave.bias import Bias
+from rave.bias import applied_states, reduced_bias_matrix
 from rave.campaign import Campaign
 from rave.config import config_from_dict
 from rave.engine import Walker
@@ -141,6 +144,7 @@ SYSTEMS = ("three_state", "rotated_double_well", "mixed_slow_mode")
 METHODS = (
     "plain_md",
     "rave",
+    "rave_opes",
     "metad_ideal",
     "metad_ideal_bias",
     "metad_naive",
@@ -149,7 +153,7 @@ METHODS = (
     "opes_naive",
 )
 #: methods that need their own simulation (*_ideal_bias comes with *_ideal)
-_RUNS = ("plain_md", "rave", "metad_ideal", "metad_naive", "opes_ideal", "opes_naive")
+_RUNS = ("plain_md", "rave", "rave_opes", "metad_ideal", "metad_naive", "opes_ideal", "opes_naive")
 
 #: target RMSE of F(chi), kT
 TARGET_RMSE_KT = 0.5
@@ -646,7 +650,7 @@ class Run:
         metadynamics and OPES only: checkpoint steps -> F/kT of the method's own estimate
         (metaD: its bias; OPES: ``getFreeEnergy``) on the reference bins.
     rounds : list
-        RAVE only: (features, Bias or None) of each round.
+        RAVE only: (features, its MBAR states: list of (Bias or None, frames)) of each round.
     steps_per_round : int
         RAVE only: MD steps of one round over all its walkers.
     wall_s : float
@@ -1060,8 +1064,9 @@ def run_rave(config: dict, workdir: Path) -> Run:
             features = np.asarray(data["features"], dtype=float)
             walker = np.asarray(data["walker"]) if "walker" in data else np.zeros(len(features))
         applied = folder / "bias_applied.json"
-        bias = Bias.from_dict(json.loads(applied.read_text())) if applied.exists() else None
-        rounds.append((features, bias))
+        states = applied_states(json.loads(applied.read_text()) if applied.exists() else None,
+                                len(features))
+        rounds.append((features, states))
         segments.append(index * (walkers + 1) + walker.astype(int))
         index += 1
     if not rounds:
@@ -1122,17 +1127,16 @@ def evaluate_bias(run: Run, reference: Reference, report_interval: int) -> list[
 
 
 def evaluate_rave(run: Run, reference: Reference, kT: float) -> list[dict]:
-    """After each round k: F(chi) from rounds 0..k-1, MBAR over their stored biases; the
-    cumulative MD steps are k x ``run.steps_per_round`` (all walkers of a round)."""
+    """After each round k: F(chi) from rounds 0..k-1, MBAR over their stored bias states (one
+    per static round, one per block of an OPES round); the cumulative MD steps are
+    k x ``run.steps_per_round`` (all walkers of a round)."""
     transitions = cumulative_transitions(reference.core_labels(run.features), run.segments)
     rows = []
     for k in range(1, len(run.rounds) + 1):
         features = np.concatenate([f for f, _ in run.rounds[:k]])
-        reduced = np.zeros((k, len(features)))
-        for j, (_, bias) in enumerate(run.rounds[:k]):
-            if bias is not None:
-                reduced[j] = bias.energy(features) / kT
-        log_w = mbar_reweight(reduced, [len(f) for f, _ in run.rounds[:k]]).log_weights
+        states = [state for _, round_states in run.rounds[:k] for state in round_states]
+        reduced, counts = reduced_bias_matrix(features, states, kT)
+        log_w = mbar_reweight(reduced, counts).log_weights
         chi = features @ reference.direction
         _, estimate = free_energy_profile(chi, log_w, reference.edges)
         rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
@@ -1503,10 +1507,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = {
                 "plain_md": evaluate_prefixes(run, reference, checkpoints, args.report_interval)
             }
-        elif method == "rave":
-            workdir = out / "campaigns" / f"{system}_seed{seed}"
+        elif method in ("rave", "rave_opes"):
+            bias_method = "opes" if method == "rave_opes" else "static"
+            workdir = out / "campaigns" / f"{system}_{bias_method}_seed{seed}"
+            config.setdefault("bias", {})["method"] = bias_method
             run = run_rave(config, workdir)
-            results = {"rave": evaluate_rave(run, reference, potential.kT)}
+            results = {method: evaluate_rave(run, reference, potential.kT)}
         else:  # metad_* or opes_*: the same driver, another bias
             family = "opes" if method.startswith("opes") else "metad"
             runner, settings = (run_opes, opes) if family == "opes" else (run_metadynamics, metad)
