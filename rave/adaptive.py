@@ -45,7 +45,40 @@ import numpy as np
 from .bias import BiasGrid, chi_force
 from .units import kT_kjmol
 
-__all__ = ["OPESSpec", "OPESBias"]
+__all__ = ["OPESSpec", "OPESBias", "map_opes_state", "linear_map"]
+
+#: keys of an ``OPES.getState()`` snapshot holding kernel positions / widths of each estimate
+_KDE_PREFIXES = ("total_", "totalRW_", "self_", "kde_", "kdeRW_")
+
+
+def linear_map(chi_old: np.ndarray, chi_new: np.ndarray) -> tuple[float, float]:
+    """Least-squares chi_new ~ a chi_old + b over the same frames: how a bias along the old RC
+    carries over to the new one (a = 1, b = 0 when the RC did not change)."""
+    chi_old = np.asarray(chi_old, dtype=float)
+    chi_new = np.asarray(chi_new, dtype=float)
+    if chi_old.shape != chi_new.shape or chi_old.size < 2 or not np.ptp(chi_old) > 0:
+        raise ValueError("linear_map needs two equal-length chi series with a spread")
+    a, b = np.polyfit(chi_old, chi_new, 1)
+    return float(a), float(b)
+
+
+def map_opes_state(state: dict, a: float, b: float) -> dict:
+    """An ``OPES.getState()`` snapshot moved from chi to a chi + b: kernel centres and the
+    running CV mean move, kernel widths scale by |a| and the running variance by a^2; weights
+    and counts stay. Used to continue a round's OPES along the next round's RC."""
+    if not (math.isfinite(a) and math.isfinite(b)) or a == 0:
+        raise ValueError(f"the map chi -> a chi + b needs finite a != 0 and b. You supplied "
+                         f"{a}, {b}")
+    out = {}
+    for key, value in state.items():
+        if any(key == f"{p}positions" for p in _KDE_PREFIXES) or key == "sampleMean":
+            value = np.asarray(value, dtype=float) * a + b
+        elif any(key == f"{p}bandwidths" for p in _KDE_PREFIXES):
+            value = np.asarray(value, dtype=float) * abs(a)
+        elif key in ("totalVar_total", "var_total"):
+            value = np.asarray(value, dtype=float) * a * a
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -68,6 +101,8 @@ class OPESSpec:
         Steps between updates of the adaptive kernel width (``varianceFrequency``, divides pace).
     explore : bool
         OPES-explore instead of OPES-metaD.
+    block_kT : float
+        Largest change of the bias within one MBAR state, kT (:func:`rave.bias.bias_blocks`).
     """
 
     coefficients: tuple[float, ...]
@@ -78,6 +113,7 @@ class OPESSpec:
     pace: int
     variance_pace: int
     explore: bool = False
+    block_kT: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coefficients", tuple(float(c) for c in self.coefficients))
@@ -118,11 +154,14 @@ class OPESBias:
     """OPES along chi in one walker: the force, its versions of the bias and their frames.
 
     Build it before the walker's Context (OPES adds its force to the System), then
-    :meth:`attach` the Context. :meth:`advance` integrates to the next frame and returns the
-    State taken there; :meth:`effective_log_sum` gives the walker's share of V_eff.
+    :meth:`attach` the Context. ``initial_state`` (an ``OPES.getState()`` snapshot, e.g. the
+    previous round's, moved by :func:`map_opes_state`) continues an earlier OPES.
+    :meth:`advance` integrates to the next frame and returns the State taken there;
+    :meth:`blocks` gives the walker's MBAR states.
     """
 
-    def __init__(self, system, features, spec: OPESSpec, temperature_K: float) -> None:
+    def __init__(self, system, features, spec: OPESSpec, temperature_K: float,
+                 initial_state: dict | None = None) -> None:
         from openmm import app
         from openmm_opes import OPES
 
@@ -144,6 +183,8 @@ class OPESBias:
             system, [variable], temperature_K, spec.barrier_kjmol, spec.pace,
             spec.variance_pace, exploreMode=bool(spec.explore),
         )
+        if initial_state is not None:
+            self.opes.setState(initial_state)
         self.force_group = self.opes._force.getForceGroup()
         self.values: list[np.ndarray] = []  # V_t on the grid, kJ/mol, per version
         self.ct: list[float] = []  # c(t), kJ/mol, per version
@@ -213,13 +254,13 @@ class OPESBias:
         """c(t) of every frame recorded so far, kJ/mol."""
         return np.asarray(self.ct)[np.asarray(self.frame_versions, dtype=int)]
 
-    def blocks(self, delta_kT: float = 1.0, max_blocks: int = 32
-               ) -> list[tuple[np.ndarray, int]]:
-        """The versions with frames grouped into MBAR states (:func:`rave.bias.bias_blocks`)."""
+    def blocks(self, max_blocks: int = 32) -> list[tuple[np.ndarray, int]]:
+        """The versions with frames grouped into MBAR states within ``spec.block_kT``
+        (:func:`rave.bias.bias_blocks`)."""
         from .bias import bias_blocks
 
         return bias_blocks(np.asarray(self.values), np.asarray(self.ct),
-                           np.asarray(self.counts), self.kT, delta_kT, max_blocks)
+                           np.asarray(self.counts), self.kT, self.spec.block_kT, max_blocks)
 
     def get_state(self) -> dict:
         """Everything needed to return here after a failed segment (see :meth:`set_state`)."""

@@ -48,7 +48,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__, store
-from .adaptive import OPESSpec
+from .adaptive import OPESSpec, linear_map, map_opes_state
 from .bias import (
     Bias,
     adaptive_bias_dict,
@@ -774,7 +774,40 @@ class Campaign:
         pad = cfg.opes_padding * (hi - lo)
         return OPESSpec(tuple(coefficients), lo - pad, hi + pad, cfg.opes_grid_points,
                         cfg.opes_barrier_kjmol, cfg.opes_pace, cfg.opes_variance_pace,
-                        cfg.opes_explore)
+                        cfg.opes_explore, cfg.opes_block_kT)
+
+    def _opes_continuation(self, index: int, spec: OPESSpec) -> list[dict | None]:
+        """Per walker, the OPES state its adaptive round ``index`` starts from: that of the same
+        walker at the end of round ``index - 1``, moved to the new RC (:func:`map_opes_state`
+        with the least-squares map of the old chi onto the new over all frames so far), when
+        round ``index - 1`` was adaptive too, its RC is within ``bias.opes_restart_deg`` of
+        the new one and none of its frames left its OPES grid (there its clamped CV put kernels
+        at the grid's edge, not where the walker was); else None (a fresh OPES)."""
+        k = self.config.sampling.walkers
+        if index < 2 or not self._adaptive[index - 1]:
+            return [None] * k
+        previous = self._biases[index - 1][0][0]
+        old = np.asarray(previous.coefficients)
+        lo, hi = previous.grid.clamp_bounds
+        chi_previous = self._frames[index - 1].features @ old
+        outside = int(np.count_nonzero((chi_previous <= lo) | (chi_previous >= hi)))
+        if outside:
+            log.info("round %d: %d frame(s) of round %d left its OPES grid [%.4g, %.4g]: OPES "
+                     "starts afresh on the wider grid", index, outside, index - 1,
+                     previous.grid.chi_min, previous.grid.chi_max)
+            return [None] * k
+        new = np.asarray(spec.coefficients)
+        angle = direction_angle_deg(old, new)
+        if angle > self.config.bias.opes_restart_deg:
+            log.info("round %d: the RC turned by %.1f deg (> bias.opes_restart_deg = %g): "
+                     "OPES starts afresh", index, angle, self.config.bias.opes_restart_deg)
+            return [None] * k
+        features = np.concatenate([f.features for f in self._frames])
+        a, b = linear_map(features @ old, features @ new)
+        log.info("round %d: OPES continues from round %d (RC turned by %.1f deg; chi -> "
+                 "%.4g chi %+.4g)", index, index - 1, angle, a, b)
+        return [None if r.opes_state is None else map_opes_state(r.opes_state, a, b)
+                for r in self._walker_results(index - 1)]
 
     def _adaptive_applied(self, index: int, spec: OPESSpec) -> dict:
         """``bias_applied.json`` of an adaptive round from its walkers' blocks; stops the
@@ -805,6 +838,8 @@ class Campaign:
             workers = sampling.workers or min(sampling.walkers, cores)
             threads = max(1, cores // workers)
         features = tuple(self._features_dicts())
+        continued = ([None] * sampling.walkers if opes is None
+                     else self._opes_continuation(index, opes))
         return [
             WalkerTask(
                 round_index=index, walker_index=k, system_xml=self._system_xml,
@@ -821,6 +856,7 @@ class Campaign:
                 snapshot_every=max(1, n_frames // sampling.snapshots),
                 max_retries=sampling.max_retries, cpu_threads=threads,
                 opes=None if opes is None else opes.to_dict(),
+                opes_state=continued[k],
             )
             for k, start in enumerate(self._start_states(index))
         ]

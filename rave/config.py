@@ -340,8 +340,10 @@ class BiasConfig:
     opes_barrier_kjmol : OPES barrier, kJ/mol (25.0);  opes_pace : steps between kernels (500)
     opes_variance_pace : steps between kernel-width updates, divides opes_pace (100)
     opes_explore : OPES-explore instead of OPES-metaD (false)
-    opes_padding : the OPES grid extends this fraction of the sampled chi range each side (1.0)
+    opes_padding : the OPES grid extends this fraction of the sampled chi range each side (2.0)
     opes_grid_points : 512;  opes_block_kT : largest change of the bias within one MBAR state (1.0)
+    opes_restart_deg : a round's OPES continues the previous round's (moved to the new RC) unless
+        the RC turned by more than this, degrees (20.0)
     """
 
     grid_points: int = 128
@@ -355,9 +357,10 @@ class BiasConfig:
     opes_pace: int = 500
     opes_variance_pace: int = 100
     opes_explore: bool = False
-    opes_padding: float = 1.0
+    opes_padding: float = 2.0
     opes_grid_points: int = 512
     opes_block_kT: float = 1.0
+    opes_restart_deg: float = 20.0
 
     def __post_init__(self) -> None:
         _at_least("bias.grid_points", self.grid_points, 8)
@@ -391,6 +394,9 @@ class BiasConfig:
         _at_least("bias.opes_grid_points", self.opes_grid_points, 8)
         _at_most("bias.opes_grid_points", self.opes_grid_points, MAX_GRID_POINTS)
         _positive("bias.opes_block_kT", self.opes_block_kT)
+        if not 0 <= self.opes_restart_deg <= 180:
+            raise ConfigError(f"bias.opes_restart_deg must be in [0, 180]. You supplied "
+                              f"{self.opes_restart_deg}")
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,8 @@ class Walker:
         :meth:`rave.adaptive.OPESSpec.to_dict`: OPES along the spec's chi on top of the static
         bias (an adaptive round); each frame's bias energy is then the static bias plus the
         OPES bias in force when the frame was recorded.
+    opes_state : dict, optional
+        An ``OPES.getState()`` snapshot to continue (with ``opes``).
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class Walker:
         force_group: int = DEFAULT_FORCE_GROUP,
         cpu_threads: int | None = None,
         opes: dict | None = None,
+        opes_state: dict | None = None,
     ) -> None:
         self.features = list(features)
         self.temperature_K = _md_value(temperature_K, unit.kelvin)
@@ -172,7 +175,7 @@ class Walker:
             if not with_bias:
                 raise ValueError("an OPES walker needs with_bias=True")
             self.opes = OPESBias(system, self.features, OPESSpec.from_dict(opes),
-                                 self.temperature_K)
+                                 self.temperature_K, opes_state)
         self.system = system
         self.integrator = openmm.LangevinMiddleIntegrator(
             self.temperature_K, self.friction_per_ps, self.timestep_ps

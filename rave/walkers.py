@@ -28,6 +28,10 @@ from .resources import read_allowed_cores
 log = logging.getLogger("rave")
 
 
+#: prefix of the OPES snapshot's arrays in a walker file
+_OPES_STATE = "opes_state."
+
+
 class WalkerFailed(RuntimeError):
     """A walker kept blowing up after ``max_retries`` recoveries."""
 
@@ -41,6 +45,7 @@ class WalkerTask:
     bias : dict of :meth:`rave.bias.Bias.to_dict`, or None (unbiased round)
     snapshot_every : frames between stored position snapshots (starting points for later rounds)
     opes : dict of :meth:`rave.adaptive.OPESSpec.to_dict`, or None (no adaptive bias)
+    opes_state : an ``OPES.getState()`` snapshot to continue, or None (a fresh OPES)
     segment_frames : frames per fault-recovery segment
     """
 
@@ -66,6 +71,7 @@ class WalkerTask:
     segment_frames: int = 200
     cpu_threads: int | None = None
     opes: dict | None = None
+    opes_state: dict | None = None
 
     @property
     def label(self) -> str:
@@ -99,6 +105,8 @@ class WalkerResult:
     ct_kjmol: np.ndarray | None = None
     opes_block_values: np.ndarray | None = None
     opes_block_frames: np.ndarray | None = None
+    #: the walker's OPES at the end (``OPES.getState()``), for the next round to continue
+    opes_state: dict | None = None
 
     def __len__(self) -> int:
         return len(self.bias_kjmol)
@@ -129,6 +137,8 @@ class WalkerResult:
             out["ct_kjmol"] = self.ct_kjmol
             out["opes_block_values"] = self.opes_block_values
             out["opes_block_frames"] = self.opes_block_frames
+        for key, value in (self.opes_state or {}).items():
+            out[_OPES_STATE + key] = np.asarray(value)
         return out
 
     @classmethod
@@ -154,6 +164,8 @@ class WalkerResult:
             ct_kjmol=data.get("ct_kjmol"),
             opes_block_values=data.get("opes_block_values"),
             opes_block_frames=data.get("opes_block_frames"),
+            opes_state={key[len(_OPES_STATE):]: np.asarray(data[key]) for key in data
+                        if key.startswith(_OPES_STATE)} or None,
         )
 
 
@@ -179,7 +191,7 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         system, task.positions, features, task.temperature_K, task.timestep_ps,
         task.friction_per_ps, seed=task.seed, platform=task.platform,
         box_vectors=task.box_vectors, force_group=task.force_group, cpu_threads=task.cpu_threads,
-        opes=task.opes,
+        opes=task.opes, opes_state=task.opes_state,
     )
     if task.velocities is not None:
         walker.set_state({"positions": task.positions, "velocities": task.velocities,
@@ -232,6 +244,7 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         blocks = walker.opes.blocks()
         adaptive["opes_block_values"] = np.array([v for v, _ in blocks])
         adaptive["opes_block_frames"] = np.array([n for _, n in blocks], dtype=np.int64)
+        adaptive["opes_state"] = walker.opes.opes.getState()
     return WalkerResult(
         round_index=task.round_index,
         walker_index=task.walker_index,

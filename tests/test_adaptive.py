@@ -11,7 +11,6 @@ from rave.adaptive import OPESSpec
 from rave.analysis import CampaignResult
 from rave.bias import (
     Bias,
-    BiasGrid,
     adaptive_bias_dict,
     applied_states,
     bias_blocks,

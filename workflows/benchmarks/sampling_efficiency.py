@@ -1022,12 +1022,16 @@ def rave_config(
     steps_per_round: int | None = None,
     models: int | None = None,
     vae: dict | None = None,
+    max_total_steps: int | None = None,
+    first_round_steps: int | None = None,
 ) -> dict:
     """The campaign config (TOML-shaped dict) of ``workflows/<system>.toml`` with overrides.
 
     Early stopping is disabled (``convergence.min_rounds = rounds + 1``), figures and progress
     bars are off; ``sampling.seed`` and ``sampling.report_interval`` are the benchmark's;
-    ``vae`` adds keys to ``[vae]`` (e.g. a smaller network for a smoke test).
+    ``vae`` adds keys to ``[vae]`` (e.g. a smaller network for a smoke test);
+    ``max_total_steps`` and ``first_round_steps`` set the campaign's budget schedule
+    (``rave.schedule``; ``rounds`` is then an upper bound).
     """
     data = tomllib.loads((WORKFLOWS / f"{system}.toml").read_text())
     sampling = data.setdefault("sampling", {})
@@ -1037,6 +1041,10 @@ def rave_config(
         sampling["steps_per_round"] = int(steps_per_round)
     sampling["seed"] = int(seed)
     sampling["report_interval"] = int(report_interval)
+    if max_total_steps is not None:
+        sampling["max_total_steps"] = int(max_total_steps)
+    if first_round_steps is not None:
+        sampling["first_round_steps"] = int(first_round_steps)
     if models is not None:
         data.setdefault("vae", {})["models"] = int(models)
     data.setdefault("vae", {}).update(vae or {})
@@ -1126,10 +1134,10 @@ def evaluate_bias(run: Run, reference: Reference, report_interval: int) -> list[
     return rows
 
 
-def evaluate_rave(run: Run, reference: Reference, kT: float) -> list[dict]:
+def evaluate_rave(run: Run, reference: Reference, kT: float, report_interval: int) -> list[dict]:
     """After each round k: F(chi) from rounds 0..k-1, MBAR over their stored bias states (one
-    per static round, one per block of an OPES round); the cumulative MD steps are
-    k x ``run.steps_per_round`` (all walkers of a round)."""
+    per static round, one per block of an OPES round); the cumulative MD steps are the frames
+    of rounds 0..k-1 times ``report_interval`` (all walkers; rounds may differ in length)."""
     transitions = cumulative_transitions(reference.core_labels(run.features), run.segments)
     rows = []
     for k in range(1, len(run.rounds) + 1):
@@ -1142,7 +1150,7 @@ def evaluate_rave(run: Run, reference: Reference, kT: float) -> list[dict]:
         rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
         rows.append(
             {
-                "steps": k * run.steps_per_round,
+                "steps": len(features) * report_interval,
                 "rmse_kT": rmse,
                 "coverage": coverage,
                 "transitions": int(transitions[len(features) - 1]),
@@ -1370,6 +1378,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="RAVE rounds (default: the system's TOML)")
     parser.add_argument("--steps-per-round", type=int, help="RAVE steps per round (TOML)")
     parser.add_argument("--models", type=int, help="RAVE VAEs per round (TOML)")
+    parser.add_argument("--max-total-steps", type=int,
+                        help="RAVE budget schedule: total MD steps (sampling.max_total_steps)")
+    parser.add_argument("--first-round-steps", type=int,
+                        help="RAVE budget schedule: steps of the unbiased round 0")
     parser.add_argument("--report-interval", type=int, default=50, help="steps between frames")
     parser.add_argument(
         "--metad-height",
@@ -1495,6 +1507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.steps_per_round,
             args.models,
             args.vae,
+            args.max_total_steps,
+            args.first_round_steps,
         )
         sampling = config_from_dict(config).sampling
         round_steps = sampling.steps_per_round * int(getattr(sampling, "walkers", 1))
@@ -1512,7 +1526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir = out / "campaigns" / f"{system}_{bias_method}_seed{seed}"
             config.setdefault("bias", {})["method"] = bias_method
             run = run_rave(config, workdir)
-            results = {method: evaluate_rave(run, reference, potential.kT)}
+            results = {method: evaluate_rave(run, reference, potential.kT,
+                                             args.report_interval)}
         else:  # metad_* or opes_*: the same driver, another bias
             family = "opes" if method.startswith("opes") else "metad"
             runner, settings = (run_opes, opes) if family == "opes" else (run_metadynamics, metad)
