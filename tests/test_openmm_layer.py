@@ -7,6 +7,7 @@ CustomCompoundBondForce) and a centroid distance beside them (a CustomCVForce).
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import subprocess
 import sys
@@ -392,12 +393,20 @@ def test_rave_version_prints_the_version(capsys):
     assert capsys.readouterr().out.strip() == f"rave {rave.__version__}"
 
 
-def test_import_rave_imports_neither_torch_nor_openmm():
-    code = ("import sys, rave; assert rave.__all__; "
+def _modules_after(statement: str) -> list[str]:
+    code = (f"import sys; {statement}; "
             "print(sorted(m for m in ('torch', 'openmm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT)}).stdout
-    assert out.strip() == "[]"
+    return ast.literal_eval(out)
+
+
+def test_import_rave_imports_neither_torch_nor_openmm():
+    assert _modules_after("import rave; assert rave.__all__") == []
+
+
+def test_md_layer_imports_openmm_but_not_torch():
+    assert _modules_after("from rave import BiasForce, CVReporter, read_cv") == ["openmm"]
 
 
 def test_public_names_are_exported():

@@ -110,7 +110,24 @@ def one_rave_step(features: np.ndarray, log_weights: np.ndarray | None, kT: floa
 
 def record_round(simulation: app.Simulation, path: Path, steps: int, interval: int,
                  features: list, bias_force: rave.BiasForce, dcd: bool) -> rave.md.CVData:
-    """Run ``steps`` MD steps with a CVReporter (and a DCDReporter if asked); the rows."""
+    """Run ``steps`` MD steps recorded by a CVReporter (and OpenMM's DCDReporter if asked).
+
+    Parameters
+    ----------
+    simulation : openmm.app.Simulation
+    path : pathlib.Path
+        The CV file of the round (and, with ``dcd``, the trajectory beside it, ``.dcd``).
+    steps, interval : int
+        MD steps, and steps between recorded frames.
+    features : list of rave.features.Feature
+    bias_force : rave.BiasForce
+    dcd : bool
+
+    Returns
+    -------
+    rave.md.CVData
+        The round's rows: time_ps, features, bias_kjmol, names.
+    """
     reporters = [rave.CVReporter(path, interval, features, bias=bias_force)]
     if dcd:  # OpenMM's own trajectory reporter: frame k is row k of the CV file
         reporters.append(app.DCDReporter(str(path.with_suffix(".dcd")), interval))
@@ -199,6 +216,7 @@ def _phi_positive(data: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: run the two rounds and print the RC, the bias check and phi > 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/openmm_script"),
                         help="directory for the CV files (default: runs/openmm_script)")
