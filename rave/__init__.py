@@ -1,3 +1,42 @@
-"""rave: reweighted autoencoded variational Bayes (RAVE) enhanced sampling with OpenMM."""
+"""rave: reweighted autoencoded variational Bayes (RAVE) enhanced sampling with OpenMM.
+
+The public face, for a user's own OpenMM script:
+
+* :class:`BiasForce` (``rave.md``): the RAVE bias in a System, in a free force group;
+* :class:`CVReporter` (``rave.md``): an OpenMM reporter recording order parameters and bias;
+* :func:`read_cv`: the recorded arrays.
+
+Names are loaded on first use, so ``import rave`` imports neither OpenMM nor torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover (for type checkers and IDEs; loaded lazily below)
+    from .md.bias_force import BiasForce
+    from .md.reporter import CVReporter, read_cv
 
 __version__ = "0.1.0"
+
+#: public name -> module that defines it (imported on first access)
+_LAZY = {
+    "BiasForce": "rave.md.bias_force",
+    "CVReporter": "rave.md.reporter",
+    "read_cv": "rave.md.reporter",
+}
+
+__all__ = ["BiasForce", "CVReporter", "read_cv", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rave' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

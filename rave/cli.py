@@ -1,5 +1,5 @@
 """Command line: ``rave run CONFIG.toml``, ``rave export WORKDIR``, ``rave analyse WORKDIR``,
-``rave status WORKDIR``.
+``rave status WORKDIR``, ``rave --version``.
 
 Every failure a user can cause ends with one line ``rave: error: ...`` on stderr that names the
 file or key and what to do, and one of these exit codes:
@@ -24,6 +24,7 @@ import signal
 import sys
 from pathlib import Path
 
+from . import __version__
 from .analysis import CampaignFileError
 from .config import ConfigError, load_config
 from .export import ExportError
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         description="RAVE enhanced sampling: iterative VAE-learned reaction coordinates and "
                     "kT ln P biases in OpenMM.",
     )
+    parser.add_argument("--version", action="version", version=f"rave {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a RAVE campaign from a TOML config")
     run.add_argument("config", help="campaign TOML file (see workflows/*.toml)")

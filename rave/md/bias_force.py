@@ -1,0 +1,315 @@
+"""``BiasForce``: the RAVE bias in a user's own OpenMM System, shaped like ``app.Metadynamics``.
+
+The bias is ``V(chi)``, a tabulated function of the linear reaction coordinate
+``chi = sum_i c_i s_i`` over order parameters ``s_i`` (:mod:`rave.features`). :class:`BiasForce`
+builds the force with :func:`rave.bias.bias_force`, puts it in a free force group that it picks
+itself (the highest free one, as ``app.Metadynamics`` and ``openmm_opes.OPES`` do) and adds it
+to the System. Between rounds :meth:`BiasForce.update` swaps the table and the coefficients in
+place (no new Context); the bias starts at zero, so a Simulation made with it runs unbiased
+until the first update.
+
+Typical use::
+
+    bias_force = rave.BiasForce(system, features, 300 * unit.kelvin)
+    simulation = app.Simulation(topology, system, integrator)   # after BiasForce
+    simulation.reporters.append(rave.CVReporter("cv.txt", 100, features, bias=bias_force))
+    simulation.step(100_000)                                     # unbiased round
+    bias = ...                                                   # a rave.bias.Bias
+    bias_force.update(simulation.context, bias)
+    simulation.step(100_000)                                     # biased round
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import openmm
+from openmm import unit
+
+from ..bias import _CHI_MIN, Bias, BiasGrid, bias_force, update_bias_force
+from ..features import evaluate_features, feature_names
+
+__all__ = ["BiasForce", "check_features_fit_system", "free_force_group", "state_positions"]
+
+#: OpenMM's number of force groups (0..31)
+N_FORCE_GROUPS = 32
+
+
+def _used_force_groups(system: openmm.System) -> set[int]:
+    """Force groups the System's forces occupy, the reciprocal-space group of a
+    ``NonbondedForce`` included."""
+    used = set()
+    for force in system.getForces():
+        used.add(force.getForceGroup())
+        if isinstance(force, openmm.NonbondedForce) and force.getReciprocalSpaceForceGroup() >= 0:
+            used.add(force.getReciprocalSpaceForceGroup())
+    return used
+
+
+def free_force_group(system: openmm.System) -> int:
+    """The highest force group that none of the System's forces uses.
+
+    Parameters
+    ----------
+    system : openmm.System
+
+    Returns
+    -------
+    int
+        In 0..31.
+
+    Raises
+    ------
+    ValueError
+        All 32 groups are in use.
+    """
+    free = set(range(N_FORCE_GROUPS)) - _used_force_groups(system)
+    if not free:
+        raise ValueError(
+            "system uses all 32 force groups (0-31), but the RAVE bias needs a free one to hold "
+            "it alone (so its energy can be read for reweighting). Put some of the system's "
+            "forces into a shared group (force.setForceGroup(0)) and create BiasForce again"
+        )
+    return max(free)
+
+
+def _temperature_K(temperature: Any) -> float:
+    """A temperature in K from an OpenMM Quantity or a bare number (taken as K)."""
+    if unit.is_quantity(temperature):
+        if not temperature.unit.is_compatible(unit.kelvin):
+            raise TypeError(f"temperature must be a temperature. You supplied a quantity in "
+                            f"{temperature.unit}")
+        temperature = temperature.value_in_unit(unit.kelvin)
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float | np.number):
+        raise TypeError(f"temperature must be a number in K or a temperature Quantity. You "
+                        f"supplied {temperature!r}")
+    temperature = float(temperature)
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be > 0 K. You supplied {temperature}")
+    return temperature
+
+
+def _context_of(context: Any) -> openmm.Context:
+    """The Context of an ``app.Simulation``, or the Context itself."""
+    inner = getattr(context, "context", context)
+    if not isinstance(inner, openmm.Context):
+        raise TypeError(f"context must be an openmm.Context or an app.Simulation. You supplied "
+                        f"{type(context).__name__}")
+    return inner
+
+
+def state_positions(state: openmm.State, system: openmm.System
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Positions and box of a State as the features' numpy face takes them.
+
+    Parameters
+    ----------
+    state : openmm.State
+        Holding positions.
+    system : openmm.System
+        The simulated System: its box is used only when it is periodic (as the walker does).
+
+    Returns
+    -------
+    positions : np.ndarray, shape=(n_particles, 3), dtype=float, nm
+    box : np.ndarray, shape=(3, 3), dtype=float, nm, or None
+        Rows a, b, c; None for a non-periodic System.
+    """
+    positions = np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    box = (np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer))
+           if system.usesPeriodicBoundaryConditions() else None)
+    return positions, box
+
+
+def check_features_fit_system(features: Sequence, system: openmm.System) -> None:
+    """Refuse features that OpenMM and numpy would evaluate differently in ``system``.
+
+    Parameters
+    ----------
+    features : sequence of rave.features.Feature
+    system : openmm.System
+
+    Raises
+    ------
+    ValueError
+        A feature uses a particle the System lacks, or has ``periodic=True`` while the System
+        has no periodic boundary conditions (OpenMM would then apply the minimum image in its
+        default 2 nm box; the numpy face would not).
+    """
+    n = system.getNumParticles()
+    periodic_system = system.usesPeriodicBoundaryConditions()
+    for feature in features:
+        top = max(feature.particles)
+        if top >= n:
+            raise ValueError(f"feature {feature.name!r} uses particle {top}, but the system has "
+                             f"{n} particles (indices 0..{n - 1})")
+        if getattr(feature, "periodic", False) and not periodic_system:
+            raise ValueError(
+                f"feature {feature.name!r} has periodic=True, but the system has no periodic "
+                f"boundary conditions: OpenMM would apply the minimum image in its default "
+                f"2 nm box. Build the feature with periodic=False"
+            )
+
+
+class BiasForce:
+    """The RAVE bias ``V(chi)``, ``chi = c . s``, added to an OpenMM System in a free force group.
+
+    The force is built by :func:`rave.bias.bias_force` (a natural cubic spline table of the
+    clamped ``chi``: beyond the grid the energy stays at its edge value, it never falls to
+    zero) and added to ``system`` in the constructor, in the highest force group that the
+    System's forces leave free. Create the ``app.Simulation`` (or Context) after this object:
+    a Context made before does not hold the bias. The bias starts at zero everywhere;
+    :meth:`update` puts in a new one without a new Context.
+
+    Parameters
+    ----------
+    system : openmm.System
+        The System to bias; the force is added to it (modified in place).
+    features : sequence of rave.features.Feature
+        The order parameters ``s``, in the order of the bias coefficients; names unique.
+        A feature with ``periodic=True`` needs a periodic System.
+    temperature : float or openmm.unit.Quantity
+        The simulation's temperature (a bare number is taken as K); it sets :attr:`kT`, the
+        energy scale in which a bias is built from the recorded frames (``V = kT ln P``).
+
+    Attributes
+    ----------
+    features : list of rave.features.Feature
+    feature_names : list of str
+    temperature_K : float
+        Temperature in K.
+    force : openmm.Force
+        The force in the System (``CustomCompoundBondForce`` when every feature is a function
+        of single atoms, else ``CustomCVForce``), named "RAVE bias".
+    force_group : int
+        The force group holding the bias alone, 0..31.
+    bias : rave.bias.Bias
+        The bias last put in with :meth:`update` (zero at first); ``bias.energy(values)``
+        evaluates it with numpy on feature values of shape (n_frames, n_features).
+
+    Raises
+    ------
+    ValueError
+        No features, duplicate names, a feature outside the System or periodic in a
+        non-periodic System, the System already holds a RAVE bias, or all 32 force groups
+        are in use.
+
+    Notes
+    -----
+    Coefficients, clamp bounds and table are global parameters of the force named
+    ``rave_*``; one System holds at most one BiasForce.
+
+    Examples
+    --------
+    >>> bias_force = BiasForce(system, features, 300.0)
+    >>> simulation = app.Simulation(topology, system, integrator)
+    >>> bias_force.update(simulation.context, bias)
+    >>> energy = bias_force.getBiasEnergy(simulation.context)  # Quantity, kJ/mol
+    """
+
+    def __init__(self, system: openmm.System, features: Sequence, temperature: Any) -> None:
+        if not isinstance(system, openmm.System):
+            raise TypeError(f"system must be an openmm.System. You supplied "
+                            f"{type(system).__name__}")
+        self.features = list(features)
+        if not self.features:
+            raise ValueError("features must hold at least one order parameter. You supplied []")
+        self.feature_names = feature_names(self.features)
+        self.temperature_K = _temperature_K(temperature)
+        check_features_fit_system(self.features, system)
+        for force in system.getForces():
+            count = force.getNumGlobalParameters() if hasattr(
+                force, "getNumGlobalParameters") else 0
+            if _CHI_MIN in {force.getGlobalParameterName(i) for i in range(count)}:
+                raise ValueError(f"system already holds a RAVE bias (force {force.getName()!r}); "
+                                 f"one System takes one BiasForce: update() that one instead")
+        self.force_group = free_force_group(system)
+        self.bias = Bias(np.zeros(len(self.features)), BiasGrid.zero())
+        self.force = bias_force(self.features, self.bias, self.force_group)
+        system.addForce(self.force)
+
+    @property
+    def kT(self) -> float:
+        """Thermal energy R T in kJ/mol."""
+        from ..units import kT_kjmol
+
+        return kT_kjmol(self.temperature_K)
+
+    def _checked(self, context: Any) -> openmm.Context:
+        context = _context_of(context)
+        if _CHI_MIN not in context.getParameters():
+            raise ValueError(
+                "this Context does not hold the RAVE bias: it was created before BiasForce added "
+                "the bias to the System (or from another System). Create the Simulation or "
+                "Context after BiasForce(system, ...)"
+            )
+        return context
+
+    def update(self, context: Any, bias: Bias) -> None:
+        """Put a new bias (table and coefficients) into the force and the Context, in place.
+
+        Parameters
+        ----------
+        context : openmm.Context or openmm.app.Simulation
+            A Context (or the Simulation whose Context) built from the biased System.
+        bias : rave.bias.Bias
+            Coefficients (one per feature) and the grid ``V(chi)`` in kJ/mol.
+
+        Raises
+        ------
+        ValueError
+            The Context does not hold this bias, or the number of coefficients is not the
+            number of features.
+        """
+        if not isinstance(bias, Bias):
+            raise TypeError(f"bias must be a rave.bias.Bias. You supplied {type(bias).__name__}")
+        if bias.coefficients.size != len(self.features):
+            raise ValueError(f"bias has {bias.coefficients.size} coefficients, but this "
+                             f"BiasForce has {len(self.features)} features "
+                             f"({', '.join(self.feature_names)})")
+        update_bias_force(self.force, self._checked(context), bias)
+        self.bias = bias
+
+    def getBiasEnergy(self, context: Any) -> unit.Quantity:
+        """The bias energy at the Context's current positions, from its force group alone.
+
+        Parameters
+        ----------
+        context : openmm.Context or openmm.app.Simulation
+
+        Returns
+        -------
+        openmm.unit.Quantity
+            Energy in kJ/mol: the energy OpenMM applies, which frames are reweighted with.
+        """
+        state = self._checked(context).getState(getEnergy=True, groups={self.force_group})
+        return state.getPotentialEnergy().in_units_of(unit.kilojoule_per_mole)
+
+    def getCollectiveVariables(self, context: Any) -> np.ndarray:
+        """The order parameters at the Context's current positions.
+
+        These are the features ``s`` (not chi): ``bias.chi(values[None])`` gives chi. They are
+        evaluated with numpy (:func:`rave.features.evaluate_features`) on the Context's
+        positions (and its box when the System is periodic), as :class:`rave.CVReporter`
+        records them.
+
+        Parameters
+        ----------
+        context : openmm.Context or openmm.app.Simulation
+
+        Returns
+        -------
+        np.ndarray, shape=(n_features,), dtype=float
+            Each feature in its own unit (nm, rad or dimensionless).
+        """
+        context = _context_of(context)
+        state = context.getState(getPositions=True)
+        positions, box = state_positions(state, context.getSystem())
+        return evaluate_features(self.features, positions, box)[0]
+
+    def __repr__(self) -> str:
+        return (f"BiasForce({len(self.features)} features: {', '.join(self.feature_names)}; "
+                f"force group {self.force_group}, {self.temperature_K:g} K)")
