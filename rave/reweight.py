@@ -20,13 +20,12 @@ weights mixes the rounds in the wrong proportions (errors of several kT in pract
 Uncertainty: :func:`bootstrap_free_energy_profile` resamples blocks of frames within each round
 (and within each walker) and re-solves MBAR for every replicate, so the error bars include the
 uncertainty of the offsets ``f_k``; the block length follows from the
-:func:`statistical_inefficiency` of the binned coordinate. (:func:`free_energy_uncertainty`
-keeps the weights fixed and misses that part.)
+:func:`statistical_inefficiency` of the binned coordinate.
 
 Public API
 ----------
 ``ReweightResult``, ``mbar_reweight``, ``single_round_log_weights``, ``effective_sample_size``,
-``free_energy_profile``, ``free_energy_uncertainty``, ``ProfileEstimate``,
+``free_energy_profile``, ``ProfileEstimate``,
 ``bootstrap_free_energy_profile``, ``statistical_inefficiency``, ``walker_segments``.
 """
 
@@ -48,7 +47,6 @@ __all__ = [
     "single_round_log_weights",
     "effective_sample_size",
     "free_energy_profile",
-    "free_energy_uncertainty",
     "ProfileEstimate",
     "bootstrap_free_energy_profile",
     "statistical_inefficiency",
@@ -522,70 +520,6 @@ def _as_positive_energy(value: object, name: str) -> float:
     return v
 
 
-def free_energy_uncertainty(
-    values: np.ndarray,
-    log_weights: np.ndarray | None,
-    edges: np.ndarray,
-    n_blocks: int = 10,
-    n_bootstrap: int = 200,
-    seed: int = 0,
-    kT: float | None = None,
-    density: bool = True,
-) -> np.ndarray:
-    """Block-bootstrap standard error of ``free_energy_profile``.
-
-    The frames are cut into ``n_blocks`` contiguous blocks (in the given order, i.e. in time
-    if frames are in time order, which keeps the correlation within a block); blocks are
-    resampled with replacement and the profile recomputed with the *same* log-weights (the
-    MBAR offsets are not re-solved, so their uncertainty is not included: for frames from
-    several rounds use :func:`bootstrap_free_energy_profile`). Each replicate's profile is
-    aligned to the full-data profile by the mean over bins finite in both.
-
-    Parameters
-    ----------
-    values, log_weights, edges, kT, density
-        As in ``free_energy_profile``.
-    n_blocks : int
-        Number of contiguous blocks (>= 2).
-    n_bootstrap : int
-        Number of bootstrap replicates (>= 2).
-    seed : int
-        Seed of the resampling.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_bins,), dtype=float
-        Standard deviation of F over the replicates, in kT (or kJ/mol if ``kT`` is given);
-        ``nan`` in bins that are empty in the full data or in more than half the replicates.
-    """
-    x, lw, e = _validate_profile_input(values, log_weights, edges)
-    if kT is not None:
-        kT = _as_positive_energy(kT, "kT")
-    if int(n_blocks) != n_blocks or n_blocks < 2 or n_blocks > x.size:
-        raise ValueError(
-            f"n_blocks must be an integer in [2, n_frames = {x.size}]. You supplied {n_blocks}"
-        )
-    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 2:
-        raise ValueError(f"n_bootstrap must be an integer >= 2. You supplied {n_bootstrap}")
-    _, f_ref = _profile(x, lw, e, density)
-    blocks = np.array_split(np.arange(x.size), int(n_blocks))
-    rng = np.random.default_rng(seed)
-    reps = np.full((int(n_bootstrap), e.size - 1), np.nan)
-    for b in range(int(n_bootstrap)):
-        pick = rng.integers(0, len(blocks), size=len(blocks))
-        idx = np.concatenate([blocks[i] for i in pick])
-        _, f = _profile(x[idx], lw[idx], e, density)
-        both = np.isfinite(f) & np.isfinite(f_ref)
-        if both.any():
-            f = f - np.mean(f[both] - f_ref[both])
-        reps[b] = np.where(np.isfinite(f), f, np.nan)
-    n_ok = np.isfinite(reps).sum(axis=0)
-    sigma = np.full(e.size - 1, np.nan)
-    good = (n_ok > n_bootstrap / 2) & np.isfinite(f_ref)
-    sigma[good] = np.nanstd(reps[:, good], axis=0, ddof=1)
-    return sigma if kT is None else sigma * kT
-
-
 # --------------------------------------------------------------------------------------------
 # walkers, correlation, and the MBAR block bootstrap
 # --------------------------------------------------------------------------------------------
@@ -834,8 +768,7 @@ def bootstrap_free_energy_profile(
     frames), solves the MBAR equations again for the resampled frames (Newton's method from the
     data's ``f_k``), and histograms the resulting weights. The spread of the replicates'
     ``F_b = -ln(p_b / width_b)`` is the standard error, so the uncertainty of the offsets
-    ``f_k`` between rounds is part of it (unlike :func:`free_energy_uncertainty`, which keeps
-    the weights fixed).
+    ``f_k`` between rounds is part of it.
 
     Parameters
     ----------
