@@ -25,7 +25,7 @@ uncertainty of the offsets ``f_k``; the block length follows from the
 Public API
 ----------
 ``ReweightResult``, ``mbar_reweight``, ``single_round_log_weights``, ``effective_sample_size``,
-``free_energy_profile``, ``ProfileEstimate``,
+``free_energy_profile``, ``align_reference``, ``AlignedReference``, ``ProfileEstimate``,
 ``bootstrap_free_energy_profile``, ``statistical_inefficiency``, ``walker_segments``.
 """
 
@@ -47,6 +47,8 @@ __all__ = [
     "single_round_log_weights",
     "effective_sample_size",
     "free_energy_profile",
+    "align_reference",
+    "AlignedReference",
     "ProfileEstimate",
     "bootstrap_free_energy_profile",
     "statistical_inefficiency",
@@ -497,6 +499,80 @@ def free_energy_profile(
             f"(values span [{x.min():g}, {x.max():g}])"
         )
     return centers, f if kT is None else f * kT
+
+
+#: Default region of a profile where a reference is matched to it: bins below this F (kT).
+ALIGN_BELOW_KT = 5.0
+
+
+@dataclass(frozen=True)
+class AlignedReference:
+    """A reference profile shifted onto an estimated one (see :func:`align_reference`).
+
+    Attributes
+    ----------
+    free_energy : np.ndarray, shape=(n_bins,), dtype=float
+        The reference plus ``offset_kT``, kT.
+    offset_kT : float
+        The constant added to the reference, kT.
+    matched_bins : int
+        Bins the two were matched over; 0 when none was usable and the reference was shifted
+        to a minimum of 0 instead.
+    below_kT : float
+        The matching region: bins where the estimate is below this F, kT.
+    rmse_kT : float
+        RMS difference of the estimate and the shifted reference over the matched bins, kT
+        (``nan`` when ``matched_bins`` is 0).
+    """
+
+    free_energy: np.ndarray
+    offset_kT: float
+    matched_bins: int
+    below_kT: float
+    rmse_kT: float
+
+
+def align_reference(
+    reference_kT: np.ndarray, profile_kT: np.ndarray, below_kT: float = ALIGN_BELOW_KT
+) -> AlignedReference:
+    """Shift a reference F (e.g. the exact profile of a model potential) onto an estimated one.
+
+    F is defined up to a constant. The reference is shifted so that its mean difference from
+    the estimate is zero over the bins where both are finite and the estimate is below
+    ``below_kT``; the RMS of the remaining difference is the estimate's error against the
+    reference. With no such bin the reference is shifted to a minimum of 0.
+
+    Parameters
+    ----------
+    reference_kT : np.ndarray, shape=(n_bins,), dtype=float
+        Reference F in kT on the estimate's bins (``inf`` or ``nan`` where not defined).
+    profile_kT : np.ndarray, shape=(n_bins,), dtype=float
+        Estimated F in kT (``inf`` in bins without frames).
+    below_kT : float
+        Upper end of the matching region, kT (> 0).
+
+    Returns
+    -------
+    AlignedReference
+    """
+    ref = np.asarray(reference_kT, dtype=float)
+    est = np.asarray(profile_kT, dtype=float)
+    if ref.ndim != 1 or ref.shape != est.shape:
+        raise ValueError(
+            f"reference_kT and profile_kT must be 1-D of one shape. You supplied {ref.shape} "
+            f"and {est.shape}"
+        )
+    if not np.isfinite(below_kT) or below_kT <= 0:
+        raise ValueError(f"below_kT must be > 0 (kT). You supplied {below_kT}")
+    mask = np.isfinite(ref) & np.isfinite(est) & (est < below_kT)
+    if mask.any():
+        offset = -float(np.mean(ref[mask] - est[mask]))
+        rmse = float(np.sqrt(np.mean((est[mask] - ref[mask] - offset) ** 2)))
+    elif np.isfinite(ref).any():
+        offset, rmse = -float(np.min(ref[np.isfinite(ref)])), float("nan")
+    else:
+        raise ValueError("reference_kT has no finite value: there is nothing to align")
+    return AlignedReference(ref + offset, offset, int(mask.sum()), float(below_kT), rmse)
 
 
 def _as_positive_energy(value: object, name: str) -> float:
