@@ -17,6 +17,8 @@ In a notebook::
     >>> result.diagnostics()                          # per round: ESS, KL, RC change, transitions
     >>> figures = result.figures()                    # name -> matplotlib Figure
     >>> figures["free_energy"]                        # displays in Jupyter
+    >>> result.report_figures()["free_energy"].caption  # what the figure shows, one sentence
+    >>> result.outcome_lines()                        # final RC (with chi's unit), F error
 
 Frames of a round may come from several walkers (``round_NNN/frames.npz`` may hold an integer
 array ``walker``); every time series (blocks of the bootstrap, transitions, chi(t) lines) is
@@ -191,7 +193,7 @@ class MetastableState:
 
 
 #: Fewest frames in a bin for its F to count as sampled by the state finder: with fewer, the
-#: bin's relative count error exceeds 1/sqrt(5) = 45 % (~0.4 kT) and a lone frame of the tail
+#: bin's relative count error exceeds 1/sqrt(5) = 45 % (~0.45 kT in F) and a lone frame of the tail
 #: would make a "minimum" between two empty bins.
 MIN_BIN_FRAMES = 5
 #: Fewest frames in a state's core: a state is where the walkers dwelt, not one visit of a few
