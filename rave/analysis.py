@@ -912,6 +912,8 @@ class CampaignResult:
         from .coordinate import fit_coordinate
 
         c = self.coefficients(-1)
+        # the model file first: a damaged one stops the report before the long computations
+        latent = self.latent(-1)
         unit = self.chi_unit
         potential = self.potential()
         est = self.profile(c, bins=bins, n_bootstrap=n_bootstrap, seed=seed)
@@ -952,7 +954,6 @@ class CampaignResult:
             )
         }
         features = self.all_features()
-        latent = self.latent(-1)
         log_w = self.log_weights
         weights = np.exp(log_w - log_w.max())
         scan = fit_coordinate(features, latent, log_weights=log_w, seed=0)
