@@ -17,15 +17,21 @@ In a notebook::
     >>> result.diagnostics()                          # per round: ESS, KL, RC change, transitions
     >>> figures = result.figures()                    # name -> matplotlib Figure
     >>> figures["free_energy"]                        # displays in Jupyter
+    >>> result.report_figures()["free_energy"].caption  # what the figure shows, one sentence
+    >>> result.outcome_lines()                        # final RC (with chi's unit), F error
 
 Frames of a round may come from several walkers (``round_NNN/frames.npz`` may hold an integer
 array ``walker``); every time series (blocks of the bootstrap, transitions, chi(t) lines) is
 taken per walker, through :func:`rave.reweight.walker_segments`.
 
-Metastable states: the minima of the final F(chi) (lightly smoothed) that lie at least
-``min_depth_kT`` (2 kT) below the lower of their two neighbouring maxima; each state's core is
-the contiguous range around its minimum where F < F_min + ``core_kT`` (1 kT). A transition is
-counted when a walker enters a core other than the last one it was in.
+Metastable states (:func:`find_metastable_states`): basins of the final F(chi) (lightly
+smoothed) over bins with at least ``MIN_BIN_FRAMES`` frames, whose minimum lies at least
+``min_depth_kT`` (2 kT) below the lower of its two neighbouring barriers and whose core (the
+contiguous range around the minimum where F < F_min + ``core_kT``, 1 kT) holds at least
+``MIN_STATE_FRAMES`` frames. Bins without frames never make a state. A transition
+(:func:`count_transitions`) is counted when a walker enters a core other than the last one it
+was in: the frames between cores are a hysteresis band, so recrossings of the barrier region
+that do not reach the other core count nothing.
 
 Pure functions: :func:`find_metastable_states`, :func:`count_transitions`,
 :func:`transition_matrix`.
@@ -35,18 +41,23 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import store
 from .bias import Bias, applied_states, reduced_bias_matrix
+from .coordinate import direction_angle_deg
 from .features import feature_from_dict
 from .reweight import (
     BLOCKS_PER_INEFFICIENCY,
+    AlignedReference,
     ProfileEstimate,
     ReweightResult,
+    align_reference,
     bootstrap_free_energy_profile,
     free_energy_profile,
     mbar_reweight,
@@ -54,11 +65,18 @@ from .reweight import (
 )
 from .units import kT_kjmol
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "CampaignFileError",
     "CampaignResult",
     "MetastableState",
+    "MIN_BIN_FRAMES",
+    "MIN_STATE_FRAMES",
+    "ReportFigure",
     "RoundData",
+    "chi_unit",
     "count_transitions",
     "transition_matrix",
     "find_metastable_states",
@@ -88,6 +106,44 @@ def config_change_lines(rounds: list[dict]) -> list[str]:
             for (run, changes), indices in groups.items()]
 
 
+def chi_unit(units: Sequence[str]) -> str:
+    """The unit of chi = sum_i c_i s_i from its order parameters' units.
+
+    Parameters
+    ----------
+    units : sequence of str
+        Each order parameter's unit (a feature's ``unit``: ``"nm"``, ``"rad"``, ``"1"`` for a
+        pure number).
+
+    Returns
+    -------
+    str
+        The common unit when all share one (``"dimensionless"`` for pure numbers), else
+        ``"mixed units"`` (chi then adds numbers of different units, each in its MD unit).
+    """
+    names = ["dimensionless" if u in ("1", "") else str(u) for u in units]
+    if not names:
+        raise ValueError("units must name at least one order parameter's unit. You supplied []")
+    return names[0] if len(set(names)) == 1 else "mixed units"
+
+
+def _unit_text(unit: str) -> str:
+    """"chi in nm", "chi dimensionless", "chi in mixed units"."""
+    return "chi dimensionless" if unit == "dimensionless" else f"chi in {unit}"
+
+
+def _rc_text(c: np.ndarray, names: Sequence[str]) -> str:
+    return "chi = " + " ".join(f"{ci:+.3f} {name}" for ci, name in zip(c, names, strict=True))
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """A figure of the report and its one-sentence caption."""
+
+    figure: Figure
+    caption: str
+
+
 def _redo_advice(workdir: Path, index: int) -> str:
     return (f"`rave run` with the campaign's config, --workdir {workdir} and --redo-round "
             f"{index} recomputes round {index} from its stored MD and redoes the later rounds")
@@ -111,7 +167,7 @@ def _read_json(path: Path):
 
 @dataclass(frozen=True)
 class MetastableState:
-    """A minimum of F(chi) deep enough to count as a state.
+    """A basin of F(chi) deep and populated enough to count as a state.
 
     Attributes
     ----------
@@ -120,15 +176,29 @@ class MetastableState:
     free_energy_kT : float
         F at the minimum (smoothed profile), kT.
     depth_kT : float
-        Lower neighbouring maximum minus ``free_energy_kT`` (kT); ``inf`` for the only state.
+        Lower neighbouring barrier minus ``free_energy_kT`` (kT); ``inf`` when no sampled
+        barrier separates the state from another one (the only state, or states separated by
+        bins without frames).
     core : tuple of float
         ``(low, high)`` chi range of the core (bin edges).
+    frames : int or None
+        Frames in the core (None when the profile came without counts).
     """
 
     minimum: float
     free_energy_kT: float
     depth_kT: float
     core: tuple[float, float]
+    frames: int | None = None
+
+
+#: Fewest frames in a bin for its F to count as sampled by the state finder: with fewer, the
+#: bin's relative count error exceeds 1/sqrt(5) = 45 % (~0.45 kT in F) and a lone frame of the tail
+#: would make a "minimum" between two empty bins.
+MIN_BIN_FRAMES = 5
+#: Fewest frames in a state's core: a state is where the walkers dwelt, not one visit of a few
+#: frames (a core of a basin visited once in a short campaign holds hundreds).
+MIN_STATE_FRAMES = 20
 
 
 def _smooth(profile: np.ndarray, half_width: int) -> np.ndarray:
@@ -143,23 +213,41 @@ def _smooth(profile: np.ndarray, half_width: int) -> np.ndarray:
     return np.where(finite, sums / np.maximum(counts, 1.0), np.inf)
 
 
+def _count_arg(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}. You supplied {value!r}")
+    return int(value)
+
+
 def find_metastable_states(
     centers: np.ndarray,
     profile_kT: np.ndarray,
     min_depth_kT: float = 2.0,
     core_kT: float = 1.0,
     smoothing_bins: int = 1,
+    counts: np.ndarray | None = None,
+    min_bin_frames: int = MIN_BIN_FRAMES,
+    min_state_frames: int = MIN_STATE_FRAMES,
 ) -> list[MetastableState]:
-    """Metastable states of a 1-D free-energy profile: deep minima and their cores.
+    """Metastable states of a 1-D free-energy profile: deep, populated minima and their cores.
 
-    The profile is smoothed by a moving average over ``2 smoothing_bins + 1`` bins (empty bins,
-    ``+inf``, stay empty and act as infinite barriers). Every local minimum starts as a
-    candidate; its depth is the lower of its two neighbouring maxima (the highest F between it
-    and the next candidate on each side; a side with no further candidate has no barrier)
-    minus its F. The shallowest candidate below ``min_depth_kT`` is merged into the neighbour
-    across its lower barrier (the merged basin keeps the lower minimum), until every remaining
-    minimum is at least ``min_depth_kT`` deep. A state's core is the contiguous run of bins
-    around its minimum with smoothed F < F_min + ``core_kT``.
+    The rule, step by step:
+
+    1. A bin is *sampled* when its F is finite and (given ``counts``) it holds at least
+       ``min_bin_frames`` frames; other bins have no F (``+inf``). Bins without frames are
+       never states and never join two states: they act as barriers of unknown height.
+    2. The sampled F is smoothed by a moving average over ``2 smoothing_bins + 1`` bins (over
+       sampled bins only).
+    3. Every local minimum of the smoothed F is a candidate. Its depth is the lower of its two
+       barriers (the highest F between it and the next candidate on each side, ``inf`` across
+       unsampled bins; a side with no further candidate has no barrier) minus its F; its core
+       is the contiguous run of bins around it with smoothed F < F_min + ``core_kT``.
+    4. A candidate fails when it is shallower than ``min_depth_kT`` or (given ``counts``) its
+       core holds fewer than ``min_state_frames`` frames. The shallowest failing candidate is
+       merged into the neighbour across its lower barrier when that barrier was sampled (a
+       shallow one: the merged basin keeps the lower minimum; a thinly populated one: the
+       neighbour's minimum), and is dropped when no sampled barrier joins it to a neighbour.
+       This repeats until no candidate fails.
 
     Parameters
     ----------
@@ -174,11 +262,18 @@ def find_metastable_states(
         never touch.
     smoothing_bins : int
         Half-width of the moving average, bins (>= 0; 0: no smoothing).
+    counts : np.ndarray or None, shape=(n_bins,), dtype=int
+        Frames in each bin (unweighted). ``None``: every finite bin counts as sampled and no
+        state is refused for its frames (an analytic profile).
+    min_bin_frames : int
+        Fewest frames in a sampled bin (>= 1; used with ``counts``).
+    min_state_frames : int
+        Fewest frames in a state's core (>= 1; used with ``counts``).
 
     Returns
     -------
     list of MetastableState
-        In increasing chi; empty if the profile has no finite bin.
+        In increasing chi; empty if no bin is sampled or no basin holds enough frames.
     """
     c = np.asarray(centers, dtype=float)
     f = np.asarray(profile_kT, dtype=float)
@@ -199,37 +294,75 @@ def find_metastable_states(
             f"core_kT must be in (0, min_depth_kT = {min_depth_kT}) kT so that cores do not "
             f"touch. You supplied {core_kT}"
         )
-    if (
-        isinstance(smoothing_bins, bool)
-        or int(smoothing_bins) != smoothing_bins
-        or (smoothing_bins < 0)
-    ):
-        raise ValueError(f"smoothing_bins must be an integer >= 0. You supplied {smoothing_bins}")
-    s = _smooth(f, int(smoothing_bins))
+    smoothing_bins = _count_arg(smoothing_bins, "smoothing_bins", 0)
+    min_bin_frames = _count_arg(min_bin_frames, "min_bin_frames", 1)
+    min_state_frames = _count_arg(min_state_frames, "min_state_frames", 1)
+    if counts is None:
+        n_frames = None
+    else:
+        n_frames = np.asarray(counts)
+        if n_frames.shape != c.shape or not np.issubdtype(n_frames.dtype, np.integer):
+            raise ValueError(
+                f"counts must be integers of the shape of centers {c.shape}. You supplied "
+                f"shape {n_frames.shape}, dtype {n_frames.dtype}"
+            )
+        if (n_frames < 0).any():
+            raise ValueError("counts must be >= 0 (frames per bin)")
+        f = np.where(n_frames >= min_bin_frames, f, np.inf)
+    s = _smooth(f, smoothing_bins)
     n = s.size
-    finite = np.isfinite(s)
-    if not finite.any():
+    if not np.isfinite(s).any():
         return []
     left_lower = np.concatenate([[True], s[1:] < s[:-1]])
     right_not_higher = np.concatenate([s[:-1] <= s[1:], [True]])
-    minima = list(np.flatnonzero(finite & left_lower & right_not_higher))
+    minima = list(np.flatnonzero(np.isfinite(s) & left_lower & right_not_higher))
     barriers = [float(np.max(s[a : b + 1])) for a, b in zip(minima[:-1], minima[1:], strict=True)]
 
-    def depth(j: int) -> float:
+    def sides(j: int) -> tuple[float, float]:
         left = barriers[j - 1] if j > 0 else np.inf
         right = barriers[j] if j < len(barriers) else np.inf
-        return min(left, right) - s[minima[j]]
+        return left, right
 
-    while len(minima) > 1:
+    def depth(j: int) -> float:
+        return min(sides(j)) - s[minima[j]]
+
+    def core(m: int) -> tuple[int, int]:
+        inside = s < s[m] + core_kT
+        lo = hi = m
+        while lo > 0 and inside[lo - 1]:
+            lo -= 1
+        while hi < n - 1 and inside[hi + 1]:
+            hi += 1
+        return lo, hi
+
+    def core_frames(m: int) -> int | None:
+        if n_frames is None:
+            return None
+        lo, hi = core(m)
+        return int(n_frames[lo : hi + 1].sum())
+
+    while minima:
         depths = [depth(j) for j in range(len(minima))]
-        j = int(np.argmin(depths))
-        if depths[j] >= min_depth_kT:
+        frames = [core_frames(m) for m in minima]
+        thin = [x is not None and x < min_state_frames for x in frames]
+        failing = [j for j in range(len(minima)) if thin[j] or depths[j] < min_depth_kT]
+        if not failing:
             break
-        left = barriers[j - 1] if j > 0 else np.inf
-        right = barriers[j] if j < len(barriers) else np.inf
+        j = min(failing, key=lambda i: (depths[i], frames[i] or 0))
+        left, right = sides(j)
+        if not np.isfinite(min(left, right)):
+            # no sampled barrier joins it to a neighbour, so its depth is inf and it fails for
+            # its frames: drop it (the barriers on both sides were unsampled; one remains)
+            del minima[j]
+            if barriers:
+                del barriers[j - 1 if j > 0 else 0]
+            continue
         other = j - 1 if left <= right else j + 1
         lo, hi = sorted((j, other))
-        keep = minima[lo] if s[minima[lo]] <= s[minima[hi]] else minima[hi]
+        if thin[j]:
+            keep = minima[other]
+        else:
+            keep = minima[lo] if s[minima[lo]] <= s[minima[hi]] else minima[hi]
         minima[lo : hi + 1] = [keep]
         del barriers[lo]
 
@@ -238,19 +371,14 @@ def find_metastable_states(
     )
     states = []
     for j, m in enumerate(minima):
-        inside = s < s[m] + core_kT
-        lo = m
-        while lo > 0 and inside[lo - 1]:
-            lo -= 1
-        hi = m
-        while hi < n - 1 and inside[hi + 1]:
-            hi += 1
+        lo, hi = core(m)
         states.append(
             MetastableState(
                 minimum=float(c[m]),
                 free_energy_kT=float(s[m]),
                 depth_kT=float(depth(j)),
                 core=(float(bounds[lo]), float(bounds[hi + 1])),
+                frames=core_frames(m),
             )
         )
     return states
@@ -272,9 +400,10 @@ def count_transitions(
     """Core-to-core transitions in time series of chi.
 
     A frame is in core ``i`` when ``low_i <= chi <= high_i``. A transition is counted each time
-    a walker enters a core other than the last core it was in (time spent between cores does
-    not count; crossing A -> B -> C through B's core counts 2). Each walker's series is
-    counted on its own, never across the join of two walkers.
+    a walker enters a core other than the last core it was in: the frames between cores are a
+    hysteresis band, so recrossings of the barrier region, and excursions that return to the
+    core they left, count nothing; crossing A -> B -> C through B's core counts 2. Each
+    walker's series is counted on its own, never across the join of two walkers.
 
     Parameters
     ----------
@@ -599,13 +728,18 @@ class CampaignResult:
         min_depth_kT: float = 2.0,
         core_kT: float = 1.0,
         smoothing_bins: int = 1,
+        min_bin_frames: int = MIN_BIN_FRAMES,
+        min_state_frames: int = MIN_STATE_FRAMES,
     ) -> list[MetastableState]:
-        """States of the MBAR profile along ``coefficients`` (default the final RC); see
-        :func:`find_metastable_states`."""
+        """States of the MBAR profile along ``coefficients`` (default the final RC), from the
+        frames per bin as well as F (see :func:`find_metastable_states` for the rule)."""
         _, chi = self._chi(coefficients)
         edges = np.linspace(chi.min(), chi.max(), int(bins) + 1)
         centers, f = free_energy_profile(chi, self.log_weights, edges)
-        return find_metastable_states(centers, f, min_depth_kT, core_kT, smoothing_bins)
+        counts, _ = np.histogram(chi, bins=edges)
+        return find_metastable_states(centers, f, min_depth_kT, core_kT, smoothing_bins,
+                                      counts=counts, min_bin_frames=min_bin_frames,
+                                      min_state_frames=min_state_frames)
 
     # ----------------------------------------------------------------- models
     def _model_path(self, index: int, name: str) -> Path:
@@ -649,9 +783,14 @@ class CampaignResult:
 
     def potential(self):
         """The model potential of ``config.json`` (with ``exact_free_energy``), or None when
-        the campaign has no config or its system is not a model potential."""
-        from .campaign import build_model_potential
+        the campaign has no config or its system is not a model potential (cached)."""
+        if not hasattr(self, "_potential"):
+            self._potential = self._build_potential()
+        return self._potential
+
+    def _build_potential(self):
         from .config import ConfigError, config_from_dict
+        from .simsystem import build_model_potential
 
         path = self.workdir / "config.json"
         if not path.exists():
@@ -687,75 +826,232 @@ class CampaignResult:
             )
         return rows
 
+    # ----------------------------------------------------------------- units, references
+    @property
+    def feature_units(self) -> list[str]:
+        """The unit of each order parameter (``"1"`` for a pure number), feature order."""
+        return [f.unit for f in self.features]
+
+    @property
+    def chi_unit(self) -> str:
+        """The unit of chi (see :func:`chi_unit`)."""
+        return chi_unit(self.feature_units)
+
+    def convergence_settings(self):
+        """The ``[convergence]`` thresholds of ``config.json`` (a
+        :class:`rave.config.ConvergenceConfig`), or None when the campaign has no readable
+        config."""
+        from .config import ConfigError, config_from_dict
+
+        path = self.workdir / "config.json"
+        if not path.exists():
+            return None
+        try:
+            return config_from_dict(_read_json(path)).convergence
+        except (ConfigError, KeyError, ValueError, TypeError):
+            return None
+
+    def slow_direction(self) -> np.ndarray | None:
+        """The model potential's known slow direction in feature space (unit norm), or None
+        when the system has none (or the potential's coordinates are not the features)."""
+        potential = self.potential()
+        direction = getattr(potential, "slow_direction", None)
+        if direction is None or len(direction) != len(self.features):
+            return None
+        return np.asarray(direction, dtype=float)
+
+    def slow_direction_angles_deg(self) -> list[float] | None:
+        """Per round, the sign-agnostic angle (deg) between the RC and the known slow
+        direction; None when there is none (see :meth:`slow_direction`)."""
+        direction = self.slow_direction()
+        if direction is None:
+            return None
+        return [direction_angle_deg(np.asarray(r["coefficients"], float), direction)
+                for r in self.summary["rounds"]]
+
+    def exact_profile(self, coefficients: np.ndarray, centers: np.ndarray) -> np.ndarray | None:
+        """The exact F (kT) along ``coefficients`` at ``centers`` for model potentials (by
+        quadrature), else None."""
+        potential = self.potential()
+        if not hasattr(potential, "exact_free_energy"):
+            return None
+        return np.asarray(potential.exact_free_energy(coefficients, centers), dtype=float)
+
+    def exact_comparison(self, bins: int = 60) -> AlignedReference | None:
+        """F along the final RC (MBAR, ``bins`` equal bins over the sampled range) against the
+        exact profile of a model potential (:func:`rave.reweight.align_reference`: the exact F
+        shifted to the same mean where F < 5 kT, and the RMS difference there); None when the
+        system has no exact profile."""
+        c, chi = self._chi(None)
+        edges = np.linspace(chi.min(), chi.max(), int(bins) + 1)
+        centers, f = free_energy_profile(chi, self.log_weights, edges)
+        exact = self.exact_profile(c, centers)
+        return None if exact is None else align_reference(exact, f)
+
+    def outcome_lines(self) -> list[str]:
+        """What the campaign gave, for the end of ``rave run``: the final RC with the unit of
+        chi and, for model potentials, its angle to the known slow direction and the F error
+        against the exact profile."""
+        c = self.coefficients(-1)
+        lines = [f"final RC: {_rc_text(c, self.feature_names)} ({_unit_text(self.chi_unit)})"]
+        angles = self.slow_direction_angles_deg()
+        if angles is not None:
+            lines.append(f"RC angle to the known slow direction: {angles[-1]:.1f} deg")
+        error = self.exact_comparison()
+        if error is not None:
+            lines.append(
+                f"F(chi) error against the exact profile: {error.rmse_kT:.2f} kT RMS over the "
+                f"{error.matched_bins} bins where F < {error.below_kT:g} kT"
+                if error.matched_bins else
+                "F(chi) error against the exact profile: no bin below 5 kT to compare")
+        return lines
+
     # ----------------------------------------------------------------- figures
     def figures(self, bins: int = 60, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict:
-        """Every report figure as a matplotlib ``Figure``, by name: ``free_energy`` (F along
+        """Every report figure as a matplotlib ``Figure``, by name (see
+        :meth:`report_figures`, which adds a caption to each)."""
+        return {name: item.figure
+                for name, item in self.report_figures(bins, n_bootstrap, seed).items()}
+
+    def report_figures(
+        self, bins: int = 60, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0
+    ) -> dict[str, ReportFigure]:
+        """Every report figure with a one-sentence caption, by name: ``free_energy`` (F along
         the final RC with error bars, state cores, and the exact F for model potentials),
-        ``latent``, ``chi_time_series`` (one line per walker), ``convergence`` (RC
-        coefficients, ESS, KL, changes per round), ``free_energy_2d`` (d >= 2) and
+        ``latent``, ``chi_time_series`` (one line per walker), ``convergence`` (one panel per
+        quantity with the campaign's thresholds), ``free_energy_2d`` (d >= 2) and
         ``potential`` (2-D model potentials: samples and RC direction)."""
         from . import plots
         from .coordinate import fit_coordinate
 
         c = self.coefficients(-1)
+        # the model file first: a damaged one stops the report before the long computations
+        latent = self.latent(-1)
+        unit = self.chi_unit
         potential = self.potential()
         est = self.profile(c, bins=bins, n_bootstrap=n_bootstrap, seed=seed)
-        exact = (
-            potential.exact_free_energy(c, est.centers)
-            if hasattr(potential, "exact_free_energy")
-            else None
-        )
+        exact = self.exact_profile(c, est.centers)
         states = self.metastable_states(c, bins=bins)
         cores = [s.core for s in states]
+        n_frames = len(self.all_features())
+        caption = (
+            f"F along the final RC ({_rc_text(c, self.feature_names)}, {_unit_text(unit)}) "
+            f"from all {n_frames} frames of {len(self.rounds)} rounds "
+            f"reweighted by MBAR; error bars are 1 sigma of a block bootstrap "
+            f"({est.n_bootstrap} replicates, MBAR re-solved in each), green bands the cores of "
+            f"the {len(states)} metastable state(s), and no line is drawn across bins without "
+            f"frames (shaded grey)"
+        )
+        if exact is not None:
+            aligned = align_reference(exact, est.free_energy)
+            caption += (
+                "; the dashed line is the exact F by quadrature, "
+                + (f"shifted by a constant to the mean of RAVE's F over the "
+                   f"{aligned.matched_bins} bins where RAVE's F < {aligned.below_kT:g} kT (RMS "
+                   f"difference there {aligned.rmse_kT:.2f} kT)"
+                   if aligned.matched_bins else "shifted to a minimum of 0")
+            )
         out = {
-            "free_energy": plots.profile_with_errors(
-                centers=est.centers,
-                profile_kT=est.free_energy,
-                sigma_kT=est.sigma,
-                exact_kT=exact,
-                cores=cores,
-                title=f"F along the final RC ({est.n_bootstrap} block-bootstrap replicates, "
-                "MBAR re-solved)",
+            "free_energy": ReportFigure(
+                plots.profile_with_errors(
+                    centers=est.centers,
+                    profile_kT=est.free_energy,
+                    sigma_kT=est.sigma,
+                    exact_kT=exact,
+                    cores=cores,
+                    title=f"F along the final RC ({est.n_bootstrap} block-bootstrap replicates, "
+                    "MBAR re-solved)",
+                    chi_unit=unit,
+                ),
+                caption + ".",
             )
         }
         features = self.all_features()
-        latent = self.latent(-1)
         log_w = self.log_weights
         weights = np.exp(log_w - log_w.max())
         scan = fit_coordinate(features, latent, log_weights=log_w, seed=0)
         chi = features @ c
         if np.corrcoef(latent, chi)[0, 1] < 0:
             chi = -chi  # the latent's sign is arbitrary: show chi oriented like it
-        out["latent"] = plots.latent_analysis(
-            features=features,
-            latent=latent,
-            chi=chi,
-            weights=weights,
-            feature_names=self.feature_names,
-            directions=scan.directions,
-            kl_landscape=scan.kl_landscape,
+        out["latent"] = ReportFigure(
+            plots.latent_analysis(
+                features=features,
+                latent=latent,
+                chi=chi,
+                weights=weights,
+                feature_names=self.feature_names,
+                directions=scan.directions,
+                kl_landscape=scan.kl_landscape,
+                feature_units=self.feature_units,
+            ),
+            "The last round's chosen VAE: its latent mean against each order parameter, the "
+            "reweighted histograms of the latent and of chi rescaled to [0, 1] (the KL match "
+            "that chose the RC), and the KL over the scanned RC directions.",
         )
-        out["chi_time_series"] = plots.chi_time_series(
-            rounds=self.rounds, coefficients=c, cores=cores
+        transitions = sum(
+            count_transitions(r.features @ c, cores, r.walker) for r in self.rounds
+        )
+        out["chi_time_series"] = ReportFigure(
+            plots.chi_time_series(rounds=self.rounds, coefficients=c, cores=cores,
+                                  chi_unit=unit),
+            f"chi along the final RC against time within each round, one line per walker "
+            f"(colour: round), green bands the state cores: {transitions} transition(s) in all, "
+            f"a transition being an entry into a core other than the last one visited.",
         )
         records = self.summary["rounds"]
-        out["convergence"] = plots.convergence(
-            rounds=[r["index"] for r in records],
-            coefficients=np.array([r["coefficients"] for r in records]),
-            feature_names=self.feature_names,
-            effective_sample_size=[r["effective_sample_size"] for r in records],
-            kl_divergence=[r["kl_divergence"] for r in records],
-            angle_change_deg=[r.get("angle_change_deg") for r in records],
-            free_energy_change_kT=[r.get("free_energy_change_kT") for r in records],
+        settings = self.convergence_settings()
+        kl_threshold = self.rounds[-1].coordinate.get("kl_threshold")
+        slow = self.slow_direction_angles_deg()
+        out["convergence"] = ReportFigure(
+            plots.convergence(
+                rounds=[r["index"] for r in records],
+                coefficients=np.array([r["coefficients"] for r in records]),
+                feature_names=self.feature_names,
+                effective_sample_size=[r["effective_sample_size"] for r in records],
+                kl_divergence=[r["kl_divergence"] for r in records],
+                angle_change_deg=[r.get("angle_change_deg") for r in records],
+                free_energy_change_kT=[r.get("free_energy_change_kT") for r in records],
+                seed_spread_deg=[r.get("seed_spread_deg") for r in records],
+                slow_direction_angle_deg=slow,
+                angle_limit_deg=None if settings is None else settings.angle_deg,
+                free_energy_limit_kT=None if settings is None else settings.free_energy_kT,
+                profile_max_kT=None if settings is None else settings.profile_max_kT,
+                min_rounds=None if settings is None else settings.min_rounds,
+                kl_threshold=kl_threshold,
+            ),
+            "Per round, one panel per quantity: the RC's coefficients, its change from the "
+            "previous round, the largest angle between the VAE seeds' RCs (when several were "
+            "usable), the RMS change of F(chi), the KL of the chosen RC and the MBAR effective "
+            "sample size"
+            + (", and the RC's angle to the model potential's known slow direction"
+               if slow is not None else "")
+            + "; "
+            + ("dashed red lines are the [convergence] thresholds of config.json and the "
+               "spurious-model KL threshold, the dotted line the first round allowed to "
+               "converge."
+               if settings is not None else
+               "the convergence thresholds are not drawn: the campaign has no readable "
+               "config.json."),
         )
         if features.shape[1] >= 2:
             x, y, f2 = self.free_energy_2d(0, 1)
-            out["free_energy_2d"] = plots.free_energy_surface(
-                x=x, y=y, f_kT=f2, xlabel=self.feature_names[0], ylabel=self.feature_names[1]
+            labels = [plots.unit_label(self.feature_names[i], self.feature_units[i])
+                      for i in (0, 1)]
+            out["free_energy_2d"] = ReportFigure(
+                plots.free_energy_surface(x=x, y=y, f_kT=f2, xlabel=labels[0],
+                                          ylabel=labels[1]),
+                f"F over the first two order parameters ({self.feature_names[0]}, "
+                f"{self.feature_names[1]}) from all frames reweighted by MBAR, capped at 12 kT; "
+                f"blank bins have no frames.",
             )
         if potential is not None and features.shape[1] == 2 and hasattr(potential, "extent"):
-            out["potential"] = plots.potential_with_samples(
-                potential=potential, frames=[r.features for r in self.rounds], coefficients=c
+            out["potential"] = ReportFigure(
+                plots.potential_with_samples(
+                    potential=potential, frames=[r.features for r in self.rounds],
+                    coefficients=c
+                ),
+                "The model potential U (kT, capped at 20 kT) with every round's frames "
+                "(colour: round) and the final RC's direction (red arrow).",
             )
         return out
 
@@ -820,7 +1116,7 @@ class _ReportContent:
     verdict: str
     table: list[list[str]]
     notes: list[str]
-    figures: list[str]
+    figures: list[tuple[str, str]]  # file name, caption
     extra: list[tuple[str, str]]
 
 
@@ -833,8 +1129,8 @@ def _markdown(report: _ReportContent) -> str:
     lines += ["", "| " + " | ".join(_TABLE_HEADER) + " |", "|" + "---|" * len(_TABLE_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     lines += [""] + [line for note in notes for line in (note, "")]
-    for name in figures:
-        lines += [f"![{name}]({name})", ""]
+    for name, caption in figures:
+        lines += [f"![{name}]({name})", "", f"*{caption}*", ""]
     for label, target in extra:
         lines += [f"{label}: [{target}]({target})", ""]
     return "\n".join(lines)
@@ -863,15 +1159,38 @@ def _html(report: _ReportContent) -> str:
         f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>",
         *[f"<p>{e(note)}</p>" for note in notes],
         *[
-            f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(name)}</figcaption>'
-            "</figure>"
-            for name in figures
+            f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(caption)}'
+            "</figcaption></figure>"
+            for name, caption in figures
         ],
         *[f'<p>{e(label)}: <a href="{e(target)}">{e(target)}</a></p>' for label, target in extra],
         "</body></html>",
         "",
     ]
     return "\n".join(parts)
+
+
+def _reference_items(result: CampaignResult, est: ProfileEstimate) -> list[tuple[str, str]]:
+    """Report lines comparing with what a model potential knows exactly: F along the final RC
+    and the slow direction."""
+    items = []
+    exact = result.exact_profile(result.coefficients(-1), est.centers)
+    if exact is not None:
+        aligned = align_reference(exact, est.free_energy)
+        items.append((
+            "F error against the exact profile",
+            f"{aligned.rmse_kT:.2f} kT RMS over the {aligned.matched_bins} bins where F < "
+            f"{aligned.below_kT:g} kT (exact F by quadrature, shifted by a constant to the same "
+            f"mean there)" if aligned.matched_bins else "no bin below 5 kT to compare",
+        ))
+    angles = result.slow_direction_angles_deg()
+    if angles is not None:
+        items.append((
+            "RC angle to the known slow direction",
+            f"{angles[-1]:.1f} deg after the last round (by round: "
+            + ", ".join(f"{a:.1f}" for a in angles) + " deg)",
+        ))
+    return items
 
 
 def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
@@ -886,11 +1205,11 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out is not None else result.workdir / "report"
     out.mkdir(parents=True, exist_ok=True)
     c = result.coefficients(-1)
-    figures = result.figures()
+    figures = result.report_figures()
     names = []
-    for name, figure in figures.items():
-        plots.save(figure, out / f"{name}.png")
-        names.append(f"{name}.png")
+    for name, item in figures.items():
+        plots.save(item.figure, out / f"{name}.png")
+        names.append((f"{name}.png", item.caption))
 
     est = result.profile(c)
     states = result.metastable_states(c)
@@ -910,8 +1229,10 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             "chi = "
             + " ".join(
                 f"{ci:+.4f} {name}" for ci, name in zip(c, result.feature_names, strict=True)
-            ),
+            )
+            + f" ({_unit_text(result.chi_unit)})",
         ),
+        *_reference_items(result, est),
         (
             "frames",
             f"{len(result.all_features())} in {len(result.rounds)} rounds; MBAR "
@@ -929,8 +1250,9 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             "metastable states",
             "; ".join(
                 f"chi = {s.minimum:.3f} (F = {s.free_energy_kT:.2f} kT, depth "
-                + (f"{s.depth_kT:.1f} kT" if np.isfinite(s.depth_kT) else "unbounded")
-                + f", core [{s.core[0]:.3f}, {s.core[1]:.3f}])"
+                + (f"{s.depth_kT:.1f} kT" if np.isfinite(s.depth_kT)
+                   else "not bounded by a sampled barrier")
+                + f", core [{s.core[0]:.3f}, {s.core[1]:.3f}] with {s.frames} frames)"
                 for s in states
             )
             or "none",
@@ -958,10 +1280,14 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
         )
     notes = [
         "Transitions: per walker, entries into a different metastable state's core than the "
-        "last one visited, along the final RC. States are minima of the final F(chi) at least "
-        "2 kT below both neighbouring maxima; a core is where F < F_min + 1 kT."
+        "last one visited, along the final RC (the frames between cores are a hysteresis band: "
+        "recrossings of the barrier region count nothing). States are basins of the final "
+        f"F(chi) over bins with at least {MIN_BIN_FRAMES} frames, at least 2 kT below the lower "
+        f"neighbouring barrier, with at least {MIN_STATE_FRAMES} frames in the core (where "
+        "F < F_min + 1 kT); bins without frames are never states."
         + (
-            " Only one state was found, so no transition can be counted." if len(states) < 2 else ""
+            " Fewer than two states were found, so no transition can be counted."
+            if len(states) < 2 else ""
         ),
     ]
     for line in config_change_lines(result.summary["rounds"]):

@@ -18,10 +18,12 @@ file or key and what to do, and one of these exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
@@ -58,6 +60,67 @@ def _os_advice(error: OSError) -> str:
     return "fix the cause; `rave run` resumes where it stopped"
 
 
+class _TerminalHandler(logging.Handler):
+    """Log records on stderr through ``tqdm.write``: a line never lands on a progress bar (the
+    bars are cleared, the line written, the bars drawn again below it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # as logging.StreamHandler: never let a log line raise
+            self.handleError(record)
+
+
+class _RaveOrWarning(logging.Filter):
+    """rave's own records from INFO up; other libraries' only from WARNING up."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "rave" or record.name.startswith("rave.")
+        return record.levelno >= (logging.INFO if ours else logging.WARNING)
+
+
+class _Formatter(logging.Formatter):
+    """rave's lines as they are; another library's line prefixed by its logger's name and
+    level, so no line on the terminal is of unknown origin."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.name == "rave" or record.name.startswith("rave."):
+            return message
+        return f"{record.name} {record.levelname.lower()}: {message}"
+
+
+@contextlib.contextmanager
+def terminal_log(quiet: bool = False) -> Iterator[None]:
+    """rave's log on stderr for the duration of a command.
+
+    rave's records from INFO up, other libraries' only from WARNING up (and named), Python
+    warnings as log records, every line written through ``tqdm.write`` so that it never shares
+    a line with a progress bar. Everything is undone on exit (the handler, the ``rave``
+    logger's level, the capture of warnings). ``quiet``: nothing is added.
+    """
+    if quiet:
+        yield
+        return
+    handler = _TerminalHandler()
+    handler.setFormatter(_Formatter("%(message)s"))
+    handler.addFilter(_RaveOrWarning())
+    root = logging.getLogger()
+    rave_logger = logging.getLogger("rave")
+    old_level = rave_logger.level
+    root.addHandler(handler)
+    rave_logger.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        rave_logger.setLevel(old_level)
+        root.removeHandler(handler)
+
+
 def _raise_interrupt(signum, frame):  # SIGTERM (a batch system's stop) as Ctrl-C
     raise KeyboardInterrupt
 
@@ -85,17 +148,24 @@ def _run(args: argparse.Namespace) -> int:
         _error(f"interrupted; finished walkers and rounds are stored in {workdir}. `rave run "
                f"{args.config} --workdir {workdir}` resumes where it stopped")
         return EXIT_INTERRUPTED
-    last = summary["rounds"][-1]
-    print(f"\n{len(summary['rounds'])} rounds, converged: {summary['converged']}")
+    from .analysis import CampaignResult
+
+    print(f"\n{len(summary['rounds'])} rounds; {_verdict(workdir, summary)}")
     if summary.get("stop_reason"):
         print(f"stopped: {summary['stop_reason']}")
     if summary.get("max_total_steps") is not None:
         print(f"MD budget: {summary['steps_used']} of {summary['max_total_steps']} steps used, "
               f"{summary['steps_left']} left")
-    print("final RC: chi = " + " + ".join(
-        f"{c:+.4f}*{n}" for c, n in zip(last["coefficients"], summary["feature_names"],
-                                        strict=True)))
-    print(f"results in {workdir}/ (summary.json, free_energy.csv, free_energy.png, round_*/)")
+    for line in CampaignResult.load(workdir).outcome_lines():
+        print(line)
+    print(f"results: {workdir}/summary.json, free_energy.csv, round_*/")
+    if config.output.figures:
+        print(f"figures: {workdir / 'free_energy.png'} (final F and RC per round), "
+              f"{workdir}/round_*/figure.png (F and the next bias after each round)")
+    else:
+        print("figures: none ([output] figures = false)")
+    print(f"report: `rave analyse {workdir}` writes {workdir / 'report' / 'report.html'} "
+          f"(F with error bars, metastable states, transitions, convergence, captions)")
     return 0
 
 
@@ -281,8 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     ana.add_argument("workdir", help="a rave work directory")
     ana.add_argument("--out", help="report directory (default: WORKDIR/report)")
     args = parser.parse_args(argv)
-    if not getattr(args, "quiet", False):
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    with terminal_log(quiet=getattr(args, "quiet", False)):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_interrupt)

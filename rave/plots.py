@@ -5,8 +5,17 @@ switch, so it is safe in scripts, threads and notebooks, where the returned figu
 itself); given a ``path`` it also writes the figure there as PNG (atomically).
 
     >>> from rave import plots
-    >>> fig = plots.profile_with_errors(centers=x, profile_kT=f, sigma_kT=s)
+    >>> fig = plots.profile_with_errors(centers=x, profile_kT=f, sigma_kT=s, chi_unit="nm")
     >>> plots.save(fig, "free_energy.png")
+
+What every figure holds to:
+
+* every axis label ends with its unit in parentheses, ``(nm)``, ``(kT)``, ``(deg)``,
+  ``(dimensionless)``, ``(mixed units)`` when chi combines order parameters of different units
+  (see :func:`rave.analysis.chi_unit`), or says what the axis counts (``round (index)``);
+* a profile is drawn only over bins with frames: lines break at bins without frames (NaN), and
+  such bins inside the sampled range are shaded "no frames";
+* a reference profile says how it was shifted (:func:`rave.reweight.align_reference`).
 """
 
 from __future__ import annotations
@@ -19,7 +28,30 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import store
-from .reweight import walker_segments
+from .reweight import AlignedReference, align_reference, walker_segments
+
+#: Axis text of chi when the caller does not know its order parameters' unit.
+CHI_UNIT_NOT_GIVEN = "the order parameters' units"
+#: The label of chi without its unit.
+CHI = r"$\chi = \sum_i c_i s_i$"
+
+
+def unit_label(quantity: str, unit: str | None) -> str:
+    """An axis label ``"quantity (unit)"``.
+
+    Parameters
+    ----------
+    quantity : str
+        What the axis shows.
+    unit : str or None
+        Its unit; ``"1"`` (a feature's unit for a pure number) reads ``dimensionless``, ``None``
+        reads :data:`CHI_UNIT_NOT_GIVEN`.
+    """
+    if unit is None:
+        unit = CHI_UNIT_NOT_GIVEN
+    elif unit in ("1", ""):
+        unit = "dimensionless"
+    return f"{quantity} ({unit})"
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -39,21 +71,77 @@ def _colours(n: int) -> np.ndarray:
     return matplotlib.colormaps["viridis"](np.linspace(0, 1, max(2, n)))
 
 
-def _profile_axes(ax, centers, profile_kT, exact_kT, label="RAVE (all rounds, MBAR)") -> None:
-    finite = np.isfinite(profile_kT)
-    ax.plot(centers[finite], profile_kT[finite], "o-", ms=3, label=label)
+def with_gaps(values: np.ndarray) -> np.ndarray:
+    """``values`` as float with NaN wherever they are not finite (a bin without frames has
+    F = inf): matplotlib breaks a line at NaN, so no line is drawn across such bins."""
+    v = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(v), v, np.nan)
+
+
+def _bin_edges(centers: np.ndarray) -> np.ndarray:
+    c = np.asarray(centers, dtype=float)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    inner = 0.5 * (c[1:] + c[:-1])
+    return np.concatenate([[2 * c[0] - inner[0]], inner, [2 * c[-1] - inner[-1]]])
+
+
+def _shade_gaps(ax, centers: np.ndarray, sampled: np.ndarray) -> None:
+    """Shade runs of bins without frames between the first and the last sampled bin."""
+    hits = np.flatnonzero(sampled)
+    if hits.size < 2:
+        return
+    edges = _bin_edges(centers)
+    inside = ~sampled[hits[0] : hits[-1] + 1]
+    labelled = False
+    start = None
+    for offset, empty in enumerate(np.append(inside, False)):
+        if empty and start is None:
+            start = offset
+        elif not empty and start is not None:
+            lo, hi = hits[0] + start, hits[0] + offset  # bins lo .. hi-1 are empty
+            ax.axvspan(edges[lo], edges[hi], color="0.85", lw=0, zorder=0,
+                       label=None if labelled else "bins without frames")
+            labelled = True
+            start = None
+
+
+def reference_label(aligned: AlignedReference, name: str = "exact (quadrature)") -> str:
+    """Legend text of a reference profile that says how it was shifted."""
+    if aligned.matched_bins:
+        return f"{name}, shifted to the mean of RAVE's F where F < {aligned.below_kT:g} kT"
+    return f"{name}, shifted to a minimum of 0 (no bin to match)"
+
+
+def _profile_axes(
+    ax,
+    centers,
+    profile_kT,
+    exact_kT,
+    label="RAVE (all rounds, MBAR)",
+    chi_unit: str | None = None,
+    sigma_kT=None,
+) -> AlignedReference | None:
+    c = np.asarray(centers, dtype=float)
+    f = np.asarray(profile_kT, dtype=float)
+    sampled = np.isfinite(f)
+    _shade_gaps(ax, c, sampled)
+    ax.plot(c, with_gaps(f), "o-", ms=3, label=label)
+    if sigma_kT is not None:
+        s = np.asarray(sigma_kT, dtype=float)
+        bars = sampled & np.isfinite(s)
+        ax.errorbar(c[bars], f[bars], yerr=s[bars], fmt="none", ecolor="tab:blue", alpha=0.6,
+                    capsize=2, label=r"$\pm 1\sigma$ (block bootstrap)")
+    aligned = None
     if exact_kT is not None:
-        exact = exact_kT - np.nanmin(exact_kT[finite]) if finite.any() else exact_kT
-        # align the exact profile to ours by the mean offset where ours is below 5 kT
-        mask = finite & np.isfinite(exact) & (profile_kT < 5)
-        if mask.any():
-            exact = exact - np.mean(exact[mask] - profile_kT[mask])
-        ax.plot(centers, exact, "k--", lw=1.5, label="exact (quadrature)")
-    ax.set_xlabel(r"$\chi = \sum_i c_i s_i$")
-    ax.set_ylabel(r"$F(\chi)$ / kT")
-    top = np.nanmax(profile_kT[finite]) if finite.any() else 10
+        aligned = align_reference(exact_kT, f)
+        ax.plot(c, with_gaps(aligned.free_energy), "k--", lw=1.5, label=reference_label(aligned))
+    ax.set_xlabel(unit_label(CHI, chi_unit))
+    ax.set_ylabel(unit_label(r"$F(\chi)$", "kT"))
+    top = np.max(f[sampled]) if sampled.any() else 10
     ax.set_ylim(-0.5, min(top + 1, 25))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    return aligned
 
 
 def _potential_axes(fig: Figure, ax, potential, frames, coefficients) -> None:
@@ -62,7 +150,7 @@ def _potential_axes(fig: Figure, ax, potential, frames, coefficients) -> None:
     u = potential.energy(x, y) / potential.kT
     u -= u.min()
     contour = ax.contourf(x, y, np.minimum(u, 20), levels=30, cmap="Greys_r")
-    fig.colorbar(contour, ax=ax, label="U / kT")
+    fig.colorbar(contour, ax=ax, label=unit_label("U, capped at 20 kT", "kT"))
     colours = _colours(len(frames))
     for k, f in enumerate(frames):
         step = max(1, len(f) // 3000)
@@ -78,9 +166,9 @@ def _potential_axes(fig: Figure, ax, potential, frames, coefficients) -> None:
     )
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.set_xlabel("x / nm")
-    ax.set_ylabel("y / nm")
-    ax.set_title("potential, samples, RC direction")
+    ax.set_xlabel(unit_label("x", "nm"))
+    ax.set_ylabel(unit_label("y", "nm"))
+    ax.set_title("potential, samples, RC direction (red)")
     ax.legend(fontsize=7, markerscale=5, loc="upper right")
 
 
@@ -96,24 +184,25 @@ def round_figure(
     frames: Sequence[np.ndarray],
     coefficients: np.ndarray,
     potential=None,
+    chi_unit: str | None = None,
 ) -> Figure:
-    """F(chi) and next bias; for 2-D systems also the potential, samples and the RC direction."""
+    """F(chi) and next bias; for 2-D systems also the potential, samples and the RC direction.
+
+    ``chi_unit`` is the unit of chi (:func:`rave.analysis.chi_unit`); None labels chi in "the
+    order parameters' units"."""
     two_d = potential is not None and frames[0].shape[1] == 2
     fig = Figure(figsize=(11 if two_d else 5.5, 4.5), layout="tight")
     axes = np.atleast_1d(fig.subplots(1, 2 if two_d else 1))
     ax = axes[0]
-    _profile_axes(ax, centers, profile_kT, exact_kT)
+    _profile_axes(ax, centers, profile_kT, exact_kT, chi_unit=chi_unit)
     grid = bias.grid.grid
-    ax.plot(
-        grid,
-        bias.grid(grid) / kT + 0.0,
-        color="tab:red",
-        lw=1,
-        label=f"bias for round {index + 1} / kT",
-    )
+    ax.plot(grid, bias.grid(grid) / kT + 0.0, color="tab:red", lw=1,
+            label=f"bias for round {index + 1}")
     ax.set_ylim(min(ax.get_ylim()[0], bias.grid.values_kjmol.min() / kT - 0.5), ax.get_ylim()[1])
-    ax.legend(fontsize=8)
-    ax.set_title(f"after round {index}: F along c = {np.round(coefficients, 3).tolist()}")
+    ax.set_ylabel(unit_label(r"$F(\chi)$ and bias", "kT"))
+    ax.legend(fontsize=7)
+    ax.set_title(f"after round {index}: F along c = {np.round(coefficients, 3).tolist()}",
+                 fontsize=9)
     if two_d:
         _potential_axes(fig, axes[1], potential, frames, coefficients)
     return _finish(fig, path)
@@ -128,6 +217,11 @@ def potential_with_samples(
     return _finish(fig, path)
 
 
+def _per_round_axes(ax, rounds: Sequence[int]) -> None:
+    ax.set_xlabel("round (index)")
+    ax.set_xticks(list(rounds))
+
+
 def final_figure(
     path: str | Path | None = None,
     *,
@@ -136,27 +230,37 @@ def final_figure(
     exact_kT: np.ndarray | None,
     records: Sequence,
     feature_names: Sequence[str],
+    sigma_kT: np.ndarray | None = None,
+    chi_unit: str | None = None,
 ) -> Figure:
-    """Final F(chi) beside the exact one, RC coefficients and ESS per round."""
+    """Final F(chi) (with 1-sigma error bars when ``sigma_kT`` is given) beside the exact one,
+    RC coefficients and ESS per round."""
     fig = Figure(figsize=(15, 4.3), layout="tight")
     axes = fig.subplots(1, 3)
-    _profile_axes(axes[0], centers, profile_kT, exact_kT)
-    axes[0].set_title("free energy along the final RC")
+    _profile_axes(axes[0], centers, profile_kT, exact_kT, chi_unit=chi_unit, sigma_kT=sigma_kT)
+    axes[0].set_title("free energy along the final RC"
+                      + ("" if sigma_kT is not None else " (no error bars computed)"), fontsize=9)
     rounds = [r.index for r in records]
     coefficients = np.array([r.coefficients for r in records])
     for i, name in enumerate(feature_names):
         axes[1].plot(rounds, coefficients[:, i], "o-", label=f"c[{name}]")
-    axes[1].set_xlabel("round")
-    axes[1].set_ylabel("RC coefficient")
+    axes[1].set_ylabel(unit_label("RC coefficient, |c| = 1", "1"))
     axes[1].set_title("reaction coordinate per round")
     axes[1].legend(fontsize=8)
     axes[2].plot(rounds, [r.effective_sample_size for r in records], "o-")
-    axes[2].set_xlabel("round")
-    axes[2].set_ylabel("effective sample size (MBAR)")
+    axes[2].set_ylabel(unit_label("effective sample size (MBAR)", "frames"))
     axes[2].set_title("reweighting quality")
     for ax in axes[1:]:
-        ax.set_xticks(rounds)
+        _per_round_axes(ax, rounds)
     return _finish(fig, path)
+
+
+def _series(rounds: Sequence[int], values: Sequence[float | None] | None):
+    """The rounds and values where a per-round value exists (None: not defined that round)."""
+    if values is None:
+        return [], []
+    kept = [(r, v) for r, v in zip(rounds, values, strict=True) if v is not None]
+    return [r for r, _ in kept], [float(v) for _, v in kept]
 
 
 def convergence(
@@ -169,46 +273,100 @@ def convergence(
     kl_divergence: Sequence[float],
     angle_change_deg: Sequence[float | None],
     free_energy_change_kT: Sequence[float | None],
+    seed_spread_deg: Sequence[float | None] | None = None,
+    slow_direction_angle_deg: Sequence[float] | None = None,
+    angle_limit_deg: float | None = None,
+    free_energy_limit_kT: float | None = None,
+    profile_max_kT: float | None = None,
+    min_rounds: int | None = None,
+    kl_threshold: float | None = None,
 ) -> Figure:
-    """Per round: RC coefficients, MBAR ESS, KL of the chosen RC, RC angle and F changes."""
-    fig = Figure(figsize=(16, 3.8), layout="tight")
-    axes = fig.subplots(1, 4)
+    """One panel per quantity, per round, with the campaign's thresholds as lines.
+
+    Panels: RC coefficients (dimensionless); RC change from the previous round (deg, limit
+    ``angle_limit_deg``); largest angle between the seeds' RCs (deg, the same limit; when any
+    round has one); RMS change of F(chi) (kT, limit ``free_energy_limit_kT``); KL of the chosen
+    RC (nats, the spurious-model threshold ``kl_threshold``); MBAR effective sample size
+    (frames); the RC's angle to the known slow direction (deg; when given). On the panels of a
+    convergence criterion a dotted line marks the first round that may converge
+    (``min_rounds``). Thresholds left None are not drawn (the title says so).
+    """
+    rounds = [int(r) for r in rounds]
     coefficients = np.asarray(coefficients, dtype=float).reshape(len(rounds), -1)
+    has_spread = bool(_series(rounds, seed_spread_deg)[0])
+    has_slow = slow_direction_angle_deg is not None
+    n_panels = 5 + has_spread + has_slow
+    columns = 3 if n_panels <= 6 else 4
+    rows = -(-n_panels // columns)
+    fig = Figure(figsize=(4.3 * columns, 3.4 * rows), layout="constrained")
+    grid = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for extra in grid[n_panels:]:
+        fig.delaxes(extra)
+    panels = iter(grid[:n_panels])
+    ticks = list(range(min(rounds), max(rounds + [(min_rounds or 1) - 1]) + 1)) if rounds else []
+
+    def panel(ylabel: str, unit: str, title: str):
+        ax = next(panels)
+        ax.set_ylabel(unit_label(ylabel, unit))
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("round (index)")
+        ax.set_xticks(ticks)
+        if ticks:
+            ax.set_xlim(ticks[0] - 0.3, ticks[-1] + 0.3)
+        return ax
+
+    def criterion(ax, limit, unit) -> None:
+        if limit is not None:
+            ax.axhline(limit, color="tab:red", ls="--", lw=1, label=f"limit {limit:g} {unit}")
+        if min_rounds is not None:
+            ax.axvline(min_rounds - 1, color="0.4", ls=":", lw=1,
+                       label=f"first round that may converge (min_rounds {min_rounds})")
+        if limit is not None or min_rounds is not None:
+            ax.legend(fontsize=7)
+        ax.set_ylim(bottom=0)
+
+    ax = panel("$c_i$", "1", "RC coefficients (|c| = 1)")
     for i, name in enumerate(feature_names):
-        axes[0].plot(rounds, coefficients[:, i], "o-", label=f"c[{name}]")
-    axes[0].set_ylabel("RC coefficient")
-    axes[0].set_title("reaction coordinate per round")
-    axes[0].legend(fontsize=7)
-    axes[1].plot(rounds, effective_sample_size, "o-")
-    axes[1].set_ylabel("effective sample size (MBAR)")
-    axes[1].set_title("reweighting quality")
-    axes[2].plot(rounds, kl_divergence, "o-")
-    axes[2].set_ylabel("KL(latent || chi)")
-    axes[2].set_title("KL of the chosen RC")
-    later = [i for i, a in enumerate(angle_change_deg) if a is not None]
-    ax = axes[3]
-    ax.plot(
-        [rounds[i] for i in later],
-        [angle_change_deg[i] for i in later],
-        "o-",
-        color="tab:blue",
-        label="RC change / deg",
-    )
-    ax.set_ylabel("RC change / deg", color="tab:blue")
-    twin = ax.twinx()
-    changes = [i for i, f in enumerate(free_energy_change_kT) if f is not None]
-    twin.plot(
-        [rounds[i] for i in changes],
-        [free_energy_change_kT[i] for i in changes],
-        "s--",
-        color="tab:orange",
-        label="F change / kT",
-    )
-    twin.set_ylabel("F(chi) change / kT (RMS)", color="tab:orange")
-    ax.set_title("change from the previous round")
-    for a in axes:
-        a.set_xlabel("round")
-        a.set_xticks(list(rounds))
+        ax.plot(rounds, coefficients[:, i], "o-", label=f"c[{name}]")
+    ax.legend(fontsize=7)
+
+    ax = panel("RC change", "deg", "criterion: RC change from the previous round")
+    ax.plot(*_series(rounds, angle_change_deg), "o-", color="tab:blue")
+    criterion(ax, angle_limit_deg, "deg")
+
+    if has_spread:
+        ax = panel("seed spread", "deg", "criterion: largest angle between the seeds' RCs")
+        ax.plot(*_series(rounds, seed_spread_deg), "o-", color="tab:purple")
+        criterion(ax, angle_limit_deg, "deg")
+
+    region = "" if profile_max_kT is None else f" where F < {profile_max_kT:g} kT"
+    ax = panel(r"$F(\chi)$ change, RMS", "kT", "criterion: F change" + region)
+    ax.plot(*_series(rounds, free_energy_change_kT), "s-", color="tab:orange")
+    criterion(ax, free_energy_limit_kT, "kT")
+
+    ax = panel(r"KL(latent $\|$ $\chi$)", "nats", "KL of the chosen RC")
+    ax.plot(rounds, [float(k) for k in kl_divergence], "o-", color="tab:green")
+    if kl_threshold is not None:
+        ax.axhline(kl_threshold, color="tab:red", ls="--", lw=1,
+                   label=f"spurious-model threshold {kl_threshold:g} nats")
+        ax.legend(fontsize=7)
+    ax.set_ylim(bottom=0)
+
+    ax = panel("ESS", "frames", "MBAR effective sample size")
+    ax.plot(rounds, [float(e) for e in effective_sample_size], "o-", color="tab:gray")
+    ax.set_ylim(bottom=0)
+
+    if has_slow:
+        ax = panel("angle to the slow direction", "deg", "RC against the known slow direction")
+        ax.plot(rounds, [float(a) for a in slow_direction_angle_deg], "o-", color="tab:brown")
+        ax.set_ylim(0, 90)
+
+    unknown = [name for name, value in (("RC change", angle_limit_deg),
+                                        ("F change", free_energy_limit_kT),
+                                        ("min_rounds", min_rounds)) if value is None]
+    fig.suptitle("convergence per round"
+                 + (f" (thresholds not known: {', '.join(unknown)})" if unknown else ""),
+                 fontsize=10)
     return _finish(fig, path)
 
 
@@ -221,26 +379,17 @@ def profile_with_errors(
     exact_kT=None,
     cores: Sequence[tuple[float, float]] = (),
     title: str = "",
+    chi_unit: str | None = None,
 ) -> Figure:
-    """F(chi) with bootstrap error bars (1 sigma), the exact profile when known, and the
-    metastable states' cores shaded."""
-    fig = Figure(figsize=(6, 4.3), layout="tight")
+    """F(chi) with bootstrap error bars (1 sigma), the exact profile when known (shifted as its
+    legend says), the metastable states' cores shaded; no line across bins without frames."""
+    fig = Figure(figsize=(6.5, 4.5), layout="tight")
     ax = fig.subplots()
     for i, (lo, hi) in enumerate(cores):
         ax.axvspan(
             lo, hi, color="tab:green", alpha=0.12, lw=0, label="state cores" if i == 0 else None
         )
-    _profile_axes(ax, centers, profile_kT, exact_kT)
-    finite = np.isfinite(profile_kT) & np.isfinite(sigma_kT)
-    ax.errorbar(
-        centers[finite],
-        profile_kT[finite],
-        yerr=sigma_kT[finite],
-        fmt="none",
-        ecolor="tab:blue",
-        alpha=0.6,
-        capsize=2,
-    )
+    _profile_axes(ax, centers, profile_kT, exact_kT, chi_unit=chi_unit, sigma_kT=sigma_kT)
     ax.set_title(title, fontsize=9)
     return _finish(fig, path)
 
@@ -255,38 +404,32 @@ def latent_analysis(
     feature_names,
     directions=None,
     kl_landscape=None,
+    feature_units: Sequence[str] | None = None,
 ) -> Figure:
-    """Latent vs each order parameter, latent vs chi histograms, and the KL landscape."""
+    """Latent vs each order parameter, latent vs chi histograms, and the KL landscape.
+
+    ``feature_units``: the unit of each order parameter (a feature's ``unit``; None: not
+    given)."""
     from .coordinate import robust_unit_scale
 
     d = features.shape[1]
+    units = list(feature_units) if feature_units is not None else [None] * d
     n_panels = d + 1 + (kl_landscape is not None)
     fig = Figure(figsize=(4.2 * n_panels, 3.8), layout="tight")
     axes = np.atleast_1d(fig.subplots(1, n_panels))
     step = max(1, len(latent) // 5000)
     for i in range(d):
         axes[i].plot(features[::step, i], latent[::step], ".", ms=1.5, alpha=0.5)
-        axes[i].set_xlabel(feature_names[i])
-        axes[i].set_ylabel("latent (encoder mean)")
+        axes[i].set_xlabel(unit_label(feature_names[i], units[i] if units[i] else "unit not given"))
+        axes[i].set_ylabel(unit_label("latent, encoder mean", "1"))
     ax = axes[d]
     bins = np.linspace(0, 1, 51)
-    ax.hist(
-        robust_unit_scale(latent, weights),
-        bins=bins,
-        weights=weights,
-        density=True,
-        alpha=0.5,
-        label="latent",
-    )
-    ax.hist(
-        robust_unit_scale(chi, weights),
-        bins=bins,
-        weights=weights,
-        density=True,
-        alpha=0.5,
-        label=r"$\chi$",
-    )
-    ax.set_xlabel("rescaled to [0, 1] (weighted quantiles)")
+    ax.hist(robust_unit_scale(latent, weights), bins=bins, weights=weights, density=True,
+            alpha=0.5, label="latent")
+    ax.hist(robust_unit_scale(chi, weights), bins=bins, weights=weights, density=True,
+            alpha=0.5, label=r"$\chi$")
+    ax.set_xlabel(unit_label("rescaled to [0, 1] by weighted quantiles", "1"))
+    ax.set_ylabel(unit_label("reweighted probability density", "1"))
     ax.set_title("KL match (reweighted)")
     ax.legend(fontsize=8)
     if kl_landscape is not None:
@@ -295,11 +438,11 @@ def latent_analysis(
             angle = np.degrees(np.arctan2(directions[:, 1], directions[:, 0]))
             order = np.argsort(angle)
             ax.plot(angle[order], kl_landscape[order])
-            ax.set_xlabel("direction angle from the first feature / deg")
+            ax.set_xlabel(unit_label("direction angle from the first feature", "deg"))
         else:
             ax.plot(np.sort(kl_landscape))
-            ax.set_xlabel("scanned directions (sorted)")
-        ax.set_ylabel("KL(latent || chi)")
+            ax.set_xlabel("scanned directions, sorted by KL (index)")
+        ax.set_ylabel(unit_label(r"KL(latent $\|$ $\chi$)", "nats"))
         ax.set_title("KL landscape")
     return _finish(fig, path)
 
@@ -310,6 +453,7 @@ def chi_time_series(
     rounds,
     coefficients,
     cores: Sequence[tuple[float, float]] = (),
+    chi_unit: str | None = None,
 ) -> Figure:
     """chi(t) along the final RC: one line per walker of every round (coloured by round), with
     the metastable states' cores shaded.
@@ -319,8 +463,9 @@ def chi_time_series(
     """
     fig = Figure(figsize=(10, 3.5), layout="tight")
     ax = fig.subplots()
-    for lo, hi in cores:
-        ax.axhspan(lo, hi, color="tab:green", alpha=0.12, lw=0)
+    for i, (lo, hi) in enumerate(cores):
+        ax.axhspan(lo, hi, color="tab:green", alpha=0.12, lw=0,
+                   label="state cores" if i == 0 else None)
     colours = _colours(len(rounds))
     for k, r in enumerate(rounds):
         chi = r.features @ coefficients
@@ -338,22 +483,24 @@ def chi_time_series(
                 if w == 0
                 else None,
             )
-    ax.set_xlabel("time / ps")
-    ax.set_ylabel(r"$\chi$ (final RC)")
-    ax.legend(fontsize=7, ncol=min(6, len(rounds)))
+    ax.set_xlabel(unit_label("time within the round", "ps"))
+    ax.set_ylabel(unit_label(r"$\chi$ (final RC)", chi_unit))
+    ax.legend(fontsize=7, ncol=min(6, len(rounds) + 1))
     return _finish(fig, path)
 
 
 def free_energy_surface(
     path: str | Path | None = None, *, x, y, f_kT, xlabel: str, ylabel: str
 ) -> Figure:
-    """2-D free-energy surface (kT) over two order parameters."""
+    """2-D free-energy surface (kT) over two order parameters; bins without frames are blank.
+
+    ``xlabel`` and ``ylabel`` should carry their units (:func:`unit_label`)."""
     fig = Figure(figsize=(5.5, 4.5), layout="tight")
     ax = fig.subplots()
     shown = np.where(np.isfinite(f_kT), np.minimum(f_kT, 12), np.nan)
     mesh = ax.pcolormesh(x, y, shown, shading="auto", cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label="F / kT")
+    fig.colorbar(mesh, ax=ax, label=unit_label("F, capped at 12 kT", "kT"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title("free-energy surface (all rounds, MBAR)")
+    ax.set_title("free-energy surface (all rounds, MBAR); blank: no frames", fontsize=9)
     return _finish(fig, path)

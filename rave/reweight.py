@@ -20,13 +20,12 @@ weights mixes the rounds in the wrong proportions (errors of several kT in pract
 Uncertainty: :func:`bootstrap_free_energy_profile` resamples blocks of frames within each round
 (and within each walker) and re-solves MBAR for every replicate, so the error bars include the
 uncertainty of the offsets ``f_k``; the block length follows from the
-:func:`statistical_inefficiency` of the binned coordinate. (:func:`free_energy_uncertainty`
-keeps the weights fixed and misses that part.)
+:func:`statistical_inefficiency` of the binned coordinate.
 
 Public API
 ----------
 ``ReweightResult``, ``mbar_reweight``, ``single_round_log_weights``, ``effective_sample_size``,
-``free_energy_profile``, ``free_energy_uncertainty``, ``ProfileEstimate``,
+``free_energy_profile``, ``align_reference``, ``AlignedReference``, ``ProfileEstimate``,
 ``bootstrap_free_energy_profile``, ``statistical_inefficiency``, ``walker_segments``.
 """
 
@@ -48,7 +47,8 @@ __all__ = [
     "single_round_log_weights",
     "effective_sample_size",
     "free_energy_profile",
-    "free_energy_uncertainty",
+    "align_reference",
+    "AlignedReference",
     "ProfileEstimate",
     "bootstrap_free_energy_profile",
     "statistical_inefficiency",
@@ -501,6 +501,80 @@ def free_energy_profile(
     return centers, f if kT is None else f * kT
 
 
+#: Default region of a profile where a reference is matched to it: bins below this F (kT).
+ALIGN_BELOW_KT = 5.0
+
+
+@dataclass(frozen=True)
+class AlignedReference:
+    """A reference profile shifted onto an estimated one (see :func:`align_reference`).
+
+    Attributes
+    ----------
+    free_energy : np.ndarray, shape=(n_bins,), dtype=float
+        The reference plus ``offset_kT``, kT.
+    offset_kT : float
+        The constant added to the reference, kT.
+    matched_bins : int
+        Bins the two were matched over; 0 when none was usable and the reference was shifted
+        to a minimum of 0 instead.
+    below_kT : float
+        The matching region: bins where the estimate is below this F, kT.
+    rmse_kT : float
+        RMS difference of the estimate and the shifted reference over the matched bins, kT
+        (``nan`` when ``matched_bins`` is 0).
+    """
+
+    free_energy: np.ndarray
+    offset_kT: float
+    matched_bins: int
+    below_kT: float
+    rmse_kT: float
+
+
+def align_reference(
+    reference_kT: np.ndarray, profile_kT: np.ndarray, below_kT: float = ALIGN_BELOW_KT
+) -> AlignedReference:
+    """Shift a reference F (e.g. the exact profile of a model potential) onto an estimated one.
+
+    F is defined up to a constant. The reference is shifted so that its mean difference from
+    the estimate is zero over the bins where both are finite and the estimate is below
+    ``below_kT``; the RMS of the remaining difference is the estimate's error against the
+    reference. With no such bin the reference is shifted to a minimum of 0.
+
+    Parameters
+    ----------
+    reference_kT : np.ndarray, shape=(n_bins,), dtype=float
+        Reference F in kT on the estimate's bins (``inf`` or ``nan`` where not defined).
+    profile_kT : np.ndarray, shape=(n_bins,), dtype=float
+        Estimated F in kT (``inf`` in bins without frames).
+    below_kT : float
+        Upper end of the matching region, kT (> 0).
+
+    Returns
+    -------
+    AlignedReference
+    """
+    ref = np.asarray(reference_kT, dtype=float)
+    est = np.asarray(profile_kT, dtype=float)
+    if ref.ndim != 1 or ref.shape != est.shape:
+        raise ValueError(
+            f"reference_kT and profile_kT must be 1-D of one shape. You supplied {ref.shape} "
+            f"and {est.shape}"
+        )
+    if not np.isfinite(below_kT) or below_kT <= 0:
+        raise ValueError(f"below_kT must be > 0 (kT). You supplied {below_kT}")
+    mask = np.isfinite(ref) & np.isfinite(est) & (est < below_kT)
+    if mask.any():
+        offset = -float(np.mean(ref[mask] - est[mask]))
+        rmse = float(np.sqrt(np.mean((est[mask] - ref[mask] - offset) ** 2)))
+    elif np.isfinite(ref).any():
+        offset, rmse = -float(np.min(ref[np.isfinite(ref)])), float("nan")
+    else:
+        raise ValueError("reference_kT has no finite value: there is nothing to align")
+    return AlignedReference(ref + offset, offset, int(mask.sum()), float(below_kT), rmse)
+
+
 def _as_positive_energy(value: object, name: str) -> float:
     """Accept a float (kJ/mol) or an OpenMM energy Quantity; return kJ/mol as a float."""
     if hasattr(value, "value_in_unit"):
@@ -520,70 +594,6 @@ def _as_positive_energy(value: object, name: str) -> float:
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be finite and > 0 (kJ/mol). You supplied {v}")
     return v
-
-
-def free_energy_uncertainty(
-    values: np.ndarray,
-    log_weights: np.ndarray | None,
-    edges: np.ndarray,
-    n_blocks: int = 10,
-    n_bootstrap: int = 200,
-    seed: int = 0,
-    kT: float | None = None,
-    density: bool = True,
-) -> np.ndarray:
-    """Block-bootstrap standard error of ``free_energy_profile``.
-
-    The frames are cut into ``n_blocks`` contiguous blocks (in the given order, i.e. in time
-    if frames are in time order, which keeps the correlation within a block); blocks are
-    resampled with replacement and the profile recomputed with the *same* log-weights (the
-    MBAR offsets are not re-solved, so their uncertainty is not included: for frames from
-    several rounds use :func:`bootstrap_free_energy_profile`). Each replicate's profile is
-    aligned to the full-data profile by the mean over bins finite in both.
-
-    Parameters
-    ----------
-    values, log_weights, edges, kT, density
-        As in ``free_energy_profile``.
-    n_blocks : int
-        Number of contiguous blocks (>= 2).
-    n_bootstrap : int
-        Number of bootstrap replicates (>= 2).
-    seed : int
-        Seed of the resampling.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_bins,), dtype=float
-        Standard deviation of F over the replicates, in kT (or kJ/mol if ``kT`` is given);
-        ``nan`` in bins that are empty in the full data or in more than half the replicates.
-    """
-    x, lw, e = _validate_profile_input(values, log_weights, edges)
-    if kT is not None:
-        kT = _as_positive_energy(kT, "kT")
-    if int(n_blocks) != n_blocks or n_blocks < 2 or n_blocks > x.size:
-        raise ValueError(
-            f"n_blocks must be an integer in [2, n_frames = {x.size}]. You supplied {n_blocks}"
-        )
-    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 2:
-        raise ValueError(f"n_bootstrap must be an integer >= 2. You supplied {n_bootstrap}")
-    _, f_ref = _profile(x, lw, e, density)
-    blocks = np.array_split(np.arange(x.size), int(n_blocks))
-    rng = np.random.default_rng(seed)
-    reps = np.full((int(n_bootstrap), e.size - 1), np.nan)
-    for b in range(int(n_bootstrap)):
-        pick = rng.integers(0, len(blocks), size=len(blocks))
-        idx = np.concatenate([blocks[i] for i in pick])
-        _, f = _profile(x[idx], lw[idx], e, density)
-        both = np.isfinite(f) & np.isfinite(f_ref)
-        if both.any():
-            f = f - np.mean(f[both] - f_ref[both])
-        reps[b] = np.where(np.isfinite(f), f, np.nan)
-    n_ok = np.isfinite(reps).sum(axis=0)
-    sigma = np.full(e.size - 1, np.nan)
-    good = (n_ok > n_bootstrap / 2) & np.isfinite(f_ref)
-    sigma[good] = np.nanstd(reps[:, good], axis=0, ddof=1)
-    return sigma if kT is None else sigma * kT
 
 
 # --------------------------------------------------------------------------------------------
@@ -834,8 +844,7 @@ def bootstrap_free_energy_profile(
     frames), solves the MBAR equations again for the resampled frames (Newton's method from the
     data's ``f_k``), and histograms the resulting weights. The spread of the replicates'
     ``F_b = -ln(p_b / width_b)`` is the standard error, so the uncertainty of the offsets
-    ``f_k`` between rounds is part of it (unlike :func:`free_energy_uncertainty`, which keeps
-    the weights fixed).
+    ``f_k`` between rounds is part of it.
 
     Parameters
     ----------

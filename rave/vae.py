@@ -857,34 +857,6 @@ class VAEModel:
                 total += float(w[start:stop] @ per_frame)
         return total
 
-    def decode(self, latent: np.ndarray) -> np.ndarray:
-        """Decoder output mapped back to feature units.
-
-        Parameters
-        ----------
-        latent : np.ndarray, shape=(n_frames,)
-            Latent values.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames, n_features), dtype=float64
-            Reconstructed order parameters, in the features' units.
-        """
-        z = np.asarray(latent, dtype=np.float64)
-        if z.ndim != 1 or not np.isfinite(z).all():
-            raise ValueError(f"latent must be a finite 1-D array. You supplied shape {z.shape}")
-        outs = []
-        with torch.no_grad():
-            for start in range(0, z.shape[0], _INFERENCE_CHUNK):
-                chunk = torch.as_tensor(
-                    z[start : start + _INFERENCE_CHUNK, None],
-                    dtype=torch.float32,
-                    device=self.device,
-                )
-                outs.append(self._network.decode(chunk).detach().cpu().numpy())
-        x = np.concatenate(outs).astype(np.float64) if outs else np.zeros((0, self.n_features))
-        return x * self.feature_scale + self.feature_mean
-
     def export_torchscript(self, path: str | Path) -> None:
         """Write the encoder mean as TorchScript, standardisation included.
 

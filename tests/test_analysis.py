@@ -14,6 +14,8 @@ from matplotlib.figure import Figure
 
 from rave import store
 from rave.analysis import (
+    MIN_BIN_FRAMES,
+    MIN_STATE_FRAMES,
     CampaignFileError,
     CampaignResult,
     count_transitions,
@@ -25,7 +27,7 @@ from rave.bias import Bias, BiasGrid
 from rave.cli import main
 from rave.config import load_config
 from rave.features import Position
-from rave.reweight import bootstrap_free_energy_profile
+from rave.reweight import bootstrap_free_energy_profile, free_energy_profile
 from rave.vae import VAE, VAEConfig, VAEModel
 
 ROUND_OFF = 1e-12  # chi units or kT: agreement of two exact computations of the same number
@@ -85,6 +87,62 @@ def test_empty_bins_separate_states():
     assert all(np.isinf(s.depth_kT) for s in states)
 
 
+def test_bins_with_too_few_frames_are_never_states():
+    # a double well sampled well, plus lone frames in the tails: each lone frame's bin lies
+    # between empty bins, so without counts it is a minimum with no barrier (a "state")
+    x = _grid()
+    counts = np.where(np.abs(np.abs(x) - 1.0) < 0.3, 200, 0)
+    lone = [10, 30, 370, 390]  # bins at chi = -1.9, -1.7, 1.7, 1.9
+    counts[lone] = 1
+    with np.errstate(divide="ignore"):
+        f = -np.log(counts / counts.sum())
+    f -= f[np.isfinite(f)].min()
+    assert len(find_metastable_states(x, f)) == 6  # the trap: lone frames make 4 more
+    states = find_metastable_states(x, f, counts=counts)
+    assert [s.minimum for s in states] == pytest.approx([-1.0, 1.0], abs=0.3)
+    for s in states:
+        inside = (x > s.core[0]) & (x < s.core[1])
+        assert s.frames == counts[inside].sum() >= MIN_STATE_FRAMES
+    # a lone bin with enough frames for its F but too few for a state: no state either
+    counts[lone] = MIN_BIN_FRAMES
+    assert len(find_metastable_states(x, f, counts=counts)) == 2
+
+
+def test_deep_minimum_with_a_thin_core_joins_its_neighbour():
+    # minima A (0 kT, 50 frames per bin) and B (1 kT) 4 kT deep, but B's core holds 3 frames
+    # per bin over 3 bins (9 < MIN_STATE_FRAMES): B is merged into A across the sampled barrier
+    knots_x = [-2.0, -1.0, 0.0, 1.0, 2.0]
+    knots_f = [4.0, 0.0, 5.0, 1.0, 5.0]
+    x = _grid()
+    f = np.interp(x, knots_x, knots_f)
+    counts = np.where(x < 0.5, 50, 3)
+    states = find_metastable_states(x, f, smoothing_bins=0, counts=counts)
+    assert [s.minimum for s in states] == pytest.approx([-1.0], abs=ROUND_OFF)
+    assert np.isinf(states[0].depth_kT)
+    # with the frames to be a state, B is one
+    both = find_metastable_states(x, f, smoothing_bins=0, counts=np.full(x.size, 50))
+    assert [s.minimum for s in both] == pytest.approx([-1.0, 1.0], abs=ROUND_OFF)
+    assert [s.depth_kT for s in both] == pytest.approx([5.0, 4.0], abs=ROUND_OFF)
+
+
+def test_a_lone_sampled_island_without_enough_frames_is_dropped_not_merged():
+    x = _grid()
+    f = np.where(np.abs(x + 1.0) < 0.5, (x + 1.0) ** 2, np.inf)
+    island = np.abs(x - 1.5) < 0.015  # 3 bins, separated from the well by empty bins
+    f[island] = 0.5
+    counts = np.where(np.isfinite(f), 100, 0)
+    counts[island] = MIN_BIN_FRAMES  # each bin sampled, 15 frames in all: too few
+    assert island.sum() * MIN_BIN_FRAMES < MIN_STATE_FRAMES
+    states = find_metastable_states(x, f, counts=counts)
+    assert [s.minimum for s in states] == pytest.approx([-1.0], abs=ROUND_OFF)
+    assert states[0].frames >= MIN_STATE_FRAMES and np.isinf(states[0].depth_kT)
+    # with enough frames the island is a state of its own (no sampled barrier between them)
+    counts[island] = MIN_STATE_FRAMES
+    two = find_metastable_states(x, f, counts=counts)
+    assert [s.minimum for s in two] == pytest.approx([-1.0, 1.49], abs=ROUND_OFF)
+    assert two[1].frames == 3 * MIN_STATE_FRAMES
+
+
 def test_state_finder_errors_name_the_problem():
     x = _grid()
     with pytest.raises(ValueError, match=r"core_kT must be in \(0, min_depth_kT = 2.0\)"):
@@ -97,6 +155,12 @@ def test_state_finder_errors_name_the_problem():
         find_metastable_states(x[::-1], x**2)
     with pytest.raises(ValueError, match=r"smoothing_bins must be an integer >= 0"):
         find_metastable_states(x, x**2, smoothing_bins=-1)
+    with pytest.raises(ValueError, match=r"counts must be integers of the shape of centers"):
+        find_metastable_states(x, x**2, counts=np.ones(x.size))
+    with pytest.raises(ValueError, match=r"counts must be >= 0"):
+        find_metastable_states(x, x**2, counts=np.full(x.size, -1))
+    with pytest.raises(ValueError, match=r"min_state_frames must be an integer >= 1"):
+        find_metastable_states(x, x**2, min_state_frames=0)
 
 
 # ---- transitions -------------------------------------------------------------------------------
@@ -352,7 +416,7 @@ def test_figures_are_matplotlib_figures_with_one_line_per_walker(result):
 class _Tags(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.images, self.links, self.open = [], [], []
+        self.images, self.links, self.open, self.captions = [], [], [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -360,8 +424,14 @@ class _Tags(HTMLParser):
             self.images.append(attrs["src"])
         if tag == "a":
             self.links.append(attrs["href"])
+        if tag == "figcaption":
+            self.captions.append("")
         if tag not in ("meta", "br", "img"):  # void elements have no end tag
             self.open.append(tag)
+
+    def handle_data(self, data):
+        if self.open and self.open[-1] == "figcaption":
+            self.captions[-1] += data
 
     def handle_endtag(self, tag):
         assert self.open and self.open.pop() == tag, f"unbalanced </{tag}>"
@@ -380,13 +450,22 @@ def test_analyse_writes_markdown_and_self_contained_html_with_every_figure(campa
         "free_energy_2d.png",
         "potential.png",
     ]
+    lines = markdown.splitlines()
+    captions = {}
     for name in names:
         assert (out / name).stat().st_size > 1000, name
-        assert f"]({name})" in markdown
+        at = lines.index(f"![{name}]({name})")
+        # one sentence under each figure says what it shows
+        caption = lines[at + 2]
+        assert caption.startswith("*") and caption.endswith(".*") and len(caption) > 60, name
+        captions[name] = caption.strip("*")
+    assert "shifted by a constant" in captions["free_energy.png"]
+    assert "thresholds" in captions["convergence.png"]
     tags = _Tags()
     tags.feed(page)
     assert tags.open == [], f"unclosed tags {tags.open}"
     assert sorted(tags.images) == sorted(names)
+    assert sorted(tags.captions) == sorted(captions.values())
     # figures and the last round's figure are linked by relative path
     assert tags.links == [os.path.relpath(store.round_dir(campaign, 1) / "figure.png", out)]
     assert not tags.links[0].startswith("/") and (out / tags.links[0]).resolve().is_file()
@@ -403,7 +482,11 @@ def test_report_of_a_campaign_without_config_has_no_potential_figure(tmp_path):
     assert report == workdir / "report" / "report.md"
     assert (workdir / "report" / "report.html").exists()
     assert not (workdir / "report" / "potential.png").exists()
-    assert "free_energy.png" in report.read_text()
+    text = report.read_text()
+    assert "free_energy.png" in text
+    assert "the convergence thresholds are not drawn: the campaign has no readable" in text
+    assert "RC angle to the known slow direction" not in text
+    assert "error against the exact profile" not in text
 
 
 def test_missing_model_file_is_reported_by_name(campaign, tmp_path):
@@ -415,3 +498,155 @@ def test_missing_model_file_is_reported_by_name(campaign, tmp_path):
     (copy / "round_001" / coordinate["model_files"][1]).unlink()
     with pytest.raises(CampaignFileError, match=r"round_001/models/vae_seed11.pt is missing"):
         CampaignResult.load(copy).model(-1)
+
+
+# ---- a short campaign with one crossing --------------------------------------------------------
+# Round 0 (unbiased) stays in the well at chi = -1 with two single-frame excursions into the left
+# tail; round 1 (biased) stays at -1, crosses the barrier once in four frames and stays at +1,
+# with two single-frame excursions into the right tail. chi(t) crosses once: one transition, two
+# states. The lone frames of the tails and of the barrier sit in bins between empty bins: the
+# trap of counting such bins as states.
+CROSSING_FRAMES = (500, 804)
+
+
+def _correlated(n: int, mean: float, rng, sd: float = 0.15, tau: float = 5.0) -> np.ndarray:
+    """An AR(1) series about ``mean`` (stationary sd ``sd``, correlation time ``tau`` frames)."""
+    a = np.exp(-1.0 / tau)
+    x = np.empty(n)
+    x[0] = mean
+    for i in range(1, n):
+        x[i] = mean + a * (x[i - 1] - mean) + sd * np.sqrt(1 - a * a) * rng.standard_normal()
+    return x
+
+
+def _one_crossing_chi() -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    round0 = _correlated(500, -1.0, rng)
+    round0[[100, 300]] = [-1.9, -1.75]
+    round1 = np.concatenate(
+        [_correlated(300, -1.0, rng), np.linspace(-0.7, 0.7, 4), _correlated(500, 1.0, rng)]
+    )
+    round1[[500, 700]] = [1.8, 2.0]
+    return [round0, round1]
+
+
+def _write_one_crossing_campaign(root):
+    rng = np.random.default_rng(2)
+    workdir = root / "crossing"
+    grid = np.linspace(-2.5, 2.5, 51)
+    bias = Bias(RC, BiasGrid(-2.5, 2.5, -3.0 * np.exp(-(grid**2))))
+    rounds = []
+    for k, chi in enumerate(_one_crossing_chi()):
+        features = np.column_stack([chi, rng.normal(0.0, 0.3, chi.size)])
+        folder = store.round_dir(workdir, k)
+        applied = bias if k == 1 else None
+        store.write_npz(
+            folder / "frames.npz",
+            features=features,
+            bias_kjmol=np.zeros(len(features)) if applied is None else applied.energy(features),
+            time_ps=np.arange(len(features)) * 0.1,
+        )
+        if applied is not None:
+            store.write_json(folder / "bias_applied.json", applied.to_dict())
+        store.write_json(folder / "bias.json", bias.to_dict())
+        (folder / "models").mkdir(parents=True, exist_ok=True)
+        _model(k).save(folder / "models/vae.pt")
+        store.write_json(folder / "coordinate.json", {
+            "coefficients": RC.tolist(), "kl_divergence": 0.01, "feature_names": ["x", "y"],
+            "model_kl_divergences": [0.01], "chosen_model": 0, "model_files": ["models/vae.pt"],
+            "spurious_models": [], "kl_threshold": 0.5,
+        })
+        rounds.append({
+            "index": k, "coefficients": RC.tolist(), "kl_divergence": 0.01,
+            "frames": len(features), "effective_sample_size": float(len(features)),
+            "angle_change_deg": None if k == 0 else 0.5,
+            "free_energy_change_kT": None if k == 0 else 0.9, "converged": False,
+        })
+    store.write_json(workdir / "features.json",
+                     [Position(0, "x", name="x").to_dict(), Position(0, "y", name="y").to_dict()])
+    store.write_json(workdir / "summary.json", {
+        "temperature_K": TEMPERATURE_K, "feature_names": ["x", "y"], "converged": False,
+        "system": "hand-made, one crossing", "rounds": rounds,
+    })
+    return workdir
+
+
+def test_one_crossing_gives_one_transition_and_no_state_without_frames(tmp_path):
+    workdir = _write_one_crossing_campaign(tmp_path)
+    result = CampaignResult.load(workdir)
+    assert [len(r.features) for r in result.rounds] == list(CROSSING_FRAMES)
+    chi = result.all_features() @ RC
+    # the trap is there: along the report's 60 bins, lone frames make minima between empty bins
+    edges = np.linspace(chi.min(), chi.max(), 61)
+    centers, f = free_energy_profile(chi, result.log_weights, edges)
+    assert len(find_metastable_states(centers, f)) > 2
+    states = result.metastable_states()
+    assert [s.minimum for s in states] == pytest.approx([-1.0, 1.0], abs=0.15)
+    for s in states:  # every state's core holds the frames it reports, and enough of them
+        assert s.frames == np.count_nonzero((chi >= s.core[0]) & (chi <= s.core[1]))
+        assert s.frames >= MIN_STATE_FRAMES
+    assert [r["transitions"] for r in result.diagnostics()] == [0, 1]
+    figures = result.report_figures(n_bootstrap=10)
+    assert "2 metastable state(s)" in figures["free_energy"].caption
+    assert ": 1 transition(s) in all" in figures["chi_time_series"].caption
+    cores = [ax for ax in figures["chi_time_series"].figure.axes if ax.patches]
+    assert len(cores[0].patches) == 2  # one band per state core
+    report = write_report(workdir).read_text()
+    assert "| 1 | 804 | 804.0 | 0.0100 | 0.50 | 0.900 | 1 | 1 |" in report
+    assert report.count("frames)") >= 2 and "depth not bounded by a sampled barrier" in report
+
+
+# ---- the report's figures: units, gaps, references, captions -----------------------------------
+
+
+def test_every_axis_of_every_report_figure_names_its_unit(result):
+    from test_figures import axis_labels_without_unit
+
+    figures = result.figures(n_bootstrap=10)
+    for name, fig in figures.items():
+        assert axis_labels_without_unit(fig) == [], name
+    assert result.chi_unit == "nm"
+    assert figures["free_energy"].axes[0].get_xlabel().endswith("(nm)")
+    assert figures["chi_time_series"].axes[0].get_ylabel().endswith("(nm)")
+    assert [ax.get_xlabel() for ax in figures["latent"].axes[:2]] == ["x (nm)", "y (nm)"]
+
+
+def test_report_profile_breaks_its_line_at_bins_without_frames_and_states_the_shift(result):
+    est = result.profile(n_bootstrap=10)
+    empty = ~np.isfinite(est.free_energy)
+    assert empty.sum() >= 5  # the hand-made wells leave a gap between them
+    ax = result.figures(n_bootstrap=10)["free_energy"].axes[0]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "RAVE (all rounds, MBAR)"]
+    np.testing.assert_array_equal(line.get_xdata(), est.centers)
+    assert np.isnan(np.asarray(line.get_ydata(), float)[empty]).all()
+    labels = ax.get_legend_handles_labels()[1]
+    assert "exact (quadrature), shifted to the mean of RAVE's F where F < 5 kT" in labels
+    assert "bins without frames" in labels
+
+
+def test_convergence_figure_of_a_campaign_draws_its_config_thresholds_and_slow_direction(result):
+    # the fixture's config is a rotated double well (slow direction 35 deg off x) with the
+    # default [convergence] thresholds; the RC is x in both rounds
+    assert result.slow_direction_angles_deg() == pytest.approx([35.0, 35.0], abs=1e-9)
+    fig = result.figures(n_bootstrap=10)["convergence"]
+    axes = {ax.get_ylabel(): ax for ax in fig.axes}
+    slow = axes["angle to the slow direction (deg)"].get_lines()[0].get_ydata()
+    assert list(slow) == pytest.approx([35.0, 35.0], abs=1e-9)
+
+    def levels(name):
+        return [line.get_ydata()[0] for line in axes[name].get_lines()
+                if line.get_linestyle() == "--"]
+
+    assert levels("RC change (deg)") == [5.0]
+    assert levels(r"$F(\chi)$ change, RMS (kT)") == [0.5]
+    assert levels(r"KL(latent $\|$ $\chi$) (nats)") == [0.5]
+
+
+def test_rave_run_summary_lines_say_what_the_campaign_gave(result):
+    lines = result.outcome_lines()
+    assert lines[0] == "final RC: chi = +1.000 x +0.000 y (chi in nm)"
+    assert lines[1] == "RC angle to the known slow direction: 35.0 deg"
+    comparison = result.exact_comparison()
+    assert lines[2] == (f"F(chi) error against the exact profile: {comparison.rmse_kT:.2f} kT RMS "
+                        f"over the {comparison.matched_bins} bins where F < 5 kT")
+    assert comparison.matched_bins > 10

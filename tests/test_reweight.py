@@ -13,7 +13,6 @@ from rave.reweight import (
     ReweightResult,
     effective_sample_size,
     free_energy_profile,
-    free_energy_uncertainty,
     mbar_reweight,
     single_round_log_weights,
 )
@@ -286,23 +285,6 @@ def test_profile_density_normalises_by_bin_width():
     _, f_prob = free_energy_profile(values, None, edges, density=False)
     np.testing.assert_allclose(f_density, 0.0, atol=ROUND_OFF)
     np.testing.assert_allclose(f_prob, [0.0, np.log(2.0), np.log(2.0)], atol=ROUND_OFF)
-
-
-def test_block_bootstrap_uncertainty_matches_multinomial_sigma():
-    # 10 equal-probability bins, independent frames: sigma(F_b) = sqrt((1 - p) / (n p))
-    rng = np.random.default_rng(10)
-    n, n_bins = 20000, 10
-    values = rng.uniform(0.0, 1.0, size=n)
-    sigma = free_energy_uncertainty(
-        values, None, np.linspace(0, 1, n_bins + 1), n_blocks=50, n_bootstrap=400, seed=0
-    )
-    p = 1.0 / n_bins
-    expected = np.sqrt((1 - p) / (n * p))
-    ratio = float(np.mean(sigma) / expected)
-    bootstrap_tolerance = 0.15  # relative: ~10 % noise per bin from 50 blocks, averaged over 10
-    assert abs(ratio - 1.0) < bootstrap_tolerance, (
-        f"bootstrap sigma {np.mean(sigma):.4f} kT vs expected {expected:.4f} kT"
-    )
 
 
 # ---- errors ------------------------------------------------------------------------------------
