@@ -56,12 +56,13 @@ from .bias import (
     build_bias_grid,
     reduced_bias_matrix,
 )
+from .analysis import chi_unit
 from .config import Config, ConfigError, check_frame_memory
 from .coordinate import align_sign, choose_coordinate, direction_angle_deg, fit_coordinate
 from .engine import Frames, MDError
 from .features import openmm_feature_values
 from .resources import read_allowed_cores
-from .reweight import free_energy_profile, mbar_reweight
+from .reweight import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
 from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
 from .units import kT_kjmol
@@ -76,6 +77,8 @@ log = logging.getLogger("rave")
 RC_SCAN_FRAMES = 10_000
 #: bins of the F(chi) profiles written and compared between rounds
 PROFILE_BINS = 80
+#: bootstrap replicates (MBAR re-solved per replicate) of the error bars on free_energy.png
+FINAL_BOOTSTRAP = 20
 #: [sampling] keys that define what a round's stored frames are; a resume may not change them
 #: (max_total_steps and first_round_steps may change: each round stores its own steps, and a
 #: budget below the steps already spent is refused, see Campaign._check_budget_not_spent)
@@ -299,6 +302,7 @@ class Campaign:
         self.potential = self.sim.potential
         self.features = list(self.sim.features)
         self.feature_names = [f.name for f in self.features]
+        self.chi_unit = chi_unit([f.unit for f in self.features])
         check_frame_memory(config, len(self.features))
         self.kT = kT_kjmol(config.system.temperature)
         sampling = config.sampling
@@ -1219,6 +1223,7 @@ class Campaign:
             frames=[f.features for f in self._frames],
             coefficients=record.coefficients,
             potential=self.potential,
+            chi_unit=self.chi_unit,
         )
 
     @staticmethod
@@ -1237,15 +1242,22 @@ class Campaign:
 
             if self._last_reweight is None:  # resumed with every round already complete
                 self._last_reweight = self._reweight()
-            features, reweighted = self._last_reweight
+            features, _ = self._last_reweight
             c = self.records[-1].coefficients
             chi = features @ c
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
-            centers, profile = free_energy_profile(chi, reweighted.log_weights, edges)
+            states = [state for round_states in self._biases for state in round_states]
+            reduced, counts = reduced_bias_matrix(features, states, self.kT)
+            walker = np.concatenate([
+                store.load_npz(store.round_dir(self.workdir, r.index) / "frames.npz").get(
+                    "walker", np.zeros(r.frames, dtype=np.int64)) for r in self.records])
+            estimate = bootstrap_free_energy_profile(
+                reduced, counts, chi, edges, n_bootstrap=FINAL_BOOTSTRAP, walker=walker)
             plots.final_figure(
-                self.workdir / "free_energy.png", centers=centers, profile_kT=profile,
-                exact_kT=self._exact_profile(c, centers), records=self.records,
-                feature_names=self.feature_names,
+                self.workdir / "free_energy.png", centers=estimate.centers,
+                profile_kT=estimate.free_energy, sigma_kT=estimate.sigma,
+                exact_kT=self._exact_profile(c, estimate.centers), records=self.records,
+                feature_names=self.feature_names, chi_unit=self.chi_unit,
             )
 
     def _write_summary(self, converged: bool, stop_reason: str | None = None) -> dict:
