@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 
 from . import __version__, store
 from .adaptive import OPESSpec, linear_map, map_opes_state
+from .analysis import chi_unit
 from .bias import (
     Bias,
     adaptive_bias_dict,
@@ -56,7 +57,6 @@ from .bias import (
     build_bias_grid,
     reduced_bias_matrix,
 )
-from .analysis import chi_unit
 from .config import Config, ConfigError, check_frame_memory
 from .coordinate import align_sign, choose_coordinate, direction_angle_deg, fit_coordinate
 from .engine import Frames, MDError
