@@ -329,7 +329,9 @@ def test_quick_run_without_rave_writes_tables_and_figure(tmp_path, capsys):
     assert {int(r["steps"]) for r in table} == {5_000, 10_000, 20_000, 40_000}
     assert (tmp_path / "bench_to_target.csv").exists() and (tmp_path / "bench_runs.csv").exists()
     assert (tmp_path / "bench.png").stat().st_size > 0
-    assert "MD steps to reach RMSE <= 0.5 kT" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "MD steps (and wall time, s) to reach RMSE <= 0.5 kT" in out
+    assert "MD steps (and wall time, s) to reach RMSE <= 0.2 kT" in out
 
 
 def test_quick_run_of_the_mixed_model_with_opes_metad_and_plain_md(tmp_path):

@@ -155,8 +155,9 @@ METHODS = (
 #: methods that need their own simulation (*_ideal_bias comes with *_ideal)
 _RUNS = ("plain_md", "rave", "rave_opes", "metad_ideal", "metad_naive", "opes_ideal", "opes_naive")
 
-#: target RMSE of F(chi), kT
+#: target RMSE of F(chi), kT, and a second, tighter one
 TARGET_RMSE_KT = 0.5
+SECOND_TARGET_RMSE_KT = 0.2
 #: the RMSE is taken over bins where the exact F is within this of its minimum, kT
 REGION_KT = 6.0
 #: a frame is in a metastable state within this distance of its minimum, nm
@@ -653,6 +654,9 @@ class Run:
         RAVE only: (features, its MBAR states: list of (Bias or None, frames)) of each round.
     steps_per_round : int
         RAVE only: MD steps of one round over all its walkers.
+    round_wall_s : list of float
+        RAVE only: wall time of each round (MD, reweighting, learning, bias), from the sum of
+        its ``round.json`` timings.
     wall_s : float
         Wall time of the run, s.
     notes : dict
@@ -664,6 +668,7 @@ class Run:
     segments: np.ndarray | None = None
     bias_free_energy: dict = field(default_factory=dict)
     rounds: list = field(default_factory=list)
+    round_wall_s: list = field(default_factory=list)
     steps_per_round: int = 0
     wall_s: float = 0.0
     notes: dict = field(default_factory=dict)
@@ -1065,7 +1070,7 @@ def run_rave(config: dict, workdir: Path) -> Run:
     parsed = config_from_dict(config)
     Campaign(parsed, workdir).run()
     walkers = int(getattr(parsed.sampling, "walkers", 1))
-    rounds, segments = [], []
+    rounds, segments, round_wall = [], [], []
     index = 0
     while (folder := workdir / f"round_{index:03d}").is_dir() and (folder / "frames.npz").exists():
         with np.load(folder / "frames.npz") as data:
@@ -1075,6 +1080,9 @@ def run_rave(config: dict, workdir: Path) -> Run:
         states = applied_states(json.loads(applied.read_text()) if applied.exists() else None,
                                 len(features))
         rounds.append((features, states))
+        record = folder / "round.json"
+        round_wall.append(sum(json.loads(record.read_text())["timings_s"].values())
+                          if record.exists() else math.nan)
         segments.append(index * (walkers + 1) + walker.astype(int))
         index += 1
     if not rounds:
@@ -1085,6 +1093,7 @@ def run_rave(config: dict, workdir: Path) -> Run:
         np.zeros(len(features)),
         segments=np.concatenate(segments),
         rounds=rounds,
+        round_wall_s=round_wall,
         steps_per_round=parsed.sampling.steps_per_round * walkers,
         wall_s=time.perf_counter() - t0,
     )
@@ -1112,6 +1121,8 @@ def evaluate_prefixes(
                 "rmse_kT": rmse,
                 "coverage": coverage,
                 "transitions": int(transitions[n - 1]),
+                # MD-only methods: wall time grows with the steps run
+                "elapsed_s": run.wall_s * n / len(chi),
             }
         )
     return rows
@@ -1129,6 +1140,7 @@ def evaluate_bias(run: Run, reference: Reference, report_interval: int) -> list[
                 "rmse_kT": rmse,
                 "coverage": coverage,
                 "transitions": int(transitions[steps // report_interval - 1]),
+                "elapsed_s": run.wall_s * steps / (len(run.features) * report_interval),
             }
         )
     return rows
@@ -1151,6 +1163,7 @@ def evaluate_rave(run: Run, reference: Reference, kT: float, report_interval: in
         rows.append(
             {
                 "steps": len(features) * report_interval,
+                "elapsed_s": float(np.sum(run.round_wall_s[:k])),
                 "rmse_kT": rmse,
                 "coverage": coverage,
                 "transitions": int(transitions[len(features) - 1]),
@@ -1188,13 +1201,16 @@ def summarise(rows: list[dict], target_kT: float) -> tuple[list[dict], list[dict
                     "transitions_max": thi,
                 }
             )
-        reached, longest = [], []
+        reached, longest, walls = [], [], []
         for seed in sorted({r["seed"] for r in mine}):
             run = sorted((r for r in mine if r["seed"] == seed), key=lambda r: r["steps"])
             steps = np.array([r["steps"] for r in run])
             reached.append(steps_to_target(steps, np.array([r["rmse_kT"] for r in run]), target_kT))
             longest.append(int(steps[-1]))
+            at = [r.get("elapsed_s", math.nan) for r in run if r["steps"] == reached[-1]]
+            walls.append(at[0] if at else math.inf)
         m, lo, hi = spread(reached)
+        wm, wlo, whi = spread(walls)
         to_target.append(
             {
                 "system": system,
@@ -1203,6 +1219,9 @@ def summarise(rows: list[dict], target_kT: float) -> tuple[list[dict], list[dict
                 "steps_to_target_median": m,
                 "steps_to_target_min": lo,
                 "steps_to_target_max": hi,
+                "wall_to_target_median_s": wm,
+                "wall_to_target_min_s": wlo,
+                "wall_to_target_max_s": whi,
                 "longest_run_steps": max(longest),
             }
         )
@@ -1274,11 +1293,16 @@ def print_tables(table: list[dict], to_target: list[dict], target_kT: float) -> 
                     f"[{r['transitions_min']:g}-{r['transitions_max']:g}]"
                 )
             print(" | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+    print_to_target(to_target, target_kT)
+
+
+def print_to_target(to_target: list[dict], target_kT: float) -> None:
+    """The steps-to-target table: MD steps and wall time (s) to reach ``target_kT``."""
     print(
-        f"\nMD steps to reach RMSE <= {target_kT:g} kT (and stay), median [min-max]; "
-        f"ratio = median / RAVE's median"
+        f"\nMD steps (and wall time, s) to reach RMSE <= {target_kT:g} kT (and stay), median "
+        f"[min-max]; ratio = median / RAVE's median"
     )
-    print(f"{'system':<20} | {'method':<17} | {'steps':<26} | ratio to RAVE")
+    print(f"{'system':<20} | {'method':<17} | {'steps':<26} | {'wall s':<20} | ratio to RAVE")
     for r in to_target:
         steps = (
             f"{_fmt_steps(r['steps_to_target_median'])} [{_fmt_steps(r['steps_to_target_min'])}"
@@ -1288,7 +1312,12 @@ def print_tables(table: list[dict], to_target: list[dict], target_kT: float) -> 
             steps = f"> {_fmt_steps(r['longest_run_steps'])} (not reached)"
         ratio = r["ratio_to_rave"]
         ratio_text = "-" if math.isnan(ratio) else f"{r['ratio_bound']}{ratio:.2f}"
-        print(f"{r['system']:<20} | {r['method']:<17} | {steps:<26} | {ratio_text}")
+        wall = r.get("wall_to_target_median_s", math.nan)
+        wall_text = ("-" if not math.isfinite(wall) else
+                     f"{wall:.1f} [{r['wall_to_target_min_s']:.1f}-"
+                     f"{r['wall_to_target_max_s']:.1f}]")
+        print(f"{r['system']:<20} | {r['method']:<17} | {steps:<26} | {wall_text:<20} | "
+              f"{ratio_text}")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -1420,6 +1449,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--bin-width", type=float, default=0.1, help="bins of F(chi), nm")
     parser.add_argument("--target", type=float, default=TARGET_RMSE_KT, help="target RMSE, kT")
+    parser.add_argument("--second-target", type=float, default=SECOND_TARGET_RMSE_KT,
+                        help="a second, tighter target RMSE, kT")
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="parent of the fresh output folder"
     )
@@ -1567,6 +1598,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     table, to_target = summarise(rows, args.target)
     print_tables(table, to_target, args.target)
+    _, to_second = summarise(rows, args.second_target)
+    print_to_target(to_second, args.second_target)
+    for row in to_target:
+        row["target_kT"] = args.target
+    for row in to_second:
+        row["target_kT"] = args.second_target
+    to_target = to_target + to_second
     write_csv(csv_path, table)
     write_csv(csv_path.with_name(csv_path.stem + "_to_target.csv"), to_target)
     write_csv(csv_path.with_name(csv_path.stem + "_runs.csv"), rows)
