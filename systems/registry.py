@@ -17,8 +17,7 @@ kind                     module (``rave.systems.*``)
 ``openmm``               ``openmm_files``
 =======================  =================================
 
-A new kind is one module with its options and ``build()``; :func:`register_kind` makes it
-known (call it when the module is imported, before the config is read)::
+A new kind is one module with its options and ``build()``, declared in ``SYSTEM_KINDS``::
 
     @dataclass(frozen=True)
     class WellOptions:                     # [system] keys of this kind, with defaults
@@ -28,9 +27,18 @@ known (call it when the module is imported, before the config is read)::
         k = config.system.options.k_kjmol_nm2
         ...
 
-    register_kind(SystemKind("harmonic_well", build, options=WellOptions))
+    SYSTEM_KINDS = (SystemKind("harmonic_well", build, options=WellOptions),)
 
-Stored campaigns record ``system.kind`` by name; a name keeps its meaning.
+An installed package makes it known to every process (``rave run``, a resume, ``rave
+analyse``) through the entry-point group ``rave.system_kinds`` (name = kind, value = module),
+loaded when that kind is asked for::
+
+    [project.entry-points."rave.system_kinds"]
+    harmonic_well = "my_package.harmonic_well"
+
+A script can instead call ``register_kind(KIND)`` before it reads the config.
+
+Stored campaigns record ``system.kind`` by name; a built-in name keeps its meaning.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover (type checkers only: rave.config imports t
 
 __all__ = [
     "SimulationSystem",
+    "ENTRY_POINT_GROUP",
     "SystemKind",
     "UnknownSystemKind",
     "all_kinds",
@@ -68,6 +77,9 @@ _BUILTIN: dict[str, str] = {
     "ligand_cavity": "ligand_cavity",
     "openmm": "openmm_files",
 }
+
+#: entry-point group of installed packages' kinds: name = kind, value = module with SYSTEM_KINDS
+ENTRY_POINT_GROUP = "rave.system_kinds"
 
 #: kinds loaded or registered so far, by name
 _KINDS: dict[str, SystemKind] = {}
@@ -161,10 +173,19 @@ class SystemKind:
             raise TypeError(f"SystemKind {self.name!r}: build must be callable. You supplied "
                             f"{self.build!r}")
         object.__setattr__(self, "keys", tuple(self.keys))
-        if self.options is not None and not (dataclasses.is_dataclass(self.options)
-                                             and isinstance(self.options, type)):
+        if self.options is None:
+            return
+        if not (dataclasses.is_dataclass(self.options) and isinstance(self.options, type)):
             raise TypeError(f"SystemKind {self.name!r}: options must be a dataclass type. You "
                             f"supplied {self.options!r}")
+        from rave.config import SystemConfig  # not at import: rave.config imports this module
+
+        taken = sorted(set(self.option_names()) & {f.name for f in
+                                                   dataclasses.fields(SystemConfig)})
+        if taken:
+            raise ValueError(f"SystemKind {self.name!r}: options {', '.join(taken)} are keys "
+                             f"of every [system] section (rave.config.SystemConfig); name "
+                             f"them otherwise, or list them in keys")
 
     def option_names(self) -> tuple[str, ...]:
         """The keys of this kind's own (the fields of ``options``)."""
@@ -178,8 +199,9 @@ class UnknownSystemKind(ValueError):
 
 
 def kind_names() -> tuple[str, ...]:
-    """Every known kind: the built-in ones, then the registered ones (imports nothing)."""
-    return tuple(dict.fromkeys([*_BUILTIN, *_KINDS]))
+    """Every known kind: the built-in ones, the registered ones, then those of installed
+    packages' entry points (imports no kind's module)."""
+    return tuple(dict.fromkeys([*_BUILTIN, *_KINDS, *_entry_points()]))
 
 
 def register_kind(kind: SystemKind, *, replace: bool = False) -> SystemKind:
@@ -218,8 +240,11 @@ def get_kind(name: str) -> SystemKind:
     UnknownSystemKind
         For a name no module declared, naming the known kinds.
     """
-    if name not in _KINDS and isinstance(name, str) and name in _BUILTIN:
-        _load(_BUILTIN[name])
+    if isinstance(name, str) and name not in _KINDS:
+        if name in _BUILTIN:
+            _load(f"{__package__}.{_BUILTIN[name]}")
+        elif name in (plugins := _entry_points()):
+            _load(plugins[name])
     try:
         return _KINDS[name]
     except (KeyError, TypeError):
@@ -234,10 +259,24 @@ def all_kinds() -> list[SystemKind]:
 
 
 def _load(module: str) -> None:
-    declared = importlib.import_module(f"{__package__}.{module}").SYSTEM_KINDS
+    """Register the ``SYSTEM_KINDS`` of a module (a built-in one, or an entry point's)."""
+    declared = getattr(importlib.import_module(module), "SYSTEM_KINDS", None)
+    if declared is None:
+        raise UnknownSystemKind(f"module {module} declares no SYSTEM_KINDS (a tuple of "
+                                f"rave.systems.SystemKind)")
+    builtin = module.startswith(f"{__package__}.")
     for kind in declared:
-        if kind.name not in _KINDS:
-            _KINDS[kind.name] = kind
+        if kind.name in _BUILTIN and not builtin:
+            raise ValueError(f"{module} declares system kind {kind.name!r}, which is built in "
+                             f"(rave.systems.{_BUILTIN[kind.name]}); choose another name")
+        _KINDS.setdefault(kind.name, kind)
+
+
+def _entry_points() -> dict[str, str]:
+    """Kinds that installed packages declare: name -> module."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def _qualname(function: Callable) -> str:
