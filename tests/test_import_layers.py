@@ -48,3 +48,12 @@ def test_vae_settings_name_the_same_activations_as_the_network():
     from rave.vae_config import ACTIVATION_NAMES
 
     assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+
+
+def test_rave_core_loads_only_the_registry_of_rave_systems():
+    statement = ("import importlib, pkgutil, rave\n"
+                 "for m in pkgutil.iter_modules([rave.__path__[0]], 'rave.'):\n"
+                 "    importlib.import_module(m.name)")
+    kinds = ("rave.systems.model_potentials", "rave.systems.mixed_slow_mode",
+             "rave.systems.ligand_cavity", "rave.systems.openmm_files")
+    assert _modules_after(statement, "rave.systems.registry", *kinds) == ["rave.systems.registry"]
