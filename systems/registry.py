@@ -57,8 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover (type checkers only: rave.config imports t
     from rave.config import Config, SystemConfig
 
 __all__ = [
-    "SimulationSystem",
     "ENTRY_POINT_GROUP",
+    "SimulationSystem",
     "SystemKind",
     "UnknownSystemKind",
     "all_kinds",
@@ -233,7 +233,8 @@ def register_kind(kind: SystemKind, *, replace: bool = False) -> SystemKind:
 
 
 def get_kind(name: str) -> SystemKind:
-    """The kind of this name, loading a built-in kind's module on first use.
+    """The kind of this name, loading its module on first use (a built-in kind's, or the one
+    an installed package names in the entry-point group :data:`ENTRY_POINT_GROUP`).
 
     Raises
     ------
