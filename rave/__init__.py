@@ -12,6 +12,7 @@ Names are loaded on first use, so ``import rave`` imports neither OpenMM nor tor
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover (for type checkers and IDEs; loaded lazily below)
@@ -19,6 +20,15 @@ if TYPE_CHECKING:  # pragma: no cover (for type checkers and IDEs; loaded lazily
     from .md.reporter import CVReporter, read_cv
 
 __version__ = "0.1.0"
+
+# rave.systems is the repository's top-level systems/ folder: an install puts it in place
+# (pyproject.toml maps it with package-dir). A source checkout used without installing
+# (PYTHONPATH=<checkout>) has it beside this package, so the checkout is searched too.
+_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_checkout, "pyproject.toml")) and os.path.isfile(
+        os.path.join(_checkout, "systems", "registry.py")):
+    __path__.append(_checkout)
+del _checkout
 
 #: public name -> module that defines it (imported on first access)
 _LAZY = {

@@ -28,30 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SYSTEM_KINDS = ("three_state", "rotated_double_well", "expression", "mixed_slow_mode",
-                "ligand_cavity", "openmm")
-MODEL_KINDS = ("three_state", "rotated_double_well", "expression")
-#: keys of [system] that only some kinds take
-_KIND_KEYS = {
-    "expression": ("expression",),
-    "start": MODEL_KINDS,
-    "extent": MODEL_KINDS,
-    "angle_deg": ("rotated_double_well",),
-    "barrier_kT": ("rotated_double_well", "mixed_slow_mode"),
-    "variant": ("ligand_cavity",),
-    "ligand": ("ligand_cavity",),
-    "size": ("ligand_cavity",),
-    "prepare_steps": ("ligand_cavity",),
-    "minimize_iterations": ("ligand_cavity",),
-    "pdb": ("openmm",),
-    "system_xml": ("openmm",),
-    "forcefield": ("openmm",),
-}
-LIGAND_CAVITY_CHOICES = {
-    "variant": ("hydrophobic", "hydrophilic"),
-    "ligand": ("methane", "c60"),
-    "size": ("small", "paper"),
-}
+from .systems.registry import UnknownSystemKind, all_kinds, get_kind
+
+#: [system] keys besides kind, temperature and options: each applies to the kinds that name it
+#: in their ``keys`` (rave.systems.registry)
+_KIND_KEYS = ("expression", "start", "extent", "angle_deg", "barrier_kT", "variant", "ligand",
+              "size", "prepare_steps", "minimize_iterations", "pdb", "system_xml", "forcefield")
 
 
 #: largest sampling.seed: OpenMM takes 32-bit signed seeds
@@ -69,8 +51,9 @@ class ConfigError(ValueError):
 class SystemConfig:
     """``[system]``: what is simulated.
 
-    kind : "three_state", "rotated_double_well", "expression", "mixed_slow_mode",
-        "ligand_cavity" or "openmm" (required)
+    kind : a system kind of rave.systems.registry (required): "three_state",
+        "rotated_double_well", "expression", "mixed_slow_mode", "ligand_cavity", "openmm" or
+        one registered with rave.systems.register_kind
     expression : OpenMM energy expression of x, y in nm, kJ/mol (required for "expression")
     temperature : K (300.0)
     start : [x, y] nm starting point of round 0 (the system's own default: a minimum)
@@ -85,6 +68,8 @@ class SystemConfig:
     system_xml : openmm: serialized OpenMM System (or give forcefield)
     forcefield : openmm: force-field XML names for openmm.app.ForceField, e.g.
         ["amber14/protein.ff14SB.xml", "implicit/obc2.xml"]
+    options : the keys of a registered kind's own, an instance of its ``options`` dataclass
+        (written in [system] like any other key; a dict is accepted here)
     Relative paths are relative to the config file.
     """
 
@@ -103,57 +88,45 @@ class SystemConfig:
     pdb: str | None = None
     system_xml: str | None = None
     forcefield: list[str] | None = None
+    options: object | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in SYSTEM_KINDS:
-            raise ConfigError(
-                f"system.kind must be one of {', '.join(map(repr, SYSTEM_KINDS))}. "
-                f"You supplied {self.kind!r}"
-            )
-        if self.kind == "expression" and not self.expression:
-            raise ConfigError(
-                'system.expression is required when system.kind = "expression": give an OpenMM '
-                'energy expression of x and y in kJ/mol, e.g. expression = "5*(x^2-1)^2 + 10*y^2"'
-            )
-        for key, kinds in _KIND_KEYS.items():
-            if getattr(self, key) is not None and self.kind not in kinds:
+        try:
+            kind = get_kind(self.kind)
+        except UnknownSystemKind as error:
+            raise ConfigError(str(error)) from None
+        for key in _KIND_KEYS:
+            if getattr(self, key) is not None and key not in kind.keys:
+                takers = [k.name for k in all_kinds() if key in k.keys]
                 raise ConfigError(
                     f"system.{key} only applies to kind = "
-                    f"{' or '.join(repr(k) for k in kinds)}; kind is {self.kind!r}. "
+                    f"{' or '.join(repr(k) for k in takers)}; kind is {self.kind!r}. "
                     f"Remove system.{key} or change system.kind"
                 )
-        if self.kind == "ligand_cavity":
-            for key, default in (("prepare_steps", 5000), ("minimize_iterations", 200)):
-                if getattr(self, key) is None:
-                    object.__setattr__(self, key, default)
-                _at_least(f"system.{key}", getattr(self, key), 0)
-            for key, choices in LIGAND_CAVITY_CHOICES.items():
-                value = getattr(self, key)
-                if value is None:
-                    object.__setattr__(self, key, choices[0])
-                elif value not in choices:
-                    raise ConfigError(f"system.{key} must be one of "
-                                      f"{', '.join(map(repr, choices))}. You supplied {value!r}")
-        if self.kind == "openmm":
-            if self.pdb is None:
-                raise ConfigError('system.pdb is required when system.kind = "openmm": the PDB '
-                                  'gives the positions and the topology for the selections')
-            if (self.system_xml is None) == (self.forcefield is None):
-                raise ConfigError('system.kind = "openmm" needs exactly one of system.system_xml '
-                                  '(a serialized OpenMM System) or system.forcefield (force-field '
-                                  'XML names)')
+        self._set_options(kind)
         _positive("system.temperature", self.temperature)
-        if self.start is not None and len(self.start) != 2:
-            raise ConfigError(f"system.start must be [x, y] in nm. You supplied {self.start}")
-        if self.extent is not None and (
-            len(self.extent) != 2 or any(len(r) != 2 or r[1] <= r[0] for r in self.extent)
-        ):
-            raise ConfigError(
-                f"system.extent must be [[xmin, xmax], [ymin, ymax]] with max > min. "
-                f"You supplied {self.extent}"
-            )
-        if self.barrier_kT is not None:
-            _positive("system.barrier_kT", self.barrier_kT)
+        if kind.check is not None:
+            for key, value in (kind.check(self) or {}).items():
+                object.__setattr__(self, key, value)
+
+    def _set_options(self, kind) -> None:
+        if kind.options is None:
+            if self.options is not None:
+                raise ConfigError(f"system.kind = {self.kind!r} takes no options of its own. "
+                                  f"You supplied {self.options!r}")
+            return
+        options = {} if self.options is None else self.options
+        if isinstance(options, dict):
+            try:
+                options = kind.options(**options)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"[system] options of kind {self.kind!r}: {error}") from error
+        if not isinstance(options, kind.options):
+            raise ConfigError(f"system.options of kind {self.kind!r} must be a "
+                              f"{kind.options.__name__} or a dict. You supplied {options!r}")
+        object.__setattr__(self, "options", options)
 
 
 @dataclass(frozen=True)
@@ -442,8 +415,8 @@ class Config:
     features: list = field(default_factory=list)  # [[features]] tables (kind = "openmm")
 
     def vae_config(self):
-        """The rave.vae.VAEConfig of this campaign (imports torch)."""
-        from .vae import VAEConfig
+        """The rave.vae.VAEConfig of this campaign."""
+        from .vae_config import VAEConfig
 
         try:
             return VAEConfig(**_tuples(self.vae))
@@ -457,6 +430,7 @@ class Config:
         data["vae"] = {**self.vae, **dataclasses.asdict(self.models)}
         del data["models"]
         features = data.pop("features")
+        data["system"].update(data["system"].pop("options") or {})  # a kind's own keys
         out = {section: {k: v for k, v in values.items() if v is not None}
                for section, values in data.items()}
         if features:
@@ -588,13 +562,43 @@ def _section(name: str, cls: type, values: Any):
         raise ConfigError(f"[{name}] is missing required key(s): {', '.join(missing)}") from error
 
 
+def _system_section(values: Any) -> SystemConfig:
+    """``[system]``: the kind's own keys (its ``options`` dataclass) are split off first."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"[system] must be a table. You supplied {values!r}")
+    values = dict(values)
+    kind = None
+    if isinstance(values.get("kind"), str):
+        try:
+            kind = get_kind(values["kind"])
+        except UnknownSystemKind as error:
+            raise ConfigError(str(error)) from None
+    fields = [f.name for f in dataclasses.fields(SystemConfig) if f.name != "options"]
+    own = kind.option_names() if kind is not None else ()
+    unknown = sorted(set(values) - set(fields) - set(own))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in [system]: {', '.join(unknown)}. Allowed: "
+            f"{', '.join([*fields, *own])}"
+        )
+    if own:
+        try:
+            values["options"] = _section("system", kind.options,
+                                         {k: values.pop(k) for k in own if k in values})
+        except ConfigError:
+            raise
+        except ValueError as error:  # the kind's own checks
+            raise ConfigError(f"[system] kind {kind.name!r}: {error}") from error
+    return _section("system", SystemConfig, values)
+
+
 def _vae_section(values: Any) -> tuple[dict, ModelConfig]:
     if not isinstance(values, dict):
         raise ConfigError(f"[vae] must be a table. You supplied {values!r}")
     values = dict(values)
     own = [f.name for f in dataclasses.fields(ModelConfig)]
     models = _section("vae", ModelConfig, {k: values.pop(k) for k in own if k in values})
-    from .vae import VAEConfig
+    from .vae_config import VAEConfig
 
     fields = {f.name: f for f in dataclasses.fields(VAEConfig)}
     unknown = sorted(set(values) - set(fields))
@@ -621,7 +625,8 @@ def config_from_dict(data: dict) -> Config:
         )
     if "system" not in data:
         raise ConfigError('the [system] section is required, e.g. [system] kind = "three_state"')
-    sections = {name: _section(name, cls, data[name])
+    sections = {name: _system_section(data[name]) if name == "system" else
+                _section(name, cls, data[name])
                 for name, cls in _SECTIONS.items() if name in data}
     vae, models = _vae_section(data.get("vae", {}))
     features = data.get("features", [])
@@ -629,8 +634,9 @@ def config_from_dict(data: dict) -> Config:
                                                  for f in features):
         raise ConfigError("[[features]] must be tables with a kind, e.g. [[features]] kind = "
                           "\"distance\" group1 = \"resid 0 and name CA\" group2 = ...")
-    if features and sections["system"].kind != "openmm":
-        raise ConfigError(f"[[features]] are only read for system.kind = \"openmm\"; "
+    if features and not get_kind(sections["system"].kind).reads_features:
+        readers = " or ".join(f'"{k.name}"' for k in all_kinds() if k.reads_features)
+        raise ConfigError(f"[[features]] are only read for system.kind = {readers}; "
                           f"{sections['system'].kind!r} defines its own order parameters. "
                           f"Remove the [[features]] tables")
     return Config(**sections, vae=vae, models=models, features=[dict(f) for f in features])

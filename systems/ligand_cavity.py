@@ -136,7 +136,7 @@ import itertools
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import openmm
@@ -144,7 +144,13 @@ from openmm import app
 from openmm import unit as u
 from scipy.spatial import cKDTree
 
+from rave.config import ConfigError
 from rave.features import CylinderCount, CylindricalPosition, Feature
+
+from .registry import SimulationSystem, SystemKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rave.config import Config, SystemConfig
 
 __all__ = [
     "LigandCavitySystem",
@@ -1099,3 +1105,62 @@ def prepare_ligand_cavity(
             f"of {lc.name}; try more minimisation iterations or a smaller time step"
         )
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# [system] kind = "ligand_cavity"
+# --------------------------------------------------------------------------------------------
+#: allowed values of the [system] keys of this kind; the first is the default
+CONFIG_CHOICES = {
+    "variant": ("hydrophobic", "hydrophilic"),
+    "ligand": ("methane", "c60"),
+    "size": ("small", "paper"),
+}
+#: defaults of [system] prepare_steps (NVT steps, 10 ps) and minimize_iterations
+CONFIG_DEFAULTS = {"prepare_steps": 5000, "minimize_iterations": 200}
+
+
+def _check_config(system: SystemConfig) -> dict[str, Any]:
+    filled: dict[str, Any] = {}
+    for key, default in CONFIG_DEFAULTS.items():
+        value = getattr(system, key)
+        if value is None:
+            value = filled[key] = default
+        if value < 0:
+            raise ConfigError(f"system.{key} must be >= 0. You supplied {value}")
+    for key, choices in CONFIG_CHOICES.items():
+        value = getattr(system, key)
+        if value is None:
+            filled[key] = choices[0]
+        elif value not in choices:
+            raise ConfigError(f"system.{key} must be one of {', '.join(map(repr, choices))}. "
+                              f"You supplied {value!r}")
+    return filled
+
+
+def _build(config: Config) -> SimulationSystem:
+    s = config.system
+    try:
+        built = build_ligand_cavity(variant=s.variant, ligand=s.ligand, size=s.size)
+    except ValueError as error:
+        raise ConfigError(f"[system] ligand_cavity: {error}") from error
+
+    def prepare(temperature_K: float, platform: str, seed: int) -> dict:
+        return prepare_ligand_cavity(
+            built, temperature=temperature_K, platform=platform, seed=seed,
+            steps=s.prepare_steps, max_minimize_iterations=s.minimize_iterations)
+
+    return SimulationSystem(
+        name=built.name, system=built.system, positions=np.asarray(built.positions, float),
+        features=list(built.features), timestep_ps=built.timestep_ps,
+        friction_per_ps=built.friction_per_ps, box_vectors=np.asarray(built.box_vectors, float),
+        prepare=prepare,
+    )
+
+
+#: the [system] kind of this module (rave.systems.registry loads it by name)
+SYSTEM_KINDS = (
+    SystemKind("ligand_cavity", _build,
+               keys=("variant", "ligand", "size", "prepare_steps", "minimize_iterations"),
+               check=_check_config),
+)

@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import openmm
@@ -60,7 +60,7 @@ from openmm import app
 from openmm import unit as u
 from scipy.special import logsumexp
 
-from systems.model_potentials import (
+from .model_potentials import (
     DEFAULT_FRICTION_PER_PS,
     DEFAULT_MASS_AMU,
     DEFAULT_TIMESTEP_PS,
@@ -69,8 +69,15 @@ from systems.model_potentials import (
     _is_number,
     _positive,
     _temperature,
+    check_barrier,
     kT_kjmol,
+    model_simulation_system,
+    potential_from_config,
 )
+from .registry import SimulationSystem, SystemKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rave.config import Config
 
 __all__ = [
     "MixedSlowModePotential",
@@ -572,3 +579,14 @@ def mixed_slow_mode(
         friction_per_ps=DEFAULT_FRICTION_PER_PS if friction_per_ps is None else friction_per_ps,
         timestep_ps=DEFAULT_TIMESTEP_PS if timestep_ps is None else timestep_ps,
     )
+
+
+def _build(config: Config) -> SimulationSystem:
+    return model_simulation_system(potential_from_config(config))
+
+
+#: the [system] kind of this module (rave.systems.registry loads it by name)
+SYSTEM_KINDS = (
+    SystemKind("mixed_slow_mode", _build, keys=("barrier_kT",), check=check_barrier,
+               potential=potential_from_config),
+)

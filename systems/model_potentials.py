@@ -79,11 +79,12 @@ timestep 5 fs. Measured for three_state at 300 K (OpenMM 8.6.1, 2 CPU cores, see
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import openmm
@@ -92,7 +93,13 @@ from openmm import app
 from openmm import unit as u
 from scipy import ndimage
 
+from rave.config import ConfigError
 from rave.units import GAS_CONSTANT_KJ_PER_MOL_K
+
+from .registry import SimulationSystem, SystemKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rave.config import Config, SystemConfig
 
 __all__ = [
     "ModelSystem",
@@ -102,6 +109,8 @@ __all__ = [
     "rotated_double_well",
     "from_expression",
     "make_model_potential",
+    "model_simulation_system",
+    "potential_from_config",
     "lepton_to_numpy",
     "minimax_path_energy",
     "kT_kjmol",
@@ -114,6 +123,7 @@ __all__ = [
     "DEFAULT_FRICTION_PER_PS",
     "DEFAULT_TIMESTEP_PS",
     "DEFAULT_Z_FORCE_CONSTANT",
+    "SYSTEM_KINDS",
 ]
 
 # Gas constant in kJ/(mol K), from rave.units (the one definition of kT in rave).
@@ -1117,13 +1127,13 @@ def make_model_potential(
     kind : str
         One of :data:`MODEL_KINDS`: "three_state", "rotated_double_well", "expression",
         "mixed_slow_mode" (three particles, six coordinates: a
-        ``systems.mixed_slow_mode.MixedSlowModePotential``, not a 2-D ModelPotential).
+        ``rave.systems.mixed_slow_mode.MixedSlowModePotential``, not a 2-D ModelPotential).
     temperature_K : float or openmm.unit.Quantity
         Temperature, K.
     **options
         Keyword arguments of the matching factory (:func:`three_state`,
         :func:`rotated_double_well`, :func:`from_expression`,
-        ``systems.mixed_slow_mode.mixed_slow_mode``; "expression" needs ``expression=``).
+        ``rave.systems.mixed_slow_mode.mixed_slow_mode``; "expression" needs ``expression=``).
 
     Raises
     ------
@@ -1135,7 +1145,7 @@ def make_model_potential(
             f"kind must be one of {', '.join(repr(k) for k in MODEL_KINDS)}. You supplied {kind!r}"
         )
     if kind == "mixed_slow_mode":  # its own module, which imports this one
-        from systems.mixed_slow_mode import mixed_slow_mode as factory
+        from .mixed_slow_mode import mixed_slow_mode as factory
     else:
         factory = _FACTORIES[kind]
     allowed = [p for p in inspect.signature(factory).parameters if p != "temperature_K"]
@@ -1151,3 +1161,92 @@ def make_model_potential(
             f"x and y in kJ/mol). You supplied options {sorted(options)}"
         )
     return factory(temperature_K=temperature_K, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# [system] kinds: three_state, rotated_double_well, expression
+# --------------------------------------------------------------------------------------------
+def potential_from_config(config: Config) -> ModelPotential:
+    """The model potential of a config's ``[system]`` (any kind of :data:`MODEL_KINDS`).
+
+    Raises
+    ------
+    rave.config.ConfigError
+        Whatever the factory refuses (an invalid expression, a start of infinite energy, ...).
+    """
+    system = config.system
+    placement = {}
+    if system.start is not None:
+        placement["start"] = tuple(system.start)
+    if system.extent is not None:
+        placement["extent"] = tuple(tuple(r) for r in system.extent)
+    try:
+        if system.kind == "expression":
+            return from_expression(system.expression, system.temperature, **placement)
+        options = {k: getattr(system, k) for k in ("angle_deg", "barrier_kT")
+                   if getattr(system, k) is not None}
+        potential = make_model_potential(system.kind, system.temperature, **options)
+        # replace() validates again (a finite energy at the new start, a sane extent)
+        return dataclasses.replace(potential, **placement) if placement else potential
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
+def model_simulation_system(potential: Any) -> SimulationSystem:
+    """The :class:`~rave.systems.SimulationSystem` of a model potential (2-D or mixed)."""
+    built = potential.build()
+    return SimulationSystem(
+        name=potential.name, system=built.system,
+        positions=np.array(built.positions, dtype=float).reshape(-1, 3),
+        features=list(built.features), timestep_ps=potential.timestep_ps,
+        friction_per_ps=potential.friction_per_ps, potential=potential,
+    )
+
+
+def _build(config: Config) -> SimulationSystem:
+    return model_simulation_system(potential_from_config(config))
+
+
+def _check_placement(system: SystemConfig) -> None:
+    if system.start is not None and len(system.start) != 2:
+        raise ConfigError(f"system.start must be [x, y] in nm. You supplied {system.start}")
+    if system.extent is not None and (
+        len(system.extent) != 2 or any(len(r) != 2 or r[1] <= r[0] for r in system.extent)
+    ):
+        raise ConfigError(
+            f"system.extent must be [[xmin, xmax], [ymin, ymax]] with max > min. "
+            f"You supplied {system.extent}"
+        )
+
+
+def check_barrier(system: SystemConfig) -> None:
+    """``system.barrier_kT`` (where set) must be a finite number > 0."""
+    value = system.barrier_kT
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"system.barrier_kT must be a finite number > 0. You supplied {value}")
+
+
+def _check_rotated(system: SystemConfig) -> None:
+    _check_placement(system)
+    check_barrier(system)
+
+
+def _check_expression_kind(system: SystemConfig) -> None:
+    if not system.expression:
+        raise ConfigError(
+            'system.expression is required when system.kind = "expression": give an OpenMM '
+            'energy expression of x and y in kJ/mol, e.g. expression = "5*(x^2-1)^2 + 10*y^2"'
+        )
+    _check_placement(system)
+
+
+#: the [system] kinds of this module (rave.systems.registry loads them by name)
+SYSTEM_KINDS = (
+    SystemKind("three_state", _build, keys=("start", "extent"), check=_check_placement,
+               potential=potential_from_config),
+    SystemKind("rotated_double_well", _build,
+               keys=("start", "extent", "angle_deg", "barrier_kT"), check=_check_rotated,
+               potential=potential_from_config),
+    SystemKind("expression", _build, keys=("expression", "start", "extent"),
+               check=_check_expression_kind, potential=potential_from_config),
+)

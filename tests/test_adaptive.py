@@ -21,7 +21,7 @@ from rave.campaign import Campaign
 from rave.config import ConfigError, config_from_dict
 from rave.engine import Walker
 from rave.reweight import free_energy_profile, mbar_reweight
-from systems.model_potentials import rotated_double_well
+from rave.systems.model_potentials import rotated_double_well
 
 TEMPERATURE_K = 300.0
 KT = 2.494338785445972  # kJ/mol at 300 K

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
+from rave.systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
 
 _PATH = (
     Path(__file__).resolve().parent.parent / "workflows" / "benchmarks" / "sampling_efficiency.py"

@@ -9,7 +9,7 @@ import pytest
 from rave.campaign import Campaign
 from rave.cli import main
 from rave.config import ConfigError, config_from_dict
-from systems.model_potentials import rotated_double_well
+from rave.systems.model_potentials import rotated_double_well
 
 #: |cos| between the learned RC and the true slow direction (0.95 = within 18 degrees)
 MIN_ABS_COS = 0.95

@@ -6,7 +6,7 @@ import pytest
 from rave.bias import Bias, BiasGrid
 from rave.engine import MDError, Walker
 from rave.reweight import free_energy_profile, single_round_log_weights
-from systems.model_potentials import from_expression, rotated_double_well
+from rave.systems.model_potentials import from_expression, rotated_double_well
 
 TEMPERATURE_K = 300.0
 #: RMS error (kT) of the reweighted biased-MD profile against quadrature where F < 4 kT; the

@@ -1,4 +1,4 @@
-"""Tests for systems.ligand_cavity: construction, geometry, dynamics, order parameters, bias."""
+"""Tests for rave.systems.ligand_cavity: construction, geometry, dynamics, features, bias."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from scipy.spatial import cKDTree
 from rave.bias import Bias, BiasGrid
 from rave.engine import Walker
 from rave.features import evaluate_features
-from rave.units import GAS_CONSTANT_KJ_PER_MOL_K
-from systems.ligand_cavity import (
+from rave.systems.ligand_cavity import (
     C60_BOND_K,
     C60_BOND_NM,
     C60_LJ,
@@ -44,6 +43,7 @@ from systems.ligand_cavity import (
     prepare_ligand_cavity,
     truncated_icosahedron,
 )
+from rave.units import GAS_CONSTANT_KJ_PER_MOL_K
 
 # Geometry computed in float64 from exact constructions, nm.
 GEOM_TOL_NM = 1e-9

@@ -1,4 +1,4 @@
-"""Tests for systems.mixed_slow_mode: parameters, numpy vs OpenMM, exact F by convolution
+"""Tests for rave.systems.mixed_slow_mode: parameters, numpy vs OpenMM, exact F by convolution
 against closed forms, exact samples and Langevin MD."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from openmm import unit as u
 
 from rave.config import ConfigError, config_from_dict
 from rave.simsystem import build_simulation_system
-from systems.mixed_slow_mode import (
+from rave.systems.mixed_slow_mode import (
     COORDINATE_NAMES,
     DEFAULT_SLOW_DIRECTION,
     MixedSlowModePotential,
     mixed_slow_mode,
     orthonormal_complement,
 )
-from systems.model_potentials import make_model_potential
+from rave.systems.model_potentials import make_model_potential
 
 # numpy energy vs OpenMM Reference energy (both float64), relative and absolute (kJ/mol).
 ENERGY_RTOL = 1e-9

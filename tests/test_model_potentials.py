@@ -1,4 +1,4 @@
-"""Tests for systems.model_potentials: landscape, numpy vs OpenMM, exact F(chi), dynamics."""
+"""Tests for rave.systems.model_potentials: landscape, numpy vs OpenMM, exact F(chi), dynamics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from openmm import unit as u
 from scipy import optimize
 
-from systems.model_potentials import (
+from rave.systems.model_potentials import (
     THREE_STATE_GUESSES,
     THREE_STATE_MINIMA,
     THREE_STATE_MINIMAX_KT,

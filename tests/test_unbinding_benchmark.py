@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from systems.ligand_cavity import build_ligand_cavity
+from rave.systems.ligand_cavity import build_ligand_cavity
 
 _PATH = Path(__file__).resolve().parent.parent / "workflows" / "benchmarks" / "unbinding.py"
 _SPEC = importlib.util.spec_from_file_location("unbinding", _PATH)

@@ -135,7 +135,7 @@ from rave.campaign import Campaign
 from rave.config import config_from_dict
 from rave.engine import Walker
 from rave.reweight import free_energy_profile, mbar_reweight
-from systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
+from rave.systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
 
 WORKFLOWS = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = WORKFLOWS.parent / "runs" / "benchmarks"

@@ -13,7 +13,7 @@
    they finish and are not rerun. With one walker the biased rounds start from that same state:
    same start, same length, same integrator, with and without the bias.
 3. Events, counted per round (per chunk) and per walker: an unbinding is a move from *bound*
-   (ligand centroid in the pocket, :meth:`systems.ligand_cavity.LigandCavitySystem.is_bound`)
+   (ligand centroid in the pocket, :meth:`rave.systems.ligand_cavity.LigandCavitySystem.is_bound`)
    to *unbound* (centroid at least ``--unbound-height`` nm above the plane of the wall's top
    layer, default 0.6 nm for methane and 1.0 nm for C60: past the ligand's contact layer on the
    wall, in or beyond the first water layer); a rebinding
@@ -64,7 +64,7 @@ def binding_labels(z: np.ndarray, rho: np.ndarray, cavity, unbound_height_nm: fl
     ----------
     z, rho : np.ndarray, shape=(n_frames,), nm
         Order parameters ``z`` and ``rho`` of the frames (about the pocket centre).
-    cavity : systems.ligand_cavity.LigandCavitySystem
+    cavity : rave.systems.ligand_cavity.LigandCavitySystem
         Gives the pocket (``is_bound``), the top-layer height and the pocket centre.
     unbound_height_nm : float
         Unbound when ``z`` is at least this far above the top-layer plane (> 0).
@@ -288,7 +288,7 @@ def main(argv=None) -> int:
     if config.sampling.rounds < 2:
         parser.error(f"{args.config} has {config.sampling.rounds} round(s); at least 2 are "
                      f"needed (round 0 is unbiased)")
-    from systems.ligand_cavity import build_ligand_cavity
+    from rave.systems.ligand_cavity import build_ligand_cavity
 
     s = config.system
     cavity = build_ligand_cavity(variant=s.variant, ligand=s.ligand, size=s.size)
