@@ -5,8 +5,8 @@ process or on Dask, see :mod:`rave.walkers`). After the MD of round r, all frame
 0..r are reweighted with MBAR over the rounds' static biases, the RAVE step
 (:class:`rave.learn.estimator.RAVE`: ``vae.models`` VAEs, the linear RC chi = c . s chosen by
 KL matching, spurious models dropped) runs on them, F(chi) is estimated, convergence is
-checked against round r-1, and the bias for round r+1 is built from F(chi). The campaign stops after ``sampling.rounds`` MD rounds or when the RC direction and
-F(chi) stop changing.
+checked against round r-1, and the bias for round r+1 is built from F(chi). The campaign
+stops after ``sampling.rounds`` MD rounds or when the RC direction and F(chi) stop changing.
 
 Resuming: ``Campaign(config, workdir).run()`` on a work directory that holds a campaign goes on
 where it stopped (a crash, ``kill -9``, a pre-empted job, or more rounds asked for). Complete
