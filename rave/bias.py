@@ -32,6 +32,9 @@ DEFAULT_FORCE_GROUP = 30
 _TABLE = "rave_bias"
 _CHI_MIN = "rave_chi_min"
 _CHI_MAX = "rave_chi_max"
+#: a global parameter every RAVE bias force defines (and an OPES CV of rave does not): a
+#: Context whose parameters include it holds a RAVE bias
+BIAS_PARAMETER = _CHI_MIN
 #: relative pull-in of the clamp bounds from the grid ends
 _CLAMP_EPS = 1e-9
 

@@ -49,13 +49,13 @@ from tqdm.auto import tqdm
 
 from . import __version__, store
 from .adaptive import OPESSpec, linear_map, map_opes_state
+from .analysis import chi_unit
 from .bias import (
     Bias,
     adaptive_bias_dict,
     applied_states,
     reduced_bias_matrix,
 )
-from .analysis import chi_unit
 from .config import Config, ConfigError, check_frame_memory
 from .coordinate import direction_angle_deg
 from .engine import Frames, MDError

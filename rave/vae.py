@@ -1360,7 +1360,7 @@ def fit_seeds(
     initial: list[VAEModel | None] | None = None,
     workers: int = 1,
     intra_op_threads: int | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
     after_fit: Any = None,
 ) -> list[Any]:
     """Train one VAE per seed, ``workers`` of them at once (threads), on the same frames.
@@ -1386,8 +1386,9 @@ def fit_seeds(
         Seeds trained at once (>= 1).
     intra_op_threads : int, optional
         torch's intra-op threads while training (restored afterwards); None leaves it as is.
-    progress : bool
-        A progress bar per seed, labelled with the seed.
+    progress : bool or str
+        A progress bar per seed, labelled with the seed; a string prefixes the label (e.g.
+        "round 3" gives "round 3: VAE seed 7 (warm)").
     after_fit : callable, optional
         ``after_fit(index, model)`` runs in the worker thread right after seed ``index`` is
         trained (e.g. save the model and fit its RC, overlapping other seeds' training); its
@@ -1415,6 +1416,8 @@ def fit_seeds(
 
     def job(index: int) -> Any:
         label = f"VAE seed {seeds[index]}" + (" (warm)" if initial[index] is not None else "")
+        if isinstance(progress, str):
+            label = f"{progress}: {label}"
         estimator = VAEEstimator(config, seed=seeds[index])
         model = estimator.fit(
             x, log_weights=log_weights, progress=label if progress else False,

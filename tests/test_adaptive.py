@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rave.adaptive import OPESSpec
+from rave.adaptive import OPESBias, OPESSpec, linear_map, map_opes_state
 from rave.analysis import CampaignResult
 from rave.bias import (
     Bias,
@@ -200,3 +200,61 @@ def test_an_opes_campaign_stores_its_blocks_resumes_and_analyses(tmp_path):
     profile = result.profile(n_bootstrap=4)
     assert np.isfinite(profile.free_energy).any()
 
+
+
+# ------------------------------------------------------------------ OPES across rounds
+def test_linear_map_recovers_an_exact_affine_relation():
+    x = np.random.default_rng(0).normal(size=500)
+    assert linear_map(x, -1.5 * x + 0.25) == pytest.approx((-1.5, 0.25))
+    with pytest.raises(ValueError, match="spread"):
+        linear_map(np.ones(5), np.arange(5.0))
+
+
+@pytest.mark.parametrize("a, b", [(1.0, 0.0), (2.0, 0.5), (-0.5, 0.1)])
+def test_a_moved_opes_state_is_the_same_density_on_the_moved_grid(a, b):
+    # P_new(a x + b) = P_old(x) / |a|: F_new on the moved grid = F_old + kT ln|a| exactly
+    potential = rotated_double_well(TEMPERATURE_K)
+    c = tuple(potential.slow_direction)
+    walker = _opes_walker(potential, OPESSpec(c, -2.5, 2.5, 101, 25.0, 500, 100), seed=6)
+    walker.run(20_000, 50)
+    old = walker.opes.opes
+    lo, hi = sorted((-2.5 * a + b, 2.5 * a + b))
+    model = potential.build()
+    moved = OPESBias(model.system, model.features, OPESSpec(c, lo, hi, 101, 25.0, 500, 100),
+                     TEMPERATURE_K, map_opes_state(old.getState(), a, b))
+    f_old = np.asarray(old.getFreeEnergy()._value)
+    f_new = np.asarray(moved.opes.getFreeEnergy()._value)
+    if a < 0:
+        f_new = f_new[::-1]  # the moved grid runs the other way
+    finite = np.isfinite(f_old)
+    np.testing.assert_allclose(f_new[finite], f_old[finite] + KT * math.log(abs(a)), atol=1e-6)
+    assert moved.opes.getNumKernels() == old.getNumKernels()
+
+
+def test_an_opes_campaign_continues_opes_while_the_rc_holds_and_restarts_when_it_turns(
+        tmp_path, caplog):
+    data = {"system": {"kind": "rotated_double_well"},
+            "sampling": {"rounds": 4, "steps_per_round": 20_000, "report_interval": 50,
+                         "seed": 5},
+            "vae": {"models": 1, "max_epochs": 2, "frames_per_epoch": 1024,
+                    "hidden": [32, 32, 32]},
+            "bias": {"method": "opes", "opes_grid_points": 128, "opes_restart_deg": 90.0,
+                     "opes_padding": 3.0},
+            "convergence": {"min_rounds": 5},
+            "output": {"figures": False, "progress": False}}
+    workdir = tmp_path / "w"
+    with caplog.at_level("INFO", logger="rave"):
+        Campaign(config_from_dict(data), workdir).run()
+    text = caplog.text
+    # round 1 starts fresh; round 2 continues round 1's OPES unless its walker left the grid
+    assert "round 1: OPES continues" not in text
+    continued = [r for r in (2, 3) if f"round {r}: OPES continues from round {r - 1}" in text]
+    left = [r for r in (2, 3) if f"round {r - 1} left its OPES grid" in text]
+    assert sorted(continued + left) == [2, 3]
+    assert continued, text
+    # with a 0-degree tolerance every round restarts
+    data["bias"]["opes_restart_deg"] = 0.0
+    caplog.clear()
+    with caplog.at_level("INFO", logger="rave"):
+        Campaign(config_from_dict(data), tmp_path / "v").run()
+    assert "OPES continues" not in caplog.text

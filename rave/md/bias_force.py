@@ -29,7 +29,7 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from ..bias import _CHI_MIN, Bias, BiasGrid, bias_force, update_bias_force
+from ..bias import BIAS_PARAMETER, Bias, BiasGrid, bias_force, update_bias_force
 from ..features import evaluate_features, feature_names
 
 __all__ = ["BiasForce", "check_features_fit_system", "free_force_group", "state_positions"]
@@ -223,7 +223,7 @@ class BiasForce:
         for force in system.getForces():
             count = force.getNumGlobalParameters() if hasattr(
                 force, "getNumGlobalParameters") else 0
-            if _CHI_MIN in {force.getGlobalParameterName(i) for i in range(count)}:
+            if BIAS_PARAMETER in {force.getGlobalParameterName(i) for i in range(count)}:
                 raise ValueError(f"system already holds a RAVE bias (force {force.getName()!r}); "
                                  f"one System takes one BiasForce: update() that one instead")
         self.force_group = free_force_group(system)
@@ -240,7 +240,7 @@ class BiasForce:
 
     def _checked(self, context: Any) -> openmm.Context:
         context = _context_of(context)
-        if _CHI_MIN not in context.getParameters():
+        if BIAS_PARAMETER not in context.getParameters():
             raise ValueError(
                 "this Context does not hold the RAVE bias: it was created before BiasForce added "
                 "the bias to the System (or from another System). Create the Simulation or "

@@ -35,13 +35,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..bias import BIAS_PARAMETER
+
 __all__ = ["CVData", "CVReporter", "read_cv", "TIME_COLUMN", "BIAS_COLUMN"]
 
 #: the first and last column of a CV file
 TIME_COLUMN = "time_ps"
 BIAS_COLUMN = "bias_kjmol"
 #: the name of the RAVE bias force's global parameter that marks a Context holding one
-_BIAS_PARAMETER = "rave_chi_min"
+_BIAS_PARAMETER = BIAS_PARAMETER
 
 
 class CVData(NamedTuple):
