@@ -1033,7 +1033,7 @@ class Campaign:
             kl_threshold=cfg.coordinate.kl_threshold, kl_tie=cfg.coordinate.kl_tie,
             bins=cfg.coordinate.bins, max_frames=cfg.coordinate.max_frames,
             rc_seed=self._rc_seed(index), stale_angle_deg=cfg.models.stale_angle_deg,
-            threads=cfg.models.threads, progress=cfg.output.progress,
+            threads=cfg.models.threads, progress=cfg.output.progress and f"round {index}",
             logger=_RoundLog(log, {"round": index}))
         estimator.fit(features, log_w, initial, previous=self._previous_coefficients,
                       trained=trained, on_trained=store_model)

@@ -287,10 +287,17 @@ def test_a_trained_step_finds_the_slow_direction():
     ({"rc_seed": -3}, ValueError, r"rc_seed must be a non-negative int"),
     ({"workers": 0}, ValueError, r"workers must be an int >= 1"),
     ({"logger": "rave"}, TypeError, r"logger must be a logging.Logger"),
+    ({"progress": 1}, TypeError, r"progress must be True, False or a label"),
 ])
 def test_bad_settings_fail_in_the_constructor(kwargs, error, match):
     with pytest.raises(error, match=match):
         RAVE(**kwargs)
+
+
+def test_seeds_are_consecutive_or_named():
+    assert RAVE(n_models=3, seed=10).seeds == [10, 11, 12]
+    assert RAVE(n_models=2, seed=np.array([4, 9])).seeds == [4, 9]
+    assert RAVE(n_models=2, seed=(4, 9)).rc_seed == 4  # the default subset seed: the first
 
 
 def test_bad_input_fails_before_training(small_fit):

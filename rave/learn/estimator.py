@@ -444,8 +444,9 @@ class RAVE:
     workers : int, optional
         Models trained at once (each with one intra-op thread; a lone one with ``threads``
         cores). Default: planned from the free cores (:func:`rave.resources.plan_threads`).
-    progress : bool, default False
-        A progress bar per model.
+    progress : bool or str, default False
+        A progress bar per model, named by its seed; a string prefixes the name (e.g.
+        "round 3" gives "round 3: VAE seed 7 (warm)").
     logger : logging.Logger or logging.LoggerAdapter, optional
         Where each model's RC and the models dropped are reported (INFO, WARNING); default
         this module's logger.
@@ -475,7 +476,7 @@ class RAVE:
         stale_angle_deg: float = 15.0,
         threads: int = 0,
         workers: int | None = None,
-        progress: bool = False,
+        progress: bool | str = False,
         logger: logging.Logger | logging.LoggerAdapter | None = None,
     ) -> None:
         from ..vae import VAEConfig
@@ -491,7 +492,7 @@ class RAVE:
         self.vae = vae
         if _is_int(seed):
             seeds = [int(seed) + m for m in range(self.n_models)]
-        elif isinstance(seed, Sequence) and not isinstance(seed, str):
+        elif isinstance(seed, Sequence | np.ndarray) and not isinstance(seed, str):
             seeds = list(seed)
         else:
             raise TypeError(f"seed must be an int or a sequence of n_models ints. You supplied "
@@ -522,8 +523,9 @@ class RAVE:
         self.stale_angle_deg = _check_real("stale_angle_deg", stale_angle_deg, 0.0)
         self.threads = _check_int("threads", threads, 0)
         self.workers = None if workers is None else _check_int("workers", workers, 1)
-        if not isinstance(progress, bool):
-            raise TypeError(f"progress must be True or False. You supplied {progress!r}")
+        if not isinstance(progress, bool | str):
+            raise TypeError(f"progress must be True, False or a label. You supplied "
+                            f"{progress!r}")
         self.progress = progress
         if logger is not None and not isinstance(logger, logging.Logger | logging.LoggerAdapter):
             raise TypeError(f"logger must be a logging.Logger or LoggerAdapter. You supplied "
