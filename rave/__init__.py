@@ -4,7 +4,9 @@ The public face, for a user's own OpenMM script:
 
 * :class:`BiasForce` (``rave.md``): the RAVE bias in a System, in a free force group;
 * :class:`CVReporter` (``rave.md``): an OpenMM reporter recording order parameters and bias;
-* :func:`read_cv`: the recorded arrays.
+* :func:`read_cv`: the recorded arrays;
+* :class:`RAVE` (``rave.learn``): the RAVE step on arrays, frames and log-weights -> VAEs ->
+  linear RC -> bias, as an estimator (``RAVE(...).fit(X, log_weights).fetch_model()``).
 
 Names are loaded on first use, so ``import rave`` imports neither OpenMM nor torch.
 """
@@ -16,6 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover (for type checkers and IDEs; loaded lazily below)
+    from .learn.estimator import RAVE
     from .md.bias_force import BiasForce
     from .md.reporter import CVReporter, read_cv
 
@@ -35,9 +38,10 @@ _LAZY = {
     "BiasForce": "rave.md.bias_force",
     "CVReporter": "rave.md.reporter",
     "read_cv": "rave.md.reporter",
+    "RAVE": "rave.learn.estimator",
 }
 
-__all__ = ["BiasForce", "CVReporter", "read_cv", "__version__"]
+__all__ = ["BiasForce", "CVReporter", "RAVE", "read_cv", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,11 +2,11 @@
 
 Each round runs ``sampling.walkers`` independent walkers under the same static bias (in this
 process or on Dask, see :mod:`rave.walkers`). After the MD of round r, all frames of rounds
-0..r are reweighted with MBAR over the rounds' static biases, ``vae.models`` VAEs are trained on
-them, the linear RC chi = c . s is chosen by KL matching (spurious models dropped), F(chi) is
-estimated, convergence is checked against round r-1, and the bias for round r+1 is built from
-F(chi). The campaign stops after ``sampling.rounds`` MD rounds or when the RC direction and
-F(chi) stop changing.
+0..r are reweighted with MBAR over the rounds' static biases, the RAVE step
+(:class:`rave.learn.estimator.RAVE`: ``vae.models`` VAEs, the linear RC chi = c . s chosen by
+KL matching, spurious models dropped) runs on them, F(chi) is estimated, convergence is
+checked against round r-1, and the bias for round r+1 is built from F(chi). The campaign
+stops after ``sampling.rounds`` MD rounds or when the RC direction and F(chi) stop changing.
 
 Resuming: ``Campaign(config, workdir).run()`` on a work directory that holds a campaign goes on
 where it stopped (a crash, ``kill -9``, a pre-empted job, or more rounds asked for). Complete
@@ -54,13 +54,13 @@ from .bias import (
     Bias,
     adaptive_bias_dict,
     applied_states,
-    build_bias_grid,
     reduced_bias_matrix,
 )
 from .config import Config, ConfigError, check_frame_memory
-from .coordinate import align_sign, choose_coordinate, direction_angle_deg, fit_coordinate
+from .coordinate import direction_angle_deg
 from .engine import Frames, MDError
 from .features import openmm_feature_values
+from .learn.estimator import RAVE, RAVEModel, cold_positions, rc_frames, stale_warm_starts  # noqa: F401
 from .resources import read_allowed_cores
 from .reweight import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
 from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
@@ -73,8 +73,6 @@ __all__ = ["BiasMismatchError", "Campaign", "RoundFailed", "RoundRecord",
 
 log = logging.getLogger("rave")
 
-#: frames of the grid scan of each RC fit (the local optimisation uses all the RC frames)
-RC_SCAN_FRAMES = 10_000
 #: bins of the F(chi) profiles written and compared between rounds
 PROFILE_BINS = 80
 #: bootstrap replicates (MBAR re-solved per replicate) of the error bars on free_energy.png
@@ -221,43 +219,11 @@ def config_differences(stored: dict, current: dict) -> list[str]:
     return diffs
 
 
-@dataclass(frozen=True)
-class TrainedModel:
-    """A VAE of a round as the RC choice sees it: its RC fit, its best validation loss (from
-    its training history; reported), and whether it was warm-started."""
+class _RoundLog(logging.LoggerAdapter):
+    """The campaign's log with "round N: " before each line (the RAVE step's own lines)."""
 
-    coordinate: object
-    loss: float
-    warm: bool
-
-
-def stale_warm_starts(coefficients: list[np.ndarray], kls: list[float], warm: list[bool],
-                      kl_threshold: float, max_angle_deg: float) -> list[int]:
-    """Indices of warm-started models whose RC disagrees with a fresh fit's.
-
-    A warm start can stay in the previous round's optimum when new data call for another
-    direction; its latent then is still near-linear in the order parameters, so its KL is low
-    and the KL alone would choose it. The reference is the cold-started model of lowest KL
-    among those not spurious (KL <= ``kl_threshold``); a warm-started model whose RC is more
-    than ``max_angle_deg`` off the reference's (sign-agnostic) is stale. Without a usable cold
-    model nothing is dropped.
-    """
-    cold = [i for i, w in enumerate(warm) if not w and kls[i] <= kl_threshold]
-    if not cold:
-        return []
-    reference = coefficients[min(cold, key=lambda i: kls[i])]
-    return [i for i, w in enumerate(warm)
-            if w and direction_angle_deg(coefficients[i], reference) > max_angle_deg]
-
-
-def _fit_note(model) -> str:
-    """How a model was trained, for the log: warm or cold, epochs, why it stopped."""
-    h = model.history
-    if "epochs" not in h:
-        return ""
-    kind = "warm" if h.get("warm_start") else "cold"
-    return (f" ({kind}, {h['epochs']}/{h.get('budget_epochs', h['epochs'])} epochs, "
-            f"{h.get('stop_reason', 'budget')}, {h.get('wall_time_s', 0.0):.1f} s)")
+    def process(self, msg, kwargs):
+        return f"round {self.extra['round']}: {msg}", kwargs
 
 
 def _flat(config: dict) -> dict:
@@ -994,18 +960,15 @@ class Campaign:
     def _cold(self, index: int) -> set[int]:
         """Positions of the seeds trained from scratch in round ``index`` (all in round 0;
         then ``cold_seeds`` of them, rotating so that each position is refreshed in turn)."""
-        k = self.config.models.models
-        if index == 0:
-            return set(range(k))
-        return {(index + j) % k for j in range(self.config.models.cold_seeds)}
+        return cold_positions(index, self.config.models.models, self.config.models.cold_seeds)
+
+    def _rc_seed(self, index: int) -> list[int]:
+        """Seed of the frame subset the RC of round ``index`` is fitted on."""
+        return [self.config.sampling.seed, index, 7]
 
     def _rc_subset(self, index: int, n_frames: int) -> np.ndarray:
         """Frames the RC is fitted on: all, or a seeded subset of ``coordinate.max_frames``."""
-        limit = self.config.coordinate.max_frames
-        if n_frames <= limit:
-            return np.arange(n_frames)
-        rng = np.random.default_rng([self.config.sampling.seed, index, 7])
-        return np.sort(rng.choice(n_frames, size=limit, replace=False))
+        return rc_frames(n_frames, self.config.coordinate.max_frames, self._rc_seed(index))
 
     def _disagreeing_features(self, index: int) -> list[str]:
         """Names of the order parameters whose OpenMM and numpy values differ at the position
@@ -1028,76 +991,53 @@ class Campaign:
             names |= {self.feature_names[i] for i in np.flatnonzero(bad)}
         return [n for n in self.feature_names if n in names]
 
-    def _train(self, index: int, folder: Path, features: np.ndarray, log_w: np.ndarray):
-        """VAEs of this round and the RC of each (a model file already stored by an interrupted
-        run is reused). Seeds train side by side on the free cores (rave.resources); from
-        round 1 on they start from the previous round's models, except ``cold_seeds``."""
-        from .resources import plan_threads, read_busy_cores
-        from .vae import VAEModel, fit_seeds
+    def _train(self, index: int, folder: Path, features: np.ndarray,
+               log_w: np.ndarray) -> tuple[RAVEModel, list[str]]:
+        """The RAVE step of this round (rave.learn.estimator.RAVE) and its model files: a model
+        file already stored by an interrupted run is reused, a new model is stored as soon as
+        it is trained. From round 1 on the seeds start from the previous round's models, except
+        ``cold_seeds``; seeds train side by side on the free cores (rave.resources)."""
+        from .vae import VAEModel
 
         cfg = self.config
         seeds = self._seeds(index)
         model_files = [f"models/vae_seed{seed}.pt" for seed in seeds]
         (folder / "models").mkdir(parents=True, exist_ok=True)
-        subset = self._rc_subset(index, len(features))
-        x_rc, log_w_rc = features[subset], log_w[subset]
-        previous_c = ([self._previous_coefficients] if self._previous_coefficients is not None
-                      else None)
 
-        def load(path: Path) -> VAEModel:
+        def load(path: Path) -> VAEModel | None:
+            if not path.exists():
+                return None
             try:
                 return VAEModel.load(path)
             except Exception as error:
                 raise store.StoreFileError(f"{path} cannot be read (truncated or "
                                            f"corrupted?): {error}") from error
 
-        def coordinate(m: int, model: VAEModel) -> TrainedModel:
-            result = fit_coordinate(x_rc, model.transform(x_rc), log_weights=log_w_rc,
-                                    bins=cfg.coordinate.bins, seed=seeds[m],
-                                    initial_directions=previous_c,
-                                    max_scan_frames=RC_SCAN_FRAMES)
-            loss = float(model.history.get("best_validation_loss", float("nan")))
-            log.info("round %d: VAE seed %d%s, validation loss %.4f, best KL %.4f, c = %s", index,
-                     seeds[m], _fit_note(model), loss, result.kl_divergence,
-                     np.round(result.coefficients, 4).tolist())
-            return TrainedModel(result, loss, bool(model.history.get("warm_start", False)))
+        trained = [load(folder / name) for name in model_files]
+        for seed, name, model in zip(seeds, model_files, trained, strict=True):
+            if model is not None:
+                log.info("round %d: VAE seed %d loaded from %s", index, seed, folder / name)
+        initial = [None] * len(seeds)
+        if index > 0:
+            previous, cold = store.round_dir(self.workdir, index - 1), self._cold(index)
+            initial = [None if trained[m] is not None or m in cold
+                       else load(previous / f"models/vae_seed{seed}.pt")
+                       for m, seed in enumerate(self._seeds(index - 1))]
 
-        results: list = [None] * len(seeds)
-        pending = []
-        for m, name in enumerate(model_files):
-            if (folder / name).exists():
-                log.info("round %d: VAE seed %d loaded from %s", index, seeds[m], folder / name)
-                results[m] = coordinate(m, load(folder / name))
-            else:
-                pending.append(m)
-        if pending:
-            initial = []
-            cold = self._cold(index)
-            previous = store.round_dir(self.workdir, index - 1) if index > 0 else None
-            for m in pending:
-                if m in cold or previous is None:
-                    initial.append(None)
-                    continue
-                path = previous / f"models/vae_seed{self._seeds(index - 1)[m]}.pt"
-                initial.append(load(path) if path.exists() else None)
-            plan = plan_threads(len(pending), read_allowed_cores(cfg.models.threads),
-                                read_busy_cores())
-            log.info("round %d: training %d VAE seed(s) (%d warm-started): %s", index,
-                     len(pending), sum(i is not None for i in initial), plan.describe())
+        def store_model(m: int, model: VAEModel) -> None:
+            model.save(folder / model_files[m])
+            store.fault_point("model_stored")
 
-            def after_fit(j: int, model: VAEModel):
-                m = pending[j]
-                model.save(folder / model_files[m])
-                store.fault_point("model_stored")
-                return coordinate(m, model)
-
-            fitted = fit_seeds(features, [seeds[m] for m in pending], self.vae_config,
-                               log_weights=log_w, initial=initial, workers=plan.workers,
-                               intra_op_threads=plan.intra_op_threads,
-                               progress=cfg.output.progress, after_fit=after_fit)
-            for m, result in zip(pending, fitted, strict=True):
-                results[m] = result
-        return results, model_files
+        estimator = RAVE(
+            cfg.models.models, self.vae_config, seed=seeds,
+            kl_threshold=cfg.coordinate.kl_threshold, kl_tie=cfg.coordinate.kl_tie,
+            bins=cfg.coordinate.bins, max_frames=cfg.coordinate.max_frames,
+            rc_seed=self._rc_seed(index), stale_angle_deg=cfg.models.stale_angle_deg,
+            threads=cfg.models.threads, progress=cfg.output.progress and f"round {index}",
+            logger=_RoundLog(log, {"round": index}))
+        estimator.fit(features, log_w, initial, previous=self._previous_coefficients,
+                      trained=trained, on_trained=store_model)
+        return estimator.fetch_model(), model_files
 
     def _learn(self, index: int, folder: Path, timings: dict) -> RoundRecord:
         cfg = self.config
@@ -1113,30 +1053,9 @@ class Campaign:
                  len(features), reweighted.effective_sample_size)
 
         t0 = time.perf_counter()
-        trained, model_files = self._train(index, folder, features, log_w)
+        model, model_files = self._train(index, folder, features, log_w)
         timings["train_and_rc"] = time.perf_counter() - t0
-        results = [t.coordinate for t in trained]
-        kls = [r.kl_divergence for r in results]
-        stale = stale_warm_starts([r.coefficients for r in results], kls,
-                                  [t.warm for t in trained], cfg.coordinate.kl_threshold,
-                                  cfg.models.stale_angle_deg)
-        if stale:
-            log.warning("round %d: warm-started model(s) %s dropped as stale: their RC is more "
-                        "than %g deg off the cold-started model's", index, stale,
-                        cfg.models.stale_angle_deg)
-        usable = [i for i in range(len(results)) if i not in stale]
-        kept = [i for i in usable if kls[i] <= cfg.coordinate.kl_threshold]
-        # lowest KL among the usable models below the threshold (if none is, the lowest
-        # overall; select_models logs that warning); KL ties go to the previous direction
-        pick, spread = choose_coordinate(
-            [results[i].coefficients for i in usable], [kls[i] for i in usable],
-            cfg.coordinate.kl_threshold, cfg.coordinate.kl_tie, self._previous_coefficients)
-        best = usable[pick]
-        chosen = results[best]
-        c = np.asarray(chosen.coefficients, dtype=float)
-        if self._previous_coefficients is not None:
-            c = align_sign(c, self._previous_coefficients)
-        chi = features @ c
+        c, chi, spread = model.coefficients, model.chi, model.seed_spread_deg
 
         # F(chi) from all frames, and the change from the previous round along the same chi
         edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
@@ -1165,32 +1084,30 @@ class Campaign:
         self._write_profile(folder / "free_energy.csv", centers, profile)
         store.write_json(folder / "coordinate.json", {
             "coefficients": c.tolist(),
-            "kl_divergence": float(chosen.kl_divergence),
+            "kl_divergence": model.kl_divergence,
             "feature_names": self.feature_names,
-            "model_kl_divergences": [float(k) for k in kls],
-            "chosen_model": best,
+            "model_kl_divergences": [m.kl_divergence for m in model.models],
+            "chosen_model": model.chosen,
             "model_files": model_files,
-            "spurious_models": [i for i in range(len(results)) if i not in kept],
+            "spurious_models": model.dropped,
             "kl_threshold": cfg.coordinate.kl_threshold,
-            "model_validation_losses": [float(t.loss) for t in trained],
-            "warm_started": [t.warm for t in trained],
-            "stale_models": stale,
+            "model_validation_losses": [m.validation_loss for m in model.models],
+            "warm_started": [m.warm for m in model.models],
+            "stale_models": model.stale,
             "seed_spread_deg": spread,
             "kl_tie": cfg.coordinate.kl_tie,
         })
 
         # the bias of the next round
-        grid = build_bias_grid(
-            chi, log_w, self.kT,
-            n_points=cfg.bias.grid_points, padding=cfg.bias.padding, cap_kT=cfg.bias.cap_kT,
-            smoothing_bins=cfg.bias.smoothing_bins, damping=cfg.bias.damping,
-        )
-        self._next_bias = Bias(c, grid)
+        self._next_bias = model.bias(
+            self.kT, n_points=cfg.bias.grid_points, padding=cfg.bias.padding,
+            cap_kT=cfg.bias.cap_kT, smoothing_bins=cfg.bias.smoothing_bins,
+            damping=cfg.bias.damping)
         store.write_json(folder / "bias.json", self._next_bias.to_dict())
         self._previous_coefficients = c
         self._previous_log_weights = log_w
         record = RoundRecord(
-            index=index, coefficients=c, kl_divergence=float(chosen.kl_divergence),
+            index=index, coefficients=c, kl_divergence=model.kl_divergence,
             frames=len(self._frames[-1]),
             effective_sample_size=float(reweighted.effective_sample_size),
             angle_change_deg=angle, free_energy_change_kT=change, converged=converged,

@@ -410,7 +410,7 @@ def test_md_layer_imports_openmm_but_not_torch():
 
 
 def test_public_names_are_exported():
-    assert set(rave.__all__) == {"BiasForce", "CVReporter", "read_cv", "__version__"}
+    assert set(rave.__all__) == {"BiasForce", "CVReporter", "RAVE", "read_cv", "__version__"}
     assert rave.BiasForce is rave.md.BiasForce and rave.read_cv is read_cv
     with pytest.raises(AttributeError, match="has no attribute 'RAVEX'"):
         rave.RAVEX  # noqa: B018

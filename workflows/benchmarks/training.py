@@ -3,9 +3,9 @@
 Two measurements, each in a fresh subprocess per mode so that torch's thread state and the
 CPU affinity are those a user would have:
 
-1. **The learning step of a round** through the campaign's own code (``Campaign._train``:
-   every VAE seed, each seed's RC fit, the stale-warm-start guard), then the RC choice and
-   the bias grid (``build_bias_grid``), on ``--frames`` frames (default 200,000) of
+1. **The learning step of a round** through the campaign's own code (``Campaign._train``,
+   the RAVE estimator: every VAE seed, each seed's RC fit, the stale-warm-start guard, the RC
+   choice), then the bias grid (``RAVEModel.bias``), on ``--frames`` frames (default 200,000) of
    ``--dims`` order parameters (default 10): independent samples of the three-state 2-D
    potential (rejection sampling, below) in two coordinates, eight more coordinates of
    N(0, 0.3^2) noise, all ten mixed by a fixed random rotation so that the slow plane mixes
@@ -105,7 +105,6 @@ def mixed_frames(n_frames: int, dims: int, seed: int) -> np.ndarray:
 # ------------------------------------------------------------------ one mode, in a subprocess
 def learning_step_child(frames: int, dims: int) -> dict:
     """Time a cold and a warm learning step through Campaign._train (in this process)."""
-    from rave.bias import build_bias_grid
     from rave.campaign import Campaign
     from rave.config import config_from_dict
     from rave.coordinate import direction_angle_deg
@@ -129,15 +128,14 @@ def learning_step_child(frames: int, dims: int) -> dict:
             x = mixed_frames(frames, dims, seed=index)
             folder = Path(tmp) / "w" / f"round_{index:03d}"
             t0 = time.perf_counter()
-            trained, _ = campaign._train(index, folder, x, log_w)
-            kls = [t.coordinate.kl_divergence for t in trained]
-            c = trained[int(np.argmin(kls))].coordinate.coefficients
-            build_bias_grid(x @ c, log_w, kT_kjmol(300.0))
+            model, _ = campaign._train(index, folder, x, log_w)
+            model.bias(kT_kjmol(300.0))
             wall = time.perf_counter() - t0
+            c = model.coefficients
             campaign._previous_coefficients = c
             coefficients.append(c)
-            out[label] = {"wall_s": wall, "kl": [float(k) for k in kls],
-                          "warm": [t.warm for t in trained]}
+            out[label] = {"wall_s": wall, "kl": [m.kl_divergence for m in model.models],
+                          "warm": [m.warm for m in model.models]}
         out["rc_angle_between_rounds_deg"] = [direction_angle_deg(a, b) for a, b
                                               in zip(coefficients[:-1], coefficients[1:],
                                                      strict=True)]

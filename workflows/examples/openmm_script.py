@@ -7,8 +7,9 @@ three additions from rave:
    RAVE bias, zero at first, in a force group it picks itself;
 2. ``rave.CVReporter(file, interval, features, bias=bias_force)`` in ``simulation.reporters``:
    one row per frame, the order parameters (sin and cos of phi and psi) and the bias energy;
-3. between rounds, one RAVE step on the recorded arrays (VAEs with a 1-D latent, the linear
-   RC chi = c . s fitted to the latent, the bias V = kT ln P(chi)) and
+3. between rounds, one RAVE step on the recorded arrays, ``rave.RAVE(...).fit(X,
+   log_weights).fetch_model()`` (VAEs with a 1-D latent, the linear RC chi = c . s fitted to
+   the latent, spurious models dropped), its bias V = kT ln P(chi) (``model.bias(kT)``) and
    ``bias_force.update(simulation.context, bias)``: the same Simulation goes on, biased.
 
 After the biased round the frames of both rounds are reweighted by MBAR (each frame's bias
@@ -38,7 +39,6 @@ import openmm
 from openmm import app, unit
 
 import rave
-from rave.bias import Bias, build_bias_grid
 from rave.features import Dihedral
 
 #: the system files of workflows/alanine_dipeptide (written by its make_system.py)
@@ -61,51 +61,6 @@ def backbone_features() -> list:
     """
     return [Dihedral(atoms, function, periodic=False, name=f"{function}_{angle}")
             for angle, atoms in (("phi", PHI), ("psi", PSI)) for function in ("sin", "cos")]
-
-
-def one_rave_step(features: np.ndarray, log_weights: np.ndarray | None, kT: float,
-                  seeds: tuple[int, ...] = (1, 2), vae_config=None) -> tuple[Bias, float]:
-    """One RAVE step on recorded arrays: VAEs -> linear RC -> bias V(chi) = kT ln P(chi).
-
-    A stand-in for the RAVE estimator (``rave.RAVE(...).fit(X, log_weights)``, issue 14
-    item 2), built from the functions the campaign uses: one VAE per seed, the RC of each by KL
-    matching, the lowest-KL RC among the non-spurious ones, the bias from the weighted frames.
-
-    Parameters
-    ----------
-    features : np.ndarray, shape=(n_frames, n_features), dtype=float
-        Order parameters of every frame so far.
-    log_weights : np.ndarray, shape=(n_frames,), or None
-        Log-weights of the frames for the unbiased ensemble (None: all equal).
-    kT : float
-        Thermal energy, kJ/mol.
-    seeds : tuple of int
-        One VAE per seed.
-    vae_config : rave.vae.VAEConfig, optional
-        Network and training settings (default: the campaign's).
-
-    Returns
-    -------
-    bias : rave.bias.Bias
-        Coefficients c (unit norm) and the grid V(chi) in kJ/mol.
-    kl_divergence : float
-        KL between the latent's and chi's distributions of the chosen model (nats).
-    """
-    from rave.config import CoordinateConfig
-    from rave.coordinate import choose_coordinate, fit_coordinate
-    from rave.vae import VAEConfig, fit_seeds
-
-    vae_config = VAEConfig() if vae_config is None else vae_config
-    coordinate = CoordinateConfig()
-    models = fit_seeds(features, list(seeds), vae_config, log_weights=log_weights)
-    fits = [fit_coordinate(features, model.transform(features), log_weights=log_weights,
-                           bins=coordinate.bins, seed=seed)
-            for model, seed in zip(models, seeds, strict=True)]
-    kls = [fit.kl_divergence for fit in fits]
-    pick, _ = choose_coordinate([fit.coefficients for fit in fits], kls,
-                                coordinate.kl_threshold)
-    c = np.asarray(fits[pick].coefficients, dtype=float)
-    return Bias(c, build_bias_grid(features @ c, log_weights, kT)), float(kls[pick])
 
 
 def record_round(simulation: app.Simulation, path: Path, steps: int, interval: int,
@@ -190,14 +145,11 @@ def run_example(out: Path, steps: int = 50_000, interval: int = 50, quick: bool 
     round0 = record_round(simulation, paths[0], steps, interval, features, bias_force, dcd)
 
     # --- the RAVE step on the recorded arrays, then the same Simulation, biased -------------
-    vae_config = None
-    if quick:
-        from rave.vae import VAEConfig
-
-        vae_config = VAEConfig(hidden=(32, 32), max_epochs=4, min_epochs=2,
-                               frames_per_epoch=2048)
-    bias, kl = one_rave_step(round0.features, None, bias_force.kT,
-                             seeds=(seed, seed + 1), vae_config=vae_config)
+    # two VAEs (seeds seed, seed + 1) of the campaign's size, or small ones for --quick
+    vae = (dict(hidden=(32, 32), max_epochs=4, min_epochs=2, frames_per_epoch=2048) if quick
+           else None)
+    model = rave.RAVE(n_models=2, vae=vae, seed=seed).fit(round0.features).fetch_model()
+    bias, kl = model.bias(bias_force.kT), model.kl_divergence  # V(chi) = kT ln P(chi)
     bias_force.update(simulation.context, bias)
     round1 = record_round(simulation, paths[1], steps, interval, features, bias_force, dcd)
 

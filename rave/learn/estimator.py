@@ -1,0 +1,733 @@
+"""The RAVE step as an estimator: weighted frames -> K VAEs -> linear RC -> bias.
+
+One step of RAVE (Ribeiro et al., J. Chem. Phys. 149, 072301 (2018)) on arrays, in the
+deeptime estimator/model style::
+
+    model = RAVE(n_models=3, seed=1).fit(X, log_weights).fetch_model()
+    chi = model.transform(X)          # X @ model.coefficients
+    bias = model.bias(kT)             # rave.bias.Bias: V(chi) = kT ln P(chi) on a grid
+
+What :meth:`RAVE.fit` does (the campaign's learning step of one round, :mod:`rave.campaign`):
+
+1. trains ``n_models`` VAEs with a 1-D latent (:func:`rave.vae.fit_seeds`), one per seed,
+   side by side on the free cores (:mod:`rave.resources`), each frame weighted by its
+   log-weight; a model given in ``initial`` warm-starts its seed (``cold_models`` of them
+   train from scratch when ``initial`` is a :class:`RAVEModel`);
+2. fits each model's linear RC ``chi = c . X`` by KL matching of its latent mean
+   (:func:`rave.coordinate.fit_coordinate`, on at most ``max_frames`` frames, a seeded subset);
+3. drops warm-started models whose RC is more than ``stale_angle_deg`` off the best cold
+   model's (:func:`stale_warm_starts`) and, among the rest, chooses the lowest KL below
+   ``kl_threshold`` (the others are spurious), KL ties within ``kl_tie`` going to the RC
+   closest to the previous one (:func:`rave.coordinate.choose_coordinate`);
+4. turns the chosen ``c`` to the previous RC's side (:func:`rave.coordinate.align_sign`).
+
+The model keeps chi and the log-weights of the fit's frames, so :meth:`RAVEModel.bias` builds
+the bias of the next round (:func:`rave.bias.build_bias_grid`) without the frames.
+
+Nothing here writes a file: a caller that stores models (the campaign) does so in
+``on_trained``. torch is imported by :meth:`RAVE.fit` (and by building a ``VAEConfig``), not
+by importing this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..bias import Bias, build_bias_grid
+from ..coordinate import (
+    CoordinateResult,
+    align_sign,
+    choose_coordinate,
+    direction_angle_deg,
+    fit_coordinate,
+)
+from ..resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
+
+if TYPE_CHECKING:  # pragma: no cover (torch is imported by fit only)
+    from ..vae import VAEConfig, VAEModel
+
+__all__ = [
+    "DEFAULT_SCAN_FRAMES",
+    "RAVE",
+    "RAVEModel",
+    "TrainedModel",
+    "cold_positions",
+    "rc_frames",
+    "stale_warm_starts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: frames of the grid scan of each RC fit (the local optimisation uses all the RC frames)
+DEFAULT_SCAN_FRAMES = 10_000
+
+
+# --------------------------------------------------------------------------------------------
+# the rules of the step, as functions
+# --------------------------------------------------------------------------------------------
+
+
+def stale_warm_starts(coefficients: Sequence[np.ndarray], kls: Sequence[float],
+                      warm: Sequence[bool], kl_threshold: float,
+                      max_angle_deg: float) -> list[int]:
+    """Indices of warm-started models whose RC disagrees with a fresh fit's.
+
+    A warm start can stay in the previous round's optimum when new data call for another
+    direction; its latent then is still near-linear in the order parameters, so its KL is low
+    and the KL alone would choose it. The reference is the cold-started model of lowest KL
+    among those not spurious (KL <= ``kl_threshold``); a warm-started model whose RC is more
+    than ``max_angle_deg`` off the reference's (sign-agnostic) is stale. Without a usable cold
+    model nothing is dropped.
+
+    Parameters
+    ----------
+    coefficients : sequence of np.ndarray, shape=(d,)
+        Each model's RC.
+    kls : sequence of float
+        Each model's best KL (nats).
+    warm : sequence of bool
+        Whether each model was warm-started.
+    kl_threshold : float
+        Largest KL of a model that is not spurious (nats).
+    max_angle_deg : float
+        Largest angle (degrees) between a warm model's RC and the reference's.
+
+    Returns
+    -------
+    list of int
+        The stale models, in increasing order.
+    """
+    cold = [i for i, w in enumerate(warm) if not w and kls[i] <= kl_threshold]
+    if not cold:
+        return []
+    reference = coefficients[min(cold, key=lambda i: kls[i])]
+    return [i for i, w in enumerate(warm)
+            if w and direction_angle_deg(coefficients[i], reference) > max_angle_deg]
+
+
+def cold_positions(generation: int, n_models: int, cold_models: int) -> set[int]:
+    """Positions of the models trained from scratch in a warm-started fit.
+
+    Parameters
+    ----------
+    generation : int
+        0 for a fit without warm starts (every position is cold), else the number of fits in
+        the chain of warm starts (the campaign's round index).
+    n_models : int
+        Models per fit.
+    cold_models : int
+        Cold models of a warm-started fit; they rotate with ``generation`` so that each
+        position is refreshed in turn.
+
+    Returns
+    -------
+    set of int
+        ``{0, ..., n_models - 1}`` for generation 0, else
+        ``{(generation + j) % n_models for j < cold_models}``.
+    """
+    if generation == 0:
+        return set(range(n_models))
+    return {(generation + j) % n_models for j in range(cold_models)}
+
+
+def rc_frames(n_frames: int, max_frames: int, seed: int | Sequence[int]) -> np.ndarray:
+    """Frames the RC is fitted on: all, or a seeded subset of ``max_frames`` of them.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in all.
+    max_frames : int
+        Most frames of the RC fit.
+    seed : int or sequence of int
+        Seed of the subset (``numpy.random.default_rng``).
+
+    Returns
+    -------
+    np.ndarray, shape=(min(n_frames, max_frames),), dtype=int
+        Sorted frame indices.
+    """
+    if n_frames <= max_frames:
+        return np.arange(n_frames)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_frames, size=max_frames, replace=False))
+
+
+def _fit_note(model: VAEModel) -> str:
+    """How a model was trained, for the log: warm or cold, epochs, why it stopped."""
+    h = model.history
+    if "epochs" not in h:
+        return ""
+    kind = "warm" if h.get("warm_start") else "cold"
+    return (f" ({kind}, {h['epochs']}/{h.get('budget_epochs', h['epochs'])} epochs, "
+            f"{h.get('stop_reason', 'budget')}, {h.get('wall_time_s', 0.0):.1f} s)")
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if not _is_int(value) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}. You supplied {value!r}")
+    return int(value)
+
+
+def _check_real(name: str, value: Any, low: float, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a real number. You supplied {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and low <= value <= high):
+        rule = f">= {low:g}" if math.isinf(high) else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be finite and {rule}. You supplied {value!r}")
+    return value
+
+
+def _check_frames(X: Any) -> np.ndarray:
+    try:
+        x = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"X must be a real array of shape (n_frames, n_features). You supplied "
+                        f"{type(X).__name__}: {error}") from None
+    if x.ndim != 2:
+        raise ValueError(f"X must be shape (n_frames, n_features). You supplied {x.shape}; for "
+                         f"one order parameter use X.reshape(-1, 1)")
+    if x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"X must hold at least 2 frames of at least 1 order parameter. You "
+                         f"supplied shape {x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise ValueError(f"X holds {int(bad.sum())} NaN or inf value(s) (in column(s) "
+                         f"{np.flatnonzero(bad.any(axis=0)).tolist()}); all must be finite")
+    return x
+
+
+def _check_log_weights(log_weights: Any, n_frames: int) -> np.ndarray | None:
+    if log_weights is None:
+        return None
+    try:
+        log_w = np.asarray(log_weights, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"log_weights must be a real array of shape ({n_frames},). You "
+                        f"supplied {type(log_weights).__name__}: {error}") from None
+    if log_w.shape != (n_frames,):
+        raise ValueError(f"log_weights must be shape ({n_frames},), one per frame of X. You "
+                         f"supplied {log_w.shape}")
+    if np.isnan(log_w).any():
+        raise ValueError(f"log_weights holds NaN in {int(np.isnan(log_w).sum())} frame(s); "
+                         f"allowed: finite values and -inf (weight 0)")
+    if np.isposinf(log_w).any():
+        raise ValueError(f"log_weights holds +inf in {int(np.isposinf(log_w).sum())} frame(s); "
+                         f"allowed: finite values and -inf (weight 0)")
+    if not np.isfinite(log_w).any():
+        raise ValueError("log_weights are all -inf: no frame carries any weight")
+    return log_w
+
+
+def _check_direction(name: str, c: Any, d: int) -> np.ndarray:
+    v = np.array(c, dtype=float)
+    if v.shape != (d,):
+        raise ValueError(f"{name} must be shape ({d},), one coefficient per order parameter. "
+                         f"You supplied {v.shape}")
+    if not np.isfinite(v).all() or not np.linalg.norm(v) > 0:
+        raise ValueError(f"{name} must be a finite nonzero vector. You supplied {v.tolist()}")
+    v.setflags(write=False)
+    return v
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    out = np.array(array, dtype=float)
+    out.setflags(write=False)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """One VAE of a RAVE fit, its RC and whether the RC choice kept it.
+
+    Attributes
+    ----------
+    seed : int
+        The VAE's seed.
+    vae : rave.vae.VAEModel
+        The trained VAE (``vae.transform(X)`` is its latent mean).
+    coordinate : rave.coordinate.CoordinateResult
+        Its RC fitted by KL matching (KL-matched sign: chi increases with the latent).
+    validation_loss : float
+        Best validation loss of its training (NaN when its history has none).
+    warm : bool
+        Whether it was warm-started from an earlier model.
+    spurious : bool
+        Its best KL is above the fit's ``kl_threshold``: no linear RC reproduces its latent.
+    stale : bool
+        A warm start whose RC is more than ``stale_angle_deg`` off the best cold model's.
+    """
+
+    seed: int
+    vae: VAEModel
+    coordinate: CoordinateResult
+    validation_loss: float
+    warm: bool
+    spurious: bool = False
+    stale: bool = False
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """np.ndarray, shape=(d,): its RC, unit norm, in the KL-matched sign."""
+        return self.coordinate.coefficients
+
+    @property
+    def kl_divergence(self) -> float:
+        """float: KL (nats) between its latent's and its RC's distributions."""
+        return float(self.coordinate.kl_divergence)
+
+    @property
+    def dropped(self) -> bool:
+        """bool: spurious or stale (not used for the RC unless every model is spurious)."""
+        return self.spurious or self.stale
+
+
+@dataclass(frozen=True, eq=False)
+class RAVEModel:
+    """What a :class:`RAVE` fit learned: the linear RC, the models behind it, its frames' chi.
+
+    Attributes
+    ----------
+    coefficients : np.ndarray, shape=(n_features,), dtype=float
+        Unit-norm ``c`` of ``chi = X @ c``, in the order of X's columns (the chosen model's
+        RC, turned to the side of the previous RC when there was one). Read-only.
+    kl_divergence : float
+        KL (nats) of the chosen model's RC.
+    chosen : int
+        Index into ``models`` of the model whose RC this is.
+    models : tuple of TrainedModel
+        Every VAE of the fit, in seed order.
+    seed_spread_deg : float or None
+        Largest angle (degrees) between the chosen RC and the other usable models' RCs; None
+        with one usable model.
+    chi : np.ndarray, shape=(n_frames,), dtype=float
+        ``X @ coefficients`` of the fit's frames. Read-only.
+    log_weights : np.ndarray, shape=(n_frames,), dtype=float
+        The fit's log-weights (zeros when it had none). Read-only.
+    generation : int
+        0 for a fit without warm starts; ``initial.generation + 1`` for a fit warm-started
+        from a RAVEModel; 1 for a fit given per-model warm starts.
+    """
+
+    coefficients: np.ndarray
+    kl_divergence: float
+    chosen: int
+    models: tuple[TrainedModel, ...]
+    seed_spread_deg: float | None
+    chi: np.ndarray
+    log_weights: np.ndarray
+    generation: int = 0
+
+    @property
+    def n_features(self) -> int:
+        """int: order parameters (columns of X)."""
+        return int(self.coefficients.size)
+
+    @property
+    def dropped(self) -> list[int]:
+        """list of int: models that are spurious or stale (see :class:`TrainedModel`)."""
+        return [i for i, m in enumerate(self.models) if m.dropped]
+
+    @property
+    def stale(self) -> list[int]:
+        """list of int: warm-started models dropped as stale."""
+        return [i for i, m in enumerate(self.models) if m.stale]
+
+    @property
+    def vae_models(self) -> list[VAEModel]:
+        """list of rave.vae.VAEModel: the trained VAEs, in seed order."""
+        return [m.vae for m in self.models]
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """The reaction coordinate of frames.
+
+        Parameters
+        ----------
+        X : np.ndarray, shape=(n_frames, n_features), dtype=float
+            Order parameters, in the units and column order of the fit's X.
+
+        Returns
+        -------
+        chi : np.ndarray, shape=(n_frames,), dtype=float
+            ``X @ coefficients``, in the order parameters' units.
+        """
+        x = np.asarray(X, dtype=float)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"X must be shape (Any, {self.n_features}). You supplied {x.shape}")
+        return x @ self.coefficients
+
+    def bias(self, kT: float, **grid: Any) -> Bias:
+        """The bias of the next round, ``V(chi) = kT ln P(chi)``, from the fit's frames.
+
+        Parameters
+        ----------
+        kT : float
+            Thermal energy, kJ/mol.
+        **grid
+            Keyword arguments of :func:`rave.bias.build_bias_grid`: ``n_points``,
+            ``padding``, ``cap_kT``, ``smoothing_bins``, ``damping``.
+
+        Returns
+        -------
+        rave.bias.Bias
+            ``coefficients`` and the grid ``build_bias_grid(chi, log_weights, kT, **grid)``.
+        """
+        return Bias(self.coefficients, build_bias_grid(self.chi, self.log_weights, kT, **grid))
+
+
+# --------------------------------------------------------------------------------------------
+# the estimator
+# --------------------------------------------------------------------------------------------
+
+
+class RAVE:
+    """The RAVE step: VAEs on weighted frames, the linear RC of their latent, spurious dropped.
+
+    Parameters
+    ----------
+    n_models : int, default 3
+        VAEs trained, one per seed (>= 1).
+    vae : rave.vae.VAEConfig or dict, optional
+        Network and training settings (a dict is ``VAEConfig``'s keyword arguments); default
+        ``VAEConfig()``.
+    seed : int or sequence of int, default 0
+        Seeds of the models: an int ``s`` gives ``s, s + 1, ..., s + n_models - 1``; a
+        sequence names one non-negative int per model.
+    cold_models : int, default 1
+        In a fit warm-started from a :class:`RAVEModel`, models trained from scratch (they
+        rotate with the generation, :func:`cold_positions`); at least one keeps a warm start
+        from holding the RC on a stale direction. In [0, n_models].
+    kl_threshold : float, default 0.5
+        A model whose best KL (nats) is above this is spurious and dropped (if every model is,
+        the lowest KL is used and a warning logged).
+    kl_tie : float, default 0.02
+        KL differences (nats) up to this count as ties, which go to the RC closest to the
+        previous one.
+    bins : int, default 50
+        Histogram bins of the KL matching (>= 2).
+    max_frames : int, default 50_000
+        The RC is fitted on at most this many frames, a seeded subset with their weights (the
+        VAEs train, and chi and the bias use, every frame).
+    scan_frames : int or None, default 10_000
+        Frames of the grid scan of each RC fit (``fit_coordinate``'s ``max_scan_frames``).
+    rc_seed : int or sequence of int, optional
+        Seed of the ``max_frames`` subset (``numpy.random.default_rng``); default the first
+        model seed.
+    stale_angle_deg : float, default 15.0
+        A warm-started model whose RC is more than this (degrees) off the best cold model's is
+        dropped as stale (:func:`stale_warm_starts`).
+    threads : int, default 0
+        CPU cores training may use; 0: every core this process may use (affinity, cgroup
+        quota, OMP_NUM_THREADS), less those other processes keep busy.
+    workers : int, optional
+        Models trained at once (each with one intra-op thread; a lone one with ``threads``
+        cores). Default: planned from the free cores (:func:`rave.resources.plan_threads`).
+    progress : bool or str, default False
+        A progress bar per model, named by its seed; a string prefixes the name (e.g.
+        "round 3" gives "round 3: VAE seed 7 (warm)").
+    logger : logging.Logger or logging.LoggerAdapter, optional
+        Where each model's RC and the models dropped are reported (INFO, WARNING); default
+        this module's logger.
+
+    Examples
+    --------
+    >>> estimator = RAVE(n_models=2, vae={"hidden": (64, 64)}, seed=1)
+    >>> model = estimator.fit(X, log_weights).fetch_model()
+    >>> chi = model.transform(X)
+    >>> bias = model.bias(kT=2.494)           # for rave.BiasForce.update(context, bias)
+    >>> later = RAVE(n_models=2, seed=3).fit(X_all, log_w_all, initial=model).fetch_model()
+    """
+
+    def __init__(
+        self,
+        n_models: int = 3,
+        vae: VAEConfig | dict | None = None,
+        *,
+        seed: int | Sequence[int] = 0,
+        cold_models: int = 1,
+        kl_threshold: float = 0.5,
+        kl_tie: float = 0.02,
+        bins: int = 50,
+        max_frames: int = 50_000,
+        scan_frames: int | None = DEFAULT_SCAN_FRAMES,
+        rc_seed: int | Sequence[int] | None = None,
+        stale_angle_deg: float = 15.0,
+        threads: int = 0,
+        workers: int | None = None,
+        progress: bool | str = False,
+        logger: logging.Logger | logging.LoggerAdapter | None = None,
+    ) -> None:
+        from ..vae import VAEConfig
+
+        self.n_models = _check_int("n_models", n_models, 1)
+        if vae is None:
+            vae = VAEConfig()
+        elif isinstance(vae, dict):
+            vae = VAEConfig.from_dict(vae)
+        elif not isinstance(vae, VAEConfig):
+            raise TypeError(f"vae must be a VAEConfig or a dict of its fields. You supplied "
+                            f"{type(vae).__name__}")
+        self.vae = vae
+        if _is_int(seed):
+            seeds = [int(seed) + m for m in range(self.n_models)]
+        elif isinstance(seed, Sequence | np.ndarray) and not isinstance(seed, str):
+            seeds = list(seed)
+        else:
+            raise TypeError(f"seed must be an int or a sequence of n_models ints. You supplied "
+                            f"{seed!r}")
+        if (len(seeds) != self.n_models or not all(_is_int(s) and s >= 0 for s in seeds)
+                or len(set(seeds)) != len(seeds)):
+            raise ValueError(f"seed must give {self.n_models} distinct non-negative ints, one "
+                             f"per model (n_models = {self.n_models}). You supplied {seed!r}")
+        self.seeds = [int(s) for s in seeds]
+        self.cold_models = _check_int("cold_models", cold_models, 0)
+        if self.cold_models > self.n_models:
+            raise ValueError(f"cold_models must be <= n_models ({self.n_models}). You supplied "
+                             f"{cold_models}")
+        self.kl_threshold = _check_real("kl_threshold", kl_threshold, 0.0)
+        self.kl_tie = _check_real("kl_tie", kl_tie, 0.0)
+        self.bins = _check_int("bins", bins, 2)
+        self.max_frames = _check_int("max_frames", max_frames, 2)
+        self.scan_frames = None if scan_frames is None else _check_int("scan_frames",
+                                                                       scan_frames, 2)
+        if rc_seed is None:
+            rc_seed = self.seeds[0]
+        try:
+            np.random.SeedSequence(rc_seed)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"rc_seed must be a non-negative int or a sequence of them. You "
+                             f"supplied {rc_seed!r}") from error
+        self.rc_seed = rc_seed
+        self.stale_angle_deg = _check_real("stale_angle_deg", stale_angle_deg, 0.0)
+        self.threads = _check_int("threads", threads, 0)
+        self.workers = None if workers is None else _check_int("workers", workers, 1)
+        if not isinstance(progress, bool | str):
+            raise TypeError(f"progress must be True, False or a label. You supplied "
+                            f"{progress!r}")
+        self.progress = progress
+        if logger is not None and not isinstance(logger, logging.Logger | logging.LoggerAdapter):
+            raise TypeError(f"logger must be a logging.Logger or LoggerAdapter. You supplied "
+                            f"{type(logger).__name__}")
+        self.logger = logger
+        self._model: RAVEModel | None = None
+
+    # ------------------------------------------------------------------ public
+    def fetch_model(self) -> RAVEModel:
+        """The model of the last :meth:`fit`.
+
+        Returns
+        -------
+        RAVEModel
+
+        Raises
+        ------
+        ValueError
+            No fit yet.
+        """
+        if self._model is None:
+            raise ValueError("no model yet: call fit(X, log_weights) before fetch_model()")
+        return self._model
+
+    def fit(
+        self,
+        X: np.ndarray,
+        log_weights: np.ndarray | None = None,
+        initial: RAVEModel | Sequence[VAEModel | None] | None = None,
+        *,
+        previous: np.ndarray | None = None,
+        trained: Sequence[VAEModel | None] | None = None,
+        on_trained: Callable[[int, VAEModel], Any] | None = None,
+    ) -> RAVE:
+        """Train the VAEs on weighted frames and choose the linear RC.
+
+        Parameters
+        ----------
+        X : np.ndarray, shape=(n_frames, n_features), dtype=float
+            Order parameters of every frame, in their own units (chi is built from these).
+        log_weights : np.ndarray, shape=(n_frames,), optional
+            Natural log of each frame's weight toward the unbiased ensemble (any offset;
+            ``-inf`` = weight 0), e.g. MBAR's. None: all frames weigh the same.
+        initial : RAVEModel or sequence of (rave.vae.VAEModel or None), optional
+            Warm starts. A RAVEModel (the previous step's): model ``m`` starts from its model
+            ``m``, except the ``cold_models`` positions of this generation
+            (:func:`cold_positions`), and its ``coefficients`` are the ``previous`` RC. A
+            sequence: one entry per model, None training that one from scratch.
+        previous : np.ndarray, shape=(n_features,), optional
+            The previous RC: a starting direction of each RC fit, the winner of KL ties, and
+            the side the chosen RC is turned to. Default: ``initial.coefficients`` when
+            ``initial`` is a RAVEModel, else none.
+        trained : sequence of (rave.vae.VAEModel or None), optional
+            One entry per model: a model already trained for that position (e.g. read back
+            after an interruption) is used as it is; None trains it.
+        on_trained : callable, optional
+            ``on_trained(index, vae_model)``, called in the training thread right after model
+            ``index`` is trained, before its RC fit (e.g. to store it). An error in it stops
+            the fit once the other models have finished.
+
+        Returns
+        -------
+        RAVE
+            self; the result is :meth:`fetch_model`.
+
+        Raises
+        ------
+        ValueError
+            Bad shapes, NaN or inf in X, NaN or +inf (or all -inf) log-weights, warm starts of
+            another number of models or order parameters.
+        TypeError
+            A warm start or trained model that is not a ``rave.vae.VAEModel``.
+        """
+        from ..vae import fit_seeds
+
+        x = _check_frames(X)
+        n, d = x.shape
+        log_w = _check_log_weights(log_weights, n)
+        initial_models, generation, previous = self._warm_starts(initial, previous, d)
+        done = self._models("trained", trained, d)
+        log = self.logger if self.logger is not None else logger
+        seeds = self.seeds
+        subset = rc_frames(n, self.max_frames, self.rc_seed)
+        x_rc = x[subset]
+        log_w_rc = None if log_w is None else log_w[subset]
+        directions = None if previous is None else [previous]
+
+        def coordinate(m: int, model: VAEModel) -> TrainedModel:
+            result = fit_coordinate(x_rc, model.transform(x_rc), log_weights=log_w_rc,
+                                    bins=self.bins, seed=seeds[m], initial_directions=directions,
+                                    max_scan_frames=self.scan_frames)
+            loss = float(model.history.get("best_validation_loss", float("nan")))
+            log.info("VAE seed %d%s, validation loss %.4f, best KL %.4f, c = %s", seeds[m],
+                     _fit_note(model), loss, result.kl_divergence,
+                     np.round(result.coefficients, 4).tolist())
+            return TrainedModel(seeds[m], model, result, loss,
+                                bool(model.history.get("warm_start", False)))
+
+        results: list[TrainedModel | None] = [
+            None if model is None else coordinate(m, model) for m, model in enumerate(done)]
+        pending = [m for m in range(self.n_models) if results[m] is None]
+        if pending:
+            starts = [initial_models[m] for m in pending]
+            plan = self._plan(len(pending))
+            log.info("training %d VAE seed(s) (%d warm-started): %s", len(pending),
+                     sum(s is not None for s in starts), plan.describe())
+
+            def after_fit(j: int, model: VAEModel) -> TrainedModel:
+                if on_trained is not None:
+                    on_trained(pending[j], model)
+                return coordinate(pending[j], model)
+
+            fitted = fit_seeds(x, [seeds[m] for m in pending], self.vae, log_weights=log_w,
+                               initial=starts, workers=plan.workers,
+                               intra_op_threads=plan.intra_op_threads, progress=self.progress,
+                               after_fit=after_fit)
+            for m, result in zip(pending, fitted, strict=True):
+                results[m] = result
+        self._model = self._choose(results, x, log_w, previous, generation, log)
+        return self
+
+    # ------------------------------------------------------------------ steps of fit
+    def _choose(self, results: list, x: np.ndarray, log_w: np.ndarray | None,
+                previous: np.ndarray | None, generation: int, log) -> RAVEModel:
+        """Drop stale and spurious models, choose the RC, turn it to the previous side."""
+        kls = [r.kl_divergence for r in results]
+        coefficients = [r.coefficients for r in results]
+        stale = stale_warm_starts(coefficients, kls, [r.warm for r in results],
+                                  self.kl_threshold, self.stale_angle_deg)
+        if stale:
+            log.warning("warm-started model(s) %s dropped as stale: their RC is more than %g "
+                        "deg off the cold-started model's", stale, self.stale_angle_deg)
+        usable = [i for i in range(len(results)) if i not in stale]
+        # lowest KL among the usable models below the threshold (if none is, the lowest
+        # overall; choose_coordinate logs that warning); KL ties go to the previous direction
+        pick, spread = choose_coordinate([coefficients[i] for i in usable],
+                                         [kls[i] for i in usable], self.kl_threshold,
+                                         self.kl_tie, previous)
+        best = usable[pick]
+        c = np.asarray(results[best].coefficients, dtype=float)
+        if previous is not None:
+            c = align_sign(c, previous)
+        chi = x @ c
+        models = tuple(dataclasses.replace(r, spurious=bool(kls[i] > self.kl_threshold),
+                                           stale=i in stale) for i, r in enumerate(results))
+        return RAVEModel(
+            coefficients=_readonly(c), kl_divergence=float(results[best].kl_divergence),
+            chosen=int(best), models=models, seed_spread_deg=spread, chi=_readonly(chi),
+            log_weights=_readonly(np.zeros(len(x)) if log_w is None else log_w),
+            generation=generation)
+
+    def _plan(self, tasks: int) -> ThreadPlan:
+        """How to train ``tasks`` models: planned on the free cores, or ``workers`` at once."""
+        allowed = read_allowed_cores(self.threads)
+        if self.workers is None:
+            return plan_threads(tasks, allowed, read_busy_cores())
+        workers = min(self.workers, tasks)
+        return ThreadPlan(workers=workers, intra_op_threads=allowed if workers == 1 else 1,
+                          cores=allowed, allowed=allowed, busy_elsewhere=0.0)
+
+    def _models(self, name: str, models: Sequence | None, d: int) -> list:
+        """Check one entry per model, each a VAEModel of ``d`` inputs or None."""
+        from ..vae import VAEModel
+
+        if models is None:
+            return [None] * self.n_models
+        if isinstance(models, str | bytes) or not isinstance(models, Sequence):
+            raise TypeError(f"{name} must be a sequence of {self.n_models} VAEModel or None "
+                            f"entries. You supplied {type(models).__name__}")
+        models = list(models)
+        if len(models) != self.n_models:
+            raise ValueError(f"{name} must hold one entry per model (n_models = "
+                             f"{self.n_models}). You supplied {len(models)}")
+        for m, model in enumerate(models):
+            if model is None:
+                continue
+            if not isinstance(model, VAEModel):
+                raise TypeError(f"{name}[{m}] must be a rave.vae.VAEModel or None. You "
+                                f"supplied {type(model).__name__}")
+            if model.n_features != d:
+                raise ValueError(f"{name}[{m}] takes {model.n_features} order parameters; X "
+                                 f"has {d}")
+        return models
+
+    def _warm_starts(self, initial, previous, d: int) -> tuple[list, int, np.ndarray | None]:
+        """Per model, its warm start or None; the generation; the previous RC."""
+        if isinstance(initial, RAVEModel):
+            if len(initial.models) != self.n_models:
+                raise ValueError(f"initial holds {len(initial.models)} models; this estimator "
+                                 f"trains n_models = {self.n_models}")
+            if initial.n_features != d:
+                raise ValueError(f"initial was fitted on {initial.n_features} order "
+                                 f"parameters; X has {d}")
+            generation = initial.generation + 1
+            cold = cold_positions(generation, self.n_models, self.cold_models)
+            models = [None if m in cold else initial.models[m].vae
+                      for m in range(self.n_models)]
+            if previous is None:
+                previous = initial.coefficients
+        else:
+            models = self._models("initial", initial, d)
+            generation = int(any(m is not None for m in models))
+        if previous is not None:
+            previous = _check_direction("previous", previous, d)
+        return models, generation, previous
