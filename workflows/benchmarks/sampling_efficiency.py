@@ -134,7 +134,7 @@ from rave.bias import applied_states, reduced_bias_matrix
 from rave.campaign import Campaign
 from rave.config import config_from_dict
 from rave.engine import Walker
-from rave.reweight import free_energy_profile, mbar_reweight
+from rave.stats import free_energy_profile, mbar_reweight
 from systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
 
 WORKFLOWS = Path(__file__).resolve().parent.parent
