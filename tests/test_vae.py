@@ -402,7 +402,8 @@ GOOD = np.random.default_rng(0).normal(size=(50, 2))
             GOOD,
             {"weights": np.r_[-1.0, np.ones(49)]},
             ValueError,
-            r"weights must be >= 0; 1 frames have negative weights \(smallest -1\)",
+            r"weights must be >= 0 \(linear weights, not log-weights\); negative in 1 frame "
+            r"\(smallest -1\)",
         ),
         (GOOD, {"weights": np.r_[np.nan, np.ones(49)]}, ValueError, r"weights contains NaN in 1"),
         (GOOD, {"weights": np.r_[np.inf, np.ones(49)]}, ValueError, r"pass log_weights"),
@@ -416,10 +417,10 @@ GOOD = np.random.default_rng(0).normal(size=(50, 2))
             GOOD,
             {"log_weights": np.r_[np.inf, np.zeros(49)]},
             ValueError,
-            r"log_weights contains \+inf in 1 frames",
+            r"log_weights contains \+inf in 1 frame;",
         ),
         (GOOD, {"weights": np.zeros(50)}, ValueError, r"all weights are zero"),
-        (GOOD, {"log_weights": np.full(50, -np.inf)}, ValueError, r"all log_weights are zero"),
+        (GOOD, {"log_weights": np.full(50, -np.inf)}, ValueError, r"all log_weights are -inf"),
         (
             GOOD,
             {"weights": np.ones(50), "log_weights": np.zeros(50)},

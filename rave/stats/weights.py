@@ -49,14 +49,18 @@ def _as_array(values: object, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be a real array. You supplied: {exc}") from None
 
 
+def _frames(n: int) -> str:
+    return f"{n} frame" if n == 1 else f"{n} frames"
+
+
 def _check_length(x: np.ndarray, name: str, n_frames: int | None, like: str) -> None:
-    if x.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, shape (n_frames,). You supplied shape {x.shape}")
     if n_frames is not None and x.shape != (n_frames,):
         raise ValueError(
             f"{name} must have shape ({n_frames},), one per frame of {like}. You supplied shape "
             f"{x.shape}"
         )
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, shape (n_frames,). You supplied shape {x.shape}")
     if x.size == 0:
         raise ValueError(f"{name} must not be empty")
 
@@ -107,15 +111,15 @@ def as_log_weights(
     _check_length(lw, name, n_frames, like)
     n_nan = int(np.isnan(lw).sum())
     if n_nan:
-        raise ValueError(f"{name} contains {n_nan} NaN value(s); none allowed")
+        raise ValueError(f"{name} contains NaN in {_frames(n_nan)}; none allowed")
     n_inf = int(np.isposinf(lw).sum())
     if n_inf:
         raise ValueError(
-            f"{name} contains +inf in {n_inf} frame(s); allowed are finite values and -inf "
+            f"{name} contains +inf in {_frames(n_inf)}; allowed are finite values and -inf "
             "(weight 0)"
         )
     if not np.isfinite(lw).any():
-        raise ValueError(f"{name} are all -inf: every weight is zero")
+        raise ValueError(f"all {name} are -inf: no frame carries any weight")
     return lw
 
 
@@ -143,20 +147,22 @@ def as_weights(
     """
     w = _as_array(weights, name)
     _check_length(w, name, n_frames, like)
-    n_bad = int((~np.isfinite(w)).sum())
-    if n_bad:
+    n_nan = int(np.isnan(w).sum())
+    if n_nan:
+        raise ValueError(f"{name} contains NaN in {_frames(n_nan)}; none allowed")
+    n_inf = int(np.isinf(w).sum())
+    if n_inf:
         raise ValueError(
-            f"{name} contains {n_bad} NaN or inf value(s); linear weights must be finite and "
-            ">= 0 (pass log-weights for wide ranges)"
+            f"{name} contains inf in {_frames(n_inf)}; pass log_weights to avoid overflow"
         )
     n_negative = int((w < 0).sum())
     if n_negative:
         raise ValueError(
-            f"{name} must be finite and >= 0 (linear weights, not log-weights); {n_negative} "
-            f"frame(s) are negative (smallest {w.min():g})"
+            f"{name} must be >= 0 (linear weights, not log-weights); negative in "
+            f"{_frames(n_negative)} (smallest {w.min():g})"
         )
     if not (w > 0).any():
-        raise ValueError(f"{name} are all zero: no frame carries any weight")
+        raise ValueError(f"all {name} are zero: no frame carries any weight")
     return w
 
 
