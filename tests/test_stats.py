@@ -4,9 +4,11 @@ double well sampled exactly, closed-form histograms, and pymbar as the MBAR orac
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,6 +286,16 @@ def test_mbar_free_energies_equal_pymbar(case):
     got = res.free_energies - res.free_energies[0]
     print(f"{case}: max |f_k - f_k(pymbar)| = {np.max(np.abs(got - expected)):.2e} kT")
     np.testing.assert_allclose(got, expected, atol=PYMBAR_AGREEMENT, rtol=0)
+
+
+def test_mbar_benchmark_script_runs_and_agrees_with_pymbar(capsys):
+    path = Path(__file__).resolve().parent.parent / "workflows" / "benchmarks" / "mbar_solver.py"
+    spec = importlib.util.spec_from_file_location("mbar_solver", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.main(["4x800"])
+    assert rows[0]["max_df_kT"] < PYMBAR_AGREEMENT
+    assert "speed-up" in capsys.readouterr().out
 
 
 def test_solver_reports_its_self_consistency_error():
