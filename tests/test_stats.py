@@ -482,6 +482,12 @@ def test_errors_name_the_problem():
         effective_sample_size(np.array([0.0, np.nan]))
     with pytest.raises(ValueError, match=r"all log_weights are -inf"):
         effective_sample_size(np.array([-np.inf, -np.inf]))
+    with pytest.raises(ValueError, match=r"counts must hold one integer >= 1 per frame \(10\)"):
+        solve_mbar(u, np.array([5, 5]), counts=np.zeros(10))
+    with pytest.raises(ValueError, match=r"frames_per_state must sum to .* \(10\)"):
+        solve_mbar(u, np.array([5, 4]))
+    with pytest.raises(ValueError, match=r"frames_per_state must be 2 integers >= 0"):
+        solve_mbar(u, np.array([5.0, 5.0]))
     with pytest.raises(ValueError, match=r"reduced_bias_of_own_round must be 1-D"):
         single_round_log_weights(u)
     with pytest.raises(ValueError, match=r"edges must be finite and strictly increasing"):

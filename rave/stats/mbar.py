@@ -185,6 +185,39 @@ def _f_from_log_weights(u_kn: np.ndarray, log_weights: np.ndarray) -> np.ndarray
     return -_logsumexp(log_weights[None, :] - u_kn, axis=1)
 
 
+def _validate_solver_input(
+    reduced_bias: np.ndarray, frames_per_state: np.ndarray, counts: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    u_kn = np.asarray(reduced_bias, dtype=float)
+    if u_kn.ndim != 2 or not np.isfinite(u_kn).all():
+        raise ValueError(
+            f"reduced_bias must be a finite 2-D array, shape (K, n_frames). You supplied shape "
+            f"{u_kn.shape} with {int((~np.isfinite(u_kn)).sum())} NaN or inf value(s)"
+        )
+    n_k = np.asarray(frames_per_state)
+    if n_k.shape != (u_kn.shape[0],) or n_k.dtype.kind not in "iu" or (n_k < 0).any():
+        raise ValueError(
+            f"frames_per_state must be {u_kn.shape[0]} integers >= 0, one per state. You "
+            f"supplied {n_k.tolist()}"
+        )
+    m = None
+    total = u_kn.shape[1]
+    if counts is not None:
+        m = np.asarray(counts, dtype=float)
+        if m.shape != (u_kn.shape[1],) or not (m >= 1).all() or (m != np.round(m)).any():
+            raise ValueError(
+                f"counts must hold one integer >= 1 per frame ({u_kn.shape[1]}). You supplied "
+                f"shape {m.shape}"
+            )
+        total = int(m.sum())
+    if int(n_k.sum()) != total or total == 0:
+        raise ValueError(
+            f"frames_per_state must sum to the number of frames counted with multiplicity "
+            f"({total}) and be > 0. You supplied {n_k.tolist()}"
+        )
+    return u_kn, n_k, m
+
+
 def solve_mbar(
     reduced_bias: np.ndarray,
     frames_per_state: np.ndarray,
@@ -204,7 +237,7 @@ def solve_mbar(
     Parameters
     ----------
     reduced_bias : np.ndarray, shape=(K, n_frames), dtype=float
-        ``u_kn``, the reduced bias of every state at every frame (validated by the caller).
+        ``u_kn``, the reduced bias of every state at every frame, finite.
     frames_per_state : np.ndarray, shape=(K,), dtype=int
         ``N_k``, frames sampled in each state, counted with multiplicity.
     counts : np.ndarray or None, shape=(n_frames,), dtype=int
@@ -225,11 +258,11 @@ def solve_mbar(
     error : float
         Final self-consistency error, kT (``> tolerance`` if not converged).
     """
-    sampled = np.asarray(frames_per_state) > 0
-    u = np.ascontiguousarray(reduced_bias[sampled])  # row-major: ~10x faster row operations
-    n = np.asarray(frames_per_state)[sampled].astype(float)
+    u_kn, n_k, m = _validate_solver_input(reduced_bias, frames_per_state, counts)
+    sampled = n_k > 0
+    u = np.ascontiguousarray(u_kn[sampled])  # row-major: ~10x faster row operations
+    n = n_k[sampled].astype(float)
     log_n = np.log(n)
-    m = None if counts is None else np.asarray(counts, dtype=float)
 
     def evaluate(f: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         p = (log_n + f)[:, None] - u
@@ -278,7 +311,7 @@ def solve_mbar(
             t *= 0.5
         f = f + t * step
         value, grad, p = new
-    out = np.zeros(np.asarray(frames_per_state).shape[0])
+    out = np.zeros(n_k.shape[0])
     out[sampled] = f
     return out, float(np.max(np.abs(grad) / n))
 
