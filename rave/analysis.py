@@ -22,7 +22,7 @@ In a notebook::
 
 Frames of a round may come from several walkers (``round_NNN/frames.npz`` may hold an integer
 array ``walker``); every time series (blocks of the bootstrap, transitions, chi(t) lines) is
-taken per walker, through :func:`rave.reweight.walker_segments`.
+taken per walker, through :func:`rave.stats.walker_segments`.
 
 Metastable states (:func:`find_metastable_states`): basins of the final F(chi) (lightly
 smoothed) over bins with at least ``MIN_BIN_FRAMES`` frames, whose minimum lies at least
@@ -52,15 +52,17 @@ from . import store
 from .bias import Bias, applied_states, reduced_bias_matrix
 from .coordinate import direction_angle_deg
 from .features import feature_from_dict
-from .reweight import (
+from .stats import (
     BLOCKS_PER_INEFFICIENCY,
     AlignedReference,
     ProfileEstimate,
     ReweightResult,
     align_reference,
     bootstrap_free_energy_profile,
+    free_energy_histogram,
     free_energy_profile,
     mbar_reweight,
+    normalised_weights,
     walker_segments,
 )
 from .units import kT_kjmol
@@ -412,7 +414,7 @@ def count_transitions(
     cores : sequence of (low, high), shape=(n_states, 2)
         Disjoint core ranges, units of chi (e.g. ``[s.core for s in states]``).
     walker : np.ndarray or None, shape=(n_frames,), dtype=int
-        Walker index of each frame (see :func:`rave.reweight.walker_segments`); ``None``: one
+        Walker index of each frame (see :func:`rave.stats.walker_segments`); ``None``: one
         walker.
 
     Returns
@@ -453,7 +455,7 @@ def transition_matrix(
     n_states : int
         Number of states (>= 0).
     walker : np.ndarray or None, shape=(n_frames,), dtype=int
-        Walker index of each frame (see :func:`rave.reweight.walker_segments`); ``None``: one
+        Walker index of each frame (see :func:`rave.stats.walker_segments`); ``None``: one
         walker.
 
     Returns
@@ -667,7 +669,7 @@ class CampaignResult:
     ) -> ProfileEstimate:
         """F(chi) along chi = coefficients . features from all rounds (MBAR), with the block
         bootstrap error that re-solves MBAR per replicate (see
-        :func:`rave.reweight.bootstrap_free_energy_profile`). Cached per arguments.
+        :func:`rave.stats.bootstrap_free_energy_profile`). Cached per arguments.
 
         Parameters
         ----------
@@ -712,12 +714,9 @@ class CampaignResult:
         self, i: int = 0, j: int = 1, bins: int = 50
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """F(s_i, s_j) in kT (min 0, inf where empty) over two order parameters."""
-        features = self.all_features()
-        log_w = self.log_weights
-        w = np.exp(log_w - log_w.max())
-        hist, xe, ye = np.histogram2d(features[:, i], features[:, j], bins=bins, weights=w)
-        with np.errstate(divide="ignore"):
-            f = -np.log(hist)
+        pair = self.all_features()[:, [i, j]]
+        xe, ye = (np.histogram_bin_edges(pair[:, a], bins=bins) for a in (0, 1))
+        f = free_energy_histogram(pair, self.log_weights, [xe, ye], density=False)
         f -= f[np.isfinite(f)].min()
         return 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1]), f.T
 
@@ -879,7 +878,7 @@ class CampaignResult:
 
     def exact_comparison(self, bins: int = 60) -> AlignedReference | None:
         """F along the final RC (MBAR, ``bins`` equal bins over the sampled range) against the
-        exact profile of a model potential (:func:`rave.reweight.align_reference`: the exact F
+        exact profile of a model potential (:func:`rave.stats.align_reference`: the exact F
         shifted to the same mean where F < 5 kT, and the RMS difference there); None when the
         system has no exact profile."""
         c, chi = self._chi(None)
@@ -968,7 +967,7 @@ class CampaignResult:
         }
         features = self.all_features()
         log_w = self.log_weights
-        weights = np.exp(log_w - log_w.max())
+        weights = normalised_weights(len(log_w), log_weights=log_w)
         scan = fit_coordinate(features, latent, log_weights=log_w, seed=0)
         chi = features @ c
         if np.corrcoef(latent, chi)[0, 1] < 0:

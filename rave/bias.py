@@ -26,6 +26,8 @@ from scipy.interpolate import CubicSpline
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import logsumexp
 
+from .stats.weights import as_log_weights, free_energy_histogram
+
 #: force group that holds the bias force unless the caller chooses another
 DEFAULT_FORCE_GROUP = 30
 #: name of the tabulated function and the prefix of the global parameters in OpenMM
@@ -214,15 +216,8 @@ def build_bias_grid(
         raise ValueError("chi is empty: no frames to build a bias from")
     if not np.all(np.isfinite(chi)):
         raise ValueError(f"chi holds {np.count_nonzero(~np.isfinite(chi))} NaN/inf values")
-    if log_weights is None:
-        log_weights = np.zeros_like(chi)
-    log_weights = np.asarray(log_weights, dtype=float).reshape(-1)
-    if log_weights.shape != chi.shape:
-        raise ValueError(
-            f"log_weights must be shape {chi.shape} like chi. You supplied {log_weights.shape}"
-        )
-    if np.any(np.isnan(log_weights)) or np.all(np.isneginf(log_weights)):
-        raise ValueError("log_weights must not be NaN, nor all -inf")
+    if log_weights is not None:
+        log_weights = as_log_weights(log_weights, chi.size, like="chi")
     if not kT > 0:
         raise ValueError(f"kT must be > 0 kJ/mol. You supplied {kT}")
     if n_points < 8:
@@ -246,12 +241,9 @@ def build_bias_grid(
     grid = np.linspace(chi_min, chi_max, n_points)
     spacing = grid[1] - grid[0]
     edges = np.concatenate([grid - 0.5 * spacing, [grid[-1] + 0.5 * spacing]])
-    index = np.clip(np.searchsorted(edges, chi, side="right") - 1, 0, n_points - 1)
-    log_p = np.full(n_points, -np.inf)
-    for i in np.unique(index):
-        log_p[i] = logsumexp(log_weights[index == i])
-    log_p -= np.max(log_p)
-    free_energy_kT = np.minimum(-log_p, cap_kT / damping)  # empty bins -> the cap
+    free_energy_kT = free_energy_histogram(chi, log_weights, edges, density=False)
+    free_energy_kT -= free_energy_kT.min()
+    free_energy_kT = np.minimum(free_energy_kT, cap_kT / damping)  # empty bins -> the cap
     values = np.maximum(-damping * free_energy_kT, -cap_kT)
     if smoothing_bins > 0:
         values = gaussian_filter1d(values, smoothing_bins, mode="nearest")

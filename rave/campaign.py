@@ -62,9 +62,9 @@ from .engine import Frames, MDError
 from .features import openmm_feature_values
 from .learn.estimator import RAVE, RAVEModel, cold_positions, rc_frames, stale_warm_starts  # noqa: F401
 from .resources import read_allowed_cores
-from .reweight import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
 from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
+from .stats import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
 from .units import kT_kjmol
 from .walkers import WalkerResult, WalkerTask, make_executor
 

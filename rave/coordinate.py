@@ -46,6 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from .stats.weights import as_log_weights, as_weights
+
 __all__ = [
     "CoordinateResult",
     "NoValidModelError",
@@ -119,35 +121,14 @@ def _as_values(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def _as_weights(weights: np.ndarray | None, n: int, name: str = "weights") -> np.ndarray:
-    if weights is None:
-        return np.ones(n)
-    w = np.asarray(weights, dtype=float)
-    if w.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) like the values. You supplied {w.shape}")
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise ValueError(f"{name} must be finite and >= 0 (linear weights, not log-weights)")
-    if not (w > 0).any():
-        raise ValueError(f"{name} are all zero")
-    return w
+    return np.ones(n) if weights is None else as_weights(weights, n, name=name)
 
 
 def _weights_from_log(log_weights: np.ndarray | None, n: int) -> np.ndarray:
     if log_weights is None:
         return np.ones(n)
-    lw = np.asarray(log_weights, dtype=float)
-    if lw.shape != (n,):
-        raise ValueError(
-            f"log_weights must have shape ({n},) like the features' first axis. You supplied "
-            f"{lw.shape}"
-        )
-    if np.isnan(lw).any() or np.isposinf(lw).any():
-        raise ValueError("log_weights must not contain NaN or +inf (-inf = weight 0 is allowed)")
-    if not np.isfinite(lw).any():
-        raise ValueError("log_weights are all -inf: every weight is zero")
-    w = np.zeros(n)
-    ok = np.isfinite(lw)
-    w[ok] = np.exp(lw[ok] - lw[ok].max())
-    return w
+    lw = as_log_weights(log_weights, n, like="features")
+    return np.exp(lw - lw.max())
 
 
 def _check_quantiles(lower: float, upper: float) -> None:

@@ -15,7 +15,7 @@ What every figure holds to:
   (see :func:`rave.analysis.chi_unit`), or says what the axis counts (``round (index)``);
 * a profile is drawn only over bins with frames: lines break at bins without frames (NaN), and
   such bins inside the sampled range are shaded "no frames";
-* a reference profile says how it was shifted (:func:`rave.reweight.align_reference`).
+* a reference profile says how it was shifted (:func:`rave.stats.align_reference`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import store
-from .reweight import AlignedReference, align_reference, walker_segments
+from .stats import AlignedReference, align_reference, walker_segments
 
 #: Axis text of chi when the caller does not know its order parameters' unit.
 CHI_UNIT_NOT_GIVEN = "the order parameters' units"

@@ -63,6 +63,7 @@ import torch
 from torch import nn
 
 from .coordinate import least_squares_direction
+from .stats.weights import effective_sample_size, normalised_weights
 from .store import write_file
 from .vae_config import LR_SCHEDULES, VAEConfig, _is_int
 
@@ -77,7 +78,6 @@ __all__ = [
     "elbo_terms",
     "fit_seeds",
     "kl_divergence_standard_normal",
-    "normalised_weights",
     "resolve_device",
 ]
 
@@ -364,71 +364,6 @@ def _check_features(features: Any, name: str = "features") -> np.ndarray:
         )
         raise ValueError(f"{name} contains NaN or inf values: {columns}")
     return array
-
-
-def normalised_weights(
-    n_frames: int,
-    weights: Any = None,
-    log_weights: Any = None,
-) -> np.ndarray:
-    """Frame weights normalised to sum 1, computed in log space.
-
-    Parameters
-    ----------
-    n_frames : int
-        Number of frames.
-    weights : np.ndarray, shape=(n_frames,), optional
-        Non-negative weights, any scale.
-    log_weights : np.ndarray, shape=(n_frames,), optional
-        Natural logs of the weights (preferred: no overflow whatever their range); -inf means
-        weight 0. At most one of ``weights`` and ``log_weights`` may be given; with neither,
-        all frames weigh the same.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_frames,), dtype=float64
-        ``exp(log_w - logsumexp(log_w))``.
-    """
-    if weights is not None and log_weights is not None:
-        raise ValueError("give weights or log_weights, not both")
-    if weights is None and log_weights is None:
-        return np.full(n_frames, 1.0 / n_frames)
-    name = "weights" if weights is not None else "log_weights"
-    try:
-        values = np.asarray(weights if weights is not None else log_weights, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real array. You supplied: {exc}") from None
-    if values.shape != (n_frames,):
-        raise ValueError(
-            f"{name} must have shape ({n_frames},), one per frame of features. You supplied "
-            f"shape {values.shape}"
-        )
-    if np.isnan(values).any():
-        raise ValueError(f"{name} contains NaN in {int(np.isnan(values).sum())} frames")
-    if weights is not None:
-        if (values < 0).any():
-            raise ValueError(
-                f"weights must be >= 0; {int((values < 0).sum())} frames have negative weights "
-                f"(smallest {values.min():g})"
-            )
-        if np.isinf(values).any():
-            raise ValueError(
-                f"weights contains inf in {int(np.isinf(values).sum())} frames; pass "
-                "log_weights to avoid overflow"
-            )
-        with np.errstate(divide="ignore"):
-            log_w = np.log(values)
-    else:
-        if np.isposinf(values).any():
-            raise ValueError(
-                f"log_weights contains +inf in {int(np.isposinf(values).sum())} frames"
-            )
-        log_w = values
-    top = log_w.max()
-    if not np.isfinite(top):
-        raise ValueError(f"all {name} are zero: no frame carries any weight")
-    shifted = np.exp(log_w - top)
-    return shifted / shifted.sum()
 
 
 def _weighted_draws(cdf: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator):
@@ -1001,6 +936,8 @@ class VAEEstimator:
         if best_state is not None:
             network.load_state_dict(best_state)
         network.eval()
+        with np.errstate(divide="ignore"):  # weight 0 -> -inf
+            log_w_train = np.log(w_train)
         history.update(
             epochs=len(history["validation_loss"]),
             budget_epochs=budget,
@@ -1014,7 +951,7 @@ class VAEEstimator:
             wall_time_s=time.perf_counter() - started,
             n_train=n_train,
             n_validation=n_val,
-            effective_sample_size=float(1.0 / np.sum(w_train**2)),
+            effective_sample_size=effective_sample_size(log_w_train),
             device=str(device),
             seed=self.seed,
             intra_op_threads=torch.get_num_threads(),

@@ -20,7 +20,7 @@ from rave.bias import (
 from rave.campaign import Campaign
 from rave.config import ConfigError, config_from_dict
 from rave.engine import Walker
-from rave.reweight import free_energy_profile, mbar_reweight
+from rave.stats import free_energy_profile, mbar_reweight
 from rave.systems.model_potentials import rotated_double_well
 
 TEMPERATURE_K = 300.0

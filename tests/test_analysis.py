@@ -27,7 +27,7 @@ from rave.bias import Bias, BiasGrid
 from rave.cli import main
 from rave.config import load_config
 from rave.features import Position
-from rave.reweight import bootstrap_free_energy_profile, free_energy_profile
+from rave.stats import bootstrap_free_energy_profile, free_energy_profile
 from rave.vae import VAE, VAEConfig, VAEModel
 
 ROUND_OFF = 1e-12  # chi units or kT: agreement of two exact computations of the same number

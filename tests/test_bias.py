@@ -152,7 +152,7 @@ def test_bias_round_trips_through_dict():
         ({"chi": np.ones(10)}, "no spread"),
         ({"damping": 1.5}, r"damping must be in \(0, 1\]"),
         ({"cap_kT": 0.0}, "cap_kT must be > 0"),
-        ({"log_weights": np.zeros(3)}, "log_weights must be shape"),
+        ({"log_weights": np.zeros(3)}, r"log_weights must have shape \(10,\), one per frame"),
     ],
 )
 def test_bad_bias_input_is_refused(kwargs, message):

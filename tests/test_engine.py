@@ -5,7 +5,7 @@ import pytest
 
 from rave.bias import Bias, BiasGrid
 from rave.engine import MDError, Walker
-from rave.reweight import free_energy_profile, single_round_log_weights
+from rave.stats import free_energy_profile, single_round_log_weights
 from rave.systems.model_potentials import from_expression, rotated_double_well
 
 TEMPERATURE_K = 300.0

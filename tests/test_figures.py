@@ -18,7 +18,7 @@ from rave import plots
 from rave.analysis import chi_unit
 from rave.bias import Bias, BiasGrid
 from rave.cli import terminal_log
-from rave.reweight import align_reference
+from rave.stats import align_reference
 
 ROUND_OFF = 1e-12  # kT: agreement of two exact computations of the same number
 RAVE_LABEL = "RAVE (all rounds, MBAR)"

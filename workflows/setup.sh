@@ -13,7 +13,7 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
   "$PYTHON" -m venv "$ROOT/.venv"
 fi
 VENV_PY="$ROOT/.venv/bin/python"
-echo "== installing rave and its dependencies (torch 2.13.0 CPU build, OpenMM, mdtraj, pymbar, ...)"
+echo "== installing rave and its dependencies (torch 2.13.0 CPU build, OpenMM, mdtraj, ...; pymbar for the tests)"
 "$VENV_PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build
 "$VENV_PY" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"

@@ -8,7 +8,7 @@ the run):
 * ``rave``: a ``rave.campaign.Campaign`` with the settings of ``workflows/<system>.toml``
   (rounds, steps per round and VAE models can be overridden). After round k (cumulative
   steps = k x steps_per_round) F(chi) comes from all frames of rounds 0..k-1, reweighted by
-  MBAR (``rave.reweight.mbar_reweight``) over the static biases stored in
+  MBAR (``rave.stats.mbar_reweight``) over the static biases stored in
   ``round_NNN/bias_applied.json``. Early stopping on convergence is switched off
   (``convergence.min_rounds = rounds + 1``) so that every budget is reached; everything else
   is the campaign's own behaviour.
@@ -134,7 +134,7 @@ from rave.bias import applied_states, reduced_bias_matrix
 from rave.campaign import Campaign
 from rave.config import config_from_dict
 from rave.engine import Walker
-from rave.reweight import free_energy_profile, mbar_reweight
+from rave.stats import free_energy_profile, mbar_reweight
 from rave.systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
 
 WORKFLOWS = Path(__file__).resolve().parent.parent

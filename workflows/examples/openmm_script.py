@@ -119,7 +119,7 @@ def run_example(out: Path, steps: int = 50_000, interval: int = 50, quick: bool 
         ``rounds`` (the CVData of each round), ``bias`` (the Bias of round 1), ``kl``,
         ``log_weights`` and ``ess`` (MBAR over both rounds), ``kT`` (kJ/mol).
     """
-    from rave.reweight import mbar_reweight
+    from rave.stats import mbar_reweight
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"round{k}_cv.txt" for k in (0, 1)]

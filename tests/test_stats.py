@@ -1,21 +1,38 @@
-"""Tests of rave.reweight against exact answers for a 1-D double well sampled exactly."""
+"""Tests of rave.stats (weights, weighted F, MBAR, block bootstrap) against exact answers: a 1-D
+double well sampled exactly, closed-form histograms, and pymbar as the MBAR oracle."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import logging
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from rave import reweight
-from rave.reweight import (
+from rave.stats import (
+    BLOCKS_PER_INEFFICIENCY,
+    ProfileEstimate,
     ReweightResult,
+    as_log_weights,
+    as_weights,
+    bootstrap_free_energy_profile,
     effective_sample_size,
+    free_energy_histogram,
     free_energy_profile,
     mbar_reweight,
+    normalise_log_weights,
+    normalised_weights,
     single_round_log_weights,
+    solve_mbar,
+    statistical_inefficiency,
+    walker_segments,
 )
+from rave.stats import mbar as mbar_module
 
 # ---- the exactly solvable test system --------------------------------------------------------
 # A 1-D double well U/kT = 5 (x^2 - 1)^2 (barrier 5 kT) discretised on N_CELLS cells; round k
@@ -38,7 +55,8 @@ F_MAX_COMPARED = 6.0  # kT: compare bins whose exact F is below this (all rounds
 N_SIGMA = 4.0  # statistical checks: allowed deviation in units of the sampling standard deviation
 N_REPLICATES = 24  # independent data sets used to measure that standard deviation
 ROUND_OFF = 1e-9  # dimensionless (kT or log-weight): agreement of two exact computations
-SOLVER_AGREEMENT = 1e-6  # kT: two converged MBAR solvers agree to this
+SOLVER_AGREEMENT = 1e-6  # kT: two converged MBAR solutions agree to this
+PYMBAR_AGREEMENT = 1e-8  # kT: f_k of rave's MBAR solver vs pymbar's (both converged to 1e-10)
 
 
 def _exact_bin_free_energy() -> np.ndarray:
@@ -204,31 +222,97 @@ def test_empty_round_gets_a_free_energy_and_no_frames():
     )
 
 
-def test_falls_back_to_own_solver_when_pymbar_fails(monkeypatch, caplog):
-    _, u = _sample(seed=6)
-    ref = mbar_reweight(u, FRAMES_PER_ROUND)
-
-    def broken(u_kn, n_k):
-        raise RuntimeError("simulated solver failure")
-
-    monkeypatch.setattr(reweight, "_solve_with_pymbar", broken)
-    with caplog.at_level(logging.WARNING, logger="rave.reweight"):
-        res = mbar_reweight(u, FRAMES_PER_ROUND)
-    assert res.method == "self-consistent"
-    assert "simulated solver failure" in caplog.text
-    np.testing.assert_allclose(res.log_weights, ref.log_weights, atol=SOLVER_AGREEMENT)
-    np.testing.assert_allclose(res.free_energies, ref.free_energies, atol=SOLVER_AGREEMENT)
+def _pymbar_f(u_kn: np.ndarray, n_k) -> np.ndarray:
+    """pymbar's f_k (the oracle), relative to state 0, its import banner silenced."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        import pymbar
+    logging.getLogger("pymbar").setLevel(logging.ERROR)
+    f = pymbar.MBAR(u_kn, np.asarray(n_k), relative_tolerance=1e-12, initialize="zeros").f_k
+    return np.asarray(f) - f[0]
 
 
-def test_falls_back_when_pymbar_answer_is_not_self_consistent(monkeypatch, caplog):
+def _opes_like_states(n_states: int, frames_per_state: int, seed: int) -> tuple[np.ndarray, list]:
+    """States V_k = -lam_k U (a bias that fills the wells version by version, lam in [0, 0.9]),
+    as the blocks of an adaptive OPES bias give; frames drawn exactly on the cells."""
+    rng = np.random.default_rng(seed)
+    lam = np.linspace(0.0, 0.9, n_states)
+    cells = []
+    for k in range(n_states):
+        log_p = -(1.0 - lam[k]) * U_RED
+        cells.append(rng.choice(N_CELLS, frames_per_state, p=np.exp(log_p - logsumexp(log_p))))
+    idx = np.concatenate(cells)
+    return -lam[:, None] * U_RED[idx][None, :], [frames_per_state] * n_states
+
+
+def _umbrella_states(n_states: int, frames_per_state: int, seed: int) -> tuple[np.ndarray, list]:
+    """Harmonic umbrellas 50 (x - x_k)^2 / 2 (kT) across the double well: neighbours overlap
+    only partly, the hard case for a solver."""
+    rng = np.random.default_rng(seed)
+    centres = np.linspace(-1.5, 1.5, n_states)
+    bias = 25.0 * (X[None, :] - centres[:, None]) ** 2
+    cells = []
+    for k in range(n_states):
+        log_p = -U_RED - bias[k]
+        cells.append(rng.choice(N_CELLS, frames_per_state, p=np.exp(log_p - logsumexp(log_p))))
+    return bias[:, np.concatenate(cells)], [frames_per_state] * n_states
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["double_well_3", "opes_like_200_states", "umbrellas_12", "shifted_500_kT", "empty_state"],
+)
+def test_mbar_free_energies_equal_pymbar(case):
+    if case == "double_well_3":
+        u, n_k = _sample(seed=16)[1], list(FRAMES_PER_ROUND)
+    elif case == "opes_like_200_states":  # an adaptive round contributes up to 32 states
+        u, n_k = _opes_like_states(200, 10, seed=17)
+    elif case == "umbrellas_12":
+        u, n_k = _umbrella_states(12, 400, seed=18)
+    elif case == "shifted_500_kT":
+        # pymbar itself stops 1e-6 kT short of self-consistency on the shifted data (measured);
+        # exact invariance gives its answer there from the unshifted data: f_k + c_k
+        u, n_k = _sample(seed=19)[1], list(FRAMES_PER_ROUND)
+        shift = np.array([0.0, 500.0, -500.0])
+        res = mbar_reweight(u + shift[:, None], n_k)
+        got = res.free_energies - res.free_energies[0]
+        np.testing.assert_allclose(got, _pymbar_f(u, n_k) + shift, atol=PYMBAR_AGREEMENT, rtol=0)
+        return
+    else:  # a state without frames in the middle
+        idx, u = _sample(seed=20)
+        u = np.vstack([u[:2], 2.0 * X[idx], u[2:]])
+        n_k = [FRAMES_PER_ROUND[0], FRAMES_PER_ROUND[1], 0, FRAMES_PER_ROUND[2]]
+    res = mbar_reweight(u, n_k)
+    expected = _pymbar_f(u, n_k)
+    got = res.free_energies - res.free_energies[0]
+    print(f"{case}: max |f_k - f_k(pymbar)| = {np.max(np.abs(got - expected)):.2e} kT")
+    np.testing.assert_allclose(got, expected, atol=PYMBAR_AGREEMENT, rtol=0)
+
+
+def test_mbar_benchmark_script_runs_and_agrees_with_pymbar(capsys):
+    path = Path(__file__).resolve().parent.parent / "workflows" / "benchmarks" / "mbar_solver.py"
+    spec = importlib.util.spec_from_file_location("mbar_solver", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.main(["4x800"])
+    assert rows[0]["max_df_kT"] < PYMBAR_AGREEMENT
+    assert "speed-up" in capsys.readouterr().out
+
+
+def test_solver_reports_its_self_consistency_error():
+    u, n_k = _umbrella_states(6, 300, seed=21)
+    f, error = solve_mbar(u, np.array(n_k))
+    assert error < 1e-9
+    # one Newton iteration from far away is not converged, and says so
+    _, error_early = solve_mbar(u, np.array(n_k), initial_f=np.zeros(6), max_iterations=0)
+    assert error_early > 1e-3
+
+
+def test_unconverged_mbar_is_logged(monkeypatch, caplog):
     _, u = _sample(seed=7)
-    ref = mbar_reweight(u, FRAMES_PER_ROUND)
-    monkeypatch.setattr(reweight, "_solve_with_pymbar", lambda u_kn, n_k: np.array([0, 1.0, 1.0]))
-    with caplog.at_level(logging.WARNING, logger="rave.reweight"):
-        res = mbar_reweight(u, FRAMES_PER_ROUND)
-    assert res.method == "self-consistent"
-    assert "self-consistent equations" in caplog.text
-    np.testing.assert_allclose(res.free_energies, ref.free_energies, atol=SOLVER_AGREEMENT)
+    monkeypatch.setattr(mbar_module, "solve_mbar", lambda u_kn, n_k: (np.array([0, 1.0, 1.0]), 0.5))
+    with caplog.at_level(logging.WARNING, logger="rave.stats.mbar"):
+        mbar_reweight(u, FRAMES_PER_ROUND)
+    assert "self-consistency error of 0.5 kT" in caplog.text
 
 
 def test_mbar_leaves_numpy_global_random_state_alone():
@@ -287,6 +371,94 @@ def test_profile_density_normalises_by_bin_width():
     np.testing.assert_allclose(f_prob, [0.0, np.log(2.0), np.log(2.0)], atol=ROUND_OFF)
 
 
+def _closed_form_frames(log_mass: np.ndarray, edges: np.ndarray, rng) -> tuple:
+    """Frames whose weights put exactly exp(log_mass[b]) into bin b: a few frames per bin at
+    random places inside it, their log-weights splitting the bin's mass at random, plus frames
+    of weight 0 inside and frames of any weight outside the edges (both must not count)."""
+    values, log_w = [], []
+    for b, mass in enumerate(log_mass):
+        parts = rng.dirichlet(np.ones(3))
+        values.append(rng.uniform(edges[b], edges[b + 1], 3))
+        log_w.append(mass + np.log(parts))
+    values += [rng.uniform(edges[0], edges[-1], 5), [edges[0] - 1.0, edges[-1] + 1.0]]
+    log_w += [np.full(5, -np.inf), [50.0, 50.0]]
+    return np.concatenate(values), np.concatenate(log_w)
+
+
+def test_weighted_histogram_equals_the_closed_form_with_unequal_bins():
+    rng = np.random.default_rng(22)
+    edges = np.array([0.0, 0.1, 0.5, 0.6, 1.5, 2.0])
+    log_mass = np.array([1000.0, 1002.0, 999.0, 1001.5, 1000.5])  # far beyond exp's range
+    values, log_w = _closed_form_frames(log_mass, edges, rng)
+    widths = np.diff(edges)
+    # F_b = -ln(p_b / width_b) with p_b = m_b / sum m
+    expected = -(log_mass - logsumexp(log_mass) - np.log(widths))
+    f = free_energy_histogram(values, log_w, edges)
+    np.testing.assert_allclose(f, expected, atol=ROUND_OFF, rtol=0)
+    f_prob = free_energy_histogram(values, log_w, edges, density=False)
+    np.testing.assert_allclose(f_prob, expected - np.log(widths), atol=ROUND_OFF, rtol=0)
+    centers, profile = free_energy_profile(values, log_w, edges, kT=2.5)
+    np.testing.assert_allclose(centers, 0.5 * (edges[1:] + edges[:-1]))
+    np.testing.assert_allclose(profile, 2.5 * (expected - expected.min()), atol=ROUND_OFF)
+
+
+def test_weighted_histogram_in_two_dimensions_equals_the_closed_form():
+    rng = np.random.default_rng(23)
+    ex, ey = np.array([0.0, 1.0, 3.0]), np.array([-1.0, 0.0, 0.5, 2.0])
+    log_mass = rng.normal(0.0, 3.0, size=(2, 3))
+    log_mass[1, 2] = -np.inf  # an empty bin
+    values, log_w = [], []
+    for i in range(2):
+        for j in range(3):
+            if np.isfinite(log_mass[i, j]):
+                values.append([rng.uniform(ex[i], ex[i + 1]), rng.uniform(ey[j], ey[j + 1])])
+                log_w.append(log_mass[i, j])
+    area = np.outer(np.diff(ex), np.diff(ey))
+    with np.errstate(divide="ignore"):
+        expected = -(log_mass - logsumexp(log_mass) - np.log(area))
+    f = free_energy_histogram(np.array(values), np.array(log_w), [ex, ey])
+    assert np.isposinf(f[1, 2])
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(f[finite], expected[finite], atol=ROUND_OFF, rtol=0)
+
+
+def test_log_weights_are_normalised_without_overflow():
+    log_w = np.array([1000.0, 1000.0 + math.log(3.0), -np.inf, -1000.0])
+    w = normalised_weights(4, log_weights=log_w)
+    assert np.all(np.isfinite(w))
+    np.testing.assert_allclose(w[:3], [0.25, 0.75, 0.0], rtol=1e-12)
+    assert 0.0 < w[3] < 1e-300 or w[3] == 0.0
+    np.testing.assert_allclose(normalised_weights(2, weights=np.array([1.0, 3.0])), [0.25, 0.75])
+    np.testing.assert_allclose(normalised_weights(4), 0.25)
+    lw = normalise_log_weights(log_w)
+    assert logsumexp(lw) == pytest.approx(0.0, abs=ROUND_OFF)
+    np.testing.assert_allclose(np.exp(lw[:3]), [0.25, 0.75, 0.0], rtol=1e-12)
+
+
+def test_weight_validation_names_the_problem():
+    assert as_log_weights([0.0, -np.inf], 2).dtype == float
+    with pytest.raises(ValueError, match=r"log_weights must be 1-D, shape \(n_frames,\)"):
+        as_log_weights(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"w must have shape \(3,\), one per frame of chi"):
+        as_log_weights(np.zeros(2), 3, name="w", like="chi")
+    with pytest.raises(ValueError, match=r"log_weights must not be empty"):
+        as_log_weights([])
+    with pytest.raises(ValueError, match=r"log_weights contains \+inf in 1 frame"):
+        as_log_weights([0.0, np.inf])
+    with pytest.raises(TypeError, match=r"log_weights must be a real array"):
+        as_log_weights(["a", "b"])
+    with pytest.raises(ValueError, match=r"linear weights, not log-weights.*smallest -1"):
+        as_weights([1.0, -1.0])
+    with pytest.raises(ValueError, match=r"weights contains inf in 1 frame; pass log_weights"):
+        as_weights([1.0, np.inf])
+    with pytest.raises(ValueError, match=r"all weights are zero"):
+        as_weights([0.0, 0.0])
+    with pytest.raises(ValueError, match=r"give weights or log_weights, not both"):
+        normalised_weights(2, weights=[1.0, 1.0], log_weights=[0.0, 0.0])
+    with pytest.raises(ValueError, match=r"edges must hold one array per dimension of values"):
+        free_energy_histogram(np.zeros((3, 2)), None, [np.array([0.0, 1.0])])
+
+
 # ---- errors ------------------------------------------------------------------------------------
 
 
@@ -306,15 +478,21 @@ def test_errors_name_the_problem():
     bad[1, 3] = np.nan
     with pytest.raises(ValueError, match=r"1 NaN or inf value\(s\) .*round\(s\) \[1\]"):
         mbar_reweight(bad, [5, 5])
-    with pytest.raises(ValueError, match=r"log_weights contains 1 NaN"):
+    with pytest.raises(ValueError, match=r"log_weights contains NaN in 1 frame;"):
         effective_sample_size(np.array([0.0, np.nan]))
-    with pytest.raises(ValueError, match=r"all -inf"):
+    with pytest.raises(ValueError, match=r"all log_weights are -inf"):
         effective_sample_size(np.array([-np.inf, -np.inf]))
+    with pytest.raises(ValueError, match=r"counts must hold one integer >= 1 per frame \(10\)"):
+        solve_mbar(u, np.array([5, 5]), counts=np.zeros(10))
+    with pytest.raises(ValueError, match=r"frames_per_state must sum to .* \(10\)"):
+        solve_mbar(u, np.array([5, 4]))
+    with pytest.raises(ValueError, match=r"frames_per_state must be 2 integers >= 0"):
+        solve_mbar(u, np.array([5.0, 5.0]))
     with pytest.raises(ValueError, match=r"reduced_bias_of_own_round must be 1-D"):
         single_round_log_weights(u)
     with pytest.raises(ValueError, match=r"edges must be finite and strictly increasing"):
         free_energy_profile(np.zeros(3), None, np.array([0.0, 1.0, 1.0]))
-    with pytest.raises(ValueError, match=r"log_weights must have the shape of values \(3,\)"):
+    with pytest.raises(ValueError, match=r"log_weights must have shape \(3,\), one per frame"):
         free_energy_profile(np.zeros(3), np.zeros(4), np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match=r"no frame with nonzero weight falls inside the edges"):
         free_energy_profile(np.full(3, 5.0), None, np.array([0.0, 1.0]))
@@ -387,11 +565,11 @@ def _correlated_sample(seed: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def bootstrap_runs() -> list[tuple[np.ndarray, reweight.ProfileEstimate]]:
+def bootstrap_runs() -> list[tuple[np.ndarray, ProfileEstimate]]:
     runs = []
     for seed in range(N_DATASETS):
         idx = _correlated_sample(seed)
-        est = reweight.bootstrap_free_energy_profile(
+        est = bootstrap_free_energy_profile(
             REDUCED_BIASES[:, idx],
             CHAIN_FRAMES,
             X[idx],
@@ -440,7 +618,7 @@ def test_frame_level_bootstrap_understates_the_error_of_correlated_frames(bootst
     compared = exact - exact.min() < F_MAX_COMPARED
     z, ratios = [], []
     for seed, (idx, est) in enumerate(bootstrap_runs):
-        frames = reweight.bootstrap_free_energy_profile(
+        frames = bootstrap_free_energy_profile(
             REDUCED_BIASES[:, idx],
             CHAIN_FRAMES,
             X[idx],
@@ -471,33 +649,28 @@ def test_bootstrap_profile_equals_the_plain_mbar_profile(bootstrap_runs):
     assert est.n_bootstrap == N_BOOTSTRAP and est.block_lengths.shape == (3,)
 
 
-def test_newton_solver_with_multiplicities_equals_mbar_on_repeated_frames():
+def test_solver_with_multiplicities_equals_pymbar_on_repeated_frames():
+    # a bootstrap replicate: distinct frames with multiplicities, warm start from the data's f_k
     _, u = _sample(seed=11)
     n_k = np.array(FRAMES_PER_ROUND)
     ref = mbar_reweight(u, FRAMES_PER_ROUND)
-    f = reweight._solve_mbar_newton(u, n_k, np.ones(u.shape[1]), np.zeros(3))
-    np.testing.assert_allclose(
-        f - f[0], ref.free_energies - ref.free_energies[0], atol=SOLVER_AGREEMENT
-    )
     counts = np.random.default_rng(12).integers(1, 4, u.shape[1])
     starts = np.concatenate([[0], np.cumsum(n_k)])
     n_rep = np.add.reduceat(counts, starts[:-1])
-    f_counts = reweight._solve_mbar_newton(u, n_rep, counts, ref.free_energies)
-    repeated = mbar_reweight(np.repeat(u, counts, axis=1), n_rep)
-    np.testing.assert_allclose(
-        f_counts - f_counts[0],
-        repeated.free_energies - repeated.free_energies[0],
-        atol=SOLVER_AGREEMENT,
-    )
+    repeated = _pymbar_f(np.repeat(u, counts, axis=1), n_rep)
+    for initial in (ref.free_energies, None):
+        f, error = solve_mbar(u, n_rep, counts, initial_f=initial)
+        assert error < 1e-9
+        np.testing.assert_allclose(f - f[0], repeated, atol=PYMBAR_AGREEMENT, rtol=0)
 
 
 def test_bootstrap_with_one_walker_label_equals_no_labels():
     idx, u = _sample(seed=13)
     edges = np.linspace(-2.0, 2.0, 21)
-    a = reweight.bootstrap_free_energy_profile(
+    a = bootstrap_free_energy_profile(
         u, FRAMES_PER_ROUND, X[idx], edges, n_bootstrap=5, block_length=50, seed=3
     )
-    b = reweight.bootstrap_free_energy_profile(
+    b = bootstrap_free_energy_profile(
         u,
         FRAMES_PER_ROUND,
         X[idx],
@@ -515,31 +688,31 @@ def test_bootstrap_errors_name_the_problem():
     x = np.linspace(0.0, 1.0, 10)
     edges = np.linspace(0.0, 1.0, 4)
     with pytest.raises(ValueError, match=r"values must have one entry per frame \(10"):
-        reweight.bootstrap_free_energy_profile(u, [5, 5], x[:9], edges)
+        bootstrap_free_energy_profile(u, [5, 5], x[:9], edges)
     with pytest.raises(ValueError, match=r"n_bootstrap must be an integer >= 2. You supplied 1"):
-        reweight.bootstrap_free_energy_profile(u, [5, 5], x, edges, n_bootstrap=1)
+        bootstrap_free_energy_profile(u, [5, 5], x, edges, n_bootstrap=1)
     with pytest.raises(ValueError, match=r"block_length must be an integer >= 1. You supplied 0"):
-        reweight.bootstrap_free_energy_profile(u, [5, 5], x, edges, block_length=0)
+        bootstrap_free_energy_profile(u, [5, 5], x, edges, block_length=0)
     with pytest.raises(ValueError, match=r"walker must have shape \(n_frames,\) = \(10,\)"):
-        reweight.bootstrap_free_energy_profile(u, [5, 5], x, edges, walker=np.zeros(3))
+        bootstrap_free_energy_profile(u, [5, 5], x, edges, walker=np.zeros(3))
     with pytest.raises(ValueError, match=r"no frame falls inside the edges"):
-        reweight.bootstrap_free_energy_profile(u, [5, 5], x + 5.0, edges)
+        bootstrap_free_energy_profile(u, [5, 5], x + 5.0, edges)
 
 
 # ---- walkers and correlation -------------------------------------------------------------------
 
 
 def test_walker_segments_split_a_round_by_walker_in_time_order():
-    segments = reweight.walker_segments(7, np.array([3, 3, 3, 1, 1, 0, 0]))
+    segments = walker_segments(7, np.array([3, 3, 3, 1, 1, 0, 0]))
     assert [s.tolist() for s in segments] == [[0, 1, 2], [3, 4], [5, 6]]
-    interleaved = reweight.walker_segments(4, np.array([0, 1, 0, 1]))
+    interleaved = walker_segments(4, np.array([0, 1, 0, 1]))
     assert [s.tolist() for s in interleaved] == [[0, 2], [1, 3]]
-    assert [s.tolist() for s in reweight.walker_segments(3)] == [[0, 1, 2]]
-    assert reweight.walker_segments(0) == []
+    assert [s.tolist() for s in walker_segments(3)] == [[0, 1, 2]]
+    assert walker_segments(0) == []
     with pytest.raises(ValueError, match=r"walker must have shape \(n_frames,\) = \(3,\)"):
-        reweight.walker_segments(3, np.zeros(2, dtype=int))
+        walker_segments(3, np.zeros(2, dtype=int))
     with pytest.raises(TypeError, match=r"walker must hold integers"):
-        reweight.walker_segments(2, np.array([0.5, 1.0]))
+        walker_segments(2, np.array([0.5, 1.0]))
 
 
 def test_statistical_inefficiency_of_ar1_series_matches_theory():
@@ -550,14 +723,14 @@ def test_statistical_inefficiency_of_ar1_series_matches_theory():
     series = np.zeros((2, n))
     for t in range(1, n):
         series[:, t] = rho * series[:, t - 1] + noise[:, t]
-    g = reweight.statistical_inefficiency(series[0])
-    g_two = reweight.statistical_inefficiency([series[0], series[1]])
+    g = statistical_inefficiency(series[0])
+    g_two = statistical_inefficiency([series[0], series[1]])
     expected = (1 + rho) / (1 - rho)
     g_tolerance = 0.1  # relative: the estimate's noise at n = 2e5 is ~3 % (measured)
     assert abs(g / expected - 1) < g_tolerance, f"g {g:.2f}, expected {expected:.2f}"
     assert abs(g_two / expected - 1) < g_tolerance, f"g {g_two:.2f}, expected {expected:.2f}"
-    assert reweight.statistical_inefficiency(rng.normal(size=10_000)) < 1.2
-    assert reweight.statistical_inefficiency(np.ones(50)) == 1.0
+    assert statistical_inefficiency(rng.normal(size=10_000)) < 1.2
+    assert statistical_inefficiency(np.ones(50)) == 1.0
 
 
 def test_bootstrap_sigma_of_independent_frames_matches_multinomial():
@@ -566,7 +739,7 @@ def test_bootstrap_sigma_of_independent_frames_matches_multinomial():
     rng = np.random.default_rng(15)
     n, n_bins = 20000, 10
     values = rng.uniform(0.0, 1.0, size=n)
-    est = reweight.bootstrap_free_energy_profile(
+    est = bootstrap_free_energy_profile(
         np.zeros((1, n)), [n], values, np.linspace(0, 1, n_bins + 1), n_bootstrap=N_BOOTSTRAP
     )
     p = 1.0 / n_bins
@@ -576,4 +749,4 @@ def test_bootstrap_sigma_of_independent_frames_matches_multinomial():
     print(f"bootstrap sigma {np.mean(est.sigma):.4f} kT vs multinomial {expected:.4f} kT")
     assert abs(ratio - 1.0) < bootstrap_tolerance
     # g ~ 1 for independent frames: blocks of ~5 g frames
-    assert est.block_lengths[0] <= 2 * reweight.BLOCKS_PER_INEFFICIENCY
+    assert est.block_lengths[0] <= 2 * BLOCKS_PER_INEFFICIENCY
