@@ -12,7 +12,6 @@ that was actually applied).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -208,13 +207,6 @@ class Walker:
         update_bias_force(self._bias_force, self.context, bias)
         self.bias = bias
 
-    def bias_energy(self) -> float:
-        """Current bias energy in kJ/mol, read from the bias force group alone."""
-        if self._bias_force is None:
-            return 0.0
-        state = self.context.getState(getEnergy=True, groups={self.force_group})
-        return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-
     def set_timestep(self, timestep_ps: float) -> None:
         """Change the integrator's time step (ps), e.g. after a blow-up."""
         self.timestep_ps = _md_value(timestep_ps, unit.picosecond)
@@ -301,12 +293,6 @@ class Walker:
                 if progress is not None:
                     progress(n)
         return Frames(features, bias, times, snapshots, snap_frames)
-
-    def timed_run(self, n_steps: int, report_interval: int) -> tuple[Frames, float]:
-        """``run`` and its wall time in s."""
-        t0 = time.perf_counter()
-        frames = self.run(n_steps, report_interval)
-        return frames, time.perf_counter() - t0
 
     def get_state(self) -> dict:
         """Positions (nm), velocities (nm/ps), box vectors (nm, periodic systems) and time (ps)
