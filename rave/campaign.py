@@ -40,6 +40,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,8 @@ class RoundRecord:
     chi_range_growth: float | None = None
     #: largest angle between the chosen RC and the other usable seeds' RCs (None: one model)
     seed_spread_deg: float | None = None
+    #: RMS block-bootstrap uncertainty of F(chi) where F < profile_max_kT, kT (None: not run)
+    free_energy_sigma_kT: float | None = None
 
     def to_summary(self) -> dict:
         return {
@@ -148,6 +151,8 @@ class RoundRecord:
                                  else float(self.chi_range_growth)),
             "seed_spread_deg": (None if self.seed_spread_deg is None
                                 else float(self.seed_spread_deg)),
+            "free_energy_sigma_kT": (None if self.free_energy_sigma_kT is None
+                                     else float(self.free_energy_sigma_kT)),
         }
 
     @classmethod
@@ -172,6 +177,8 @@ class RoundRecord:
                               else float(data["chi_range_growth"])),
             seed_spread_deg=(None if data.get("seed_spread_deg") is None
                              else float(data["seed_spread_deg"])),
+            free_energy_sigma_kT=(None if data.get("free_energy_sigma_kT") is None
+                                  else float(data["free_energy_sigma_kT"])),
         )
 
 
@@ -1060,8 +1067,12 @@ class Campaign:
         # F(chi) from all frames, and the change from the previous round along the same chi
         edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
         centers, profile = free_energy_profile(chi, log_w, edges)
-        angle = change = growth = None
+        angle = change = growth = sigma = None
         converged = False
+        if self._previous_coefficients is not None and cfg.convergence.bootstrap:
+            t1 = time.perf_counter()
+            sigma = self._profile_sigma(features, chi, edges, profile, index)
+            timings["bootstrap"] = time.perf_counter() - t1
         if self._previous_coefficients is not None:
             n_old = len(self._previous_log_weights)
             old_span = float(np.ptp(chi[:n_old]))
@@ -1075,11 +1086,13 @@ class Campaign:
                 angle < cfg.convergence.angle_deg
                 and (spread is None or spread < cfg.convergence.angle_deg)
                 and change < cfg.convergence.free_energy_kT
+                and (sigma is None or sigma < cfg.convergence.free_energy_kT)
                 and index + 1 >= cfg.convergence.min_rounds
             )
             log.info("round %d: RC changed by %.2f deg (seeds agree within %s), F(chi) by %.3f "
-                     "kT RMS%s", index, angle,
+                     "kT RMS (bootstrap uncertainty %s)%s", index, angle,
                      "-" if spread is None else f"{spread:.1f} deg", change,
+                     "-" if sigma is None else f"{sigma:.3f} kT",
                      " -> converged" if converged else "")
         self._write_profile(folder / "free_energy.csv", centers, profile)
         store.write_json(folder / "coordinate.json", {
@@ -1112,12 +1125,40 @@ class Campaign:
             effective_sample_size=float(reweighted.effective_sample_size),
             angle_change_deg=angle, free_energy_change_kT=change, converged=converged,
             timings_s=timings, chi_range_growth=growth, seed_spread_deg=spread,
+            free_energy_sigma_kT=sigma,
         )
         if cfg.output.figures:
             t0 = time.perf_counter()
             self._round_figure(folder / "figure.png", record, chi, log_w, centers, profile)
             timings["figure"] = time.perf_counter() - t0
         return record
+
+    def _walker_labels(self) -> np.ndarray:
+        """Walker index of every frame of the rounds so far (frames.npz's ``walker``)."""
+        labels = []
+        for index, frames in enumerate(self._frames):
+            data = store.load_npz(store.round_dir(self.workdir, index) / "frames.npz")
+            labels.append(np.asarray(data.get("walker", np.zeros(len(frames.features))),
+                                     dtype=np.int64))
+        return np.concatenate(labels)
+
+    def _profile_sigma(self, features: np.ndarray, chi: np.ndarray, edges: np.ndarray,
+                       profile: np.ndarray, index: int) -> float:
+        """RMS block-bootstrap uncertainty (kT) of F(chi) over the bins where F is within
+        ``profile_max_kT`` of its minimum: ``convergence.bootstrap`` replicates, each resampling
+        blocks of every walker's frames in every MBAR state and re-solving MBAR
+        (:func:`rave.stats.bootstrap_free_energy_profile`; seeded by the campaign seed and the
+        round)."""
+        cfg = self.config.convergence
+        states = [state for round_states in self._biases for state in round_states]
+        reduced, counts = reduced_bias_matrix(features, states, self.kT)
+        estimate = bootstrap_free_energy_profile(
+            reduced, counts, chi, edges, n_bootstrap=cfg.bootstrap,
+            seed=self.config.sampling.seed + 7919 * index, walker=self._walker_labels())
+        region = np.isfinite(profile) & (profile - np.nanmin(profile) < cfg.profile_max_kT)
+        sigma = np.asarray(estimate.sigma)[region]
+        sigma = sigma[np.isfinite(sigma)]
+        return float(np.sqrt(np.mean(sigma ** 2))) if sigma.size else math.inf
 
     # ------------------------------------------------------------------ outputs
     def _exact_profile(self, coefficients: np.ndarray, centers: np.ndarray):
@@ -1165,9 +1206,7 @@ class Campaign:
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
             states = [state for round_states in self._biases for state in round_states]
             reduced, counts = reduced_bias_matrix(features, states, self.kT)
-            walker = np.concatenate([
-                store.load_npz(store.round_dir(self.workdir, r.index) / "frames.npz").get(
-                    "walker", np.zeros(r.frames, dtype=np.int64)) for r in self.records])
+            walker = self._walker_labels()
             estimate = bootstrap_free_energy_profile(
                 reduced, counts, chi, edges, n_bootstrap=FINAL_BOOTSTRAP, walker=walker)
             plots.final_figure(

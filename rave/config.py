@@ -380,18 +380,24 @@ class ConvergenceConfig:
     free_energy_kT : RMS change of F(chi) where F < profile_max_kT below this (0.5)
     profile_max_kT : region of F(chi) compared (5.0)
     min_rounds : never stop before this many MD rounds (3)
+    bootstrap : replicates of the block bootstrap (MBAR re-solved in each) that give the RMS
+        uncertainty of F(chi) where F < profile_max_kT; converged also needs it below
+        free_energy_kT (16; 0: no bootstrap, the verdict then rests on the changes alone)
     """
 
     angle_deg: float = 5.0
     free_energy_kT: float = 0.5
     profile_max_kT: float = 5.0
     min_rounds: int = 3
+    bootstrap: int = 16
 
     def __post_init__(self) -> None:
         _positive("convergence.angle_deg", self.angle_deg)
         _positive("convergence.free_energy_kT", self.free_energy_kT)
         _positive("convergence.profile_max_kT", self.profile_max_kT)
         _at_least("convergence.min_rounds", self.min_rounds, 2)
+        if self.bootstrap != 0:
+            _at_least("convergence.bootstrap", self.bootstrap, 4)
 
 
 @dataclass(frozen=True)

@@ -258,3 +258,72 @@ def test_an_opes_campaign_continues_opes_while_the_rc_holds_and_restarts_when_it
     with caplog.at_level("INFO", logger="rave"):
         Campaign(config_from_dict(data), tmp_path / "v").run()
     assert "OPES continues" not in caplog.text
+
+
+# ------------------------------------------------------------------ the convergence verdict
+def _verdict_config(bootstrap: int) -> dict:
+    return {"system": {"kind": "rotated_double_well"},
+            "sampling": {"rounds": 3, "steps_per_round": 4_000, "report_interval": 20,
+                         "seed": 3},
+            "vae": {"models": 1, "max_epochs": 2, "frames_per_epoch": 1024,
+                    "hidden": [32, 32, 32]},
+            # changes this lax always pass: the bootstrap decides
+            "convergence": {"min_rounds": 2, "angle_deg": 180.0, "free_energy_kT": 50.0,
+                            "profile_max_kT": 5.0, "bootstrap": bootstrap},
+            "output": {"figures": False, "progress": False}}
+
+
+def test_the_verdict_needs_the_bootstrap_uncertainty_of_f_below_the_threshold(
+        tmp_path, monkeypatch):
+    rounds = []
+    for sigma in (60.0, 0.1):  # kT: above and below free_energy_kT
+        monkeypatch.setattr(Campaign, "_profile_sigma", lambda self, *a, s=sigma: s)
+        data = _verdict_config(16)
+        workdir = tmp_path / f"s{sigma}"
+        Campaign(config_from_dict(data), workdir).run()
+        rounds.append([json.loads((workdir / f"round_{k:03d}" / "round.json").read_text())
+                       for k in range(2)])
+    high, low = rounds
+    assert high[1]["free_energy_sigma_kT"] == 60.0 and not high[1]["converged"]
+    assert low[1]["free_energy_sigma_kT"] == 0.1 and low[1]["converged"]
+    assert high[0]["free_energy_sigma_kT"] is None  # round 0: no previous round, no verdict
+
+
+def test_the_recorded_uncertainty_is_the_block_bootstrap_of_the_stored_rounds(tmp_path):
+    from rave.stats import bootstrap_free_energy_profile
+
+    workdir = tmp_path / "w"
+    data = _verdict_config(8)
+    data["sampling"]["rounds"] = 2
+    Campaign(config_from_dict(data), workdir).run()
+    record = json.loads((workdir / "round_001" / "round.json").read_text())
+    sigma = record["free_energy_sigma_kT"]
+    assert sigma is not None and 0 < sigma < math.inf
+    # recomputed from the store: MBAR states, frames, walkers, the round's RC and seed
+    features, states, walker = [], [], []
+    for k in range(2):
+        folder = workdir / f"round_{k:03d}"
+        with np.load(folder / "frames.npz") as frames:
+            features.append(frames["features"])
+            walker.append(frames["walker"])
+        applied = folder / "bias_applied.json"
+        states += applied_states(json.loads(applied.read_text()) if applied.exists() else None,
+                                 len(features[-1]))
+    features = np.concatenate(features)
+    c = np.asarray(record["coefficients"])
+    chi = features @ c
+    reduced, counts = reduced_bias_matrix(features, states, KT)
+    edges = np.linspace(chi.min(), chi.max(), 81)
+    estimate = bootstrap_free_energy_profile(reduced, counts, chi, edges, n_bootstrap=8,
+                                             seed=3 + 7919, walker=np.concatenate(walker))
+    with np.load(workdir / "round_001" / "weights.npz") as weights:
+        _, profile = free_energy_profile(chi, weights["log_weights"], edges)
+    region = np.isfinite(profile) & (profile - np.nanmin(profile) < 5.0)
+    sigmas = np.asarray(estimate.sigma)[region]
+    expected = np.sqrt(np.mean(sigmas[np.isfinite(sigmas)] ** 2))
+    assert sigma == pytest.approx(expected, rel=1e-9)
+    # without a bootstrap nothing is recorded and the changes decide alone
+    data["convergence"]["bootstrap"] = 0
+    Campaign(config_from_dict(data), tmp_path / "v").run()
+    assert json.loads((tmp_path / "v" / "round_001" / "round.json").read_text())[
+        "free_energy_sigma_kT"] is None
