@@ -285,11 +285,22 @@ def _verdict(workdir: Path, summary: dict) -> str:
         thresholds = ConvergenceConfig()
     last = rounds[-1]
     angle, change = last.get("angle_change_deg"), last.get("free_energy_change_kT")
+    spread, sigma = last.get("seed_spread_deg"), last.get("free_energy_sigma_kT")
     reasons = []
-    if angle is None or angle >= thresholds.angle_deg:
+    if angle is None:
+        reasons.append("the last round has no RC change recorded")
+    elif angle >= thresholds.angle_deg:
         reasons.append(f"the RC still moved {angle:.1f} deg (limit {thresholds.angle_deg:g})")
-    if change is None or change >= thresholds.free_energy_kT:
+    if spread is not None and spread >= thresholds.angle_deg:
+        reasons.append(f"the seeds' RCs still differ by {spread:.1f} deg "
+                       f"(limit {thresholds.angle_deg:g})")
+    if change is None:
+        reasons.append("the last round has no F(chi) change recorded")
+    elif change >= thresholds.free_energy_kT:
         reasons.append(f"F(chi) still changed {change:.2f} kT RMS "
+                       f"(limit {thresholds.free_energy_kT:g})")
+    if sigma is not None and sigma >= thresholds.free_energy_kT:
+        reasons.append(f"F(chi)'s bootstrap uncertainty is {sigma:.2f} kT RMS "
                        f"(limit {thresholds.free_energy_kT:g})")
     if len(rounds) < thresholds.min_rounds:
         reasons.append(f"fewer than {thresholds.min_rounds} rounds")

@@ -327,3 +327,19 @@ def test_the_recorded_uncertainty_is_the_block_bootstrap_of_the_stored_rounds(tm
     Campaign(config_from_dict(data), tmp_path / "v").run()
     assert json.loads((tmp_path / "v" / "round_001" / "round.json").read_text())[
         "free_energy_sigma_kT"] is None
+
+
+def test_the_final_verdict_line_names_every_criterion_that_failed(tmp_path):
+    from rave.cli import _verdict
+
+    (tmp_path / "config.json").write_text(json.dumps({"convergence": {"angle_deg": 5.0,
+                                                                      "free_energy_kT": 0.5}}))
+    rounds = [{"index": 0}, {"index": 1, "angle_change_deg": 1.0, "free_energy_change_kT": 0.1,
+                             "seed_spread_deg": 9.0, "free_energy_sigma_kT": 0.8}]
+    line = _verdict(tmp_path, {"converged": False, "rounds": rounds, "stop_reason": "x"})
+    assert "seeds' RCs still differ by 9.0 deg" in line
+    assert "bootstrap uncertainty is 0.80 kT RMS (limit 0.5)" in line
+    assert "RC still moved" not in line and "F(chi) still changed" not in line
+    rounds[1] = {"index": 1}  # a store without these records: no crash, says so
+    line = _verdict(tmp_path, {"converged": False, "rounds": rounds, "stop_reason": "x"})
+    assert "no RC change recorded" in line and "no F(chi) change recorded" in line
