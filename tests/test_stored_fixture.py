@@ -1,0 +1,53 @@
+"""Stores written by the code of 2026-11-30 (tests/fixtures/store_2026_11_30_*: a static and an
+OPES campaign of two short rounds on the rotated double well, made by the code at that date) must
+stay readable: they resume, analyse and report with the code of today. When a change breaks one of
+these tests, it breaks users' campaigns: make the change read the old layout instead."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rave.analysis import CampaignResult
+from rave.campaign import Campaign
+from rave.cli import main
+from rave.config import config_from_dict
+
+FIXTURES = Path(__file__).parent / "fixtures"
+STORES = ("store_2026_11_30_static", "store_2026_11_30_opes")
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_a_stored_campaign_of_2026_11_30_analyses_and_resumes(tmp_path, name):
+    workdir = tmp_path / name
+    shutil.copytree(FIXTURES / name, workdir)
+    before = {k: v for k, v in _digest(workdir).items() if k.startswith("round_")}
+
+    result = CampaignResult.load(workdir)
+    assert result.frames_per_round() == [100, 100]
+    assert np.isfinite(result.log_weights).all()
+    profile = result.profile(n_bootstrap=4)
+    assert np.isfinite(profile.free_energy).sum() >= 10
+
+    data = json.loads((workdir / "config.json").read_text())
+    data["sampling"]["rounds"] = 3
+    Campaign(config_from_dict(data), workdir).run()
+    after = _digest(workdir)
+    # the stored rounds are read, not rewritten; the new round is complete
+    assert {k: after[k] for k in before} == before
+    assert (workdir / "round_002" / "round.json").is_file()
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert [r["index"] for r in summary["rounds"]] == [0, 1, 2]
+    assert CampaignResult.load(workdir).frames_per_round() == [100, 100, 100]
+    # and the command line's status and report read it
+    assert main(["status", str(workdir)]) == 0
+    assert main(["analyse", str(workdir)]) == 0
+    assert (workdir / "report" / "report.html").is_file()
