@@ -129,6 +129,8 @@ class RoundRecord:
     seed_spread_deg: float | None = None
     #: RMS block-bootstrap uncertainty of F(chi) where F < profile_max_kT, kT (None: not run)
     free_energy_sigma_kT: float | None = None
+    #: block-bootstrap uncertainty of the RC's direction, degrees (None: not run)
+    rc_angle_sigma_deg: float | None = None
 
     def to_summary(self) -> dict:
         return {
@@ -153,6 +155,8 @@ class RoundRecord:
                                 else float(self.seed_spread_deg)),
             "free_energy_sigma_kT": (None if self.free_energy_sigma_kT is None
                                      else float(self.free_energy_sigma_kT)),
+            "rc_angle_sigma_deg": (None if self.rc_angle_sigma_deg is None
+                                   else float(self.rc_angle_sigma_deg)),
         }
 
     @classmethod
@@ -179,6 +183,8 @@ class RoundRecord:
                              else float(data["seed_spread_deg"])),
             free_energy_sigma_kT=(None if data.get("free_energy_sigma_kT") is None
                                   else float(data["free_energy_sigma_kT"])),
+            rc_angle_sigma_deg=(None if data.get("rc_angle_sigma_deg") is None
+                                else float(data["rc_angle_sigma_deg"])),
         )
 
 
@@ -1041,6 +1047,7 @@ class Campaign:
             bins=cfg.coordinate.bins, max_frames=cfg.coordinate.max_frames,
             rc_seed=self._rc_seed(index), stale_angle_deg=cfg.models.stale_angle_deg,
             threads=cfg.models.threads, progress=cfg.output.progress and f"round {index}",
+            rc_bootstrap=cfg.coordinate.bootstrap,
             logger=_RoundLog(log, {"round": index}))
         estimator.fit(features, log_w, initial, previous=self._previous_coefficients,
                       trained=trained, on_trained=store_model)
@@ -1063,6 +1070,7 @@ class Campaign:
         model, model_files = self._train(index, folder, features, log_w)
         timings["train_and_rc"] = time.perf_counter() - t0
         c, chi, spread = model.coefficients, model.chi, model.seed_spread_deg
+        rc_sigma = model.angle_sigma_deg
 
         # F(chi) from all frames, and the change from the previous round along the same chi
         edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
@@ -1087,10 +1095,12 @@ class Campaign:
                 and (spread is None or spread < cfg.convergence.angle_deg)
                 and change < cfg.convergence.free_energy_kT
                 and (sigma is None or sigma < cfg.convergence.free_energy_kT)
+                and (rc_sigma is None or rc_sigma < cfg.convergence.angle_deg)
                 and index + 1 >= cfg.convergence.min_rounds
             )
-            log.info("round %d: RC changed by %.2f deg (seeds agree within %s), F(chi) by %.3f "
-                     "kT RMS (bootstrap uncertainty %s)%s", index, angle,
+            log.info("round %d: RC changed by %.2f deg (its bootstrap uncertainty %s; seeds agree "
+                     "within %s), F(chi) by %.3f kT RMS (bootstrap uncertainty %s)%s", index,
+                     angle, "-" if rc_sigma is None else f"{rc_sigma:.1f} deg",
                      "-" if spread is None else f"{spread:.1f} deg", change,
                      "-" if sigma is None else f"{sigma:.3f} kT",
                      " -> converged" if converged else "")
@@ -1109,6 +1119,7 @@ class Campaign:
             "stale_models": model.stale,
             "seed_spread_deg": spread,
             "kl_tie": cfg.coordinate.kl_tie,
+            "rc_angle_sigma_deg": rc_sigma,
         })
 
         # the bias of the next round
@@ -1125,7 +1136,7 @@ class Campaign:
             effective_sample_size=float(reweighted.effective_sample_size),
             angle_change_deg=angle, free_energy_change_kT=change, converged=converged,
             timings_s=timings, chi_range_growth=growth, seed_spread_deg=spread,
-            free_energy_sigma_kT=sigma,
+            free_energy_sigma_kT=sigma, rc_angle_sigma_deg=rc_sigma,
         )
         if cfg.output.figures:
             t0 = time.perf_counter()

@@ -286,6 +286,7 @@ def _verdict(workdir: Path, summary: dict) -> str:
     last = rounds[-1]
     angle, change = last.get("angle_change_deg"), last.get("free_energy_change_kT")
     spread, sigma = last.get("seed_spread_deg"), last.get("free_energy_sigma_kT")
+    rc_sigma = last.get("rc_angle_sigma_deg")
     reasons = []
     if angle is None:
         reasons.append("the last round has no RC change recorded")
@@ -293,6 +294,9 @@ def _verdict(workdir: Path, summary: dict) -> str:
         reasons.append(f"the RC still moved {angle:.1f} deg (limit {thresholds.angle_deg:g})")
     if spread is not None and spread >= thresholds.angle_deg:
         reasons.append(f"the seeds' RCs still differ by {spread:.1f} deg "
+                       f"(limit {thresholds.angle_deg:g})")
+    if rc_sigma is not None and rc_sigma >= thresholds.angle_deg:
+        reasons.append(f"the RC's bootstrap uncertainty is {rc_sigma:.1f} deg "
                        f"(limit {thresholds.angle_deg:g})")
     if change is None:
         reasons.append("the last round has no F(chi) change recorded")

@@ -284,17 +284,23 @@ class CoordinateConfig:
         goes to the RC closest to the previous round's (0.02: the KL of one model's RC fitted
         on different 50,000-frame subsets spread by 0.011-0.013 nats on the 10-D frames of
         workflows/benchmarks/training.py)
+    bootstrap : block-bootstrap replicates of the chosen RC (refits on resampled blocks of the
+        RC frames): its direction's uncertainty, ``rc_angle_sigma_deg`` in round.json, which
+        converged needs below convergence.angle_deg (8; 0: none)
     """
 
     bins: int = 50
     kl_threshold: float = 0.5
     max_frames: int = 50_000
     kl_tie: float = 0.02
+    bootstrap: int = 8
 
     def __post_init__(self) -> None:
         _at_least("coordinate.bins", self.bins, 5)
         _at_most("coordinate.bins", self.bins, MAX_BINS)
         _at_least("coordinate.max_frames", self.max_frames, 100)
+        if self.bootstrap != 0:
+            _at_least("coordinate.bootstrap", self.bootstrap, 2)
         if not (math.isfinite(self.kl_tie) and self.kl_tie >= 0):
             raise ConfigError(f"coordinate.kl_tie must be a finite number >= 0. You supplied "
                               f"{self.kl_tie}")

@@ -343,3 +343,44 @@ def test_the_final_verdict_line_names_every_criterion_that_failed(tmp_path):
     rounds[1] = {"index": 1}  # a store without these records: no crash, says so
     line = _verdict(tmp_path, {"converged": False, "rounds": rounds, "stop_reason": "x"})
     assert "no RC change recorded" in line and "no F(chi) change recorded" in line
+
+
+# ------------------------------------------------------------------ the RC's uncertainty
+def test_block_resample_draws_whole_contiguous_blocks():
+    from rave.learn.estimator import block_resample
+
+    take = block_resample(103, 10, np.random.default_rng(0))
+    assert take.shape == (100,) and take.max() < 100
+    blocks = take.reshape(10, 10)
+    assert np.all(np.diff(blocks, axis=1) == 1) and np.all(blocks[:, 0] % 10 == 0)
+    with pytest.raises(ValueError, match="n_frames >= n_blocks >= 2"):
+        block_resample(5, 10, np.random.default_rng(0))
+
+
+def test_the_rc_bootstrap_is_small_for_a_determined_rc_and_large_for_an_undetermined_one():
+    from rave.learn.estimator import rc_angle_sigma_deg
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4000, 3)) * np.array([1.0, 0.8, 0.6])
+    c = np.array([0.6, 0.0, 0.8])
+    determined = rc_angle_sigma_deg(x, x @ c, None, c, 6, seed=1)
+    noise = rng.normal(size=4000)  # a latent that no direction of x reproduces better
+    undetermined = rc_angle_sigma_deg(x, noise, None, c, 6, seed=1)
+    print(f"determined {determined:.2f} deg, undetermined {undetermined:.1f} deg")
+    assert determined < 1.0
+    assert undetermined > 10.0
+
+
+def test_the_verdict_needs_the_rcs_bootstrap_uncertainty_below_angle_deg(tmp_path, monkeypatch):
+    import rave.learn.estimator as estimator
+
+    monkeypatch.setattr(Campaign, "_profile_sigma", lambda self, *a: 0.1)
+    verdicts = []
+    for rc_sigma in (3.0, 200.0):  # degrees: below and above angle_deg (180 in this config)
+        monkeypatch.setattr(estimator, "rc_angle_sigma_deg", lambda *a, s=rc_sigma, **k: s)
+        workdir = tmp_path / f"r{rc_sigma}"
+        Campaign(config_from_dict(_verdict_config(16)), workdir).run()
+        record = json.loads((workdir / "round_001" / "round.json").read_text())
+        assert record["rc_angle_sigma_deg"] == rc_sigma
+        verdicts.append(record["converged"])
+    assert verdicts == [True, False]

@@ -60,6 +60,8 @@ __all__ = [
     "TrainedModel",
     "cold_positions",
     "rc_frames",
+    "block_resample",
+    "rc_angle_sigma_deg",
     "stale_warm_starts",
 ]
 
@@ -158,6 +160,59 @@ def rc_frames(n_frames: int, max_frames: int, seed: int | Sequence[int]) -> np.n
         return np.arange(n_frames)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_frames, size=max_frames, replace=False))
+
+
+def block_resample(n_frames: int, n_blocks: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of one block-bootstrap replicate: ``n_blocks`` contiguous blocks of
+    ``n_frames // n_blocks`` frames, drawn with replacement (frames in time order; the last
+    ``n_frames % n_blocks`` frames are never drawn)."""
+    if n_frames < n_blocks or n_blocks < 2:
+        raise ValueError(f"block_resample needs n_frames >= n_blocks >= 2. You supplied "
+                         f"{n_frames}, {n_blocks}")
+    size = n_frames // n_blocks
+    starts = rng.integers(0, n_blocks, size=n_blocks) * size
+    return (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
+
+
+def rc_angle_sigma_deg(x: np.ndarray, latent: np.ndarray, log_weights: np.ndarray | None,
+                       coefficients: np.ndarray, replicates: int, seed: int, *,
+                       bins: int = 50, n_blocks: int = 20,
+                       scan_frames: int | None = None) -> float:
+    """Block-bootstrap uncertainty of an RC's direction, degrees.
+
+    Each replicate resamples ``n_blocks`` contiguous blocks of the frames (:func:`block_resample`;
+    blocks keep the time correlation within them) and refits the RC to the same latent
+    (``fit_coordinate`` started from ``coefficients``, with a coarse grid of 8 directions);
+    the result is the RMS of the (sign-free) angles between ``coefficients`` and the refits.
+
+    Parameters
+    ----------
+    x : np.ndarray, shape=(n_frames, d)
+        Order parameters of the RC frames, in time order.
+    latent : np.ndarray, shape=(n_frames,)
+        The chosen model's latent of those frames.
+    log_weights : np.ndarray or None
+        Their log-weights.
+    coefficients : np.ndarray, shape=(d,)
+        The RC.
+    replicates : int
+        Bootstrap replicates (>= 2).
+    seed : int
+        Seeds the resampling.
+    """
+    if replicates < 2:
+        raise ValueError(f"replicates must be >= 2. You supplied {replicates}")
+    rng = np.random.default_rng(seed)
+    n_blocks = min(n_blocks, len(x))
+    angles = []
+    for r in range(replicates):
+        take = block_resample(len(x), n_blocks, rng)
+        refit = fit_coordinate(x[take], latent[take],
+                               log_weights=None if log_weights is None else log_weights[take],
+                               bins=bins, n_directions=8, seed=seed + r,
+                               initial_directions=[coefficients], max_scan_frames=scan_frames)
+        angles.append(direction_angle_deg(refit.coefficients, coefficients))
+    return float(np.sqrt(np.mean(np.square(angles))))
 
 
 def _fit_note(model: VAEModel) -> str:
@@ -329,6 +384,10 @@ class RAVEModel:
     generation : int
         0 for a fit without warm starts; ``initial.generation + 1`` for a fit warm-started
         from a RAVEModel; 1 for a fit given per-model warm starts.
+    angle_sigma_deg : float or None
+        Block-bootstrap uncertainty of the RC's direction (degrees): the RMS angle between the
+        RC and its refits, on resampled blocks of the RC frames, of the chosen model's latent
+        (:func:`rc_angle_sigma_deg`); None when the fit ran no bootstrap.
     """
 
     coefficients: np.ndarray
@@ -339,6 +398,7 @@ class RAVEModel:
     chi: np.ndarray
     log_weights: np.ndarray
     generation: int = 0
+    angle_sigma_deg: float | None = None
 
     @property
     def n_features(self) -> int:
@@ -432,6 +492,9 @@ class RAVE:
         VAEs train, and chi and the bias use, every frame).
     scan_frames : int or None, default 10_000
         Frames of the grid scan of each RC fit (``fit_coordinate``'s ``max_scan_frames``).
+    rc_bootstrap : int, default 0
+        Block-bootstrap replicates of the chosen RC (:func:`rc_angle_sigma_deg`, on the RC
+        frames); 0: none (``RAVEModel.angle_sigma_deg`` is None).
     rc_seed : int or sequence of int, optional
         Seed of the ``max_frames`` subset (``numpy.random.default_rng``); default the first
         model seed.
@@ -472,6 +535,7 @@ class RAVE:
         bins: int = 50,
         max_frames: int = 50_000,
         scan_frames: int | None = DEFAULT_SCAN_FRAMES,
+        rc_bootstrap: int = 0,
         rc_seed: int | Sequence[int] | None = None,
         stale_angle_deg: float = 15.0,
         threads: int = 0,
@@ -512,6 +576,9 @@ class RAVE:
         self.max_frames = _check_int("max_frames", max_frames, 2)
         self.scan_frames = None if scan_frames is None else _check_int("scan_frames",
                                                                        scan_frames, 2)
+        self.rc_bootstrap = _check_int("rc_bootstrap", rc_bootstrap, 0)
+        if self.rc_bootstrap == 1:
+            raise ValueError("rc_bootstrap must be 0 (none) or >= 2 replicates. You supplied 1")
         if rc_seed is None:
             rc_seed = self.seeds[0]
         try:
@@ -645,6 +712,13 @@ class RAVE:
             for m, result in zip(pending, fitted, strict=True):
                 results[m] = result
         self._model = self._choose(results, x, log_w, previous, generation, log)
+        if self.rc_bootstrap:
+            chosen = self._model.models[self._model.chosen].vae
+            sigma = rc_angle_sigma_deg(
+                x_rc, chosen.transform(x_rc), log_w_rc, self._model.coefficients,
+                self.rc_bootstrap, int(seeds[self._model.chosen]), bins=self.bins,
+                scan_frames=self.scan_frames)
+            self._model = dataclasses.replace(self._model, angle_sigma_deg=sigma)
         return self
 
     # ------------------------------------------------------------------ steps of fit
