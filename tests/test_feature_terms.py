@@ -8,11 +8,14 @@ from rave.bias import Bias, BiasGrid, _compound_terms, bias_force, chi_force
 from rave.export import ExportError, plumed_feature_lines
 from rave.features import (
     Angle,
+    CompoundTerm,
     Coordination,
     CylinderCount,
     CylindricalPosition,
     Dihedral,
     Distance,
+    NoPlumedAction,
+    PlumedAction,
     Position,
 )
 
@@ -134,3 +137,51 @@ def test_plumed_actions_are_pinned_for_every_kind():
 def test_a_kind_without_plumed_action_is_refused_by_name(feature, message):
     with pytest.raises(ExportError, match=message):
         plumed_feature_lines([Distance(3, 7), feature])
+
+
+def test_a_centroid_feature_declines_the_compound_force_without_taking_a_slot():
+    taken = []
+
+    def slot(index):
+        if index not in taken:
+            taken.append(index)
+        return taken.index(index) + 1
+
+    for feature in [Position([0, 1], "x"), Distance([0, 1], 2), Angle(([0, 1], 2, 3)),
+                    Dihedral((0, 1, 2, [3, 4])), Coordination([0], [1], 0.3),
+                    CylindricalPosition(0, (0, 0, 0)),
+                    CylinderCount([1], (0, 0, 0), 0.9, -1, 1)]:
+        assert feature.compound_term(slot) is None
+    assert taken == []
+    assert Position(7, "y").compound_term(slot) == CompoundTerm("y1", False)
+    assert Dihedral((7, 2, 3, 4), "sin").compound_term(slot) == CompoundTerm(
+        "sin(dihedral(p1,p2,p3,p4))", True)
+
+
+class _HalfDistance(Distance):
+    """A kind defined outside rave (not registered): its own term and action, nothing else."""
+
+    def compound_term(self, slot):
+        term = super().compound_term(slot)
+        return None if term is None else term._replace(expression=f"0.5*{term.expression}")
+
+    def plumed_action(self, label):
+        inner = super().plumed_action(f"{label}d")
+        return PlumedAction([*inner.lines, f"{label}: COMBINE ARG={label}d COEFFICIENTS=0.5 "
+                             "PERIODIC=NO"], label, ["half distance"])
+
+
+def test_a_new_kind_answering_for_itself_needs_no_change_to_bias_or_export():
+    features = [_HalfDistance(3, 7), Angle((1, 3, 5))]
+    assert _compound_terms(features) == ([3, 7, 1, 5],
+                                         ["0.5*distance(p1,p2)", "angle(p3,p1,p4)"], True)
+    lines, args, notes = plumed_feature_lines(features)
+    assert lines == ["s0d: DISTANCE ATOMS=4,8", "s0: COMBINE ARG=s0d COEFFICIENTS=0.5 PERIODIC=NO",
+                     "s1: ANGLE ATOMS=2,4,6"]
+    assert args == ["s0", "s1"]
+    assert notes == ["half distance", "angle(1,3,5): ANGLE (rad)"]
+
+
+def test_the_feature_itself_refuses_a_plumed_action_it_does_not_have():
+    with pytest.raises(NoPlumedAction, match=r"^feature z_cyl\(0\) of kind 'cylindrical' has no "):
+        CylindricalPosition(0, (0, 0, 0)).plumed_action("s0")
