@@ -52,6 +52,7 @@ __all__ = [
     "Coordination",
     "CylindricalPosition",
     "CylinderCount",
+    "ForceFeature",
     "dihedral_angles",
     "pair_distances",
     "switching_function",
@@ -358,7 +359,7 @@ class Feature(abc.ABC):
         Short label, unique within a feature set (default made from the arguments).
     kind : str
         The registered kind ("position", "distance", "angle", "dihedral", "coordination",
-        "cylindrical", "cylinder_count"); the "kind" key of :meth:`to_dict`.
+        "cylindrical", "cylinder_count", "openmm_force"); the "kind" key of :meth:`to_dict`.
     unit : str
         Unit of the value: "nm", "rad" or "1" (dimensionless).
     """
@@ -1335,6 +1336,88 @@ class CylinderCount(Feature):
             "width": self.width,
             "box_lengths": None if self.box_lengths is None else list(self.box_lengths),
         }
+
+
+class ForceFeature(Feature):
+    """Any OpenMM force whose potential energy is the order parameter (e.g. a ``cvpack`` CV).
+
+    The value is the force's energy in kJ/mol read as a number in ``unit``: a ``cvpack``
+    collective variable (RMSD, radius of gyration, contacts, path CVs), a
+    ``CustomCentroidBondForce``, or a ``CustomCVForce`` of one's own qualifies. The force is
+    stored as OpenMM XML, so the feature round-trips through :meth:`to_dict` and a campaign's
+    features.json; a ``cvpack`` CV comes back as the OpenMM force it is built on.
+
+    Parameters
+    ----------
+    force : openmm.Force or str
+        The force, or its XML (``openmm.XmlSerializer.serialize``). It is copied.
+    particles : int or Sequence[int]
+        The particle indices the force uses (checked against the positions given to
+        :meth:`evaluate`).
+    unit : str
+        Unit of the value, e.g. "nm" for an RMSD, "1" (default) for a count.
+    name : str, optional
+        Label; default the force's own name (``force.getName()``).
+
+    Notes
+    -----
+    OpenMM face: a copy of ``force``. Numpy face: the energy of the copy in a System of
+    ``n_particles`` unit masses on the Reference platform, frame by frame (far slower than the
+    other kinds). With ``box_vectors=None`` a force that uses periodic boundary conditions sees
+    OpenMM's default box, as in a System without one. There is no PLUMED action and the force
+    never joins the bias's ``CustomCompoundBondForce``.
+    """
+
+    kind = "openmm_force"
+
+    def __init__(
+        self,
+        force: openmm.Force | str,
+        particles: Sequence[int] | int,
+        unit: str = "1",
+        name: str | None = None,
+    ) -> None:
+        if isinstance(force, str):
+            try:
+                force = openmm.XmlSerializer.deserialize(force)
+            except Exception as error:  # OpenMM raises a bare Exception on bad XML
+                raise ValueError(f"force must be an openmm.Force or its XML. The XML given "
+                                 f"cannot be read: {error}") from error
+        if not isinstance(force, openmm.Force):
+            _fail("force", "an openmm.Force or its XML", force)
+        self.xml = openmm.XmlSerializer.serialize(force)
+        self._particles = tuple(sorted(_validate_group(particles, "particles")))
+        if not isinstance(unit, str) or not unit.strip():
+            _fail("unit", "a non-empty string such as 'nm', 'rad' or '1'", unit)
+        self.unit = unit
+        self.name = _validate_name(name, force.getName())
+
+    @property
+    def particles(self) -> tuple[int, ...]:
+        return self._particles
+
+    def openmm_force(self) -> openmm.Force:
+        return openmm.XmlSerializer.deserialize(self.xml)
+
+    def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
+        system = openmm.System()
+        for _ in range(x.shape[1]):
+            system.addParticle(1.0)
+        system.addForce(self.openmm_force())
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                                 openmm.Platform.getPlatformByName("Reference"))
+        values = np.empty(x.shape[0])
+        for k, frame in enumerate(x):
+            if box is not None:
+                context.setPeriodicBoxVectors(*box[k])
+            context.setPositions(frame)
+            energy = context.getState(getEnergy=True).getPotentialEnergy()
+            values[k] = energy.value_in_unit(u.kilojoule_per_mole)
+        del context
+        return values
+
+    def _params(self) -> dict[str, Any]:
+        return {"force": self.xml, "particles": list(self._particles), "unit": self.unit}
 
 
 # --------------------------------------------------------------------------------------------
