@@ -253,42 +253,26 @@ def build_bias_grid(
 
 def _compound_terms(features: Sequence) -> tuple[list[int], list[str], bool] | None:
     """Particles, per-feature Lepton expressions and periodicity for one
-    CustomCompoundBondForce, when every feature is a function of single particles (a coordinate,
-    or a distance/angle/dihedral of single atoms, all with the same periodicity); else None."""
+    CustomCompoundBondForce, when every feature is a function of single particles (each
+    answers :meth:`rave.features.Feature.compound_term`) and all terms share one periodicity;
+    else None."""
     particles: list[int] = []
     terms: list[str] = []
     periodic: set[bool] = set()
 
-    def label(index: int) -> str:
+    def slot(index: int) -> int:
         if index not in particles:
             particles.append(index)
-        return f"p{particles.index(index) + 1}"
-
-    def single(groups) -> list[int] | None:
-        return [g[0] for g in groups] if all(len(g) == 1 for g in groups) else None
+        return particles.index(index) + 1
 
     for feature in features:
-        kind = getattr(feature, "kind", None)
-        if kind == "position" and len(feature.atoms) == 1:
-            terms.append(f"{feature.axis}{label(feature.atoms[0])[1:]}")
-            continue
-        if kind == "distance":
-            atoms = single([feature.group1, feature.group2])
-            template = "distance({})"
-        elif kind == "angle":
-            atoms = single(feature.groups)
-            template = "angle({})"
-        elif kind == "dihedral":
-            atoms = single(feature.groups)
-            template = f"{feature.function}(dihedral({{}}))"
-        else:
+        compound_term = getattr(feature, "compound_term", None)
+        term = compound_term(slot) if compound_term is not None else None
+        if term is None:
             return None
-        if atoms is None:
-            return None
-        periodic.add(bool(feature.periodic))
-        terms.append(template.format(",".join(label(a) for a in atoms)))
-    has_position = any(getattr(f, "kind", None) == "position" for f in features)
-    if len(periodic) > 1 or (periodic == {True} and has_position):
+        terms.append(term.expression)
+        periodic.add(bool(term.periodic))
+    if len(periodic) > 1:
         return None  # mixed periodicity, or absolute coordinates beside minimum-image geometry
     return particles, terms, periodic == {True}
 

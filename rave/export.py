@@ -17,7 +17,7 @@ import numpy as np
 
 from . import store
 from .bias import Bias, BiasGrid, bias_force
-from .features import feature_from_dict
+from .features import NoPlumedAction, feature_from_dict
 
 #: the exported PLUMED grid extends this many grid widths beyond each end of the bias grid with
 #: the edge value and zero derivative (the clamping rave applies), because PLUMED stops when
@@ -117,61 +117,28 @@ def plumed_grid_text(grid: BiasGrid, extra_widths: float = PLUMED_EXTRA_WIDTHS) 
     return "\n".join(lines) + "\n"
 
 
-def _atoms(group: Sequence[int]) -> str:
-    return ",".join(str(i + 1) for i in group)  # PLUMED counts atoms from 1
-
-
-def _point(label: str, group: Sequence[int], lines: list[str]) -> str:
-    """A PLUMED atom spec for a group: the atom itself, or a CENTER virtual atom."""
-    if len(group) == 1:
-        return str(group[0] + 1)
-    lines.append(f"{label}: CENTER ATOMS={_atoms(group)} NOPBC")
-    return label
-
-
 def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list[str]]:
-    """PLUMED actions computing each feature: (lines, argument of each feature, notes)."""
+    """PLUMED actions computing each feature: (lines, argument of each feature, notes).
+
+    Each feature writes its own actions (:meth:`rave.features.Feature.plumed_action`), labelled
+    ``s0``, ``s1``, ... in order.
+
+    Raises
+    ------
+    ExportError
+        For a feature whose kind has no PLUMED action, naming it.
+    """
     lines: list[str] = []
     args: list[str] = []
     notes: list[str] = []
-    for i, f in enumerate(features):
-        label = f"s{i}"
-        pbc = "" if getattr(f, "periodic", False) else " NOPBC"
-        if f.kind == "position":
-            point = _point(f"{label}c", f.atoms, lines)
-            lines.append(f"{label}: POSITION ATOM={point} NOPBC")
-            args.append(f"{label}.{f.axis}")
-            notes.append(f"{f.name}: POSITION (absolute, unwrapped {f.axis})")
-            if getattr(f, "weights", None):
-                notes.append(f"  WARNING {f.name}: weighted centroid exported as a plain CENTER")
-        elif f.kind == "distance":
-            a = _point(f"{label}a", f.group1, lines)
-            b = _point(f"{label}b", f.group2, lines)
-            lines.append(f"{label}: DISTANCE ATOMS={a},{b}{pbc}")
-            args.append(label)
-            notes.append(f"{f.name}: DISTANCE")
-        elif f.kind == "angle":
-            points = [_point(f"{label}{k}", g, lines) for k, g in enumerate(f.groups)]
-            lines.append(f"{label}: ANGLE ATOMS={','.join(points)}{pbc}")
-            args.append(label)
-            notes.append(f"{f.name}: ANGLE (rad)")
-        elif f.kind == "dihedral":
-            points = [_point(f"{label}{k}", g, lines) for k, g in enumerate(f.groups)]
-            lines.append(f"{label}t: TORSION ATOMS={','.join(points)}{pbc}")
-            lines.append(f"{label}: CUSTOM ARG={label}t FUNC={f.function}(x) PERIODIC=NO")
-            args.append(label)
-            notes.append(f"{f.name}: TORSION then CUSTOM {f.function}(x)")
-        elif f.kind == "coordination":
-            m = f.m if f.m is not None else 2 * f.n
-            lines.append(
-                f"{label}: COORDINATION GROUPA={_atoms(f.group_a)} GROUPB={_atoms(f.group_b)} "
-                f"R_0={f.r0:.6f} NN={f.n} MM={m}{pbc}"
-            )
-            args.append(label)
-            notes.append(f"{f.name}: COORDINATION (RATIONAL switching, no cutoff: check "
-                         f"PLUMED's NLIST/D_MAX choices match)")
-        else:
-            raise ExportError(f"feature {f.name} of kind {f.kind!r} has no PLUMED mapping")
+    for i, feature in enumerate(features):
+        try:
+            action = feature.plumed_action(f"s{i}")
+        except NoPlumedAction as error:
+            raise ExportError(str(error)) from error
+        lines += action.lines
+        args.append(action.argument)
+        notes += action.notes
     return lines, args, notes
 
 

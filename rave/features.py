@@ -30,8 +30,8 @@ from __future__ import annotations
 import abc
 import math
 import zlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, NoReturn
 
 import numpy as np
 import openmm
@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Feature",
+    "CompoundTerm",
+    "PlumedAction",
+    "NoPlumedAction",
     "Position",
     "Distance",
     "Angle",
@@ -49,6 +52,7 @@ __all__ = [
     "Coordination",
     "CylindricalPosition",
     "CylinderCount",
+    "ForceFeature",
     "dihedral_angles",
     "pair_distances",
     "switching_function",
@@ -275,6 +279,69 @@ def _centroid_force(expression: str, groups, weights, periodic: bool):
     return force
 
 
+def _single_atoms(groups: Sequence[tuple[int, ...]]) -> list[int] | None:
+    """The one atom of each group, or None when any group is a centroid of several."""
+    return [g[0] for g in groups] if all(len(g) == 1 for g in groups) else None
+
+
+def _plumed_atoms(group: Sequence[int]) -> str:
+    """A PLUMED atom list: 1-based indices joined by commas."""
+    return ",".join(str(i + 1) for i in group)  # PLUMED counts atoms from 1
+
+
+def _plumed_point(label: str, group: Sequence[int], lines: list[str]) -> str:
+    """A PLUMED atom spec for a group: the atom itself, or a CENTER virtual atom (its action
+    appended to ``lines``)."""
+    if len(group) == 1:
+        return str(group[0] + 1)
+    lines.append(f"{label}: CENTER ATOMS={_plumed_atoms(group)} NOPBC")
+    return label
+
+
+def _plumed_pbc(periodic: bool) -> str:
+    """The suffix of a PLUMED action: nothing (minimum image) or " NOPBC"."""
+    return "" if periodic else " NOPBC"
+
+
+class CompoundTerm(NamedTuple):
+    """A feature as one term of a ``CustomCompoundBondForce`` over single particles.
+
+    Attributes
+    ----------
+    expression : str
+        Lepton expression of the feature in the bond's particles: ``p<k>`` in ``distance``,
+        ``angle`` and ``dihedral``, ``x<k>``, ``y<k>``, ``z<k>`` for coordinates.
+    periodic : bool
+        Whether the term needs minimum-image geometry; terms that share one force must agree
+        (absolute coordinates count as non-periodic).
+    """
+
+    expression: str
+    periodic: bool
+
+
+class PlumedAction(NamedTuple):
+    """The PLUMED input that computes a feature.
+
+    Attributes
+    ----------
+    lines : list[str]
+        Actions in order (virtual atoms first), the last one labelled as asked.
+    argument : str
+        The ARG that names the feature's value (the label, or a component such as ``s0.x``).
+    notes : list[str]
+        Human-readable lines for the export's README (what the action is, any caveat).
+    """
+
+    lines: list[str]
+    argument: str
+    notes: list[str]
+
+
+class NoPlumedAction(NotImplementedError):
+    """A feature kind with no PLUMED equivalent; the message names the feature and its kind."""
+
+
 # --------------------------------------------------------------------------------------------
 # base class
 # --------------------------------------------------------------------------------------------
@@ -282,14 +349,17 @@ class Feature(abc.ABC):
     """An order parameter with a numpy face and an OpenMM-force face.
 
     Subclasses set the class attributes ``kind`` and ``unit`` and implement ``_compute``,
-    ``openmm_force``, ``particles`` and ``_params``.
+    ``openmm_force``, ``particles`` and ``_params``. A kind answers for itself elsewhere too:
+    it overrides :meth:`compound_term` when it can join the bias's single
+    ``CustomCompoundBondForce``, and :meth:`plumed_action` when PLUMED can compute it.
 
     Attributes
     ----------
     name : str
         Short label, unique within a feature set (default made from the arguments).
     kind : str
-        One of "position", "distance", "angle", "dihedral", "coordination".
+        The registered kind ("position", "distance", "angle", "dihedral", "coordination",
+        "cylindrical", "cylinder_count", "openmm_force"); the "kind" key of :meth:`to_dict`.
     unit : str
         Unit of the value: "nm", "rad" or "1" (dimensionless).
     """
@@ -328,6 +398,46 @@ class Feature(abc.ABC):
     @abc.abstractmethod
     def _params(self) -> dict[str, Any]:
         """Constructor keyword arguments (JSON-able), excluding ``name``."""
+
+    # -- optional faces -----------------------------------------------------------------------
+    def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
+        """The feature as a term of one ``CustomCompoundBondForce`` over single particles.
+
+        Parameters
+        ----------
+        slot : Callable[[int], int]
+            Maps a particle index to its 1-based place in the bond (``p<k>``, ``x<k>``),
+            adding the particle to the bond the first time it is asked for.
+
+        Returns
+        -------
+        CompoundTerm or None
+            The Lepton expression and its periodicity; None when the feature is not a function
+            of single particles (centroids of groups, pair sums, wrapped offsets). This default
+            returns None without calling ``slot``.
+        """
+        return None
+
+    def plumed_action(self, label: str) -> PlumedAction:
+        """The PLUMED actions that compute the feature.
+
+        Parameters
+        ----------
+        label : str
+            The label of the feature's action; helper actions (virtual atoms) take labels
+            that start with it.
+
+        Returns
+        -------
+        PlumedAction
+            The action lines, the ARG naming the value, and notes for a README.
+
+        Raises
+        ------
+        NoPlumedAction
+            When the kind has no PLUMED equivalent (this default).
+        """
+        raise NoPlumedAction(f"feature {self.name} of kind {self.kind!r} has no PLUMED mapping")
 
     # -- shared -------------------------------------------------------------------------------
     def evaluate(self, positions: np.ndarray, box_vectors: np.ndarray | None = None) -> np.ndarray:
@@ -447,6 +557,23 @@ class Position(Feature):
             return force
         return _centroid_force(f"{self.axis}1", [self.atoms], [self.weights], periodic=False)
 
+    def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
+        """``x<k>`` (or y, z) of a single particle, never periodic; None for a centroid."""
+        if len(self.atoms) != 1:
+            return None
+        return CompoundTerm(f"{self.axis}{slot(self.atoms[0])}", periodic=False)
+
+    def plumed_action(self, label: str) -> PlumedAction:
+        """``POSITION`` of the atom or of a plain ``CENTER`` (a weighted centroid is exported
+        unweighted, with a warning note), unwrapped; the argument is ``<label>.<axis>``."""
+        lines: list[str] = []
+        point = _plumed_point(f"{label}c", self.atoms, lines)
+        lines.append(f"{label}: POSITION ATOM={point} NOPBC")
+        notes = [f"{self.name}: POSITION (absolute, unwrapped {self.axis})"]
+        if self.weights:
+            notes.append(f"  WARNING {self.name}: weighted centroid exported as a plain CENTER")
+        return PlumedAction(lines, f"{label}.{self.axis}", notes)
+
     def _params(self) -> dict[str, Any]:
         return {
             "atoms": list(self.atoms),
@@ -529,6 +656,22 @@ class Distance(Feature):
             self.periodic,
         )
 
+    def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
+        """``distance(p<i>,p<j>)`` of two single atoms; None for centroids."""
+        atoms = _single_atoms([self.group1, self.group2])
+        if atoms is None:
+            return None
+        return CompoundTerm(f"distance({','.join(f'p{slot(a)}' for a in atoms)})", self.periodic)
+
+    def plumed_action(self, label: str) -> PlumedAction:
+        """``DISTANCE`` between atoms or plain ``CENTER`` virtual atoms (weights are not
+        exported)."""
+        lines: list[str] = []
+        a = _plumed_point(f"{label}a", self.group1, lines)
+        b = _plumed_point(f"{label}b", self.group2, lines)
+        lines.append(f"{label}: DISTANCE ATOMS={a},{b}{_plumed_pbc(self.periodic)}")
+        return PlumedAction(lines, label, [f"{self.name}: DISTANCE"])
+
     def _params(self) -> dict[str, Any]:
         return {
             "group1": list(self.group1),
@@ -583,6 +726,20 @@ class Angle(Feature):
 
     def openmm_force(self) -> openmm.Force:
         return _centroid_force("angle(g1,g2,g3)", self.groups, [None] * 3, self.periodic)
+
+    def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
+        """``angle(p<i>,p<j>,p<k>)`` of three single atoms; None for centroids."""
+        atoms = _single_atoms(self.groups)
+        if atoms is None:
+            return None
+        return CompoundTerm(f"angle({','.join(f'p{slot(a)}' for a in atoms)})", self.periodic)
+
+    def plumed_action(self, label: str) -> PlumedAction:
+        """``ANGLE`` of atoms or plain ``CENTER`` virtual atoms, in rad."""
+        lines: list[str] = []
+        points = [_plumed_point(f"{label}{k}", g, lines) for k, g in enumerate(self.groups)]
+        lines.append(f"{label}: ANGLE ATOMS={','.join(points)}{_plumed_pbc(self.periodic)}")
+        return PlumedAction(lines, label, [f"{self.name}: ANGLE (rad)"])
 
     def _params(self) -> dict[str, Any]:
         return {"groups": [list(g) for g in self.groups], "periodic": self.periodic}
@@ -660,6 +817,22 @@ class Dihedral(Feature):
     def openmm_force(self) -> openmm.Force:
         expression = f"{self.function}(dihedral(g1,g2,g3,g4))"
         return _centroid_force(expression, self.groups, [None] * 4, self.periodic)
+
+    def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
+        """``cos(dihedral(p<i>,...))`` (or sin) of four single atoms; None for centroids."""
+        atoms = _single_atoms(self.groups)
+        if atoms is None:
+            return None
+        points = ",".join(f"p{slot(a)}" for a in atoms)
+        return CompoundTerm(f"{self.function}(dihedral({points}))", self.periodic)
+
+    def plumed_action(self, label: str) -> PlumedAction:
+        """``TORSION`` (labelled ``<label>t``) then ``CUSTOM`` with ``cos(x)`` or ``sin(x)``."""
+        lines: list[str] = []
+        points = [_plumed_point(f"{label}{k}", g, lines) for k, g in enumerate(self.groups)]
+        lines.append(f"{label}t: TORSION ATOMS={','.join(points)}{_plumed_pbc(self.periodic)}")
+        lines.append(f"{label}: CUSTOM ARG={label}t FUNC={self.function}(x) PERIODIC=NO")
+        return PlumedAction(lines, label, [f"{self.name}: TORSION then CUSTOM {self.function}(x)"])
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -831,6 +1004,18 @@ class Coordination(Feature):
             force.addBond(i, j, [])
         force.setUsesPeriodicBoundaryConditions(self.periodic)
         return force
+
+    def plumed_action(self, label: str) -> PlumedAction:
+        """``COORDINATION`` with PLUMED's RATIONAL switching (R_0, NN, MM) and no cutoff."""
+        m = self.m if self.m is not None else 2 * self.n
+        line = (
+            f"{label}: COORDINATION GROUPA={_plumed_atoms(self.group_a)} "
+            f"GROUPB={_plumed_atoms(self.group_b)} R_0={self.r0:.6f} NN={self.n} MM={m}"
+            f"{_plumed_pbc(self.periodic)}"
+        )
+        note = (f"{self.name}: COORDINATION (RATIONAL switching, no cutoff: check PLUMED's "
+                f"NLIST/D_MAX choices match)")
+        return PlumedAction([line], label, [note])
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -1151,6 +1336,88 @@ class CylinderCount(Feature):
             "width": self.width,
             "box_lengths": None if self.box_lengths is None else list(self.box_lengths),
         }
+
+
+class ForceFeature(Feature):
+    """Any OpenMM force whose potential energy is the order parameter (e.g. a ``cvpack`` CV).
+
+    The value is the force's energy in kJ/mol read as a number in ``unit``: a ``cvpack``
+    collective variable (RMSD, radius of gyration, contacts, path CVs), a
+    ``CustomCentroidBondForce``, or a ``CustomCVForce`` of one's own qualifies. The force is
+    stored as OpenMM XML, so the feature round-trips through :meth:`to_dict` and a campaign's
+    features.json; a ``cvpack`` CV comes back as the OpenMM force it is built on.
+
+    Parameters
+    ----------
+    force : openmm.Force or str
+        The force, or its XML (``openmm.XmlSerializer.serialize``). It is copied.
+    particles : int or Sequence[int]
+        The particle indices the force uses (checked against the positions given to
+        :meth:`evaluate`).
+    unit : str
+        Unit of the value, e.g. "nm" for an RMSD, "1" (default) for a count.
+    name : str, optional
+        Label; default the force's own name (``force.getName()``).
+
+    Notes
+    -----
+    OpenMM face: a copy of ``force``. Numpy face: the energy of the copy in a System of
+    ``n_particles`` unit masses on the Reference platform, frame by frame (far slower than the
+    other kinds). With ``box_vectors=None`` a force that uses periodic boundary conditions sees
+    OpenMM's default box, as in a System without one. There is no PLUMED action and the force
+    never joins the bias's ``CustomCompoundBondForce``.
+    """
+
+    kind = "openmm_force"
+
+    def __init__(
+        self,
+        force: openmm.Force | str,
+        particles: Sequence[int] | int,
+        unit: str = "1",
+        name: str | None = None,
+    ) -> None:
+        if isinstance(force, str):
+            try:
+                force = openmm.XmlSerializer.deserialize(force)
+            except Exception as error:  # OpenMM raises a bare Exception on bad XML
+                raise ValueError(f"force must be an openmm.Force or its XML. The XML given "
+                                 f"cannot be read: {error}") from error
+        if not isinstance(force, openmm.Force):
+            _fail("force", "an openmm.Force or its XML", force)
+        self.xml = openmm.XmlSerializer.serialize(force)
+        self._particles = tuple(sorted(_validate_group(particles, "particles")))
+        if not isinstance(unit, str) or not unit.strip():
+            _fail("unit", "a non-empty string such as 'nm', 'rad' or '1'", unit)
+        self.unit = unit
+        self.name = _validate_name(name, force.getName())
+
+    @property
+    def particles(self) -> tuple[int, ...]:
+        return self._particles
+
+    def openmm_force(self) -> openmm.Force:
+        return openmm.XmlSerializer.deserialize(self.xml)
+
+    def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
+        system = openmm.System()
+        for _ in range(x.shape[1]):
+            system.addParticle(1.0)
+        system.addForce(self.openmm_force())
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                                 openmm.Platform.getPlatformByName("Reference"))
+        values = np.empty(x.shape[0])
+        for k, frame in enumerate(x):
+            if box is not None:
+                context.setPeriodicBoxVectors(*box[k])
+            context.setPositions(frame)
+            energy = context.getState(getEnergy=True).getPotentialEnergy()
+            values[k] = energy.value_in_unit(u.kilojoule_per_mole)
+        del context
+        return values
+
+    def _params(self) -> dict[str, Any]:
+        return {"force": self.xml, "particles": list(self._particles), "unit": self.unit}
 
 
 # --------------------------------------------------------------------------------------------
