@@ -124,10 +124,12 @@ class OPESSpec:
                              f"({self.pace})")
 
     def to_dict(self) -> dict:
+        """The spec as plain JSON-able data (what a WalkerTask carries)."""
         return asdict(self) | {"coefficients": list(self.coefficients)}
 
     @classmethod
     def from_dict(cls, data: dict) -> OPESSpec:
+        """The spec from :meth:`to_dict` output."""
         return cls(**data)
 
 
@@ -238,6 +240,7 @@ class OPESBias:
 
     @property
     def groups(self) -> set[int]:
+        """Force groups whose energy is a frame's bias (static bias and OPES)."""
         return set(self._groups)
 
     def frame_bias(self, chi: np.ndarray, first_frame: int = 0) -> np.ndarray:

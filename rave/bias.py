@@ -104,6 +104,7 @@ class BiasGrid:
 
     @property
     def spacing(self) -> float:
+        """Distance between grid points, units of chi."""
         return (self.chi_max - self.chi_min) / (len(self.values_kjmol) - 1)
 
     def __call__(self, chi: np.ndarray | float) -> np.ndarray:
@@ -117,6 +118,7 @@ class BiasGrid:
         return np.where((chi >= lo) & (chi <= hi), self._spline(np.clip(chi, lo, hi), 1), 0.0)
 
     def to_dict(self) -> dict:
+        """The grid as JSON-able data (``bias.json``'s ``grid``)."""
         return {
             "chi_min": self.chi_min,
             "chi_max": self.chi_max,
@@ -125,6 +127,7 @@ class BiasGrid:
 
     @classmethod
     def from_dict(cls, data: dict) -> BiasGrid:
+        """The grid from :meth:`to_dict` output."""
         return cls(float(data["chi_min"]), float(data["chi_max"]),
                    np.asarray(data["values_kjmol"], dtype=float))
 
@@ -165,11 +168,14 @@ class Bias:
         return self.grid(self.chi(features))
 
     def to_dict(self) -> dict:
+        """The bias as JSON-able data (the layout of ``bias.json``)."""
         return {"coefficients": [float(c) for c in self.coefficients],
                 "grid": self.grid.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Bias:
+        """The bias from :meth:`to_dict` output (extra keys, such as an adaptive round's
+        ``states``, are ignored)."""
         return cls(np.asarray(data["coefficients"], dtype=float), BiasGrid.from_dict(data["grid"]))
 
 

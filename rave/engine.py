@@ -198,6 +198,7 @@ class Walker:
 
     @property
     def kT(self) -> float:
+        """Thermal energy at the walker's temperature, kJ/mol."""
         return kT_kjmol(self.temperature_K)
 
     def set_bias(self, bias: Bias) -> None:
