@@ -295,9 +295,10 @@ def bootstrap_free_energy_profile(
             limit = max(1, (hi - lo) // MIN_BLOCKS_PER_ROUND)
             if wanted > limit:
                 logger.warning(
-                    "round %d: statistical inefficiency %.0f frames needs blocks of %d frames, "
-                    "but %d frames allow at most %d for %d blocks; the bootstrap error of F is "
-                    "underestimated (run longer rounds)",
+                    "MBAR state %d (a round, or a block of an OPES round): statistical "
+                    "inefficiency %.0f frames needs blocks of %d frames, but %d frames allow at "
+                    "most %d for %d blocks; the bootstrap error of F is underestimated (run "
+                    "longer rounds)",
                     k,
                     g,
                     wanted,
