@@ -293,6 +293,7 @@ class Campaign:
         #: per round, the bias states its frames were sampled under (rave.bias.applied_states)
         self._biases: list[list[tuple[Bias | None, int]]] = []
         self._adaptive: list[bool] = []  # per round: OPES within the round
+        self._walkers: list[np.ndarray] = []  # per round: the walker index of each frame
         self._next_bias: Bias | None = None
         self._previous_log_weights: np.ndarray | None = None
         self._previous_coefficients: np.ndarray | None = None
@@ -618,8 +619,8 @@ class Campaign:
         while (store.round_dir(self.workdir, index) / "round.json").is_file():
             folder = store.round_dir(self.workdir, index)
             try:
-                record, frames, (bias, adaptive), weights, next_bias = self._load_round(
-                    folder, index)
+                record, (frames, walker), (bias, adaptive), weights, next_bias = (
+                    self._load_round(folder, index))
                 if record.steps is None:  # stores before the schedule: the fixed one
                     record.steps = self.config.sampling.steps_per_round
             except store.StoreFileError as error:
@@ -631,6 +632,7 @@ class Campaign:
                     f"backup)") from error
             self.records.append(record)
             self._frames.append(frames)
+            self._walkers.append(walker)
             self._biases.append(bias)
             self._adaptive.append(adaptive)
             self._previous_coefficients = record.coefficients
@@ -658,10 +660,10 @@ class Campaign:
                                            f"(missing or malformed {error})") from error
 
         record = parsed("round.json", RoundRecord.from_summary)
-        frames = self._load_frames(folder)
-        if index > 0:
-            states = parsed("bias_applied.json", lambda data: applied_states(data, len(frames)))
-            bias = (states, "states" in store.load_json(folder / "bias_applied.json"))
+        frames, walker = self._load_frames(folder)
+        if index > 0:  # its MBAR states, and whether it was adaptive (lists its blocks)
+            bias = parsed("bias_applied.json",
+                          lambda data: (applied_states(data, len(frames)), "states" in data))
         else:
             bias = (applied_states(None, len(frames)), False)
         weights = store.load_npz(folder / "weights.npz", ("log_weights",))
@@ -676,12 +678,14 @@ class Campaign:
             except Exception as error:  # torch / zip errors of a damaged file
                 raise store.StoreFileError(f"{path} cannot be read (truncated or corrupted?): "
                                            f"{error}") from error
-        return record, frames, bias, weights, next_bias
+        return record, (frames, walker), bias, weights, next_bias
 
     @staticmethod
-    def _load_frames(folder: Path) -> Frames:
+    def _load_frames(folder: Path) -> tuple[Frames, np.ndarray]:
+        """A round's frames and the walker index of each (0 in stores without one)."""
         data = store.load_npz(folder / "frames.npz", ("features", "bias_kjmol", "time_ps"))
-        return Frames(data["features"], data["bias_kjmol"], data["time_ps"])
+        walker = np.asarray(data.get("walker", np.zeros(len(data["features"]))), dtype=np.int64)
+        return Frames(data["features"], data["bias_kjmol"], data["time_ps"]), walker
 
     # ------------------------------------------------------------------ MD of a round
     def _prepared_state(self) -> dict:
@@ -845,7 +849,8 @@ class Campaign:
         ]
 
     def _run_walkers(self, index: int, bias: Bias | None, label: str,
-                     n_steps: int, opes: OPESSpec | None = None) -> tuple[Frames, int]:
+                     n_steps: int, opes: OPESSpec | None = None
+                     ) -> tuple[Frames, np.ndarray, int]:
         """MD of a round: every walker not yet stored runs ``n_steps`` steps; returns all
         walkers' frames."""
         sampling = self.config.sampling
@@ -894,7 +899,7 @@ class Campaign:
                         features=frames.features, bias_kjmol=frames.bias_kjmol,
                         time_ps=frames.time_ps, walker=walker)
         store.fault_point("frames_stored")
-        return frames, sum(len(r.faults) for r in results)
+        return frames, walker, sum(len(r.faults) for r in results)
 
     def _round(self, index: int) -> RoundRecord:
         """MD of round ``index`` as planned (:meth:`_plan`), then its learning step."""
@@ -918,7 +923,7 @@ class Campaign:
             log.info("%s: budget after this round: %d of %d steps used, %d left", label, used,
                      sampling.max_total_steps, sampling.max_total_steps - used)
         t0 = time.perf_counter()
-        frames, faults = self._run_walkers(index, bias, label, steps, spec)
+        frames, walker, faults = self._run_walkers(index, bias, label, steps, spec)
         timings["md"] = time.perf_counter() - t0
         applied = None if bias is None else bias.to_dict()
         if spec is not None:
@@ -929,6 +934,7 @@ class Campaign:
         log.info("%s: %.1f s, %.0f steps/s over all walkers", label, timings["md"],
                  sampling.walkers * steps / timings["md"])
         self._frames.append(frames)
+        self._walkers.append(walker)
         self._biases.append(applied_states(applied, len(frames.features)))
         self._adaptive.append(spec is not None)
         record = self._learn(index, folder, timings)
@@ -964,7 +970,7 @@ class Campaign:
                   f"{store.round_dir(self.workdir, index)}. Fix the order parameters and start "
                   f"a new campaign")
         result = mbar_reweight(reduced, counts)
-        return features, result
+        return features, reduced, counts, result
 
     def _seeds(self, index: int) -> list[int]:
         base_seed = self.config.sampling.seed * 1000 + index * 17
@@ -1056,8 +1062,8 @@ class Campaign:
     def _learn(self, index: int, folder: Path, timings: dict) -> RoundRecord:
         cfg = self.config
         t0 = time.perf_counter()
-        features, reweighted = self._reweight()
-        self._last_reweight = (features, reweighted)
+        self._last_reweight = self._reweight()
+        features, _, _, reweighted = self._last_reweight
         log_w = reweighted.log_weights
         store.write_npz(folder / "weights.npz", log_weights=log_w,
                         free_energies=np.asarray(reweighted.free_energies),
@@ -1079,7 +1085,7 @@ class Campaign:
         converged = False
         if self._previous_coefficients is not None and cfg.convergence.bootstrap:
             t1 = time.perf_counter()
-            sigma = self._profile_sigma(features, chi, edges, profile, index)
+            sigma = self._profile_sigma(chi, edges, profile, index)
             timings["bootstrap"] = time.perf_counter() - t1
         if self._previous_coefficients is not None:
             n_old = len(self._previous_log_weights)
@@ -1144,28 +1150,24 @@ class Campaign:
             timings["figure"] = time.perf_counter() - t0
         return record
 
-    def _walker_labels(self) -> np.ndarray:
-        """Walker index of every frame of the rounds so far (frames.npz's ``walker``)."""
-        labels = []
-        for index, frames in enumerate(self._frames):
-            data = store.load_npz(store.round_dir(self.workdir, index) / "frames.npz")
-            labels.append(np.asarray(data.get("walker", np.zeros(len(frames.features))),
-                                     dtype=np.int64))
-        return np.concatenate(labels)
+    def _bootstrap(self, chi: np.ndarray, edges: np.ndarray, n_bootstrap: int, seed: int):
+        """Block bootstrap of F(chi) over the MBAR states of :meth:`_reweight` (its reduced
+        biases, reused), blocks cut within each walker's frames."""
+        _, reduced, counts, _ = self._last_reweight
+        return bootstrap_free_energy_profile(reduced, counts, chi, edges,
+                                             n_bootstrap=n_bootstrap, seed=seed,
+                                             walker=np.concatenate(self._walkers))
 
-    def _profile_sigma(self, features: np.ndarray, chi: np.ndarray, edges: np.ndarray,
-                       profile: np.ndarray, index: int) -> float:
+    def _profile_sigma(self, chi: np.ndarray, edges: np.ndarray, profile: np.ndarray,
+                       index: int) -> float:
         """RMS block-bootstrap uncertainty (kT) of F(chi) over the bins where F is within
         ``profile_max_kT`` of its minimum: ``convergence.bootstrap`` replicates, each resampling
         blocks of every walker's frames in every MBAR state and re-solving MBAR
         (:func:`rave.stats.bootstrap_free_energy_profile`; seeded by the campaign seed and the
         round)."""
         cfg = self.config.convergence
-        states = [state for round_states in self._biases for state in round_states]
-        reduced, counts = reduced_bias_matrix(features, states, self.kT)
-        estimate = bootstrap_free_energy_profile(
-            reduced, counts, chi, edges, n_bootstrap=cfg.bootstrap,
-            seed=self.config.sampling.seed + 7919 * index, walker=self._walker_labels())
+        estimate = self._bootstrap(chi, edges, cfg.bootstrap,
+                                   self.config.sampling.seed + 7919 * index)
         region = np.isfinite(profile) & (profile - np.nanmin(profile) < cfg.profile_max_kT)
         sigma = np.asarray(estimate.sigma)[region]
         sigma = sigma[np.isfinite(sigma)]
@@ -1211,15 +1213,10 @@ class Campaign:
 
             if self._last_reweight is None:  # resumed with every round already complete
                 self._last_reweight = self._reweight()
-            features, _ = self._last_reweight
             c = self.records[-1].coefficients
-            chi = features @ c
+            chi = self._last_reweight[0] @ c
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
-            states = [state for round_states in self._biases for state in round_states]
-            reduced, counts = reduced_bias_matrix(features, states, self.kT)
-            walker = self._walker_labels()
-            estimate = bootstrap_free_energy_profile(
-                reduced, counts, chi, edges, n_bootstrap=FINAL_BOOTSTRAP, walker=walker)
+            estimate = self._bootstrap(chi, edges, FINAL_BOOTSTRAP, 0)
             plots.final_figure(
                 self.workdir / "free_energy.png", centers=estimate.centers,
                 profile_kT=estimate.free_energy, sigma_kT=estimate.sigma,
