@@ -28,9 +28,9 @@ from pathlib import Path
 
 from . import __version__
 from .analysis import CampaignFileError
-from .config import ConfigError, load_config
-from .export import ExportError
-from .store import WorkdirBusy, WorkdirError
+from .analysis.export import ExportError
+from .campaign.config import ConfigError, load_config
+from .campaign.store import WorkdirBusy, WorkdirError
 
 #: exit codes, see the module docstring
 EXIT_STOPPED = 1
@@ -127,7 +127,7 @@ def _raise_interrupt(signum, frame):  # SIGTERM (a batch system's stop) as Ctrl-
 
 def _run(args: argparse.Namespace) -> int:
     from .campaign import BiasMismatchError, Campaign
-    from .engine import MDError
+    from .md.walker import MDError
 
     overrides = {}
     if args.rounds is not None:
@@ -170,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from . import export
+    from .analysis import export
 
     if not (args.plumed or args.torchscript or args.openmm):
         raise ValueError("rave export needs at least one of --plumed DIR, --torchscript FILE, "
@@ -208,8 +208,8 @@ def _analyse(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from . import store
-    from .analysis import _read_json
+    from .analysis.result import _read_json
+    from .campaign import store
 
     workdir = Path(args.workdir)
     if not (workdir / "summary.json").exists() and store.holds_resumable_campaign(workdir):
@@ -269,7 +269,7 @@ def _print_status(workdir: Path, summary: dict) -> None:
 
 def _verdict(workdir: Path, summary: dict) -> str:
     """One line: converged or not, and why, against the campaign's own thresholds."""
-    from .config import ConvergenceConfig
+    from .campaign.config import ConvergenceConfig
 
     rounds = summary["rounds"]
     if summary["converged"]:
@@ -317,7 +317,7 @@ def _verdict(workdir: Path, summary: dict) -> str:
 
 def _status_in_progress(workdir: Path, done: int, walkers: int) -> None:
     """A line on the round after the last complete one, if it was started."""
-    from .store import round_dir
+    from .campaign.store import round_dir
 
     folder = round_dir(workdir, done)
     if not folder.is_dir() or (folder / "round.json").exists():

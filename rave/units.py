@@ -1,17 +1,39 @@
-"""The one definition of kT: units inside rave are kJ/mol, nm, ps, K."""
+"""The one definition of kT, and the boundary for OpenMM Quantities: units inside rave are
+kJ/mol, nm, ps, K; a Quantity given by a user is converted here (OpenMM is imported only when
+one is)."""
 
 from __future__ import annotations
 
-from openmm import unit
+#: Molar gas constant in kJ/(mol K): CODATA 2018 (exact, N_A k_B), the value OpenMM uses
+#: (``openmm.unit.MOLAR_GAS_CONSTANT_R``; equal to the last digit, tested).
+GAS_CONSTANT_KJ_PER_MOL_K = 0.00831446261815324
 
-#: Molar gas constant in kJ/(mol K), taken from OpenMM so every module agrees with it.
-GAS_CONSTANT_KJ_PER_MOL_K = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(
-    unit.kilojoule_per_mole / unit.kelvin
-)
+
+def is_quantity(value: object) -> bool:
+    """Whether ``value`` is an OpenMM ``Quantity`` (checked without importing OpenMM)."""
+    return hasattr(value, "value_in_unit") and hasattr(value, "unit")
+
+
+def in_unit(value, unit_name: str) -> float:
+    """``value`` as a float in ``openmm.unit.<unit_name>`` (e.g. ``"kelvin"``,
+    ``"kilojoule_per_mole"``) when it is a Quantity, else ``float(value)``.
+
+    Raises
+    ------
+    TypeError
+        When a Quantity has the wrong dimension; the message names the unit expected.
+    """
+    if is_quantity(value):
+        from openmm import unit
+
+        try:
+            return float(value.value_in_unit(getattr(unit, unit_name)))
+        except TypeError as error:
+            raise TypeError(f"expected a quantity in {unit_name.replace('_', ' ')}s (or a plain "
+                            f"number in those units). You supplied {value!r}") from error
+    return float(value)
 
 
 def kT_kjmol(temperature_K) -> float:
     """Thermal energy R T in kJ/mol of a temperature in K (a float or an OpenMM Quantity)."""
-    if unit.is_quantity(temperature_K):
-        temperature_K = temperature_K.value_in_unit(unit.kelvin)
-    return GAS_CONSTANT_KJ_PER_MOL_K * float(temperature_K)
+    return GAS_CONSTANT_KJ_PER_MOL_K * in_unit(temperature_K, "kelvin")

@@ -117,9 +117,9 @@ Order parameters (:attr:`LigandCavitySystem.features`), about ``pocket_center``:
 centroid of the pocket region (the sphere-and-floor region below the top layer), on the axis.
 
 * ``z``: signed height (nm) of the ligand centroid above ``pocket_center``
-  (:class:`rave.features.CylindricalPosition`, component "z");
+  (:class:`rave.md.features.CylindricalPosition`, component "z");
 * ``rho``: distance (nm) of the ligand centroid from the pocket axis (component "rho");
-* ``n_w``: smooth count of water oxygens in the pocket (:class:`rave.features.CylinderCount`):
+* ``n_w``: smooth count of water oxygens in the pocket (:class:`rave.md.features.CylinderCount`):
   a cylinder of the pocket-sphere radius from 0.1 nm below the floor layer to the top layer,
   each boundary softened over ``N_W_WIDTH_NM`` = 0.2 nm. Water cannot enter the wall, so below
   the top face only pocket water is inside; waters on the flat top face (oxygens 0.3 nm or
@@ -144,13 +144,13 @@ from openmm import app
 from openmm import unit as u
 from scipy.spatial import cKDTree
 
-from rave.config import ConfigError
-from rave.features import CylinderCount, CylindricalPosition, Feature
+from rave.campaign.config import ConfigError
+from rave.md.features import CylinderCount, CylindricalPosition, Feature
 
 from .registry import SimulationSystem, SystemKind
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rave.config import Config, SystemConfig
+    from rave.campaign.config import Config, SystemConfig
 
 __all__ = [
     "LigandCavitySystem",
@@ -686,7 +686,7 @@ class LigandCavitySystem:
         Start positions (water oxygens in the box, ligand on the pocket axis).
     box_vectors : np.ndarray, shape=(3, 3), nm
         Rows a, b, c (rectangular).
-    features : list of rave.features.Feature
+    features : list of rave.md.features.Feature
         ``z``, ``rho``, ``n_w`` in that order.
     ligand_atoms, wall_atoms, lining_atoms, water_oxygens : tuple of int
         Particle indices (lining atoms are a subset of wall atoms).
@@ -1040,7 +1040,7 @@ def prepare_ligand_cavity(
     temperature : float or Quantity
         K.
     platform : str
-        "auto" (as rave.engine), "Reference", "CPU", "CUDA" or "OpenCL".
+        "auto" (as rave.md.walker), "Reference", "CPU", "CUDA" or "OpenCL".
     seed : int
         Seeds the velocities and the integrator.
     steps : int
@@ -1058,7 +1058,7 @@ def prepare_ligand_cavity(
     RuntimeError
         If positions or velocities become non-finite.
     """
-    from rave.engine import choose_platform
+    from rave.md.walker import choose_platform
 
     temperature_K = (
         temperature.value_in_unit(u.kelvin) if u.is_quantity(temperature) else float(temperature)

@@ -77,7 +77,7 @@ from .model_potentials import (
 from .registry import SimulationSystem, SystemKind
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rave.config import Config
+    from rave.campaign.config import Config
 
 __all__ = [
     "MixedSlowModePotential",
@@ -353,9 +353,9 @@ class MixedSlowModePotential:
         ModelSystem
             System (no box, no constraints, no CMMotionRemover), topology of three atoms,
             start positions (3, 3) nm (z = 0) and the features x1, y1, x2, y2, x3, y3
-            (``rave.features.Position``).
+            (``rave.md.features.Position``).
         """
-        from rave.features import Position
+        from rave.md.features import Position
 
         kz = _positive(
             z_force_constant,

@@ -93,13 +93,13 @@ from openmm import app
 from openmm import unit as u
 from scipy import ndimage
 
-from rave.config import ConfigError
+from rave.campaign.config import ConfigError
 from rave.units import GAS_CONSTANT_KJ_PER_MOL_K
 
 from .registry import SimulationSystem, SystemKind
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rave.config import Config, SystemConfig
+    from rave.campaign.config import Config, SystemConfig
 
 __all__ = [
     "ModelSystem",
@@ -604,7 +604,7 @@ class ModelSystem:
         One chain, one residue ``MOD``, one atom ``P`` (no element).
     positions : np.ndarray, shape=(1, 3), dtype=float
         Start position, nm (z = 0).
-    features : list of rave.features.Position
+    features : list of rave.md.features.Position
         The order parameters x and y of particle 0.
     """
 
@@ -808,7 +808,7 @@ class ModelPotential:
             System (no integrator: the engine makes one), topology, start positions (1, 3) nm
             and the features x and y.
         """
-        from rave.features import Position
+        from rave.md.features import Position
 
         kz = _positive(
             z_force_constant,
@@ -1171,7 +1171,7 @@ def potential_from_config(config: Config) -> ModelPotential:
 
     Raises
     ------
-    rave.config.ConfigError
+    rave.campaign.config.ConfigError
         Whatever the factory refuses (an invalid expression, a start of infinite energy, ...).
     """
     system = config.system

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rave.config import ConfigError
-from rave.features import Feature, feature_from_dict, feature_keys, feature_names
+from rave.campaign.config import ConfigError
+from rave.md.features import Feature, feature_from_dict, feature_keys, feature_names
 
 from .registry import SimulationSystem, SystemKind
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rave.config import Config, SystemConfig
+    from rave.campaign.config import Config, SystemConfig
 
 __all__ = ["SYSTEM_KINDS", "features_from_selections"]
 
@@ -74,7 +74,7 @@ def features_from_selections(entries: list[dict], topology,
     Parameters
     ----------
     entries : list of dict
-        Each a :meth:`rave.features.Feature.to_dict`-style dict (``kind`` and the
+        Each a :meth:`rave.md.features.Feature.to_dict`-style dict (``kind`` and the
         constructor's keywords) where atom slots may be selection strings.
     topology : mdtraj.Topology
     periodic : bool, optional

@@ -53,8 +53,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover (type checkers only: rave.config imports this module)
-    from rave.config import Config, SystemConfig
+if TYPE_CHECKING:  # pragma: no cover (type checkers only: rave.campaign.config imports this module)
+    from rave.campaign.config import Config, SystemConfig
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -94,7 +94,7 @@ class SimulationSystem:
     name : str
     system : openmm.System
     positions : np.ndarray, shape=(n_particles, 3), nm
-    features : list of rave.features.Feature
+    features : list of rave.md.features.Feature
     timestep_ps, friction_per_ps : float
         Defaults of this system (``[sampling]`` may override them).
     box_vectors : np.ndarray, shape=(3, 3), nm, or None
@@ -139,9 +139,10 @@ class SystemKind:
     name : str
         The value of ``[system] kind``.
     build : callable(Config) -> SimulationSystem
-        Builds the system; raises ``rave.config.ConfigError`` for anything wrong in the config.
+        Builds the system; raises ``rave.campaign.config.ConfigError`` for anything wrong in the
+        config.
     keys : tuple of str
-        Keys of :class:`rave.config.SystemConfig` this kind takes besides ``kind`` and
+        Keys of :class:`rave.campaign.config.SystemConfig` this kind takes besides ``kind`` and
         ``temperature`` (the built-in kinds' keys, e.g. ``("start", "extent")``); any other of
         its keys that is set is refused, naming the kinds that take it.
     options : type, optional
@@ -178,13 +179,15 @@ class SystemKind:
         if not (dataclasses.is_dataclass(self.options) and isinstance(self.options, type)):
             raise TypeError(f"SystemKind {self.name!r}: options must be a dataclass type. You "
                             f"supplied {self.options!r}")
-        from rave.config import SystemConfig  # not at import: rave.config imports this module
+        from rave.campaign.config import (
+            SystemConfig,  # not at import: rave.config imports this module
+        )
 
         taken = sorted(set(self.option_names()) & {f.name for f in
                                                    dataclasses.fields(SystemConfig)})
         if taken:
             raise ValueError(f"SystemKind {self.name!r}: options {', '.join(taken)} are keys "
-                             f"of every [system] section (rave.config.SystemConfig); name "
+                             f"of every [system] section (rave.campaign.config.SystemConfig); name "
                              f"them otherwise, or list them in keys")
 
     def option_names(self) -> tuple[str, ...]:

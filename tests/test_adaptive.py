@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from rave.adaptive import OPESBias, OPESSpec, linear_map, map_opes_state
 from rave.analysis import CampaignResult
-from rave.bias import (
+from rave.campaign import Campaign
+from rave.campaign.config import ConfigError, config_from_dict
+from rave.learn.bias import (
     Bias,
     adaptive_bias_dict,
     applied_states,
@@ -17,9 +18,8 @@ from rave.bias import (
     effective_log_sum,
     reduced_bias_matrix,
 )
-from rave.campaign import Campaign
-from rave.config import ConfigError, config_from_dict
-from rave.engine import Walker
+from rave.md.opes import OPESBias, OPESSpec, linear_map, map_opes_state
+from rave.md.walker import Walker
 from rave.stats import free_energy_profile, mbar_reweight
 from rave.systems.model_potentials import rotated_double_well
 

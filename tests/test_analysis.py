@@ -12,7 +12,6 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from rave import store
 from rave.analysis import (
     MIN_BIN_FRAMES,
     MIN_STATE_FRAMES,
@@ -23,12 +22,13 @@ from rave.analysis import (
     transition_matrix,
     write_report,
 )
-from rave.bias import Bias, BiasGrid
+from rave.campaign import store
+from rave.campaign.config import load_config
 from rave.cli import main
-from rave.config import load_config
-from rave.features import Position
+from rave.learn.bias import Bias, BiasGrid
+from rave.learn.vae import VAE, VAEConfig, VAEModel
+from rave.md.features import Position
 from rave.stats import bootstrap_free_energy_profile, free_energy_profile
-from rave.vae import VAE, VAEConfig, VAEModel
 
 ROUND_OFF = 1e-12  # chi units or kT: agreement of two exact computations of the same number
 BIN = 0.01  # chi units: bin width of the hand-made profiles

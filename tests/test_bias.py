@@ -4,8 +4,9 @@ import numpy as np
 import openmm
 import pytest
 
-from rave.bias import Bias, BiasGrid, bias_force, build_bias_grid, update_bias_force
-from rave.features import Position
+from rave.learn.bias import Bias, BiasGrid, build_bias_grid
+from rave.md.bias_force import bias_force, update_bias_force
+from rave.md.features import Position
 
 #: numpy vs OpenMM Reference (double precision) bias energy, kJ/mol
 ENERGY_TOL_KJMOL = 1e-6
@@ -171,7 +172,7 @@ def test_grid_refuses_bad_values():
 
 def test_cv_force_path_for_composite_features_matches_numpy():
     # centroid and distance features are not single-particle coordinates: CustomCVForce path
-    from rave.features import Distance, evaluate_features
+    from rave.md.features import Distance, evaluate_features
 
     features = [Distance([0], [1], periodic=False, name="d"), Position([0, 1], "x", name="cx")]
     rng = np.random.default_rng(11)
@@ -189,7 +190,7 @@ def test_cv_force_path_for_composite_features_matches_numpy():
 def test_compound_path_for_single_atom_geometry_matches_numpy(periodic):
     # distance, angle and dihedrals of single atoms share one CustomCompoundBondForce; with a
     # periodic box the particles are spread over several box lengths (minimum image)
-    from rave.features import Angle, Dihedral, Distance, evaluate_features
+    from rave.md.features import Angle, Dihedral, Distance, evaluate_features
 
     features = [
         Distance([0], [2], periodic=periodic, name="d"),

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from rave.campaign import Campaign
+from rave.campaign.config import ConfigError, config_from_dict
 from rave.cli import main
-from rave.config import ConfigError, config_from_dict
 from rave.systems.model_potentials import rotated_double_well
 
 #: |cos| between the learned RC and the true slow direction (0.95 = within 18 degrees)
@@ -82,7 +82,7 @@ def test_campaign_writes_the_documented_outputs(finished_campaign):
 
 def test_biased_frames_carry_the_bias_openmm_applied(finished_campaign):
     workdir, _ = finished_campaign
-    from rave.bias import Bias
+    from rave.learn.bias import Bias
 
     applied = Bias.from_dict(json.loads((workdir / "round_001" / "bias_applied.json").read_text()))
     with np.load(workdir / "round_001" / "frames.npz") as frames:

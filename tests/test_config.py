@@ -2,7 +2,7 @@
 
 import pytest
 
-from rave.config import Config, ConfigError, config_from_dict, load_config
+from rave.campaign.config import Config, ConfigError, config_from_dict, load_config
 
 
 def test_minimal_config_fills_documented_defaults():

@@ -1,4 +1,4 @@
-"""Tests of rave.coordinate: KL matching recovers a known linear RC."""
+"""Tests of rave.learn.coordinate: KL matching recovers a known linear RC."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from rave.coordinate import (
+from rave.learn.coordinate import (
     CoordinateResult,
     NoValidModelError,
     align_sign,
@@ -261,7 +261,7 @@ def test_select_models_raises_or_falls_back_when_none_pass(caplog):
         NoValidModelError, match=r"no model has KL <= kl_threshold = 0.1 .*0\.5, 0\.3"
     ):
         select_models(results, kl_threshold=0.1)
-    with caplog.at_level(logging.WARNING, logger="rave.coordinate"):
+    with caplog.at_level(logging.WARNING, logger="rave.learn.coordinate"):
         assert select_models(results, kl_threshold=0.1, fallback_to_best=True) == [1]
     assert "using the lowest, model 1" in caplog.text
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rave.bias import Bias, BiasGrid
-from rave.engine import MDError, Walker
+from rave.learn.bias import Bias, BiasGrid
+from rave.md.walker import MDError, Walker
 from rave.stats import free_energy_profile, single_round_log_weights
 from rave.systems.model_potentials import from_expression, rotated_double_well
 

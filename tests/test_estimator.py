@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 import rave
-from rave import store
-from rave.bias import build_bias_grid
-from rave.campaign import Campaign
-from rave.config import config_from_dict
-from rave.coordinate import direction_angle_deg
+from rave.campaign import Campaign, store
+from rave.campaign.config import config_from_dict
+from rave.learn.bias import build_bias_grid
+from rave.learn.coordinate import direction_angle_deg
 from rave.learn.estimator import (
     RAVE,
     RAVEModel,
@@ -29,8 +28,8 @@ from rave.learn.estimator import (
     rc_frames,
     stale_warm_starts,
 )
+from rave.learn.vae import VAEConfig, VAEModel
 from rave.units import kT_kjmol
-from rave.vae import VAEConfig, VAEModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,7 +212,7 @@ def test_all_spurious_uses_the_lowest_kl_and_drops_every_model(small_fit, caplog
     x, log_w, estimator = small_fit
     trained = estimator.fetch_model().vae_models
     strict = RAVE(n_models=2, vae=VAE, seed=5, kl_threshold=0.0, threads=1)
-    with caplog.at_level(logging.WARNING, logger="rave.coordinate"):
+    with caplog.at_level(logging.WARNING, logger="rave.learn.coordinate"):
         model = strict.fit(x, log_w, trained=trained).fetch_model()
     assert "no model has KL <= 0" in caplog.text
     assert model.dropped == [0, 1]
@@ -320,7 +319,7 @@ def test_bad_input_fails_before_training(small_fit):
         ((x, np.full(600, -np.inf)), ValueError, r"log_weights are all -inf"),
         ((x, None, [None]), ValueError, r"initial must hold one entry per model \(n_models = "
                                         r"2\). You supplied 1"),
-        ((x, None, ["vae.pt", None]), TypeError, r"initial\[0\] must be a rave.vae.VAEModel"),
+        ((x, None, ["vae.pt", None]), TypeError, r"initial\[0\] must be a rave.learn.vae.VAEModel"),
         ((x[:, :1], None, fitted.fetch_model()), ValueError,
          r"initial was fitted on 2 order parameters; X has 1"),
     ]

@@ -7,10 +7,10 @@ import openmm
 import pytest
 import torch
 
-from rave.bias import Bias
+from rave.analysis.export import plumed_grid_text
 from rave.cli import main
-from rave.export import plumed_grid_text
-from rave.vae import VAEModel
+from rave.learn.bias import Bias
+from rave.learn.vae import VAEModel
 
 #: OpenMM Reference (double) vs numpy bias energy, kJ/mol
 ENERGY_TOL_KJMOL = 1e-6
@@ -126,7 +126,7 @@ def test_export_of_a_directory_without_rounds_is_refused(tmp_path, capsys):
 
 
 def test_grid_text_extends_past_the_bias_grid_with_the_edge_value():
-    from rave.bias import BiasGrid
+    from rave.learn.bias import BiasGrid
 
     grid = BiasGrid(-1.0, 1.0, np.linspace(-3.0, 0.0, 21) ** 2 * -1)
     header, rows = _parse_grid(plumed_grid_text(grid, extra_widths=0.5))

@@ -4,9 +4,10 @@ and the PLUMED text built from them are pinned to what the kind-switching code p
 import numpy as np
 import pytest
 
-from rave.bias import Bias, BiasGrid, _compound_terms, bias_force, chi_force
-from rave.export import ExportError, plumed_feature_lines
-from rave.features import (
+from rave.analysis.export import ExportError, plumed_feature_lines
+from rave.learn.bias import Bias, BiasGrid
+from rave.md.bias_force import _compound_terms, bias_force, chi_force
+from rave.md.features import (
     Angle,
     CompoundTerm,
     Coordination,

@@ -1,4 +1,4 @@
-"""Tests for rave.features: numpy face vs OpenMM face vs mdtraj vs exact answers."""
+"""Tests for rave.md.features: numpy face vs OpenMM face vs mdtraj vs exact answers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import openmm
 import pytest
 from openmm import unit as u
 
-from rave.features import (
+from rave.md.features import (
     COORDINATION_TAYLOR_HALF_WIDTH,
     Angle,
     Coordination,
@@ -468,7 +468,7 @@ def test_duplicate_feature_names_are_rejected() -> None:
 
 
 def test_misspelt_feature_key_is_named_with_the_allowed_keys():
-    from rave.features import feature_from_dict
+    from rave.md.features import feature_from_dict
 
     with pytest.raises(ValueError, match=r"unknown key\(s\) grup2 for a 'distance' feature. "
                                          r"Allowed: kind, group1, group2, "):

@@ -10,9 +10,9 @@ import openmm
 import pytest
 from openmm import unit as u
 
-from rave.bias import Bias, BiasGrid, bias_force
-from rave.engine import Walker
-from rave.features import (
+from rave.learn.bias import Bias, BiasGrid
+from rave.md.bias_force import bias_force
+from rave.md.features import (
     CYLINDRICAL_RHO_EPS_NM2,
     CylinderCount,
     CylindricalPosition,
@@ -21,6 +21,7 @@ from rave.features import (
     feature_from_dict,
     smooth_step_down,
 )
+from rave.md.walker import Walker
 
 # Agreement between the numpy face and the OpenMM energy, in the feature's unit (nm or 1).
 FACE_TOL = 1e-5

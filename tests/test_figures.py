@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from rave import plots
-from rave.analysis import chi_unit
-from rave.bias import Bias, BiasGrid
+from rave.analysis import chi_unit, plots
 from rave.cli import terminal_log
+from rave.learn.bias import Bias, BiasGrid
 from rave.stats import align_reference
 
 ROUND_OFF = 1e-12  # kT: agreement of two exact computations of the same number

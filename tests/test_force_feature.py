@@ -9,9 +9,10 @@ import numpy as np
 import openmm
 import pytest
 
-from rave.bias import Bias, BiasGrid, _compound_terms, bias_force
-from rave.export import ExportError, plumed_feature_lines
-from rave.features import (
+from rave.analysis.export import ExportError, plumed_feature_lines
+from rave.learn.bias import Bias, BiasGrid
+from rave.md.bias_force import _compound_terms, bias_force
+from rave.md.features import (
     Distance,
     ForceFeature,
     evaluate_features,

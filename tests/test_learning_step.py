@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from rave.campaign import stale_warm_starts
-from rave.coordinate import direction_angle_deg, fit_coordinate
-from rave.vae import VAEConfig, VAEEstimator, VAEModel, _warm_network, fit_seeds
+from rave.learn import stale_warm_starts
+from rave.learn.coordinate import direction_angle_deg, fit_coordinate
+from rave.learn.vae import VAEConfig, VAEEstimator, VAEModel, _warm_network, fit_seeds
 
 #: A warm-started network must compute the starting model's latent from the same raw order
 #: parameters under the new standardisation (float32 arithmetic, latent units).
@@ -185,7 +185,7 @@ def test_warm_start_rejects_another_architecture(round_one):
 
 def test_fast_tail_quantiles_equal_the_sorted_rule():
     """The O(n) quantile core of the RC fit gives weighted_quantile's answer (no ties)."""
-    from rave.coordinate import _quantile_pair, weighted_quantile
+    from rave.learn.coordinate import _quantile_pair, weighted_quantile
 
     rng = np.random.default_rng(8)
     for trial in range(40):
@@ -204,7 +204,7 @@ def test_fast_tail_quantiles_equal_the_sorted_rule():
 
 def test_cold_seed_positions_rotate_and_rc_subset_is_seeded(tmp_path):
     from rave.campaign import Campaign
-    from rave.config import config_from_dict
+    from rave.campaign.config import config_from_dict
 
     config = config_from_dict({"system": {"kind": "three_state"},
                                "vae": {"models": 3, "cold_seeds": 1},
@@ -219,7 +219,7 @@ def test_cold_seed_positions_rotate_and_rc_subset_is_seeded(tmp_path):
 
 
 def test_kl_ties_go_to_the_previous_direction_and_the_seed_spread_is_reported():
-    from rave.coordinate import choose_coordinate
+    from rave.learn.coordinate import choose_coordinate
 
     x, y = np.array([1.0, 0.0]), np.array([0.0, 1.0])
     tilted = np.array([np.cos(np.radians(30)), np.sin(np.radians(30))])

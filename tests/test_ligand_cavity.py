@@ -13,9 +13,9 @@ import pytest
 from openmm import unit as u
 from scipy.spatial import cKDTree
 
-from rave.bias import Bias, BiasGrid
-from rave.engine import Walker
-from rave.features import evaluate_features
+from rave.learn.bias import Bias, BiasGrid
+from rave.md.features import evaluate_features
+from rave.md.walker import Walker
 from rave.systems.ligand_cavity import (
     C60_BOND_K,
     C60_BOND_NM,

@@ -11,8 +11,8 @@ import openmm
 import pytest
 from openmm import unit as u
 
-from rave.config import ConfigError, config_from_dict
-from rave.simsystem import build_simulation_system
+from rave.campaign.config import ConfigError, config_from_dict
+from rave.campaign.simsystem import build_simulation_system
 from rave.systems.mixed_slow_mode import (
     COORDINATE_NAMES,
     DEFAULT_SLOW_DIRECTION,

@@ -19,9 +19,9 @@ import pytest
 from openmm import app, unit
 
 import rave
-from rave.bias import Bias, build_bias_grid
-from rave.features import Dihedral, Distance, Position, evaluate_features, openmm_feature_values
+from rave.learn.bias import Bias, build_bias_grid
 from rave.md import CVReporter, free_force_group, read_cv
+from rave.md.features import Dihedral, Distance, Position, evaluate_features, openmm_feature_values
 from rave.units import kT_kjmol
 
 ROOT = Path(__file__).resolve().parent.parent

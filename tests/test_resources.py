@@ -2,7 +2,7 @@
 
 import pytest
 
-from rave.resources import (
+from rave.campaign.resources import (
     allowed_cores,
     busy_cores,
     cgroup_cpu_limit,

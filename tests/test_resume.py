@@ -1,7 +1,8 @@
 """Crash and resume: SIGKILL a campaign at many points, rerun, and get the uninterrupted store.
 
 Each run is a subprocess (``python -m rave.cli run``). Kills come from ``RAVE_FAULT_AT``
-(``rave.store.fault_point``: the process SIGKILLs itself right after the named write) and from
+(``rave.campaign.store.fault_point``: the process SIGKILLs itself right after the named write) and
+from
 outside at a random moment.
 """
 
@@ -18,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rave import store
-from rave.campaign import Campaign
-from rave.config import config_from_dict, load_config
+from rave.campaign import Campaign, store
+from rave.campaign.config import config_from_dict, load_config
 
 CONFIG = """
 [system]

@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rave import store
 from rave.analysis import write_report
-from rave.campaign import Campaign
-from rave.cli import main
-from rave.config import ConfigError, config_from_dict, frame_memory_bytes
-from rave.schedule import (
+from rave.campaign import Campaign, store
+from rave.campaign.config import ConfigError, config_from_dict, frame_memory_bytes
+from rave.campaign.schedule import (
     CAP_FACTOR,
     FLOOR_DIVISOR,
     MIN_ROUND_FRAMES,
@@ -28,6 +26,7 @@ from rave.schedule import (
     default_first_round_steps,
     plan_round_steps,
 )
+from rave.cli import main
 
 #: the [sampling] and [convergence] keys of the pure-function tests
 SPR, RI = 8000, 20

@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rave import store
-from rave.bias import Bias, BiasGrid
-from rave.campaign import BiasMismatchError, Campaign
+from rave.campaign import BiasMismatchError, Campaign, store
+from rave.campaign.config import config_from_dict
 from rave.cli import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_OS, EXIT_REFUSED, main
-from rave.config import config_from_dict
-from rave.engine import Frames
+from rave.learn.bias import Bias, BiasGrid
+from rave.md.frames import Frames
 
 #: a campaign small enough for a few seconds per run (plumbing, not physics)
 TINY = """

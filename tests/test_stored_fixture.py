@@ -13,8 +13,8 @@ import pytest
 
 from rave.analysis import CampaignResult
 from rave.campaign import Campaign
+from rave.campaign.config import config_from_dict
 from rave.cli import main
-from rave.config import config_from_dict
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STORES = ("store_2026_11_30_static", "store_2026_11_30_opes")

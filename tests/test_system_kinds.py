@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rave import store
-from rave.campaign import Campaign
-from rave.config import ConfigError, config_from_dict, load_config
-from rave.simsystem import build_simulation_system
+from rave.campaign import Campaign, store
+from rave.campaign.config import ConfigError, config_from_dict, load_config
+from rave.campaign.simsystem import build_simulation_system
 
 ROOT = Path(__file__).resolve().parents[1]
 ALANINE = ROOT / "workflows" / "alanine_dipeptide" / "alanine_dipeptide.toml"
@@ -129,7 +128,7 @@ def _two_particle_system(tmp_path):
 
 
 def test_order_parameters_of_a_non_periodic_system_are_not_wrapped(tmp_path):
-    from rave.features import openmm_feature_values
+    from rave.md.features import openmm_feature_values
 
     system = _two_particle_system(tmp_path)
     config = config_from_dict({"system": system, "features": [

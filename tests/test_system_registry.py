@@ -20,9 +20,9 @@ import pytest
 import rave
 import rave.systems
 from rave.campaign import Campaign
-from rave.config import ConfigError, config_from_dict
-from rave.features import Position
-from rave.simsystem import build_model_potential, build_simulation_system
+from rave.campaign.config import ConfigError, config_from_dict
+from rave.campaign.simsystem import build_model_potential, build_simulation_system
+from rave.md.features import Position
 from rave.systems import SimulationSystem, SystemKind, get_kind, kind_names, register_kind, registry
 
 ROOT = Path(__file__).resolve().parent.parent

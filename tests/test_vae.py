@@ -1,4 +1,4 @@
-"""Tests of rave.vae: the weighted ELBO, the 1-D-latent VAE and its estimator."""
+"""Tests of rave.learn.vae: the weighted ELBO, the 1-D-latent VAE and its estimator."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rave.vae import (
+from rave.learn.vae import (
     VAE,
     VAEConfig,
     VAEEstimator,

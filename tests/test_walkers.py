@@ -6,10 +6,11 @@ import numpy as np
 import openmm
 import pytest
 
-from rave.campaign import Campaign, RoundFailed, spread_along_chi
-from rave.config import config_from_dict
+from rave.campaign import Campaign, RoundFailed
+from rave.campaign.campaign import spread_along_chi
+from rave.campaign.config import config_from_dict
+from rave.campaign.walkers import DaskExecutor, SerialExecutor, WalkerFailed, WalkerTask, run_walker
 from rave.systems.model_potentials import make_model_potential
-from rave.walkers import DaskExecutor, SerialExecutor, WalkerFailed, WalkerTask, run_walker
 
 #: frames per walker in these tests (4000 steps, a frame every 20)
 N_FRAMES = 200

@@ -5,24 +5,25 @@ deeptime estimator/model style::
 
     model = RAVE(n_models=3, seed=1).fit(X, log_weights).fetch_model()
     chi = model.transform(X)          # X @ model.coefficients
-    bias = model.bias(kT)             # rave.bias.Bias: V(chi) = kT ln P(chi) on a grid
+    bias = model.bias(kT)             # rave.learn.bias.Bias: V(chi) = kT ln P(chi) on a grid
 
 What :meth:`RAVE.fit` does (the campaign's learning step of one round, :mod:`rave.campaign`):
 
-1. trains ``n_models`` VAEs with a 1-D latent (:func:`rave.vae.fit_seeds`), one per seed,
-   side by side on the free cores (:mod:`rave.resources`), each frame weighted by its
+1. trains ``n_models`` VAEs with a 1-D latent (:func:`rave.learn.vae.fit_seeds`), one per seed,
+   side by side on the free cores (:mod:`rave.campaign.resources`), each frame weighted by its
    log-weight; a model given in ``initial`` warm-starts its seed (``cold_models`` of them
    train from scratch when ``initial`` is a :class:`RAVEModel`);
 2. fits each model's linear RC ``chi = c . X`` by KL matching of its latent mean
-   (:func:`rave.coordinate.fit_coordinate`, on at most ``max_frames`` frames, a seeded subset);
+   (:func:`rave.learn.coordinate.fit_coordinate`, on at most ``max_frames`` frames, a seeded
+   subset);
 3. drops warm-started models whose RC is more than ``stale_angle_deg`` off the best cold
    model's (:func:`stale_warm_starts`) and, among the rest, chooses the lowest KL below
    ``kl_threshold`` (the others are spurious), KL ties within ``kl_tie`` going to the RC
-   closest to the previous one (:func:`rave.coordinate.choose_coordinate`);
-4. turns the chosen ``c`` to the previous RC's side (:func:`rave.coordinate.align_sign`).
+   closest to the previous one (:func:`rave.learn.coordinate.choose_coordinate`);
+4. turns the chosen ``c`` to the previous RC's side (:func:`rave.learn.coordinate.align_sign`).
 
 The model keeps chi and the log-weights of the fit's frames, so :meth:`RAVEModel.bias` builds
-the bias of the next round (:func:`rave.bias.build_bias_grid`) without the frames.
+the bias of the next round (:func:`rave.learn.bias.build_bias_grid`) without the frames.
 
 Nothing here writes a file: a caller that stores models (the campaign) does so in
 ``on_trained``. torch is imported by :meth:`RAVE.fit` (and by building a ``VAEConfig``), not
@@ -40,18 +41,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..bias import Bias, build_bias_grid
-from ..coordinate import (
+from ..campaign.resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
+from .bias import Bias, build_bias_grid
+from .coordinate import (
     CoordinateResult,
     align_sign,
     choose_coordinate,
     direction_angle_deg,
     fit_coordinate,
 )
-from ..resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
 
 if TYPE_CHECKING:  # pragma: no cover (torch is imported by fit only)
-    from ..vae import VAEConfig, VAEModel
+    from .vae import VAEConfig, VAEModel
 
 __all__ = [
     "DEFAULT_SCAN_FRAMES",
@@ -321,9 +322,9 @@ class TrainedModel:
     ----------
     seed : int
         The VAE's seed.
-    vae : rave.vae.VAEModel
+    vae : rave.learn.vae.VAEModel
         The trained VAE (``vae.transform(X)`` is its latent mean).
-    coordinate : rave.coordinate.CoordinateResult
+    coordinate : rave.learn.coordinate.CoordinateResult
         Its RC fitted by KL matching (KL-matched sign: chi increases with the latent).
     validation_loss : float
         Best validation loss of its training (NaN when its history has none).
@@ -417,7 +418,7 @@ class RAVEModel:
 
     @property
     def vae_models(self) -> list[VAEModel]:
-        """list of rave.vae.VAEModel: the trained VAEs, in seed order."""
+        """list of rave.learn.vae.VAEModel: the trained VAEs, in seed order."""
         return [m.vae for m in self.models]
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -446,12 +447,12 @@ class RAVEModel:
         kT : float
             Thermal energy, kJ/mol.
         **grid
-            Keyword arguments of :func:`rave.bias.build_bias_grid`: ``n_points``,
+            Keyword arguments of :func:`rave.learn.bias.build_bias_grid`: ``n_points``,
             ``padding``, ``cap_kT``, ``smoothing_bins``, ``damping``.
 
         Returns
         -------
-        rave.bias.Bias
+        rave.learn.bias.Bias
             ``coefficients`` and the grid ``build_bias_grid(chi, log_weights, kT, **grid)``.
         """
         return Bias(self.coefficients, build_bias_grid(self.chi, self.log_weights, kT, **grid))
@@ -469,7 +470,7 @@ class RAVE:
     ----------
     n_models : int, default 3
         VAEs trained, one per seed (>= 1).
-    vae : rave.vae.VAEConfig or dict, optional
+    vae : rave.learn.vae.VAEConfig or dict, optional
         Network and training settings (a dict is ``VAEConfig``'s keyword arguments); default
         ``VAEConfig()``.
     seed : int or sequence of int, default 0
@@ -506,7 +507,7 @@ class RAVE:
         quota, OMP_NUM_THREADS), less those other processes keep busy.
     workers : int, optional
         Models trained at once (each with one intra-op thread; a lone one with ``threads``
-        cores). Default: planned from the free cores (:func:`rave.resources.plan_threads`).
+        cores). Default: planned from the free cores (:func:`rave.campaign.resources.plan_threads`).
     progress : bool or str, default False
         A progress bar per model, named by its seed; a string prefixes the name (e.g.
         "round 3" gives "round 3: VAE seed 7 (warm)").
@@ -543,7 +544,7 @@ class RAVE:
         progress: bool | str = False,
         logger: logging.Logger | logging.LoggerAdapter | None = None,
     ) -> None:
-        from ..vae import VAEConfig
+        from .vae import VAEConfig
 
         self.n_models = _check_int("n_models", n_models, 1)
         if vae is None:
@@ -636,7 +637,7 @@ class RAVE:
         log_weights : np.ndarray, shape=(n_frames,), optional
             Natural log of each frame's weight toward the unbiased ensemble (any offset;
             ``-inf`` = weight 0), e.g. MBAR's. None: all frames weigh the same.
-        initial : RAVEModel or sequence of (rave.vae.VAEModel or None), optional
+        initial : RAVEModel or sequence of (rave.learn.vae.VAEModel or None), optional
             Warm starts. A RAVEModel (the previous step's): model ``m`` starts from its model
             ``m``, except the ``cold_models`` positions of this generation
             (:func:`cold_positions`), and its ``coefficients`` are the ``previous`` RC. A
@@ -645,7 +646,7 @@ class RAVE:
             The previous RC: a starting direction of each RC fit, the winner of KL ties, and
             the side the chosen RC is turned to. Default: ``initial.coefficients`` when
             ``initial`` is a RAVEModel, else none.
-        trained : sequence of (rave.vae.VAEModel or None), optional
+        trained : sequence of (rave.learn.vae.VAEModel or None), optional
             One entry per model: a model already trained for that position (e.g. read back
             after an interruption) is used as it is; None trains it.
         on_trained : callable, optional
@@ -664,9 +665,9 @@ class RAVE:
             Bad shapes, NaN or inf in X, NaN or +inf (or all -inf) log-weights, warm starts of
             another number of models or order parameters.
         TypeError
-            A warm start or trained model that is not a ``rave.vae.VAEModel``.
+            A warm start or trained model that is not a ``rave.learn.vae.VAEModel``.
         """
-        from ..vae import fit_seeds
+        from .vae import fit_seeds
 
         x = _check_frames(X)
         n, d = x.shape
@@ -762,7 +763,7 @@ class RAVE:
 
     def _models(self, name: str, models: Sequence | None, d: int) -> list:
         """Check one entry per model, each a VAEModel of ``d`` inputs or None."""
-        from ..vae import VAEModel
+        from .vae import VAEModel
 
         if models is None:
             return [None] * self.n_models
@@ -777,7 +778,7 @@ class RAVE:
             if model is None:
                 continue
             if not isinstance(model, VAEModel):
-                raise TypeError(f"{name}[{m}] must be a rave.vae.VAEModel or None. You "
+                raise TypeError(f"{name}[{m}] must be a rave.learn.vae.VAEModel or None. You "
                                 f"supplied {type(model).__name__}")
             if model.n_features != d:
                 raise ValueError(f"{name}[{m}] takes {model.n_features} order parameters; X "

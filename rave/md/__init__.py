@@ -1,14 +1,46 @@
-"""The MD layer: what goes into a user's own OpenMM script.
+"""The MD layer: order parameters, the bias force, the reporter, the walker; the only OpenMM
+code of the library (with the export of a bias and the unit boundary).
 
 * :class:`BiasForce`: the RAVE bias ``V(chi)`` in the System, in a free force group, updated
   in place between rounds;
 * :class:`CVReporter`: an OpenMM reporter recording the order parameters and the bias energy
-  of every frame to a text file, read back by :func:`read_cv`.
+  of every frame to a text file, read back by :func:`read_cv`;
+* :mod:`rave.md.features`: the order parameters (numpy and OpenMM faces);
+* :mod:`rave.md.walker`: the campaign's walker; :mod:`rave.md.opes`: OPES along the RC;
+* :class:`Frames` (:mod:`rave.md.frames`, numpy only): what a walker records.
 
-OpenMM is imported here and nowhere in the learning part.
+Names are loaded on first use, so ``from rave.md.frames import Frames`` imports no OpenMM.
 """
 
-from .bias_force import BiasForce, free_force_group
-from .reporter import CVData, CVReporter, read_cv
+from __future__ import annotations
 
-__all__ = ["BiasForce", "CVData", "CVReporter", "free_force_group", "read_cv"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .bias_force import BiasForce, free_force_group
+    from .frames import Frames
+    from .reporter import CVData, CVReporter, read_cv
+
+_LAZY = {
+    "BiasForce": "rave.md.bias_force",
+    "free_force_group": "rave.md.bias_force",
+    "CVData": "rave.md.reporter",
+    "CVReporter": "rave.md.reporter",
+    "read_cv": "rave.md.reporter",
+    "Frames": "rave.md.frames",
+}
+
+__all__ = ["BiasForce", "CVData", "CVReporter", "Frames", "free_force_group", "read_cv"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rave.md' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

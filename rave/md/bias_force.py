@@ -1,12 +1,11 @@
 """``BiasForce``: the RAVE bias in a user's own OpenMM System, shaped like ``app.Metadynamics``.
 
-The bias is ``V(chi)``, a tabulated function of the linear reaction coordinate
-``chi = sum_i c_i s_i`` over order parameters ``s_i`` (:mod:`rave.features`). :class:`BiasForce`
-builds the force with :func:`rave.bias.bias_force`, puts it in a free force group that it picks
-itself (the highest free one, as ``app.Metadynamics`` and ``openmm_opes.OPES`` do) and adds it
-to the System. Between rounds :meth:`BiasForce.update` swaps the table and the coefficients in
-place (no new Context); the bias starts at zero, so a Simulation made with it runs unbiased
-until the first update.
+The bias is ``V(chi)``, a tabulated function of the linear reaction coordinate ``chi = sum_i c_i
+s_i`` over order parameters ``s_i`` (:mod:`rave.md.features`). :class:`BiasForce` builds the force
+with :func:`bias_force`, puts it in a free force group that it picks itself (the highest free one,
+as ``app.Metadynamics`` and ``openmm_opes.OPES`` do) and adds it to the System. Between rounds
+:meth:`BiasForce.update` swaps the table and the coefficients in place (no new Context); the bias
+starts at zero, so a Simulation made with it runs unbiased until the first update.
 
 Typical use::
 
@@ -14,7 +13,7 @@ Typical use::
     simulation = app.Simulation(topology, system, integrator)   # after BiasForce
     simulation.reporters.append(rave.CVReporter("cv.txt", 100, features, bias=bias_force))
     simulation.step(100_000)                                     # unbiased round
-    bias = ...                                                   # a rave.bias.Bias
+    bias = ...                                                   # a rave.learn.bias.Bias
     bias_force.update(simulation.context, bias)
     simulation.step(100_000)                                     # biased round
 """
@@ -29,10 +28,26 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from ..bias import BIAS_PARAMETER, Bias, BiasGrid, bias_force, update_bias_force
-from ..features import evaluate_features, feature_names
+from ..learn.bias import Bias, BiasGrid
+from .features import evaluate_features, feature_names
 
-__all__ = ["BiasForce", "check_features_fit_system", "free_force_group", "state_positions"]
+__all__ = ["BIAS_PARAMETER", "DEFAULT_FORCE_GROUP", "BiasForce", "bias_force", "chi_force",
+           "check_features_fit_system", "free_force_group", "state_positions",
+           "update_bias_force"]
+
+#: force group that holds the bias force unless the caller chooses another
+DEFAULT_FORCE_GROUP = 30
+#: name of the tabulated function and the prefix of the global parameters in OpenMM
+_TABLE = "rave_bias"
+_CHI_MIN = "rave_chi_min"
+_CHI_MAX = "rave_chi_max"
+#: a global parameter every RAVE bias force defines (and an OPES CV of rave does not): a
+#: Context whose parameters include it holds a RAVE bias
+BIAS_PARAMETER = _CHI_MIN
+
+
+def _coefficient_parameter(i: int) -> str:
+    return f"rave_c{i}"
 
 #: OpenMM's number of force groups (0..31)
 N_FORCE_GROUPS = 32
@@ -129,7 +144,7 @@ def check_features_fit_system(features: Sequence, system: openmm.System) -> None
 
     Parameters
     ----------
-    features : sequence of rave.features.Feature
+    features : sequence of rave.md.features.Feature
     system : openmm.System
 
     Raises
@@ -157,7 +172,7 @@ def check_features_fit_system(features: Sequence, system: openmm.System) -> None
 class BiasForce:
     """The RAVE bias ``V(chi)``, ``chi = c . s``, added to an OpenMM System in a free force group.
 
-    The force is built by :func:`rave.bias.bias_force` (a natural cubic spline table of the
+    The force is built by :func:`bias_force` (a natural cubic spline table of the
     clamped ``chi``: beyond the grid the energy stays at its edge value, it never falls to
     zero) and added to ``system`` in the constructor, in the highest force group that the
     System's forces leave free. Create the ``app.Simulation`` (or Context) after this object:
@@ -168,7 +183,7 @@ class BiasForce:
     ----------
     system : openmm.System
         The System to bias; the force is added to it (modified in place).
-    features : sequence of rave.features.Feature
+    features : sequence of rave.md.features.Feature
         The order parameters ``s``, in the order of the bias coefficients; names unique.
         A feature with ``periodic=True`` needs a periodic System.
     temperature : float or openmm.unit.Quantity
@@ -177,7 +192,7 @@ class BiasForce:
 
     Attributes
     ----------
-    features : list of rave.features.Feature
+    features : list of rave.md.features.Feature
     feature_names : list of str
     temperature_K : float
         Temperature in K.
@@ -186,7 +201,7 @@ class BiasForce:
         of single atoms, else ``CustomCVForce``), named "RAVE bias".
     force_group : int
         The force group holding the bias alone, 0..31.
-    bias : rave.bias.Bias
+    bias : rave.learn.bias.Bias
         The bias last put in with :meth:`update` (zero at first); ``bias.energy(values)``
         evaluates it with numpy on feature values of shape (n_frames, n_features).
 
@@ -255,7 +270,7 @@ class BiasForce:
         ----------
         context : openmm.Context or openmm.app.Simulation
             A Context (or the Simulation whose Context) built from the biased System.
-        bias : rave.bias.Bias
+        bias : rave.learn.bias.Bias
             Coefficients (one per feature) and the grid ``V(chi)`` in kJ/mol.
 
         Raises
@@ -265,7 +280,8 @@ class BiasForce:
             number of features.
         """
         if not isinstance(bias, Bias):
-            raise TypeError(f"bias must be a rave.bias.Bias. You supplied {type(bias).__name__}")
+            raise TypeError(f"bias must be a rave.learn.bias.Bias. You supplied "
+                            f"{type(bias).__name__}")
         if bias.coefficients.size != len(self.features):
             raise ValueError(f"bias has {bias.coefficients.size} coefficients, but this "
                              f"BiasForce has {len(self.features)} features "
@@ -292,7 +308,7 @@ class BiasForce:
         """The order parameters at the Context's current positions.
 
         These are the features ``s`` (not chi): ``bias.chi(values[None])`` gives chi. They are
-        evaluated with numpy (:func:`rave.features.evaluate_features`) on the Context's
+        evaluated with numpy (:func:`rave.md.features.evaluate_features`) on the Context's
         positions (and its box when the System is periodic), as :class:`rave.CVReporter`
         records them.
 
@@ -313,3 +329,143 @@ class BiasForce:
     def __repr__(self) -> str:
         return (f"BiasForce({len(self.features)} features: {', '.join(self.feature_names)}; "
                 f"force group {self.force_group}, {self.temperature_K:g} K)")
+
+# ------------------------------------------------------------------------------------------
+# the force of a bias along chi (the builders BiasForce, the walker and export use)
+# ------------------------------------------------------------------------------------------
+
+def _compound_terms(features: Sequence) -> tuple[list[int], list[str], bool] | None:
+    """Particles, per-feature Lepton expressions and periodicity for one
+    CustomCompoundBondForce, when every feature is a function of single particles (each
+    answers :meth:`rave.md.features.Feature.compound_term`) and all terms share one periodicity;
+    else None."""
+    particles: list[int] = []
+    terms: list[str] = []
+    periodic: set[bool] = set()
+
+    def slot(index: int) -> int:
+        if index not in particles:
+            particles.append(index)
+        return particles.index(index) + 1
+
+    for feature in features:
+        compound_term = getattr(feature, "compound_term", None)
+        term = compound_term(slot) if compound_term is not None else None
+        if term is None:
+            return None
+        terms.append(term.expression)
+        periodic.add(bool(term.periodic))
+    if len(periodic) > 1:
+        return None  # mixed periodicity, or absolute coordinates beside minimum-image geometry
+    return particles, terms, periodic == {True}
+
+
+def _linear_force(features: Sequence, coefficients: np.ndarray, outer: str,
+                  clamp: tuple[float, float], prefix: str = "rave"):
+    """An OpenMM force whose energy is ``outer``, a Lepton expression of ``chi`` clamped to
+    ``clamp``, chi = sum_i c_i s_i (coefficients and clamp bounds as global parameters named
+    ``{prefix}_c<i>``, ``{prefix}_chi_min``, ``{prefix}_chi_max``: one Context holds the static
+    bias and an OPES CV side by side, so their parameters need different names).
+
+    One ``CustomCompoundBondForce`` over the particles when every feature is a function of
+    single particles, else a ``CustomCVForce`` over the features' own forces.
+    """
+    compound = _compound_terms(features)
+    variables = compound[1] if compound else [f"f{i}" for i in range(len(features))]
+    chi = " + ".join(f"{prefix}_c{i}*{v}" for i, v in enumerate(variables))
+    expression = f"{outer}; chi = max({prefix}_chi_min, min({prefix}_chi_max, {chi}))"
+    if compound:
+        force = openmm.CustomCompoundBondForce(len(compound[0]), expression)
+        force.addBond(compound[0], [])
+        force.setUsesPeriodicBoundaryConditions(compound[2])
+    else:
+        force = openmm.CustomCVForce(expression)
+        for i, feature in enumerate(features):
+            force.addCollectiveVariable(f"f{i}", feature.openmm_force())
+    for i, c in enumerate(coefficients):
+        force.addGlobalParameter(f"{prefix}_c{i}", float(c))
+    force.addGlobalParameter(f"{prefix}_chi_min", float(clamp[0]))
+    force.addGlobalParameter(f"{prefix}_chi_max", float(clamp[1]))
+    return force
+
+
+def bias_force(
+    features: Sequence, bias: Bias, force_group: int = DEFAULT_FORCE_GROUP
+) -> openmm.Force:
+    """The OpenMM force of a bias: ``table(clamp(chi))``, chi = sum_i c_i s_i.
+
+    When every feature is a function of single particles (a coordinate; a distance, angle or
+    dihedral of single atoms), the bias is one ``CustomCompoundBondForce`` over those particles
+    (cheap: no inner Context). Otherwise it is a
+    ``CustomCVForce`` over the features' own forces. Either way the tabulated function is a
+    ``Continuous1DFunction`` of the clamped argument, the coefficients and clamp bounds are
+    global parameters, and :func:`update_bias_force` changes them in place.
+
+    Parameters
+    ----------
+    features : sequence of rave.md.features.Feature
+        One per coefficient, each providing ``openmm_force()`` whose energy is the feature.
+    bias : Bias
+    force_group : int
+        The force group (0-31) that holds the bias alone, so its energy can be read alone.
+    """
+    if len(features) != bias.coefficients.size:
+        raise ValueError(
+            f"the bias has {bias.coefficients.size} coefficients but {len(features)} features "
+            f"were given"
+        )
+    if not 0 <= force_group <= 31:
+        raise ValueError(f"force_group must be in 0..31. You supplied {force_group}")
+    force = _linear_force(features, bias.coefficients, f"{_TABLE}(chi)", bias.grid.clamp_bounds)
+    force.addTabulatedFunction(
+        _TABLE,
+        openmm.Continuous1DFunction(
+            list(map(float, bias.grid.values_kjmol)), bias.grid.chi_min, bias.grid.chi_max
+        ),
+    )
+    force.setForceGroup(force_group)
+    force.setName("RAVE bias")
+    return force
+
+
+def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
+              chi_max: float):
+    """An OpenMM force whose energy is the clamped RC, ``max(lo, min(hi, chi))`` in the units
+    of chi, with ``(lo, hi)`` the bounds of :attr:`BiasGrid.clamp_bounds` of a grid on
+    [chi_min, chi_max]: a collective variable for a bias built elsewhere (OPES), which then
+    sees the edge value of its grid outside it, as :func:`bias_force` does.
+    """
+    coefficients = np.asarray(coefficients, dtype=float).reshape(-1)
+    if len(features) != coefficients.size:
+        raise ValueError(
+            f"{coefficients.size} coefficients but {len(features)} features were given"
+        )
+    bounds = BiasGrid(chi_min, chi_max, np.zeros(3)).clamp_bounds
+    force = _linear_force(features, coefficients, "chi", bounds, prefix="rave_opes")
+    force.setName("RAVE chi")
+    return force
+
+
+def update_bias_force(force, context, bias: Bias) -> None:
+    """Put a new bias into an existing force and its Context, without a new Context."""
+    n = sum(force.getGlobalParameterName(i).startswith("rave_c") and
+            force.getGlobalParameterName(i)[6:].isdigit()
+            for i in range(force.getNumGlobalParameters()))
+    if bias.coefficients.size != n:
+        raise ValueError(
+            f"the new bias has {bias.coefficients.size} coefficients; the force has {n} features"
+        )
+    values = {_coefficient_parameter(i): float(c) for i, c in enumerate(bias.coefficients)}
+    values[_CHI_MIN], values[_CHI_MAX] = bias.grid.clamp_bounds
+    for index in range(force.getNumGlobalParameters()):
+        name = force.getGlobalParameterName(index)
+        if name in values:
+            force.setGlobalParameterDefaultValue(index, values[name])
+    for name, value in values.items():
+        context.setParameter(name, value)
+    for index in range(force.getNumTabulatedFunctions()):
+        if force.getTabulatedFunctionName(index) == _TABLE:
+            force.getTabulatedFunction(index).setFunctionParameters(
+                list(map(float, bias.grid.values_kjmol)), bias.grid.chi_min, bias.grid.chi_max
+            )
+    force.updateParametersInContext(context)

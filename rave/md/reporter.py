@@ -14,7 +14,7 @@ names=True)`` (which drops characters such as ``(),-`` from the names). Feature 
 bias energies are written with ``repr`` precision, so they read back exactly; the time with 12
 significant digits.
 
-The features are evaluated with their numpy face (:func:`rave.features.evaluate_features`) on
+The features are evaluated with their numpy face (:func:`rave.md.features.evaluate_features`) on
 the State's unwrapped positions (and its box when the System is periodic), the values the
 bias force computes in OpenMM. The bias column is read from the :class:`rave.BiasForce`
 given as ``bias``: the energy OpenMM applied, from the bias force group alone. Without one it
@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..bias import BIAS_PARAMETER
+from .bias_force import BIAS_PARAMETER
 
 __all__ = ["CVData", "CVReporter", "read_cv", "TIME_COLUMN", "BIAS_COLUMN"]
 
@@ -100,7 +100,7 @@ class CVReporter:
     reportInterval : int
         Steps between rows (>= 1), counted from step 0 as OpenMM's reporters do: rows at
         steps k, 2k, ...
-    features : sequence of rave.features.Feature
+    features : sequence of rave.md.features.Feature
         The order parameters recorded, names unique, without whitespace or '#'.
     bias : rave.BiasForce, optional
         The bias of the Simulation, whose energy fills the ``bias_kjmol`` column. None: the
@@ -138,8 +138,8 @@ class CVReporter:
 
     def __init__(self, file: str | os.PathLike, reportInterval: int,
                  features: Sequence, bias: Any = None) -> None:
-        from ..features import feature_names
         from .bias_force import BiasForce
+        from .features import feature_names
 
         if (isinstance(reportInterval, bool) or not isinstance(reportInterval, int | np.integer)
                 or reportInterval < 1):
@@ -227,8 +227,8 @@ class CVReporter:
         """
         from openmm import unit
 
-        from ..features import evaluate_features
         from .bias_force import state_positions
+        from .features import evaluate_features
 
         if self._file is None:
             raise ValueError(f"this CVReporter of {self.path} was closed; remove it from "

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
+from ..units import in_unit, is_quantity
+
 __all__ = [
     "as_log_weights",
     "as_weights",
@@ -383,12 +385,10 @@ def free_energy_profile(
 
 def _as_positive_energy(value: object, name: str) -> float:
     """Accept a float (kJ/mol) or an OpenMM energy Quantity; return kJ/mol as a float."""
-    if hasattr(value, "value_in_unit"):
+    if is_quantity(value):
         try:
-            from openmm import unit
-
-            value = value.value_in_unit(unit.kilojoule_per_mole)
-        except Exception as exc:  # wrong dimension
+            value = in_unit(value, "kilojoule_per_mole")
+        except TypeError as exc:  # wrong dimension
             raise TypeError(
                 f"{name} must be an energy (kJ/mol float or OpenMM Quantity). You supplied "
                 f"{value!r}"

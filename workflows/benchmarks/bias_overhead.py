@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from rave.bias import Bias, build_bias_grid
-from rave.config import config_from_dict
-from rave.engine import Walker
-from rave.simsystem import build_simulation_system
+from rave.campaign.config import config_from_dict
+from rave.campaign.simsystem import build_simulation_system
+from rave.learn.bias import Bias, build_bias_grid
+from rave.md.walker import Walker
 from rave.units import kT_kjmol
 
 TEMPERATURE_K = 300.0

@@ -4,7 +4,7 @@ For each model potential (``three_state``, ``rotated_double_well``, ``mixed_slow
 seed, one long run per method is evaluated at checkpoints of cumulative MD steps (prefixes of
 the run):
 
-* ``plain_md``: unbiased Langevin MD (``rave.engine.Walker`` without bias), histogram along chi.
+* ``plain_md``: unbiased Langevin MD (``rave.md.walker.Walker`` without bias), histogram along chi.
 * ``rave``: a ``rave.campaign.Campaign`` with the settings of ``workflows/<system>.toml``
   (rounds, steps per round and VAE models can be overridden). After round k (cumulative
   steps = k x steps_per_round) F(chi) comes from all frames of rounds 0..k-1, reweighted by
@@ -13,8 +13,8 @@ the run):
   (``convergence.min_rounds = rounds + 1``) so that every budget is reached; everything else
   is the campaign's own behaviour.
 * ``rave_opes``: the same campaign with ``[bias] method = "opes"``: OPES along each round's
-  learned RC within the round (``rave.adaptive``); its frames enter MBAR as the blocks of the
-  OPES bias listed in ``bias_applied.json`` (``rave.bias.applied_states``).
+  learned RC within the round (``rave.md.opes``); its frames enter MBAR as the blocks of the
+  OPES bias listed in ``bias_applied.json`` (``rave.learn.bias.applied_states``).
 * ``metad_ideal``: ``openmm.app.Metadynamics`` (well-tempered) on the ideal CV, the reference
   chi below (``BiasVariable`` of a ``CustomCompoundBondForce`` whose energy is the linear CV,
   :func:`linear_cv_force`; ``metaD.step(simulation, n)``).
@@ -130,10 +130,10 @@ from openmm import unit as u
 from scipy.interpolate import CubicSpline
 from scipy.special import logsumexp
 
-from rave.bias import applied_states, reduced_bias_matrix
 from rave.campaign import Campaign
-from rave.config import config_from_dict
-from rave.engine import Walker
+from rave.campaign.config import config_from_dict
+from rave.learn.bias import applied_states, reduced_bias_matrix
+from rave.md.walker import Walker
 from rave.stats import free_energy_profile, mbar_reweight
 from rave.systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
 
@@ -605,7 +605,7 @@ def linear_cv_force(model, direction: Sequence[float]) -> openmm.Force:
     Parameters
     ----------
     model : ModelSystem
-        Its features must be ``rave.features.Position`` of single particles (x, y of each
+        Its features must be ``rave.md.features.Position`` of single particles (x, y of each
         model particle), as for every model potential here.
     direction : Sequence[float], shape=(n_features,)
         Coefficients (normalised here).
@@ -675,7 +675,7 @@ class Run:
 
 
 def run_plain_md(potential, model, seed: int, n_steps: int, report_interval: int) -> Run:
-    """Unbiased MD on the Reference platform (``rave.engine.Walker`` without bias)."""
+    """Unbiased MD on the Reference platform (``rave.md.walker.Walker`` without bias)."""
     t0 = time.perf_counter()
     walker = Walker(
         model.system,
@@ -1036,7 +1036,7 @@ def rave_config(
     bars are off; ``sampling.seed`` and ``sampling.report_interval`` are the benchmark's;
     ``vae`` adds keys to ``[vae]`` (e.g. a smaller network for a smoke test);
     ``max_total_steps`` and ``first_round_steps`` set the campaign's budget schedule
-    (``rave.schedule``; ``rounds`` is then an upper bound).
+    (``rave.campaign.schedule``; ``rounds`` is then an upper bound).
     """
     data = tomllib.loads((WORKFLOWS / f"{system}.toml").read_text())
     sampling = data.setdefault("sampling", {})

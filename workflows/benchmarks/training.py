@@ -20,7 +20,7 @@ CPU affinity are those a user would have:
 3. **How to train several seeds** (idle machine): the cost per seed and optimiser step of the
    default network (batch 512, d = 10) with 2 intra-op threads, with 1, two seeds side by
    side in threads of 1, and three seeds stacked into batched matrix products; the campaign
-   uses the fastest (threads side by side, see rave.resources).
+   uses the fastest (threads side by side, see rave.campaign.resources).
 
 Modes: ``idle`` (all cores this process may use, nothing else running), ``onecore`` (the
 same work restricted to CPU 0, as ``taskset -c 0`` would), ``busy`` (all cores, with one
@@ -106,8 +106,8 @@ def mixed_frames(n_frames: int, dims: int, seed: int) -> np.ndarray:
 def learning_step_child(frames: int, dims: int) -> dict:
     """Time a cold and a warm learning step through Campaign._train (in this process)."""
     from rave.campaign import Campaign
-    from rave.config import config_from_dict
-    from rave.coordinate import direction_angle_deg
+    from rave.campaign.config import config_from_dict
+    from rave.learn.coordinate import direction_angle_deg
     from rave.units import kT_kjmol
 
     def config(cold_seeds: int):
@@ -170,7 +170,7 @@ def _step_time(threads: int, seeds: int, stacked: bool, steps: int = 60) -> floa
 
     import torch
 
-    from rave.vae import VAE, elbo_loss
+    from rave.learn.vae import VAE, elbo_loss
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
@@ -237,7 +237,7 @@ def _step_time(threads: int, seeds: int, stacked: bool, steps: int = 60) -> floa
 def _three_seeds_s(workers: int) -> float:
     """Wall time of fit_seeds training 3 default seeds for 150 steps each, ``workers`` at once
     (one intra-op thread each), on 20,000 frames of d = 10."""
-    from rave.vae import VAEConfig, fit_seeds
+    from rave.learn.vae import VAEConfig, fit_seeds
 
     x = mixed_frames(20_000, 10, seed=3)
     config = VAEConfig(max_epochs=6, min_epochs=6, stop_on_stable_order=False, patience=100)

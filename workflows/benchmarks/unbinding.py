@@ -41,11 +41,11 @@ import numpy as np
 import openmm
 from scipy import stats
 
-from rave import store
 from rave.analysis import transition_matrix
+from rave.campaign import store
+from rave.campaign.config import load_config
+from rave.campaign.walkers import WalkerResult, WalkerTask, run_walker
 from rave.cli import main as rave_main
-from rave.config import load_config
-from rave.walkers import WalkerResult, WalkerTask, run_walker
 
 #: default height of the unbound region above the wall's top-layer plane, by ligand, nm.
 #: methane touches the flat wall with its centre ~0.44 nm above the site plane (the LJ minimum

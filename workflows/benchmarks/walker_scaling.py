@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import openmm
 
-from rave.config import config_from_dict, load_config
-from rave.simsystem import build_simulation_system
-from rave.walkers import DaskExecutor, SerialExecutor, WalkerTask
+from rave.campaign.config import config_from_dict, load_config
+from rave.campaign.simsystem import build_simulation_system
+from rave.campaign.walkers import DaskExecutor, SerialExecutor, WalkerTask
 
 WORKFLOWS = Path(__file__).resolve().parents[1]
 

@@ -39,7 +39,7 @@ import openmm
 from openmm import app, unit
 
 import rave
-from rave.features import Dihedral
+from rave.md.features import Dihedral
 
 #: the system files of workflows/alanine_dipeptide (written by its make_system.py)
 SYSTEM_DIR = Path(__file__).resolve().parent.parent / "alanine_dipeptide"
@@ -56,7 +56,7 @@ def backbone_features() -> list:
 
     Returns
     -------
-    list of rave.features.Dihedral
+    list of rave.md.features.Dihedral
         sin_phi, cos_phi, sin_psi, cos_psi; non-periodic (the System is in vacuum).
     """
     return [Dihedral(atoms, function, periodic=False, name=f"{function}_{angle}")
@@ -74,7 +74,7 @@ def record_round(simulation: app.Simulation, path: Path, steps: int, interval: i
         The CV file of the round (and, with ``dcd``, the trajectory beside it, ``.dcd``).
     steps, interval : int
         MD steps, and steps between recorded frames.
-    features : list of rave.features.Feature
+    features : list of rave.md.features.Feature
     bias_force : rave.BiasForce
     dcd : bool
 

@@ -62,9 +62,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..campaign.store import write_file
+from ..stats.weights import effective_sample_size, normalised_weights
 from .coordinate import least_squares_direction
-from .stats.weights import effective_sample_size, normalised_weights
-from .store import write_file
 from .vae_config import LR_SCHEDULES, VAEConfig, _is_int
 
 __all__ = [
@@ -93,6 +93,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 #: Version of the file layout written by :meth:`VAEModel.save`.
 FILE_FORMAT_VERSION = 1
+#: the file-format tag of a saved model (a stored contract: the module it was first defined in,
+#: kept when the module moved)
 _FILE_KIND = "rave.vae.VAEModel"
 
 #: Frames pushed through the network at once at inference (memory bound, not a result).
@@ -582,7 +584,7 @@ class VAEModel:
         ----------
         path : str or os.PathLike
             Destination; written to a temporary file in the same folder, then renamed
-            (:func:`rave.store.write_file`: mode from the umask, fsynced with its folder).
+            (:func:`rave.campaign.store.write_file`: mode from the umask, fsynced with its folder).
         """
         payload = {
             "kind": _FILE_KIND,
@@ -1073,7 +1075,7 @@ def fit_seeds(
     Each seed runs in its own thread with its own generators, so it gives the model it gives
     when trained alone with the same ``intra_op_threads``. Independent threads never wait for
     each other (unlike the intra-op threads of one fit), so a core busy with another process
-    slows only the seed that shares it. See :mod:`rave.resources` for choosing ``workers``.
+    slows only the seed that shares it. See :mod:`rave.campaign.resources` for choosing ``workers``.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """The VAE's settings (:class:`VAEConfig`), without torch: a config file is checked with them.
 
-:mod:`rave.vae` (the network and its training) re-exports :class:`VAEConfig` and
+:mod:`rave.learn.vae` (the network and its training) re-exports :class:`VAEConfig` and
 :data:`LR_SCHEDULES`; its ``ACTIVATIONS`` maps :data:`ACTIVATION_NAMES` to torch modules.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["ACTIVATION_NAMES", "LR_SCHEDULES", "VAEConfig"]
 
-#: Activation functions that :class:`VAEConfig` accepts, by name (``rave.vae.ACTIVATIONS``
+#: Activation functions that :class:`VAEConfig` accepts, by name (``rave.learn.vae.ACTIVATIONS``
 #: maps them to torch modules).
 ACTIVATION_NAMES = ("elu", "relu", "silu", "gelu", "tanh", "softplus")
 

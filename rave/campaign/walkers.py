@@ -42,9 +42,9 @@ class WalkerTask:
 
     positions, velocities, box_vectors : np.ndarray (nm, nm/ps, nm); velocities None: drawn at
         the temperature with ``seed``; box_vectors None: the system's default box.
-    bias : dict of :meth:`rave.bias.Bias.to_dict`, or None (unbiased round)
+    bias : dict of :meth:`rave.learn.bias.Bias.to_dict`, or None (unbiased round)
     snapshot_every : frames between stored position snapshots (starting points for later rounds)
-    opes : dict of :meth:`rave.adaptive.OPESSpec.to_dict`, or None (no adaptive bias)
+    opes : dict of :meth:`rave.md.opes.OPESSpec.to_dict`, or None (no adaptive bias)
     opes_state : an ``OPES.getState()`` snapshot to continue, or None (a fresh OPES)
     segment_frames : frames per fault-recovery segment
     """
@@ -99,7 +99,7 @@ class WalkerResult:
     wall_s: float
     faults: list[str] = field(default_factory=list)
     #: adaptive (OPES) walkers: largest |OpenMM - numpy| bias of its frames, kJ/mol; c(t) of
-    #: each frame, kJ/mol; the MBAR states of its frames (rave.bias.bias_blocks): each block's
+    #: each frame, kJ/mol; the MBAR states of its frames (rave.learn.bias.bias_blocks): each block's
     #: bias on the OPES grid (kJ/mol) and its frames, in time order
     bias_check_kjmol: float = 0.0
     ct_kjmol: np.ndarray | None = None
@@ -178,14 +178,12 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         After ``task.max_retries`` blow-ups; the message names the walker, the time and the
         time steps tried.
     """
-    import openmm
-
-    from .bias import Bias
-    from .engine import MDError, Walker
-    from .features import feature_from_dict
+    from ..learn.bias import Bias
+    from ..md.features import feature_from_dict
+    from ..md.walker import MDError, Walker, system_from_xml
 
     t0 = time.perf_counter()
-    system = openmm.XmlSerializer.deserialize(task.system_xml)
+    system = system_from_xml(task.system_xml)
     features = [feature_from_dict(d) for d in task.features]
     walker = Walker(
         system, task.positions, features, task.temperature_K, task.timestep_ps,

@@ -1,27 +1,28 @@
 """OpenMM simulation of one walker: bias in, frames (features and bias energy) out.
 
 The walker owns one ``openmm.Context`` for the whole campaign. The bias force
-(:func:`rave.bias.bias_force`) sits in its own force group and is updated in place between
+(:func:`rave.md.bias_force.bias_force`) sits in its own force group and is updated in place between
 rounds. Frames are recorded every ``report_interval`` steps: the integrator steps in chunks of
 ``report_interval`` (one Python call per frame, never one per MD step), the positions of the
-particles the features use are buffered and featurised in blocks with numpy, and the bias
-energy of every frame is read from OpenMM's bias force group (so reweighting uses the energy
-that was actually applied).
+particles the features use are buffered and featurised in blocks with numpy, and the bias energy of
+every frame is read from OpenMM's bias force group (so reweighting uses the energy that was
+actually applied).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import openmm
 from openmm import unit
 
-from .bias import DEFAULT_FORCE_GROUP, Bias, BiasGrid, bias_force, update_bias_force
+from ..learn.bias import Bias, BiasGrid
+from ..units import kT_kjmol
+from .bias_force import DEFAULT_FORCE_GROUP, bias_force, update_bias_force
 from .features import evaluate_features
-from .units import kT_kjmol
+from .frames import Frames
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +40,10 @@ def _md_value(value, md_unit) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
-class Frames:
-    """Frames recorded by a walker.
-
-    Attributes
-    ----------
-    features : np.ndarray, shape=(n_frames, n_features)
-    bias_kjmol : np.ndarray, shape=(n_frames,)
-        Bias energy applied at each frame (0 in an unbiased round).
-    time_ps : np.ndarray, shape=(n_frames,)
-    snapshots : np.ndarray, shape=(n_snapshots, n_particles, 3), dtype=float32, nm
-        Positions at the frames ``snapshot_frames`` (empty unless ``snapshot_every`` was given):
-        starting points for later walkers.
-    snapshot_frames : np.ndarray, shape=(n_snapshots,), dtype=int
-    """
-
-    features: np.ndarray
-    bias_kjmol: np.ndarray
-    time_ps: np.ndarray
-    snapshots: np.ndarray | None = None
-    snapshot_frames: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.bias_kjmol)
+def system_from_xml(xml: str) -> openmm.System:
+    """The System of an XML string written by ``openmm.XmlSerializer`` (a walker task carries
+    its System so, to a Dask worker or another process)."""
+    return openmm.XmlSerializer.deserialize(xml)
 
 
 class MDError(RuntimeError):
@@ -98,7 +79,7 @@ class Walker:
     system : openmm.System
         Copied; the original is not modified.
     positions : np.ndarray, shape=(n_particles, 3), nm (or an OpenMM Quantity)
-    features : sequence of rave.features.Feature
+    features : sequence of rave.md.features.Feature
         The order parameters recorded at every frame and biased through chi.
     temperature_K, timestep_ps, friction_per_ps : float (or Quantity)
     seed : int
@@ -113,7 +94,7 @@ class Walker:
         Threads of the CPU platform (default: OpenMM's choice, all cores); set it when several
         walkers share a machine.
     opes : dict, optional
-        :meth:`rave.adaptive.OPESSpec.to_dict`: OPES along the spec's chi on top of the static
+        :meth:`rave.md.opes.OPESSpec.to_dict`: OPES along the spec's chi on top of the static
         bias (an adaptive round); each frame's bias energy is then the static bias plus the
         OPES bias in force when the frame was recorded.
     opes_state : dict, optional
@@ -169,7 +150,7 @@ class Walker:
             self.bias = zero
         self.opes = None
         if opes is not None:
-            from .adaptive import OPESBias, OPESSpec
+            from .opes import OPESBias, OPESSpec
 
             if not with_bias:
                 raise ValueError("an OPES walker needs with_bias=True")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .systems.registry import UnknownSystemKind, all_kinds, get_kind
+from ..systems.registry import UnknownSystemKind, all_kinds, get_kind
 
 #: [system] keys besides kind, temperature and options: each applies to the kinds that name it
 #: in their ``keys`` (rave.systems.registry)
@@ -150,7 +150,7 @@ class SamplingConfig:
         round before the round fails (4)
     snapshots : positions kept per walker and round as starting frames of later rounds (20)
     max_total_steps : the campaign's MD budget: steps summed over all rounds and walkers, never
-        exceeded; round lengths then adapt (see rave.schedule) and ``rounds`` is an upper
+        exceeded; round lengths then adapt (see rave.campaign.schedule) and ``rounds`` is an upper
         bound on the number of rounds (None: the fixed schedule, rounds x steps_per_round)
     first_round_steps : steps per walker of the unbiased round 0 under a budget, a multiple of
         report_interval, >= 10 frames (default: steps_per_round / 4, at least 200 frames, at most
@@ -245,7 +245,7 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``[vae]`` keys beyond the network's own (see rave.vae.VAEConfig for those).
+    """``[vae]`` keys beyond the network's own (see rave.learn.vae.VAEConfig for those).
 
     models : VAEs trained per round with different seeds; spurious ones are dropped (3)
     threads : CPU threads for training; 0 = every core this process may use that is free when
@@ -309,13 +309,13 @@ class CoordinateConfig:
 
 @dataclass(frozen=True)
 class BiasConfig:
-    """``[bias]``: V(chi) = damping * kT ln P(chi), see rave.bias.build_bias_grid.
+    """``[bias]``: V(chi) = damping * kT ln P(chi), see rave.learn.bias.build_bias_grid.
 
     grid_points : 128;  padding : fraction of the sampled range added each side (0.25)
     cap_kT : V >= -cap_kT kT (8.0);  smoothing_bins : Gaussian sigma in grid spacings (2.0)
     damping : fraction of -F biased, (0, 1] (1.0);  force_group : 0..31 (30)
     method : "static" (the paper's V = kT ln P, fixed within a round) or "opes" (OPES along the
-        round's RC within the round, through openmm-opes; rave.adaptive)
+        round's RC within the round, through openmm-opes; rave.md.opes)
     opes_barrier_kjmol : OPES barrier, kJ/mol (25.0);  opes_pace : steps between kernels (500)
     opes_variance_pace : steps between kernel-width updates, divides opes_pace (100)
     opes_explore : OPES-explore instead of OPES-metaD (false)
@@ -418,7 +418,7 @@ class OutputConfig:
 class Config:
     system: SystemConfig
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    vae: dict = field(default_factory=dict)  # keyword arguments of rave.vae.VAEConfig
+    vae: dict = field(default_factory=dict)  # keyword arguments of rave.learn.vae.VAEConfig
     models: ModelConfig = field(default_factory=ModelConfig)
     coordinate: CoordinateConfig = field(default_factory=CoordinateConfig)
     bias: BiasConfig = field(default_factory=BiasConfig)
@@ -427,8 +427,8 @@ class Config:
     features: list = field(default_factory=list)  # [[features]] tables (kind = "openmm")
 
     def vae_config(self):
-        """The rave.vae.VAEConfig of this campaign."""
-        from .vae_config import VAEConfig
+        """The rave.learn.vae.VAEConfig of this campaign."""
+        from ..learn.vae_config import VAEConfig
 
         try:
             return VAEConfig(**_tuples(self.vae))
@@ -610,7 +610,7 @@ def _vae_section(values: Any) -> tuple[dict, ModelConfig]:
     values = dict(values)
     own = [f.name for f in dataclasses.fields(ModelConfig)]
     models = _section("vae", ModelConfig, {k: values.pop(k) for k in own if k in values})
-    from .vae_config import VAEConfig
+    from ..learn.vae_config import VAEConfig
 
     fields = {f.name: f for f in dataclasses.fields(VAEConfig)}
     unknown = sorted(set(values) - set(fields))

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store
-from .bias import Bias, BiasGrid, bias_force
-from .features import NoPlumedAction, feature_from_dict
+from ..campaign import store
+from ..learn.bias import Bias, BiasGrid
+from ..md.bias_force import bias_force
+from ..md.features import NoPlumedAction, feature_from_dict
 
 #: the exported PLUMED grid extends this many grid widths beyond each end of the bias grid with
 #: the edge value and zero derivative (the clamping rave applies), because PLUMED stops when
@@ -120,7 +121,7 @@ def plumed_grid_text(grid: BiasGrid, extra_widths: float = PLUMED_EXTRA_WIDTHS) 
 def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list[str]]:
     """PLUMED actions computing each feature: (lines, argument of each feature, notes).
 
-    Each feature writes its own actions (:meth:`rave.features.Feature.plumed_action`), labelled
+    Each feature writes its own actions (:meth:`rave.md.features.Feature.plumed_action`), labelled
     ``s0``, ``s1``, ... in order.
 
     Raises
@@ -177,7 +178,7 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
 def write_torchscript(workdir: Path, path: Path, force: bool = False) -> Path:
     """The chosen encoder of the latest round as TorchScript (raw features in, latent mean out);
     an existing file only with ``force``, never inside a campaign."""
-    from .vae import VAEModel
+    from ..learn.vae import VAEModel
 
     check_targets([Path(path)], force)
     folder = latest_round(workdir)

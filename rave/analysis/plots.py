@@ -27,8 +27,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import store
-from .stats import AlignedReference, align_reference, walker_segments
+from ..campaign import store
+from ..stats import AlignedReference, align_reference, walker_segments
 
 #: Axis text of chi when the caller does not know its order parameters' unit.
 CHI_UNIT_NOT_GIVEN = "the order parameters' units"
@@ -410,7 +410,7 @@ def latent_analysis(
 
     ``feature_units``: the unit of each order parameter (a feature's ``unit``; None: not
     given)."""
-    from .coordinate import robust_unit_scale
+    from ..learn.coordinate import robust_unit_scale
 
     d = features.shape[1]
     units = list(feature_units) if feature_units is not None else [None] * d

@@ -1,9 +1,9 @@
 """OPES along the learned RC inside a round (``[bias] method = "opes"``), through openmm-opes.
 
-Within a round r >= 1 each walker runs ``openmm_opes.OPES`` (Invernizzi & Parrinello, not
-written again here) on the round's RC chi = c . s, clamped to a grid [chi_min, chi_max] as the
-static bias is (:func:`rave.bias.chi_force`). The bias then changes during the round: a kernel
-every ``pace`` steps.
+Within a round r >= 1 each walker runs ``openmm_opes.OPES`` (Invernizzi & Parrinello, not written
+again here) on the round's RC chi = c . s, clamped to a grid [chi_min, chi_max] as the static bias
+is (:func:`rave.md.bias_force.chi_force`). The bias then changes during the round: a kernel every
+``pace`` steps.
 
 How the time dependence is handled
 ----------------------------------
@@ -26,11 +26,12 @@ puts that error where the early bias was deepest (measured on the rotated double
 steps: 0.54 kT RMSE of F against 0.20 kT for per-frame weights exp(beta (V_t - c(t)))).
 
 So the versions are grouped into *blocks* of consecutive versions within which the bias moves by
-at most ``delta_kT`` (1 kT) anywhere on the grid (:func:`rave.bias.bias_blocks`); a block's state
+at most ``delta_kT`` (1 kT) anywhere on the grid (:func:`rave.learn.bias.bias_blocks`); a block's
+state
 is the mixture of its own versions (c(t) only relates nearly equal biases), and every block is
 one state of the MBAR over all rounds, which finds the blocks' normalisations from all frames,
 as it does for static rounds (same case: 28 blocks, 0.22 kT). ``bias_applied.json`` of an
-adaptive round lists the blocks (:func:`rave.bias.adaptive_bias_dict`). Each frame keeps the
+adaptive round lists the blocks (:func:`rave.learn.bias.adaptive_bias_dict`). Each frame keeps the
 bias it felt, V_t(chi_t), read from OpenMM, checked against numpy's spline of its version's
 grid.
 """
@@ -42,8 +43,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .bias import BiasGrid, chi_force
-from .units import kT_kjmol
+from ..learn.bias import BiasGrid
+from ..units import kT_kjmol
+from .bias_force import chi_force
 
 __all__ = ["OPESSpec", "OPESBias", "map_opes_state", "linear_map"]
 
@@ -102,7 +104,7 @@ class OPESSpec:
     explore : bool
         OPES-explore instead of OPES-metaD.
     block_kT : float
-        Largest change of the bias within one MBAR state, kT (:func:`rave.bias.bias_blocks`).
+        Largest change of the bias within one MBAR state, kT (:func:`rave.learn.bias.bias_blocks`).
     """
 
     coefficients: tuple[float, ...]
@@ -259,8 +261,8 @@ class OPESBias:
 
     def blocks(self, max_blocks: int = 32) -> list[tuple[np.ndarray, int]]:
         """The versions with frames grouped into MBAR states within ``spec.block_kT``
-        (:func:`rave.bias.bias_blocks`)."""
-        from .bias import bias_blocks
+        (:func:`rave.learn.bias.bias_blocks`)."""
+        from ..learn.bias import bias_blocks
 
         return bias_blocks(np.asarray(self.values), np.asarray(self.ct),
                            np.asarray(self.counts), self.kT, self.spec.block_kT, max_blocks)

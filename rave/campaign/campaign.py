@@ -1,7 +1,7 @@
 """The RAVE loop: unbiased round 0, then train -> RC -> bias -> biased MD -> reweight.
 
 Each round runs ``sampling.walkers`` independent walkers under the same static bias (in this
-process or on Dask, see :mod:`rave.walkers`). After the MD of round r, all frames of rounds
+process or on Dask, see :mod:`rave.campaign.walkers`). After the MD of round r, all frames of rounds
 0..r are reweighted with MBAR over the rounds' static biases, the RAVE step
 (:class:`rave.learn.estimator.RAVE`: ``vae.models`` VAEs, the linear RC chi = c . s chosen by
 KL matching, spurious models dropped) runs on them, F(chi) is estimated, convergence is
@@ -22,7 +22,7 @@ config and its changes from ``config.json`` go into ``manifest.json``, and each 
 every later round, after a file of a complete round was damaged.
 
 Schedule: without ``[sampling] max_total_steps`` every round runs ``steps_per_round`` steps per
-walker. With it, :func:`rave.schedule.plan_round_steps` plans each round's length from the
+walker. With it, :func:`rave.campaign.schedule.plan_round_steps` plans each round's length from the
 complete rounds (a short unbiased round 0, then lengths that adapt to how much the RC and F(chi)
 still change) and the MD steps over all rounds and walkers never exceed the budget; each
 round.json stores its ``steps`` and ``plan_reason``, summary.json the budget used and left. A
@@ -30,8 +30,8 @@ resume recomputes the same plan from the stored rounds; a round whose walkers ar
 keeps their length. Changing ``max_total_steps`` or ``first_round_steps`` on a resume is
 recorded (not refused), but a budget below the steps already spent is refused.
 
-Every write happens under the work directory's lock (:func:`rave.store.lock_workdir`). See
-:mod:`rave.store` for the layout.
+Every write happens under the work directory's lock (:func:`rave.campaign.store.lock_workdir`). See
+:mod:`rave.campaign.store` for the layout.
 """
 
 from __future__ import annotations
@@ -48,25 +48,27 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import __version__, store
-from .adaptive import OPESSpec, linear_map, map_opes_state
-from .analysis import chi_unit
-from .bias import (
+from .. import __version__
+from ..analysis import chi_unit
+from ..learn.bias import (
     Bias,
     adaptive_bias_dict,
     applied_states,
     reduced_bias_matrix,
 )
+from ..learn.coordinate import direction_angle_deg
+from ..learn.estimator import RAVE, RAVEModel, cold_positions, rc_frames, stale_warm_starts  # noqa: F401
+from ..md.features import openmm_feature_values
+from ..md.frames import Frames
+from ..md.opes import OPESSpec, linear_map, map_opes_state
+from ..md.walker import MDError
+from ..stats import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
+from ..units import kT_kjmol
+from . import store
 from .config import Config, ConfigError, check_frame_memory
-from .coordinate import direction_angle_deg
-from .engine import Frames, MDError
-from .features import openmm_feature_values
-from .learn.estimator import RAVE, RAVEModel, cold_positions, rc_frames, stale_warm_starts  # noqa: F401
 from .resources import read_allowed_cores
 from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
-from .stats import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
-from .units import kT_kjmol
 from .walkers import WalkerResult, WalkerTask, make_executor
 
 __all__ = ["BiasMismatchError", "Campaign", "RoundFailed", "RoundRecord",
@@ -119,7 +121,7 @@ class RoundRecord:
     run: int | None = None
     #: config keys that run changed from config.json, "key: stored X, now Y"
     config_changes: list[str] = field(default_factory=list)
-    #: MD steps per walker of this round, and why the schedule chose them (rave.schedule)
+    #: MD steps per walker of this round, and why the schedule chose them (rave.campaign.schedule)
     steps: int | None = None
     plan_reason: str | None = None
     #: growth of the chi span of all frames by this round's frames, as a fraction of the span
@@ -290,7 +292,7 @@ class Campaign:
         self.workdir = Path(workdir)
         self.records: list[RoundRecord] = []
         self._frames: list[Frames] = []
-        #: per round, the bias states its frames were sampled under (rave.bias.applied_states)
+        #: per round, the bias states its frames were sampled under (rave.learn.bias.applied_states)
         self._biases: list[list[tuple[Bias | None, int]]] = []
         self._adaptive: list[bool] = []  # per round: OPES within the round
         self._walkers: list[np.ndarray] = []  # per round: the walker index of each frame
@@ -421,9 +423,9 @@ class Campaign:
 
         Raises
         ------
-        rave.store.WorkdirBusy
+        rave.campaign.store.WorkdirBusy
             Another process holds the work directory's lock.
-        rave.store.WorkdirError
+        rave.campaign.store.WorkdirError
             The directory holds something else, or a resume would change what its data mean.
         """
         rounds = self.config.sampling.rounds if rounds is None else int(rounds)
@@ -515,7 +517,8 @@ class Campaign:
 
     # ------------------------------------------------------------------ schedule
     def _plan_from_rule(self) -> RoundPlan:
-        """The schedule's plan of the next round from the complete rounds (rave.schedule)."""
+        """The schedule's plan of the next round from the complete rounds
+        (rave.campaign.schedule)."""
         s, c = self.config.sampling, self.config.convergence
         return plan_round_steps(
             self.records, steps_per_round=s.steps_per_round, report_interval=s.report_interval,
@@ -579,7 +582,7 @@ class Campaign:
         log.info("schedule: a budget of %d MD steps over all rounds and walkers (%d used, %d "
                  "left), at most %d rounds x %d walker(s); round 0 runs %d steps, round 1 %d, "
                  "later rounds halve while the RC turns or new chi values appear and double "
-                 "once the RC and F(chi) settle, within [%d, %d] steps (rave.schedule)",
+                 "once the RC and F(chi) settle, within [%d, %d] steps (rave.campaign.schedule)",
                  s.max_total_steps, used, s.max_total_steps - used, rounds, s.walkers,
                  s.planned_first_round_steps(), s.steps_per_round, floor, cap)
 
@@ -649,7 +652,7 @@ class Campaign:
     def _load_round(self, folder: Path, index: int):
         """A complete round's record, frames, applied bias, weights and next bias; its model
         files are checked to read back (analysis and export load them)."""
-        from .vae import VAEModel
+        from ..learn.vae import VAEModel
 
         def parsed(name: str, build):
             data = store.load_json(folder / name)
@@ -1015,8 +1018,8 @@ class Campaign:
         """The RAVE step of this round (rave.learn.estimator.RAVE) and its model files: a model
         file already stored by an interrupted run is reused, a new model is stored as soon as
         it is trained. From round 1 on the seeds start from the previous round's models, except
-        ``cold_seeds``; seeds train side by side on the free cores (rave.resources)."""
-        from .vae import VAEModel
+        ``cold_seeds``; seeds train side by side on the free cores (rave.campaign.resources)."""
+        from ..learn.vae import VAEModel
 
         cfg = self.config
         seeds = self._seeds(index)
@@ -1181,7 +1184,7 @@ class Campaign:
         return np.asarray(exact(coefficients, centers), dtype=float)
 
     def _round_figure(self, path, record, chi, log_w, centers, profile) -> None:
-        from . import plots
+        from ..analysis import plots
 
         plots.round_figure(
             path,
@@ -1209,7 +1212,7 @@ class Campaign:
         last = store.round_dir(self.workdir, self.records[-1].index)
         store.write_text(self.workdir / "free_energy.csv", (last / "free_energy.csv").read_text())
         if self.config.output.figures:
-            from . import plots
+            from ..analysis import plots
 
             if self._last_reweight is None:  # resumed with every round already complete
                 self._last_reweight = self._reweight()

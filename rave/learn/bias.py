@@ -1,4 +1,5 @@
-"""The RAVE bias: V(chi) = kT ln P(chi) on a grid, its numpy evaluation and its OpenMM force.
+"""The RAVE bias: V(chi) = kT ln P(chi) on a grid, its numpy evaluation, and the bias states
+of the rounds (static, or blocks of an adaptive round) for MBAR.
 
 The bias of a round is built from the reweighted frames of all rounds so far, projected on the
 reaction coordinate chi = sum_i c_i s_i:
@@ -9,10 +10,11 @@ reaction coordinate chi = sum_i c_i s_i:
 4. a Gaussian smoothing of V (``smoothing_bins`` grid spacings, edge values held), then a shift
    so that max V = 0.
 
-OpenMM evaluates the bias with a ``Continuous1DFunction`` (a natural cubic spline through the
-grid values) of the clamped argument ``max(chi_min, min(chi_max, chi))``: outside the grid the
-energy stays at the edge value, it never falls to zero. :class:`BiasGrid` evaluates the same
-spline with numpy, so the bias energy of every frame is known without OpenMM.
+OpenMM (:func:`rave.md.bias_force.bias_force`) evaluates the bias with a ``Continuous1DFunction``
+(a natural cubic spline through the grid values) of the clamped argument ``max(chi_min,
+min(chi_max, chi))``: outside the grid the energy stays at the edge value, it never falls to zero.
+:class:`BiasGrid` evaluates the same spline with numpy, so the bias energy of every frame is known
+without OpenMM.
 """
 
 from __future__ import annotations
@@ -26,23 +28,10 @@ from scipy.interpolate import CubicSpline
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import logsumexp
 
-from .stats.weights import as_log_weights, free_energy_histogram
+from ..stats.weights import as_log_weights, free_energy_histogram
 
-#: force group that holds the bias force unless the caller chooses another
-DEFAULT_FORCE_GROUP = 30
-#: name of the tabulated function and the prefix of the global parameters in OpenMM
-_TABLE = "rave_bias"
-_CHI_MIN = "rave_chi_min"
-_CHI_MAX = "rave_chi_max"
-#: a global parameter every RAVE bias force defines (and an OPES CV of rave does not): a
-#: Context whose parameters include it holds a RAVE bias
-BIAS_PARAMETER = _CHI_MIN
 #: relative pull-in of the clamp bounds from the grid ends
 _CLAMP_EPS = 1e-9
-
-
-def _coefficient_parameter(i: int) -> str:
-    return f"rave_c{i}"
 
 
 @dataclass(frozen=True)
@@ -257,151 +246,10 @@ def build_bias_grid(
     return BiasGrid(chi_min, chi_max, values)
 
 
-def _compound_terms(features: Sequence) -> tuple[list[int], list[str], bool] | None:
-    """Particles, per-feature Lepton expressions and periodicity for one
-    CustomCompoundBondForce, when every feature is a function of single particles (each
-    answers :meth:`rave.features.Feature.compound_term`) and all terms share one periodicity;
-    else None."""
-    particles: list[int] = []
-    terms: list[str] = []
-    periodic: set[bool] = set()
-
-    def slot(index: int) -> int:
-        if index not in particles:
-            particles.append(index)
-        return particles.index(index) + 1
-
-    for feature in features:
-        compound_term = getattr(feature, "compound_term", None)
-        term = compound_term(slot) if compound_term is not None else None
-        if term is None:
-            return None
-        terms.append(term.expression)
-        periodic.add(bool(term.periodic))
-    if len(periodic) > 1:
-        return None  # mixed periodicity, or absolute coordinates beside minimum-image geometry
-    return particles, terms, periodic == {True}
-
-
-def _linear_force(features: Sequence, coefficients: np.ndarray, outer: str,
-                  clamp: tuple[float, float], prefix: str = "rave"):
-    """An OpenMM force whose energy is ``outer``, a Lepton expression of ``chi`` clamped to
-    ``clamp``, chi = sum_i c_i s_i (coefficients and clamp bounds as global parameters named
-    ``{prefix}_c<i>``, ``{prefix}_chi_min``, ``{prefix}_chi_max``: one Context holds the static
-    bias and an OPES CV side by side, so their parameters need different names).
-
-    One ``CustomCompoundBondForce`` over the particles when every feature is a function of
-    single particles, else a ``CustomCVForce`` over the features' own forces.
-    """
-    import openmm
-
-    compound = _compound_terms(features)
-    variables = compound[1] if compound else [f"f{i}" for i in range(len(features))]
-    chi = " + ".join(f"{prefix}_c{i}*{v}" for i, v in enumerate(variables))
-    expression = f"{outer}; chi = max({prefix}_chi_min, min({prefix}_chi_max, {chi}))"
-    if compound:
-        force = openmm.CustomCompoundBondForce(len(compound[0]), expression)
-        force.addBond(compound[0], [])
-        force.setUsesPeriodicBoundaryConditions(compound[2])
-    else:
-        force = openmm.CustomCVForce(expression)
-        for i, feature in enumerate(features):
-            force.addCollectiveVariable(f"f{i}", feature.openmm_force())
-    for i, c in enumerate(coefficients):
-        force.addGlobalParameter(f"{prefix}_c{i}", float(c))
-    force.addGlobalParameter(f"{prefix}_chi_min", float(clamp[0]))
-    force.addGlobalParameter(f"{prefix}_chi_max", float(clamp[1]))
-    return force
-
-
-def bias_force(
-    features: Sequence, bias: Bias, force_group: int = DEFAULT_FORCE_GROUP
-) -> openmm.Force:  # noqa: F821
-    """The OpenMM force of a bias: ``table(clamp(chi))``, chi = sum_i c_i s_i.
-
-    When every feature is a function of single particles (a coordinate; a distance, angle or
-    dihedral of single atoms), the bias is one ``CustomCompoundBondForce`` over those particles
-    (cheap: no inner Context). Otherwise it is a
-    ``CustomCVForce`` over the features' own forces. Either way the tabulated function is a
-    ``Continuous1DFunction`` of the clamped argument, the coefficients and clamp bounds are
-    global parameters, and :func:`update_bias_force` changes them in place.
-
-    Parameters
-    ----------
-    features : sequence of rave.features.Feature
-        One per coefficient, each providing ``openmm_force()`` whose energy is the feature.
-    bias : Bias
-    force_group : int
-        The force group (0-31) that holds the bias alone, so its energy can be read alone.
-    """
-    import openmm
-
-    if len(features) != bias.coefficients.size:
-        raise ValueError(
-            f"the bias has {bias.coefficients.size} coefficients but {len(features)} features "
-            f"were given"
-        )
-    if not 0 <= force_group <= 31:
-        raise ValueError(f"force_group must be in 0..31. You supplied {force_group}")
-    force = _linear_force(features, bias.coefficients, f"{_TABLE}(chi)", bias.grid.clamp_bounds)
-    force.addTabulatedFunction(
-        _TABLE,
-        openmm.Continuous1DFunction(
-            list(map(float, bias.grid.values_kjmol)), bias.grid.chi_min, bias.grid.chi_max
-        ),
-    )
-    force.setForceGroup(force_group)
-    force.setName("RAVE bias")
-    return force
-
-
-def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
-              chi_max: float):
-    """An OpenMM force whose energy is the clamped RC, ``max(lo, min(hi, chi))`` in the units
-    of chi, with ``(lo, hi)`` the bounds of :attr:`BiasGrid.clamp_bounds` of a grid on
-    [chi_min, chi_max]: a collective variable for a bias built elsewhere (OPES), which then
-    sees the edge value of its grid outside it, as :func:`bias_force` does.
-    """
-    coefficients = np.asarray(coefficients, dtype=float).reshape(-1)
-    if len(features) != coefficients.size:
-        raise ValueError(
-            f"{coefficients.size} coefficients but {len(features)} features were given"
-        )
-    bounds = BiasGrid(chi_min, chi_max, np.zeros(3)).clamp_bounds
-    force = _linear_force(features, coefficients, "chi", bounds, prefix="rave_opes")
-    force.setName("RAVE chi")
-    return force
-
-
-def update_bias_force(force, context, bias: Bias) -> None:
-    """Put a new bias into an existing force and its Context, without a new Context."""
-    n = sum(force.getGlobalParameterName(i).startswith("rave_c") and
-            force.getGlobalParameterName(i)[6:].isdigit()
-            for i in range(force.getNumGlobalParameters()))
-    if bias.coefficients.size != n:
-        raise ValueError(
-            f"the new bias has {bias.coefficients.size} coefficients; the force has {n} features"
-        )
-    values = {_coefficient_parameter(i): float(c) for i, c in enumerate(bias.coefficients)}
-    values[_CHI_MIN], values[_CHI_MAX] = bias.grid.clamp_bounds
-    for index in range(force.getNumGlobalParameters()):
-        name = force.getGlobalParameterName(index)
-        if name in values:
-            force.setGlobalParameterDefaultValue(index, values[name])
-    for name, value in values.items():
-        context.setParameter(name, value)
-    for index in range(force.getNumTabulatedFunctions()):
-        if force.getTabulatedFunctionName(index) == _TABLE:
-            force.getTabulatedFunction(index).setFunctionParameters(
-                list(map(float, bias.grid.values_kjmol)), bias.grid.chi_min, bias.grid.chi_max
-            )
-    force.updateParametersInContext(context)
-
-
 def effective_log_sum(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np.ndarray,
                       kT: float) -> np.ndarray:
     """log sum_t n_t exp(-(V_t - c_t) / kT) on a grid: one walker's share of the effective bias
-    of an adaptive round (see :mod:`rave.adaptive`).
+    of an adaptive round (see :mod:`rave.md.opes`).
 
     Parameters
     ----------
@@ -444,7 +292,7 @@ def bias_blocks(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np.ndarr
     ``max_blocks``). A block's state is the mixture of its versions,
     V_block = -kT ln [sum_t n_t exp(-(V_t - c_t)/kT) / n_block] (:func:`effective_log_sum`), so
     c(t) only relates versions that differ by about ``delta_kT``; MBAR finds the blocks'
-    normalisations from all frames (:mod:`rave.adaptive`).
+    normalisations from all frames (:mod:`rave.md.opes`).
 
     Parameters
     ----------

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from .stats.weights import as_log_weights, as_weights
+from ..stats.weights import as_log_weights, as_weights
 
 __all__ = [
     "CoordinateResult",

@@ -5,7 +5,7 @@ Layout::
     WORKDIR/
       manifest.json        format name and version, rave version, input-file hashes, runs
       config.json          the validated configuration (every default filled in)
-      features.json        the order parameters (rave.features.Feature.to_dict)
+      features.json        the order parameters (rave.md.features.Feature.to_dict)
       inputs/              copies of a bring-your-own system's PDB / System XML
       prepared.npz         minimised and equilibrated start (systems that need preparation)
       summary.json         rounds, RC coefficients, KL, frames, effective sample size, MD

@@ -20,8 +20,8 @@ A kind's module is imported when a config of that kind is read or built, not bef
 
 from __future__ import annotations
 
+from ..systems.registry import SimulationSystem, file_sha256, get_kind
 from .config import Config, ConfigError
-from .systems.registry import SimulationSystem, file_sha256, get_kind
 
 __all__ = ["SimulationSystem", "build_model_potential", "build_simulation_system",
            "file_sha256"]

@@ -1,6 +1,7 @@
 """A finished (or running) campaign loaded from its work directory, for notebooks and reports.
 
-Everything here is computation on stored files; figures are drawn by :mod:`rave.plots`, whose
+Everything here is computation on stored files; figures are drawn by :mod:`rave.analysis.plots`,
+whose
 functions return matplotlib ``Figure`` objects (and save them when given a path).
 
 In a notebook::
@@ -24,23 +25,12 @@ Frames of a round may come from several walkers (``round_NNN/frames.npz`` may ho
 array ``walker``); every time series (blocks of the bootstrap, transitions, chi(t) lines) is
 taken per walker, through :func:`rave.stats.walker_segments`.
 
-Metastable states (:func:`find_metastable_states`): basins of the final F(chi) (lightly
-smoothed) over bins with at least ``MIN_BIN_FRAMES`` frames, whose minimum lies at least
-``min_depth_kT`` (2 kT) below the lower of its two neighbouring barriers and whose core (the
-contiguous range around the minimum where F < F_min + ``core_kT``, 1 kT) holds at least
-``MIN_STATE_FRAMES`` frames. Bins without frames never make a state. A transition
-(:func:`count_transitions`) is counted when a walker enters a core other than the last one it
-was in: the frames between cores are a hysteresis band, so recrossings of the barrier region
-that do not reach the other core count nothing.
-
-Pure functions: :func:`find_metastable_states`, :func:`count_transitions`,
-:func:`transition_matrix`.
+Metastable states and transitions are found by the pure functions of
+:mod:`rave.analysis.states`; the report is written by :mod:`rave.analysis.report`.
 """
 
 from __future__ import annotations
 
-import html
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +38,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import store
-from .bias import Bias, applied_states, reduced_bias_matrix
-from .coordinate import direction_angle_deg
-from .features import feature_from_dict
-from .stats import (
-    BLOCKS_PER_INEFFICIENCY,
+from ..campaign import store
+from ..learn.bias import Bias, applied_states, reduced_bias_matrix
+from ..learn.coordinate import direction_angle_deg
+from ..md.features import feature_from_dict
+from ..stats import (
     AlignedReference,
     ProfileEstimate,
     ReweightResult,
@@ -65,7 +54,14 @@ from .stats import (
     normalised_weights,
     walker_segments,
 )
-from .units import kT_kjmol
+from ..units import kT_kjmol
+from .states import (
+    MIN_BIN_FRAMES,
+    MIN_STATE_FRAMES,
+    MetastableState,
+    count_transitions,
+    find_metastable_states,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -73,17 +69,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CampaignFileError",
     "CampaignResult",
-    "MetastableState",
-    "MIN_BIN_FRAMES",
-    "MIN_STATE_FRAMES",
     "ReportFigure",
     "RoundData",
     "chi_unit",
-    "count_transitions",
-    "transition_matrix",
-    "find_metastable_states",
-    "walker_segments",
-    "write_report",
     "config_change_lines",
 ]
 
@@ -163,327 +151,6 @@ def _read_json(path: Path):
 
 
 # --------------------------------------------------------------------------------------------
-# metastable states and transitions (pure functions)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetastableState:
-    """A basin of F(chi) deep and populated enough to count as a state.
-
-    Attributes
-    ----------
-    minimum : float
-        chi at the minimum (a bin centre), units of chi.
-    free_energy_kT : float
-        F at the minimum (smoothed profile), kT.
-    depth_kT : float
-        Lower neighbouring barrier minus ``free_energy_kT`` (kT); ``inf`` when no sampled
-        barrier separates the state from another one (the only state, or states separated by
-        bins without frames).
-    core : tuple of float
-        ``(low, high)`` chi range of the core (bin edges).
-    frames : int or None
-        Frames in the core (None when the profile came without counts).
-    """
-
-    minimum: float
-    free_energy_kT: float
-    depth_kT: float
-    core: tuple[float, float]
-    frames: int | None = None
-
-
-#: Fewest frames in a bin for its F to count as sampled by the state finder: with fewer, the
-#: bin's relative count error exceeds 1/sqrt(5) = 45 % (~0.45 kT in F) and a lone frame of the tail
-#: would make a "minimum" between two empty bins.
-MIN_BIN_FRAMES = 5
-#: Fewest frames in a state's core: a state is where the walkers dwelt, not one visit of a few
-#: frames (a core of a basin visited once in a short campaign holds hundreds).
-MIN_STATE_FRAMES = 20
-
-
-def _smooth(profile: np.ndarray, half_width: int) -> np.ndarray:
-    """Moving average over ``2 half_width + 1`` bins of the finite values; empty bins stay inf."""
-    finite = np.isfinite(profile)
-    if half_width == 0:
-        return np.where(finite, profile, np.inf)
-    values = np.where(finite, profile, 0.0)
-    kernel = np.ones(2 * half_width + 1)
-    sums = np.convolve(values, kernel, mode="same")
-    counts = np.convolve(finite.astype(float), kernel, mode="same")
-    return np.where(finite, sums / np.maximum(counts, 1.0), np.inf)
-
-
-def _count_arg(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}. You supplied {value!r}")
-    return int(value)
-
-
-def find_metastable_states(
-    centers: np.ndarray,
-    profile_kT: np.ndarray,
-    min_depth_kT: float = 2.0,
-    core_kT: float = 1.0,
-    smoothing_bins: int = 1,
-    counts: np.ndarray | None = None,
-    min_bin_frames: int = MIN_BIN_FRAMES,
-    min_state_frames: int = MIN_STATE_FRAMES,
-) -> list[MetastableState]:
-    """Metastable states of a 1-D free-energy profile: deep, populated minima and their cores.
-
-    The rule, step by step:
-
-    1. A bin is *sampled* when its F is finite and (given ``counts``) it holds at least
-       ``min_bin_frames`` frames; other bins have no F (``+inf``). Bins without frames are
-       never states and never join two states: they act as barriers of unknown height.
-    2. The sampled F is smoothed by a moving average over ``2 smoothing_bins + 1`` bins (over
-       sampled bins only).
-    3. Every local minimum of the smoothed F is a candidate. Its depth is the lower of its two
-       barriers (the highest F between it and the next candidate on each side, ``inf`` across
-       unsampled bins; a side with no further candidate has no barrier) minus its F; its core
-       is the contiguous run of bins around it with smoothed F < F_min + ``core_kT``.
-    4. A candidate fails when it is shallower than ``min_depth_kT`` or (given ``counts``) its
-       core holds fewer than ``min_state_frames`` frames. The shallowest failing candidate is
-       merged into the neighbour across its lower barrier when that barrier was sampled (a
-       shallow one: the merged basin keeps the lower minimum; a thinly populated one: the
-       neighbour's minimum), and is dropped when no sampled barrier joins it to a neighbour.
-       This repeats until no candidate fails.
-
-    Parameters
-    ----------
-    centers : np.ndarray, shape=(n_bins,), dtype=float
-        Strictly increasing bin centres (units of chi), at least 3.
-    profile_kT : np.ndarray, shape=(n_bins,), dtype=float
-        F in kT; ``+inf`` for empty bins (no NaN, no ``-inf``).
-    min_depth_kT : float
-        Least depth of a state, kT (> 0).
-    core_kT : float
-        Height of the core above the minimum, kT; ``0 < core_kT < min_depth_kT`` so that cores
-        never touch.
-    smoothing_bins : int
-        Half-width of the moving average, bins (>= 0; 0: no smoothing).
-    counts : np.ndarray or None, shape=(n_bins,), dtype=int
-        Frames in each bin (unweighted). ``None``: every finite bin counts as sampled and no
-        state is refused for its frames (an analytic profile).
-    min_bin_frames : int
-        Fewest frames in a sampled bin (>= 1; used with ``counts``).
-    min_state_frames : int
-        Fewest frames in a state's core (>= 1; used with ``counts``).
-
-    Returns
-    -------
-    list of MetastableState
-        In increasing chi; empty if no bin is sampled or no basin holds enough frames.
-    """
-    c = np.asarray(centers, dtype=float)
-    f = np.asarray(profile_kT, dtype=float)
-    if c.ndim != 1 or c.size < 3:
-        raise ValueError(f"centers must be 1-D with at least 3 bins. You supplied shape {c.shape}")
-    if not np.isfinite(c).all() or not (np.diff(c) > 0).all():
-        raise ValueError("centers must be finite and strictly increasing")
-    if f.shape != c.shape:
-        raise ValueError(
-            f"profile_kT must have the shape of centers {c.shape}. You supplied {f.shape}"
-        )
-    if np.isnan(f).any() or np.isneginf(f).any():
-        raise ValueError("profile_kT must not contain NaN or -inf (empty bins are +inf)")
-    if not np.isfinite(min_depth_kT) or min_depth_kT <= 0:
-        raise ValueError(f"min_depth_kT must be > 0 (kT). You supplied {min_depth_kT}")
-    if not (0 < core_kT < min_depth_kT):
-        raise ValueError(
-            f"core_kT must be in (0, min_depth_kT = {min_depth_kT}) kT so that cores do not "
-            f"touch. You supplied {core_kT}"
-        )
-    smoothing_bins = _count_arg(smoothing_bins, "smoothing_bins", 0)
-    min_bin_frames = _count_arg(min_bin_frames, "min_bin_frames", 1)
-    min_state_frames = _count_arg(min_state_frames, "min_state_frames", 1)
-    if counts is None:
-        n_frames = None
-    else:
-        n_frames = np.asarray(counts)
-        if n_frames.shape != c.shape or not np.issubdtype(n_frames.dtype, np.integer):
-            raise ValueError(
-                f"counts must be integers of the shape of centers {c.shape}. You supplied "
-                f"shape {n_frames.shape}, dtype {n_frames.dtype}"
-            )
-        if (n_frames < 0).any():
-            raise ValueError("counts must be >= 0 (frames per bin)")
-        f = np.where(n_frames >= min_bin_frames, f, np.inf)
-    s = _smooth(f, smoothing_bins)
-    n = s.size
-    if not np.isfinite(s).any():
-        return []
-    left_lower = np.concatenate([[True], s[1:] < s[:-1]])
-    right_not_higher = np.concatenate([s[:-1] <= s[1:], [True]])
-    minima = list(np.flatnonzero(np.isfinite(s) & left_lower & right_not_higher))
-    barriers = [float(np.max(s[a : b + 1])) for a, b in zip(minima[:-1], minima[1:], strict=True)]
-
-    def sides(j: int) -> tuple[float, float]:
-        left = barriers[j - 1] if j > 0 else np.inf
-        right = barriers[j] if j < len(barriers) else np.inf
-        return left, right
-
-    def depth(j: int) -> float:
-        return min(sides(j)) - s[minima[j]]
-
-    def core(m: int) -> tuple[int, int]:
-        inside = s < s[m] + core_kT
-        lo = hi = m
-        while lo > 0 and inside[lo - 1]:
-            lo -= 1
-        while hi < n - 1 and inside[hi + 1]:
-            hi += 1
-        return lo, hi
-
-    def core_frames(m: int) -> int | None:
-        if n_frames is None:
-            return None
-        lo, hi = core(m)
-        return int(n_frames[lo : hi + 1].sum())
-
-    while minima:
-        depths = [depth(j) for j in range(len(minima))]
-        frames = [core_frames(m) for m in minima]
-        thin = [x is not None and x < min_state_frames for x in frames]
-        failing = [j for j in range(len(minima)) if thin[j] or depths[j] < min_depth_kT]
-        if not failing:
-            break
-        j = min(failing, key=lambda i: (depths[i], frames[i] or 0))
-        left, right = sides(j)
-        if not np.isfinite(min(left, right)):
-            # no sampled barrier joins it to a neighbour, so its depth is inf and it fails for
-            # its frames: drop it (the barriers on both sides were unsampled; one remains)
-            del minima[j]
-            if barriers:
-                del barriers[j - 1 if j > 0 else 0]
-            continue
-        other = j - 1 if left <= right else j + 1
-        lo, hi = sorted((j, other))
-        if thin[j]:
-            keep = minima[other]
-        else:
-            keep = minima[lo] if s[minima[lo]] <= s[minima[hi]] else minima[hi]
-        minima[lo : hi + 1] = [keep]
-        del barriers[lo]
-
-    bounds = np.concatenate(
-        [[c[0] - 0.5 * (c[1] - c[0])], 0.5 * (c[1:] + c[:-1]), [c[-1] + 0.5 * (c[-1] - c[-2])]]
-    )
-    states = []
-    for j, m in enumerate(minima):
-        lo, hi = core(m)
-        states.append(
-            MetastableState(
-                minimum=float(c[m]),
-                free_energy_kT=float(s[m]),
-                depth_kT=float(depth(j)),
-                core=(float(bounds[lo]), float(bounds[hi + 1])),
-                frames=core_frames(m),
-            )
-        )
-    return states
-
-
-def _core_labels(chi: np.ndarray, cores: np.ndarray) -> np.ndarray:
-    """Index of the core holding each frame, -1 outside every core."""
-    labels = np.full(chi.shape, -1, dtype=np.int64)
-    for i, (lo, hi) in enumerate(cores):
-        labels[(chi >= lo) & (chi <= hi)] = i
-    return labels
-
-
-def count_transitions(
-    chi: np.ndarray,
-    cores: list[tuple[float, float]] | np.ndarray,
-    walker: np.ndarray | None = None,
-) -> int:
-    """Core-to-core transitions in time series of chi.
-
-    A frame is in core ``i`` when ``low_i <= chi <= high_i``. A transition is counted each time
-    a walker enters a core other than the last core it was in: the frames between cores are a
-    hysteresis band, so recrossings of the barrier region, and excursions that return to the
-    core they left, count nothing; crossing A -> B -> C through B's core counts 2. Each
-    walker's series is counted on its own, never across the join of two walkers.
-
-    Parameters
-    ----------
-    chi : np.ndarray, shape=(n_frames,), dtype=float
-        chi of each frame; frames of one walker in time order.
-    cores : sequence of (low, high), shape=(n_states, 2)
-        Disjoint core ranges, units of chi (e.g. ``[s.core for s in states]``).
-    walker : np.ndarray or None, shape=(n_frames,), dtype=int
-        Walker index of each frame (see :func:`rave.stats.walker_segments`); ``None``: one
-        walker.
-
-    Returns
-    -------
-    int
-        Total number of transitions over all walkers.
-    """
-    x = np.asarray(chi, dtype=float)
-    if x.ndim != 1:
-        raise ValueError(f"chi must be 1-D, shape (n_frames,). You supplied shape {x.shape}")
-    bounds = np.asarray(cores, dtype=float).reshape(-1, 2) if len(cores) else np.zeros((0, 2))
-    if (bounds[:, 1] < bounds[:, 0]).any():
-        raise ValueError(
-            f"each core must be (low, high) with low <= high. You supplied {bounds.tolist()}"
-        )
-    order = np.argsort(bounds[:, 0])
-    if (bounds[order][1:, 0] <= bounds[order][:-1, 1]).any():
-        raise ValueError(f"cores must not overlap. You supplied {bounds.tolist()}")
-    counts = transition_matrix(_core_labels(x, bounds), len(bounds), walker)
-    return int(counts.sum() - np.trace(counts))
-
-
-def transition_matrix(
-    labels: np.ndarray, n_states: int, walker: np.ndarray | None = None
-) -> np.ndarray:
-    """Counts of state-to-state transitions in time series of state labels.
-
-    ``labels[t]`` is the state of frame ``t`` (``0 .. n_states - 1``) or ``-1`` between states.
-    A transition ``i -> j`` is counted each time a walker enters state ``j`` with ``i`` the last
-    state it was in (frames between states do not count; ``i -> between -> i`` is no
-    transition). Each walker's series is counted on its own, never across the join of two
-    walkers; a walker's first state is an arrival, not a transition.
-
-    Parameters
-    ----------
-    labels : np.ndarray, shape=(n_frames,), dtype=int
-        Frames of one walker in time order, walkers one after another.
-    n_states : int
-        Number of states (>= 0).
-    walker : np.ndarray or None, shape=(n_frames,), dtype=int
-        Walker index of each frame (see :func:`rave.stats.walker_segments`); ``None``: one
-        walker.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_states, n_states), dtype=int64
-        ``[i, j]``: transitions from state ``i`` into state ``j``; the diagonal is zero.
-    """
-    lab = np.asarray(labels)
-    if lab.ndim != 1 or not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(
-            f"labels must be a 1-D integer array, shape (n_frames,). You supplied shape "
-            f"{lab.shape}, dtype {lab.dtype}"
-        )
-    if lab.size and (lab.min() < -1 or lab.max() >= n_states):
-        raise ValueError(
-            f"labels must lie in -1 .. {n_states - 1} (n_states = {n_states}). You supplied "
-            f"values from {lab.min()} to {lab.max()}"
-        )
-    counts = np.zeros((n_states, n_states), dtype=np.int64)
-    for segment in walker_segments(lab.size, walker):
-        visited = lab[segment]
-        visited = visited[visited >= 0]
-        moves = visited[1:] != visited[:-1]
-        np.add.at(counts, (visited[:-1][moves], visited[1:][moves]), 1)
-    return counts
-
-
-# --------------------------------------------------------------------------------------------
 # the campaign on disk
 # --------------------------------------------------------------------------------------------
 
@@ -511,7 +178,7 @@ class RoundData:
         Walker index of each frame; None when the round stored none (one walker).
     bias_states : list of (Bias or None, int), optional
         The MBAR states of the round's frames, in frame order
-        (:func:`rave.bias.applied_states`): one for a static round, the blocks of an adaptive
+        (:func:`rave.learn.bias.applied_states`): one for a static round, the blocks of an adaptive
         one. None: the one state ``bias_applied``.
     """
 
@@ -749,7 +416,7 @@ class CampaignResult:
         return path
 
     def _load_model(self, index: int, name: str):
-        from .vae import VAEModel
+        from ..learn.vae import VAEModel
 
         path = self._model_path(index, name)
         try:
@@ -761,12 +428,12 @@ class CampaignResult:
 
     def models(self, index: int = -1) -> list:
         """Every VAE trained after round ``index`` (``coordinate.json``'s ``model_files``), as
-        :class:`rave.vae.VAEModel` objects, in training order."""
+        :class:`rave.learn.vae.VAEModel` objects, in training order."""
         names = self.rounds[index].coordinate["model_files"]
         return [self._load_model(index, name) for name in names]
 
     def model(self, index: int = -1):
-        """The VAE chosen after round ``index`` (lowest KL), a :class:`rave.vae.VAEModel`."""
+        """The VAE chosen after round ``index`` (lowest KL), a :class:`rave.learn.vae.VAEModel`."""
         coordinate = self.rounds[index].coordinate
         name = coordinate["model_files"][int(coordinate["chosen_model"])]
         return self._load_model(index, name)
@@ -788,8 +455,8 @@ class CampaignResult:
         return self._potential
 
     def _build_potential(self):
-        from .config import ConfigError, config_from_dict
-        from .simsystem import build_model_potential
+        from ..campaign.config import ConfigError, config_from_dict
+        from ..campaign.simsystem import build_model_potential
 
         path = self.workdir / "config.json"
         if not path.exists():
@@ -838,9 +505,9 @@ class CampaignResult:
 
     def convergence_settings(self):
         """The ``[convergence]`` thresholds of ``config.json`` (a
-        :class:`rave.config.ConvergenceConfig`), or None when the campaign has no readable
+        :class:`rave.campaign.config.ConvergenceConfig`), or None when the campaign has no readable
         config."""
-        from .config import ConfigError, config_from_dict
+        from ..campaign.config import ConfigError, config_from_dict
 
         path = self.workdir / "config.json"
         if not path.exists():
@@ -920,8 +587,8 @@ class CampaignResult:
         ``latent``, ``chi_time_series`` (one line per walker), ``convergence`` (one panel per
         quantity with the campaign's thresholds), ``free_energy_2d`` (d >= 2) and
         ``potential`` (2-D model potentials: samples and RC direction)."""
+        from ..learn.coordinate import fit_coordinate
         from . import plots
-        from .coordinate import fit_coordinate
 
         c = self.coefficients(-1)
         # the model file first: a damaged one stops the report before the long computations
@@ -1053,251 +720,3 @@ class CampaignResult:
                 "(colour: round) and the final RC's direction (red arrow).",
             )
         return out
-
-
-# --------------------------------------------------------------------------------------------
-# the report
-# --------------------------------------------------------------------------------------------
-
-_TABLE_HEADER = [
-    "round",
-    "frames",
-    "ESS",
-    "KL",
-    "RC change (deg)",
-    "F change (kT)",
-    "walkers",
-    "transitions",
-]
-
-
-def _table_rows(rows: list[dict]) -> list[list[str]]:
-    out = []
-    for r in rows:
-        angle = "" if r["angle_change_deg"] is None else f"{r['angle_change_deg']:.2f}"
-        change = "" if r["free_energy_change_kT"] is None else f"{r['free_energy_change_kT']:.3f}"
-        out.append(
-            [
-                str(r["round"]),
-                str(r["frames"]),
-                f"{r['effective_sample_size']:.1f}",
-                f"{r['kl_divergence']:.4f}",
-                angle,
-                change,
-                str(r["walkers"]),
-                str(r["transitions"]),
-            ]
-        )
-    return out
-
-
-def _schedule_items(summary: dict) -> list[tuple[str, str]]:
-    """The report's line on the MD schedule (summaries before the schedule have none)."""
-    if "steps_used" not in summary:
-        return []
-    steps = ", ".join(str(r.get("steps", "?")) for r in summary["rounds"])
-    budget = summary.get("max_total_steps")
-    text = (f"{summary['steps_used']} steps over all rounds and walkers"
-            + ("" if budget is None else
-               f" of a budget of {budget} ({summary.get('steps_left')} left)")
-            + f"; steps per walker by round: {steps}")
-    if summary.get("stop_reason"):
-        text += f"; stopped: {summary['stop_reason']}"
-    return [("MD schedule", text)]
-
-
-@dataclass(frozen=True)
-class _ReportContent:
-    """What the Markdown and HTML reports both say."""
-
-    title: str
-    items: list[tuple[str, str]]
-    verdict: str
-    table: list[list[str]]
-    notes: list[str]
-    figures: list[tuple[str, str]]  # file name, caption
-    extra: list[tuple[str, str]]
-
-
-def _markdown(report: _ReportContent) -> str:
-    title, items, verdict, table, notes, figures, extra = (
-        report.title, report.items, report.verdict, report.table, report.notes, report.figures,
-        report.extra)
-    lines = [f"# {title}", "", f"- verdict: **{verdict}**"]
-    lines += [f"- {label}: {value}" for label, value in items]
-    lines += ["", "| " + " | ".join(_TABLE_HEADER) + " |", "|" + "---|" * len(_TABLE_HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in table]
-    lines += [""] + [line for note in notes for line in (note, "")]
-    for name, caption in figures:
-        lines += [f"![{name}]({name})", "", f"*{caption}*", ""]
-    for label, target in extra:
-        lines += [f"{label}: [{target}]({target})", ""]
-    return "\n".join(lines)
-
-
-def _html(report: _ReportContent) -> str:
-    title, items, verdict, table, notes, figures, extra = (
-        report.title, report.items, report.verdict, report.table, report.notes, report.figures,
-        report.extra)
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in _TABLE_HEADER)
-    body = "\n".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in table)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{e(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px;"
-        "text-align:right}th{background:#eee}img{max-width:100%;display:block;margin:1em 0}"
-        "</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-        "<ul>",
-        f"<li>verdict: <strong>{e(verdict)}</strong></li>",
-        *[f"<li>{e(label)}: {e(value)}</li>" for label, value in items],
-        "</ul>",
-        f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>",
-        *[f"<p>{e(note)}</p>" for note in notes],
-        *[
-            f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(caption)}'
-            "</figcaption></figure>"
-            for name, caption in figures
-        ],
-        *[f'<p>{e(label)}: <a href="{e(target)}">{e(target)}</a></p>' for label, target in extra],
-        "</body></html>",
-        "",
-    ]
-    return "\n".join(parts)
-
-
-def _reference_items(result: CampaignResult, est: ProfileEstimate) -> list[tuple[str, str]]:
-    """Report lines comparing with what a model potential knows exactly: F along the final RC
-    and the slow direction."""
-    items = []
-    exact = result.exact_profile(result.coefficients(-1), est.centers)
-    if exact is not None:
-        aligned = align_reference(exact, est.free_energy)
-        items.append((
-            "F error against the exact profile",
-            f"{aligned.rmse_kT:.2f} kT RMS over the {aligned.matched_bins} bins where F < "
-            f"{aligned.below_kT:g} kT (exact F by quadrature, shifted by a constant to the same "
-            f"mean there)" if aligned.matched_bins else "no bin below 5 kT to compare",
-        ))
-    angles = result.slow_direction_angles_deg()
-    if angles is not None:
-        items.append((
-            "RC angle to the known slow direction",
-            f"{angles[-1]:.1f} deg after the last round (by round: "
-            + ", ".join(f"{a:.1f}" for a in angles) + " deg)",
-        ))
-    return items
-
-
-def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.md``, ``report.html`` and their PNG figures (default: WORKDIR/report/).
-
-    Both documents hold the same content and link the figures by relative path. Returns the
-    path of ``report.md``.
-    """
-    from . import plots
-
-    result = CampaignResult.load(workdir)
-    out = Path(out) if out is not None else result.workdir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    c = result.coefficients(-1)
-    figures = result.report_figures()
-    names = []
-    for name, item in figures.items():
-        plots.save(item.figure, out / f"{name}.png")
-        names.append((f"{name}.png", item.caption))
-
-    est = result.profile(c)
-    states = result.metastable_states(c)
-    rows = result.diagnostics(states)
-    last = rows[-1]
-    verdict = (
-        "converged"
-        if result.summary.get("converged")
-        else f"not converged: last RC change {last['angle_change_deg'] or 0:.2f} deg, F change "
-        f"{last['free_energy_change_kT'] or 0:.3f} kT (see [convergence] in the config)"
-    )
-    finite = np.isfinite(est.sigma) & (est.free_energy < 5)
-    items = [
-        ("system", f"{result.summary.get('system', '?')} at {result.temperature_K} K"),
-        (
-            "final RC",
-            "chi = "
-            + " ".join(
-                f"{ci:+.4f} {name}" for ci, name in zip(c, result.feature_names, strict=True)
-            )
-            + f" ({_unit_text(result.chi_unit)})",
-        ),
-        *_reference_items(result, est),
-        (
-            "frames",
-            f"{len(result.all_features())} in {len(result.rounds)} rounds; MBAR "
-            f"effective sample size {result.reweight().effective_sample_size:.1f}",
-        ),
-        *_schedule_items(result.summary),
-        (
-            "F(chi) error bars",
-            f"block bootstrap, {est.n_bootstrap} replicates, blocks of "
-            f"{', '.join(str(int(b)) for b in est.block_lengths)} frames "
-            "(per round), MBAR re-solved per replicate; median sigma "
-            + (f"{np.median(est.sigma[finite]):.2f} kT where F < 5 kT" if finite.any() else "n/a"),
-        ),
-        (
-            "metastable states",
-            "; ".join(
-                f"chi = {s.minimum:.3f} (F = {s.free_energy_kT:.2f} kT, depth "
-                + (f"{s.depth_kT:.1f} kT" if np.isfinite(s.depth_kT)
-                   else "not bounded by a sampled barrier")
-                + f", core [{s.core[0]:.3f}, {s.core[1]:.3f}] with {s.frames} frames)"
-                for s in states
-            )
-            or "none",
-        ),
-    ]
-    short = [
-        k
-        for k, (g, b) in enumerate(
-            zip(est.statistical_inefficiency, est.block_lengths, strict=True)
-        )
-        if np.isfinite(g) and b < np.ceil(BLOCKS_PER_INEFFICIENCY * g)
-    ]
-    if short:
-        items.append(
-            (
-                "warning",
-                "round(s) "
-                + ", ".join(
-                    f"{result.rounds[k].index} (g = {est.statistical_inefficiency[k]:.0f} frames, "
-                    f"blocks of {est.block_lengths[k]})"
-                    for k in short
-                )
-                + ": too short for blocks of 5 g frames; the error bars are underestimated",
-            )
-        )
-    notes = [
-        "Transitions: per walker, entries into a different metastable state's core than the "
-        "last one visited, along the final RC (the frames between cores are a hysteresis band: "
-        "recrossings of the barrier region count nothing). States are basins of the final "
-        f"F(chi) over bins with at least {MIN_BIN_FRAMES} frames, at least 2 kT below the lower "
-        f"neighbouring barrier, with at least {MIN_STATE_FRAMES} frames in the core (where "
-        "F < F_min + 1 kT); bins without frames are never states."
-        + (
-            " Fewer than two states were found, so no transition can be counted."
-            if len(states) < 2 else ""
-        ),
-    ]
-    for line in config_change_lines(result.summary["rounds"]):
-        items.append(("config changed", line))
-    extra = []
-    last_round = store.round_dir(result.workdir, result.rounds[-1].index) / "figure.png"
-    if last_round.exists():
-        extra.append(("Last round", os.path.relpath(last_round, out)))
-    title = f"RAVE campaign report: {result.workdir}"
-    content = _ReportContent(title, items, verdict, _table_rows(rows), notes, names, extra)
-    store.write_text(out / "report.html", _html(content))
-    report = out / "report.md"
-    store.write_text(report, _markdown(content))
-    return report

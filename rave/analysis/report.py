@@ -1,0 +1,261 @@
+"""The campaign report: ``report.md`` and ``report.html`` with their figures and captions
+(:func:`write_report`, ``rave report``)."""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..campaign import store
+from ..stats import BLOCKS_PER_INEFFICIENCY, ProfileEstimate, align_reference
+from .result import CampaignResult, _unit_text, config_change_lines
+from .states import MIN_BIN_FRAMES, MIN_STATE_FRAMES
+
+__all__ = ["write_report"]
+
+_TABLE_HEADER = [
+    "round",
+    "frames",
+    "ESS",
+    "KL",
+    "RC change (deg)",
+    "F change (kT)",
+    "walkers",
+    "transitions",
+]
+
+
+def _table_rows(rows: list[dict]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        angle = "" if r["angle_change_deg"] is None else f"{r['angle_change_deg']:.2f}"
+        change = "" if r["free_energy_change_kT"] is None else f"{r['free_energy_change_kT']:.3f}"
+        out.append(
+            [
+                str(r["round"]),
+                str(r["frames"]),
+                f"{r['effective_sample_size']:.1f}",
+                f"{r['kl_divergence']:.4f}",
+                angle,
+                change,
+                str(r["walkers"]),
+                str(r["transitions"]),
+            ]
+        )
+    return out
+
+
+def _schedule_items(summary: dict) -> list[tuple[str, str]]:
+    """The report's line on the MD schedule (summaries before the schedule have none)."""
+    if "steps_used" not in summary:
+        return []
+    steps = ", ".join(str(r.get("steps", "?")) for r in summary["rounds"])
+    budget = summary.get("max_total_steps")
+    text = (f"{summary['steps_used']} steps over all rounds and walkers"
+            + ("" if budget is None else
+               f" of a budget of {budget} ({summary.get('steps_left')} left)")
+            + f"; steps per walker by round: {steps}")
+    if summary.get("stop_reason"):
+        text += f"; stopped: {summary['stop_reason']}"
+    return [("MD schedule", text)]
+
+
+@dataclass(frozen=True)
+class _ReportContent:
+    """What the Markdown and HTML reports both say."""
+
+    title: str
+    items: list[tuple[str, str]]
+    verdict: str
+    table: list[list[str]]
+    notes: list[str]
+    figures: list[tuple[str, str]]  # file name, caption
+    extra: list[tuple[str, str]]
+
+
+def _markdown(report: _ReportContent) -> str:
+    title, items, verdict, table, notes, figures, extra = (
+        report.title, report.items, report.verdict, report.table, report.notes, report.figures,
+        report.extra)
+    lines = [f"# {title}", "", f"- verdict: **{verdict}**"]
+    lines += [f"- {label}: {value}" for label, value in items]
+    lines += ["", "| " + " | ".join(_TABLE_HEADER) + " |", "|" + "---|" * len(_TABLE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table]
+    lines += [""] + [line for note in notes for line in (note, "")]
+    for name, caption in figures:
+        lines += [f"![{name}]({name})", "", f"*{caption}*", ""]
+    for label, target in extra:
+        lines += [f"{label}: [{target}]({target})", ""]
+    return "\n".join(lines)
+
+
+def _html(report: _ReportContent) -> str:
+    title, items, verdict, table, notes, figures, extra = (
+        report.title, report.items, report.verdict, report.table, report.notes, report.figures,
+        report.extra)
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in _TABLE_HEADER)
+    body = "\n".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in table)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px;"
+        "text-align:right}th{background:#eee}img{max-width:100%;display:block;margin:1em 0}"
+        "</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        "<ul>",
+        f"<li>verdict: <strong>{e(verdict)}</strong></li>",
+        *[f"<li>{e(label)}: {e(value)}</li>" for label, value in items],
+        "</ul>",
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>",
+        *[f"<p>{e(note)}</p>" for note in notes],
+        *[
+            f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(caption)}'
+            "</figcaption></figure>"
+            for name, caption in figures
+        ],
+        *[f'<p>{e(label)}: <a href="{e(target)}">{e(target)}</a></p>' for label, target in extra],
+        "</body></html>",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _reference_items(result: CampaignResult, est: ProfileEstimate) -> list[tuple[str, str]]:
+    """Report lines comparing with what a model potential knows exactly: F along the final RC
+    and the slow direction."""
+    items = []
+    exact = result.exact_profile(result.coefficients(-1), est.centers)
+    if exact is not None:
+        aligned = align_reference(exact, est.free_energy)
+        items.append((
+            "F error against the exact profile",
+            f"{aligned.rmse_kT:.2f} kT RMS over the {aligned.matched_bins} bins where F < "
+            f"{aligned.below_kT:g} kT (exact F by quadrature, shifted by a constant to the same "
+            f"mean there)" if aligned.matched_bins else "no bin below 5 kT to compare",
+        ))
+    angles = result.slow_direction_angles_deg()
+    if angles is not None:
+        items.append((
+            "RC angle to the known slow direction",
+            f"{angles[-1]:.1f} deg after the last round (by round: "
+            + ", ".join(f"{a:.1f}" for a in angles) + " deg)",
+        ))
+    return items
+
+
+def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.md``, ``report.html`` and their PNG figures (default: WORKDIR/report/).
+
+    Both documents hold the same content and link the figures by relative path. Returns the
+    path of ``report.md``.
+    """
+    from . import plots
+
+    result = CampaignResult.load(workdir)
+    out = Path(out) if out is not None else result.workdir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    c = result.coefficients(-1)
+    figures = result.report_figures()
+    names = []
+    for name, item in figures.items():
+        plots.save(item.figure, out / f"{name}.png")
+        names.append((f"{name}.png", item.caption))
+
+    est = result.profile(c)
+    states = result.metastable_states(c)
+    rows = result.diagnostics(states)
+    last = rows[-1]
+    verdict = (
+        "converged"
+        if result.summary.get("converged")
+        else f"not converged: last RC change {last['angle_change_deg'] or 0:.2f} deg, F change "
+        f"{last['free_energy_change_kT'] or 0:.3f} kT (see [convergence] in the config)"
+    )
+    finite = np.isfinite(est.sigma) & (est.free_energy < 5)
+    items = [
+        ("system", f"{result.summary.get('system', '?')} at {result.temperature_K} K"),
+        (
+            "final RC",
+            "chi = "
+            + " ".join(
+                f"{ci:+.4f} {name}" for ci, name in zip(c, result.feature_names, strict=True)
+            )
+            + f" ({_unit_text(result.chi_unit)})",
+        ),
+        *_reference_items(result, est),
+        (
+            "frames",
+            f"{len(result.all_features())} in {len(result.rounds)} rounds; MBAR "
+            f"effective sample size {result.reweight().effective_sample_size:.1f}",
+        ),
+        *_schedule_items(result.summary),
+        (
+            "F(chi) error bars",
+            f"block bootstrap, {est.n_bootstrap} replicates, blocks of "
+            f"{', '.join(str(int(b)) for b in est.block_lengths)} frames "
+            "(per round), MBAR re-solved per replicate; median sigma "
+            + (f"{np.median(est.sigma[finite]):.2f} kT where F < 5 kT" if finite.any() else "n/a"),
+        ),
+        (
+            "metastable states",
+            "; ".join(
+                f"chi = {s.minimum:.3f} (F = {s.free_energy_kT:.2f} kT, depth "
+                + (f"{s.depth_kT:.1f} kT" if np.isfinite(s.depth_kT)
+                   else "not bounded by a sampled barrier")
+                + f", core [{s.core[0]:.3f}, {s.core[1]:.3f}] with {s.frames} frames)"
+                for s in states
+            )
+            or "none",
+        ),
+    ]
+    short = [
+        k
+        for k, (g, b) in enumerate(
+            zip(est.statistical_inefficiency, est.block_lengths, strict=True)
+        )
+        if np.isfinite(g) and b < np.ceil(BLOCKS_PER_INEFFICIENCY * g)
+    ]
+    if short:
+        items.append(
+            (
+                "warning",
+                "round(s) "
+                + ", ".join(
+                    f"{result.rounds[k].index} (g = {est.statistical_inefficiency[k]:.0f} frames, "
+                    f"blocks of {est.block_lengths[k]})"
+                    for k in short
+                )
+                + ": too short for blocks of 5 g frames; the error bars are underestimated",
+            )
+        )
+    notes = [
+        "Transitions: per walker, entries into a different metastable state's core than the "
+        "last one visited, along the final RC (the frames between cores are a hysteresis band: "
+        "recrossings of the barrier region count nothing). States are basins of the final "
+        f"F(chi) over bins with at least {MIN_BIN_FRAMES} frames, at least 2 kT below the lower "
+        f"neighbouring barrier, with at least {MIN_STATE_FRAMES} frames in the core (where "
+        "F < F_min + 1 kT); bins without frames are never states."
+        + (
+            " Fewer than two states were found, so no transition can be counted."
+            if len(states) < 2 else ""
+        ),
+    ]
+    for line in config_change_lines(result.summary["rounds"]):
+        items.append(("config changed", line))
+    extra = []
+    last_round = store.round_dir(result.workdir, result.rounds[-1].index) / "figure.png"
+    if last_round.exists():
+        extra.append(("Last round", os.path.relpath(last_round, out)))
+    title = f"RAVE campaign report: {result.workdir}"
+    content = _ReportContent(title, items, verdict, _table_rows(rows), notes, names, extra)
+    store.write_text(out / "report.html", _html(content))
+    report = out / "report.md"
+    store.write_text(report, _markdown(content))
+    return report

@@ -1,0 +1,48 @@
+"""The campaign: config, the rounds of MD and learning, the walkers that run them, the store.
+
+* :mod:`rave.campaign.config`: the TOML config (:func:`load_config`, :func:`config_from_dict`,
+  :class:`Config`, :class:`ConfigError`); parsing imports neither torch nor OpenMM;
+* :mod:`rave.campaign.campaign`: :class:`Campaign` (rounds, persistence, resume);
+* :mod:`rave.campaign.schedule`: the MD budget and round lengths;
+* :mod:`rave.campaign.walkers`: walker tasks run in this process or on Dask;
+* :mod:`rave.campaign.resources`: cores and threads;
+* :mod:`rave.campaign.simsystem`: the ``[system]`` section to an OpenMM System;
+* :mod:`rave.campaign.store`: the work directory's layout, atomic writes, the lock.
+
+Names are loaded on first use, so ``import rave.campaign.config`` does not import the campaign
+(and torch with it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .campaign import BiasMismatchError, Campaign, RoundFailed
+    from .config import Config, ConfigError, config_from_dict, load_config
+
+_LAZY = {
+    "Campaign": "rave.campaign.campaign",
+    "RoundFailed": "rave.campaign.campaign",
+    "BiasMismatchError": "rave.campaign.campaign",
+    "Config": "rave.campaign.config",
+    "ConfigError": "rave.campaign.config",
+    "config_from_dict": "rave.campaign.config",
+    "load_config": "rave.campaign.config",
+}
+
+__all__ = ["BiasMismatchError", "Campaign", "Config", "ConfigError", "RoundFailed",
+           "config_from_dict", "load_config"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rave.campaign' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
