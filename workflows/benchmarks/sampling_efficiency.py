@@ -111,13 +111,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
 import sys
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -133,6 +134,7 @@ from scipy.special import logsumexp
 from rave.campaign import Campaign
 from rave.campaign.config import config_from_dict
 from rave.learn.bias import applied_states, reduced_bias_matrix
+from rave.md.features import evaluate_features
 from rave.md.walker import Walker
 from rave.stats import free_energy_profile, mbar_reweight
 from rave.systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
@@ -474,6 +476,36 @@ def natural_spline(grid_min: float, grid_max: float, values: np.ndarray) -> Cubi
     return CubicSpline(np.linspace(grid_min, grid_max, values.size), values, bc_type="natural")
 
 
+def grid_spline(
+    grid_min: float, grid_max: float, values: np.ndarray, periodic: bool = False
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The cubic spline of OpenMM's ``Continuous1DFunction`` on an even grid, as a function.
+
+    Parameters
+    ----------
+    grid_min, grid_max : float
+        Ends of the grid (``numpy.linspace(grid_min, grid_max, len(values))``).
+    values : np.ndarray, shape=(n,), dtype=float
+        Values at the grid points. Periodic: the last point is the first one again (its value
+        is taken from the first, as metadynamics and OPES store it).
+    periodic : bool
+        False: the natural spline (:func:`natural_spline`). True: the periodic spline, period
+        grid_max - grid_min, arguments wrapped into [grid_min, grid_max).
+
+    Returns
+    -------
+    callable
+        x (array, any shape) -> the spline at x.
+    """
+    if not periodic:
+        return natural_spline(grid_min, grid_max, values)
+    values = np.array(values, dtype=float)
+    values[-1] = values[0]
+    spline = CubicSpline(np.linspace(grid_min, grid_max, values.size), values, bc_type="periodic")
+    period = grid_max - grid_min
+    return lambda x: spline(grid_min + np.mod(np.asarray(x, dtype=float) - grid_min, period))
+
+
 def _sub_points(edges: np.ndarray) -> np.ndarray:
     """``EXACT_POINTS_PER_BIN`` evenly spaced points inside each bin (bin after bin)."""
     width = np.diff(edges)
@@ -512,6 +544,16 @@ class Reference:
     mask: np.ndarray
     minima: np.ndarray
     core_axis: np.ndarray | None = None
+
+    def chi(self, features: np.ndarray) -> np.ndarray:
+        """The reference chi of frames (n_frames, d): features . direction, nm.
+
+        The evaluation functions (:func:`evaluate_prefixes`, :func:`evaluate_bias`,
+        :func:`evaluate_rave`) read only ``edges``, ``exact_kT``, ``mask``, :meth:`chi` and
+        :meth:`core_labels` of a reference, so another benchmark can pass its own reference
+        with these (e.g. alanine_dipeptide.py: chi = phi, from its sin and cos features).
+        """
+        return np.asarray(features, dtype=float) @ self.direction
 
     def core_labels(self, features: np.ndarray) -> np.ndarray:
         """:func:`core_labels` of frames (n_frames, d) under this reference's cores."""
@@ -631,6 +673,79 @@ def linear_cv_force(model, direction: Sequence[float]) -> openmm.Force:
     return force
 
 
+@dataclass(frozen=True)
+class BiasCV:
+    """A CV for metadynamics and OPES: its OpenMM force, its grid, and its value from features.
+
+    :func:`run_metadynamics` and :func:`run_opes` take one in place of a direction, e.g. a
+    dihedral (``CustomTorsionForce("theta")``, periodic on [-pi, pi)) in alanine_dipeptide.py;
+    a direction becomes :func:`linear_cv`.
+
+    Attributes
+    ----------
+    make_force : callable
+        () -> a new ``openmm.Force`` whose energy is the CV (for ``app.BiasVariable``).
+    lo, hi : float
+        The CV grid, in the CV's units (OpenMM's bias is zero outside it unless periodic).
+    of_features : callable
+        features (n_frames, d) -> CV (n_frames,): the same CV from the recorded features (the
+        frames' bias and the reweighting use it).
+    periodic : bool
+        A periodic CV of period hi - lo (the grid's last point is its first).
+    grid_width : int, optional
+        Grid points; None: OpenMM's default, 5 per Gaussian width.
+    """
+
+    make_force: Callable[[], openmm.Force]
+    lo: float
+    hi: float
+    of_features: Callable[[np.ndarray], np.ndarray]
+    periodic: bool = False
+    grid_width: int | None = None
+
+    def variable(self, width: float) -> app.BiasVariable:
+        """An ``app.BiasVariable`` of this CV with Gaussian (or grid) width ``width``."""
+        return app.BiasVariable(
+            self.make_force(), self.lo, self.hi, width, self.periodic, self.grid_width
+        )
+
+    def spline(self, values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """OpenMM's spline of grid ``values`` on this CV's grid (:func:`grid_spline`)."""
+        return grid_spline(self.lo, self.hi, values, self.periodic)
+
+    def distinct(self, values: np.ndarray) -> np.ndarray:
+        """Grid values at distinct CV points (periodic: without the repeated last point)."""
+        values = np.asarray(values, dtype=float)
+        return values[:-1] if self.periodic else values
+
+
+def linear_cv(potential, model, direction: Sequence[float]) -> BiasCV:
+    """The CV direction . features of a model system (:func:`linear_cv_force`), on the
+    projected range of the potential plus ``CV_MARGIN_NM`` at both ends, nm."""
+    c = unit_vector(direction)
+    lo, hi = projected_range(potential, c)
+    return BiasCV(
+        lambda: linear_cv_force(model, c),
+        lo - CV_MARGIN_NM,
+        hi + CV_MARGIN_NM,
+        lambda features: np.asarray(features, dtype=float) @ c,
+    )
+
+
+def frame_features(model) -> Callable[[np.ndarray], np.ndarray]:
+    """positions (n_particles, 3) nm -> the features of ``model`` (d,) at one frame.
+
+    Positions of single particles (the model potentials) are read by indexing; any other
+    features (e.g. sin and cos of dihedrals) by ``rave.md.features.evaluate_features``.
+    """
+    try:
+        particle, axis = _position_indices(model)
+    except ValueError:
+        features = list(model.features)
+        return lambda positions: evaluate_features(features, positions)[0]
+    return lambda positions: np.asarray(positions)[particle, axis]
+
+
 # ============================================================================================
 # runs
 # ============================================================================================
@@ -699,7 +814,7 @@ def run_plain_md(potential, model, seed: int, n_steps: int, report_interval: int
 def run_metadynamics(
     potential,
     model,
-    cv_direction: Sequence[float],
+    cv_direction: Sequence[float] | BiasCV,
     seed: int,
     n_steps: int,
     report_interval: int,
@@ -711,21 +826,28 @@ def run_metadynamics(
     reference: Reference | None = None,
     checkpoints: Sequence[int] = (),
 ) -> Run:
-    """Well-tempered metadynamics with ``openmm.app.Metadynamics`` on a linear CV.
+    """Well-tempered metadynamics with ``openmm.app.Metadynamics`` on a linear CV (or any
+    :class:`BiasCV`).
 
     Parameters
     ----------
     potential, model
-        A model potential and its ``ModelSystem`` (features: particle positions).
-    cv_direction : Sequence[float], shape=(d,)
-        CV = cv_direction . features (normalised here), nm.
+        A model potential and its ``ModelSystem`` (features: particle positions). Any objects
+        with these attributes will do: ``potential``: ``temperature_K``, ``timestep_ps``,
+        ``friction_per_ps``, ``kT`` (kJ/mol); ``model``: ``system``, ``topology``,
+        ``positions`` (nm), ``features`` (``rave.md.features.Feature``; recorded at every frame,
+        :func:`frame_features`).
+    cv_direction : Sequence[float], shape=(d,), or BiasCV
+        CV = cv_direction . features (normalised here), nm (:func:`linear_cv`); or a
+        :class:`BiasCV`, e.g. a periodic dihedral.
     seed : int
         Seeds the integrator and the initial velocities.
     n_steps, report_interval : int
         Run length and frame interval, steps; ``frequency`` must be a multiple of
         ``report_interval`` so that a deposit never falls inside a frame's interval.
     height_kjmol, sigma_nm, bias_factor, frequency
-        Initial Gaussian height (kJ/mol), width (nm), gamma, steps between deposits.
+        Initial Gaussian height (kJ/mol), width (in the CV's units: nm for a linear CV, rad
+        for a dihedral), gamma, steps between deposits.
     reference : Reference, optional
         When given (and ``checkpoints``), F from the bias, -(gamma/(gamma-1)) V, is recorded on
         its bins at each checkpoint; meaningful when the CV is the reference chi.
@@ -744,12 +866,12 @@ def run_metadynamics(
             f"({report_interval})"
         )
     t0 = time.perf_counter()
-    c = unit_vector(cv_direction)
+    cv = (cv_direction if isinstance(cv_direction, BiasCV)
+          else linear_cv(potential, model, cv_direction))
     kT = potential.kT
-    lo, hi = projected_range(potential, c)
-    lo, hi = lo - CV_MARGIN_NM, hi + CV_MARGIN_NM
+    lo, hi = cv.lo, cv.hi
     system = openmm.XmlSerializer.clone(model.system)
-    variable = app.BiasVariable(linear_cv_force(model, c), lo, hi, sigma_nm)  # nm
+    variable = cv.variable(sigma_nm)
     meta = app.Metadynamics(
         system,
         [variable],
@@ -775,7 +897,7 @@ def run_metadynamics(
 
     n_frames = n_steps // report_interval
     features = np.empty((n_frames, len(model.features)))
-    particle, axis = _position_indices(model)
+    extract = frame_features(model)
     log_w = np.empty(n_frames)
     applied = {}  # frame -> bias read from OpenMM (frames not followed by a deposit)
     wanted = {int(s) for s in checkpoints}
@@ -789,13 +911,13 @@ def run_metadynamics(
         check = frame < BIAS_CHECK_FRAMES and not deposited
         state = simulation.context.getState(getPositions=True, getEnergy=check, groups={bias_group})
         positions = state.getPositions(asNumpy=True).value_in_unit(u.nanometer)
-        features[frame] = positions[particle, axis]
+        features[frame] = extract(positions)
         if check:
             applied[frame] = state.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole)
         if deposited or frame == n_frames - 1:
             span = slice(pending_from, frame + 1)
-            v = natural_spline(lo, hi, grid)(features[span] @ c)
-            log_w[span] = (v - ct_offset_kjmol(grid, kT, bias_factor)) / kT
+            v = cv.spline(grid)(cv.of_features(features[span]))
+            log_w[span] = (v - ct_offset_kjmol(cv.distinct(grid), kT, bias_factor)) / kT
             for f in applied.keys() & range(span.start, span.stop):
                 applied[f] -= v[f - span.start]
             pending_from = frame + 1
@@ -804,7 +926,7 @@ def run_metadynamics(
         if step in wanted and reference is not None:
             f_bias = -current_bias() / to_bias / kT  # F/kT on the CV grid
             centers = _sub_points(reference.edges)
-            values = natural_spline(lo, hi, f_bias)(np.clip(centers, lo, hi))
+            values = cv.spline(f_bias)(np.clip(centers, lo, hi))
             bias_free_energy[step] = bin_averaged_free_energy(values)
     mismatch = max((abs(d) for d in applied.values()), default=0.0)
     if mismatch > BIAS_CHECK_TOLERANCE_KJMOL:
@@ -835,34 +957,42 @@ class OPESFrameRecorder:
     ----------
     opes : openmm_opes.OPES
     model : ModelSystem
-        Its features must be positions of single particles.
+        Its features are recorded at every frame (:func:`frame_features`).
     report_interval : int
         Steps between frames.
     n_frames : int
         Frames to hold.
     check_frames : int
         For the first ``check_frames`` frames, also evaluate the bias from ``opes.getBias()``
-        on the grid with the natural spline of ``Continuous1DFunction`` and keep the largest
-        |OpenMM - numpy| difference (kJ/mol) in :attr:`mismatch_kjmol`.
-    direction : np.ndarray, shape=(d,)
-        The CV direction (for that check).
-    limits : tuple[float, float]
-        The CV grid (for that check), nm.
+        on the grid with the spline of ``Continuous1DFunction`` (natural, or periodic for a
+        periodic CV) and keep the largest |OpenMM - numpy| difference (kJ/mol) in
+        :attr:`mismatch_kjmol`.
+    direction : np.ndarray, shape=(d,), or BiasCV
+        The CV direction (for that check), or the CV itself.
+    limits : tuple[float, float], optional
+        The CV grid (for that check), nm; needed with a direction, unused with a BiasCV.
     """
 
     def __init__(
-        self, opes, model, report_interval, n_frames, check_frames, direction, limits
+        self, opes, model, report_interval, n_frames, check_frames, direction, limits=None
     ) -> None:
         self.opes = opes
         self.interval = int(report_interval)
-        self.particle, self.axis = _position_indices(model)
+        self.extract = frame_features(model)
         self.features = np.empty((n_frames, len(model.features)))
         self.bias_kjmol = np.empty(n_frames)
         self.steps = np.empty(n_frames, dtype=int)
         self.count = 0
         self.check_frames = int(check_frames)
-        self.direction = np.asarray(direction, dtype=float)
-        self.limits = limits
+        if isinstance(direction, BiasCV):
+            self.cv = direction
+        else:
+            if limits is None:
+                raise ValueError("OPESFrameRecorder needs limits (the CV grid) with a direction")
+            c = np.asarray(direction, dtype=float)
+            self.cv = BiasCV(lambda: None, float(limits[0]), float(limits[1]),
+                             lambda features: np.asarray(features, dtype=float) @ c)
+        self.limits = (self.cv.lo, self.cv.hi)
         self.mismatch_kjmol = 0.0
 
     def describeNextReport(self, simulation) -> dict:  # noqa: N802 - OpenMM's reporter API
@@ -874,15 +1004,16 @@ class OPESFrameRecorder:
             return
         context = simulation.context
         positions = context.getState(getPositions=True).getPositions(asNumpy=True)
-        values = positions.value_in_unit(u.nanometer)[self.particle, self.axis]
+        values = self.extract(positions.value_in_unit(u.nanometer))
         bias = self.opes.getBiasEnergy(context).value_in_unit(u.kilojoule_per_mole)
         i = self.count
         self.features[i], self.bias_kjmol[i], self.steps[i] = values, bias, simulation.currentStep
         if i < self.check_frames:
             grid = np.asarray(self.opes.getBias().value_in_unit(u.kilojoule_per_mole))
-            lo, hi = self.limits
-            chi = float(np.clip(values @ self.direction, lo, hi))
-            numpy_bias = float(natural_spline(lo, hi, grid)(chi))
+            chi = float(self.cv.of_features(np.asarray(values)[None, :])[0])
+            if not self.cv.periodic:
+                chi = float(np.clip(chi, self.cv.lo, self.cv.hi))
+            numpy_bias = float(self.cv.spline(grid)(chi))
             self.mismatch_kjmol = max(self.mismatch_kjmol, abs(numpy_bias - bias))
         self.count += 1
 
@@ -890,7 +1021,7 @@ class OPESFrameRecorder:
 def run_opes(
     potential,
     model,
-    cv_direction: Sequence[float],
+    cv_direction: Sequence[float] | BiasCV,
     seed: int,
     n_steps: int,
     report_interval: int,
@@ -902,10 +1033,12 @@ def run_opes(
     reference: Reference | None = None,
     checkpoints: Sequence[int] = (),
 ) -> Run:
-    """OPES (``openmm_opes.OPES``, not explore mode) on a linear CV; frames reweighted.
+    """OPES (``openmm_opes.OPES``, not explore mode) on a linear CV (or any :class:`BiasCV`);
+    frames reweighted.
 
     The CV is a ``BiasVariable`` of :func:`linear_cv_force` on the projected range of the
-    potential plus ``CV_MARGIN_NM`` at both ends; the kernel bandwidth is adaptive
+    potential plus ``CV_MARGIN_NM`` at both ends (:func:`linear_cv`), or the given
+    :class:`BiasCV`; the kernel bandwidth is adaptive
     (``varianceFrequency``), the bias factor OPES's default barrier / kT. Dynamics as for every
     method here: ``LangevinMiddleIntegrator`` at the potential's temperature, time step and
     friction, Reference platform, seeded integrator and velocities.
@@ -921,9 +1054,10 @@ def run_opes(
     Parameters
     ----------
     potential, model
-        A model potential and its ``ModelSystem`` (features: particle positions).
-    cv_direction : Sequence[float], shape=(d,)
-        CV = cv_direction . features (normalised here), nm.
+        A model potential and its ``ModelSystem`` (features: particle positions), or any
+        objects with the attributes :func:`run_metadynamics` names.
+    cv_direction : Sequence[float], shape=(d,), or BiasCV
+        CV = cv_direction . features (normalised here), nm; or a :class:`BiasCV`.
     seed : int
         Seeds the integrator and the initial velocities.
     n_steps, report_interval : int
@@ -934,7 +1068,8 @@ def run_opes(
         Steps between kernels, and between updates of the CV variance (a divisor of
         ``frequency``).
     grid_sigma_nm : float
-        ``biasWidth`` of the BiasVariable: sets only the grid, 5 points per width, nm.
+        ``biasWidth`` of the BiasVariable: sets only the grid, 5 points per width, nm (in the
+        CV's units; unused when the BiasCV fixes ``grid_width``).
     reference : Reference, optional
         When given (and ``checkpoints``), OPES's own estimate ``getFreeEnergy()`` is recorded
         on its bins at each checkpoint; meaningful when the CV is the reference chi.
@@ -954,11 +1089,11 @@ def run_opes(
             f"OPES variance_frequency ({variance_frequency}) must divide frequency ({frequency})"
         )
     t0 = time.perf_counter()
-    c = unit_vector(cv_direction)
-    lo, hi = projected_range(potential, c)
-    lo, hi = lo - CV_MARGIN_NM, hi + CV_MARGIN_NM
+    cv = (cv_direction if isinstance(cv_direction, BiasCV)
+          else linear_cv(potential, model, cv_direction))
+    lo, hi = cv.lo, cv.hi
     system = openmm.XmlSerializer.clone(model.system)
-    variable = app.BiasVariable(linear_cv_force(model, c), lo, hi, grid_sigma_nm)
+    variable = cv.variable(grid_sigma_nm)
     opes = OPES(
         system,
         [variable],
@@ -977,9 +1112,7 @@ def run_opes(
     simulation.context.setPositions(np.asarray(model.positions, dtype=float))
     simulation.context.setVelocitiesToTemperature(potential.temperature_K, int(seed))
     n_frames = n_steps // report_interval
-    recorder = OPESFrameRecorder(
-        opes, model, report_interval, n_frames, BIAS_CHECK_FRAMES, c, (lo, hi)
-    )
+    recorder = OPESFrameRecorder(opes, model, report_interval, n_frames, BIAS_CHECK_FRAMES, cv)
     simulation.reporters.append(recorder)
     stops = sorted({int(s) for s in checkpoints if 0 < s <= n_steps} | {n_frames * report_interval})
     bias_free_energy = {}
@@ -995,7 +1128,7 @@ def run_opes(
         # a grid point where the density estimate underflowed: far above any compared bin
         f_cv = np.where(finite, f_cv, f_cv[finite].max() + 50.0)
         centers = _sub_points(reference.edges)
-        values = natural_spline(lo, hi, f_cv)(np.clip(centers, lo, hi))
+        values = cv.spline(f_cv)(np.clip(centers, lo, hi))
         bias_free_energy[stop] = bin_averaged_free_energy(values)
     if recorder.count != n_frames:
         raise RuntimeError(f"OPES run recorded {recorder.count} frames, expected {n_frames}")
@@ -1029,6 +1162,8 @@ def rave_config(
     vae: dict | None = None,
     max_total_steps: int | None = None,
     first_round_steps: int | None = None,
+    *,
+    base: dict | None = None,
 ) -> dict:
     """The campaign config (TOML-shaped dict) of ``workflows/<system>.toml`` with overrides.
 
@@ -1036,9 +1171,14 @@ def rave_config(
     bars are off; ``sampling.seed`` and ``sampling.report_interval`` are the benchmark's;
     ``vae`` adds keys to ``[vae]`` (e.g. a smaller network for a smoke test);
     ``max_total_steps`` and ``first_round_steps`` set the campaign's budget schedule
-    (``rave.campaign.schedule``; ``rounds`` is then an upper bound).
+    (``rave.campaign.schedule``; ``rounds`` is then an upper bound). ``base``: start from this
+    config (a TOML-shaped dict, copied, e.g. alanine_dipeptide.py's) instead of the system's
+    TOML file; ``system`` is then only a name.
     """
-    data = tomllib.loads((WORKFLOWS / f"{system}.toml").read_text())
+    if base is not None:
+        data = copy.deepcopy(base)
+    else:
+        data = tomllib.loads((WORKFLOWS / f"{system}.toml").read_text())
     sampling = data.setdefault("sampling", {})
     if rounds is not None:
         sampling["rounds"] = int(rounds)
@@ -1106,7 +1246,7 @@ def evaluate_prefixes(
     run: Run, reference: Reference, checkpoints: Sequence[int], report_interval: int
 ) -> list[dict]:
     """RMSE, coverage and transitions of a frame-based run at each checkpoint (a prefix)."""
-    chi = run.features @ reference.direction
+    chi = reference.chi(run.features)
     transitions = cumulative_transitions(reference.core_labels(run.features), run.segments)
     rows = []
     for steps in checkpoints:
@@ -1157,7 +1297,7 @@ def evaluate_rave(run: Run, reference: Reference, kT: float, report_interval: in
         states = [state for _, round_states in run.rounds[:k] for state in round_states]
         reduced, counts = reduced_bias_matrix(features, states, kT)
         log_w = mbar_reweight(reduced, counts).log_weights
-        chi = features @ reference.direction
+        chi = reference.chi(features)
         _, estimate = free_energy_profile(chi, log_w, reference.edges)
         rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
         rows.append(
@@ -1263,14 +1403,17 @@ def _fmt_rmse(row: dict | None) -> str:
     return f"{row['rmse_median_kT']:.2f} [{row['rmse_min_kT']:.2f}-{hi:.2f}]"
 
 
-def print_tables(table: list[dict], to_target: list[dict], target_kT: float) -> None:
-    """The RMSE and transitions tables per system and the steps-to-target table."""
+def print_tables(
+    table: list[dict], to_target: list[dict], target_kT: float, profile: str = "F(chi) vs exact"
+) -> None:
+    """The RMSE and transitions tables per system and the steps-to-target table; ``profile``
+    names what the RMSE compares in the tables' titles."""
     for system in dict.fromkeys(r["system"] for r in table):
         rows = [r for r in table if r["system"] == system]
         methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
         seeds = max(r["seeds"] for r in rows)
         print(
-            f"\n{system}: RMSE of F(chi) vs exact (kT), median [min-max] over {seeds} seed(s); "
+            f"\n{system}: RMSE of {profile} (kT), median [min-max] over {seeds} seed(s); "
             f"'inf' = a bin within {REGION_KT:g} kT unsampled"
         )
         cell = {(r["method"], r["steps"]): r for r in rows}
@@ -1330,7 +1473,9 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def plot(path: Path, table: list[dict], target_kT: float) -> None:
+def plot(
+    path: Path, table: list[dict], target_kT: float, ylabel: str = r"RMSE of $F(\chi)$ / kT"
+) -> None:
     """RMSE (median, min-max band) vs MD steps per method, one panel per system; log x and y."""
     import matplotlib
 
@@ -1362,7 +1507,7 @@ def plot(path: Path, table: list[dict], target_kT: float) -> None:
         else:
             ax.text(0.5, 0.5, "no finite RMSE yet", transform=ax.transAxes, ha="center")
         ax.set_xlabel("MD steps")
-        ax.set_ylabel(r"RMSE of $F(\chi)$ / kT")
+        ax.set_ylabel(ylabel)
         ax.set_title(system)
         ax.legend(fontsize=8)
     fig.tight_layout()
