@@ -44,6 +44,12 @@ class BiasGrid:
         First and last grid point (units of chi).
     values_kjmol : np.ndarray, shape=(n_points,), dtype=float
         Bias energy at the grid points, kJ/mol, both ends included.
+
+    Raises
+    ------
+    ValueError
+        When ``values_kjmol`` is not 1-D with at least 3 finite values, or ``chi_min``,
+        ``chi_max`` are not finite with ``chi_max > chi_min``.
     """
 
     chi_min: float
@@ -76,7 +82,20 @@ class BiasGrid:
 
     @classmethod
     def zero(cls, chi_min: float = -1.0, chi_max: float = 1.0, n_points: int = 3) -> BiasGrid:
-        """A bias that is zero everywhere (the unbiased round)."""
+        """A bias that is zero everywhere (the unbiased round).
+
+        Parameters
+        ----------
+        chi_min, chi_max : float, optional
+            First and last grid point (units of chi).
+        n_points : int, optional
+            Number of grid points (at least 3).
+
+        Returns
+        -------
+        BiasGrid
+            The grid, all values 0 kJ/mol.
+        """
         return cls(chi_min, chi_max, np.zeros(n_points))
 
     @property
@@ -101,13 +120,30 @@ class BiasGrid:
         return self._spline(np.clip(np.asarray(chi, dtype=float), *self.clamp_bounds))
 
     def derivative(self, chi: np.ndarray | float) -> np.ndarray:
-        """dV/dchi in kJ/mol per unit of chi; zero outside the grid, where V is held constant."""
+        """dV/dchi in kJ/mol per unit of chi; zero outside the grid, where V is held constant.
+
+        Parameters
+        ----------
+        chi : np.ndarray or float
+            Values of the RC, any shape.
+
+        Returns
+        -------
+        np.ndarray
+            dV/dchi at each ``chi``, same shape, kJ/mol per unit of chi.
+        """
         chi = np.asarray(chi, dtype=float)
         lo, hi = self.clamp_bounds
         return np.where((chi >= lo) & (chi <= hi), self._spline(np.clip(chi, lo, hi), 1), 0.0)
 
     def to_dict(self) -> dict:
-        """The grid as JSON-able data (``bias.json``'s ``grid``)."""
+        """The grid as JSON-able data (``bias.json``'s ``grid``).
+
+        Returns
+        -------
+        dict
+            ``chi_min``, ``chi_max`` (floats) and ``values_kjmol`` (a list of floats, kJ/mol).
+        """
         return {
             "chi_min": self.chi_min,
             "chi_max": self.chi_max,
@@ -116,7 +152,18 @@ class BiasGrid:
 
     @classmethod
     def from_dict(cls, data: dict) -> BiasGrid:
-        """The grid from :meth:`to_dict` output."""
+        """The grid from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        data : dict
+            With keys ``chi_min``, ``chi_max`` and ``values_kjmol`` (kJ/mol).
+
+        Returns
+        -------
+        BiasGrid
+            The grid.
+        """
         return cls(float(data["chi_min"]), float(data["chi_max"]),
                    np.asarray(data["values_kjmol"], dtype=float))
 
@@ -130,6 +177,12 @@ class Bias:
     coefficients : np.ndarray, shape=(n_features,)
         chi = coefficients . features (raw features, their own units).
     grid : BiasGrid
+        The bias V(chi) on a grid of chi.
+
+    Raises
+    ------
+    ValueError
+        When ``coefficients`` is empty or not finite.
     """
 
     coefficients: np.ndarray
@@ -143,7 +196,23 @@ class Bias:
         object.__setattr__(self, "coefficients", c)
 
     def chi(self, features: np.ndarray) -> np.ndarray:
-        """chi of each frame, features shape (n_frames, n_features)."""
+        """chi of each frame.
+
+        Parameters
+        ----------
+        features : np.ndarray, shape=(n_frames, n_features)
+            Raw features of each frame, their own units.
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames,)
+            chi = features @ coefficients.
+
+        Raises
+        ------
+        ValueError
+            When ``features`` is not 2-D with one column per coefficient.
+        """
         features = np.asarray(features, dtype=float)
         if features.ndim != 2 or features.shape[1] != self.coefficients.size:
             raise ValueError(
@@ -153,18 +222,51 @@ class Bias:
         return features @ self.coefficients
 
     def energy(self, features: np.ndarray) -> np.ndarray:
-        """Bias energy of each frame in kJ/mol, shape (n_frames,)."""
+        """Bias energy of each frame in kJ/mol.
+
+        Parameters
+        ----------
+        features : np.ndarray, shape=(n_frames, n_features)
+            Raw features of each frame, their own units.
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames,)
+            V(chi) of each frame, kJ/mol (the grid's spline, argument clamped to the grid).
+
+        Raises
+        ------
+        ValueError
+            When ``features`` is not 2-D with one column per coefficient.
+        """
         return self.grid(self.chi(features))
 
     def to_dict(self) -> dict:
-        """The bias as JSON-able data (the layout of ``bias.json``)."""
+        """The bias as JSON-able data (the layout of ``bias.json``).
+
+        Returns
+        -------
+        dict
+            ``coefficients`` (a list of floats) and ``grid`` (:meth:`BiasGrid.to_dict`).
+        """
         return {"coefficients": [float(c) for c in self.coefficients],
                 "grid": self.grid.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Bias:
         """The bias from :meth:`to_dict` output (extra keys, such as an adaptive round's
-        ``states``, are ignored)."""
+        ``states``, are ignored).
+
+        Parameters
+        ----------
+        data : dict
+            With keys ``coefficients`` and ``grid`` (a :meth:`BiasGrid.to_dict` dict).
+
+        Returns
+        -------
+        Bias
+            The bias.
+        """
         return cls(np.asarray(data["coefficients"], dtype=float), BiasGrid.from_dict(data["grid"]))
 
 
@@ -340,7 +442,28 @@ def adaptive_bias_dict(coefficients: Sequence[float], chi_min: float, chi_max: f
                        blocks: Sequence[tuple[np.ndarray, int]]) -> dict:
     """``bias_applied.json`` of an adaptive round: its RC, ``grid`` = the last block's bias (the
     bias in force at the end of the round, a :class:`Bias` for readers that want one) and
-    ``states``: each block's bias and frames, in the order of the round's frames."""
+    ``states``: each block's bias and frames, in the order of the round's frames.
+
+    Parameters
+    ----------
+    coefficients : sequence of float
+        The RC of the round, chi = coefficients . features.
+    chi_min, chi_max : float
+        First and last grid point of every block's bias (units of chi).
+    blocks : sequence of (np.ndarray, int)
+        Each block's bias values on the grid (kJ/mol) and its number of frames, in frame order.
+
+    Returns
+    -------
+    dict
+        ``method`` (``"opes"``), ``coefficients``, ``grid`` (the last block's) and ``states``
+        (a list of ``{"values_kjmol": [...], "frames": n}``).
+
+    Raises
+    ------
+    ValueError
+        When ``blocks`` is empty.
+    """
     if not blocks:
         raise ValueError("an adaptive round needs at least one block of frames")
     last = BiasGrid(chi_min, chi_max, np.asarray(blocks[-1][0], dtype=float))
@@ -355,7 +478,26 @@ def adaptive_bias_dict(coefficients: Sequence[float], chi_min: float, chi_max: f
 def applied_states(data: dict | None, n_frames: int) -> list[tuple[Bias | None, int]]:
     """The bias states a round's frames were sampled under, in frame order, from its
     ``bias_applied.json`` (None: the unbiased round): one static bias, or the blocks of an
-    adaptive round (:func:`adaptive_bias_dict`). Each is (bias or None, frames)."""
+    adaptive round (:func:`adaptive_bias_dict`). Each is (bias or None, frames).
+
+    Parameters
+    ----------
+    data : dict or None
+        The round's ``bias_applied.json`` (:meth:`Bias.to_dict` or :func:`adaptive_bias_dict`
+        layout); None for the unbiased round.
+    n_frames : int
+        Number of frames of the round.
+
+    Returns
+    -------
+    list of (Bias or None, int)
+        Each state's bias (None: unbiased) and its number of frames, in frame order.
+
+    Raises
+    ------
+    ValueError
+        When the frames of an adaptive round's states do not add up to ``n_frames``.
+    """
     if data is None:
         return [(None, int(n_frames))]
     if "states" not in data:
@@ -374,7 +516,24 @@ def applied_states(data: dict | None, n_frames: int) -> list[tuple[Bias | None, 
 def reduced_bias_matrix(features: np.ndarray, states: Sequence[tuple[Bias | None, int]],
                         kT: float) -> tuple[np.ndarray, list[int]]:
     """MBAR's input: reduced[k, n] = V_k(frame n) / kT of every frame under every state's bias
-    (None: unbiased, 0), and the frames of each state (the states in frame order)."""
+    (None: unbiased, 0), and the frames of each state (the states in frame order).
+
+    Parameters
+    ----------
+    features : np.ndarray, shape=(n_frames, n_features)
+        Raw features of every frame.
+    states : sequence of (Bias or None, int)
+        The bias states and their numbers of frames (:func:`applied_states`).
+    kT : float
+        Thermal energy, kJ/mol.
+
+    Returns
+    -------
+    reduced : np.ndarray, shape=(n_states, n_frames)
+        V_k(frame n) / kT (dimensionless).
+    counts : list of int
+        Number of frames of each state.
+    """
     features = np.asarray(features, dtype=float)
     reduced = np.zeros((len(states), len(features)))
     for k, (bias, _) in enumerate(states):
