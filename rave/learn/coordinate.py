@@ -381,10 +381,25 @@ def sphere_directions(d: int, n_directions: int, seed: int = 0) -> np.ndarray:
     hemisphere (equal-area in ``z``) and their mirror images. d >= 4: ``n_directions // 2``
     seeded Gaussian random directions and their mirror images.
 
+    Parameters
+    ----------
+    d : int
+        Dimension of the space (>= 1).
+    n_directions : int
+        Number of directions wanted (>= 2); the grid has ``n_directions`` rounded up to an even
+        number (2 for d = 1).
+    seed : int, optional
+        Seeds the random directions of d >= 4 (unused below).
+
     Returns
     -------
     np.ndarray, shape=(n, d), dtype=float
         Rows ``0 .. n/2-1`` are one hemisphere, rows ``n/2 .. n-1`` their negatives.
+
+    Raises
+    ------
+    ValueError
+        When ``d`` is not an integer >= 1 or ``n_directions`` not an integer >= 2.
     """
     if int(d) != d or d < 1:
         raise ValueError(f"d must be an integer >= 1. You supplied {d!r}")
@@ -455,6 +470,21 @@ def direction_angle_deg(c1: np.ndarray, c2: np.ndarray) -> float:
 
     ``c`` and ``-c`` define the same RC, so the angle is that between the lines; computed
     with ``atan2`` so it stays accurate for nearly parallel vectors.
+
+    Parameters
+    ----------
+    c1, c2 : np.ndarray, shape=(d,), dtype=float
+        The two directions (any nonzero norm, either sign).
+
+    Returns
+    -------
+    float
+        The angle between the lines of ``c1`` and ``c2``, degrees in ``[0, 90]``.
+
+    Raises
+    ------
+    ValueError
+        When either is not a finite nonzero 1-D vector, or their shapes differ.
     """
     a = _as_direction(c1, "c1")
     b = _as_direction(c2, "c2")

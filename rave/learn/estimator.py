@@ -166,7 +166,27 @@ def rc_frames(n_frames: int, max_frames: int, seed: int | Sequence[int]) -> np.n
 def block_resample(n_frames: int, n_blocks: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of one block-bootstrap replicate: ``n_blocks`` contiguous blocks of
     ``n_frames // n_blocks`` frames, drawn with replacement (frames in time order; the last
-    ``n_frames % n_blocks`` frames are never drawn)."""
+    ``n_frames % n_blocks`` frames are never drawn).
+
+    Parameters
+    ----------
+    n_frames : int
+        Number of frames to resample.
+    n_blocks : int
+        Number of blocks (2 <= ``n_blocks`` <= ``n_frames``).
+    rng : np.random.Generator
+        Draws the blocks.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_blocks * (n_frames // n_blocks),), dtype=int
+        Frame indices of the replicate, block after block.
+
+    Raises
+    ------
+    ValueError
+        When ``n_blocks < 2`` or ``n_frames < n_blocks``.
+    """
     if n_frames < n_blocks or n_blocks < 2:
         raise ValueError(f"block_resample needs n_frames >= n_blocks >= 2. You supplied "
                          f"{n_frames}, {n_blocks}")
@@ -199,7 +219,23 @@ def rc_angle_sigma_deg(x: np.ndarray, latent: np.ndarray, log_weights: np.ndarra
     replicates : int
         Bootstrap replicates (>= 2).
     seed : int
-        Seeds the resampling.
+        Seeds the resampling (replicate ``r`` refits with seed ``seed + r``).
+    bins : int, optional
+        Histogram bins of each refit (``fit_coordinate``'s ``bins``).
+    n_blocks : int, optional
+        Blocks per replicate (at most the number of frames).
+    scan_frames : int or None, optional
+        ``fit_coordinate``'s ``max_scan_frames`` for each refit (None: all frames).
+
+    Returns
+    -------
+    float
+        RMS of the angles between ``coefficients`` and the refitted RCs, degrees.
+
+    Raises
+    ------
+    ValueError
+        When ``replicates < 2``.
     """
     if replicates < 2:
         raise ValueError(f"replicates must be >= 2. You supplied {replicates}")
