@@ -298,12 +298,34 @@ class VAE(nn.Module):
         self.decoder = _mlp(1, tuple(hidden), self.n_features, activation)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log variance, each of shape (n_frames, 1)."""
+        """Posterior mean and log variance, each of shape (n_frames, 1).
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape=(n_frames, n_features)
+            Standardised inputs.
+
+        Returns
+        -------
+        mu, log_variance : torch.Tensor, shape=(n_frames, 1)
+            Mean and log variance of the Gaussian posterior of the latent.
+        """
         out = self.encoder(x)
         return out[:, :1], out[:, 1:]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstruction of shape (n_frames, n_features) from latents of shape (n_frames, 1)."""
+        """Reconstruction of shape (n_frames, n_features) from latents of shape (n_frames, 1).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape=(n_frames, 1)
+            Latents.
+
+        Returns
+        -------
+        torch.Tensor, shape=(n_frames, n_features)
+            The decoder's output (standardised features).
+        """
         return self.decoder(z)
 
     def forward(
@@ -415,6 +437,19 @@ class _EncoderMean(nn.Module):
 class VAEModel:
     """A trained 1-D-latent VAE with its input scaler: maps order parameters to the latent.
 
+    Parameters
+    ----------
+    network : VAE
+        The trained network; it is put in eval mode and its parameters are frozen.
+    config : VAEConfig
+        The settings it was trained with.
+    feature_mean, feature_scale : np.ndarray, shape=(n_features,)
+        The input scaler, in the features' units (kept as read-only copies).
+    history : dict
+        The training record (copied); its keys are listed under Attributes.
+    device : torch.device or str, optional
+        Where the network lives.
+
     Attributes
     ----------
     n_features : int
@@ -432,6 +467,11 @@ class VAEModel:
         ``effective_sample_size`` (Kish ESS of the training weights), ``device``, ``seed``.
     device : torch.device
         Where the network lives.
+
+    Raises
+    ------
+    ValueError
+        When ``feature_mean`` or ``feature_scale`` is not of shape (n_features,).
     """
 
     def __init__(
@@ -568,6 +608,11 @@ class VAEModel:
         The module takes raw order parameters, float32 of shape (n, n_features), and returns the
         latent mean, shape (n, 1): the deterministic RAVE latent (e.g. for PLUMED's PYTORCH
         module or an OpenMM-Torch force). Written atomically.
+
+        Parameters
+        ----------
+        path : str or Path
+            Destination file.
         """
         module = _EncoderMean(
             copy.deepcopy(self._network.encoder).to("cpu").float().eval(),
@@ -680,7 +725,18 @@ class VAEEstimator:
         return min(max(MIN_VALIDATION_FRAMES, int(fraction)), self.config.max_validation_frames)
 
     def fetch_model(self) -> VAEModel:
-        """The model of the last :meth:`fit`."""
+        """The model of the last :meth:`fit`.
+
+        Returns
+        -------
+        VAEModel
+            The trained model.
+
+        Raises
+        ------
+        ValueError
+            When :meth:`fit` has not been called.
+        """
         if self._model is None:
             raise ValueError("no model yet: call fit(features) before fetch_model()")
         return self._model

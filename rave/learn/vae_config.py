@@ -37,7 +37,9 @@ def _is_real(value: Any) -> bool:
 class VAEConfig:
     """Architecture and training settings of the 1-D-latent VAE.
 
-    Parameters
+    Each attribute is also a keyword of the constructor, with the default shown.
+
+    Attributes
     ----------
     hidden : tuple of int, default (512, 512, 512)
         Widths of the hidden layers of the encoder; the decoder mirrors them (1 -> hidden -> d).
@@ -118,6 +120,16 @@ class VAEConfig:
         See ``stop_on_stable_order``; in (0, 1].
     stop_angle_deg : float, default 1.0
         See ``stop_on_stable_order``; in [0, 180].
+
+    Raises
+    ------
+    TypeError
+        When ``hidden`` is not a sequence, a real-valued setting is not a finite real number, a
+        count is not an int, or ``stop_on_stable_order`` is not a bool.
+    ValueError
+        When a setting is outside its range above, ``hidden`` is empty or holds a width that is
+        not a positive int, or ``activation``, ``lr_schedule``, ``device`` is not one of the
+        names allowed.
     """
 
     hidden: tuple[int, ...] = (512, 512, 512)
@@ -230,14 +242,38 @@ class VAEConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python dict of the fields (``hidden`` as a list), for saving."""
+        """Plain-Python dict of the fields (``hidden`` as a list), for saving.
+
+        Returns
+        -------
+        dict
+            Field name -> value.
+        """
         out = asdict(self)
         out["hidden"] = list(self.hidden)
         return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> VAEConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError.
+
+        Parameters
+        ----------
+        values : dict
+            Field name -> value (a subset of the fields: the others take their defaults).
+
+        Returns
+        -------
+        VAEConfig
+            The settings.
+
+        Raises
+        ------
+        ValueError
+            When ``values`` has a key that is not a field, or a value out of range.
+        TypeError
+            When a value has the wrong type.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
