@@ -483,7 +483,13 @@ class Feature(abc.ABC):
         return self.evaluate(traj.xyz, traj.unitcell_vectors)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able description; ``feature_from_dict(f.to_dict()) == f``."""
+        """JSON-able description; ``feature_from_dict(f.to_dict()) == f``.
+
+        Returns
+        -------
+        dict
+            ``kind``, ``name`` and the constructor's keyword arguments (JSON-able).
+        """
         return {"kind": self.kind, "name": self.name, **self._params()}
 
     def __eq__(self, other: object) -> bool:
@@ -545,12 +551,21 @@ class Position(Feature):
 
     @property
     def particles(self) -> tuple[int, ...]:
+        """tuple of int: the particle, or the group's particles, sorted."""
         return tuple(sorted(self.atoms))
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
         return _centroid(x, self.atoms, self.weights)[:, _AXES.index(self.axis)]
 
     def openmm_force(self) -> openmm.Force:
+        """A new force whose energy (kJ/mol) is the coordinate in nm.
+
+        Returns
+        -------
+        openmm.Force
+            A ``CustomExternalForce`` for one particle, else a ``CustomCentroidBondForce`` of the
+            group with its weights; never periodic.
+        """
         if len(self.atoms) == 1:
             force = openmm.CustomExternalForce(self.axis)
             force.addParticle(self.atoms[0], [])
@@ -558,14 +573,37 @@ class Position(Feature):
         return _centroid_force(f"{self.axis}1", [self.atoms], [self.weights], periodic=False)
 
     def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
-        """``x<k>`` (or y, z) of a single particle, never periodic; None for a centroid."""
+        """``x<k>`` (or y, z) of a single particle, never periodic; None for a centroid.
+
+        Parameters
+        ----------
+        slot : Callable[[int], int]
+            Maps a particle index to its 1-based place in the bond (see
+            :meth:`Feature.compound_term`).
+
+        Returns
+        -------
+        CompoundTerm or None
+            The term; None when a group has more than one particle.
+        """
         if len(self.atoms) != 1:
             return None
         return CompoundTerm(f"{self.axis}{slot(self.atoms[0])}", periodic=False)
 
     def plumed_action(self, label: str) -> PlumedAction:
         """``POSITION`` of the atom or of a plain ``CENTER`` (a weighted centroid is exported
-        unweighted, with a warning note), unwrapped; the argument is ``<label>.<axis>``."""
+        unweighted, with a warning note), unwrapped; the argument is ``<label>.<axis>``.
+
+        Parameters
+        ----------
+        label : str
+            The label of the feature's action; helper actions take labels that start with it.
+
+        Returns
+        -------
+        PlumedAction
+            The action lines, the ARG (``<label>.<axis>``) and a note for the export's README.
+        """
         lines: list[str] = []
         point = _plumed_point(f"{label}c", self.atoms, lines)
         lines.append(f"{label}: POSITION ATOM={point} NOPBC")
@@ -640,6 +678,7 @@ class Distance(Feature):
 
     @property
     def particles(self) -> tuple[int, ...]:
+        """tuple of int: the particles of both groups, sorted and unique."""
         return tuple(sorted(set(self.group1) | set(self.group2)))
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
@@ -649,6 +688,14 @@ class Distance(Feature):
         return np.linalg.norm(d, axis=-1)
 
     def openmm_force(self) -> openmm.Force:
+        """A new force whose energy (kJ/mol) is the distance in nm.
+
+        Returns
+        -------
+        openmm.Force
+            A ``CustomCentroidBondForce`` of ``distance(g1,g2)`` over the two groups with their
+            weights, periodic if the feature is.
+        """
         return _centroid_force(
             "distance(g1,g2)",
             [self.group1, self.group2],
@@ -657,7 +704,19 @@ class Distance(Feature):
         )
 
     def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
-        """``distance(p<i>,p<j>)`` of two single atoms; None for centroids."""
+        """``distance(p<i>,p<j>)`` of two single atoms; None for centroids.
+
+        Parameters
+        ----------
+        slot : Callable[[int], int]
+            Maps a particle index to its 1-based place in the bond (see
+            :meth:`Feature.compound_term`).
+
+        Returns
+        -------
+        CompoundTerm or None
+            The term; None when a group has more than one particle.
+        """
         atoms = _single_atoms([self.group1, self.group2])
         if atoms is None:
             return None
@@ -665,7 +724,18 @@ class Distance(Feature):
 
     def plumed_action(self, label: str) -> PlumedAction:
         """``DISTANCE`` between atoms or plain ``CENTER`` virtual atoms (weights are not
-        exported)."""
+        exported).
+
+        Parameters
+        ----------
+        label : str
+            The label of the feature's action; helper actions take labels that start with it.
+
+        Returns
+        -------
+        PlumedAction
+            The action lines, the ARG (the label) and a note for the export's README.
+        """
         lines: list[str] = []
         a = _plumed_point(f"{label}a", self.group1, lines)
         b = _plumed_point(f"{label}b", self.group2, lines)
@@ -714,6 +784,7 @@ class Angle(Feature):
 
     @property
     def particles(self) -> tuple[int, ...]:
+        """tuple of int: the particles of the three groups, sorted and unique."""
         return tuple(sorted(set().union(*self.groups)))
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
@@ -725,17 +796,48 @@ class Angle(Feature):
         return np.arctan2(cross, np.einsum("fk,fk->f", v1, v2))
 
     def openmm_force(self) -> openmm.Force:
+        """A new force whose energy (kJ/mol) is the angle in rad.
+
+        Returns
+        -------
+        openmm.Force
+            A ``CustomCentroidBondForce`` of ``angle(g1,g2,g3)`` over the three groups (plain-mean
+            centroids), periodic if the feature is.
+        """
         return _centroid_force("angle(g1,g2,g3)", self.groups, [None] * 3, self.periodic)
 
     def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
-        """``angle(p<i>,p<j>,p<k>)`` of three single atoms; None for centroids."""
+        """``angle(p<i>,p<j>,p<k>)`` of three single atoms; None for centroids.
+
+        Parameters
+        ----------
+        slot : Callable[[int], int]
+            Maps a particle index to its 1-based place in the bond (see
+            :meth:`Feature.compound_term`).
+
+        Returns
+        -------
+        CompoundTerm or None
+            The term; None when a group has more than one particle.
+        """
         atoms = _single_atoms(self.groups)
         if atoms is None:
             return None
         return CompoundTerm(f"angle({','.join(f'p{slot(a)}' for a in atoms)})", self.periodic)
 
     def plumed_action(self, label: str) -> PlumedAction:
-        """``ANGLE`` of atoms or plain ``CENTER`` virtual atoms, in rad."""
+        """``ANGLE`` of atoms or plain ``CENTER`` virtual atoms, in rad.
+
+        Parameters
+        ----------
+        label : str
+            The label of the feature's action; helper actions take labels that start with it.
+
+        Returns
+        -------
+        PlumedAction
+            The action lines, the ARG (the label) and a note for the export's README.
+        """
         lines: list[str] = []
         points = [_plumed_point(f"{label}{k}", g, lines) for k, g in enumerate(self.groups)]
         lines.append(f"{label}: ANGLE ATOMS={','.join(points)}{_plumed_pbc(self.periodic)}")
@@ -807,6 +909,7 @@ class Dihedral(Feature):
 
     @property
     def particles(self) -> tuple[int, ...]:
+        """tuple of int: the particles of the four groups, sorted and unique."""
         return tuple(sorted(set().union(*self.groups)))
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
@@ -815,11 +918,31 @@ class Dihedral(Feature):
         return np.sin(phi) if self.function == "sin" else np.cos(phi)
 
     def openmm_force(self) -> openmm.Force:
+        """A new force whose energy (kJ/mol) is the cos (or sin) of the dihedral (dimensionless).
+
+        Returns
+        -------
+        openmm.Force
+            A ``CustomCentroidBondForce`` of ``cos(dihedral(g1,g2,g3,g4))`` (or sin) over the four
+            groups (plain-mean centroids), periodic if the feature is.
+        """
         expression = f"{self.function}(dihedral(g1,g2,g3,g4))"
         return _centroid_force(expression, self.groups, [None] * 4, self.periodic)
 
     def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
-        """``cos(dihedral(p<i>,...))`` (or sin) of four single atoms; None for centroids."""
+        """``cos(dihedral(p<i>,...))`` (or sin) of four single atoms; None for centroids.
+
+        Parameters
+        ----------
+        slot : Callable[[int], int]
+            Maps a particle index to its 1-based place in the bond (see
+            :meth:`Feature.compound_term`).
+
+        Returns
+        -------
+        CompoundTerm or None
+            The term; None when a group has more than one particle.
+        """
         atoms = _single_atoms(self.groups)
         if atoms is None:
             return None
@@ -827,7 +950,19 @@ class Dihedral(Feature):
         return CompoundTerm(f"{self.function}(dihedral({points}))", self.periodic)
 
     def plumed_action(self, label: str) -> PlumedAction:
-        """``TORSION`` (labelled ``<label>t``) then ``CUSTOM`` with ``cos(x)`` or ``sin(x)``."""
+        """``TORSION`` (labelled ``<label>t``) then ``CUSTOM`` with ``cos(x)`` or ``sin(x)``.
+
+        Parameters
+        ----------
+        label : str
+            The label of the feature's action; helper actions take labels that start with it.
+
+        Returns
+        -------
+        PlumedAction
+            The action lines, the ARG (the label of the ``CUSTOM`` action) and a note for the
+            export's README.
+        """
         lines: list[str] = []
         points = [_plumed_point(f"{label}{k}", g, lines) for k, g in enumerate(self.groups)]
         lines.append(f"{label}t: TORSION ATOMS={','.join(points)}{_plumed_pbc(self.periodic)}")
@@ -985,6 +1120,7 @@ class Coordination(Feature):
 
     @property
     def particles(self) -> tuple[int, ...]:
+        """tuple of int: the particles of both groups, sorted and unique."""
         return tuple(sorted(set(self.group_a) | set(self.group_b)))
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
@@ -999,6 +1135,14 @@ class Coordination(Feature):
         return out
 
     def openmm_force(self) -> openmm.Force:
+        """A new force whose energy (kJ/mol) is the coordination number (dimensionless).
+
+        Returns
+        -------
+        openmm.Force
+            A ``CustomBondForce`` of the rational switching function, one bond per counted pair,
+            periodic if the feature is.
+        """
         force = openmm.CustomBondForce(_switch_expression(self.r0, self.n, self.m or 2 * self.n))
         for i, j in self._pairs.tolist():
             force.addBond(i, j, [])
@@ -1006,7 +1150,18 @@ class Coordination(Feature):
         return force
 
     def plumed_action(self, label: str) -> PlumedAction:
-        """``COORDINATION`` with PLUMED's RATIONAL switching (R_0, NN, MM) and no cutoff."""
+        """``COORDINATION`` with PLUMED's RATIONAL switching (R_0, NN, MM) and no cutoff.
+
+        Parameters
+        ----------
+        label : str
+            The label of the feature's action; helper actions take labels that start with it.
+
+        Returns
+        -------
+        PlumedAction
+            The action lines, the ARG (the label) and a note for the export's README.
+        """
         m = self.m if self.m is not None else 2 * self.n
         line = (
             f"{label}: COORDINATION GROUPA={_plumed_atoms(self.group_a)} "
@@ -1188,6 +1343,7 @@ class CylindricalPosition(Feature):
 
     @property
     def particles(self) -> tuple[int, ...]:
+        """tuple of int: the particle, or the group's particles, sorted."""
         return tuple(sorted(self.atoms))
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
@@ -1199,6 +1355,14 @@ class CylindricalPosition(Feature):
         return np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2 + CYLINDRICAL_RHO_EPS_NM2)
 
     def openmm_force(self) -> openmm.Force:
+        """A new force whose energy (kJ/mol) is z or rho in nm.
+
+        Returns
+        -------
+        openmm.Force
+            A ``CustomExternalForce`` for one particle, else a ``CustomCentroidBondForce`` with unit
+            weights; offsets wrapped in the feature's fixed ``box_lengths``.
+        """
         single = len(self.atoms) == 1
         variables = ("x", "y", "z") if single else ("x1", "y1", "z1")
         if self.component == "z":
@@ -1294,6 +1458,7 @@ class CylinderCount(Feature):
 
     @property
     def particles(self) -> tuple[int, ...]:
+        """tuple of int: the counted particles, sorted."""
         return tuple(sorted(self.atoms))
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
@@ -1310,6 +1475,14 @@ class CylinderCount(Feature):
         return s.sum(axis=1)
 
     def openmm_force(self) -> openmm.Force:
+        """A new force whose energy (kJ/mol) is the smooth count of particles in the cylinder.
+
+        Returns
+        -------
+        openmm.Force
+            A ``CustomExternalForce`` over the counted particles (the sum of their smooth
+            indicators); offsets wrapped in the feature's fixed ``box_lengths``.
+        """
         w = self.width
         expression = "; ".join(
             [
@@ -1394,9 +1567,17 @@ class ForceFeature(Feature):
 
     @property
     def particles(self) -> tuple[int, ...]:
+        """tuple of int: the particle indices given, sorted and unique."""
         return self._particles
 
     def openmm_force(self) -> openmm.Force:
+        """A new copy of the force (from its stored XML).
+
+        Returns
+        -------
+        openmm.Force
+            The force, its energy in kJ/mol read as the value in :attr:`unit`.
+        """
         return openmm.XmlSerializer.deserialize(self.xml)
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
@@ -1453,7 +1634,23 @@ def feature_from_dict(d: dict[str, Any]) -> Feature:
 
 
 def feature_keys(kind: str) -> list[str]:
-    """The keys a feature of ``kind`` takes besides ``kind`` (its constructor's keywords)."""
+    """The keys a feature of ``kind`` takes besides ``kind`` (its constructor's keywords).
+
+    Parameters
+    ----------
+    kind : str
+        A registered kind (``Feature.kind`` of a subclass, e.g. "distance").
+
+    Returns
+    -------
+    list of str
+        The keyword names of its constructor, in order.
+
+    Raises
+    ------
+    KeyError
+        When ``kind`` is not registered.
+    """
     import inspect
 
     parameters = inspect.signature(Feature._registry[kind].__init__).parameters
@@ -1513,7 +1710,23 @@ def openmm_feature_values(
 
 
 def feature_names(features: Sequence[Feature]) -> list[str]:
-    """Names of the features, in order; ValueError if two share a name."""
+    """Names of the features, in order; ValueError if two share a name.
+
+    Parameters
+    ----------
+    features : Sequence[Feature]
+        The features.
+
+    Returns
+    -------
+    list of str
+        ``f.name`` of each feature.
+
+    Raises
+    ------
+    ValueError
+        When two features share a name.
+    """
     names = [f.name for f in features]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
