@@ -405,6 +405,7 @@ def bias_blocks(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np.ndarr
     delta_kT : float
         Largest change of the bias within a block, kT.
     max_blocks : int
+        Most blocks: ``delta_kT`` doubles until there are at most this many.
 
     Returns
     -------

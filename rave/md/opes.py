@@ -55,7 +55,23 @@ _KDE_PREFIXES = ("total_", "totalRW_", "self_", "kde_", "kdeRW_")
 
 def linear_map(chi_old: np.ndarray, chi_new: np.ndarray) -> tuple[float, float]:
     """Least-squares chi_new ~ a chi_old + b over the same frames: how a bias along the old RC
-    carries over to the new one (a = 1, b = 0 when the RC did not change)."""
+    carries over to the new one (a = 1, b = 0 when the RC did not change).
+
+    Parameters
+    ----------
+    chi_old, chi_new : np.ndarray, shape=(n_frames,)
+        The old and the new RC of the same frames (units of each RC).
+
+    Returns
+    -------
+    a, b : float
+        Slope and intercept of the least-squares line.
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ, there are fewer than 2 frames, or ``chi_old`` has no spread.
+    """
     chi_old = np.asarray(chi_old, dtype=float)
     chi_new = np.asarray(chi_new, dtype=float)
     if chi_old.shape != chi_new.shape or chi_old.size < 2 or not np.ptp(chi_old) > 0:
@@ -67,7 +83,25 @@ def linear_map(chi_old: np.ndarray, chi_new: np.ndarray) -> tuple[float, float]:
 def map_opes_state(state: dict, a: float, b: float) -> dict:
     """An ``OPES.getState()`` snapshot moved from chi to a chi + b: kernel centres and the
     running CV mean move, kernel widths scale by |a| and the running variance by a^2; weights
-    and counts stay. Used to continue a round's OPES along the next round's RC."""
+    and counts stay. Used to continue a round's OPES along the next round's RC.
+
+    Parameters
+    ----------
+    state : dict
+        An ``OPES.getState()`` snapshot (not modified).
+    a, b : float
+        The map chi -> a chi + b (finite, ``a != 0``).
+
+    Returns
+    -------
+    dict
+        A new snapshot with the mapped arrays; the other entries are the same objects.
+
+    Raises
+    ------
+    ValueError
+        When ``a`` or ``b`` is not finite, or ``a == 0``.
+    """
     if not (math.isfinite(a) and math.isfinite(b)) or a == 0:
         raise ValueError(f"the map chi -> a chi + b needs finite a != 0 and b. You supplied "
                          f"{a}, {b}")
@@ -105,6 +139,11 @@ class OPESSpec:
         OPES-explore instead of OPES-metaD.
     block_kT : float
         Largest change of the bias within one MBAR state, kT (:func:`rave.learn.bias.bias_blocks`).
+
+    Raises
+    ------
+    ValueError
+        When ``chi_max <= chi_min`` or ``variance_pace`` does not divide ``pace``.
     """
 
     coefficients: tuple[float, ...]
@@ -126,12 +165,34 @@ class OPESSpec:
                              f"({self.pace})")
 
     def to_dict(self) -> dict:
-        """The spec as plain JSON-able data (what a WalkerTask carries)."""
+        """The spec as plain JSON-able data (what a WalkerTask carries).
+
+        Returns
+        -------
+        dict
+            The fields, ``coefficients`` as a list.
+        """
         return asdict(self) | {"coefficients": list(self.coefficients)}
 
     @classmethod
     def from_dict(cls, data: dict) -> OPESSpec:
-        """The spec from :meth:`to_dict` output."""
+        """The spec from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        data : dict
+            The fields, as :meth:`to_dict` gives them.
+
+        Returns
+        -------
+        OPESSpec
+            The spec.
+
+        Raises
+        ------
+        ValueError
+            When ``chi_max <= chi_min`` or ``variance_pace`` does not divide ``pace``.
+        """
         return cls(**data)
 
 
@@ -162,6 +223,38 @@ class OPESBias:
     previous round's, moved by :func:`map_opes_state`) continues an earlier OPES.
     :meth:`advance` integrates to the next frame and returns the State taken there;
     :meth:`blocks` gives the walker's MBAR states.
+
+    Parameters
+    ----------
+    system : openmm.System
+        The walker's System; OPES adds its force to it.
+    features : sequence of Feature
+        The order parameters s of chi = c . s (:func:`rave.md.bias_force.chi_force`).
+    spec : OPESSpec
+        The RC, the grid and the OPES settings.
+    temperature_K : float or openmm.unit.Quantity
+        The temperature, K.
+    initial_state : dict or None, optional
+        An ``OPES.getState()`` snapshot to continue from; None: a fresh OPES.
+
+    Attributes
+    ----------
+    spec : OPESSpec
+        As given.
+    kT : float
+        Thermal energy, kJ/mol.
+    opes : openmm_opes.OPES
+        The OPES object.
+    force_group : int
+        The force group of OPES's force.
+    values : list of np.ndarray
+        V_t on the grid (kJ/mol), one per version of the bias.
+    ct : list of float
+        c(t) of each version, kJ/mol.
+    counts : list of int
+        Frames recorded under each version.
+    frame_versions : list of int
+        The version of each frame recorded.
     """
 
     def __init__(self, system, features, spec: OPESSpec, temperature_K: float,
@@ -199,7 +292,17 @@ class OPESBias:
         self._groups = None
 
     def attach(self, context, integrator, groups: set[int]) -> None:
-        """Use this Context; frames read the energy of ``groups`` (the bias groups)."""
+        """Use this Context; frames read the energy of ``groups`` (the bias groups).
+
+        Parameters
+        ----------
+        context : openmm.Context
+            The walker's Context (of the System given to the constructor).
+        integrator : openmm.Integrator
+            Its integrator.
+        groups : set of int
+            Force groups of the bias besides OPES's own (e.g. a static bias).
+        """
         self._stepper = _Stepper(context, integrator)
         self._stepper.capture = self._capture
         self._groups = set(groups) | {self.force_group}
@@ -227,7 +330,23 @@ class OPESBias:
     def advance(self, n_steps: int):
         """Integrate ``n_steps`` (depositing kernels on OPES's schedule) and return the State
         at the last step: positions, and the energy of the bias groups, which includes the
-        table's offset of ``barrier`` (:attr:`energy_offset_kjmol`)."""
+        table's offset of ``barrier`` (:attr:`energy_offset_kjmol`).
+
+        Parameters
+        ----------
+        n_steps : int
+            Steps to integrate.
+
+        Returns
+        -------
+        openmm.State
+            The State at the last step, with positions and the energy of :attr:`groups`.
+
+        Raises
+        ------
+        RuntimeError
+            When the stepping did not reach the frame, or OPES's c(t) is not finite.
+        """
         self._captured = None
         self._stepper.capture_at = self._stepper.currentStep + int(n_steps)
         self.opes.step(self._stepper, int(n_steps))
@@ -247,7 +366,20 @@ class OPESBias:
 
     def frame_bias(self, chi: np.ndarray, first_frame: int = 0) -> np.ndarray:
         """numpy's V_t(chi) of frames ``first_frame..`` from the grid of the version each
-        frame was recorded under (the check of OpenMM's energy), kJ/mol."""
+        frame was recorded under (the check of OpenMM's energy), kJ/mol.
+
+        Parameters
+        ----------
+        chi : np.ndarray, shape=(n,)
+            chi of the frames ``first_frame .. first_frame + n - 1``.
+        first_frame : int, optional
+            Index of the first of those frames among the frames recorded.
+
+        Returns
+        -------
+        np.ndarray, shape=(n,)
+            V_t(chi) of each frame, kJ/mol.
+        """
         versions = np.asarray(self.frame_versions[first_frame:first_frame + len(chi)])
         out = np.empty(len(chi))
         for v in np.unique(versions):
@@ -256,25 +388,55 @@ class OPESBias:
         return out
 
     def frame_ct(self) -> np.ndarray:
-        """c(t) of every frame recorded so far, kJ/mol."""
+        """c(t) of every frame recorded so far, kJ/mol.
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames,)
+            c(t) of the version each frame was recorded under, kJ/mol.
+        """
         return np.asarray(self.ct)[np.asarray(self.frame_versions, dtype=int)]
 
     def blocks(self, max_blocks: int = 32) -> list[tuple[np.ndarray, int]]:
         """The versions with frames grouped into MBAR states within ``spec.block_kT``
-        (:func:`rave.learn.bias.bias_blocks`)."""
+        (:func:`rave.learn.bias.bias_blocks`).
+
+        Parameters
+        ----------
+        max_blocks : int, optional
+            Most blocks (the threshold doubles until there are at most this many).
+
+        Returns
+        -------
+        list of (np.ndarray, int)
+            Per block with frames, in time order: its bias on the grid (kJ/mol) and its frames.
+        """
         from ..learn.bias import bias_blocks
 
         return bias_blocks(np.asarray(self.values), np.asarray(self.ct),
                            np.asarray(self.counts), self.kT, self.spec.block_kT, max_blocks)
 
     def get_state(self) -> dict:
-        """Everything needed to return here after a failed segment (see :meth:`set_state`)."""
+        """Everything needed to return here after a failed segment (see :meth:`set_state`).
+
+        Returns
+        -------
+        dict
+            OPES's snapshot (``opes``), the number of versions and frames, the versions' frame
+            counts and the step.
+        """
         return {"opes": self.opes.getState(), "versions": len(self.values),
                 "counts": list(self.counts), "frames": len(self.frame_versions),
                 "step": self._stepper.currentStep}
 
     def set_state(self, state: dict) -> None:
-        """Return to :meth:`get_state`: the kernels, versions and frames after it are dropped."""
+        """Return to :meth:`get_state`: the kernels, versions and frames after it are dropped.
+
+        Parameters
+        ----------
+        state : dict
+            A :meth:`get_state` result of this object.
+        """
         n = state["versions"]
         del self.values[n:], self.ct[n:]
         self.counts = list(state["counts"])
