@@ -92,12 +92,17 @@ class SimulationSystem:
     Attributes
     ----------
     name : str
+        A label of the system.
     system : openmm.System
+        The System simulated.
     positions : np.ndarray, shape=(n_particles, 3), nm
+        Starting positions.
     features : list of rave.md.features.Feature
+        The order parameters.
     timestep_ps, friction_per_ps : float
-        Defaults of this system (``[sampling]`` may override them).
+        Defaults of this system, ps and 1/ps (``[sampling]`` may override them).
     box_vectors : np.ndarray, shape=(3, 3), nm, or None
+        Periodic box vectors of the starting positions; None: the System's default.
     potential : ModelPotential or None
         For model potentials: the exact F(chi) and the 2-D figures.
     prepare : callable(temperature_K, platform, seed) -> dict, or None
@@ -120,13 +125,31 @@ class SimulationSystem:
     input_files: dict = field(default_factory=dict)
 
     def system_xml(self) -> str:
+        """The System as OpenMM XML.
+
+        Returns
+        -------
+        str
+            ``openmm.XmlSerializer.serialize(system)``.
+        """
         import openmm
 
         return openmm.XmlSerializer.serialize(self.system)
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
+    """SHA-256 of a file's bytes, hex.
+
+    Parameters
+    ----------
+    path : Path or str
+        The file.
+
+    Returns
+    -------
+    str
+        The SHA-256 digest of its bytes, 64 hex digits.
+    """
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -134,7 +157,9 @@ def file_sha256(path: Path) -> str:
 class SystemKind:
     """One ``[system] kind``.
 
-    Parameters
+    Each attribute is also a keyword of the constructor.
+
+    Attributes
     ----------
     name : str
         The value of ``[system] kind``.
@@ -156,6 +181,14 @@ class SystemKind:
     reads_features : bool
         Whether the kind reads ``[[features]]`` tables (its order parameters come from the
         config, not from the kind).
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is empty (or not a string), or an option is named like a key of every
+        ``[system]`` section.
+    TypeError
+        When ``build`` is not callable, or ``options`` is not a dataclass type.
     """
 
     name: str
@@ -191,7 +224,13 @@ class SystemKind:
                              f"them otherwise, or list them in keys")
 
     def option_names(self) -> tuple[str, ...]:
-        """The keys of this kind's own (the fields of ``options``)."""
+        """The keys of this kind's own (the fields of ``options``).
+
+        Returns
+        -------
+        tuple of str
+            The field names of ``options``, in order; empty without ``options``.
+        """
         if self.options is None:
             return ()
         return tuple(f.name for f in dataclasses.fields(self.options))
@@ -203,7 +242,13 @@ class UnknownSystemKind(ValueError):
 
 def kind_names() -> tuple[str, ...]:
     """Every known kind: the built-in ones, the registered ones, then those of installed
-    packages' entry points (imports no kind's module)."""
+    packages' entry points (imports no kind's module).
+
+    Returns
+    -------
+    tuple of str
+        The names, each once, in that order.
+    """
     return tuple(dict.fromkeys([*_BUILTIN, *_KINDS, *_entry_points()]))
 
 
@@ -213,7 +258,8 @@ def register_kind(kind: SystemKind, *, replace: bool = False) -> SystemKind:
     Parameters
     ----------
     kind : SystemKind
-    replace : bool
+        The kind.
+    replace : bool, optional
         Replace a kind of the same name (otherwise that is an error; a built-in name is never
         replaced: stored campaigns rely on what it means).
 
@@ -221,6 +267,13 @@ def register_kind(kind: SystemKind, *, replace: bool = False) -> SystemKind:
     -------
     SystemKind
         ``kind``, so that a module can write ``KIND = register_kind(SystemKind(...))``.
+
+    Raises
+    ------
+    TypeError
+        When ``kind`` is not a :class:`SystemKind`.
+    ValueError
+        When its name is built in, or already registered to another kind and not ``replace``.
     """
     if not isinstance(kind, SystemKind):
         raise TypeError(f"register_kind takes a SystemKind. You supplied {kind!r}")
@@ -238,6 +291,16 @@ def register_kind(kind: SystemKind, *, replace: bool = False) -> SystemKind:
 def get_kind(name: str) -> SystemKind:
     """The kind of this name, loading its module on first use (a built-in kind's, or the one
     an installed package names in the entry-point group :data:`ENTRY_POINT_GROUP`).
+
+    Parameters
+    ----------
+    name : str
+        The value of ``[system] kind``.
+
+    Returns
+    -------
+    SystemKind
+        The kind.
 
     Raises
     ------
@@ -258,7 +321,13 @@ def get_kind(name: str) -> SystemKind:
 
 
 def all_kinds() -> list[SystemKind]:
-    """Every known kind, in :func:`kind_names` order (loads every built-in kind's module)."""
+    """Every known kind, in :func:`kind_names` order (loads every built-in kind's module).
+
+    Returns
+    -------
+    list of SystemKind
+        The kinds.
+    """
     return [get_kind(name) for name in kind_names()]
 
 

@@ -11,7 +11,9 @@ and every public method of a public class (nested public classes too):
   ``Yields`` section (properties are exempt: a one-line summary with the type is enough);
 * a class whose ``__init__`` takes parameters documents them in a ``Parameters`` section (of the
   class docstring, as numpydoc has it, or of ``__init__``'s);
-* a dataclass or ``NamedTuple`` has an ``Attributes`` section naming each public field.
+* a dataclass or ``NamedTuple`` has an ``Attributes`` section naming each public field;
+* the sections of a docstring come in numpydoc's order (Parameters, Attributes, Returns or
+  Yields, ..., Raises, ..., See Also, Notes, References, Examples).
 
 A section is numpydoc's: its name on a line, underlined with dashes on the next.
 """
@@ -41,6 +43,9 @@ CHECKED = (
     "systems/",
 )
 
+#: numpydoc's order of the sections (those present must come in this order)
+_ORDER = ("Parameters", "Attributes", "Returns", "Yields", "Receives", "Other Parameters",
+          "Raises", "Warns", "Warnings", "See Also", "Notes", "References", "Examples")
 _SEE_ALSO = re.compile(r"See :(class|func):`[^`]+`")
 _UNDERLINE = re.compile(r"^\s*-{3,}\s*$")
 
@@ -60,6 +65,15 @@ def _sections(doc: str) -> dict[str, list[str]]:
             current.append(lines[i])
         i += 1
     return sections
+
+
+def _order_problem(doc: str) -> str | None:
+    """Which numpydoc sections of ``doc`` are out of order, or None."""
+    known = [name for name in _sections(doc) if name in _ORDER]
+    ranks = [_ORDER.index(name) for name in known]
+    if ranks != sorted(ranks):
+        return f"sections out of numpydoc order ({', '.join(known)})"
+    return None
 
 
 def _entry_names(body: list[str]) -> set[str]:
@@ -106,6 +120,8 @@ def _check_function(func, where: str, method: bool, problems: list[str]) -> None
     if not doc:
         problems.append(f"{where}: no docstring")
         return
+    if order := _order_problem(doc):
+        problems.append(f"{where}: {order}")
     if decorators & {"property", "cached_property"}:
         return
     sections = _sections(doc)
@@ -135,6 +151,8 @@ def _check_class(cls: ast.ClassDef, where: str, filename: str, problems: list[st
     if not doc:
         problems.append(f"{where}: no docstring")
         doc = ""
+    if order := _order_problem(doc):
+        problems.append(f"{where}: {order}")
     sections = _sections(doc)
     is_record = "dataclass" in _decorator_names(cls) or any(
         ast.unparse(base).endswith("NamedTuple") for base in cls.bases)
@@ -312,6 +330,9 @@ def test_the_checker_passes_a_documented_source():
     ('from typing import NamedTuple\n\n\nclass T(NamedTuple):\n    """T.\n\n    Attributes\n'
      '    ----------\n    a : int\n        A.\n    """\n\n    a: int\n    b: int\n',
      "T: Attributes does not name b"),
+    ('def f(x):\n    """S.\n\n    Raises\n    ------\n    ValueError\n        V.\n\n'
+     '    Parameters\n    ----------\n    x : int\n        X.\n    """\n',
+     "f: sections out of numpydoc order (Raises, Parameters)"),
 ])
 def test_the_checker_reports_a_missing_docstring_or_section(source, expected):
     problems = docstring_problems(source)
