@@ -453,13 +453,40 @@ class Pocket:
     @classmethod
     def make(cls, axis_xy, z_top: float, depth: float, mouth: float, floor: float) -> Pocket:
         # r(z)^2 = R^2 - (z - zs)^2 through (floor, z_floor) and (mouth, z_top)
+        """The pocket of a depth and the radii at its floor and its mouth (nm).
+
+        The bowl's sphere is the one whose section is a circle of radius ``floor`` at the floor
+        and of radius ``mouth`` at the top layer.
+
+        Parameters
+        ----------
+        axis_xy : sequence of 2 float
+            Lateral position of the vertical pocket axis, nm.
+        z_top : float
+            Height of the wall's top layer, nm.
+        depth : float
+            Height of the top layer above the floor, nm.
+        mouth, floor : float
+            Radius of the region at the top layer and at the floor, nm.
+
+        Returns
+        -------
+        Pocket
+            The region.
+        """
         z_floor = z_top - depth
         zs = (mouth**2 - floor**2 + z_top**2 - z_floor**2) / (2.0 * (z_top - z_floor))
         radius = math.sqrt(floor**2 + (z_floor - zs) ** 2)
         return cls(tuple(axis_xy), z_top, z_floor, zs, radius, floor, mouth)
 
     def centroid(self) -> np.ndarray:
-        """Centroid of the region between the floor and the top layer (on the axis)."""
+        """Centroid of the region between the floor and the top layer (on the axis).
+
+        Returns
+        -------
+        np.ndarray, shape=(3,)
+            The centroid, nm.
+        """
         t0, t1 = self.z_floor - self.sphere_z, self.z_top - self.sphere_z
         r2 = self.sphere_radius**2
         volume = r2 * (t1 - t0) - (t1**3 - t0**3) / 3.0
@@ -467,6 +494,21 @@ class Pocket:
         return np.array([self.axis_xy[0], self.axis_xy[1], self.sphere_z + moment / volume])
 
     def inside(self, p: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+        """Whether points are strictly inside the region (by more than ``tol``).
+
+        Parameters
+        ----------
+        p : np.ndarray, shape=(n, 3)
+            Points, nm.
+        tol : float, optional
+            Margin, nm: a point is inside when it is closer than ``sphere_radius - tol`` to the
+            sphere's centre and higher than ``z_floor + tol``.
+
+        Returns
+        -------
+        np.ndarray of bool, shape=(n,)
+            Whether each point is inside.
+        """
         c = np.array([self.axis_xy[0], self.axis_xy[1], self.sphere_z])
         return (np.linalg.norm(p - c, axis=1) < self.sphere_radius - tol) & (
             p[:, 2] > self.z_floor + tol
@@ -719,7 +761,13 @@ class LigandCavitySystem:
     charges: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def pocket(self) -> Pocket:
-        """The pocket region (see :class:`Pocket`)."""
+        """The pocket region (see :class:`Pocket`).
+
+        Returns
+        -------
+        Pocket
+            Built from ``pocket_center``'s axis and the pocket entries of ``geometry``.
+        """
         g = self.geometry
         return Pocket(
             (float(self.pocket_center[0]), float(self.pocket_center[1])),
@@ -740,10 +788,13 @@ class LigandCavitySystem:
         Parameters
         ----------
         z, rho : np.ndarray, any (equal) shape, nm
+            Height of the ligand centroid relative to ``pocket_center`` and its distance from
+            the pocket axis.
 
         Returns
         -------
         np.ndarray of bool, same shape
+            Whether each (z, rho) is bound.
         """
         g = self.geometry
         z0 = float(self.pocket_center[2])
@@ -755,7 +806,13 @@ class LigandCavitySystem:
         )
 
     def describe(self) -> dict[str, Any]:
-        """Particle counts by kind, charges, box, cutoffs and pocket geometry (JSON-able)."""
+        """Particle counts by kind, charges, box, cutoffs and pocket geometry (JSON-able).
+
+        Returns
+        -------
+        dict
+            Quantity name -> value (numbers, lists and strings).
+        """
         n_water = len(self.water_oxygens)
         q = self.charges
         wall = np.asarray(self.wall_atoms)
