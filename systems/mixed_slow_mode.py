@@ -405,7 +405,13 @@ class MixedSlowModePotential:
         return a, math.sqrt(variance)
 
     def s_range(self) -> tuple[float, float]:
-        """Range of s where U_dw is within 60 kT of its minimum, nm."""
+        """Range of s where U_dw is within 60 kT of its minimum, nm.
+
+        Returns
+        -------
+        s_min, s_max : float
+            The range, nm.
+        """
         floor = float(self.double_well_kT(self.minima[0] @ np.asarray(self.slow_direction)))
         s0 = self.well_nm
 
@@ -498,7 +504,22 @@ class MixedSlowModePotential:
     def exact_free_energy_kjmol(
         self, coefficients: Sequence[float], chi: Any, **kwargs: Any
     ) -> np.ndarray:
-        """:meth:`exact_free_energy` in kJ/mol (F, not F/kT); same arguments."""
+        """:meth:`exact_free_energy` in kJ/mol (F, not F/kT); same arguments.
+
+        Parameters
+        ----------
+        coefficients : Sequence[float], shape=(6,)
+            Direction c in (x1, y1, x2, y2, x3, y3) (normalised here; non-zero).
+        chi : array_like, dtype=float
+            Values of the coordinate, nm.
+        **kwargs
+            ``spacing_nm`` of :meth:`exact_free_energy`.
+
+        Returns
+        -------
+        np.ndarray, shape=chi.shape, dtype=float
+            F(chi) in kJ/mol, minimum 0 over ``chi``.
+        """
         return self.exact_free_energy(coefficients, chi, **kwargs) * self.kT
 
     def sample(self, n: int, seed: int | np.random.Generator) -> np.ndarray:

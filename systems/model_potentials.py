@@ -418,6 +418,11 @@ class _LeptonParser:
 class NumpyExpression:
     """A Lepton (OpenMM) expression compiled to numpy; build it with :func:`lepton_to_numpy`.
 
+    Parameters
+    ----------
+    expression : str
+        A Lepton expression, optionally with ``;``-separated ``name = ...`` definitions.
+
     Attributes
     ----------
     expression : str
@@ -426,6 +431,13 @@ class NumpyExpression:
         Free variables of the expression (names not defined by a ``name = ...;`` clause).
     source : str
         The generated Python, one line per intermediate definition, the result last.
+
+    Raises
+    ------
+    TypeError
+        When ``expression`` is not a str.
+    ValueError
+        When the expression does not parse (or uses a function numpy has no translation of).
     """
 
     def __init__(self, expression: str) -> None:
@@ -900,7 +912,22 @@ class ModelPotential:
     def exact_free_energy_kjmol(
         self, coefficients: Sequence[float], chi: Any, **kwargs: Any
     ) -> np.ndarray:
-        """:meth:`exact_free_energy` in kJ/mol (F, not F/kT); same arguments."""
+        """:meth:`exact_free_energy` in kJ/mol (F, not F/kT); same arguments.
+
+        Parameters
+        ----------
+        coefficients : Sequence[float], shape=(2,)
+            Direction c (normalised here; must be non-zero).
+        chi : array_like, dtype=float
+            Values of the coordinate, nm (in the units of the normalised c).
+        **kwargs
+            ``spacing_nm``, ``margin_nm`` of :meth:`exact_free_energy`.
+
+        Returns
+        -------
+        np.ndarray, shape=chi.shape, dtype=float
+            F(chi) in kJ/mol, minimum 0 over ``chi``.
+        """
         return self.exact_free_energy(coefficients, chi, **kwargs) * self.kT
 
 
@@ -1029,6 +1056,18 @@ def lowest_point(expression: str, extent: Sequence[Sequence[float]]) -> tuple[fl
     finite value on a :data:`START_GRID_POINTS`-square grid, refined by a bounded local
     minimisation (L-BFGS-B).
 
+    Parameters
+    ----------
+    expression : str
+        OpenMM (Lepton) energy expression of x and y (nm), kJ/mol.
+    extent : ((x_min, x_max), (y_min, y_max))
+        The region searched, nm.
+
+    Returns
+    -------
+    x, y : float
+        The point, nm.
+
     Raises
     ------
     ValueError
@@ -1089,6 +1128,11 @@ def from_expression(
     mass_amu, friction_per_ps, timestep_ps : float, optional
         Override the dynamics defaults.
 
+    Returns
+    -------
+    ModelPotential
+        The potential (a 2-D particle in the expression's energy).
+
     Raises
     ------
     ValueError
@@ -1135,6 +1179,11 @@ def make_model_potential(
         :func:`rotated_double_well`, :func:`from_expression`,
         ``rave.systems.mixed_slow_mode.mixed_slow_mode``; "expression" needs ``expression=``).
 
+    Returns
+    -------
+    ModelPotential or MixedSlowModePotential
+        What the factory builds.
+
     Raises
     ------
     ValueError
@@ -1169,6 +1218,17 @@ def make_model_potential(
 def potential_from_config(config: Config) -> ModelPotential:
     """The model potential of a config's ``[system]`` (any kind of :data:`MODEL_KINDS`).
 
+    Parameters
+    ----------
+    config : rave.campaign.config.Config
+        A campaign config whose ``[system] kind`` is a model potential; its ``start`` and
+        ``extent`` (when set) replace the factory's.
+
+    Returns
+    -------
+    ModelPotential or MixedSlowModePotential
+        The potential.
+
     Raises
     ------
     rave.campaign.config.ConfigError
@@ -1193,7 +1253,18 @@ def potential_from_config(config: Config) -> ModelPotential:
 
 
 def model_simulation_system(potential: Any) -> SimulationSystem:
-    """The :class:`~rave.systems.SimulationSystem` of a model potential (2-D or mixed)."""
+    """The :class:`~rave.systems.SimulationSystem` of a model potential (2-D or mixed).
+
+    Parameters
+    ----------
+    potential : ModelPotential or MixedSlowModePotential
+        Anything with ``build()``, ``name``, ``timestep_ps`` and ``friction_per_ps``.
+
+    Returns
+    -------
+    SimulationSystem
+        Its System, start positions (nm) and features, with the potential attached.
+    """
     built = potential.build()
     return SimulationSystem(
         name=potential.name, system=built.system,
@@ -1220,7 +1291,18 @@ def _check_placement(system: SystemConfig) -> None:
 
 
 def check_barrier(system: SystemConfig) -> None:
-    """``system.barrier_kT`` (where set) must be a finite number > 0."""
+    """``system.barrier_kT`` (where set) must be a finite number > 0.
+
+    Parameters
+    ----------
+    system : rave.campaign.config.SystemConfig
+        The ``[system]`` section.
+
+    Raises
+    ------
+    rave.campaign.config.ConfigError
+        When ``barrier_kT`` is set and not a finite number > 0.
+    """
     value = system.barrier_kT
     if value is not None and not (math.isfinite(value) and value > 0):
         raise ConfigError(f"system.barrier_kT must be a finite number > 0. You supplied {value}")

@@ -77,11 +77,24 @@ def features_from_selections(entries: list[dict], topology,
         Each a :meth:`rave.md.features.Feature.to_dict`-style dict (``kind`` and the
         constructor's keywords) where atom slots may be selection strings.
     topology : mdtraj.Topology
+        The topology of the PDB the selections are applied to.
     periodic : bool, optional
         Whether the System uses periodic boundary conditions. A feature that takes
         ``periodic`` and does not set it gets this value (OpenMM would otherwise apply the
         minimum image in its default 2 nm box to a non-periodic System, numpy would not);
         ``periodic = true`` on a non-periodic System is refused.
+
+    Returns
+    -------
+    list of rave.md.features.Feature
+        One feature per entry, in order.
+
+    Raises
+    ------
+    rave.campaign.config.ConfigError
+        For a selection that is invalid or matches no atom, ``periodic = true`` on a
+        non-periodic System, an entry :func:`rave.md.features.feature_from_dict` refuses, or
+        two features of one name.
     """
     features = []
     for i, entry in enumerate(entries):

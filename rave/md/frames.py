@@ -45,5 +45,18 @@ class Frames:
         return len(self.bias_kjmol)
 
     def segments(self) -> list[np.ndarray]:
-        """Index arrays of each walker's frames, in time order (one array for one walker)."""
+        """Index arrays of each walker's frames, in time order (one array for one walker).
+
+        Returns
+        -------
+        list of np.ndarray, dtype=int
+            One index array per walker (:func:`rave.stats.walker_segments`).
+
+        Raises
+        ------
+        ValueError
+            When ``walker`` is not of shape (n_frames,).
+        TypeError
+            When ``walker`` holds non-integer values.
+        """
         return walker_segments(len(self), self.walker)
