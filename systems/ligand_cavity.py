@@ -527,7 +527,9 @@ def pocket_distance(points: np.ndarray, pocket: Pocket) -> tuple[np.ndarray, np.
     Parameters
     ----------
     points : np.ndarray, shape=(n, 3), nm
+        The points.
     pocket : Pocket
+        The region.
 
     Returns
     -------
@@ -1094,6 +1096,7 @@ def prepare_ligand_cavity(
     Parameters
     ----------
     lc : LigandCavitySystem
+        The system to prepare.
     temperature : float or Quantity
         K.
     platform : str

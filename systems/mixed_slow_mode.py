@@ -533,6 +533,7 @@ class MixedSlowModePotential:
         n : int
             Number of samples (>= 1).
         seed : int or numpy.random.Generator
+            Seeds the draw (``numpy.random.default_rng(seed)``).
 
         Returns
         -------

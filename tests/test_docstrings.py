@@ -12,6 +12,8 @@ and every public method of a public class (nested public classes too):
 * a class whose ``__init__`` takes parameters documents them in a ``Parameters`` section (of the
   class docstring, as numpydoc has it, or of ``__init__``'s);
 * a dataclass or ``NamedTuple`` has an ``Attributes`` section naming each public field;
+* each entry of a Parameters or Attributes section has a description under its
+  ``name : type`` line;
 * the sections of a docstring come in numpydoc's order (Parameters, Attributes, Returns or
   Yields, ..., Raises, ..., See Also, Notes, References, Examples).
 
@@ -90,6 +92,24 @@ def _entry_names(body: list[str]) -> set[str]:
     return names
 
 
+def _undescribed(doc: str) -> list[str]:
+    """Entries of the Parameters/Attributes sections of ``doc`` with no description under them."""
+    problems = []
+    for name, body in _sections(doc).items():
+        if name not in ("Parameters", "Attributes"):
+            continue
+        lines = [line for line in body if line.strip()]
+        if not lines:
+            continue
+        indent = min(len(line) - len(line.lstrip()) for line in lines)
+        for line, after in zip(lines, [*lines[1:], ""], strict=True):
+            if len(line) - len(line.lstrip()) == indent and (
+                    len(after) - len(after.lstrip()) <= indent):
+                problems.append(f"{name} entry {line.strip().split(' : ')[0]!r} has no "
+                                f"description")
+    return problems
+
+
 def _parameters(func: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> list[str]:
     """The parameter names of ``func``, without a method's ``self``/``cls``."""
     args = func.args
@@ -122,6 +142,7 @@ def _check_function(func, where: str, method: bool, problems: list[str]) -> None
         return
     if order := _order_problem(doc):
         problems.append(f"{where}: {order}")
+    problems += [f"{where}: {problem}" for problem in _undescribed(doc)]
     if decorators & {"property", "cached_property"}:
         return
     sections = _sections(doc)
@@ -153,6 +174,7 @@ def _check_class(cls: ast.ClassDef, where: str, filename: str, problems: list[st
         doc = ""
     if order := _order_problem(doc):
         problems.append(f"{where}: {order}")
+    problems += [f"{where}: {problem}" for problem in _undescribed(doc)]
     sections = _sections(doc)
     is_record = "dataclass" in _decorator_names(cls) or any(
         ast.unparse(base).endswith("NamedTuple") for base in cls.bases)
@@ -333,6 +355,8 @@ def test_the_checker_passes_a_documented_source():
     ('def f(x):\n    """S.\n\n    Raises\n    ------\n    ValueError\n        V.\n\n'
      '    Parameters\n    ----------\n    x : int\n        X.\n    """\n',
      "f: sections out of numpydoc order (Raises, Parameters)"),
+    ('def f(x, y):\n    """S.\n\n    Parameters\n    ----------\n    x : int\n'
+     '    y : int\n        Y.\n    """\n', "f: Parameters entry 'x' has no description"),
 ])
 def test_the_checker_reports_a_missing_docstring_or_section(source, expected):
     problems = docstring_problems(source)

@@ -175,6 +175,7 @@ def weighted_quantile(
     Parameters
     ----------
     values : np.ndarray, shape=(n,), dtype=float
+        The sample.
     weights : np.ndarray or None, shape=(n,), dtype=float
         Linear, non-negative weights (not log-weights); ``None`` for uniform.
     q : float or np.ndarray
@@ -287,6 +288,7 @@ def robust_unit_scale(
     Parameters
     ----------
     values : np.ndarray, shape=(n,), dtype=float
+        The values to scale.
     weights : np.ndarray or None, shape=(n,), dtype=float
         Linear, non-negative weights; ``None`` for uniform.
     lower_quantile, upper_quantile : float
@@ -442,6 +444,7 @@ def align_sign(c: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray
     Parameters
     ----------
     c : np.ndarray, shape=(d,), dtype=float
+        The direction (finite, nonzero).
     reference : np.ndarray or None, shape=(d,), dtype=float
         If given, ``c`` is flipped so that ``c . reference >= 0``. If ``None`` (or if ``c`` is
         orthogonal to ``reference``) the canonical sign is used: the component of largest
@@ -517,13 +520,16 @@ def least_squares_direction(x: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.n
     Parameters
     ----------
     x : np.ndarray, shape=(n_frames, d)
+        The regressors (e.g. order parameters) of each frame.
     z : np.ndarray, shape=(n_frames,)
+        The target (e.g. the latent) of each frame.
     w : np.ndarray, shape=(n_frames,)
         Non-negative weights.
 
     Returns
     -------
-    np.ndarray, shape=(d,), or None where z does not depend on x linearly at all.
+    np.ndarray, shape=(d,), or None
+        The unit direction; None where z does not depend on x linearly at all.
     """
     root = np.sqrt(w)
     design = np.hstack([x, np.ones((x.shape[0], 1))]) * root[:, None]

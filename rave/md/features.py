@@ -1675,8 +1675,11 @@ def openmm_feature_values(
     Parameters
     ----------
     features : Sequence[Feature]
+        The d features.
     positions : np.ndarray, shape=(n_frames, n_particles, 3) or (n_particles, 3), nm
+        Coordinates of the frames.
     box_vectors : np.ndarray, shape=(3, 3), nm, or None
+        The periodic box of every frame; None: the System's default box.
     system : openmm.System
         The simulated System (particle count and default box).
 
@@ -1747,7 +1750,9 @@ def evaluate_features(
     features : Sequence[Feature]
         The d features (names must be unique).
     positions : np.ndarray, shape=(n_frames, n_particles, 3) or (n_particles, 3), nm
+        Coordinates of the frames (an OpenMM Quantity is converted to nm).
     box_vectors : np.ndarray, shape=(n_frames, 3, 3) or (3, 3), nm, optional
+        Periodic box vectors (see :meth:`Feature.evaluate`); None for no periodicity.
 
     Returns
     -------

@@ -22,13 +22,16 @@ class Frames:
     Attributes
     ----------
     features : np.ndarray, shape=(n_frames, n_features)
+        The order parameters of each frame, in their own units.
     bias_kjmol : np.ndarray, shape=(n_frames,)
         Bias energy applied at each frame (0 in an unbiased round).
     time_ps : np.ndarray, shape=(n_frames,)
+        Simulation time of each frame, ps.
     snapshots : np.ndarray, shape=(n_snapshots, n_particles, 3), dtype=float32, nm
         Positions at the frames ``snapshot_frames`` (empty unless ``snapshot_every`` was given):
         starting points for later walkers.
     snapshot_frames : np.ndarray, shape=(n_snapshots,), dtype=int
+        The frame index of each snapshot.
     walker : np.ndarray, shape=(n_frames,), dtype=int, optional
         The walker of each frame, when frames of several walkers are concatenated (a round's
         frames; None: one walker).
