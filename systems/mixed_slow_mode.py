@@ -136,6 +136,11 @@ def orthonormal_complement(direction: Sequence[float]) -> np.ndarray:
     -------
     np.ndarray, shape=(d - 1, d), dtype=float
         Rows v_1..v_(d-1): orthonormal, each orthogonal to ``direction``.
+
+    Raises
+    ------
+    ValueError
+        When ``c`` is not a finite nonzero 1-D vector of at least 2 components.
     """
     c = np.asarray(direction, dtype=float)
     if c.ndim != 1 or c.size < 2 or not np.all(np.isfinite(c)) or not np.linalg.norm(c) > 0:
@@ -178,6 +183,12 @@ class MixedSlowModePotential:
         q at the minimum of the lower well (derived), nm.
     minima : np.ndarray, shape=(2, 6)
         q at the two minima, lower well (s < 0) first (derived), nm.
+
+    Raises
+    ------
+    ValueError
+        When ``barrier_kT`` or ``well_nm`` is not a finite number > 0,
+        ``asymmetry_kT`` is not a finite number, or a stiffness is not > 0.
     """
 
     temperature_K: float = 300.0
@@ -292,6 +303,11 @@ class MixedSlowModePotential:
         -------
         np.ndarray, shape=q.shape[:-1], dtype=float
             U in kJ/mol.
+
+        Raises
+        ------
+        ValueError
+            When the last axis of ``q`` is not of length 6.
         """
         q = np.asarray(q, dtype=float)
         if q.shape[-1:] != (_N,):
@@ -473,6 +489,12 @@ class MixedSlowModePotential:
         -------
         free_energy : np.ndarray, shape=chi.shape, dtype=float
             F(chi)/kT (dimensionless), minimum 0 over ``chi``.
+
+        Raises
+        ------
+        ValueError
+            When ``chi`` is not finite, ``spacing_nm`` is not a number > 0, or
+            ``coefficients`` is not a nonzero vector.
         """
         chi_arr = np.asarray(chi, dtype=float)
         if not np.all(np.isfinite(chi_arr)):
@@ -539,6 +561,11 @@ class MixedSlowModePotential:
         -------
         np.ndarray, shape=(n, 6), dtype=float
             q, nm.
+
+        Raises
+        ------
+        ValueError
+            When ``n`` is not an integer >= 1.
         """
         if not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"n must be an integer >= 1. You supplied {n!r}")

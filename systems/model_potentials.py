@@ -566,6 +566,12 @@ def minimax_path_energy(
         The minimax energy, same unit as `energy`.
     saddle_index : tuple[int, int]
         Grid index of the cell at that level through which the two cells connect.
+
+    Raises
+    ------
+    ValueError
+        When ``energy`` is not 2-D, an end point is outside the grid, or no path of
+        finite energy joins them.
     """
     energy = np.asarray(energy, dtype=float)
     if energy.ndim != 2:
@@ -741,6 +747,15 @@ class ModelPotential:
     slow_direction : tuple[float, float] or None
         Unit vector of the known slow direction, where there is one (rotated double well).
 
+    Raises
+    ------
+    TypeError
+        When ``name`` is not a non-empty str.
+    ValueError
+        When the temperature, start, extent, mass, friction or timestep is invalid,
+        ``slow_direction`` is zero, or the expression cannot be evaluated with numpy or is not
+        finite at ``start``.
+
     Notes
     -----
     Frozen and validated on construction. To move the start point or the extent, use
@@ -877,6 +892,11 @@ class ModelPotential:
         free_energy : np.ndarray, shape=chi.shape, dtype=float
             F(chi)/kT (dimensionless), minimum 0 over `chi`; inf where exp(-U/kT) is zero on
             the whole line.
+
+        Raises
+        ------
+        ValueError
+            When ``coefficients`` is zero, ``chi`` is not finite, or ``spacing_nm`` is not > 0.
         """
         c = np.asarray(_point(coefficients, "coefficients"))
         norm = float(np.linalg.norm(c))
@@ -1011,6 +1031,12 @@ def rotated_double_well(
     potential : ModelPotential
         Starts at u = -u0, v = 0; extent is the bounding box of the region where
         U < 25 kT along both axes u and v; ``slow_direction`` = (cos a, sin a).
+
+    Raises
+    ------
+    ValueError
+        When ``angle_deg`` is not a finite number, or ``barrier_kT``, ``u0_nm`` or
+        ``stiffness_ratio`` is not a finite number > 0.
     """
     checks = (("barrier_kT", barrier_kT), ("u0_nm", u0_nm), ("stiffness_ratio", stiffness_ratio))
     for name, value in checks:

@@ -307,6 +307,13 @@ def build_bias_grid(
     -------
     BiasGrid
         max V = 0 and V >= -cap_kT * kT (smoothing and the shift keep both).
+
+    Raises
+    ------
+    ValueError
+        When ``chi`` is empty or not finite, ``kT`` or ``cap_kT`` is not > 0,
+        ``n_points < 8``, ``padding`` or ``smoothing_bins`` is negative, ``damping`` is not in
+        (0, 1], or the sampled range of chi has no width.
     """
     chi = np.asarray(chi, dtype=float).reshape(-1)
     if chi.size == 0:
@@ -368,6 +375,12 @@ def effective_log_sum(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np
     -------
     np.ndarray, shape=(n_points,)
         -inf everywhere when no frame was recorded.
+
+    Raises
+    ------
+    ValueError
+        When the shapes do not match (one row of ``values_kjmol`` per entry of ``ct_kjmol``
+        and ``counts``), or a version with frames has values or c(t) that are not finite.
     """
     values = np.asarray(values_kjmol, dtype=float)
     ct = np.asarray(ct_kjmol, dtype=float).reshape(-1)
@@ -411,6 +424,12 @@ def bias_blocks(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np.ndarr
     -------
     list of (np.ndarray, int)
         Per block with frames, in time order: V_block on the grid (kJ/mol) and its frames.
+
+    Raises
+    ------
+    ValueError
+        When ``delta_kT`` is not > 0 or ``max_blocks < 1``, the shapes do not match, or no
+        version has frames.
     """
     values = np.asarray(values_kjmol, dtype=float)
     counts = np.asarray(counts, dtype=int).reshape(-1)

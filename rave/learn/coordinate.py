@@ -185,6 +185,12 @@ def weighted_quantile(
     -------
     float or np.ndarray
         A float for scalar ``q``, else an array of the shape of ``q``, in the units of values.
+
+    Raises
+    ------
+    ValueError
+        When a level of ``q`` is not finite or outside [0, 1] (and for invalid
+        ``values`` or ``weights``).
     """
     v = _as_values(values, "values")
     w = _as_weights(weights, v.size)
@@ -353,6 +359,12 @@ def kl_divergence_histograms(
     -------
     float
         KL divergence in nats, >= 0; 0 when the two scaled histograms coincide.
+
+    Raises
+    ------
+    ValueError
+        When ``p_values`` and ``q_values`` differ in shape, or ``pseudocount`` is not a
+        finite number > 0 (and for invalid values, weights, bins or quantiles).
     """
     p = _as_values(p_values, "p_values")
     q = _as_values(q_values, "q_values")
@@ -454,6 +466,12 @@ def align_sign(c: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray
     -------
     np.ndarray, shape=(d,), dtype=float
         ``c`` or ``-c`` (a new array, not renormalised).
+
+    Raises
+    ------
+    ValueError
+        When ``c`` or ``reference`` is not a finite nonzero 1-D vector, or their shapes
+        differ.
     """
     v = _as_direction(c, "c")
     if reference is not None:
@@ -639,6 +657,14 @@ def fit_coordinate(
     CoordinateResult
         Unit ``c`` in the KL-matched orientation (chi increases with the latent), its KL, and
         the scanned grid with its KL landscape.
+
+    Raises
+    ------
+    ValueError
+        When ``features`` is not a finite 2-D array of at least 2 frames, ``latent`` is
+        not one value per frame, ``pseudocount`` is not a finite number > 0, ``n_starts`` is
+        not an integer >= 1, ``max_scan_frames`` is not None or an integer >= 2 (and for
+        invalid weights, quantiles or bins).
 
     Notes
     -----
@@ -877,6 +903,12 @@ def choose_coordinate(
     spread_deg : float or None
         Largest angle (degrees, sign-agnostic) between the chosen RC and the other usable
         models' RCs: how well the seeds agree on the direction; None with one usable model.
+
+    Raises
+    ------
+    ValueError
+        When ``coefficients`` and ``kls`` differ in length, or ``kl_tie`` is not a finite
+        number >= 0.
     """
     if len(coefficients) != len(kls):
         raise ValueError(

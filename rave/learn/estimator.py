@@ -469,6 +469,11 @@ class RAVEModel:
         -------
         chi : np.ndarray, shape=(n_frames,), dtype=float
             ``X @ coefficients``, in the order parameters' units.
+
+        Raises
+        ------
+        ValueError
+            When ``X`` is not 2-D with ``n_features`` columns.
         """
         x = np.asarray(X, dtype=float)
         if x.ndim != 2 or x.shape[1] != self.n_features:
@@ -550,6 +555,18 @@ class RAVE:
     logger : logging.Logger or logging.LoggerAdapter, optional
         Where each model's RC and the models dropped are reported (INFO, WARNING); default
         this module's logger.
+
+    Raises
+    ------
+    TypeError
+        When ``vae`` is not a VAEConfig (or a dict of its fields), ``seed`` is not an int
+        or a sequence of ints, ``progress`` is not a bool or a label, or ``logger`` is not a
+        ``logging.Logger``/``LoggerAdapter``, or a threshold is not a real number.
+    ValueError
+        When a setting is out of range: ``seed`` does not give ``n_models`` distinct
+        non-negative ints, ``cold_models > n_models``, ``rc_bootstrap == 1``, ``rc_seed`` is
+        not a non-negative int (or a sequence of them), a count is not an int at or above its
+        minimum, or a threshold is not finite and at or above its minimum.
 
     Examples
     --------

@@ -161,6 +161,11 @@ def kl_divergence_standard_normal(mu: torch.Tensor, log_variance: torch.Tensor) 
     torch.Tensor, shape=(n_frames,)
         ``-0.5 * sum(1 + log_variance - mu**2 - exp(log_variance))``; >= 0, and 0 exactly when
         mu = 0 and log_variance = 0.
+
+    Raises
+    ------
+    ValueError
+        When ``mu`` and ``log_variance`` differ in shape.
     """
     if mu.shape != log_variance.shape:
         raise ValueError(
@@ -192,6 +197,12 @@ def elbo_terms(
         Sum over features of the squared error.
     kl : torch.Tensor, shape=(n_frames,)
         KL(N(mu, sigma^2) || N(0, 1)) of each frame.
+
+    Raises
+    ------
+    ValueError
+        When ``x`` is not 2-D or differs in shape from ``x_reconstructed``, or ``mu``
+        does not have one row per frame.
     """
     if x.ndim != 2 or x.shape != x_reconstructed.shape:
         raise ValueError(
@@ -235,6 +246,11 @@ def elbo_loss(
     -------
     torch.Tensor, shape=()
         The (weighted) mean loss per frame.
+
+    Raises
+    ------
+    ValueError
+        When ``beta < 0``, or the weights are not one per frame.
     """
     if beta < 0:
         raise ValueError(f"beta must be >= 0. You supplied {beta}")
@@ -278,6 +294,12 @@ class VAE(nn.Module):
         1 -> hidden -> d.
     activation : str
         One of :data:`ACTIVATIONS`.
+
+    Raises
+    ------
+    ValueError
+        When ``n_features`` is not a positive int or ``activation`` is not one of
+        :data:`ACTIVATIONS`.
     """
 
     def __init__(
@@ -657,6 +679,11 @@ class VAEModel:
         Returns
         -------
         VAEModel
+
+        Raises
+        ------
+        ValueError
+            When the file is not a saved VAEModel, or of another format version.
         """
         target = resolve_device(device)
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
@@ -704,6 +731,13 @@ class VAEEstimator:
         reparameterisation noise. The same seed, data and config give the same model on CPU
         (with the same number of torch threads). Global torch and numpy random states are left
         untouched.
+
+    Raises
+    ------
+    TypeError
+        When ``config`` is not a VAEConfig.
+    ValueError
+        When ``seed`` is not a non-negative int.
 
     Examples
     --------
@@ -792,6 +826,15 @@ class VAEEstimator:
         -------
         VAEEstimator
             self; the result is :meth:`fetch_model`.
+
+        Raises
+        ------
+        ValueError
+            When the frames are too few for a validation split (fewer than
+            ``MIN_TRAINING_FRAMES`` left to train), the training or validation weights sum to
+            0, or a feature is constant (and for invalid features or weights).
+        FloatingPointError
+            When the validation loss is not finite.
         """
         cfg = self.config
         started = time.perf_counter()
@@ -1163,6 +1206,15 @@ def fit_seeds(
         Per seed, in the order of ``seeds``: the VAEModel, or what ``after_fit`` returned.
         If any seed fails, the others still finish (and run ``after_fit``) before the first
         error is raised.
+
+    Raises
+    ------
+    ValueError
+        When ``seeds`` is empty, ``initial`` is not one model (or None) per seed, or
+        ``workers`` is not an int >= 1.
+    Exception
+        The first error of a seed's fit (or of ``after_fit``), after the other seeds
+        have finished.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:

@@ -455,6 +455,12 @@ class Feature(abc.ABC):
         -------
         np.ndarray, shape=(n_frames,), dtype=float64
             Feature values in :attr:`unit`.
+
+        Raises
+        ------
+        ValueError
+            When the feature uses a particle index beyond those of ``positions`` (and for
+            positions or box vectors of the wrong shape).
         """
         x = _as_frames(positions)
         n_particles = x.shape[1]
@@ -1058,6 +1064,12 @@ class Coordination(Feature):
     name : str, optional
         Label; default e.g. "cn([0-9],[10-3009];r0=0.35)".
 
+    Raises
+    ------
+    ValueError
+        When ``r0`` is not a finite number > 0 (and for invalid groups, exponents or
+        name).
+
     Notes
     -----
     OpenMM face: a ``CustomBondForce`` with one bond per pair (exact, no cutoff; it scales
@@ -1414,6 +1426,13 @@ class CylinderCount(Feature):
     name : str, optional
         Label; default e.g. "n_cyl([0-99];R=0.9)".
 
+    Raises
+    ------
+    ValueError
+        When ``radius`` or ``width`` is not a finite number > 0, or ``z_min``,
+        ``z_max`` are not finite with ``z_min < z_max`` (and for invalid atoms, origin, box
+        lengths or name).
+
     Notes
     -----
     OpenMM face: one ``CustomExternalForce`` term per counted particle (cost linear in the
@@ -1532,6 +1551,12 @@ class ForceFeature(Feature):
     name : str, optional
         Label; default the force's own name (``force.getName()``).
 
+    Raises
+    ------
+    ValueError
+        When ``force`` is neither an ``openmm.Force`` nor readable XML of one, or
+        ``particles``, ``unit`` or ``name`` is invalid.
+
     Notes
     -----
     OpenMM face: a copy of ``force``. Numpy face: the energy of the copy in a System of
@@ -1615,6 +1640,12 @@ def feature_from_dict(d: dict[str, Any]) -> Feature:
     Returns
     -------
     Feature
+
+    Raises
+    ------
+    ValueError
+        When ``d`` has no registered ``kind``, a key the kind does not take, or
+        arguments its constructor refuses.
     """
     if not isinstance(d, dict) or "kind" not in d:
         _fail("d", "a dict with a 'kind' key", d)

@@ -79,6 +79,13 @@ def walker_segments(n_frames: int, walker: np.ndarray | None = None) -> list[np.
     list of np.ndarray, dtype=int
         One index array per walker, walkers in order of first appearance, each array
         increasing (the walker's time order). Empty list if ``n_frames == 0``.
+
+    Raises
+    ------
+    ValueError
+        When ``n_frames < 0`` or ``walker`` is not of shape (n_frames,).
+    TypeError
+        When ``walker`` holds non-integer values.
     """
     n = int(n_frames)
     if n < 0:
@@ -120,6 +127,11 @@ def statistical_inefficiency(series: np.ndarray | Sequence[np.ndarray]) -> float
     -------
     float
         ``g >= 1`` (1 for uncorrelated or constant data).
+
+    Raises
+    ------
+    ValueError
+        When the series hold no frame, or a value that is not finite.
     """
     if isinstance(series, np.ndarray) and series.ndim == 1:
         parts = [series]
@@ -252,6 +264,13 @@ def bootstrap_free_energy_profile(
     ProfileEstimate
         The data's profile (min 0), its sigma, the normalisation offset, ``f_k`` with their
         sigma, the log-weights and the block lengths used.
+
+    Raises
+    ------
+    ValueError
+        When ``values`` does not hold one value per frame of ``reduced_bias``,
+        ``walker`` differs from ``values`` in shape, or no value falls inside ``edges`` (and
+        for invalid MBAR input, edges or counts).
 
     Notes
     -----

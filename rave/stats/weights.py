@@ -146,6 +146,12 @@ def as_weights(
     -------
     np.ndarray, shape=(n_frames,), dtype=float
         The weights as given.
+
+    Raises
+    ------
+    ValueError
+        When the weights are not a non-empty 1-D array (of ``n_frames`` entries when given),
+        or a weight is NaN, infinite or negative, or none is > 0.
     """
     w = _as_array(weights, name)
     _check_length(w, name, n_frames, like)
@@ -211,6 +217,11 @@ def normalised_weights(
     -------
     np.ndarray, shape=(n_frames,), dtype=float
         ``exp(log_w - logsumexp(log_w))``; tiny weights may underflow to 0.
+
+    Raises
+    ------
+    ValueError
+        When both ``weights`` and ``log_weights`` are given (and for invalid ones).
     """
     if weights is not None and log_weights is not None:
         raise ValueError("give weights or log_weights, not both")
@@ -461,6 +472,12 @@ def align_reference(
     Returns
     -------
     AlignedReference
+
+    Raises
+    ------
+    ValueError
+        When the two profiles are not 1-D of one shape, ``below_kT`` is not a finite
+        number > 0, or ``reference_kT`` has no finite value.
     """
     ref = np.asarray(reference_kT, dtype=float)
     est = np.asarray(profile_kT, dtype=float)
