@@ -212,6 +212,29 @@ def _validate_counts(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _resampling_units(state_groups: Sequence[int] | None, n_states: int) -> list[tuple[int, int]]:
+    """(first, last) state of each resampling unit: every state alone, or each run of equal
+    labels of ``state_groups`` (which must be consecutive)."""
+    if state_groups is None:
+        return [(k, k) for k in range(n_states)]
+    labels = np.asarray(state_groups)
+    if labels.shape != (n_states,):
+        raise ValueError(f"state_groups must hold one label per MBAR state ({n_states}). You "
+                         f"supplied shape {labels.shape}")
+    units, seen = [], set()
+    first = 0
+    for k in range(1, n_states + 1):
+        if k == n_states or labels[k] != labels[first]:
+            if labels[first].item() in seen:
+                raise ValueError(f"state_groups must list each group's states consecutively; "
+                                 f"group {labels[first].item()!r} appears twice. You supplied "
+                                 f"{labels.tolist()}")
+            seen.add(labels[first].item())
+            units.append((first, k - 1))
+            first = k
+    return units
+
+
 def bootstrap_free_energy_profile(
     reduced_bias: np.ndarray,
     frames_per_round: Sequence[int],
@@ -222,6 +245,7 @@ def bootstrap_free_energy_profile(
     seed: int = 0,
     walker: np.ndarray | None = None,
     density: bool = True,
+    state_groups: Sequence[int] | None = None,
 ) -> ProfileEstimate:
     """MBAR free-energy profile over all rounds, with a block bootstrap that re-solves MBAR.
 
@@ -231,6 +255,13 @@ def bootstrap_free_energy_profile(
     data's ``f_k``), and histograms the resulting weights. The spread of the replicates'
     ``F_b = -ln(p_b / width_b)`` is the standard error, so the uncertainty of the offsets
     ``f_k`` between rounds is part of it.
+
+    A "round" here is a resampling unit: by default each MBAR state, or, with
+    ``state_groups``, each group of consecutive states (e.g. the blocks of one adaptive round,
+    which are consecutive stretches of the same walkers' trajectories). Blocks are then cut
+    within each walker's frames of the group, across its states, so they can be as long as the
+    correlation time asks even when each state is short; a frame keeps its state, and a
+    replicate's frames per state follow from the blocks it drew.
 
     Parameters
     ----------
@@ -258,6 +289,9 @@ def bootstrap_free_energy_profile(
         one walker per round.
     density : bool
         As in :func:`rave.stats.weights.free_energy_profile`.
+    state_groups : sequence of int, length K, optional
+        The resampling unit of each state: states with equal labels form one unit and must be
+        consecutive (e.g. the round index of each state). ``None``: each state alone.
 
     Returns
     -------
@@ -294,13 +328,15 @@ def bootstrap_free_energy_profile(
             f"walker must have shape (n_frames,) = {x.shape}. You supplied shape {labels.shape}"
         )
 
-    # the blocks of each round
+    # the blocks of each resampling unit (a state, or a group of consecutive states)
     starts = np.concatenate([[0], np.cumsum(n_k)])
+    units = _resampling_units(state_groups, len(n_k))
     round_blocks: list[list[np.ndarray]] = []
     lengths = np.zeros(len(n_k), dtype=np.int64)
     inefficiency = np.full(len(n_k), np.nan)
-    for k in range(len(n_k)):
-        lo, hi = int(starts[k]), int(starts[k + 1])
+    for first, last in units:
+        lo, hi = int(starts[first]), int(starts[last + 1])
+        members = slice(first, last + 1)
         if hi == lo:
             round_blocks.append([])
             continue
@@ -309,28 +345,28 @@ def bootstrap_free_energy_profile(
         ]
         if block_length is None:
             g = statistical_inefficiency([x[s] for s in segments])
-            inefficiency[k] = g
+            inefficiency[members] = g
             wanted = int(np.ceil(BLOCKS_PER_INEFFICIENCY * g))
             limit = max(1, (hi - lo) // MIN_BLOCKS_PER_ROUND)
             if wanted > limit:
                 logger.warning(
-                    "MBAR state %d (a round, or a block of an OPES round): statistical "
-                    "inefficiency %.0f frames needs blocks of %d frames, but %d frames allow at "
-                    "most %d for %d blocks; the bootstrap error of F is underestimated (run "
-                    "longer rounds)",
-                    k,
+                    "%s: statistical inefficiency %.0f frames needs blocks of %d frames, but "
+                    "%d frames allow at most %d for %d blocks; the bootstrap error of F is "
+                    "underestimated (run longer rounds)",
+                    f"MBAR state {first} (a round, or a block of an OPES round)"
+                    if first == last else f"MBAR states {first}-{last} (one round)",
                     g,
                     wanted,
                     hi - lo,
                     limit,
                     MIN_BLOCKS_PER_ROUND,
                 )
-            lengths[k] = min(wanted, limit)
+            lengths[members] = min(wanted, limit)
         else:
-            lengths[k] = block_length
+            lengths[members] = block_length
         blocks = []
         for s in segments:
-            blocks += np.array_split(s, max(1, int(round(s.size / lengths[k]))))
+            blocks += np.array_split(s, max(1, int(round(s.size / lengths[first]))))
         round_blocks.append(blocks)
 
     reference = mbar_reweight(u_kn, n_k)
@@ -344,7 +380,7 @@ def bootstrap_free_energy_profile(
     rng = np.random.default_rng(seed)
     reps = np.full((n_bootstrap, e.size - 1), np.nan)
     f_k_reps = np.zeros((n_bootstrap, len(n_k)))
-    sampled_rounds = [k for k in range(len(n_k)) if round_blocks[k]]
+    sampled_rounds = [k for k in range(len(round_blocks)) if round_blocks[k]]
     for b in range(n_bootstrap):
         picks = []
         for k in sampled_rounds:
