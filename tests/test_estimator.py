@@ -310,13 +310,13 @@ def test_bad_input_fails_before_training(small_fit):
         ((x[:1],), ValueError, r"X must hold at least 2 frames"),
         ((np.where(np.arange(1200).reshape(600, 2) == 7, np.nan, x),), ValueError,
          r"X holds 1 NaN or inf value\(s\) \(in column\(s\) \[1\]\)"),
-        ((x, log_w[:-1]), ValueError, r"log_weights must be shape \(600,\), one per frame of "
-                                      r"X. You supplied \(599,\)"),
+        ((x, log_w[:-1]), ValueError, r"log_weights must have shape \(600,\), one per frame "
+                                      r"of X. You supplied shape \(599,\)"),
         ((x, np.where(np.arange(600) < 3, np.nan, log_w)), ValueError,
-         r"log_weights holds NaN in 3 frame\(s\)"),
+         r"log_weights contains NaN in 3 frames"),
         ((x, np.where(np.arange(600) < 2, np.inf, log_w)), ValueError,
-         r"log_weights holds \+inf in 2 frame\(s\)"),
-        ((x, np.full(600, -np.inf)), ValueError, r"log_weights are all -inf"),
+         r"log_weights contains \+inf in 2 frames"),
+        ((x, np.full(600, -np.inf)), ValueError, r"all log_weights are -inf"),
         ((x, None, [None]), ValueError, r"initial must hold one entry per model \(n_models = "
                                         r"2\). You supplied 1"),
         ((x, None, ["vae.pt", None]), TypeError, r"initial\[0\] must be a rave.learn.vae.VAEModel"),

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..campaign.resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
+from ..stats.weights import as_log_weights
 from .bias import Bias, build_bias_grid
 from .coordinate import (
     CoordinateResult,
@@ -304,28 +305,6 @@ def _check_frames(X: Any) -> np.ndarray:
         raise ValueError(f"X holds {int(bad.sum())} NaN or inf value(s) (in column(s) "
                          f"{np.flatnonzero(bad.any(axis=0)).tolist()}); all must be finite")
     return x
-
-
-def _check_log_weights(log_weights: Any, n_frames: int) -> np.ndarray | None:
-    if log_weights is None:
-        return None
-    try:
-        log_w = np.asarray(log_weights, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"log_weights must be a real array of shape ({n_frames},). You "
-                        f"supplied {type(log_weights).__name__}: {error}") from None
-    if log_w.shape != (n_frames,):
-        raise ValueError(f"log_weights must be shape ({n_frames},), one per frame of X. You "
-                         f"supplied {log_w.shape}")
-    if np.isnan(log_w).any():
-        raise ValueError(f"log_weights holds NaN in {int(np.isnan(log_w).sum())} frame(s); "
-                         f"allowed: finite values and -inf (weight 0)")
-    if np.isposinf(log_w).any():
-        raise ValueError(f"log_weights holds +inf in {int(np.isposinf(log_w).sum())} frame(s); "
-                         f"allowed: finite values and -inf (weight 0)")
-    if not np.isfinite(log_w).any():
-        raise ValueError("log_weights are all -inf: no frame carries any weight")
-    return log_w
 
 
 def _check_direction(name: str, c: Any, d: int) -> np.ndarray:
@@ -724,7 +703,7 @@ class RAVE:
 
         x = _check_frames(X)
         n, d = x.shape
-        log_w = _check_log_weights(log_weights, n)
+        log_w = None if log_weights is None else as_log_weights(log_weights, n, like="X")
         initial_models, generation, previous = self._warm_starts(initial, previous, d)
         done = self._models("trained", trained, d)
         log = self.logger if self.logger is not None else logger
