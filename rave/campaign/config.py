@@ -313,7 +313,9 @@ class BiasConfig:
 
     grid_points : 128;  padding : fraction of the sampled range added each side (0.25)
     cap_kT : V >= -cap_kT kT (8.0);  smoothing_bins : Gaussian sigma in grid spacings (2.0)
-    damping : fraction of -F biased, (0, 1] (1.0);  force_group : 0..31 (30)
+    damping : fraction of -F biased, (0, 1] (1.0)
+    force_group : 0..31, the force group of the bias force; unset (None): the highest group
+        the system leaves free, as rave.BiasForce picks it (stores written before kept 30)
     method : "static" (the paper's V = kT ln P, fixed within a round) or "opes" (OPES along the
         round's RC within the round, through openmm-opes; rave.md.opes)
     opes_barrier_kjmol : OPES barrier, kJ/mol (25.0);  opes_pace : steps between kernels (500)
@@ -330,7 +332,7 @@ class BiasConfig:
     cap_kT: float = 8.0
     smoothing_bins: float = 2.0
     damping: float = 1.0
-    force_group: int = 30
+    force_group: int | None = None
     method: str = "static"
     opes_barrier_kjmol: float = 25.0
     opes_pace: int = 500
@@ -352,7 +354,7 @@ class BiasConfig:
                               f"{self.smoothing_bins}")
         if not 0 < self.damping <= 1:
             raise ConfigError(f"bias.damping must be in (0, 1]. You supplied {self.damping}")
-        if not 0 <= self.force_group <= 31:
+        if self.force_group is not None and not 0 <= self.force_group <= 31:
             raise ConfigError(f"bias.force_group must be in 0..31. You supplied "
                               f"{self.force_group}")
         if self.method not in ("static", "opes"):
