@@ -95,6 +95,20 @@ def _path(file: Any, name: str = "file") -> Path:
                     f"{type(file).__name__}")
 
 
+def _positions(state: Any, out: np.ndarray) -> np.ndarray:
+    """The State's positions (nm) written into ``out`` (shape (n_particles, 3), float64).
+
+    What ``state.getPositions(asNumpy=True)`` reads, without its per-call ``dir(state)`` and
+    Quantity (about 10 us a frame, as much as 10 MD steps of a model potential); OpenMM builds
+    without the array reader take the public path.
+    """
+    try:
+        state._getVectorAsNumpy(state.Positions, out)
+    except (AttributeError, TypeError):
+        out[...] = state.getPositions(asNumpy=True)._value
+    return out
+
+
 class FrameReporter:
     """The part of an OpenMM reporter that :class:`CVReporter` and :class:`CVRecorder` share.
 
@@ -153,6 +167,7 @@ class FrameReporter:
         self._offset = float(energy_offset_kjmol)
         self._checked_context = None
         self._periodic = False
+        self._n_particles = 0
 
     @property
     def reportInterval(self) -> int:  # noqa: N802 - OpenMM's name
@@ -192,9 +207,10 @@ class FrameReporter:
                 f"bias=<the BiasForce>"
             )
         self._periodic = simulation.system.usesPeriodicBoundaryConditions()
+        self._n_particles = simulation.system.getNumParticles()
         self._checked_context = context
 
-    def read_frame(self, simulation: Any, state: Any
+    def read_frame(self, simulation: Any, state: Any, out: np.ndarray | None = None
                    ) -> tuple[float, np.ndarray, np.ndarray | None, float]:
         """The frame of a reported State.
 
@@ -203,13 +219,15 @@ class FrameReporter:
         simulation : openmm.app.Simulation
         state : openmm.State
             Holding positions, as OpenMM passes it to ``report``.
+        out : np.ndarray, shape=(n_particles, 3), dtype=float, optional
+            C-contiguous; the positions are written into it (default: a new array).
 
         Returns
         -------
         time_ps : float
             The State's time, ps.
         positions : np.ndarray, shape=(n_particles, 3), dtype=float, nm
-            Unwrapped; a view of the State's array (copy it to keep it).
+            Unwrapped; ``out`` when given.
         box : np.ndarray, shape=(3, 3), dtype=float, nm, or None
             The box (rows a, b, c) when the System is periodic, else None.
         bias_kjmol : float
@@ -224,7 +242,7 @@ class FrameReporter:
         if simulation.context is not self._checked_context:
             self._check_context(simulation)
         # OpenMM's State holds nm, ps and kJ/mol: the Quantity's value is in those units
-        positions = state.getPositions(asNumpy=True)._value
+        positions = _positions(state, np.empty((self._n_particles, 3)) if out is None else out)
         box = state.getPeriodicBoxVectors(asNumpy=True)._value if self._periodic else None
         if self._groups:
             energy = simulation.context.getState(getEnergy=True, groups=self._groups)
@@ -453,13 +471,13 @@ class CVRecorder(FrameReporter):
         state : openmm.State
             Holding positions.
         """
-        time_ps, positions, box, bias = self.read_frame(simulation, state)
         if self._block is None:
-            self._block = np.empty((self._block_frames, *positions.shape))
-            if box is not None:
+            n_particles = simulation.system.getNumParticles()
+            self._block = np.empty((self._block_frames, n_particles, 3))
+        time_ps, _, box, bias = self.read_frame(simulation, state, self._block[self._pending])
+        if box is not None:
+            if self._boxes is None:
                 self._boxes = np.empty((self._block_frames, 3, 3))
-        self._block[self._pending] = positions
-        if self._boxes is not None:
             self._boxes[self._pending] = box
         self._pending += 1
         self._time.append(time_ps)
