@@ -3,9 +3,10 @@
 The bias is ``V(chi)``, a tabulated function of the linear reaction coordinate ``chi = sum_i c_i
 s_i`` over order parameters ``s_i`` (:mod:`rave.md.features`). :class:`BiasForce` builds the force
 with :func:`bias_force`, puts it in a free force group that it picks itself (the highest free one,
-as ``app.Metadynamics`` and ``openmm_opes.OPES`` do) and adds it to the System. Between rounds
-:meth:`BiasForce.update` swaps the table and the coefficients in place (no new Context); the bias
-starts at zero, so a Simulation made with it runs unbiased until the first update.
+as ``app.Metadynamics`` and ``openmm_opes.OPES`` do; or the free one given as ``forceGroup``) and
+adds it to the System. Between rounds :meth:`BiasForce.update` swaps the table and the
+coefficients in place (no new Context); the bias starts at zero, so a Simulation made with it runs
+unbiased until the first update.
 
 Typical use::
 
@@ -191,9 +192,9 @@ class BiasForce:
     The force is built by :func:`bias_force` (a natural cubic spline table of the
     clamped ``chi``: beyond the grid the energy stays at its edge value, it never falls to
     zero) and added to ``system`` in the constructor, in the highest force group that the
-    System's forces leave free. Create the ``app.Simulation`` (or Context) after this object:
-    a Context made before does not hold the bias. The bias starts at zero everywhere;
-    :meth:`update` puts in a new one without a new Context.
+    System's forces leave free (or in ``forceGroup``). Create the ``app.Simulation`` (or
+    Context) after this object: a Context made before does not hold the bias. The bias starts
+    at zero everywhere; :meth:`update` puts in a new one without a new Context.
 
     Parameters
     ----------
