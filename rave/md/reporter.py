@@ -49,8 +49,6 @@ __all__ = ["CVData", "CVRecorder", "CVReporter", "FrameReporter", "read_cv", "TI
 #: the first and last column of a CV file
 TIME_COLUMN = "time_ps"
 BIAS_COLUMN = "bias_kjmol"
-#: the name of the RAVE bias force's global parameter that marks a Context holding one
-_BIAS_PARAMETER = BIAS_PARAMETER
 
 
 class CVData(NamedTuple):
