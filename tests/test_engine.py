@@ -1,9 +1,13 @@
 """The walker: Boltzmann sampling, biased MD reweighted back to the exact F, blow-up detection."""
 
 import numpy as np
+import openmm
 import pytest
+from openmm import app
 
 from rave.learn.bias import Bias, BiasGrid
+from rave.md.bias_force import bias_force, update_bias_force
+from rave.md.features import evaluate_features
 from rave.md.walker import MDError, Walker
 from rave.stats import free_energy_profile, single_round_log_weights
 from rave.systems.model_potentials import from_expression, rotated_double_well
@@ -82,4 +86,72 @@ def test_bias_force_group_clash_is_refused():
     model = potential.build()
     model.system.getForce(0).setForceGroup(30)
     with pytest.raises(ValueError, match="force group 30 is used"):
-        Walker(model.system, model.positions, model.features, TEMPERATURE_K, 0.005, 25.0)
+        Walker(model.system, model.positions, model.features, TEMPERATURE_K, 0.005, 25.0,
+               force_group=30)
+
+
+def test_bias_force_group_is_the_explicit_one_or_the_highest_free_one():
+    potential = rotated_double_well(TEMPERATURE_K)
+    model = potential.build()
+    model.system.getForce(0).setForceGroup(31)
+    picked = Walker(model.system, model.positions, model.features, TEMPERATURE_K, 0.005, 25.0)
+    assert picked.force_group == 30 == picked.bias_force.force.getForceGroup()
+    explicit = Walker(model.system, model.positions, model.features, TEMPERATURE_K, 0.005,
+                      25.0, force_group=7)
+    assert explicit.force_group == 7 == explicit.bias_force.force.getForceGroup()
+    assert isinstance(explicit.simulation, app.Simulation)
+    assert explicit.simulation.topology.getNumAtoms() == model.system.getNumParticles()
+
+
+def _reference_frames(potential, bias, seed, n_frames, interval, force_group):
+    """The walker's frames as the code before the Simulation computed them: a raw Context and
+    integrator stepped ``interval`` steps per frame, the State's positions featurised with numpy
+    and the bias energy of its force group, the time summed frame by frame. As there, the bias
+    force starts at zero and the bias is put into the Context once it is made."""
+    model = potential.build()
+    system = openmm.XmlSerializer.clone(model.system)
+    force = bias_force(model.features, Bias(np.zeros(2), BiasGrid.zero()), force_group)
+    system.addForce(force)
+    integrator = openmm.LangevinMiddleIntegrator(TEMPERATURE_K, potential.friction_per_ps,
+                                                 potential.timestep_ps)
+    integrator.setRandomNumberSeed(seed)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(np.asarray(model.positions, dtype=float))
+    context.setVelocitiesToTemperature(TEMPERATURE_K, seed)
+    update_bias_force(force, context, bias)
+    positions, energies, times, t = [], [], [], 0.0
+    for _ in range(n_frames):
+        integrator.step(interval)
+        state = context.getState(getPositions=True, getEnergy=True, groups={force_group})
+        positions.append(state.getPositions(asNumpy=True)._value)
+        energies.append(state.getPotentialEnergy()._value)
+        t += interval * potential.timestep_ps
+        times.append(t)
+    positions = np.array(positions)
+    return evaluate_features(model.features, positions), np.array(energies), np.array(times)
+
+
+@pytest.mark.parametrize("force_group", [None, 30])
+def test_walker_frames_equal_a_raw_context_and_integrator_bit_for_bit(force_group):
+    # the walker (app.Simulation, BiasForce, CVRecorder) runs the same physics, the same
+    # numbers as the raw OpenMM loop it replaced: same integrator, seed and step sequence
+    potential = rotated_double_well(TEMPERATURE_K)
+    c = np.asarray(potential.slow_direction)
+    grid_chi = np.linspace(-2.2, 2.2, 200)
+    exact = potential.exact_free_energy(c, grid_chi)
+    bias = Bias(c, _grid_from_values(grid_chi, -0.8 * potential.kT * (exact - exact.min())))
+    walker = _walker(potential, seed=7, force_group=force_group)
+    walker.set_bias(bias)
+    first = walker.run(600 * 50, 50, snapshot_every=100)  # two blocks of frames, one partial
+    second = walker.run(20 * 50, 50)
+    features, energies, times = _reference_frames(potential, bias, 7, 620, 50,
+                                                  walker.force_group)
+    np.testing.assert_array_equal(np.concatenate([first.features, second.features]), features)
+    np.testing.assert_array_equal(np.concatenate([first.bias_kjmol, second.bias_kjmol]),
+                                  energies)
+    np.testing.assert_array_equal(np.concatenate([first.time_ps, second.time_ps]), times)
+    assert np.ptp(energies) > 1.0, "the frames should feel the bias"
+    assert first.snapshot_frames.tolist() == list(range(0, 600, 100))
+    np.testing.assert_array_equal(first.snapshots[:, 0, :2],
+                                  features[first.snapshot_frames].astype(np.float32))
+    assert walker.time_ps == times[-1]

@@ -20,7 +20,7 @@ from openmm import app, unit
 
 import rave
 from rave.learn.bias import Bias, build_bias_grid
-from rave.md import CVReporter, free_force_group, read_cv
+from rave.md import CVRecorder, CVReporter, free_force_group, read_cv
 from rave.md.features import Dihedral, Distance, Position, evaluate_features, openmm_feature_values
 from rave.units import kT_kjmol
 
@@ -275,6 +275,92 @@ def test_dcd_frames_line_up_with_cv_rows(tmp_path):
                                rtol=0, atol=DCD_FEATURE_TOL)
 
 
+
+# ------------------------------------------------------------------------------ CVRecorder
+@pytest.mark.parametrize("feature_set", sorted(FEATURE_SETS))
+def test_recorder_frames_equal_the_reporter_rows(tmp_path, feature_set):
+    # the in-memory form shares CVReporter's frames: same features, bias and times, in blocks
+    features = FEATURE_SETS[feature_set]()
+    pdb, system = alanine_system()
+    bias_force = rave.BiasForce(system, features, 300.0)
+    simulation = simulation_of(pdb, system)
+    path = tmp_path / "cv.txt"
+    recorder = CVRecorder(INTERVAL, features, bias=bias_force, snapshot_every=3, block_frames=7)
+    positions = PositionRecorder(INTERVAL)
+    simulation.reporters += [CVReporter(path, INTERVAL, features, bias=bias_force), recorder,
+                             positions]
+    simulation.step(10 * INTERVAL)
+    bias_force.update(simulation.context, random_bias(read_cv(path).features, bias_force.kT))
+    simulation.step(10 * INTERVAL)
+    rows, frames = read_cv(path), recorder.frames()
+    assert len(recorder) == len(frames) == 20
+    np.testing.assert_array_equal(frames.features, rows.features)
+    np.testing.assert_array_equal(frames.bias_kjmol, rows.bias_kjmol)
+    np.testing.assert_allclose(frames.time_ps, rows.time_ps, rtol=1e-11)
+    np.testing.assert_array_equal(frames.time_ps, positions.times)
+    assert np.ptp(frames.bias_kjmol[10:]) > 0.1
+    assert frames.snapshot_frames.tolist() == [0, 3, 6, 9, 12, 15, 18]
+    np.testing.assert_array_equal(
+        frames.snapshots, np.array(positions.positions)[frames.snapshot_frames].astype(np.float32))
+
+
+def test_recorder_on_block_can_stop_the_simulation_and_drops_that_block():
+    features = dihedral_features()
+    pdb, system = alanine_system()
+    simulation = simulation_of(pdb, system)
+    seen = []
+
+    def on_block(first, positions, values, bias):
+        seen.append((first, positions.shape, values.shape, bias.shape))
+        if first > 0:
+            raise RuntimeError("stop here")
+
+    recorder = CVRecorder(INTERVAL, features, block_frames=4, on_block=on_block)
+    simulation.reporters.append(recorder)
+    with pytest.raises(RuntimeError, match="stop here"):
+        simulation.step(10 * INTERVAL)
+    assert seen == [(0, (4, 22, 3), (4, 4), (4,)), (4, (4, 22, 3), (4, 4), (4,))]
+    assert simulation.currentStep == 8 * INTERVAL
+    frames = recorder.frames()
+    assert len(frames) == len(recorder) == 4 and frames.features.shape == (4, 4)
+    np.testing.assert_array_equal(frames.bias_kjmol, 0.0)
+
+
+def test_recorder_counts_frames_from_its_first_step():
+    recorder = CVRecorder(50, dihedral_features(), first_step=30)
+
+    class At:
+        currentStep = 30
+
+    assert recorder.describeNextReport(At)["steps"] == 50
+    At.currentStep = 100
+    assert recorder.describeNextReport(At)["steps"] == 30
+    assert len(recorder.frames()) == 0 and recorder.frames().features.shape == (0, 4)
+
+
+def test_recorder_without_the_bias_of_a_biased_simulation_is_refused():
+    features = dihedral_features()
+    pdb, system = alanine_system()
+    rave.BiasForce(system, features, 300.0)
+    simulation = simulation_of(pdb, system)
+    simulation.reporters.append(CVRecorder(INTERVAL, features))
+    with pytest.raises(ValueError, match="holds a RAVE BiasForce, but this CVRecorder"):
+        simulation.step(INTERVAL)
+
+
+def test_bias_force_takes_an_explicit_free_force_group():
+    pdb, system = alanine_system()
+    bias_force = rave.BiasForce(system, dihedral_features(), 300.0, forceGroup=5)
+    assert bias_force.force_group == 5 == bias_force.force.getForceGroup()
+    pdb, system = alanine_system()
+    system.getForce(0).setForceGroup(5)
+    n_forces = system.getNumForces()
+    with pytest.raises(ValueError, match="force group 5 is used by the system's own forces"):
+        rave.BiasForce(system, dihedral_features(), 300.0, forceGroup=5)
+    with pytest.raises(ValueError, match="forceGroup must be in 0..31"):
+        rave.BiasForce(system, dihedral_features(), 300.0, forceGroup=32)
+    assert system.getNumForces() == n_forces
+
 # ------------------------------------------------------------------------------- BiasForce
 @pytest.mark.parametrize("feature_set", sorted(FEATURE_SETS))
 def test_bias_energy_equals_numpy_bias_after_update_in_the_same_context(feature_set):
@@ -435,3 +521,29 @@ def test_example_script_runs_two_rounds(tmp_path):
     assert len(result["log_weights"]) == 200
     with pytest.raises(FileExistsError, match="give another --out"):
         example.run_example(tmp_path, steps=20, interval=20, quick=True)
+
+
+def test_positions_are_read_the_same_with_and_without_openmms_array_reader():
+    """rave.md.reporter reads positions through OpenMM's private array reader when it exists,
+    else through the public getPositions: both give the same numbers."""
+    import openmm
+
+    from rave.md.reporter import _positions
+
+    system = openmm.System()
+    for _ in range(3):
+        system.addParticle(1.0)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("Reference"))
+    xyz = np.array([[0.1, 0.2, 0.3], [1.5, -2.0, 0.25], [3.0, 0.0, -1.0]])
+    context.setPositions(xyz)
+    state = context.getState(getPositions=True)
+
+    class PublicOnly:  # a State without the private reader
+        def getPositions(self, asNumpy=False):  # noqa: N802 (OpenMM's name)
+            return state.getPositions(asNumpy=asNumpy)
+
+    fast = _positions(state, np.empty((3, 3)))
+    public = _positions(PublicOnly(), np.empty((3, 3)))
+    np.testing.assert_array_equal(fast, xyz)
+    np.testing.assert_array_equal(public, xyz)

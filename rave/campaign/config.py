@@ -313,7 +313,9 @@ class BiasConfig:
 
     grid_points : 128;  padding : fraction of the sampled range added each side (0.25)
     cap_kT : V >= -cap_kT kT (8.0);  smoothing_bins : Gaussian sigma in grid spacings (2.0)
-    damping : fraction of -F biased, (0, 1] (1.0);  force_group : 0..31 (30)
+    damping : fraction of -F biased, (0, 1] (1.0)
+    force_group : 0..31, the force group of the bias force (30; a group the system's own forces
+        use is refused by rave.BiasForce)
     method : "static" (the paper's V = kT ln P, fixed within a round) or "opes" (OPES along the
         round's RC within the round, through openmm-opes; rave.md.opes)
     opes_barrier_kjmol : OPES barrier, kJ/mol (25.0);  opes_pace : steps between kernels (500)

@@ -46,6 +46,7 @@ class WalkerTask:
     snapshot_every : frames between stored position snapshots (starting points for later rounds)
     opes : dict of :meth:`rave.md.opes.OPESSpec.to_dict`, or None (no adaptive bias)
     opes_state : an ``OPES.getState()`` snapshot to continue, or None (a fresh OPES)
+    force_group : the bias's force group, or None: the highest free one (rave.BiasForce's)
     segment_frames : frames per fault-recovery segment
     """
 
@@ -63,7 +64,7 @@ class WalkerTask:
     friction_per_ps: float
     seed: int
     platform: str
-    force_group: int
+    force_group: int | None
     n_steps: int
     report_interval: int
     snapshot_every: int

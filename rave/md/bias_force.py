@@ -3,9 +3,10 @@
 The bias is ``V(chi)``, a tabulated function of the linear reaction coordinate ``chi = sum_i c_i
 s_i`` over order parameters ``s_i`` (:mod:`rave.md.features`). :class:`BiasForce` builds the force
 with :func:`bias_force`, puts it in a free force group that it picks itself (the highest free one,
-as ``app.Metadynamics`` and ``openmm_opes.OPES`` do) and adds it to the System. Between rounds
-:meth:`BiasForce.update` swaps the table and the coefficients in place (no new Context); the bias
-starts at zero, so a Simulation made with it runs unbiased until the first update.
+as ``app.Metadynamics`` and ``openmm_opes.OPES`` do; or the free one given as ``forceGroup``) and
+adds it to the System. Between rounds :meth:`BiasForce.update` swaps the table and the
+coefficients in place (no new Context); the bias starts at zero, so a Simulation made with it runs
+unbiased until the first update.
 
 Typical use::
 
@@ -89,6 +90,22 @@ def free_force_group(system: openmm.System) -> int:
             "forces into a shared group (force.setForceGroup(0)) and create BiasForce again"
         )
     return max(free)
+
+
+def _checked_force_group(system: openmm.System, group: Any) -> int:
+    """``group`` if it is an int in 0..31 that none of the System's forces uses."""
+    if isinstance(group, bool) or not isinstance(group, int | np.integer):
+        raise TypeError(f"forceGroup must be an int in 0..{N_FORCE_GROUPS - 1} or None. You "
+                        f"supplied {group!r}")
+    group = int(group)
+    if not 0 <= group < N_FORCE_GROUPS:
+        raise ValueError(f"forceGroup must be in 0..{N_FORCE_GROUPS - 1}. You supplied {group}")
+    if group in _used_force_groups(system):
+        raise ValueError(
+            f"force group {group} is used by the system's own forces; choose another bias "
+            f"force group (0..31) that is free, or leave it unset to take the highest free one"
+        )
+    return group
 
 
 def _temperature_K(temperature: Any) -> float:
@@ -175,9 +192,9 @@ class BiasForce:
     The force is built by :func:`bias_force` (a natural cubic spline table of the
     clamped ``chi``: beyond the grid the energy stays at its edge value, it never falls to
     zero) and added to ``system`` in the constructor, in the highest force group that the
-    System's forces leave free. Create the ``app.Simulation`` (or Context) after this object:
-    a Context made before does not hold the bias. The bias starts at zero everywhere;
-    :meth:`update` puts in a new one without a new Context.
+    System's forces leave free (or in ``forceGroup``). Create the ``app.Simulation`` (or
+    Context) after this object: a Context made before does not hold the bias. The bias starts
+    at zero everywhere; :meth:`update` puts in a new one without a new Context.
 
     Parameters
     ----------
@@ -189,6 +206,10 @@ class BiasForce:
     temperature : float or openmm.unit.Quantity
         The simulation's temperature (a bare number is taken as K); it sets :attr:`kT`, the
         energy scale in which a bias is built from the recorded frames (``V = kT ln P``).
+    forceGroup : int, optional
+        The force group (0..31) to hold the bias; it must be free (no force of the System,
+        nor a NonbondedForce's reciprocal space, in it). Default: the highest free group
+        (:func:`free_force_group`).
 
     Attributes
     ----------
@@ -209,8 +230,8 @@ class BiasForce:
     ------
     ValueError
         No features, duplicate names, a feature outside the System or periodic in a
-        non-periodic System, the System already holds a RAVE bias, or all 32 force groups
-        are in use.
+        non-periodic System, the System already holds a RAVE bias, all 32 force groups are in
+        use, or ``forceGroup`` is outside 0..31 or used by the System's own forces.
 
     Notes
     -----
@@ -225,7 +246,8 @@ class BiasForce:
     >>> energy = bias_force.getBiasEnergy(simulation.context)  # Quantity, kJ/mol
     """
 
-    def __init__(self, system: openmm.System, features: Sequence, temperature: Any) -> None:
+    def __init__(self, system: openmm.System, features: Sequence, temperature: Any,
+                 forceGroup: int | None = None) -> None:  # noqa: N803 - OpenMM's style
         if not isinstance(system, openmm.System):
             raise TypeError(f"system must be an openmm.System. You supplied "
                             f"{type(system).__name__}")
@@ -241,7 +263,8 @@ class BiasForce:
             if BIAS_PARAMETER in {force.getGlobalParameterName(i) for i in range(count)}:
                 raise ValueError(f"system already holds a RAVE bias (force {force.getName()!r}); "
                                  f"one System takes one BiasForce: update() that one instead")
-        self.force_group = free_force_group(system)
+        self.force_group = (free_force_group(system) if forceGroup is None
+                            else _checked_force_group(system, forceGroup))
         self.bias = Bias(np.zeros(len(self.features)), BiasGrid.zero())
         self.force = bias_force(self.features, self.bias, self.force_group)
         system.addForce(self.force)

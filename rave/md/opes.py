@@ -196,32 +196,35 @@ class OPESSpec:
         return cls(**data)
 
 
-class _Stepper:
-    """The face of an ``openmm.app.Simulation`` that ``OPES.step`` uses (``context``,
-    ``currentStep``, ``step``), over a walker's own Context; it takes the frame's State at
-    ``capture_at``, inside the integration call and so before a kernel deposited at that step."""
+class _FrameVersions:
+    """An OpenMM reporter that notes, at each frame, the version of the OPES bias in force.
 
-    def __init__(self, context, integrator) -> None:
-        self.context = context
-        self.integrator = integrator
-        self.currentStep = 0
-        self.capture_at = -1
-        self.capture = None
+    It reports at the frames of the walker's recorder (same interval, same first step), inside
+    ``Simulation.step`` and so before a kernel deposited at that step (``OPES.step`` deposits
+    after the Simulation's step returns).
+    """
 
-    def step(self, n: int) -> None:
-        self.integrator.step(n)
-        self.currentStep += n
-        if self.currentStep == self.capture_at:
-            self.capture()
+    def __init__(self, owner: OPESBias, interval: int, first_step: int) -> None:
+        self.owner = owner
+        self.interval = int(interval)
+        self.first_step = int(first_step)
+
+    def describeNextReport(self, simulation) -> dict:  # noqa: N802 - OpenMM's name
+        steps = self.interval - (simulation.currentStep - self.first_step) % self.interval
+        return {"steps": steps, "periodic": None, "include": []}
+
+    def report(self, simulation, state) -> None:
+        self.owner._count_frame()
 
 
 class OPESBias:
     """OPES along chi in one walker: the force, its versions of the bias and their frames.
 
-    Build it before the walker's Context (OPES adds its force to the System), then
-    :meth:`attach` the Context. ``initial_state`` (an ``OPES.getState()`` snapshot, e.g. the
-    previous round's, moved by :func:`map_opes_state`) continues an earlier OPES.
-    :meth:`advance` integrates to the next frame and returns the State taken there;
+    Build it before the walker's Simulation (OPES adds its force to the System), then
+    :meth:`attach` the Simulation. ``initial_state`` (an ``OPES.getState()`` snapshot, e.g. the
+    previous round's, moved by :func:`map_opes_state`) continues an earlier OPES. The walker
+    steps with ``self.opes.step(simulation, n)`` beside its frame recorder and the
+    :meth:`frame_reporter`, which notes the version of the bias each frame felt;
     :meth:`blocks` gives the walker's MBAR states.
 
     Parameters
@@ -287,26 +290,34 @@ class OPESBias:
         self.ct: list[float] = []  # c(t), kJ/mol, per version
         self.counts: list[int] = []  # frames recorded under each version
         self.frame_versions: list[int] = []
-        self._stepper = None
-        self._captured = None
-        self._groups = None
+        self._simulation = None
 
-    def attach(self, context, integrator, groups: set[int]) -> None:
-        """Use this Context; frames read the energy of ``groups`` (the bias groups).
+    def attach(self, simulation) -> None:
+        """Use this ``app.Simulation`` (built from the System this OPES was added to).
 
         Parameters
         ----------
-        context : openmm.Context
-            The walker's Context (of the System given to the constructor).
-        integrator : openmm.Integrator
-            Its integrator.
-        groups : set of int
-            Force groups of the bias besides OPES's own (e.g. a static bias).
+        simulation : openmm.app.Simulation
+            The walker's Simulation; OPES is stepped through it (``OPES.step``).
         """
-        self._stepper = _Stepper(context, integrator)
-        self._stepper.capture = self._capture
-        self._groups = set(groups) | {self.force_group}
-        self.opes.updateContext(context)
+        self._simulation = simulation
+        self.opes.updateContext(simulation.context)
+
+    def frame_reporter(self, interval: int) -> _FrameVersions:
+        """An OpenMM reporter noting the bias version of each frame, for frames every
+        ``interval`` steps from the Simulation's current step (the walker's recorder's).
+
+        Parameters
+        ----------
+        interval : int
+            Steps between frames.
+
+        Returns
+        -------
+        _FrameVersions
+            A reporter for ``simulation.reporters``.
+        """
+        return _FrameVersions(self, interval, self._simulation.currentStep)
 
     def _new_version(self) -> None:
         values = np.asarray(self.opes.getBias()._value, dtype=float).reshape(-1)
@@ -320,49 +331,15 @@ class OPESBias:
         self.ct.append(ct)
         self.counts.append(0)
 
-    def _capture(self) -> None:
-        context = self._stepper.context
-        self._captured = context.getState(getPositions=True, getEnergy=True, groups=self._groups)
+    def _count_frame(self) -> None:
         version = len(self.values) - 1
         self.counts[version] += 1
         self.frame_versions.append(version)
-
-    def advance(self, n_steps: int):
-        """Integrate ``n_steps`` (depositing kernels on OPES's schedule) and return the State
-        at the last step: positions, and the energy of the bias groups, which includes the
-        table's offset of ``barrier`` (:attr:`energy_offset_kjmol`).
-
-        Parameters
-        ----------
-        n_steps : int
-            Steps to integrate.
-
-        Returns
-        -------
-        openmm.State
-            The State at the last step, with positions and the energy of :attr:`groups`.
-
-        Raises
-        ------
-        RuntimeError
-            When the stepping did not reach the frame, or OPES's c(t) is not finite.
-        """
-        self._captured = None
-        self._stepper.capture_at = self._stepper.currentStep + int(n_steps)
-        self.opes.step(self._stepper, int(n_steps))
-        if self._captured is None:
-            raise RuntimeError("OPES stepping did not reach the frame")
-        return self._captured
 
     @property
     def energy_offset_kjmol(self) -> float:
         """OPES's table holds V + barrier; subtract this from the group energy to get V."""
         return self.spec.barrier_kjmol
-
-    @property
-    def groups(self) -> set[int]:
-        """Force groups whose energy is a frame's bias (static bias and OPES)."""
-        return set(self._groups)
 
     def frame_bias(self, chi: np.ndarray, first_frame: int = 0) -> np.ndarray:
         """numpy's V_t(chi) of frames ``first_frame..`` from the grid of the version each
@@ -427,7 +404,7 @@ class OPESBias:
         """
         return {"opes": self.opes.getState(), "versions": len(self.values),
                 "counts": list(self.counts), "frames": len(self.frame_versions),
-                "step": self._stepper.currentStep}
+                "step": self._simulation.currentStep}
 
     def set_state(self, state: dict) -> None:
         """Return to :meth:`get_state`: the kernels, versions and frames after it are dropped.
@@ -441,6 +418,6 @@ class OPESBias:
         del self.values[n:], self.ct[n:]
         self.counts = list(state["counts"])
         del self.frame_versions[state["frames"]:]
-        self._stepper.currentStep = state["step"]
+        self._simulation.currentStep = state["step"]
         self.opes.setState(state["opes"])
-        self.opes.updateContext(self._stepper.context)
+        self.opes.updateContext(self._simulation.context)

@@ -1,12 +1,26 @@
-"""OpenMM simulation of one walker: bias in, frames (features and bias energy) out.
+"""The campaign's walker: an ``app.Simulation`` with a RAVE bias, recording frames.
 
-The walker owns one ``openmm.Context`` for the whole campaign. The bias force
-(:func:`rave.md.bias_force.bias_force`) sits in its own force group and is updated in place between
-rounds. Frames are recorded every ``report_interval`` steps: the integrator steps in chunks of
-``report_interval`` (one Python call per frame, never one per MD step), the positions of the
-particles the features use are buffered and featurised in blocks with numpy, and the bias energy of
-every frame is read from OpenMM's bias force group (so reweighting uses the energy that was
-actually applied).
+A :class:`Walker` is what a user of :class:`rave.BiasForce` and :class:`rave.CVReporter` would
+write by hand: a :class:`rave.BiasForce` added to (a copy of) the System, an
+``openmm.app.Simulation`` with a ``LangevinMiddleIntegrator`` (a minimal ``app.Topology`` of the
+System's particles when no topology is given), and a reporter in ``simulation.reporters`` that
+records the frames, here :class:`rave.md.reporter.CVRecorder`, the in-memory form of
+``CVReporter``. The Simulation lives for the whole campaign; the bias is updated in place
+between rounds (:meth:`Walker.set_bias`).
+
+:meth:`Walker.run` steps the Simulation one block of frames (at most 512) at a time: the recorder
+buffers the positions of each frame and featurises a block with one numpy pass, and the bias
+energy of every frame is read from OpenMM's bias force group (so reweighting uses the energy
+that was actually applied). After each block the frames are checked for a blow-up (non-finite
+or exploding positions or bias energy: :class:`MDError`), which the campaign's fault recovery
+(:func:`rave.campaign.walkers.run_walker`) answers by going back to a checkpoint
+(:meth:`Walker.get_state` / :meth:`Walker.set_state`) with half the time step. An adaptive round
+steps through ``OPES.step`` (:mod:`rave.md.opes`), whose kernels are deposited after the
+reporters of the same step, so each frame keeps the bias it felt.
+
+The frames' times are the walker's clock, ``t += report_interval * timestep`` per frame (as the
+stored campaigns' are), not the Context's per-step sum, which drifts from it by ~1e-7 ps over
+10^6 steps.
 """
 
 from __future__ import annotations
@@ -16,21 +30,23 @@ from collections.abc import Sequence
 
 import numpy as np
 import openmm
-from openmm import unit
+from openmm import app, unit
 
-from ..learn.bias import Bias, BiasGrid
+from ..learn.bias import Bias
 from ..units import kT_kjmol
-from .bias_force import DEFAULT_FORCE_GROUP, bias_force, update_bias_force
-from .features import evaluate_features
+from .bias_force import BiasForce
 from .frames import Frames
+from .reporter import CVRecorder
 
 log = logging.getLogger(__name__)
 
 #: Systems with fewer particles than this run on the Reference platform under "auto": its
 #: per-call overhead is far below the CPU platform's for a handful of particles.
 _REFERENCE_BELOW_PARTICLES = 64
-#: positions buffered before featurising: at most this many floats (40 MB) and 512 frames
+#: positions buffered before featurising (a block, checked for blow-ups as one): at most this
+#: many floats (40 MB) and 512 frames
 _BLOCK_FLOATS = 5_000_000
+_BLOCK_FRAMES = 512
 
 
 def _md_value(value, md_unit) -> float:
@@ -71,8 +87,29 @@ def choose_platform(name: str, n_particles: int) -> openmm.Platform:
     return openmm.Platform.getPlatformByName(name)
 
 
+def minimal_topology(n_particles: int) -> app.Topology:
+    """An ``app.Topology`` of ``n_particles`` element-less atoms in one residue of one chain.
+
+    What an ``app.Simulation`` needs when the System comes without a topology (a model
+    potential, a System read from XML): reporters that write trajectories need a real one.
+
+    Parameters
+    ----------
+    n_particles : int
+
+    Returns
+    -------
+    openmm.app.Topology
+    """
+    topology = app.Topology()
+    residue = topology.addResidue("UNK", topology.addChain())
+    for index in range(n_particles):
+        topology.addAtom(f"P{index}", None, residue)
+    return topology
+
+
 class Walker:
-    """One Langevin MD walker with a RAVE bias force that is updated between rounds.
+    """One Langevin MD walker: an ``app.Simulation`` with a RAVE bias, updated between rounds.
 
     Parameters
     ----------
@@ -86,10 +123,13 @@ class Walker:
         Seeds the integrator and the initial velocities.
     platform : str
         "auto", "Reference", "CPU", "CUDA" or "OpenCL".
+    box_vectors : array-like, shape=(3, 3), nm, optional
+        The periodic box to start with (default: the System's).
     with_bias : bool
         Add the bias force (False only for an unbiased reference run, e.g. a benchmark).
-    force_group : int
-        Force group of the bias; must be unused by the system's own forces.
+    force_group : int, optional
+        Force group of the bias; it must be unused by the system's own forces. Default: the
+        highest free one, as :class:`rave.BiasForce` picks it.
     cpu_threads : int, optional
         Threads of the CPU platform (default: OpenMM's choice, all cores); set it when several
         walkers share a machine.
@@ -99,6 +139,30 @@ class Walker:
         OPES bias in force when the frame was recorded.
     opes_state : dict, optional
         An ``OPES.getState()`` snapshot to continue (with ``opes``).
+    topology : openmm.app.Topology, optional
+        The System's topology (default: :func:`minimal_topology`).
+
+    Attributes
+    ----------
+    simulation : openmm.app.Simulation
+        The Simulation; :meth:`run` puts its recorder into ``simulation.reporters`` for the
+        run and takes it out after.
+    bias_force : rave.BiasForce or None
+        The bias (None with ``with_bias=False``).
+    force_group : int or None
+        The bias's force group.
+    opes : rave.md.opes.OPESBias or None
+    time_ps : float
+        The walker's clock, ps: the time of the last frame recorded.
+    platform : openmm.Platform
+    system : openmm.System
+        The walker's copy, holding the bias (and OPES) forces.
+
+    Raises
+    ------
+    ValueError
+        A non-positive temperature, time step or friction; a feature outside the System; an
+        explicit ``force_group`` that the System uses; OPES without the bias.
     """
 
     def __init__(
@@ -114,10 +178,11 @@ class Walker:
         platform: str = "auto",
         box_vectors=None,
         with_bias: bool = True,
-        force_group: int = DEFAULT_FORCE_GROUP,
+        force_group: int | None = None,
         cpu_threads: int | None = None,
         opes: dict | None = None,
         opes_state: dict | None = None,
+        topology: app.Topology | None = None,
     ) -> None:
         self.features = list(features)
         self.temperature_K = _md_value(temperature_K, unit.kelvin)
@@ -126,46 +191,38 @@ class Walker:
         for name in ("temperature_K", "timestep_ps", "friction_per_ps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0. You supplied {getattr(self, name)}")
-        self.force_group = force_group
         system = openmm.XmlSerializer.clone(system)
-        used = {system.getForce(i).getForceGroup() for i in range(system.getNumForces())}
-        if with_bias and force_group in used:
-            raise ValueError(
-                f"force group {force_group} is used by the system's own forces; choose another "
-                f"bias force_group (0..31) that is free"
-            )
         particles = sorted({p for f in self.features for p in f.particles})
         if particles and particles[-1] >= system.getNumParticles():
             raise ValueError(
                 f"the features use particle {particles[-1]} but the system has "
                 f"{system.getNumParticles()} particles"
             )
+        if opes is not None and not with_bias:
+            raise ValueError("an OPES walker needs with_bias=True")
         self._n_particles = system.getNumParticles()
-        self._bias_force = None
-        self.bias: Bias | None = None
-        if with_bias:
-            zero = Bias(np.zeros(len(self.features)), BiasGrid.zero())
-            self._bias_force = bias_force(self.features, zero, force_group)
-            system.addForce(self._bias_force)
-            self.bias = zero
+        self.bias_force = (BiasForce(system, self.features, self.temperature_K,
+                                     forceGroup=force_group) if with_bias else None)
+        self.force_group = None if self.bias_force is None else self.bias_force.force_group
         self.opes = None
         if opes is not None:
             from .opes import OPESBias, OPESSpec
 
-            if not with_bias:
-                raise ValueError("an OPES walker needs with_bias=True")
             self.opes = OPESBias(system, self.features, OPESSpec.from_dict(opes),
                                  self.temperature_K, opes_state)
         self.system = system
-        self.integrator = openmm.LangevinMiddleIntegrator(
+        integrator = openmm.LangevinMiddleIntegrator(
             self.temperature_K, self.friction_per_ps, self.timestep_ps
         )
-        self.integrator.setRandomNumberSeed(int(seed) % 2**31)
+        integrator.setRandomNumberSeed(int(seed) % 2**31)
         self.platform = choose_platform(platform, system.getNumParticles())
         properties = {}
         if cpu_threads is not None and self.platform.getName() == "CPU":
             properties["Threads"] = str(int(cpu_threads))
-        self.context = openmm.Context(system, self.integrator, self.platform, properties)
+        self.simulation = app.Simulation(
+            topology if topology is not None else minimal_topology(self._n_particles),
+            system, integrator, self.platform, properties,
+        )
         if box_vectors is not None:
             self.context.setPeriodicBoxVectors(*box_vectors)
         positions = (positions.value_in_unit(unit.nanometer) if unit.is_quantity(positions)
@@ -175,7 +232,22 @@ class Walker:
         self._periodic = system.usesPeriodicBoundaryConditions()
         self.time_ps = 0.0
         if self.opes is not None:
-            self.opes.attach(self.context, self.integrator, {force_group})
+            self.opes.attach(self.simulation)
+
+    @property
+    def context(self) -> openmm.Context:
+        """The Simulation's Context."""
+        return self.simulation.context
+
+    @property
+    def integrator(self) -> openmm.Integrator:
+        """The Simulation's ``LangevinMiddleIntegrator``."""
+        return self.simulation.integrator
+
+    @property
+    def bias(self) -> Bias | None:
+        """The static bias in force (zero until :meth:`set_bias`; None without a bias)."""
+        return None if self.bias_force is None else self.bias_force.bias
 
     @property
     def kT(self) -> float:
@@ -183,16 +255,52 @@ class Walker:
         return kT_kjmol(self.temperature_K)
 
     def set_bias(self, bias: Bias) -> None:
-        """Apply a new static bias (in place: no new Context)."""
-        if self._bias_force is None:
+        """Apply a new static bias, in place (no new Context).
+
+        Parameters
+        ----------
+        bias : rave.learn.bias.Bias
+        """
+        if self.bias_force is None:
             raise RuntimeError("this walker was made with with_bias=False")
-        update_bias_force(self._bias_force, self.context, bias)
-        self.bias = bias
+        self.bias_force.update(self.context, bias)
 
     def set_timestep(self, timestep_ps: float) -> None:
-        """Change the integrator's time step (ps), e.g. after a blow-up."""
+        """Change the integrator's time step, e.g. after a blow-up.
+
+        Parameters
+        ----------
+        timestep_ps : float or Quantity
+            ps.
+        """
         self.timestep_ps = _md_value(timestep_ps, unit.picosecond)
         self.integrator.setStepSize(self.timestep_ps)
+
+    def recorder(self, report_interval: int, snapshot_every: int | None = None,
+                 block_frames: int = _BLOCK_FRAMES, on_block=None) -> CVRecorder:
+        """A :class:`rave.md.reporter.CVRecorder` of this walker's frames from its current step.
+
+        It reads the bias of the walker's force groups (the static bias, and OPES's less its
+        table offset); :meth:`run` adds one to ``simulation.reporters`` for each run.
+
+        Parameters
+        ----------
+        report_interval : int
+            Steps between frames.
+        snapshot_every, block_frames, on_block
+            As :class:`rave.md.reporter.CVRecorder` takes them.
+
+        Returns
+        -------
+        rave.md.reporter.CVRecorder
+        """
+        extra, offset = (), 0.0
+        if self.opes is not None:
+            extra, offset = {self.opes.force_group}, self.opes.energy_offset_kjmol
+        return CVRecorder(report_interval, self.features, self.bias_force, extra_groups=extra,
+                          energy_offset_kjmol=offset, first_step=self.simulation.currentStep,
+                          snapshot_every=snapshot_every, block_frames=block_frames,
+                          on_block=on_block)
 
     def run(self, n_steps: int, report_interval: int, progress=None,
             snapshot_every: int | None = None) -> Frames:
@@ -200,10 +308,20 @@ class Walker:
 
         Parameters
         ----------
+        n_steps : int
+            Steps; ``n_steps // report_interval`` frames are recorded (and only their steps run).
+        report_interval : int
+            Steps between frames.
         progress : callable(n_frames_done) or None
             Called after each block of frames (for progress bars).
         snapshot_every : int, optional
             Also keep the positions of every ``snapshot_every``-th frame (frames 0, k, 2k, ...).
+
+        Returns
+        -------
+        rave.md.frames.Frames
+            Features, bias energies (the static bias plus OPES's, as OpenMM applied them) and
+            times (the walker's clock) of the frames, and the snapshots.
 
         Raises
         ------
@@ -217,73 +335,74 @@ class Walker:
                 f"n_steps ({n_steps}) must be >= report_interval ({report_interval}) >= 1"
             )
         n_frames = n_steps // report_interval
-        features = np.empty((n_frames, len(self.features)))
-        bias = np.zeros(n_frames)
-        times = np.empty(n_frames)
-        groups = {self.force_group} if self._bias_force is not None else set()
-        offset = 0.0
-        if self.opes is not None:
-            groups, offset = self.opes.groups, self.opes.energy_offset_kjmol
-        frames_per_block = max(1, min(512, _BLOCK_FLOATS // (3 * self._n_particles), n_frames))
-        block = np.empty((frames_per_block, self._n_particles, 3))
-        boxes = np.empty((len(block), 3, 3)) if self._periodic else None
-        snap_frames = (np.arange(0, n_frames, snapshot_every, dtype=np.int64)
-                       if snapshot_every else np.zeros(0, dtype=np.int64))
-        snapshots = np.empty((len(snap_frames), self._n_particles, 3), dtype=np.float32)
-        start = 0
-        for frame in range(n_frames):
-            try:
-                if self.opes is None:
-                    self.integrator.step(report_interval)
-                    state = self.context.getState(
-                        getPositions=True, getEnergy=bool(groups), groups=groups or -1
-                    )
-                else:
-                    state = self.opes.advance(report_interval)
-            except openmm.OpenMMException as error:
+        # the walker's clock: one addition per frame, as the stored campaigns' times
+        times = np.cumsum(np.concatenate(
+            [[self.time_ps], np.full(n_frames, report_interval * self.timestep_ps)]))[1:]
+        block = max(1, min(_BLOCK_FRAMES, _BLOCK_FLOATS // (3 * self._n_particles), n_frames))
+
+        def check(first: int, positions: np.ndarray, values: np.ndarray,
+                  bias: np.ndarray) -> None:
+            with np.errstate(invalid="ignore"):
+                exploded = ~(np.abs(positions).max(axis=(1, 2)) < EXPLODED_NM)
+            bad = ~np.isfinite(values).all(axis=1) | ~np.isfinite(bias) | exploded
+            if bad.any():
                 raise MDError(
-                    f"OpenMM failed at t = {self.time_ps:.3f} ps ({error}). Lower "
-                    f"sampling.timestep (now {self.timestep_ps} ps) or check the system"
-                ) from error
-            self.time_ps += report_interval * self.timestep_ps
-            slot = frame - start
-            block[slot] = state.getPositions(asNumpy=True)._value
-            if boxes is not None:
-                boxes[slot] = state.getPeriodicBoxVectors(asNumpy=True)._value
-            if groups:
-                bias[frame] = state.getPotentialEnergy()._value - offset
-            times[frame] = self.time_ps
-            if slot == len(block) - 1 or frame == n_frames - 1:
-                n = slot + 1
-                values = evaluate_features(self.features, block[:n],
-                                           None if boxes is None else boxes[:n])
-                features[start:frame + 1] = values
-                with np.errstate(invalid="ignore"):
-                    exploded = ~(np.abs(block[:n]).max(axis=(1, 2)) < EXPLODED_NM)
-                bad = (~np.isfinite(values).all(axis=1) | ~np.isfinite(bias[start:frame + 1])
-                       | exploded)
-                if bad.any():
-                    t = times[start + int(np.argmax(bad))]
+                    f"the MD blew up: non-finite or exploding positions or bias energy at "
+                    f"t = {times[first + int(np.argmax(bad))]:.3f} ps. Lower sampling.timestep "
+                    f"(now {self.timestep_ps} ps) or check the system's energy near the visited "
+                    f"region"
+                )
+            if progress is not None:
+                progress(len(bias))
+
+        recorder = self.recorder(report_interval, snapshot_every, block, check)
+        reporters = [recorder]
+        step = None
+        if self.opes is not None:
+            step = self.opes.opes.step
+            reporters.append(self.opes.frame_reporter(report_interval))
+        self.simulation.reporters.extend(reporters)
+        try:
+            done = 0
+            while done < n_frames:
+                n = min(block, n_frames - done)
+                try:
+                    if step is None:
+                        self.simulation.step(n * report_interval)
+                    else:
+                        step(self.simulation, n * report_interval)
+                except openmm.OpenMMException as error:
+                    t = times[len(recorder) - 1] if len(recorder) else self.time_ps
                     raise MDError(
-                        f"the MD blew up: non-finite or exploding positions or bias energy at "
-                        f"t = {t:.3f} ps. Lower sampling.timestep (now {self.timestep_ps} ps) or "
-                        f"check the system's energy near the visited region"
-                    )
-                take = (snap_frames >= start) & (snap_frames <= frame)
-                snapshots[take] = block[snap_frames[take] - start]
-                start = frame + 1
-                if progress is not None:
-                    progress(n)
-        return Frames(features, bias, times, snapshots, snap_frames)
+                        f"OpenMM failed at t = {t:.3f} ps ({error}). Lower "
+                        f"sampling.timestep (now {self.timestep_ps} ps) or check the system"
+                    ) from error
+                recorder.flush()
+                done += n
+        finally:
+            for reporter in reporters:
+                self.simulation.reporters.remove(reporter)
+        frames = recorder.frames()
+        self.time_ps = float(times[-1])
+        return Frames(frames.features, frames.bias_kjmol, times, frames.snapshots,
+                      frames.snapshot_frames)
 
     def get_state(self) -> dict:
-        """Positions (nm), velocities (nm/ps), box vectors (nm, periodic systems) and time (ps)
-        to continue later."""
+        """The state to continue from later (:meth:`set_state`).
+
+        Returns
+        -------
+        dict
+            ``positions`` (nm), ``velocities`` (nm/ps), ``box_vectors`` (nm, periodic systems),
+            ``time_ps`` (the walker's clock), ``step`` (the Simulation's step count) and, with
+            OPES, ``opes`` (:meth:`rave.md.opes.OPESBias.get_state`).
+        """
         state = self.context.getState(getPositions=True, getVelocities=True)
         out = {
             "positions": state.getPositions(asNumpy=True)._value.copy(),
             "velocities": state.getVelocities(asNumpy=True)._value.copy(),
             "time_ps": self.time_ps,
+            "step": self.simulation.currentStep,
         }
         if self._periodic:
             out["box_vectors"] = state.getPeriodicBoxVectors(asNumpy=True)._value.copy()
@@ -292,12 +411,21 @@ class Walker:
         return out
 
     def set_state(self, state: dict) -> None:
-        """Restore :meth:`get_state` output (velocities optional: drawn anew if absent)."""
+        """Restore :meth:`get_state` output.
+
+        Parameters
+        ----------
+        state : dict
+            ``positions`` and ``time_ps`` are required; ``velocities`` (kept as they are when
+            absent), ``box_vectors``, ``step`` and ``opes`` are optional.
+        """
         if state.get("box_vectors") is not None:
             self.context.setPeriodicBoxVectors(*np.asarray(state["box_vectors"]))
         self.context.setPositions(np.asarray(state["positions"]))
         if state.get("velocities") is not None:
             self.context.setVelocities(np.asarray(state["velocities"]))
+        if state.get("step") is not None:
+            self.simulation.currentStep = int(state["step"])
         self.time_ps = float(state["time_ps"])
         if self.opes is not None and state.get("opes") is not None:
             self.opes.set_state(state["opes"])
