@@ -50,6 +50,7 @@ import datetime
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -386,3 +387,487 @@ def discard_rounds_from(workdir: Path, index: int,
     for path in removed:
         path.unlink()
     return removed
+
+
+class CampaignStore:
+    """A campaign's work directory: the one owner of its layout, writer and reader of its files.
+
+    Every file name of the layout (module docstring) is spelled here; the campaign, the
+    analysis, the export and ``rave status`` reach the files through a store. Writes go through
+    the atomic writers of this module (a file with its final name is complete); the files that
+    complete a walker or a round, and the manifest, are written durably (fsynced with their
+    directory). A store never writes outside its work directory. Readers raise
+    :class:`StoreFileError` naming the file and what is wrong with it.
+
+    Parameters
+    ----------
+    workdir : path
+        The work directory (it need not exist yet).
+
+    Examples
+    --------
+    >>> store = CampaignStore("runs/rdw")                      # doctest: +SKIP
+    >>> [store.frames(r) for r in store.complete_rounds()]     # doctest: +SKIP
+    """
+
+    #: the files of the work directory
+    MANIFEST = MANIFEST
+    CONFIG = "config.json"
+    FEATURES = "features.json"
+    SUMMARY = "summary.json"
+    PREPARED = "prepared.npz"
+    INPUTS = "inputs"
+    FREE_ENERGY = "free_energy.csv"
+    FREE_ENERGY_FIGURE = "free_energy.png"
+    LOG = "campaign.log"
+    LOCK = LOCK
+    #: the files of a round folder
+    FRAMES = "frames.npz"
+    BIAS_APPLIED = "bias_applied.json"
+    BIAS = "bias.json"
+    COORDINATE = "coordinate.json"
+    WEIGHTS = "weights.npz"
+    ROUND = "round.json"
+    FIGURE = "figure.png"
+    WALKERS = "walkers"
+    MODELS = "models"
+    #: the arrays every frames.npz holds (``walker`` too since walkers were stored)
+    FRAMES_ARRAYS = ("features", "bias_kjmol", "time_ps")
+
+    def __init__(self, workdir: str | os.PathLike) -> None:
+        self.workdir = Path(workdir)
+
+    def __repr__(self) -> str:
+        return f"CampaignStore({str(self.workdir)!r})"
+
+    # ------------------------------------------------------------------ paths
+    def path(self, name: str | os.PathLike) -> Path:
+        """The path of ``name`` (relative to the work directory, or a path inside it).
+
+        Raises
+        ------
+        ValueError
+            ``name`` lies outside the work directory.
+        """
+        path = Path(name)
+        if not path.is_absolute():
+            path = self.workdir / path
+        inside = Path(os.path.abspath(self.workdir))
+        if not Path(os.path.abspath(path)).is_relative_to(inside):
+            raise ValueError(f"{path} lies outside the work directory {self.workdir}; a "
+                             f"campaign store writes only inside it")
+        return path
+
+    def round_dir(self, index: int) -> Path:
+        """The folder of round ``index`` (``round_NNN``)."""
+        return round_dir(self.workdir, index)
+
+    def round_path(self, index: int, name: str) -> Path:
+        """The path of ``name`` (e.g. :attr:`FRAMES`, a model file) in round ``index``."""
+        return self.path(self.round_dir(index) / name)
+
+    def walker_path(self, index: int, walker: int) -> Path:
+        """``round_NNN/walkers/walker_KK.npz``: one walker's frames and final state."""
+        return self.round_path(index, f"{self.WALKERS}/walker_{walker:02d}.npz")
+
+    @classmethod
+    def model_name(cls, seed: int) -> str:
+        """The name, within its round folder, of the VAE trained with ``seed`` (as
+        ``coordinate.json`` lists it)."""
+        return f"{cls.MODELS}/vae_seed{seed}.pt"
+
+    def input_name(self, source: str | os.PathLike) -> str:
+        """The name, relative to the work directory, of the copy of an input file."""
+        return f"{self.INPUTS}/{Path(source).name}"
+
+    def redo_advice(self, index: int) -> str:
+        """What recomputes round ``index`` after a file of it was damaged."""
+        return (f"`rave run` with the campaign's config, --workdir {self.workdir} and "
+                f"--redo-round {index} recomputes round {index} from its stored MD and redoes "
+                f"the later rounds")
+
+    # ------------------------------------------------------------------ state
+    def holds_campaign(self) -> bool:
+        """Whether the work directory holds a resumable campaign (its manifest)."""
+        return holds_resumable_campaign(self.workdir)
+
+    def has(self, name: str) -> bool:
+        """Whether the file ``name`` (relative to the work directory) exists."""
+        return self.path(name).is_file()
+
+    def round_started(self, index: int) -> bool:
+        """Whether round ``index``'s folder exists."""
+        return self.round_dir(index).is_dir()
+
+    def round_complete(self, index: int) -> bool:
+        """Whether round ``index`` is complete (its ``round.json`` exists)."""
+        return self.round_path(index, self.ROUND).is_file()
+
+    def round_has(self, index: int, name: str) -> bool:
+        """Whether the file ``name`` of round ``index`` exists."""
+        return self.round_path(index, name).is_file()
+
+    def complete_rounds(self) -> list[int]:
+        """The indices of the complete rounds: 0, 1, ... up to the first without
+        ``round.json`` (a later folder is an unfinished or discarded round)."""
+        index = 0
+        while self.round_complete(index):
+            index += 1
+        return list(range(index))
+
+    def round_folders(self) -> list[int]:
+        """The indices of every round folder, complete or not, in order."""
+        return sorted(int(p.name[len("round_"):]) for p in self.workdir.glob("round_*")
+                      if p.is_dir() and _ROUND_FOLDER.fullmatch(p.name))
+
+    def learned_rounds(self) -> list[int]:
+        """The indices of the rounds whose RC and next bias are stored (``coordinate.json`` and
+        ``bias.json``), in order."""
+        return [r for r in self.round_folders()
+                if self.round_has(r, self.BIAS) and self.round_has(r, self.COORDINATE)]
+
+    def stored_walkers(self, index: int) -> list[int]:
+        """The walkers of round ``index`` whose file exists."""
+        folder = self.round_path(index, self.WALKERS)
+        if not folder.is_dir():
+            return []
+        return sorted(int(m[1]) for p in folder.iterdir()
+                      if (m := re.fullmatch(r"walker_(\d{2})\.npz", p.name)))
+
+    # ------------------------------------------------------------------ writers
+    def write_file(self, name: str | os.PathLike, write: Callable[[Path], None],
+                   durable: bool = False) -> Path:
+        """Write ``name`` inside the work directory with ``write(temporary_path)``, atomically
+        (:func:`write_file`); returns its path."""
+        path = self.path(name)
+        write_file(path, write, durable)
+        return path
+
+    def write_text(self, name: str | os.PathLike, text: str, durable: bool = False) -> Path:
+        """Write text to ``name`` inside the work directory, atomically; returns its path."""
+        path = self.path(name)
+        write_text(path, text, durable)
+        return path
+
+    def write_json(self, name: str | os.PathLike, data, durable: bool = False) -> Path:
+        """Write ``data`` as indented JSON to ``name`` inside the work directory, atomically."""
+        path = self.path(name)
+        write_json(path, data, durable)
+        return path
+
+    def write_npz(self, name: str | os.PathLike, durable: bool = False,
+                  **arrays: np.ndarray) -> Path:
+        """Write ``arrays`` (``np.savez``) to ``name`` inside the work directory, atomically."""
+        path = self.path(name)
+        write_npz(path, durable, **arrays)
+        return path
+
+    @staticmethod
+    def json_bytes(data) -> bytes:
+        """The bytes :meth:`write_json` writes for ``data``."""
+        return (json.dumps(data, indent=2) + "\n").encode()
+
+    def start_files(self, config: dict, features: list[dict],
+                    inputs: list[str | os.PathLike]) -> dict[str, bytes]:
+        """What :meth:`initialise` writes before the manifest (name -> content): what an
+        interrupted start leaves, which a new start may find (:func:`check_new_workdir`)."""
+        own = {self.CONFIG: self.json_bytes(config), self.FEATURES: self.json_bytes(features)}
+        for source in inputs:
+            own[self.input_name(source)] = Path(source).read_bytes()
+        return own
+
+    def check_new(self, own: dict[str, bytes] | None = None) -> None:
+        """:func:`check_new_workdir` of this work directory."""
+        check_new_workdir(self.workdir, own)
+
+    def initialise(self, config: dict, features: list[dict], inputs: list[str | os.PathLike],
+                   manifest: dict) -> None:
+        """Start a new campaign: config.json, features.json, copies of the input files into
+        ``inputs/``, then the manifest (durable; ``format`` and ``version`` come first)."""
+        self.write_config(config)
+        self.write_features(features)
+        for source in inputs:
+            copy_file(Path(source), self.path(self.input_name(source)))
+        self.write_manifest({"format": FORMAT, "version": FORMAT_VERSION, **manifest})
+
+    def write_manifest(self, manifest: dict) -> None:
+        """``manifest.json``, durably."""
+        self.write_json(self.MANIFEST, manifest, durable=True)
+
+    def write_config(self, config: dict) -> None:
+        """``config.json``: the validated configuration."""
+        self.write_json(self.CONFIG, config)
+
+    def write_features(self, features: list[dict]) -> None:
+        """``features.json``: each order parameter's ``to_dict()``."""
+        self.write_json(self.FEATURES, features)
+
+    def write_summary(self, summary: dict) -> None:
+        """``summary.json``."""
+        self.write_json(self.SUMMARY, summary)
+
+    def write_prepared(self, state: dict) -> None:
+        """``prepared.npz``: the prepared start (arrays; None entries are left out)."""
+        self.write_npz(self.PREPARED, **{k: np.asarray(v) for k, v in state.items()
+                                         if v is not None})
+
+    def write_walker(self, index: int, walker: int, arrays: dict) -> None:
+        """``round_NNN/walkers/walker_KK.npz``, durably: it completes the walker."""
+        self.write_npz(self.walker_path(index, walker), durable=True, **arrays)
+
+    def write_frames(self, index: int, frames) -> None:
+        """``round_NNN/frames.npz`` from a :class:`rave.md.frames.Frames` with its ``walker``
+        labels, durably."""
+        walker = (np.zeros(len(frames), dtype=np.int64) if frames.walker is None
+                  else frames.walker)
+        self.write_npz(self.round_path(index, self.FRAMES), durable=True,
+                       features=frames.features, bias_kjmol=frames.bias_kjmol,
+                       time_ps=frames.time_ps, walker=walker)
+
+    def write_bias_applied(self, index: int, data: dict) -> None:
+        """``round_NNN/bias_applied.json``: the bias (or the adaptive blocks) round ``index``
+        was sampled under."""
+        self.write_json(self.round_path(index, self.BIAS_APPLIED), data)
+
+    def write_weights(self, index: int, log_weights: np.ndarray, free_energies: np.ndarray,
+                      frames_per_round: np.ndarray) -> None:
+        """``round_NNN/weights.npz``: MBAR over rounds 0..index."""
+        self.write_npz(self.round_path(index, self.WEIGHTS), log_weights=log_weights,
+                       free_energies=free_energies, frames_per_round=frames_per_round)
+
+    def write_coordinate(self, index: int, data: dict) -> None:
+        """``round_NNN/coordinate.json``: the RC learned after round ``index``."""
+        self.write_json(self.round_path(index, self.COORDINATE), data)
+
+    def write_bias(self, index: int, bias) -> None:
+        """``round_NNN/bias.json``: the bias built after round ``index`` (a
+        :class:`rave.learn.bias.Bias`)."""
+        self.write_json(self.round_path(index, self.BIAS), bias.to_dict())
+
+    def write_round(self, index: int, record: dict) -> None:
+        """``round_NNN/round.json``, durably: written last, it completes the round."""
+        self.write_json(self.round_path(index, self.ROUND), record, durable=True)
+
+    def save_model(self, index: int, name: str, model) -> None:
+        """A VAE (:class:`rave.learn.vae.VAEModel`) as ``name`` in round ``index``'s folder."""
+        model.save(self.round_path(index, name))
+
+    def write_profile(self, centers: np.ndarray, profile: np.ndarray,
+                      index: int | None = None) -> None:
+        """``free_energy.csv`` (``chi,free_energy_kT``, the finite bins) of round ``index``,
+        or of the campaign when None."""
+        rows = [f"{x:.6f},{f:.6f}" for x, f in zip(centers, profile, strict=True)
+                if np.isfinite(f)]
+        path = self.FREE_ENERGY if index is None else self.round_path(index, self.FREE_ENERGY)
+        self.write_text(path, "chi,free_energy_kT\n" + "\n".join(rows) + "\n")
+
+    def write_final_profile(self, index: int) -> None:
+        """The campaign's ``free_energy.csv``: that of round ``index``."""
+        self.write_text(self.FREE_ENERGY,
+                        self.round_path(index, self.FREE_ENERGY).read_text())
+
+    def discard_rounds_from(self, index: int) -> list[Path]:
+        """``rave run --redo-round``: remove round ``index`` and every later round (but the
+        walker files of round ``index`` that read back) and the campaign totals
+        (:func:`discard_rounds_from`).
+
+        Raises
+        ------
+        WorkdirError
+            Round ``index`` does not exist; nothing was changed.
+        """
+        if not self.round_started(index):
+            done = [f"round_{r:03d}" for r in self.round_folders()]
+            raise WorkdirError(
+                f"--redo-round {index}: {self.round_dir(index)} does not exist (the campaign "
+                f"has {', '.join(done) or 'no rounds'}); nothing was changed")
+
+        def readable(path: Path) -> bool:
+            try:
+                load_npz(path)
+            except StoreFileError:
+                return False
+            return True
+
+        return discard_rounds_from(self.workdir, index, keep=readable)
+
+    # ------------------------------------------------------------------ readers
+    @staticmethod
+    def _parsed(path: Path, build: Callable):
+        """``build(JSON of path)``; a malformed file becomes a StoreFileError naming it."""
+        data = load_json(path)
+        try:
+            return build(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise StoreFileError(f"{path} is not a valid rave {path.name} (missing or malformed "
+                                 f"{error})") from error
+
+    def manifest(self) -> dict:
+        """``manifest.json``, checked to be a rave campaign manifest this rave can resume.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing or damaged.
+        WorkdirError
+            It is not a rave manifest, or a newer rave wrote the store.
+        """
+        path = self.path(self.MANIFEST)
+        try:
+            manifest = load_json(path)
+        except StoreFileError as error:
+            raise StoreFileError(
+                f"{error}. Nothing was changed; restore it from a backup (it records the "
+                f"campaign's input-file hashes and runs, which cannot be recomputed)") from error
+        if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
+                or not isinstance(manifest.get("version"), int)
+                or not isinstance(manifest.get("runs", []), list)):
+            raise WorkdirError(f"{path} is not a rave campaign manifest; nothing was changed. "
+                               f"Restore it from a backup, or choose another --workdir")
+        if manifest["version"] > FORMAT_VERSION:
+            raise WorkdirError(
+                f"{self.workdir} was written by a newer rave (store format "
+                f"{manifest['version']} > {FORMAT_VERSION}); upgrade rave to resume it")
+        return manifest
+
+    def config(self) -> dict:
+        """``config.json`` as stored (a JSON object of sections)."""
+        return load_json(self.path(self.CONFIG))
+
+    def resume_config(self, manifest: dict) -> dict:
+        """``config.json`` for a resume; restored from the manifest's copy when missing.
+
+        Raises
+        ------
+        StoreFileError
+            It is damaged or not a config; the message says how to recover.
+        """
+        path = self.path(self.CONFIG)
+        if not path.exists() and isinstance(manifest.get("config"), dict):
+            self.write_config(manifest["config"])
+            logging.getLogger("rave").info("%s was missing: restored from %s", path,
+                                           self.MANIFEST)
+        try:
+            stored = load_json(path)
+        except StoreFileError as error:
+            fix = ("remove it and rerun: `rave run` restores it from manifest.json"
+                   if isinstance(manifest.get("config"), dict) else "restore it from a backup")
+            raise StoreFileError(f"{error}. Nothing was changed; {fix}") from error
+        if not isinstance(stored, dict):
+            raise StoreFileError(f"{path} is not a rave config (a JSON object of sections). "
+                                 f"Nothing was changed; restore it from a backup")
+        return stored
+
+    def summary(self) -> dict:
+        """``summary.json``."""
+        return load_json(self.path(self.SUMMARY))
+
+    def feature_dicts(self) -> list:
+        """``features.json`` as stored (each order parameter's ``to_dict()``)."""
+        return load_json(self.path(self.FEATURES))
+
+    def features(self) -> list:
+        """The order parameters of ``features.json``
+        (:func:`rave.md.features.feature_from_dict`)."""
+        from ..md.features import feature_from_dict
+
+        return [feature_from_dict(d) for d in self.feature_dicts()]
+
+    def prepared(self) -> dict[str, np.ndarray] | None:
+        """``prepared.npz`` (``positions`` and what else was prepared), or None when absent."""
+        path = self.path(self.PREPARED)
+        return load_npz(path, ("positions",)) if path.exists() else None
+
+    def round_record(self, index: int, build: Callable = dict):
+        """``round.json`` of round ``index``, parsed by ``build`` (e.g.
+        ``RoundRecord.from_summary``); a malformed one raises :class:`StoreFileError`."""
+        return self._parsed(self.round_path(index, self.ROUND), build)
+
+    def frames(self, index: int):
+        """The frames of round ``index`` (``frames.npz``), a :class:`rave.md.frames.Frames`
+        whose ``walker`` labels each frame's walker (None: a store without them, one walker).
+        """
+        from ..md.frames import Frames
+
+        path = self.round_path(index, self.FRAMES)
+        data = load_npz(path, self.FRAMES_ARRAYS)
+        walker = data.get("walker")
+        if walker is not None:
+            if walker.shape != (len(data["features"]),):
+                raise StoreFileError(f"{path}: walker has shape {walker.shape}, expected "
+                                     f"({len(data['features'])},)")
+            walker = walker.astype(np.int64)
+        return Frames(data["features"], data["bias_kjmol"], data["time_ps"], walker=walker)
+
+    def applied_bias(self, index: int, required: bool = False) -> dict | None:
+        """``bias_applied.json`` of round ``index`` as stored; None when absent (the unbiased
+        round) unless ``required``."""
+        path = self.round_path(index, self.BIAS_APPLIED)
+        if not required and not path.exists():
+            return None
+        return self._parsed(path, dict)
+
+    def bias_states(self, index: int, n_frames: int,
+                    required: bool = False) -> list[tuple[object, int]]:
+        """The MBAR states of round ``index``'s ``n_frames`` frames
+        (:func:`rave.learn.bias.applied_states` of its ``bias_applied.json``)."""
+        from ..learn.bias import applied_states
+
+        path = self.round_path(index, self.BIAS_APPLIED)
+        if not required and not path.exists():
+            return applied_states(None, n_frames)
+        return self._parsed(path, lambda data: applied_states(data, n_frames))
+
+    def bias_applied(self, index: int):
+        """The bias round ``index`` was sampled under (a :class:`rave.learn.bias.Bias`; of an
+        adaptive round, the one in force at its end), or None (the unbiased round)."""
+        from ..learn.bias import Bias
+
+        path = self.round_path(index, self.BIAS_APPLIED)
+        return self._parsed(path, Bias.from_dict) if path.exists() else None
+
+    def is_adaptive(self, index: int) -> bool:
+        """Whether round ``index`` ran OPES (its ``bias_applied.json`` lists blocks)."""
+        data = self.applied_bias(index)
+        return data is not None and "states" in data
+
+    def bias(self, index: int):
+        """``bias.json`` of round ``index``: the bias built after it (a
+        :class:`rave.learn.bias.Bias`)."""
+        from ..learn.bias import Bias
+
+        return self._parsed(self.round_path(index, self.BIAS), Bias.from_dict)
+
+    def coordinate(self, index: int) -> dict:
+        """``coordinate.json`` of round ``index``: RC coefficients, KL, model files."""
+        return self._parsed(self.round_path(index, self.COORDINATE), dict)
+
+    def model_files(self, index: int) -> list[str]:
+        """The model files ``coordinate.json`` of round ``index`` lists."""
+        return self._parsed(self.round_path(index, self.COORDINATE),
+                            lambda data: [str(f) for f in data["model_files"]])
+
+    def model(self, index: int, name: str):
+        """The VAE ``name`` of round ``index`` (a :class:`rave.learn.vae.VAEModel`)."""
+        from ..learn.vae import VAEModel
+
+        path = self.round_path(index, name)
+        if not path.is_file():
+            raise StoreFileError(f"{path} is missing")
+        try:
+            return VAEModel.load(path)
+        except Exception as error:  # torch / zip errors of a damaged file
+            raise StoreFileError(f"{path} cannot be read (truncated or corrupted?): "
+                                 f"{error}") from error
+
+    def weights(self, index: int) -> dict[str, np.ndarray]:
+        """``weights.npz`` of round ``index``: ``log_weights`` of every frame of rounds
+        0..index, ``free_energies`` and ``frames_per_round``."""
+        return load_npz(self.round_path(index, self.WEIGHTS), ("log_weights",))
+
+    def walker(self, index: int, walker: int,
+               required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """The arrays of ``round_NNN/walkers/walker_KK.npz``
+        (:meth:`rave.campaign.walkers.WalkerResult.from_arrays` reads them), which must hold
+        ``required``."""
+        return load_npz(self.walker_path(index, walker), required)
