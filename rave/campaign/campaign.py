@@ -341,7 +341,8 @@ class Campaign:
             stored_features = self.store.feature_dicts()
         except store.StoreFileError as error:
             raise store.StoreFileError(f"{error}. Nothing was changed; remove it and rerun: "
-                                       f"`rave run` rewrites it from config.json") from error
+                                       f"`rave run` rewrites it from {self.store.CONFIG}"
+                                       ) from error
         if stored_features != self._features_dicts():
             names = [f.get("name") for f in stored_features]
             diffs.append(f"order parameters: stored {names}, now {self.feature_names}")
@@ -434,8 +435,8 @@ class Campaign:
                          self.config.sampling.walkers)
             if changes:
                 log.warning("this run changes the config from %s (recorded in %s and in each "
-                            "round.json it completes): %s", self.store.path(self.store.CONFIG),
-                            store.MANIFEST, "; ".join(changes))
+                            "%s it completes): %s", self.store.path(self.store.CONFIG),
+                            self.store.MANIFEST, self.store.ROUND, "; ".join(changes))
             self._log_schedule(rounds)
             converged = bool(self.records) and self.records[-1].converged
             if converged:

@@ -532,7 +532,7 @@ class CampaignStore:
         if not folder.is_dir():
             return []
         return sorted(int(m[1]) for p in folder.iterdir()
-                      if (m := re.fullmatch(r"walker_(\d{2})\.npz", p.name)))
+                      if (m := re.fullmatch(r"walker_(\d+)\.npz", p.name)))
 
     # ------------------------------------------------------------------ writers
     def write_file(self, name: str | os.PathLike, write: Callable[[Path], None],
