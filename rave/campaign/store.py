@@ -1,5 +1,11 @@
 """The campaign directory: layout, atomic writes, and the guard against overwriting.
 
+:class:`CampaignStore` owns the layout: it is the one place that names the files below, writes
+them (through the atomic writers of this module) and reads them back (config, manifest, summary,
+features, a round's frames as a :class:`rave.md.frames.Frames`, its bias states, RC, next bias,
+weights, records, walker files and models). The campaign, the analysis, the export and ``rave
+status`` go through it; a damaged or missing file is a :class:`StoreFileError` naming it.
+
 Layout::
 
     WORKDIR/
