@@ -12,12 +12,12 @@ import pytest
 
 from rave.analysis import CampaignFileError, CampaignResult
 from rave.campaign import Campaign
-from rave.campaign.campaign import RoundRecord
 from rave.campaign.config import config_from_dict
 from rave.campaign.store import (
     FORMAT,
     FORMAT_VERSION,
     CampaignStore,
+    RoundRecord,
     StoreFileError,
     WorkdirError,
 )
@@ -130,9 +130,10 @@ def test_every_file_kind_round_trips_and_stays_inside_the_workdir(tmp_path):
     assert store.complete_rounds() == []
     record = {"index": 0, "coefficients": [0.6, 0.8], "kl_divergence": 0.1, "frames": 12,
               "effective_sample_size": 12.0}
-    store.write_round(0, record)
-    assert store.round_record(0) == record
-    assert store.round_record(0, RoundRecord.from_summary).frames == 12
+    store.write_round(0, RoundRecord.from_summary(record))
+    assert store.round_record(0).to_summary() == RoundRecord.from_summary(record).to_summary()
+    assert {k: v for k, v in json.loads(store.round_path(0, store.ROUND).read_text()).items()
+            if k in record} == record
     assert store.complete_rounds() == [0] and store.learned_rounds() == [0]
     store.write_summary({"rounds": [record]})
     assert store.summary() == {"rounds": [record]}
@@ -166,7 +167,7 @@ def test_the_store_refuses_to_write_outside_its_workdir(tmp_path):
 def test_a_round_without_round_json_is_not_complete(tmp_path):
     store = CampaignStore(tmp_path)
     for index in (0, 1, 3):
-        store.write_round(index, {"index": index})
+        store.write_round(index, RoundRecord(index, np.array([1.0, 0.0]), 0.1, 5, 5.0))
     store.write_frames(2, _frames())  # started, never completed
     assert store.complete_rounds() == [0, 1]  # up to the first incomplete round
     assert store.round_folders() == [0, 1, 2, 3]
@@ -230,6 +231,10 @@ def test_a_malformed_file_is_named_with_what_is_wrong(tmp_path):
     with pytest.raises(StoreFileError, match="bias_applied.json is missing"):
         store.bias_states(2, 4, required=True)
     store.write_npz("round_000/frames.npz", features=np.zeros((2, 2)))
+    store.write_json("round_000/round.json", {"index": 0})
+    with pytest.raises(StoreFileError, match=r"round.json is not a valid rave round.json "
+                                             r"\(missing or malformed 'coefficients'\)"):
+        store.round_record(0)
     with pytest.raises(StoreFileError, match="frames.npz lacks bias_kjmol, time_ps"):
         store.frames(0)
     store.write_json("manifest.json", {"format": "other"})
@@ -276,7 +281,7 @@ def test_the_store_reads_back_what_the_campaign_wrote(campaign):
         assert len(states) == len(campaign._biases[index])
         for (a, n), (b, m) in zip(states, campaign._biases[index], strict=True):
             assert _same_bias(a, b) and n == m
-        record = store.round_record(index, RoundRecord.from_summary)
+        record = store.round_record(index)
         assert record.to_summary() == campaign.records[index].to_summary()
         coordinate = store.coordinate(index)
         assert coordinate["coefficients"] == summary["rounds"][index]["coefficients"]

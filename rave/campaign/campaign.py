@@ -41,7 +41,6 @@ import datetime
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +67,7 @@ from .config import Config, ConfigError, check_frame_memory
 from .resources import read_allowed_cores
 from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
+from .store import RoundRecord
 from .walkers import WalkerResult, WalkerTask, make_executor
 
 __all__ = ["BiasMismatchError", "Campaign", "RoundFailed", "RoundRecord",
@@ -101,92 +101,6 @@ class RoundFailed(MDError):
 class BiasMismatchError(RuntimeError):
     """The bias energy OpenMM applied and numpy's differ: the two faces of an order parameter
     disagree (the message names it where it can), so the frames cannot be reweighted."""
-
-
-@dataclass
-class RoundRecord:
-    index: int
-    coefficients: np.ndarray
-    kl_divergence: float
-    frames: int
-    effective_sample_size: float
-    angle_change_deg: float | None = None
-    free_energy_change_kT: float | None = None
-    converged: bool = False
-    walkers: int = 1
-    faults: int = 0
-    timings_s: dict = field(default_factory=dict)
-    #: the entry of manifest.json's runs that completed this round (None: not recorded)
-    run: int | None = None
-    #: config keys that run changed from config.json, "key: stored X, now Y"
-    config_changes: list[str] = field(default_factory=list)
-    #: MD steps per walker of this round, and why the schedule chose them (rave.campaign.schedule)
-    steps: int | None = None
-    plan_reason: str | None = None
-    #: growth of the chi span of all frames by this round's frames, as a fraction of the span
-    #: of the earlier rounds' frames, along this round's RC (None: round 0)
-    chi_range_growth: float | None = None
-    #: largest angle between the chosen RC and the other usable seeds' RCs (None: one model)
-    seed_spread_deg: float | None = None
-    #: RMS block-bootstrap uncertainty of F(chi) where F < profile_max_kT, kT (None: not run)
-    free_energy_sigma_kT: float | None = None
-    #: block-bootstrap uncertainty of the RC's direction, degrees (None: not run)
-    rc_angle_sigma_deg: float | None = None
-
-    def to_summary(self) -> dict:
-        return {
-            "index": self.index,
-            "coefficients": [float(c) for c in self.coefficients],
-            "kl_divergence": float(self.kl_divergence),
-            "frames": int(self.frames),
-            "walkers": int(self.walkers),
-            "faults": int(self.faults),
-            "effective_sample_size": float(self.effective_sample_size),
-            "angle_change_deg": self.angle_change_deg,
-            "free_energy_change_kT": self.free_energy_change_kT,
-            "converged": self.converged,
-            "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
-            "run": self.run,
-            "config_changes": list(self.config_changes),
-            "steps": None if self.steps is None else int(self.steps),
-            "plan_reason": self.plan_reason,
-            "chi_range_growth": (None if self.chi_range_growth is None
-                                 else float(self.chi_range_growth)),
-            "seed_spread_deg": (None if self.seed_spread_deg is None
-                                else float(self.seed_spread_deg)),
-            "free_energy_sigma_kT": (None if self.free_energy_sigma_kT is None
-                                     else float(self.free_energy_sigma_kT)),
-            "rc_angle_sigma_deg": (None if self.rc_angle_sigma_deg is None
-                                   else float(self.rc_angle_sigma_deg)),
-        }
-
-    @classmethod
-    def from_summary(cls, data: dict) -> RoundRecord:
-        return cls(
-            index=int(data["index"]),
-            coefficients=np.asarray(data["coefficients"], dtype=float),
-            kl_divergence=float(data["kl_divergence"]),
-            frames=int(data["frames"]),
-            effective_sample_size=float(data["effective_sample_size"]),
-            angle_change_deg=data.get("angle_change_deg"),
-            free_energy_change_kT=data.get("free_energy_change_kT"),
-            converged=bool(data.get("converged", False)),
-            walkers=int(data.get("walkers", 1)),
-            faults=int(data.get("faults", 0)),
-            timings_s=dict(data.get("timings_s", {})),
-            run=None if data.get("run") is None else int(data["run"]),
-            config_changes=[str(c) for c in data.get("config_changes", [])],
-            steps=None if data.get("steps") is None else int(data["steps"]),
-            plan_reason=None if data.get("plan_reason") is None else str(data["plan_reason"]),
-            chi_range_growth=(None if data.get("chi_range_growth") is None
-                              else float(data["chi_range_growth"])),
-            seed_spread_deg=(None if data.get("seed_spread_deg") is None
-                             else float(data["seed_spread_deg"])),
-            free_energy_sigma_kT=(None if data.get("free_energy_sigma_kT") is None
-                                  else float(data["free_energy_sigma_kT"])),
-            rc_angle_sigma_deg=(None if data.get("rc_angle_sigma_deg") is None
-                                else float(data["rc_angle_sigma_deg"])),
-        )
 
 
 def profile_change_kT(
@@ -453,7 +367,7 @@ class Campaign:
                 record.run = run_index
                 record.config_changes = changes
                 self.records.append(record)
-                self.store.write_round(index, record.to_summary())
+                self.store.write_round(index, record)
                 store.fault_point("round_complete")
                 self._write_summary(converged=record.converged)
                 if record.converged:
@@ -563,7 +477,7 @@ class Campaign:
         st = self.store
         for index in st.complete_rounds():
             try:
-                record = st.round_record(index, RoundRecord.from_summary)
+                record = st.round_record(index)
                 if record.steps is None:  # stores before the schedule: the fixed one
                     record.steps = self.config.sampling.steps_per_round
                 frames = st.frames(index)

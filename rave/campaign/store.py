@@ -64,6 +64,7 @@ import signal
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -395,6 +396,118 @@ def discard_rounds_from(workdir: Path, index: int,
     return removed
 
 
+@dataclass
+class RoundRecord:
+    """A complete round's record: ``round.json``, and its entry in ``summary.json``'s rounds.
+
+    Attributes
+    ----------
+    index : int
+    coefficients : np.ndarray, shape=(n_features,)
+        The RC learned after the round (unit norm, feature order).
+    kl_divergence : float
+    frames : int
+        Frames the round added.
+    effective_sample_size : float
+        MBAR's, over all frames so far.
+    angle_change_deg, free_energy_change_kT : float or None
+        Change of the RC and of F(chi) from the previous round (None: round 0).
+    converged : bool
+    walkers, faults : int
+    timings_s : dict
+        Seconds per stage.
+    run, config_changes, steps, plan_reason, chi_range_growth, seed_spread_deg, \
+free_energy_sigma_kT, rc_angle_sigma_deg
+        As commented at each field (None: not recorded, e.g. by an older rave).
+    """
+
+    index: int
+    coefficients: np.ndarray
+    kl_divergence: float
+    frames: int
+    effective_sample_size: float
+    angle_change_deg: float | None = None
+    free_energy_change_kT: float | None = None
+    converged: bool = False
+    walkers: int = 1
+    faults: int = 0
+    timings_s: dict = field(default_factory=dict)
+    #: the entry of manifest.json's runs that completed this round (None: not recorded)
+    run: int | None = None
+    #: config keys that run changed from config.json, "key: stored X, now Y"
+    config_changes: list[str] = field(default_factory=list)
+    #: MD steps per walker of this round, and why the schedule chose them (rave.campaign.schedule)
+    steps: int | None = None
+    plan_reason: str | None = None
+    #: growth of the chi span of all frames by this round's frames, as a fraction of the span
+    #: of the earlier rounds' frames, along this round's RC (None: round 0)
+    chi_range_growth: float | None = None
+    #: largest angle between the chosen RC and the other usable seeds' RCs (None: one model)
+    seed_spread_deg: float | None = None
+    #: RMS block-bootstrap uncertainty of F(chi) where F < profile_max_kT, kT (None: not run)
+    free_energy_sigma_kT: float | None = None
+    #: block-bootstrap uncertainty of the RC's direction, degrees (None: not run)
+    rc_angle_sigma_deg: float | None = None
+
+    def to_summary(self) -> dict:
+        """The record as ``round.json`` (and ``summary.json``'s rounds) store it."""
+        return {
+            "index": self.index,
+            "coefficients": [float(c) for c in self.coefficients],
+            "kl_divergence": float(self.kl_divergence),
+            "frames": int(self.frames),
+            "walkers": int(self.walkers),
+            "faults": int(self.faults),
+            "effective_sample_size": float(self.effective_sample_size),
+            "angle_change_deg": self.angle_change_deg,
+            "free_energy_change_kT": self.free_energy_change_kT,
+            "converged": self.converged,
+            "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
+            "run": self.run,
+            "config_changes": list(self.config_changes),
+            "steps": None if self.steps is None else int(self.steps),
+            "plan_reason": self.plan_reason,
+            "chi_range_growth": (None if self.chi_range_growth is None
+                                 else float(self.chi_range_growth)),
+            "seed_spread_deg": (None if self.seed_spread_deg is None
+                                else float(self.seed_spread_deg)),
+            "free_energy_sigma_kT": (None if self.free_energy_sigma_kT is None
+                                     else float(self.free_energy_sigma_kT)),
+            "rc_angle_sigma_deg": (None if self.rc_angle_sigma_deg is None
+                                   else float(self.rc_angle_sigma_deg)),
+        }
+
+    @classmethod
+    def from_summary(cls, data: dict) -> RoundRecord:
+        """The record from :meth:`to_summary` output (keys added later are optional)."""
+        return cls(
+            index=int(data["index"]),
+            coefficients=np.asarray(data["coefficients"], dtype=float),
+            kl_divergence=float(data["kl_divergence"]),
+            frames=int(data["frames"]),
+            effective_sample_size=float(data["effective_sample_size"]),
+            angle_change_deg=data.get("angle_change_deg"),
+            free_energy_change_kT=data.get("free_energy_change_kT"),
+            converged=bool(data.get("converged", False)),
+            walkers=int(data.get("walkers", 1)),
+            faults=int(data.get("faults", 0)),
+            timings_s=dict(data.get("timings_s", {})),
+            run=None if data.get("run") is None else int(data["run"]),
+            config_changes=[str(c) for c in data.get("config_changes", [])],
+            steps=None if data.get("steps") is None else int(data["steps"]),
+            plan_reason=None if data.get("plan_reason") is None else str(data["plan_reason"]),
+            chi_range_growth=(None if data.get("chi_range_growth") is None
+                              else float(data["chi_range_growth"])),
+            seed_spread_deg=(None if data.get("seed_spread_deg") is None
+                             else float(data["seed_spread_deg"])),
+            free_energy_sigma_kT=(None if data.get("free_energy_sigma_kT") is None
+                                  else float(data["free_energy_sigma_kT"])),
+            rc_angle_sigma_deg=(None if data.get("rc_angle_sigma_deg") is None
+                                else float(data["rc_angle_sigma_deg"])),
+        )
+
+
+
 class CampaignStore:
     """A campaign's work directory: the one owner of its layout, writer and reader of its files.
 
@@ -650,9 +763,10 @@ class CampaignStore:
         :class:`rave.learn.bias.Bias`)."""
         self.write_json(self.round_path(index, self.BIAS), bias.to_dict())
 
-    def write_round(self, index: int, record: dict) -> None:
-        """``round_NNN/round.json``, durably: written last, it completes the round."""
-        self.write_json(self.round_path(index, self.ROUND), record, durable=True)
+    def write_round(self, index: int, record: RoundRecord) -> None:
+        """``round_NNN/round.json`` (:meth:`RoundRecord.to_summary`), durably: written last, it
+        completes the round."""
+        self.write_json(self.round_path(index, self.ROUND), record.to_summary(), durable=True)
 
     def save_model(self, index: int, name: str, model) -> None:
         """A VAE (:class:`rave.learn.vae.VAEModel`) as ``name`` in round ``index``'s folder."""
@@ -784,10 +898,9 @@ class CampaignStore:
         path = self.path(self.PREPARED)
         return load_npz(path, ("positions",)) if path.exists() else None
 
-    def round_record(self, index: int, build: Callable = dict):
-        """``round.json`` of round ``index``, parsed by ``build`` (e.g.
-        ``RoundRecord.from_summary``); a malformed one raises :class:`StoreFileError`."""
-        return self._parsed(self.round_path(index, self.ROUND), build)
+    def round_record(self, index: int) -> RoundRecord:
+        """``round.json`` of round ``index``; a malformed one raises :class:`StoreFileError`."""
+        return self._parsed(self.round_path(index, self.ROUND), RoundRecord.from_summary)
 
     def frames(self, index: int):
         """The frames of round ``index`` (``frames.npz``), a :class:`rave.md.frames.Frames`

@@ -1219,7 +1219,7 @@ def run_rave(config: dict, workdir: Path) -> Run:
         features = np.asarray(frames.features, dtype=float)
         walker = np.zeros(len(features)) if frames.walker is None else frames.walker
         rounds.append((features, campaign.bias_states(index, len(features))))
-        round_wall.append(sum(campaign.round_record(index)["timings_s"].values())
+        round_wall.append(sum(campaign.round_record(index).timings_s.values())
                           if campaign.round_complete(index) else math.nan)
         segments.append(index * (walkers + 1) + walker.astype(int))
         index += 1
