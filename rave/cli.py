@@ -30,7 +30,7 @@ from . import __version__
 from .analysis import CampaignFileError
 from .analysis.export import ExportError
 from .campaign.config import ConfigError, load_config
-from .campaign.store import WorkdirBusy, WorkdirError
+from .campaign.store import CampaignStore, StoreFileError, WorkdirBusy, WorkdirError
 
 #: exit codes, see the module docstring
 EXIT_STOPPED = 1
@@ -158,10 +158,11 @@ def _run(args: argparse.Namespace) -> int:
               f"{summary['steps_left']} left")
     for line in CampaignResult.load(workdir).outcome_lines():
         print(line)
-    print(f"results: {workdir}/summary.json, free_energy.csv, round_*/")
+    files = CampaignStore(workdir)
+    print(f"results: {files.path(files.SUMMARY)}, {files.FREE_ENERGY}, round_*/")
     if config.output.figures:
-        print(f"figures: {workdir / 'free_energy.png'} (final F and RC per round), "
-              f"{workdir}/round_*/figure.png (F and the next bias after each round)")
+        print(f"figures: {files.path(files.FREE_ENERGY_FIGURE)} (final F and RC per round), "
+              f"{workdir}/round_*/{files.FIGURE} (F and the next bias after each round)")
     else:
         print("figures: none ([output] figures = false)")
     print(f"report: `rave analyse {workdir}` writes {workdir / 'report' / 'report.html'} "
@@ -208,30 +209,31 @@ def _analyse(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .analysis.result import _read_json
     from .campaign import store
 
-    workdir = Path(args.workdir)
-    if not (workdir / "summary.json").exists() and store.holds_resumable_campaign(workdir):
+    campaign = CampaignStore(args.workdir)
+    workdir = campaign.workdir
+    if not campaign.has(campaign.SUMMARY) and campaign.holds_campaign():
         # started, no round complete yet
-        config = store.load_json(workdir / "config.json")
-        manifest = store.load_json(workdir / store.MANIFEST)
+        config = campaign.config()
+        manifest = store.load_json(campaign.path(campaign.MANIFEST))
         try:
             summary = {"system": manifest.get("system"), "converged": False, "rounds": [],
                        "temperature_K": config["system"].get("temperature"),
                        "walkers": config.get("sampling", {}).get("walkers", 1),
                        "feature_names": []}
         except (KeyError, TypeError, AttributeError) as error:
-            raise store.StoreFileError(f"{workdir / 'config.json'} is not a rave config "
+            raise store.StoreFileError(f"{campaign.path(campaign.CONFIG)} is not a rave config "
                                        f"(missing or malformed {error}); restore it from a "
                                        f"backup") from error
     else:
-        summary = _read_json(workdir / "summary.json")
+        summary = campaign.summary()
     try:
         _print_status(workdir, summary)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise store.StoreFileError(
-            f"{workdir / 'summary.json'} is not a rave summary (missing or malformed {error}); "
+            f"{campaign.path(campaign.SUMMARY)} is not a rave summary (missing or malformed "
+            f"{error}); "
             f"`rave run` with the campaign's config and --workdir {workdir} rewrites it") from error
     return 0
 
@@ -277,11 +279,9 @@ def _verdict(workdir: Path, summary: dict) -> str:
     if len(rounds) < 2:
         return "verdict: not converged (needs at least two rounds to compare)"
     try:
-        import json
-
-        stored = json.loads((workdir / "config.json").read_text()).get("convergence", {})
+        stored = CampaignStore(workdir).config().get("convergence", {})
         thresholds = ConvergenceConfig(**stored)
-    except (OSError, ValueError, TypeError):
+    except (StoreFileError, OSError, ValueError, TypeError):
         thresholds = ConvergenceConfig()
     last = rounds[-1]
     angle, change = last.get("angle_change_deg"), last.get("free_energy_change_kT")
@@ -317,13 +317,11 @@ def _verdict(workdir: Path, summary: dict) -> str:
 
 def _status_in_progress(workdir: Path, done: int, walkers: int) -> None:
     """A line on the round after the last complete one, if it was started."""
-    from .campaign.store import round_dir
-
-    folder = round_dir(workdir, done)
-    if not folder.is_dir() or (folder / "round.json").exists():
+    campaign = CampaignStore(workdir)
+    if not campaign.round_started(done) or campaign.round_complete(done):
         return
-    stored = len(list((folder / "walkers").glob("walker_*.npz")))
-    stage = ("learning (MD done)" if (folder / "frames.npz").exists()
+    stored = len(campaign.stored_walkers(done))
+    stage = ("learning (MD done)" if campaign.round_has(done, campaign.FRAMES)
              else f"MD: {stored} of {walkers} walker(s) stored")
     print(f"round {done} started, not complete: {stage}. `rave run` with the same config and "
           f"--workdir resumes it")

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..campaign import store
-from ..learn.bias import Bias, BiasGrid
+from ..learn.bias import BiasGrid
 from ..md.bias_force import bias_force
-from ..md.features import NoPlumedAction, feature_from_dict
+from ..md.features import NoPlumedAction
 
 #: the exported PLUMED grid extends this many grid widths beyond each end of the bias grid with
 #: the edge value and zero derivative (the clamping rave applies), because PLUMED stops when
@@ -43,7 +43,7 @@ def plumed_paths(directory: Path) -> list[Path]:
 def _campaign_holding(path: Path) -> Path | None:
     """The rave work directory ``path`` lies in, if any (a folder above it with a manifest)."""
     for folder in Path(path).resolve().parents:
-        manifest = folder / store.MANIFEST
+        manifest = folder / store.CampaignStore.MANIFEST
         if manifest.is_file():
             try:
                 if store.read_json(manifest).get("format") == store.FORMAT:
@@ -74,22 +74,43 @@ def check_targets(paths: Sequence[Path], force: bool = False) -> None:
                               f"add --force to overwrite it")
 
 
-def latest_round(workdir: Path) -> Path:
-    rounds = sorted(p for p in Path(workdir).glob("round_[0-9][0-9][0-9]")
-                    if (p / "bias.json").is_file() and (p / "coordinate.json").is_file())
+def _latest(campaign: store.CampaignStore) -> int:
+    """The index of the latest round whose RC and next bias are stored."""
+    rounds = campaign.learned_rounds()
     if not rounds:
         raise ExportError(
-            f"{workdir} holds no finished round (round_NNN/bias.json and coordinate.json): "
-            f"is it a rave work directory, and has round 0 finished?"
+            f"{campaign.workdir} holds no finished round (round_NNN/{campaign.BIAS} and "
+            f"{campaign.COORDINATE}): is it a rave work directory, and has round 0 finished?"
         )
     return rounds[-1]
 
 
+def latest_round(workdir: Path) -> Path:
+    """The folder of the latest round of ``workdir`` whose RC (``coordinate.json``) and next
+    bias (``bias.json``) are stored.
+
+    Raises
+    ------
+    ExportError
+        There is none.
+    """
+    campaign = store.CampaignStore(workdir)
+    return campaign.round_dir(_latest(campaign))
+
+
 def load_features(workdir: Path) -> list:
-    path = Path(workdir) / "features.json"
-    if not path.is_file():
-        raise ExportError(f"{path} is missing: the campaign's features are not known")
-    return [feature_from_dict(d) for d in store.read_json(path)]
+    """The order parameters of the campaign in ``workdir`` (``features.json``).
+
+    Raises
+    ------
+    ExportError
+        ``features.json`` is missing.
+    """
+    campaign = store.CampaignStore(workdir)
+    if not campaign.has(campaign.FEATURES):
+        raise ExportError(f"{campaign.path(campaign.FEATURES)} is missing: the campaign's "
+                          f"features are not known")
+    return campaign.features()
 
 
 def plumed_grid_text(grid: BiasGrid, extra_widths: float = PLUMED_EXTRA_WIDTHS) -> str:
@@ -148,16 +169,19 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
     (existing files only with ``force``; never inside a campaign)."""
     directory = Path(directory)
     check_targets(plumed_paths(directory), force)
-    folder = latest_round(workdir)
-    bias = Bias.from_dict(store.read_json(folder / "bias.json"))
+    campaign = store.CampaignStore(workdir)
+    index = _latest(campaign)
+    bias = campaign.bias(index)
     features = load_features(workdir)
     if len(features) != bias.coefficients.size:
-        raise ExportError(f"{folder / 'bias.json'} has {bias.coefficients.size} coefficients "
-                          f"but features.json lists {len(features)} features")
+        raise ExportError(f"{campaign.round_path(index, campaign.BIAS)} has "
+                          f"{bias.coefficients.size} coefficients but {campaign.FEATURES} lists "
+                          f"{len(features)} features")
     lines, args, notes = plumed_feature_lines(features)
     coefficients = ",".join(f"{c:.12f}" for c in bias.coefficients)
     text = "\n".join([
-        f"# RAVE bias exported by rave from {Path(workdir).resolve()} ({folder.name})",
+        f"# RAVE bias exported by rave from {Path(workdir).resolve()} "
+        f"({campaign.round_dir(index).name})",
         "# units: nm, kJ/mol (PLUMED defaults)",
         *lines,
         f"chi: COMBINE ARG={','.join(args)} COEFFICIENTS={coefficients} PERIODIC=NO",
@@ -178,24 +202,23 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
 def write_torchscript(workdir: Path, path: Path, force: bool = False) -> Path:
     """The chosen encoder of the latest round as TorchScript (raw features in, latent mean out);
     an existing file only with ``force``, never inside a campaign."""
-    from ..learn.vae import VAEModel
-
     check_targets([Path(path)], force)
-    folder = latest_round(workdir)
-    coordinate = store.read_json(folder / "coordinate.json")
+    campaign = store.CampaignStore(workdir)
+    index = _latest(campaign)
+    coordinate = campaign.coordinate(index)
     files = coordinate.get("model_files")
     if not files:
-        raise ExportError(f"{folder / 'coordinate.json'} names no model files")
-    model_path = folder / files[int(coordinate["chosen_model"])]
-    if not model_path.is_file():
-        raise ExportError(f"{model_path} is missing")
+        raise ExportError(f"{campaign.round_path(index, campaign.COORDINATE)} names no model "
+                          f"files")
+    name = files[int(coordinate["chosen_model"])]
+    if not campaign.round_has(index, name):
+        raise ExportError(f"{campaign.round_path(index, name)} is missing")
     try:
-        model = VAEModel.load(model_path)
-    except Exception as error:  # torch / zip errors of a damaged file
+        model = campaign.model(index, name)
+    except store.StoreFileError as error:
         raise ExportError(
-            f"{model_path} cannot be read (truncated or corrupted?): {error}. `rave run` with "
-            f"the campaign's config, --workdir {workdir} and --redo-round "
-            f"{int(folder.name.split('_')[1])} recomputes it") from error
+            f"{error}. `rave run` with the campaign's config, --workdir {workdir} and "
+            f"--redo-round {index} recomputes it") from error
     model.export_torchscript(path)
     return Path(path)
 
@@ -207,11 +230,11 @@ def write_openmm(workdir: Path, path: Path, force_group: int | None = None,
     import openmm
 
     check_targets([Path(path)], force)
-    folder = latest_round(workdir)
-    bias = Bias.from_dict(store.read_json(folder / "bias.json"))
+    campaign = store.CampaignStore(workdir)
+    bias = campaign.bias(_latest(campaign))
     features = load_features(workdir)
     if force_group is None:
-        config = store.read_json(Path(workdir) / "config.json")
+        config = campaign.config()
         force_group = int(config.get("bias", {}).get("force_group", 30))
     force = bias_force(features, bias, force_group)
     store.write_text(Path(path), openmm.XmlSerializer.serialize(force))

@@ -250,7 +250,7 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
     for line in config_change_lines(result.summary["rounds"]):
         items.append(("config changed", line))
     extra = []
-    last_round = store.round_dir(result.workdir, result.rounds[-1].index) / "figure.png"
+    last_round = result.store.round_path(result.rounds[-1].index, result.store.FIGURE)
     if last_round.exists():
         extra.append(("Last round", os.path.relpath(last_round, out)))
     title = f"RAVE campaign report: {result.workdir}"

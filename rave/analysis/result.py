@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..campaign import store
-from ..learn.bias import Bias, applied_states, reduced_bias_matrix
+from ..learn.bias import Bias, reduced_bias_matrix
 from ..learn.coordinate import direction_angle_deg
-from ..md.features import feature_from_dict
+from ..md.frames import Frames
 from ..stats import (
     AlignedReference,
     ProfileEstimate,
@@ -52,7 +52,6 @@ from ..stats import (
     free_energy_profile,
     mbar_reweight,
     normalised_weights,
-    walker_segments,
 )
 from ..units import kT_kjmol
 from .states import (
@@ -79,8 +78,9 @@ __all__ = [
 DEFAULT_BOOTSTRAP = 100
 
 
-class CampaignFileError(RuntimeError):
-    """A file of the campaign is missing or unreadable; the message names it."""
+class CampaignFileError(store.StoreFileError):
+    """A file of the campaign is missing or unreadable; the message names it (and, for a file
+    of a round, how to recompute it). A :class:`rave.campaign.store.StoreFileError`."""
 
 
 def config_change_lines(rounds: list[dict]) -> list[str]:
@@ -134,22 +134,6 @@ class ReportFigure:
     caption: str
 
 
-def _redo_advice(workdir: Path, index: int) -> str:
-    return (f"`rave run` with the campaign's config, --workdir {workdir} and --redo-round "
-            f"{index} recomputes round {index} from its stored MD and redoes the later rounds")
-
-
-def _read_json(path: Path):
-    try:
-        return store.read_json(path)
-    except FileNotFoundError as error:
-        raise CampaignFileError(f"{path} is missing") from error
-    except ValueError as error:
-        raise CampaignFileError(
-            f"{path} is not valid JSON (truncated or corrupted?): {error}"
-        ) from error
-
-
 # --------------------------------------------------------------------------------------------
 # the campaign on disk
 # --------------------------------------------------------------------------------------------
@@ -162,11 +146,9 @@ class RoundData:
     Attributes
     ----------
     index : int
-    features : np.ndarray, shape=(n_frames, d)
-        Order parameters, walkers concatenated, each walker in time order.
-    bias_kjmol : np.ndarray, shape=(n_frames,)
-        Bias energy applied when sampled, kJ/mol.
-    time_ps : np.ndarray, shape=(n_frames,)
+    frames : rave.md.frames.Frames
+        The round's frames (``frames.npz``), walkers concatenated, each walker in time order;
+        ``features``, ``bias_kjmol``, ``time_ps`` and ``walker`` below are its arrays.
     bias_applied : Bias or None
         The static bias of the round (None in the unbiased round); of an adaptive (OPES)
         round, the bias in force at its end.
@@ -174,8 +156,6 @@ class RoundData:
         ``coordinate.json``: RC coefficients, KL, model files.
     next_bias : Bias
         ``bias.json``: the bias built after this round.
-    walker : np.ndarray or None, shape=(n_frames,), dtype=int
-        Walker index of each frame; None when the round stored none (one walker).
     bias_states : list of (Bias or None, int), optional
         The MBAR states of the round's frames, in frame order
         (:func:`rave.learn.bias.applied_states`): one for a static round, the blocks of an adaptive
@@ -183,14 +163,50 @@ class RoundData:
     """
 
     index: int
-    features: np.ndarray
-    bias_kjmol: np.ndarray
-    time_ps: np.ndarray
+    frames: Frames
     bias_applied: Bias | None
     coordinate: dict
     next_bias: Bias
-    walker: np.ndarray | None = None
     bias_states: list | None = None
+
+    @classmethod
+    def read(cls, campaign: store.CampaignStore, index: int) -> RoundData:
+        """Round ``index`` of a campaign store.
+
+        Raises
+        ------
+        CampaignFileError
+            A file of the round is missing or damaged; the message names it and how to
+            recompute the round.
+        """
+        try:
+            frames = campaign.frames(index)
+            return cls(index=index, frames=frames, bias_applied=campaign.bias_applied(index),
+                       bias_states=campaign.bias_states(index, len(frames)),
+                       coordinate=campaign.coordinate(index), next_bias=campaign.bias(index))
+        except store.StoreFileError as error:
+            raise CampaignFileError(f"{error}. {campaign.redo_advice(index)}") from error
+
+    @property
+    def features(self) -> np.ndarray:
+        """Order parameters of every frame, shape (n_frames, d)."""
+        return self.frames.features
+
+    @property
+    def bias_kjmol(self) -> np.ndarray:
+        """Bias energy applied when each frame was sampled, kJ/mol, shape (n_frames,)."""
+        return self.frames.bias_kjmol
+
+    @property
+    def time_ps(self) -> np.ndarray:
+        """Time of each frame within its walker, ps, shape (n_frames,)."""
+        return self.frames.time_ps
+
+    @property
+    def walker(self) -> np.ndarray | None:
+        """Walker index of each frame, shape (n_frames,), dtype int; None when the round
+        stored none (one walker)."""
+        return self.frames.walker
 
     def states(self) -> list:
         """(bias or None, frames) of each MBAR state of the round, in frame order."""
@@ -198,7 +214,7 @@ class RoundData:
 
     def segments(self) -> list[np.ndarray]:
         """Index arrays of each walker's frames, in time order."""
-        return walker_segments(len(self.features), self.walker)
+        return self.frames.segments()
 
 
 class CampaignResult:
@@ -212,6 +228,7 @@ class CampaignResult:
         self.summary = summary
         self.features = features
         self.rounds = rounds
+        self.store = store.CampaignStore(self.workdir)
         self.temperature_K = float(summary["temperature_K"])
         self.kT = kT_kjmol(self.temperature_K)
         self._reweighted: ReweightResult | None = None
@@ -223,52 +240,24 @@ class CampaignResult:
         try:
             return cls._load(Path(workdir))
         except (KeyError, TypeError, AttributeError, IndexError) as error:
+            files = store.CampaignStore
             raise CampaignFileError(
                 f"a file of {workdir} is not what rave wrote (missing or malformed {error}): "
-                f"summary.json, features.json or a round's coordinate.json. `rave run` with the "
-                f"campaign's config and --workdir {workdir} rewrites summary.json; "
+                f"{files.SUMMARY}, {files.FEATURES} or a round's {files.COORDINATE}. `rave run` "
+                f"with the campaign's config and --workdir {workdir} rewrites {files.SUMMARY}; "
                 f"`rave status {workdir}` names damaged round files") from error
 
     @classmethod
     def _load(cls, workdir: Path) -> CampaignResult:
-        summary = _read_json(workdir / "summary.json")
-        features = [feature_from_dict(d) for d in _read_json(workdir / "features.json")]
-        rounds = []
-        for record in summary["rounds"]:
-            folder = store.round_dir(workdir, record["index"])
-            try:
-                frames = store.read_npz(folder / "frames.npz")
-            except FileNotFoundError as error:
-                raise CampaignFileError(f"{folder / 'frames.npz'} is missing. "
-                                        f"{_redo_advice(workdir, record['index'])}") from error
-            except Exception as error:  # zip/pickle errors of a truncated file
-                raise CampaignFileError(
-                    f"{folder / 'frames.npz'} cannot be read (truncated or corrupted?): {error}. "
-                    f"{_redo_advice(workdir, record['index'])}"
-                ) from error
-            applied = folder / "bias_applied.json"
-            walker = frames.get("walker")
-            if walker is not None and walker.shape != (len(frames["features"]),):
-                raise CampaignFileError(
-                    f"{folder / 'frames.npz'}: walker has shape {walker.shape}, expected "
-                    f"({len(frames['features'])},)"
-                )
-            rounds.append(
-                RoundData(
-                    index=record["index"],
-                    features=frames["features"],
-                    bias_kjmol=frames["bias_kjmol"],
-                    time_ps=frames["time_ps"],
-                    bias_applied=Bias.from_dict(_read_json(applied)) if applied.exists() else None,
-                    bias_states=applied_states(_read_json(applied) if applied.exists() else None,
-                                               len(frames["features"])),
-                    coordinate=_read_json(folder / "coordinate.json"),
-                    next_bias=Bias.from_dict(_read_json(folder / "bias.json")),
-                    walker=None if walker is None else walker.astype(np.int64),
-                )
-            )
+        campaign = store.CampaignStore(workdir)
+        try:
+            summary = campaign.summary()
+            features = campaign.features()
+        except store.StoreFileError as error:
+            raise CampaignFileError(str(error)) from error
+        rounds = [RoundData.read(campaign, record["index"]) for record in summary["rounds"]]
         if not rounds:
-            raise CampaignFileError(f"{workdir / 'summary.json'} lists no finished round")
+            raise CampaignFileError(f"{campaign.path(campaign.SUMMARY)} lists no finished round")
         return cls(workdir, summary, features, rounds)
 
     # ----------------------------------------------------------------- data
@@ -408,23 +397,12 @@ class CampaignResult:
                                       min_state_frames=min_state_frames)
 
     # ----------------------------------------------------------------- models
-    def _model_path(self, index: int, name: str) -> Path:
-        path = store.round_dir(self.workdir, self.rounds[index].index) / name
-        if not path.is_file():
-            raise CampaignFileError(
-                f"{path} is missing. {_redo_advice(self.workdir, self.rounds[index].index)}")
-        return path
-
     def _load_model(self, index: int, name: str):
-        from ..learn.vae import VAEModel
-
-        path = self._model_path(index, name)
+        r = self.rounds[index].index
         try:
-            return VAEModel.load(path)
-        except Exception as error:  # torch / zip errors of a damaged file
-            raise CampaignFileError(
-                f"{path} cannot be read (truncated or corrupted?): {error}. "
-                f"{_redo_advice(self.workdir, self.rounds[index].index)}") from error
+            return self.store.model(r, name)
+        except store.StoreFileError as error:
+            raise CampaignFileError(f"{error}. {self.store.redo_advice(r)}") from error
 
     def models(self, index: int = -1) -> list:
         """Every VAE trained after round ``index`` (``coordinate.json``'s ``model_files``), as
@@ -454,15 +432,24 @@ class CampaignResult:
             self._potential = self._build_potential()
         return self._potential
 
+    def _config(self) -> dict | None:
+        """``config.json``, or None when the campaign has none."""
+        if not self.store.has(self.store.CONFIG):
+            return None
+        try:
+            return self.store.config()
+        except store.StoreFileError as error:
+            raise CampaignFileError(str(error)) from error
+
     def _build_potential(self):
         from ..campaign.config import ConfigError, config_from_dict
         from ..campaign.simsystem import build_model_potential
 
-        path = self.workdir / "config.json"
-        if not path.exists():
+        config = self._config()
+        if config is None:
             return None
         try:
-            return build_model_potential(config_from_dict(_read_json(path)))
+            return build_model_potential(config_from_dict(config))
         except (ConfigError, KeyError, ValueError):
             return None
 
@@ -509,11 +496,11 @@ class CampaignResult:
         config."""
         from ..campaign.config import ConfigError, config_from_dict
 
-        path = self.workdir / "config.json"
-        if not path.exists():
+        config = self._config()
+        if config is None:
             return None
         try:
-            return config_from_dict(_read_json(path)).convergence
+            return config_from_dict(config).convergence
         except (ConfigError, KeyError, ValueError, TypeError):
             return None
 

@@ -7,7 +7,9 @@
 * :mod:`rave.campaign.walkers`: walker tasks run in this process or on Dask;
 * :mod:`rave.campaign.resources`: cores and threads;
 * :mod:`rave.campaign.simsystem`: the ``[system]`` section to an OpenMM System;
-* :mod:`rave.campaign.store`: the work directory's layout, atomic writes, the lock.
+* :mod:`rave.campaign.store`: the work directory
+  (:class:`~rave.campaign.store.CampaignStore`: its layout, writers and readers), atomic
+  writes, the lock.
 
 Names are loaded on first use, so ``import rave.campaign.config`` does not import the campaign
 (and torch with it).

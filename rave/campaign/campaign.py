@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +67,7 @@ from .config import Config, ConfigError, check_frame_memory
 from .resources import read_allowed_cores
 from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
+from .store import RoundRecord
 from .walkers import WalkerResult, WalkerTask, make_executor
 
 __all__ = ["BiasMismatchError", "Campaign", "RoundFailed", "RoundRecord",
@@ -102,92 +101,6 @@ class RoundFailed(MDError):
 class BiasMismatchError(RuntimeError):
     """The bias energy OpenMM applied and numpy's differ: the two faces of an order parameter
     disagree (the message names it where it can), so the frames cannot be reweighted."""
-
-
-@dataclass
-class RoundRecord:
-    index: int
-    coefficients: np.ndarray
-    kl_divergence: float
-    frames: int
-    effective_sample_size: float
-    angle_change_deg: float | None = None
-    free_energy_change_kT: float | None = None
-    converged: bool = False
-    walkers: int = 1
-    faults: int = 0
-    timings_s: dict = field(default_factory=dict)
-    #: the entry of manifest.json's runs that completed this round (None: not recorded)
-    run: int | None = None
-    #: config keys that run changed from config.json, "key: stored X, now Y"
-    config_changes: list[str] = field(default_factory=list)
-    #: MD steps per walker of this round, and why the schedule chose them (rave.campaign.schedule)
-    steps: int | None = None
-    plan_reason: str | None = None
-    #: growth of the chi span of all frames by this round's frames, as a fraction of the span
-    #: of the earlier rounds' frames, along this round's RC (None: round 0)
-    chi_range_growth: float | None = None
-    #: largest angle between the chosen RC and the other usable seeds' RCs (None: one model)
-    seed_spread_deg: float | None = None
-    #: RMS block-bootstrap uncertainty of F(chi) where F < profile_max_kT, kT (None: not run)
-    free_energy_sigma_kT: float | None = None
-    #: block-bootstrap uncertainty of the RC's direction, degrees (None: not run)
-    rc_angle_sigma_deg: float | None = None
-
-    def to_summary(self) -> dict:
-        return {
-            "index": self.index,
-            "coefficients": [float(c) for c in self.coefficients],
-            "kl_divergence": float(self.kl_divergence),
-            "frames": int(self.frames),
-            "walkers": int(self.walkers),
-            "faults": int(self.faults),
-            "effective_sample_size": float(self.effective_sample_size),
-            "angle_change_deg": self.angle_change_deg,
-            "free_energy_change_kT": self.free_energy_change_kT,
-            "converged": self.converged,
-            "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
-            "run": self.run,
-            "config_changes": list(self.config_changes),
-            "steps": None if self.steps is None else int(self.steps),
-            "plan_reason": self.plan_reason,
-            "chi_range_growth": (None if self.chi_range_growth is None
-                                 else float(self.chi_range_growth)),
-            "seed_spread_deg": (None if self.seed_spread_deg is None
-                                else float(self.seed_spread_deg)),
-            "free_energy_sigma_kT": (None if self.free_energy_sigma_kT is None
-                                     else float(self.free_energy_sigma_kT)),
-            "rc_angle_sigma_deg": (None if self.rc_angle_sigma_deg is None
-                                   else float(self.rc_angle_sigma_deg)),
-        }
-
-    @classmethod
-    def from_summary(cls, data: dict) -> RoundRecord:
-        return cls(
-            index=int(data["index"]),
-            coefficients=np.asarray(data["coefficients"], dtype=float),
-            kl_divergence=float(data["kl_divergence"]),
-            frames=int(data["frames"]),
-            effective_sample_size=float(data["effective_sample_size"]),
-            angle_change_deg=data.get("angle_change_deg"),
-            free_energy_change_kT=data.get("free_energy_change_kT"),
-            converged=bool(data.get("converged", False)),
-            walkers=int(data.get("walkers", 1)),
-            faults=int(data.get("faults", 0)),
-            timings_s=dict(data.get("timings_s", {})),
-            run=None if data.get("run") is None else int(data["run"]),
-            config_changes=[str(c) for c in data.get("config_changes", [])],
-            steps=None if data.get("steps") is None else int(data["steps"]),
-            plan_reason=None if data.get("plan_reason") is None else str(data["plan_reason"]),
-            chi_range_growth=(None if data.get("chi_range_growth") is None
-                              else float(data["chi_range_growth"])),
-            seed_spread_deg=(None if data.get("seed_spread_deg") is None
-                             else float(data["seed_spread_deg"])),
-            free_energy_sigma_kT=(None if data.get("free_energy_sigma_kT") is None
-                                  else float(data["free_energy_sigma_kT"])),
-            rc_angle_sigma_deg=(None if data.get("rc_angle_sigma_deg") is None
-                                else float(data["rc_angle_sigma_deg"])),
-        )
 
 
 def profile_change_kT(
@@ -290,6 +203,7 @@ class Campaign:
         self.timestep_ps = sampling.timestep or self.sim.timestep_ps
         self.friction_per_ps = sampling.friction or self.sim.friction_per_ps
         self.workdir = Path(workdir)
+        self.store = store.CampaignStore(self.workdir)
         self.records: list[RoundRecord] = []
         self._frames: list[Frames] = []
         #: per round, the bias states its frames were sampled under (rave.learn.bias.applied_states)
@@ -314,79 +228,35 @@ class Campaign:
 
     def _own_files(self) -> dict[str, bytes]:
         """What a new campaign writes before its manifest (an interrupted start left these)."""
-        def text(data) -> bytes:
-            return (json.dumps(data, indent=2) + "\n").encode()
-
-        own = {"config.json": text(self.config.to_dict()),
-               "features.json": text(self._features_dicts())}
-        for path in self.sim.input_files.values():
-            own[f"inputs/{Path(path).name}"] = Path(path).read_bytes()
-        return own
+        return self.store.start_files(self.config.to_dict(), self._features_dicts(),
+                                      list(self.sim.input_files.values()))
 
     def _initialise(self) -> None:
-        store.check_new_workdir(self.workdir, self._own_files())
-        store.write_json(self.workdir / "config.json", self.config.to_dict())
-        store.write_json(self.workdir / "features.json", self._features_dicts())
-        for path in self.sim.input_files.values():
-            store.copy_file(Path(path), self.workdir / "inputs" / Path(path).name)
-        store.write_json(self.workdir / store.MANIFEST, {
-            "format": store.FORMAT,
-            "version": store.FORMAT_VERSION,
-            "rave_version": __version__,
-            "system": self.sim.name,
-            "input_sha256": self._input_hashes(),
-            "config": self.config.to_dict(),
-            "runs": [],
-        }, durable=True)
-
-    def _stored_config(self, manifest: dict) -> dict:
-        """config.json; restored from the manifest's copy when it is missing (new stores)."""
-        path = self.workdir / "config.json"
-        if not path.exists() and isinstance(manifest.get("config"), dict):
-            store.write_json(path, manifest["config"])
-            log.info("%s was missing: restored from %s", path, store.MANIFEST)
-        try:
-            stored = store.load_json(path)
-        except store.StoreFileError as error:
-            fix = ("remove it and rerun: `rave run` restores it from manifest.json"
-                   if isinstance(manifest.get("config"), dict) else "restore it from a backup")
-            raise store.StoreFileError(f"{error}. Nothing was changed; {fix}") from error
-        if not isinstance(stored, dict):
-            raise store.StoreFileError(f"{path} is not a rave config (a JSON object of "
-                                       f"sections). Nothing was changed; restore it from a "
-                                       f"backup")
-        return stored
+        self.store.check_new(self._own_files())
+        self.store.initialise(self.config.to_dict(), self._features_dicts(),
+                              list(self.sim.input_files.values()), {
+                                  "rave_version": __version__,
+                                  "system": self.sim.name,
+                                  "input_sha256": self._input_hashes(),
+                                  "config": self.config.to_dict(),
+                                  "runs": [],
+                              })
 
     def _check_resumable(self) -> dict:
-        path = self.workdir / store.MANIFEST
-        try:
-            manifest = store.load_json(path)
-        except store.StoreFileError as error:
-            raise store.StoreFileError(
-                f"{error}. Nothing was changed; restore it from a backup (it records the "
-                f"campaign's input-file hashes and runs, which cannot be recomputed)") from error
-        if (not isinstance(manifest, dict) or manifest.get("format") != store.FORMAT
-                or not isinstance(manifest.get("version"), int)
-                or not isinstance(manifest.get("runs", []), list)):
-            raise store.WorkdirError(f"{path} is not a rave campaign manifest; nothing was "
-                                     f"changed. Restore it from a backup, or choose another "
-                                     f"--workdir")
-        if manifest["version"] > store.FORMAT_VERSION:
-            raise store.WorkdirError(
-                f"{self.workdir} was written by a newer rave (store format "
-                f"{manifest['version']} > {store.FORMAT_VERSION}); upgrade rave to resume it")
-        stored = self._stored_config(manifest)
+        manifest = self.store.manifest()
+        stored = self.store.resume_config(manifest)
         diffs = config_differences(stored, self.config.to_dict())
-        features_path = self.workdir / "features.json"
-        if not features_path.exists() and not diffs:
+        if not self.store.has(self.store.FEATURES) and not diffs:
             # derived from the config, which matches in everything that defines the features
-            store.write_json(features_path, self._features_dicts())
-            log.info("%s was missing: rewritten from the config", features_path)
+            self.store.write_features(self._features_dicts())
+            log.info("%s was missing: rewritten from the config",
+                     self.store.path(self.store.FEATURES))
         try:
-            stored_features = store.load_json(features_path)
+            stored_features = self.store.feature_dicts()
         except store.StoreFileError as error:
             raise store.StoreFileError(f"{error}. Nothing was changed; remove it and rerun: "
-                                       f"`rave run` rewrites it from config.json") from error
+                                       f"`rave run` rewrites it from {self.store.CONFIG}"
+                                       ) from error
         if stored_features != self._features_dicts():
             names = [f.get("name") for f in stored_features]
             diffs.append(f"order parameters: stored {names}, now {self.feature_names}")
@@ -399,11 +269,11 @@ class Campaign:
                 f"cannot resume {self.workdir}: the config changes what its stored data mean:\n  "
                 + "\n  ".join(diffs)
                 + "\nNothing was changed. Run with the stored config "
-                  f"({self.workdir / 'config.json'}) or choose another --workdir")
+                  f"({self.store.path(self.store.CONFIG)}) or choose another --workdir")
         return manifest
 
     def _setup_logging(self) -> logging.Handler:
-        handler = logging.FileHandler(self.workdir / "campaign.log")
+        handler = logging.FileHandler(self.store.path(self.store.LOG))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
@@ -433,16 +303,16 @@ class Campaign:
             raise ConfigError(f"rounds must be >= 1. You supplied {rounds}")
         if redo_round is not None and redo_round < 0:
             raise ConfigError(f"--redo-round must be >= 0. You supplied {redo_round}")
-        if not store.holds_resumable_campaign(self.workdir):
+        if not self.store.holds_campaign():
             if redo_round is not None:
                 raise store.WorkdirError(f"--redo-round {redo_round}: {self.workdir} holds no "
                                          f"campaign ({store.MANIFEST} is missing)")
-            store.check_new_workdir(self.workdir, self._own_files())  # before creating it
+            self.store.check_new(self._own_files())  # before creating it
         with store.lock_workdir(self.workdir):
             return self._run_locked(rounds, redo_round)
 
     def _run_locked(self, rounds: int, redo_round: int | None) -> dict:
-        resuming = store.holds_resumable_campaign(self.workdir)  # again, under the lock
+        resuming = self.store.holds_campaign()  # again, under the lock
         if resuming:
             manifest = self._check_resumable()
         else:
@@ -450,7 +320,7 @@ class Campaign:
                 raise store.WorkdirError(f"--redo-round {redo_round}: {self.workdir} holds no "
                                          f"campaign ({store.MANIFEST} is missing)")
             self._initialise()
-            manifest = store.load_json(self.workdir / store.MANIFEST)
+            manifest = self.store.manifest()
         handler = self._setup_logging()
         try:
             stale = store.remove_stale_temporaries(self.workdir)
@@ -458,7 +328,8 @@ class Campaign:
                 self._discard_rounds_from(redo_round)
             self._load_complete_rounds()
             self._check_budget_not_spent()
-            changes = recorded_changes(self._stored_config(manifest), self.config.to_dict())
+            changes = recorded_changes(self.store.resume_config(manifest),
+                                       self.config.to_dict())
             manifest.setdefault("runs", []).append({
                 "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "rounds_requested": rounds, "rave_version": __version__,
@@ -466,7 +337,7 @@ class Campaign:
                 **({"redo_round": redo_round} if redo_round is not None else {}),
             })
             run_index = len(manifest["runs"]) - 1
-            store.write_json(self.workdir / store.MANIFEST, manifest, durable=True)
+            self.store.write_manifest(manifest)
             if resuming:
                 log.info("resuming %s: %d complete round(s) found%s", self.workdir,
                          len(self.records),
@@ -478,8 +349,8 @@ class Campaign:
                          self.config.sampling.walkers)
             if changes:
                 log.warning("this run changes the config from %s (recorded in %s and in each "
-                            "round.json it completes): %s", self.workdir / "config.json",
-                            store.MANIFEST, "; ".join(changes))
+                            "%s it completes): %s", self.store.path(self.store.CONFIG),
+                            self.store.MANIFEST, self.store.ROUND, "; ".join(changes))
             self._log_schedule(rounds)
             converged = bool(self.records) and self.records[-1].converged
             if converged:
@@ -496,8 +367,7 @@ class Campaign:
                 record.run = run_index
                 record.config_changes = changes
                 self.records.append(record)
-                store.write_json(store.round_dir(self.workdir, index) / "round.json",
-                                 record.to_summary(), durable=True)
+                self.store.write_round(index, record)
                 store.fault_point("round_complete")
                 self._write_summary(converged=record.converged)
                 if record.converged:
@@ -529,13 +399,11 @@ class Campaign:
     def _stored_walker_steps(self, index: int) -> int | None:
         """Steps per walker of round ``index``'s walkers already stored by an interrupted run
         (frames x report_interval of the first one that reads back), or None."""
-        folder = store.round_dir(self.workdir, index) / "walkers"
         for k in range(self.config.sampling.walkers):
-            path = folder / f"walker_{k:02d}.npz"
-            if not path.is_file():
+            if not self.store.walker_path(index, k).is_file():
                 continue
             try:
-                frames = len(store.load_npz(path, ("features",))["features"])
+                frames = len(self.store.walker(index, k, ("features",))["features"])
             except store.StoreFileError:
                 continue  # reported by name when the round reads its walkers
             return frames * self.config.sampling.report_interval
@@ -598,97 +466,47 @@ class Campaign:
 
     def _discard_rounds_from(self, index: int) -> None:
         """--redo-round: remove round ``index`` (but its readable walker files) and later."""
-        if not store.round_dir(self.workdir, index).is_dir():
-            done = sorted(p.name for p in self.workdir.glob("round_[0-9][0-9][0-9]"))
-            raise store.WorkdirError(
-                f"--redo-round {index}: {store.round_dir(self.workdir, index)} does not exist "
-                f"(the campaign has {', '.join(done) or 'no rounds'}); nothing was changed")
-
-        def readable(path: Path) -> bool:
-            try:
-                store.load_npz(path)
-            except store.StoreFileError:
-                return False
-            return True
-
-        removed = store.discard_rounds_from(self.workdir, index, keep=readable)
+        removed = self.store.discard_rounds_from(index)
         log.info("--redo-round %d: %d file(s) of round %d and later removed, to be recomputed",
                  index, len(removed), index)
 
     # ------------------------------------------------------------------ resume
     def _load_complete_rounds(self) -> None:
-        """Records, frames, biases and weights of the complete rounds, in order."""
-        index = 0
-        while (store.round_dir(self.workdir, index) / "round.json").is_file():
-            folder = store.round_dir(self.workdir, index)
+        """Records, frames, biases and weights of the complete rounds, in order; their model
+        files are checked to read back (analysis and export load them)."""
+        st = self.store
+        for index in st.complete_rounds():
             try:
-                record, (frames, walker), (bias, adaptive), weights, next_bias = (
-                    self._load_round(folder, index))
+                record = st.round_record(index)
                 if record.steps is None:  # stores before the schedule: the fixed one
                     record.steps = self.config.sampling.steps_per_round
+                frames = st.frames(index)
+                states = st.bias_states(index, len(frames), required=index > 0)
+                adaptive = st.is_adaptive(index)
+                weights = st.weights(index)
+                next_bias = st.bias(index)
+                for name in st.model_files(index):
+                    st.model(index, name)
             except store.StoreFileError as error:
                 raise store.StoreFileError(
                     f"{error}. Round {index} is complete but this file of it is damaged; "
-                    f"nothing was changed. `rave run` with the campaign's config, --workdir "
-                    f"{self.workdir} and --redo-round {index} recomputes round {index} from its "
-                    f"stored MD and redoes the later rounds (or restore the file from a "
-                    f"backup)") from error
+                    f"nothing was changed. {st.redo_advice(index)} (or restore the file from "
+                    f"a backup)") from error
             self.records.append(record)
             self._frames.append(frames)
-            self._walkers.append(walker)
-            self._biases.append(bias)
+            self._walkers.append(np.zeros(len(frames), dtype=np.int64) if frames.walker is None
+                                 else frames.walker)
+            self._biases.append(states)
             self._adaptive.append(adaptive)
             self._previous_coefficients = record.coefficients
             self._previous_log_weights = weights["log_weights"]
             self._next_bias = next_bias
-            index += 1
         total = sum(len(f) for f in self._frames)
         if self._previous_log_weights is not None and len(self._previous_log_weights) != total:
             raise store.StoreFileError(
-                f"{store.round_dir(self.workdir, index - 1) / 'weights.npz'} has "
+                f"{st.round_path(len(self._frames) - 1, st.WEIGHTS)} has "
                 f"{len(self._previous_log_weights)} weights for {total} stored frames "
                 f"(corrupted?)")
-
-    def _load_round(self, folder: Path, index: int):
-        """A complete round's record, frames, applied bias, weights and next bias; its model
-        files are checked to read back (analysis and export load them)."""
-        from ..learn.vae import VAEModel
-
-        def parsed(name: str, build):
-            data = store.load_json(folder / name)
-            try:
-                return build(data)
-            except (KeyError, TypeError, ValueError, AttributeError) as error:
-                raise store.StoreFileError(f"{folder / name} is not a valid rave {name} "
-                                           f"(missing or malformed {error})") from error
-
-        record = parsed("round.json", RoundRecord.from_summary)
-        frames, walker = self._load_frames(folder)
-        if index > 0:  # its MBAR states, and whether it was adaptive (lists its blocks)
-            bias = parsed("bias_applied.json",
-                          lambda data: (applied_states(data, len(frames)), "states" in data))
-        else:
-            bias = (applied_states(None, len(frames)), False)
-        weights = store.load_npz(folder / "weights.npz", ("log_weights",))
-        next_bias = parsed("bias.json", Bias.from_dict)
-        files = parsed("coordinate.json", lambda data: [str(f) for f in data["model_files"]])
-        for name in files:
-            path = folder / name
-            if not path.is_file():
-                raise store.StoreFileError(f"{path} is missing")
-            try:
-                VAEModel.load(path)
-            except Exception as error:  # torch / zip errors of a damaged file
-                raise store.StoreFileError(f"{path} cannot be read (truncated or corrupted?): "
-                                           f"{error}") from error
-        return record, (frames, walker), bias, weights, next_bias
-
-    @staticmethod
-    def _load_frames(folder: Path) -> tuple[Frames, np.ndarray]:
-        """A round's frames and the walker index of each (0 in stores without one)."""
-        data = store.load_npz(folder / "frames.npz", ("features", "bias_kjmol", "time_ps"))
-        walker = np.asarray(data.get("walker", np.zeros(len(data["features"]))), dtype=np.int64)
-        return Frames(data["features"], data["bias_kjmol"], data["time_ps"]), walker
 
     # ------------------------------------------------------------------ MD of a round
     def _prepared_state(self) -> dict:
@@ -696,17 +514,15 @@ class Campaign:
         if self.sim.prepare is None:
             return {"positions": self.sim.positions, "velocities": None,
                     "box_vectors": self.sim.box_vectors}
-        path = self.workdir / "prepared.npz"
-        if path.exists():
-            state = store.load_npz(path, ("positions",))
-        else:
+        state = self.store.prepared()
+        if state is None:
             log.info("preparing %s: minimisation and equilibration", self.sim.name)
             t0 = time.perf_counter()
             state = self.sim.prepare(self.config.system.temperature, self.config.sampling.platform,
                                      self.config.sampling.seed)
-            store.write_npz(path, **{k: np.asarray(v) for k, v in state.items()
-                                     if v is not None})
-            log.info("prepared in %.1f s (stored in %s)", time.perf_counter() - t0, path)
+            self.store.write_prepared(state)
+            log.info("prepared in %.1f s (stored in %s)", time.perf_counter() - t0,
+                     self.store.path(self.store.PREPARED))
         return {"positions": state["positions"], "velocities": state.get("velocities"),
                 "box_vectors": state.get("box_vectors", self.sim.box_vectors)}
 
@@ -718,10 +534,8 @@ class Campaign:
         """All walkers of a round whose MD is complete, read once per campaign run (later
         rounds' starting frames read every earlier round's snapshots)."""
         if index not in self._walker_cache:
-            folder = store.round_dir(self.workdir, index) / "walkers"
-            self._walker_cache[index] = [
-                WalkerResult.from_arrays(store.load_npz(folder / f"walker_{k:02d}.npz"))
-                for k in range(self.config.sampling.walkers)]
+            self._walker_cache[index] = [WalkerResult.from_arrays(self.store.walker(index, k))
+                                         for k in range(self.config.sampling.walkers)]
         return self._walker_cache[index]
 
     def _start_states(self, index: int) -> list[dict]:
@@ -809,7 +623,7 @@ class Campaign:
                 f"round {index}: the OPES bias energy OpenMM applied and numpy's differ by up to "
                 f"{worst:.3g} kJ/mol (tolerance {BIAS_MISMATCH_TOL_KJMOL:g}), so its frames "
                 f"cannot be reweighted. The campaign stopped; its frames are kept in "
-                f"{store.round_dir(self.workdir, index)}")
+                f"{self.store.round_dir(index)}")
         blocks = [(values, int(n)) for r in results
                   for values, n in zip(r.opes_block_values, r.opes_block_frames, strict=True)]
         return adaptive_bias_dict(spec.coefficients, spec.chi_min, spec.chi_max, blocks)
@@ -853,13 +667,13 @@ class Campaign:
 
     def _run_walkers(self, index: int, bias: Bias | None, label: str,
                      n_steps: int, opes: OPESSpec | None = None
-                     ) -> tuple[Frames, np.ndarray, int]:
+                     ) -> tuple[Frames, int]:
         """MD of a round: every walker not yet stored runs ``n_steps`` steps; returns all
         walkers' frames."""
         sampling = self.config.sampling
-        folder = store.round_dir(self.workdir, index) / "walkers"
         tasks = self._tasks(index, bias, n_steps, opes)
-        pending = [t for t in tasks if not (folder / f"walker_{t.walker_index:02d}.npz").exists()]
+        pending = [t for t in tasks
+                   if not self.store.walker_path(index, t.walker_index).exists()]
         if len(pending) < len(tasks):
             log.info("%s: %d of %d walkers already stored", label, len(tasks) - len(pending),
                      len(tasks))
@@ -875,8 +689,7 @@ class Campaign:
                       disable=not self.config.output.progress, leave=False) as bar:
 
                 def store_result(result: WalkerResult) -> None:
-                    path = folder / f"walker_{result.walker_index:02d}.npz"
-                    store.write_npz(path, durable=True, **result.to_arrays())
+                    self.store.write_walker(index, result.walker_index, result.to_arrays())
                     log.info("%s walker %d: %d frames in %.1f s on %s%s", label,
                              result.walker_index, len(result), result.wall_s, result.platform,
                              f", {len(result.faults)} fault(s) recovered" if result.faults
@@ -888,35 +701,33 @@ class Campaign:
                 raise RoundFailed(
                     f"{len(failures)} of {len(tasks)} walkers of round {index} failed: "
                     + "; ".join(str(f) for f in failures)
-                    + f". The other walkers' frames are stored in {folder}; rerun to retry "
+                    + f". The other walkers' frames are stored in "
+                      f"{self.store.round_path(index, self.store.WALKERS)}; rerun to retry "
                       f"the failed ones")
         results = self._walker_results(index)
         frames = Frames(
             np.concatenate([r.features for r in results]),
             np.concatenate([r.bias_kjmol for r in results]),
             np.concatenate([r.time_ps for r in results]),
+            walker=np.concatenate([np.full(len(r), r.walker_index, dtype=np.int64)
+                                   for r in results]),
         )
-        walker = np.concatenate([np.full(len(r), r.walker_index, dtype=np.int64)
-                                 for r in results])
-        store.write_npz(store.round_dir(self.workdir, index) / "frames.npz", durable=True,
-                        features=frames.features, bias_kjmol=frames.bias_kjmol,
-                        time_ps=frames.time_ps, walker=walker)
+        self.store.write_frames(index, frames)
         store.fault_point("frames_stored")
-        return frames, walker, sum(len(r.faults) for r in results)
+        return frames, sum(len(r.faults) for r in results)
 
     def _round(self, index: int) -> RoundRecord:
         """MD of round ``index`` as planned (:meth:`_plan`), then its learning step."""
         sampling = self.config.sampling
         plan = self._plans.get(index) or self._plan(index)
         steps = int(plan.steps)
-        folder = store.round_dir(self.workdir, index)
         timings = {}
         bias = self._next_bias if index > 0 else None
         spec = None
         if bias is not None and self.config.bias.method == "opes":
             spec, bias = self._opes_spec(bias.coefficients), None
         if bias is not None:
-            store.write_json(folder / "bias_applied.json", bias.to_dict())
+            self.store.write_bias_applied(index, bias.to_dict())
         label = ("round 0 (unbiased MD)" if index == 0 else f"round {index} (OPES along the RC)"
                  if spec is not None else f"round {index} (biased MD)")
         log.info("%s: %d walker(s) x %d steps, %d frames each (%s)", label, sampling.walkers,
@@ -926,21 +737,21 @@ class Campaign:
             log.info("%s: budget after this round: %d of %d steps used, %d left", label, used,
                      sampling.max_total_steps, sampling.max_total_steps - used)
         t0 = time.perf_counter()
-        frames, walker, faults = self._run_walkers(index, bias, label, steps, spec)
+        frames, faults = self._run_walkers(index, bias, label, steps, spec)
         timings["md"] = time.perf_counter() - t0
         applied = None if bias is None else bias.to_dict()
         if spec is not None:
             applied = self._adaptive_applied(index, spec)
-            store.write_json(folder / "bias_applied.json", applied)
+            self.store.write_bias_applied(index, applied)
             log.info("%s: %d MBAR states (blocks of the OPES bias within %g kT)", label,
                      len(applied["states"]), self.config.bias.opes_block_kT)
         log.info("%s: %.1f s, %.0f steps/s over all walkers", label, timings["md"],
                  sampling.walkers * steps / timings["md"])
         self._frames.append(frames)
-        self._walkers.append(walker)
+        self._walkers.append(frames.walker)
         self._biases.append(applied_states(applied, len(frames.features)))
         self._adaptive.append(spec is not None)
-        record = self._learn(index, folder, timings)
+        record = self._learn(index, timings)
         record.walkers = sampling.walkers
         record.faults = faults
         record.steps = steps
@@ -970,7 +781,7 @@ class Campaign:
                    f"at the round's stored positions (periodicity?)" if names else
                    "No order parameter differs at the round's stored positions")
                 + f". The campaign stopped; its frames are kept in "
-                  f"{store.round_dir(self.workdir, index)}. Fix the order parameters and start "
+                  f"{self.store.round_dir(index)}. Fix the order parameters and start "
                   f"a new campaign")
         result = mbar_reweight(reduced, counts)
         return features, reduced, counts, result
@@ -1013,41 +824,35 @@ class Campaign:
             names |= {self.feature_names[i] for i in np.flatnonzero(bad)}
         return [n for n in self.feature_names if n in names]
 
-    def _train(self, index: int, folder: Path, features: np.ndarray,
+    def _train(self, index: int, features: np.ndarray,
                log_w: np.ndarray) -> tuple[RAVEModel, list[str]]:
         """The RAVE step of this round (rave.learn.estimator.RAVE) and its model files: a model
         file already stored by an interrupted run is reused, a new model is stored as soon as
         it is trained. From round 1 on the seeds start from the previous round's models, except
         ``cold_seeds``; seeds train side by side on the free cores (rave.campaign.resources)."""
-        from ..learn.vae import VAEModel
-
         cfg = self.config
         seeds = self._seeds(index)
-        model_files = [f"models/vae_seed{seed}.pt" for seed in seeds]
-        (folder / "models").mkdir(parents=True, exist_ok=True)
+        model_files = [self.store.model_name(seed) for seed in seeds]
+        self.store.round_path(index, self.store.MODELS).mkdir(parents=True, exist_ok=True)
 
-        def load(path: Path) -> VAEModel | None:
-            if not path.exists():
-                return None
-            try:
-                return VAEModel.load(path)
-            except Exception as error:
-                raise store.StoreFileError(f"{path} cannot be read (truncated or "
-                                           f"corrupted?): {error}") from error
+        def load(r: int, name: str):
+            """A stored model file, or None when it is missing."""
+            return self.store.model(r, name) if self.store.round_has(r, name) else None
 
-        trained = [load(folder / name) for name in model_files]
+        trained = [load(index, name) for name in model_files]
         for seed, name, model in zip(seeds, model_files, trained, strict=True):
             if model is not None:
-                log.info("round %d: VAE seed %d loaded from %s", index, seed, folder / name)
+                log.info("round %d: VAE seed %d loaded from %s", index, seed,
+                         self.store.round_path(index, name))
         initial = [None] * len(seeds)
         if index > 0:
-            previous, cold = store.round_dir(self.workdir, index - 1), self._cold(index)
+            cold = self._cold(index)
             initial = [None if trained[m] is not None or m in cold
-                       else load(previous / f"models/vae_seed{seed}.pt")
+                       else load(index - 1, self.store.model_name(seed))
                        for m, seed in enumerate(self._seeds(index - 1))]
 
-        def store_model(m: int, model: VAEModel) -> None:
-            model.save(folder / model_files[m])
+        def store_model(m: int, model) -> None:
+            self.store.save_model(index, model_files[m], model)
             store.fault_point("model_stored")
 
         estimator = RAVE(
@@ -1062,21 +867,20 @@ class Campaign:
                       trained=trained, on_trained=store_model)
         return estimator.fetch_model(), model_files
 
-    def _learn(self, index: int, folder: Path, timings: dict) -> RoundRecord:
+    def _learn(self, index: int, timings: dict) -> RoundRecord:
         cfg = self.config
         t0 = time.perf_counter()
         self._last_reweight = self._reweight()
         features, _, _, reweighted = self._last_reweight
         log_w = reweighted.log_weights
-        store.write_npz(folder / "weights.npz", log_weights=log_w,
-                        free_energies=np.asarray(reweighted.free_energies),
-                        frames_per_round=np.array([len(f) for f in self._frames]))
+        self.store.write_weights(index, log_w, np.asarray(reweighted.free_energies),
+                                 np.array([len(f) for f in self._frames]))
         timings["reweight"] = time.perf_counter() - t0
         log.info("round %d: %d frames in all, MBAR effective sample size %.1f", index,
                  len(features), reweighted.effective_sample_size)
 
         t0 = time.perf_counter()
-        model, model_files = self._train(index, folder, features, log_w)
+        model, model_files = self._train(index, features, log_w)
         timings["train_and_rc"] = time.perf_counter() - t0
         c, chi, spread = model.coefficients, model.chi, model.seed_spread_deg
         rc_sigma = model.angle_sigma_deg
@@ -1113,8 +917,8 @@ class Campaign:
                      "-" if spread is None else f"{spread:.1f} deg", change,
                      "-" if sigma is None else f"{sigma:.3f} kT",
                      " -> converged" if converged else "")
-        self._write_profile(folder / "free_energy.csv", centers, profile)
-        store.write_json(folder / "coordinate.json", {
+        self.store.write_profile(centers, profile, index)
+        self.store.write_coordinate(index, {
             "coefficients": c.tolist(),
             "kl_divergence": model.kl_divergence,
             "feature_names": self.feature_names,
@@ -1136,7 +940,7 @@ class Campaign:
             self.kT, n_points=cfg.bias.grid_points, padding=cfg.bias.padding,
             cap_kT=cfg.bias.cap_kT, smoothing_bins=cfg.bias.smoothing_bins,
             damping=cfg.bias.damping)
-        store.write_json(folder / "bias.json", self._next_bias.to_dict())
+        self.store.write_bias(index, self._next_bias)
         self._previous_coefficients = c
         self._previous_log_weights = log_w
         record = RoundRecord(
@@ -1149,7 +953,8 @@ class Campaign:
         )
         if cfg.output.figures:
             t0 = time.perf_counter()
-            self._round_figure(folder / "figure.png", record, chi, log_w, centers, profile)
+            self._round_figure(self.store.round_path(index, self.store.FIGURE), record, chi,
+                               log_w, centers, profile)
             timings["figure"] = time.perf_counter() - t0
         return record
 
@@ -1200,17 +1005,10 @@ class Campaign:
             chi_unit=self.chi_unit,
         )
 
-    @staticmethod
-    def _write_profile(path: Path, centers: np.ndarray, profile: np.ndarray) -> None:
-        rows = [f"{x:.6f},{f:.6f}" for x, f in zip(centers, profile, strict=True)
-                if np.isfinite(f)]
-        store.write_text(path, "chi,free_energy_kT\n" + "\n".join(rows) + "\n")
-
     def _write_final(self) -> None:
         if not self.records:
             return
-        last = store.round_dir(self.workdir, self.records[-1].index)
-        store.write_text(self.workdir / "free_energy.csv", (last / "free_energy.csv").read_text())
+        self.store.write_final_profile(self.records[-1].index)
         if self.config.output.figures:
             from ..analysis import plots
 
@@ -1221,7 +1019,7 @@ class Campaign:
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
             estimate = self._bootstrap(chi, edges, FINAL_BOOTSTRAP, 0)
             plots.final_figure(
-                self.workdir / "free_energy.png", centers=estimate.centers,
+                self.store.path(self.store.FREE_ENERGY_FIGURE), centers=estimate.centers,
                 profile_kT=estimate.free_energy, sigma_kT=estimate.sigma,
                 exact_kT=self._exact_profile(c, estimate.centers), records=self.records,
                 feature_names=self.feature_names, chi_unit=self.chi_unit,
@@ -1242,5 +1040,5 @@ class Campaign:
             "stop_reason": stop_reason,
             "rounds": [r.to_summary() for r in self.records],
         }
-        store.write_json(self.workdir / "summary.json", summary)
+        self.store.write_summary(summary)
         return summary

@@ -1,5 +1,11 @@
 """The campaign directory: layout, atomic writes, and the guard against overwriting.
 
+:class:`CampaignStore` owns the layout: it is the one place that names the files below, writes
+them (through the atomic writers of this module) and reads them back (config, manifest, summary,
+features, a round's frames as a :class:`rave.md.frames.Frames`, its bias states, RC, next bias,
+weights, records, walker files and models). The campaign, the analysis, the export and ``rave
+status`` go through it; a damaged or missing file is a :class:`StoreFileError` naming it.
+
 Layout::
 
     WORKDIR/
@@ -50,6 +56,7 @@ import datetime
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -57,6 +64,7 @@ import signal
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -386,3 +394,599 @@ def discard_rounds_from(workdir: Path, index: int,
     for path in removed:
         path.unlink()
     return removed
+
+
+@dataclass
+class RoundRecord:
+    """A complete round's record: ``round.json``, and its entry in ``summary.json``'s rounds.
+
+    Attributes
+    ----------
+    index : int
+    coefficients : np.ndarray, shape=(n_features,)
+        The RC learned after the round (unit norm, feature order).
+    kl_divergence : float
+    frames : int
+        Frames the round added.
+    effective_sample_size : float
+        MBAR's, over all frames so far.
+    angle_change_deg, free_energy_change_kT : float or None
+        Change of the RC and of F(chi) from the previous round (None: round 0).
+    converged : bool
+    walkers, faults : int
+    timings_s : dict
+        Seconds per stage.
+    run, config_changes, steps, plan_reason, chi_range_growth, seed_spread_deg, \
+free_energy_sigma_kT, rc_angle_sigma_deg
+        As commented at each field (None: not recorded, e.g. by an older rave).
+    """
+
+    index: int
+    coefficients: np.ndarray
+    kl_divergence: float
+    frames: int
+    effective_sample_size: float
+    angle_change_deg: float | None = None
+    free_energy_change_kT: float | None = None
+    converged: bool = False
+    walkers: int = 1
+    faults: int = 0
+    timings_s: dict = field(default_factory=dict)
+    #: the entry of manifest.json's runs that completed this round (None: not recorded)
+    run: int | None = None
+    #: config keys that run changed from config.json, "key: stored X, now Y"
+    config_changes: list[str] = field(default_factory=list)
+    #: MD steps per walker of this round, and why the schedule chose them (rave.campaign.schedule)
+    steps: int | None = None
+    plan_reason: str | None = None
+    #: growth of the chi span of all frames by this round's frames, as a fraction of the span
+    #: of the earlier rounds' frames, along this round's RC (None: round 0)
+    chi_range_growth: float | None = None
+    #: largest angle between the chosen RC and the other usable seeds' RCs (None: one model)
+    seed_spread_deg: float | None = None
+    #: RMS block-bootstrap uncertainty of F(chi) where F < profile_max_kT, kT (None: not run)
+    free_energy_sigma_kT: float | None = None
+    #: block-bootstrap uncertainty of the RC's direction, degrees (None: not run)
+    rc_angle_sigma_deg: float | None = None
+
+    def to_summary(self) -> dict:
+        """The record as ``round.json`` (and ``summary.json``'s rounds) store it."""
+        return {
+            "index": self.index,
+            "coefficients": [float(c) for c in self.coefficients],
+            "kl_divergence": float(self.kl_divergence),
+            "frames": int(self.frames),
+            "walkers": int(self.walkers),
+            "faults": int(self.faults),
+            "effective_sample_size": float(self.effective_sample_size),
+            "angle_change_deg": self.angle_change_deg,
+            "free_energy_change_kT": self.free_energy_change_kT,
+            "converged": self.converged,
+            "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
+            "run": self.run,
+            "config_changes": list(self.config_changes),
+            "steps": None if self.steps is None else int(self.steps),
+            "plan_reason": self.plan_reason,
+            "chi_range_growth": (None if self.chi_range_growth is None
+                                 else float(self.chi_range_growth)),
+            "seed_spread_deg": (None if self.seed_spread_deg is None
+                                else float(self.seed_spread_deg)),
+            "free_energy_sigma_kT": (None if self.free_energy_sigma_kT is None
+                                     else float(self.free_energy_sigma_kT)),
+            "rc_angle_sigma_deg": (None if self.rc_angle_sigma_deg is None
+                                   else float(self.rc_angle_sigma_deg)),
+        }
+
+    @classmethod
+    def from_summary(cls, data: dict) -> RoundRecord:
+        """The record from :meth:`to_summary` output (keys added later are optional)."""
+        return cls(
+            index=int(data["index"]),
+            coefficients=np.asarray(data["coefficients"], dtype=float),
+            kl_divergence=float(data["kl_divergence"]),
+            frames=int(data["frames"]),
+            effective_sample_size=float(data["effective_sample_size"]),
+            angle_change_deg=data.get("angle_change_deg"),
+            free_energy_change_kT=data.get("free_energy_change_kT"),
+            converged=bool(data.get("converged", False)),
+            walkers=int(data.get("walkers", 1)),
+            faults=int(data.get("faults", 0)),
+            timings_s=dict(data.get("timings_s", {})),
+            run=None if data.get("run") is None else int(data["run"]),
+            config_changes=[str(c) for c in data.get("config_changes", [])],
+            steps=None if data.get("steps") is None else int(data["steps"]),
+            plan_reason=None if data.get("plan_reason") is None else str(data["plan_reason"]),
+            chi_range_growth=(None if data.get("chi_range_growth") is None
+                              else float(data["chi_range_growth"])),
+            seed_spread_deg=(None if data.get("seed_spread_deg") is None
+                             else float(data["seed_spread_deg"])),
+            free_energy_sigma_kT=(None if data.get("free_energy_sigma_kT") is None
+                                  else float(data["free_energy_sigma_kT"])),
+            rc_angle_sigma_deg=(None if data.get("rc_angle_sigma_deg") is None
+                                else float(data["rc_angle_sigma_deg"])),
+        )
+
+
+
+class CampaignStore:
+    """A campaign's work directory: the one owner of its layout, writer and reader of its files.
+
+    Every file name of the layout (module docstring) is spelled here; the campaign, the
+    analysis, the export and ``rave status`` reach the files through a store. Writes go through
+    the atomic writers of this module (a file with its final name is complete); the files that
+    complete a walker or a round, and the manifest, are written durably (fsynced with their
+    directory). A store never writes outside its work directory. Readers raise
+    :class:`StoreFileError` naming the file and what is wrong with it.
+
+    Parameters
+    ----------
+    workdir : path
+        The work directory (it need not exist yet).
+
+    Examples
+    --------
+    >>> store = CampaignStore("runs/rdw")                      # doctest: +SKIP
+    >>> [store.frames(r) for r in store.complete_rounds()]     # doctest: +SKIP
+    """
+
+    #: the files of the work directory
+    MANIFEST = MANIFEST
+    CONFIG = "config.json"
+    FEATURES = "features.json"
+    SUMMARY = "summary.json"
+    PREPARED = "prepared.npz"
+    INPUTS = "inputs"
+    FREE_ENERGY = "free_energy.csv"
+    FREE_ENERGY_FIGURE = "free_energy.png"
+    LOG = "campaign.log"
+    LOCK = LOCK
+    #: the files of a round folder
+    FRAMES = "frames.npz"
+    BIAS_APPLIED = "bias_applied.json"
+    BIAS = "bias.json"
+    COORDINATE = "coordinate.json"
+    WEIGHTS = "weights.npz"
+    ROUND = "round.json"
+    FIGURE = "figure.png"
+    WALKERS = "walkers"
+    MODELS = "models"
+    #: the arrays every frames.npz holds (``walker`` too since walkers were stored)
+    FRAMES_ARRAYS = ("features", "bias_kjmol", "time_ps")
+
+    def __init__(self, workdir: str | os.PathLike) -> None:
+        self.workdir = Path(workdir)
+
+    def __repr__(self) -> str:
+        return f"CampaignStore({str(self.workdir)!r})"
+
+    # ------------------------------------------------------------------ paths
+    def path(self, name: str | os.PathLike) -> Path:
+        """The path of ``name`` (relative to the work directory, or a path inside it).
+
+        Raises
+        ------
+        ValueError
+            ``name`` lies outside the work directory.
+        """
+        path = Path(name)
+        if not path.is_absolute():
+            path = self.workdir / path
+        inside = Path(os.path.abspath(self.workdir))
+        if not Path(os.path.abspath(path)).is_relative_to(inside):
+            raise ValueError(f"{path} lies outside the work directory {self.workdir}; a "
+                             f"campaign store writes only inside it")
+        return path
+
+    def round_dir(self, index: int) -> Path:
+        """The folder of round ``index`` (``round_NNN``)."""
+        return round_dir(self.workdir, index)
+
+    def round_path(self, index: int, name: str) -> Path:
+        """The path of ``name`` (e.g. :attr:`FRAMES`, a model file) in round ``index``."""
+        return self.path(self.round_dir(index) / name)
+
+    def walker_path(self, index: int, walker: int) -> Path:
+        """``round_NNN/walkers/walker_KK.npz``: one walker's frames and final state."""
+        return self.round_path(index, f"{self.WALKERS}/walker_{walker:02d}.npz")
+
+    @classmethod
+    def model_name(cls, seed: int) -> str:
+        """The name, within its round folder, of the VAE trained with ``seed`` (as
+        ``coordinate.json`` lists it)."""
+        return f"{cls.MODELS}/vae_seed{seed}.pt"
+
+    def input_name(self, source: str | os.PathLike) -> str:
+        """The name, relative to the work directory, of the copy of an input file."""
+        return f"{self.INPUTS}/{Path(source).name}"
+
+    def redo_advice(self, index: int) -> str:
+        """What recomputes round ``index`` after a file of it was damaged."""
+        return (f"`rave run` with the campaign's config, --workdir {self.workdir} and "
+                f"--redo-round {index} recomputes round {index} from its stored MD and redoes "
+                f"the later rounds")
+
+    # ------------------------------------------------------------------ state
+    def holds_campaign(self) -> bool:
+        """Whether the work directory holds a resumable campaign (its manifest)."""
+        return holds_resumable_campaign(self.workdir)
+
+    def has(self, name: str) -> bool:
+        """Whether the file ``name`` (relative to the work directory) exists."""
+        return self.path(name).is_file()
+
+    def round_started(self, index: int) -> bool:
+        """Whether round ``index``'s folder exists."""
+        return self.round_dir(index).is_dir()
+
+    def round_complete(self, index: int) -> bool:
+        """Whether round ``index`` is complete (its ``round.json`` exists)."""
+        return self.round_path(index, self.ROUND).is_file()
+
+    def round_has(self, index: int, name: str) -> bool:
+        """Whether the file ``name`` of round ``index`` exists."""
+        return self.round_path(index, name).is_file()
+
+    def complete_rounds(self) -> list[int]:
+        """The indices of the complete rounds: 0, 1, ... up to the first without
+        ``round.json`` (a later folder is an unfinished or discarded round)."""
+        index = 0
+        while self.round_complete(index):
+            index += 1
+        return list(range(index))
+
+    def round_folders(self) -> list[int]:
+        """The indices of every round folder, complete or not, in order."""
+        return sorted(int(p.name[len("round_"):]) for p in self.workdir.glob("round_*")
+                      if p.is_dir() and _ROUND_FOLDER.fullmatch(p.name))
+
+    def learned_rounds(self) -> list[int]:
+        """The indices of the rounds whose RC and next bias are stored (``coordinate.json`` and
+        ``bias.json``), in order."""
+        return [r for r in self.round_folders()
+                if self.round_has(r, self.BIAS) and self.round_has(r, self.COORDINATE)]
+
+    def stored_walkers(self, index: int) -> list[int]:
+        """The walkers of round ``index`` whose file exists."""
+        folder = self.round_path(index, self.WALKERS)
+        if not folder.is_dir():
+            return []
+        return sorted(int(m[1]) for p in folder.iterdir()
+                      if (m := re.fullmatch(r"walker_(\d+)\.npz", p.name)))
+
+    # ------------------------------------------------------------------ writers
+    def write_file(self, name: str | os.PathLike, write: Callable[[Path], None],
+                   durable: bool = False) -> Path:
+        """Write ``name`` inside the work directory with ``write(temporary_path)``, atomically
+        (:func:`write_file`); returns its path."""
+        path = self.path(name)
+        write_file(path, write, durable)
+        return path
+
+    def write_text(self, name: str | os.PathLike, text: str, durable: bool = False) -> Path:
+        """Write text to ``name`` inside the work directory, atomically; returns its path."""
+        path = self.path(name)
+        write_text(path, text, durable)
+        return path
+
+    def write_json(self, name: str | os.PathLike, data, durable: bool = False) -> Path:
+        """Write ``data`` as indented JSON to ``name`` inside the work directory, atomically."""
+        path = self.path(name)
+        write_json(path, data, durable)
+        return path
+
+    def write_npz(self, name: str | os.PathLike, durable: bool = False,
+                  **arrays: np.ndarray) -> Path:
+        """Write ``arrays`` (``np.savez``) to ``name`` inside the work directory, atomically."""
+        path = self.path(name)
+        write_npz(path, durable, **arrays)
+        return path
+
+    @staticmethod
+    def json_bytes(data) -> bytes:
+        """The bytes :meth:`write_json` writes for ``data``."""
+        return (json.dumps(data, indent=2) + "\n").encode()
+
+    def start_files(self, config: dict, features: list[dict],
+                    inputs: list[str | os.PathLike]) -> dict[str, bytes]:
+        """What :meth:`initialise` writes before the manifest (name -> content): what an
+        interrupted start leaves, which a new start may find (:func:`check_new_workdir`)."""
+        own = {self.CONFIG: self.json_bytes(config), self.FEATURES: self.json_bytes(features)}
+        for source in inputs:
+            own[self.input_name(source)] = Path(source).read_bytes()
+        return own
+
+    def check_new(self, own: dict[str, bytes] | None = None) -> None:
+        """:func:`check_new_workdir` of this work directory."""
+        check_new_workdir(self.workdir, own)
+
+    def initialise(self, config: dict, features: list[dict], inputs: list[str | os.PathLike],
+                   manifest: dict) -> None:
+        """Start a new campaign: config.json, features.json, copies of the input files into
+        ``inputs/``, then the manifest (durable; ``format`` and ``version`` come first)."""
+        self.write_config(config)
+        self.write_features(features)
+        for source in inputs:
+            copy_file(Path(source), self.path(self.input_name(source)))
+        self.write_manifest({"format": FORMAT, "version": FORMAT_VERSION, **manifest})
+
+    def write_manifest(self, manifest: dict) -> None:
+        """``manifest.json``, durably."""
+        self.write_json(self.MANIFEST, manifest, durable=True)
+
+    def write_config(self, config: dict) -> None:
+        """``config.json``: the validated configuration."""
+        self.write_json(self.CONFIG, config)
+
+    def write_features(self, features: list[dict]) -> None:
+        """``features.json``: each order parameter's ``to_dict()``."""
+        self.write_json(self.FEATURES, features)
+
+    def write_summary(self, summary: dict) -> None:
+        """``summary.json``."""
+        self.write_json(self.SUMMARY, summary)
+
+    def write_prepared(self, state: dict) -> None:
+        """``prepared.npz``: the prepared start (arrays; None entries are left out)."""
+        self.write_npz(self.PREPARED, **{k: np.asarray(v) for k, v in state.items()
+                                         if v is not None})
+
+    def write_walker(self, index: int, walker: int, arrays: dict) -> None:
+        """``round_NNN/walkers/walker_KK.npz``, durably: it completes the walker."""
+        self.write_npz(self.walker_path(index, walker), durable=True, **arrays)
+
+    def write_frames(self, index: int, frames) -> None:
+        """``round_NNN/frames.npz`` from a :class:`rave.md.frames.Frames` with its ``walker``
+        labels, durably."""
+        walker = (np.zeros(len(frames), dtype=np.int64) if frames.walker is None
+                  else frames.walker)
+        self.write_npz(self.round_path(index, self.FRAMES), durable=True,
+                       features=frames.features, bias_kjmol=frames.bias_kjmol,
+                       time_ps=frames.time_ps, walker=walker)
+
+    def write_bias_applied(self, index: int, data: dict) -> None:
+        """``round_NNN/bias_applied.json``: the bias (or the adaptive blocks) round ``index``
+        was sampled under."""
+        self.write_json(self.round_path(index, self.BIAS_APPLIED), data)
+
+    def write_weights(self, index: int, log_weights: np.ndarray, free_energies: np.ndarray,
+                      frames_per_round: np.ndarray) -> None:
+        """``round_NNN/weights.npz``: MBAR over rounds 0..index."""
+        self.write_npz(self.round_path(index, self.WEIGHTS), log_weights=log_weights,
+                       free_energies=free_energies, frames_per_round=frames_per_round)
+
+    def write_coordinate(self, index: int, data: dict) -> None:
+        """``round_NNN/coordinate.json``: the RC learned after round ``index``."""
+        self.write_json(self.round_path(index, self.COORDINATE), data)
+
+    def write_bias(self, index: int, bias) -> None:
+        """``round_NNN/bias.json``: the bias built after round ``index`` (a
+        :class:`rave.learn.bias.Bias`)."""
+        self.write_json(self.round_path(index, self.BIAS), bias.to_dict())
+
+    def write_round(self, index: int, record: RoundRecord) -> None:
+        """``round_NNN/round.json`` (:meth:`RoundRecord.to_summary`), durably: written last, it
+        completes the round."""
+        self.write_json(self.round_path(index, self.ROUND), record.to_summary(), durable=True)
+
+    def save_model(self, index: int, name: str, model) -> None:
+        """A VAE (:class:`rave.learn.vae.VAEModel`) as ``name`` in round ``index``'s folder."""
+        model.save(self.round_path(index, name))
+
+    def write_profile(self, centers: np.ndarray, profile: np.ndarray,
+                      index: int | None = None) -> None:
+        """``free_energy.csv`` (``chi,free_energy_kT``, the finite bins) of round ``index``,
+        or of the campaign when None."""
+        rows = [f"{x:.6f},{f:.6f}" for x, f in zip(centers, profile, strict=True)
+                if np.isfinite(f)]
+        path = self.FREE_ENERGY if index is None else self.round_path(index, self.FREE_ENERGY)
+        self.write_text(path, "chi,free_energy_kT\n" + "\n".join(rows) + "\n")
+
+    def write_final_profile(self, index: int) -> None:
+        """The campaign's ``free_energy.csv``: that of round ``index``."""
+        self.write_text(self.FREE_ENERGY,
+                        self.round_path(index, self.FREE_ENERGY).read_text())
+
+    def discard_rounds_from(self, index: int) -> list[Path]:
+        """``rave run --redo-round``: remove round ``index`` and every later round (but the
+        walker files of round ``index`` that read back) and the campaign totals
+        (:func:`discard_rounds_from`).
+
+        Raises
+        ------
+        WorkdirError
+            Round ``index`` does not exist; nothing was changed.
+        """
+        if not self.round_started(index):
+            done = [f"round_{r:03d}" for r in self.round_folders()]
+            raise WorkdirError(
+                f"--redo-round {index}: {self.round_dir(index)} does not exist (the campaign "
+                f"has {', '.join(done) or 'no rounds'}); nothing was changed")
+
+        def readable(path: Path) -> bool:
+            try:
+                load_npz(path)
+            except StoreFileError:
+                return False
+            return True
+
+        return discard_rounds_from(self.workdir, index, keep=readable)
+
+    # ------------------------------------------------------------------ readers
+    @staticmethod
+    def _parsed(path: Path, build: Callable):
+        """``build(JSON of path)``; a malformed file becomes a StoreFileError naming it."""
+        data = load_json(path)
+        try:
+            return build(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise StoreFileError(f"{path} is not a valid rave {path.name} (missing or malformed "
+                                 f"{error})") from error
+
+    def manifest(self) -> dict:
+        """``manifest.json``, checked to be a rave campaign manifest this rave can resume.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing or damaged.
+        WorkdirError
+            It is not a rave manifest, or a newer rave wrote the store.
+        """
+        path = self.path(self.MANIFEST)
+        try:
+            manifest = load_json(path)
+        except StoreFileError as error:
+            raise StoreFileError(
+                f"{error}. Nothing was changed; restore it from a backup (it records the "
+                f"campaign's input-file hashes and runs, which cannot be recomputed)") from error
+        if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
+                or not isinstance(manifest.get("version"), int)
+                or not isinstance(manifest.get("runs", []), list)):
+            raise WorkdirError(f"{path} is not a rave campaign manifest; nothing was changed. "
+                               f"Restore it from a backup, or choose another --workdir")
+        if manifest["version"] > FORMAT_VERSION:
+            raise WorkdirError(
+                f"{self.workdir} was written by a newer rave (store format "
+                f"{manifest['version']} > {FORMAT_VERSION}); upgrade rave to resume it")
+        return manifest
+
+    def config(self) -> dict:
+        """``config.json`` as stored (a JSON object of sections)."""
+        return load_json(self.path(self.CONFIG))
+
+    def resume_config(self, manifest: dict) -> dict:
+        """``config.json`` for a resume; restored from the manifest's copy when missing.
+
+        Raises
+        ------
+        StoreFileError
+            It is damaged or not a config; the message says how to recover.
+        """
+        path = self.path(self.CONFIG)
+        if not path.exists() and isinstance(manifest.get("config"), dict):
+            self.write_config(manifest["config"])
+            logging.getLogger("rave").info("%s was missing: restored from %s", path,
+                                           self.MANIFEST)
+        try:
+            stored = load_json(path)
+        except StoreFileError as error:
+            fix = ("remove it and rerun: `rave run` restores it from manifest.json"
+                   if isinstance(manifest.get("config"), dict) else "restore it from a backup")
+            raise StoreFileError(f"{error}. Nothing was changed; {fix}") from error
+        if not isinstance(stored, dict):
+            raise StoreFileError(f"{path} is not a rave config (a JSON object of sections). "
+                                 f"Nothing was changed; restore it from a backup")
+        return stored
+
+    def summary(self) -> dict:
+        """``summary.json``."""
+        return load_json(self.path(self.SUMMARY))
+
+    def feature_dicts(self) -> list:
+        """``features.json`` as stored (each order parameter's ``to_dict()``)."""
+        return load_json(self.path(self.FEATURES))
+
+    def features(self) -> list:
+        """The order parameters of ``features.json``
+        (:func:`rave.md.features.feature_from_dict`)."""
+        from ..md.features import feature_from_dict
+
+        return [feature_from_dict(d) for d in self.feature_dicts()]
+
+    def prepared(self) -> dict[str, np.ndarray] | None:
+        """``prepared.npz`` (``positions`` and what else was prepared), or None when absent."""
+        path = self.path(self.PREPARED)
+        return load_npz(path, ("positions",)) if path.exists() else None
+
+    def round_record(self, index: int) -> RoundRecord:
+        """``round.json`` of round ``index``; a malformed one raises :class:`StoreFileError`."""
+        return self._parsed(self.round_path(index, self.ROUND), RoundRecord.from_summary)
+
+    def frames(self, index: int):
+        """The frames of round ``index`` (``frames.npz``), a :class:`rave.md.frames.Frames`
+        whose ``walker`` labels each frame's walker (None: a store without them, one walker).
+        """
+        from ..md.frames import Frames
+
+        path = self.round_path(index, self.FRAMES)
+        data = load_npz(path, self.FRAMES_ARRAYS)
+        walker = data.get("walker")
+        if walker is not None:
+            if walker.shape != (len(data["features"]),):
+                raise StoreFileError(f"{path}: walker has shape {walker.shape}, expected "
+                                     f"({len(data['features'])},)")
+            walker = walker.astype(np.int64)
+        return Frames(data["features"], data["bias_kjmol"], data["time_ps"], walker=walker)
+
+    def applied_bias(self, index: int, required: bool = False) -> dict | None:
+        """``bias_applied.json`` of round ``index`` as stored; None when absent (the unbiased
+        round) unless ``required``."""
+        path = self.round_path(index, self.BIAS_APPLIED)
+        if not required and not path.exists():
+            return None
+        return self._parsed(path, dict)
+
+    def bias_states(self, index: int, n_frames: int,
+                    required: bool = False) -> list[tuple[object, int]]:
+        """The MBAR states of round ``index``'s ``n_frames`` frames
+        (:func:`rave.learn.bias.applied_states` of its ``bias_applied.json``)."""
+        from ..learn.bias import applied_states
+
+        path = self.round_path(index, self.BIAS_APPLIED)
+        if not required and not path.exists():
+            return applied_states(None, n_frames)
+        return self._parsed(path, lambda data: applied_states(data, n_frames))
+
+    def bias_applied(self, index: int):
+        """The bias round ``index`` was sampled under (a :class:`rave.learn.bias.Bias`; of an
+        adaptive round, the one in force at its end), or None (the unbiased round)."""
+        from ..learn.bias import Bias
+
+        path = self.round_path(index, self.BIAS_APPLIED)
+        return self._parsed(path, Bias.from_dict) if path.exists() else None
+
+    def is_adaptive(self, index: int) -> bool:
+        """Whether round ``index`` ran OPES (its ``bias_applied.json`` lists blocks)."""
+        data = self.applied_bias(index)
+        return data is not None and "states" in data
+
+    def bias(self, index: int):
+        """``bias.json`` of round ``index``: the bias built after it (a
+        :class:`rave.learn.bias.Bias`)."""
+        from ..learn.bias import Bias
+
+        return self._parsed(self.round_path(index, self.BIAS), Bias.from_dict)
+
+    def coordinate(self, index: int) -> dict:
+        """``coordinate.json`` of round ``index``: RC coefficients, KL, model files."""
+        return self._parsed(self.round_path(index, self.COORDINATE), dict)
+
+    def model_files(self, index: int) -> list[str]:
+        """The model files ``coordinate.json`` of round ``index`` lists."""
+        return self._parsed(self.round_path(index, self.COORDINATE),
+                            lambda data: [str(f) for f in data["model_files"]])
+
+    def model(self, index: int, name: str):
+        """The VAE ``name`` of round ``index`` (a :class:`rave.learn.vae.VAEModel`)."""
+        from ..learn.vae import VAEModel
+
+        path = self.round_path(index, name)
+        if not path.is_file():
+            raise StoreFileError(f"{path} is missing")
+        try:
+            return VAEModel.load(path)
+        except Exception as error:  # torch / zip errors of a damaged file
+            raise StoreFileError(f"{path} cannot be read (truncated or corrupted?): "
+                                 f"{error}") from error
+
+    def weights(self, index: int) -> dict[str, np.ndarray]:
+        """``weights.npz`` of round ``index``: ``log_weights`` of every frame of rounds
+        0..index, ``free_energies`` and ``frames_per_round``."""
+        return load_npz(self.round_path(index, self.WEIGHTS), ("log_weights",))
+
+    def walker(self, index: int, walker: int,
+               required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """The arrays of ``round_NNN/walkers/walker_KK.npz``
+        (:meth:`rave.campaign.walkers.WalkerResult.from_arrays` reads them), which must hold
+        ``required``."""
+        return load_npz(self.walker_path(index, walker), required)

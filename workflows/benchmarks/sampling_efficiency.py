@@ -113,7 +113,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import json
 import math
 import sys
 import time
@@ -133,7 +132,8 @@ from scipy.special import logsumexp
 
 from rave.campaign import Campaign
 from rave.campaign.config import config_from_dict
-from rave.learn.bias import applied_states, reduced_bias_matrix
+from rave.campaign.store import CampaignStore
+from rave.learn.bias import reduced_bias_matrix
 from rave.md.features import evaluate_features
 from rave.md.walker import Walker
 from rave.stats import free_energy_profile, mbar_reweight
@@ -1203,30 +1203,29 @@ def rave_config(
 def run_rave(config: dict, workdir: Path) -> Run:
     """A RAVE campaign in ``workdir`` (must not exist); frames and biases read back per round.
 
-    Reads ``round_NNN/frames.npz`` (features, and walker when present) and
-    ``round_NNN/bias_applied.json`` (absent in round 0) of the campaign store.
+    Reads each round's frames (``round_NNN/frames.npz``: features, and walker when present)
+    and the bias states they were sampled under (``round_NNN/bias_applied.json``, absent in
+    round 0) through the campaign store (:class:`rave.campaign.store.CampaignStore`).
     """
     t0 = time.perf_counter()
     parsed = config_from_dict(config)
     Campaign(parsed, workdir).run()
     walkers = int(getattr(parsed.sampling, "walkers", 1))
+    campaign = CampaignStore(workdir)
     rounds, segments, round_wall = [], [], []
     index = 0
-    while (folder := workdir / f"round_{index:03d}").is_dir() and (folder / "frames.npz").exists():
-        with np.load(folder / "frames.npz") as data:
-            features = np.asarray(data["features"], dtype=float)
-            walker = np.asarray(data["walker"]) if "walker" in data else np.zeros(len(features))
-        applied = folder / "bias_applied.json"
-        states = applied_states(json.loads(applied.read_text()) if applied.exists() else None,
-                                len(features))
-        rounds.append((features, states))
-        record = folder / "round.json"
-        round_wall.append(sum(json.loads(record.read_text())["timings_s"].values())
-                          if record.exists() else math.nan)
+    while campaign.round_has(index, campaign.FRAMES):
+        frames = campaign.frames(index)
+        features = np.asarray(frames.features, dtype=float)
+        walker = np.zeros(len(features)) if frames.walker is None else frames.walker
+        rounds.append((features, campaign.bias_states(index, len(features))))
+        round_wall.append(sum(campaign.round_record(index).timings_s.values())
+                          if campaign.round_complete(index) else math.nan)
         segments.append(index * (walkers + 1) + walker.astype(int))
         index += 1
     if not rounds:
-        raise RuntimeError(f"the RAVE campaign in {workdir} wrote no round_NNN/frames.npz")
+        raise RuntimeError(f"the RAVE campaign in {workdir} wrote no "
+                           f"round_NNN/{campaign.FRAMES}")
     features = np.concatenate([f for f, _ in rounds])
     return Run(
         features,

@@ -156,7 +156,9 @@ def campaign_child() -> dict:
         wall = time.perf_counter() - t0
         if result.returncode != 0:
             raise RuntimeError(f"rave run failed: {result.stderr[-2000:]}")
-        summary = json.loads((Path(tmp) / "w" / "summary.json").read_text())
+        from rave.campaign.store import CampaignStore
+
+        summary = CampaignStore(Path(tmp) / "w").summary()
         train = [r["timings_s"].get("train_and_rc", float("nan")) for r in summary["rounds"]]
     return {"wall_s": wall, "train_and_rc_s": train}
 

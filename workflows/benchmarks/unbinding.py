@@ -165,7 +165,8 @@ def _campaign(config_path: Path, workdir: Path) -> dict:
     folder = workdir / "campaign"
     timing_path = workdir / "timing.json"
     timing = store.load_json(timing_path) if timing_path.exists() else {}
-    fresh = not (folder / "summary.json").exists()
+    campaign = store.CampaignStore(folder)
+    fresh = not campaign.has(campaign.SUMMARY)
     t0 = time.perf_counter()
     code = rave_main(["run", str(config_path), "--workdir", str(folder)])
     if code != 0:
@@ -173,7 +174,7 @@ def _campaign(config_path: Path, workdir: Path) -> dict:
     if fresh and "campaign_s" not in timing:
         timing["campaign_s"] = time.perf_counter() - t0
         store.write_json(timing_path, timing)
-    return store.load_json(folder / "summary.json")
+    return campaign.summary()
 
 
 def _unbiased_chunks(config, cavity, timestep_ps: float, workdir: Path,
@@ -182,9 +183,8 @@ def _unbiased_chunks(config, cavity, timestep_ps: float, workdir: Path,
     sampling = config.sampling
     folder = workdir / "unbiased"
     folder.mkdir(exist_ok=True)
-    round0 = store.round_dir(workdir / "campaign", 0) / "walkers"
-    previous = [WalkerResult.from_arrays(store.load_npz(round0 / f"walker_{k:02d}.npz"))
-                for k in range(sampling.walkers)]
+    campaign = store.CampaignStore(workdir / "campaign")
+    previous = [WalkerResult.from_arrays(campaign.walker(0, k)) for k in range(sampling.walkers)]
     xml = openmm.XmlSerializer.serialize(cavity.system)
     features = tuple(f.to_dict() for f in cavity.features)
     n_frames = sampling.steps_per_round // sampling.report_interval
@@ -237,10 +237,9 @@ def _segments(config, cavity, timestep_ps: float, workdir: Path, summary: dict, 
     ns_per_walker = sampling.steps_per_round * timestep_ps / 1000
     segments = []
     for r in range(len(summary["rounds"])):
-        data = store.load_npz(store.round_dir(workdir / "campaign", r) / "frames.npz",
-                              ("features",))
-        f = data["features"]
-        walker = data.get("walker", np.zeros(len(f), dtype=np.int64))
+        frames = store.CampaignStore(workdir / "campaign").frames(r)
+        f = frames.features
+        walker = np.zeros(len(f), dtype=np.int64) if frames.walker is None else frames.walker
         segments.append(_segment(f"round {r}", r > 0, f, walker,
                                  ns_per_walker * sampling.walkers, cavity, height))
     for c, chunk in enumerate(chunks, start=1):
