@@ -13,9 +13,10 @@ Names are loaded on first use, so ``import rave`` imports neither OpenMM nor tor
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover (for type checkers and IDEs; loaded lazily below)
     from .learn.estimator import RAVE
@@ -44,13 +45,4 @@ _LAZY = {
 __all__ = ["BiasForce", "CVReporter", "RAVE", "read_cv", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rave' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names("rave", _LAZY, globals())

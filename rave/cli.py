@@ -270,44 +270,31 @@ def _print_status(workdir: Path, summary: dict) -> None:
 
 
 def _verdict(workdir: Path, summary: dict) -> str:
-    """One line: converged or not, and why, against the campaign's own thresholds."""
+    """One line: converged or not, and why: the failed criteria the last round stored
+    (:mod:`rave.learn.convergence`); for rounds of an older rave, which stored none, the same
+    function judges what they recorded against the campaign's own thresholds."""
     from .campaign.config import ConvergenceConfig
+    from .learn.convergence import RoundEvidence, convergence_failures
 
     rounds = summary["rounds"]
     if summary["converged"]:
         return f"verdict: converged after {len(rounds)} rounds"
     if len(rounds) < 2:
         return "verdict: not converged (needs at least two rounds to compare)"
-    try:
-        stored = CampaignStore(workdir).config().get("convergence", {})
-        thresholds = ConvergenceConfig(**stored)
-    except (StoreFileError, OSError, ValueError, TypeError):
-        thresholds = ConvergenceConfig()
     last = rounds[-1]
-    angle, change = last.get("angle_change_deg"), last.get("free_energy_change_kT")
-    spread, sigma = last.get("seed_spread_deg"), last.get("free_energy_sigma_kT")
-    rc_sigma = last.get("rc_angle_sigma_deg")
-    reasons = []
-    if angle is None:
-        reasons.append("the last round has no RC change recorded")
-    elif angle >= thresholds.angle_deg:
-        reasons.append(f"the RC still moved {angle:.1f} deg (limit {thresholds.angle_deg:g})")
-    if spread is not None and spread >= thresholds.angle_deg:
-        reasons.append(f"the seeds' RCs still differ by {spread:.1f} deg "
-                       f"(limit {thresholds.angle_deg:g})")
-    if rc_sigma is not None and rc_sigma >= thresholds.angle_deg:
-        reasons.append(f"the RC's bootstrap uncertainty is {rc_sigma:.1f} deg "
-                       f"(limit {thresholds.angle_deg:g})")
-    if change is None:
-        reasons.append("the last round has no F(chi) change recorded")
-    elif change >= thresholds.free_energy_kT:
-        reasons.append(f"F(chi) still changed {change:.2f} kT RMS "
-                       f"(limit {thresholds.free_energy_kT:g})")
-    if sigma is not None and sigma >= thresholds.free_energy_kT:
-        reasons.append(f"F(chi)'s bootstrap uncertainty is {sigma:.2f} kT RMS "
-                       f"(limit {thresholds.free_energy_kT:g})")
-    if len(rounds) < thresholds.min_rounds:
-        reasons.append(f"fewer than {thresholds.min_rounds} rounds")
+    reasons = last.get("convergence_failures")
+    if reasons is None:
+        try:
+            stored = CampaignStore(workdir).config().get("convergence", {})
+            thresholds = ConvergenceConfig(**stored)
+        except (StoreFileError, OSError, ValueError, TypeError):
+            thresholds = ConvergenceConfig()
+        reasons = convergence_failures(RoundEvidence(
+            index=len(rounds) - 1, angle_change_deg=last.get("angle_change_deg"),
+            seed_spread_deg=last.get("seed_spread_deg"), usable_seeds=0, models=0,  # not stored
+            free_energy_change_kT=last.get("free_energy_change_kT"),
+            free_energy_sigma_kT=last.get("free_energy_sigma_kT"),
+            rc_angle_sigma_deg=last.get("rc_angle_sigma_deg")), thresholds)
     advice = ("Raise sampling.max_total_steps to go on"
               if str(summary.get("stop_reason") or "").startswith("budget spent")
               else "Raise --rounds to go on")

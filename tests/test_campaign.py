@@ -80,6 +80,30 @@ def test_campaign_writes_the_documented_outputs(finished_campaign):
     assert (workdir / "free_energy.png").is_file()
 
 
+def test_each_round_stores_the_verdict_it_reached_and_why(finished_campaign):
+    """round.json's convergence_failures is rave.learn.convergence's judgement of the round's
+    own record: converged exactly when it is empty."""
+    from rave.campaign.config import ConvergenceConfig
+    from rave.learn.convergence import RoundEvidence, convergence_failures
+
+    workdir, summary = finished_campaign
+    for record in summary["rounds"]:
+        coordinate = json.loads((workdir / f"round_{record['index']:03d}" /
+                                 "coordinate.json").read_text())
+        dropped = set(coordinate["spurious_models"]) | set(coordinate["stale_models"])
+        models = len(coordinate["model_kl_divergences"])
+        expected = convergence_failures(RoundEvidence(
+            index=record["index"], angle_change_deg=record["angle_change_deg"],
+            seed_spread_deg=record["seed_spread_deg"], usable_seeds=models - len(dropped),
+            models=models, free_energy_change_kT=record["free_energy_change_kT"],
+            free_energy_sigma_kT=record["free_energy_sigma_kT"],
+            rc_angle_sigma_deg=record["rc_angle_sigma_deg"]), ConvergenceConfig())
+        assert record["convergence_failures"] == expected
+        assert record["converged"] == (expected == [])
+    assert summary["rounds"][0]["convergence_failures"][:2] == [
+        "fewer than 3 rounds", "no previous round's RC to compare with"]
+
+
 def test_biased_frames_carry_the_bias_openmm_applied(finished_campaign):
     workdir, _ = finished_campaign
     from rave.learn.bias import Bias

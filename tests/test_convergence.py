@@ -23,11 +23,11 @@ def test_a_round_that_meets_every_criterion_converged():
 @pytest.mark.parametrize(("change", "expected"), [
     ({"index": 1}, "fewer than 3 rounds"),
     ({"angle_change_deg": 5.0}, "the RC still moved 5.0 deg (limit 5)"),
-    ({"angle_change_deg": None}, "no previous round's RC"),
+    ({"angle_change_deg": None}, "the round has no RC change recorded"),
     ({"usable_seeds": 1, "seed_spread_deg": None}, "only 1 of the 2 VAE seeds gave a usable RC"),
     ({"seed_spread_deg": 7.5}, "the seeds' RCs still differ by 7.5 deg"),
     ({"free_energy_change_kT": 0.5}, "F(chi) still changed 0.50 kT RMS (limit 0.5)"),
-    ({"free_energy_change_kT": None}, "no previous round's F(chi)"),
+    ({"free_energy_change_kT": None}, "the round has no F(chi) change recorded"),
     ({"free_energy_sigma_kT": 0.61}, "F(chi)'s bootstrap uncertainty is 0.61 kT"),
     ({"rc_angle_sigma_deg": 12.0}, "the RC's bootstrap uncertainty is 12.0 deg"),
 ])

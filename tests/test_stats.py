@@ -768,7 +768,7 @@ def test_grouped_states_resample_across_short_states_and_match_the_true_spread(c
     frames under the same bias, as an OPES round's blocks are: blocks cut within each state
     (<= 5 frames) underestimate sigma of F; blocks cut across the states of the group (5 g)
     give the spread of F over 30 independent trajectories within the stated tolerance (the
-    ratio of medians in [0.6, 1.5]; measured 0.7-1.2 per bin)."""
+    ratio of medians in [0.6, 1.5]; measured 0.65-1.3 per bin)."""
     n_states, per, tau = 20, 100, 30.0
     edges = np.linspace(-2.5, 2.5, 11)
     central = slice(3, 7)

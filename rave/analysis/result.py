@@ -350,6 +350,7 @@ class CampaignResult:
                 block_length=block_length,
                 seed=seed,
                 walker=self.walker_labels(),
+                state_groups=[r.index for r in self.rounds for _ in r.states()],
             )
         return self._profiles[key]
 

@@ -17,8 +17,9 @@ Names are loaded on first use, so ``import rave.campaign.config`` does not impor
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .campaign import BiasMismatchError, Campaign, RoundFailed
@@ -38,13 +39,4 @@ __all__ = ["BiasMismatchError", "Campaign", "Config", "ConfigError", "RoundFaile
            "config_from_dict", "load_config"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rave.campaign' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names("rave.campaign", _LAZY, globals())

@@ -54,6 +54,7 @@ from ..learn.bias import (
     applied_states,
     reduced_bias_matrix,
 )
+from ..learn.convergence import RoundEvidence, convergence_failures
 from ..learn.coordinate import direction_angle_deg
 from ..learn.estimator import RAVE, RAVEModel, cold_positions, rc_frames, stale_warm_starts  # noqa: F401
 from ..md.features import openmm_feature_values
@@ -889,7 +890,6 @@ class Campaign:
         edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
         centers, profile = free_energy_profile(chi, log_w, edges)
         angle = change = growth = sigma = None
-        converged = False
         if self._previous_coefficients is not None and cfg.convergence.bootstrap:
             t1 = time.perf_counter()
             sigma = self._profile_sigma(chi, edges, profile, index)
@@ -903,20 +903,20 @@ class Campaign:
             angle = direction_angle_deg(c, self._previous_coefficients)
             change = profile_change_kT(centers, profile, previous,
                                        cfg.convergence.profile_max_kT)
-            converged = (
-                angle < cfg.convergence.angle_deg
-                and (spread is None or spread < cfg.convergence.angle_deg)
-                and change < cfg.convergence.free_energy_kT
-                and (sigma is None or sigma < cfg.convergence.free_energy_kT)
-                and (rc_sigma is None or rc_sigma < cfg.convergence.angle_deg)
-                and index + 1 >= cfg.convergence.min_rounds
-            )
-            log.info("round %d: RC changed by %.2f deg (its bootstrap uncertainty %s; seeds agree "
-                     "within %s), F(chi) by %.3f kT RMS (bootstrap uncertainty %s)%s", index,
-                     angle, "-" if rc_sigma is None else f"{rc_sigma:.1f} deg",
-                     "-" if spread is None else f"{spread:.1f} deg", change,
+        usable = sum(not (m.stale or m.spurious) for m in model.models)
+        failures = convergence_failures(RoundEvidence(
+            index=index, angle_change_deg=angle, seed_spread_deg=spread, usable_seeds=usable,
+            models=len(model.models), free_energy_change_kT=change, free_energy_sigma_kT=sigma,
+            rc_angle_sigma_deg=rc_sigma), cfg.convergence)
+        converged = not failures
+        if self._previous_coefficients is not None:
+            log.info("round %d: RC changed by %.2f deg (its bootstrap uncertainty %s; %d of %d "
+                     "seeds usable, agreeing within %s), F(chi) by %.3f kT RMS (bootstrap "
+                     "uncertainty %s) -> %s", index, angle,
+                     "-" if rc_sigma is None else f"{rc_sigma:.1f} deg", usable,
+                     len(model.models), "-" if spread is None else f"{spread:.1f} deg", change,
                      "-" if sigma is None else f"{sigma:.3f} kT",
-                     " -> converged" if converged else "")
+                     "converged" if converged else "not converged: " + "; ".join(failures))
         self.store.write_profile(centers, profile, index)
         self.store.write_coordinate(index, {
             "coefficients": c.tolist(),
@@ -950,6 +950,7 @@ class Campaign:
             angle_change_deg=angle, free_energy_change_kT=change, converged=converged,
             timings_s=timings, chi_range_growth=growth, seed_spread_deg=spread,
             free_energy_sigma_kT=sigma, rc_angle_sigma_deg=rc_sigma,
+            convergence_failures=failures,
         )
         if cfg.output.figures:
             t0 = time.perf_counter()
@@ -960,11 +961,14 @@ class Campaign:
 
     def _bootstrap(self, chi: np.ndarray, edges: np.ndarray, n_bootstrap: int, seed: int):
         """Block bootstrap of F(chi) over the MBAR states of :meth:`_reweight` (its reduced
-        biases, reused), blocks cut within each walker's frames."""
+        biases, reused), resampled round by round: blocks cut within each walker's frames of a
+        round, across the states of an adaptive round."""
         _, reduced, counts, _ = self._last_reweight
+        rounds = [r for r, states in enumerate(self._biases) for _ in states]
         return bootstrap_free_energy_profile(reduced, counts, chi, edges,
                                              n_bootstrap=n_bootstrap, seed=seed,
-                                             walker=np.concatenate(self._walkers))
+                                             walker=np.concatenate(self._walkers),
+                                             state_groups=rounds)
 
     def _profile_sigma(self, chi: np.ndarray, edges: np.ndarray, profile: np.ndarray,
                        index: int) -> float:

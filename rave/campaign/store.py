@@ -417,7 +417,7 @@ class RoundRecord:
     timings_s : dict
         Seconds per stage.
     run, config_changes, steps, plan_reason, chi_range_growth, seed_spread_deg, \
-free_energy_sigma_kT, rc_angle_sigma_deg
+free_energy_sigma_kT, rc_angle_sigma_deg, convergence_failures
         As commented at each field (None: not recorded, e.g. by an older rave).
     """
 
@@ -448,6 +448,9 @@ free_energy_sigma_kT, rc_angle_sigma_deg
     free_energy_sigma_kT: float | None = None
     #: block-bootstrap uncertainty of the RC's direction, degrees (None: not run)
     rc_angle_sigma_deg: float | None = None
+    #: the convergence criteria this round failed, in words (rave.learn.convergence; empty:
+    #: converged; None: not recorded, an older rave)
+    convergence_failures: list[str] | None = None
 
     def to_summary(self) -> dict:
         """The record as ``round.json`` (and ``summary.json``'s rounds) store it."""
@@ -475,6 +478,8 @@ free_energy_sigma_kT, rc_angle_sigma_deg
                                      else float(self.free_energy_sigma_kT)),
             "rc_angle_sigma_deg": (None if self.rc_angle_sigma_deg is None
                                    else float(self.rc_angle_sigma_deg)),
+            "convergence_failures": (None if self.convergence_failures is None
+                                     else [str(f) for f in self.convergence_failures]),
         }
 
     @classmethod
@@ -504,6 +509,8 @@ free_energy_sigma_kT, rc_angle_sigma_deg
                                   else float(data["free_energy_sigma_kT"])),
             rc_angle_sigma_deg=(None if data.get("rc_angle_sigma_deg") is None
                                 else float(data["rc_angle_sigma_deg"])),
+            convergence_failures=(None if data.get("convergence_failures") is None
+                                  else [str(f) for f in data["convergence_failures"]]),
         )
 
 

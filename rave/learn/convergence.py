@@ -90,7 +90,8 @@ def convergence_failures(evidence: RoundEvidence, thresholds) -> list[str]:
         failures.append(f"fewer than {thresholds.min_rounds} rounds")
     angle = evidence.angle_change_deg
     if angle is None:
-        failures.append("no previous round's RC to compare with")
+        failures.append("no previous round's RC to compare with" if evidence.index == 0
+                        else "the round has no RC change recorded")
     elif not angle < angle_limit:
         failures.append(f"the RC still moved {angle:.1f} deg (limit {angle_limit:g})")
     if evidence.models >= 2 and evidence.usable_seeds < 2:
@@ -104,7 +105,8 @@ def convergence_failures(evidence: RoundEvidence, thresholds) -> list[str]:
                         f"{angle_limit:g})")
     change = evidence.free_energy_change_kT
     if change is None:
-        failures.append("no previous round's F(chi) to compare with")
+        failures.append("no previous round's F(chi) to compare with" if evidence.index == 0
+                        else "the round has no F(chi) change recorded")
     elif not change < f_limit:
         failures.append(f"F(chi) still changed {change:.2f} kT RMS (limit {f_limit:g})")
     sigma = evidence.free_energy_sigma_kT

@@ -16,8 +16,9 @@ Names are loaded on first use, so ``from rave.md.frames import Frames`` imports 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bias_force import BiasForce, free_force_group
@@ -38,13 +39,4 @@ __all__ = ["BiasForce", "CVData", "CVRecorder", "CVReporter", "Frames", "free_fo
            "read_cv"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rave.md' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names("rave.md", _LAZY, globals())
