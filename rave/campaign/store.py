@@ -34,7 +34,8 @@ Layout::
         figure.png
         round.json         this round's record, its MD steps per walker and why the schedule
                            chose them (and the run of manifest.json that made it,
-                           with the config keys that run changed); written last: complete
+                           with the config keys that run changed), the convergence
+                           criteria it failed; written last: complete
 
 Every file is written to a temporary name (``.NAME.XXXXXXXX.tmp``) in the same directory and
 renamed into place, so a file with its final name is complete; the files that complete a walker
