@@ -18,6 +18,20 @@ given by mdtraj atom selections in ``[[features]]`` tables, e.g.::
 Every string where a feature takes atoms (``atoms``, ``group1``, ``group2``, ``groups``
 entries, ``group_a``, ``group_b``) is an mdtraj selection; a group with several atoms means
 their centroid (coordination: the set of atoms). Integers (0-based indices) are accepted too.
+
+A ``cvpack`` collective variable (``pip install cvpack``) is a feature too, built once, when
+the config is read, into a :class:`rave.md.features.ForceFeature` (kind "openmm_force" in
+features.json)::
+
+    [[features]]
+    kind = "cvpack"
+    cv = "RadiusOfGyration"                  # a class of cvpack
+    name = "rg"                              # optional: default the CV's own name
+    atoms = { group = "not element H" }     # constructor arguments that take atoms
+    # options = { ... }                      # the constructor's other keyword arguments
+    # unit = "nm"                            # optional: default the CV's own unit
+
+See :func:`cvpack_feature` for the arguments filled in from the System and the PDB.
 """
 
 from __future__ import annotations
@@ -35,10 +49,12 @@ from .registry import SimulationSystem, SystemKind
 if TYPE_CHECKING:  # pragma: no cover
     from rave.campaign.config import Config, SystemConfig
 
-__all__ = ["SYSTEM_KINDS", "features_from_selections"]
+__all__ = ["SYSTEM_KINDS", "cvpack_feature", "features_from_selections"]
 
 #: feature parameters that take particles (an index, a list of indices, or a selection)
 _ATOM_KEYS = ("atoms", "group1", "group2", "group_a", "group_b")
+#: the keys of a [[features]] table of kind "cvpack"
+_CVPACK_KEYS = ("kind", "cv", "name", "unit", "atoms", "options")
 
 
 def _select(topology, selection, where: str) -> list[int]:
@@ -67,8 +83,139 @@ def _select(topology, selection, where: str) -> list[int]:
     return [int(i) for i in atoms]
 
 
+def _cvpack_signature(cls) -> str:
+    import inspect
+
+    try:
+        return f"cvpack.{cls.__name__}{inspect.signature(cls)}"
+    except (TypeError, ValueError):  # pragma: no cover - a class without a signature
+        return f"cvpack.{cls.__name__}"
+
+
+def cvpack_feature(entry: dict, topology, system=None, positions=None,
+                   periodic: bool | None = None, where: str = "features"):
+    """A ``[[features]]`` table of kind "cvpack" as a :class:`~rave.md.features.ForceFeature`.
+
+    The table names a class of ``cvpack`` (``cv``), the constructor arguments that take atoms
+    (``atoms``: argument name to mdtraj selection or 0-based indices; an argument annotated
+    ``int``, such as ``atom1`` of ``cvpack.Distance``, takes a selection of exactly one atom)
+    and its other keyword arguments (``options``, passed as given: cvpack's own defaults apply,
+    e.g. ``pbc = false``). Arguments of the System that a table cannot spell are filled in
+    unless ``options`` gives them: ``referencePositions`` (the PDB's positions, nm: an RMSD to
+    the starting structure), ``numAtoms`` (the PDB's atom count) and ``nonbondedForce`` (the
+    System's ``NonbondedForce``: its exclusions, e.g. for ``cvpack.NumberOfContacts``).
+
+    Parameters
+    ----------
+    entry : dict
+        The table: ``kind = "cvpack"``, ``cv`` (str), optional ``name``, ``unit``, ``atoms``
+        (table) and ``options`` (table).
+    topology : mdtraj.Topology
+        The PDB's topology, for the selections.
+    system : openmm.System, optional
+        The simulated System (for ``nonbondedForce``).
+    positions : np.ndarray, shape=(n_atoms, 3), nm, optional
+        The PDB's positions (for ``referencePositions``).
+    periodic : bool, optional
+        Whether the System is periodic; ``options.pbc = true`` on a non-periodic System is
+        refused.
+    where : str
+        The table's place in the config, for messages.
+
+    Returns
+    -------
+    rave.md.features.ForceFeature
+        The CV's force; ``particles`` the atoms of all ``atoms`` selections; ``name`` and
+        ``unit`` the table's or else the CV's own (``getName()``, ``getUnit()``).
+
+    Raises
+    ------
+    rave.campaign.config.ConfigError
+        When cvpack is not installed, ``cv`` is not a cvpack collective variable, a key or
+        selection is wrong, the table has no ``atoms``, or the constructor refuses the
+        arguments (the message gives its signature).
+    """
+    import inspect
+
+    from rave.md.features import ForceFeature
+
+    unknown = sorted(set(entry) - set(_CVPACK_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} for a 'cvpack' "
+                          f"feature. Allowed: {', '.join(_CVPACK_KEYS)} (the CV's own "
+                          f"arguments go in atoms = {{...}} and options = {{...}})")
+    try:
+        import cvpack
+    except ImportError as error:
+        raise ConfigError(f"{where}: kind = \"cvpack\" needs the cvpack package, which is "
+                          f"not installed: pip install cvpack") from error
+    name = entry.get("cv")
+    known = sorted(n for n in dir(cvpack) if isinstance(getattr(cvpack, n), type)
+                   and issubclass(getattr(cvpack, n), cvpack.CollectiveVariable)
+                   and getattr(cvpack, n) is not cvpack.CollectiveVariable)
+    if not isinstance(name, str) or name not in known:
+        raise ConfigError(f"{where}.cv must name a cvpack collective variable, one of "
+                          f"{', '.join(known)}. You supplied {name!r}")
+    cls = getattr(cvpack, name)
+    parameters = inspect.signature(cls).parameters
+    atoms, options = entry.get("atoms"), entry.get("options", {})
+    if not isinstance(atoms, dict) or not atoms:
+        raise ConfigError(f"{where}.atoms must be a table of the constructor arguments that "
+                          f"take atoms, e.g. atoms = {{ group = \"not element H\" }}, for "
+                          f"{_cvpack_signature(cls)}. You supplied {atoms!r}")
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}.options must be a table of keyword arguments of "
+                          f"{_cvpack_signature(cls)}. You supplied {options!r}")
+    both = sorted(set(atoms) & set(options))
+    if both:
+        raise ConfigError(f"{where}: {', '.join(both)} given in both atoms and options")
+    if options.get("pbc") is True and periodic is False:
+        raise ConfigError(f"{where}.options.pbc = true, but the System has no periodic "
+                          f"boundary conditions: OpenMM would apply the minimum image in its "
+                          f"default box. Remove it")
+    kwargs, particles = {}, set()
+    for key, selection in atoms.items():
+        if key not in parameters:
+            raise ConfigError(f"{where}.atoms.{key}: {_cvpack_signature(cls)} has no argument "
+                              f"{key!r}")
+        indices = _select(topology, selection, f"{where}.atoms.{key}")
+        if parameters[key].annotation in (int, "int"):
+            if len(indices) != 1:
+                raise ConfigError(f"{where}.atoms.{key} takes one atom; the selection "
+                                  f"{selection!r} matches {len(indices)}")
+            kwargs[key] = indices[0]
+        else:
+            kwargs[key] = indices
+        particles.update(indices)
+    supplied = {"numAtoms": topology.n_atoms}
+    if positions is not None:
+        supplied["referencePositions"] = np.asarray(positions, dtype=float)
+    if system is not None:
+        import openmm
+
+        nonbonded = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
+        if nonbonded:
+            supplied["nonbondedForce"] = nonbonded[0]
+    for key, value in supplied.items():
+        if key in parameters and key not in options:
+            kwargs[key] = value
+    kwargs.update(options)
+    try:
+        cv = cls(**kwargs)
+    except Exception as error:  # cvpack and OpenMM raise several types for bad arguments
+        raise ConfigError(f"{where}: cvpack.{name} refuses the arguments atoms = "
+                          f"{sorted(atoms)}, options = {options!r}: {error} (signature: "
+                          f"{_cvpack_signature(cls)})") from error
+    try:
+        return ForceFeature(cv, sorted(particles), unit=entry.get("unit"),
+                            name=entry.get("name"))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from error
+
+
 def features_from_selections(entries: list[dict], topology,
-                             periodic: bool | None = None) -> list:
+                             periodic: bool | None = None, system=None,
+                             positions=None) -> list:
     """Features from ``[[features]]`` tables whose atom slots are mdtraj selections.
 
     Parameters
@@ -83,6 +230,11 @@ def features_from_selections(entries: list[dict], topology,
         ``periodic`` and does not set it gets this value (OpenMM would otherwise apply the
         minimum image in its default 2 nm box to a non-periodic System, numpy would not);
         ``periodic = true`` on a non-periodic System is refused.
+    system : openmm.System, optional
+        The System, for the arguments a ``kind = "cvpack"`` table takes from it
+        (:func:`cvpack_feature`).
+    positions : np.ndarray, shape=(n_atoms, 3), nm, optional
+        The PDB's positions, likewise.
 
     Returns
     -------
@@ -99,8 +251,14 @@ def features_from_selections(entries: list[dict], topology,
     features = []
     for i, entry in enumerate(entries):
         where = f"features[{i}]" + (f" ({entry['name']})" if "name" in entry else "")
+        if entry.get("kind") == "cvpack":
+            features.append(cvpack_feature(entry, topology, system, positions, periodic, where))
+            continue
         resolved = dict(entry)
         kind = resolved.get("kind")
+        if kind not in Feature._registry:
+            kinds = ", ".join(repr(k) for k in [*sorted(Feature._registry), "cvpack"])
+            raise ConfigError(f"{where}.kind must be one of {kinds}. You supplied {kind!r}")
         if periodic is not None and kind in Feature._registry and "periodic" in feature_keys(
                 kind):
             if resolved.get("periodic") is True and not periodic:
@@ -176,7 +334,8 @@ def _build(config: Config) -> SimulationSystem:
                           for v in vectors], float)
     topology = mdtraj.Topology.from_openmm(pdb.topology)
     features = features_from_selections(config.features, topology,
-                                        periodic=system.usesPeriodicBoundaryConditions())
+                                        periodic=system.usesPeriodicBoundaryConditions(),
+                                        system=system, positions=positions)
     if not features:
         raise ConfigError('system.kind = "openmm" needs order parameters: add [[features]] '
                           'tables (see systems/openmm_files.py and workflows/alanine_dipeptide/)')

@@ -1530,6 +1530,18 @@ class CylinderCount(Feature):
         }
 
 
+def _force_unit(force: Any) -> str:
+    """The unit a force states for its energy-as-CV (a cvpack CV's ``getUnit()``), else "1"."""
+    get_unit = getattr(force, "getUnit", None)
+    if get_unit is None:
+        return "1"
+    stated = get_unit()
+    for name, known in (("nm", u.nanometer), ("rad", u.radian), ("1", u.dimensionless)):
+        if stated == known:
+            return name
+    return str(stated.get_symbol()) or "1"
+
+
 class ForceFeature(Feature):
     """Any OpenMM force whose potential energy is the order parameter (e.g. a ``cvpack`` CV).
 
@@ -1546,8 +1558,10 @@ class ForceFeature(Feature):
     particles : int or Sequence[int]
         The particle indices the force uses (checked against the positions given to
         :meth:`evaluate`).
-    unit : str
-        Unit of the value, e.g. "nm" for an RMSD, "1" (default) for a count.
+    unit : str, optional
+        Unit of the value, e.g. "nm" for an RMSD, "1" for a count. Default: the force's own
+        unit when it states one (a ``cvpack`` CV's ``getUnit()``: "nm", "rad", "1", else its
+        symbol), otherwise "1".
     name : str, optional
         Label; default the force's own name (``force.getName()``).
 
@@ -1572,9 +1586,11 @@ class ForceFeature(Feature):
         self,
         force: openmm.Force | str,
         particles: Sequence[int] | int,
-        unit: str = "1",
+        unit: str | None = None,
         name: str | None = None,
     ) -> None:
+        if unit is None:
+            unit = _force_unit(force)
         if isinstance(force, str):
             try:
                 force = openmm.XmlSerializer.deserialize(force)
