@@ -32,7 +32,23 @@ class ExportError(RuntimeError):
 
 
 def plumed_paths(directory: Path) -> list[Path]:
-    """The files :func:`write_plumed` writes into ``directory``."""
+    """The files :func:`write_plumed` writes into ``directory``.
+
+    Parameters
+    ----------
+    directory : path
+        The export directory (it need not exist).
+
+    Returns
+    -------
+    list of Path
+        ``plumed.dat``, ``bias.grid`` and ``README.txt`` in ``directory``.
+
+    Raises
+    ------
+    ExportError
+        ``directory`` exists and is not a directory.
+    """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ExportError(f"--plumed {directory}: exists and is not a directory; give a "
@@ -54,8 +70,17 @@ def _campaign_holding(path: Path) -> Path | None:
 
 
 def check_targets(paths: Sequence[Path], force: bool = False) -> None:
-    """Refuse export targets that are directories, lie inside a campaign, or exist (unless
-    ``force``); checks every target before anything is written.
+    """Refuse export targets that are directories, lie inside a campaign, or exist.
+
+    Existing files are allowed with ``force``; every target is checked before anything is
+    written.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The files an export would write.
+    force : bool, optional
+        Allow overwriting existing files.
 
     Raises
     ------
@@ -86,8 +111,19 @@ def _latest(campaign: store.CampaignStore) -> int:
 
 
 def latest_round(workdir: Path) -> Path:
-    """The folder of the latest round of ``workdir`` whose RC (``coordinate.json``) and next
-    bias (``bias.json``) are stored.
+    """The folder of the latest round of ``workdir`` whose RC and next bias are stored.
+
+    Those are ``coordinate.json`` and ``bias.json``.
+
+    Parameters
+    ----------
+    workdir : path
+        The campaign's work directory.
+
+    Returns
+    -------
+    Path
+        The round's folder, ``round_NNN``.
 
     Raises
     ------
@@ -100,6 +136,16 @@ def latest_round(workdir: Path) -> Path:
 
 def load_features(workdir: Path) -> list:
     """The order parameters of the campaign in ``workdir`` (``features.json``).
+
+    Parameters
+    ----------
+    workdir : path
+        The campaign's work directory.
+
+    Returns
+    -------
+    list of rave.md.features.Feature
+        The order parameters, in feature order.
 
     Raises
     ------
@@ -119,6 +165,18 @@ def plumed_grid_text(grid: BiasGrid, extra_widths: float = PLUMED_EXTRA_WIDTHS) 
     The grid keeps rave's spacing and is extended by ``extra_widths`` grid widths on each side,
     where the value is the edge value and the derivative zero, as rave's clamped argument gives.
     ``nbins`` is the number of rows; the last row sits at ``max_chi``.
+
+    Parameters
+    ----------
+    grid : rave.learn.bias.BiasGrid
+        The bias on its grid (kJ/mol along chi).
+    extra_widths : float, optional
+        How far the file's grid extends beyond each end of rave's, in widths of rave's grid.
+
+    Returns
+    -------
+    str
+        The file's text: chi, the bias in kJ/mol and its derivative in kJ/mol per unit of chi.
     """
     spacing = grid.spacing
     n_extra = int(np.ceil(extra_widths * (grid.chi_max - grid.chi_min) / spacing))
@@ -145,6 +203,20 @@ def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list
     Each feature writes its own actions (:meth:`rave.md.features.Feature.plumed_action`), labelled
     ``s0``, ``s1``, ... in order.
 
+    Parameters
+    ----------
+    features : sequence of rave.md.features.Feature
+        The order parameters, in feature order.
+
+    Returns
+    -------
+    lines : list of str
+        The PLUMED input lines of all features.
+    args : list of str
+        The argument that holds each feature's value, in feature order.
+    notes : list of str
+        What each feature maps to, for the README.
+
     Raises
     ------
     ExportError
@@ -165,8 +237,31 @@ def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list
 
 
 def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Path]:
-    """Write plumed.dat, bias.grid and README.txt (the feature-to-action map) into directory
-    (existing files only with ``force``; never inside a campaign)."""
+    """Write plumed.dat, bias.grid and README.txt (the feature-to-action map) into ``directory``.
+
+    Existing files are overwritten only with ``force``; nothing is written inside a campaign.
+    The bias is that of the latest round (nm, kJ/mol, PLUMED's defaults).
+
+    Parameters
+    ----------
+    workdir : path
+        The campaign's work directory.
+    directory : path
+        The export directory (created if missing).
+    force : bool, optional
+        Overwrite existing files.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    ExportError
+        A target is refused (:func:`check_targets`), the campaign has no finished round or no
+        ``features.json``, its bias and features disagree, or a feature has no PLUMED action.
+    """
     directory = Path(directory)
     check_targets(plumed_paths(directory), force)
     campaign = store.CampaignStore(workdir)
@@ -200,8 +295,30 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
 
 
 def write_torchscript(workdir: Path, path: Path, force: bool = False) -> Path:
-    """The chosen encoder of the latest round as TorchScript (raw features in, latent mean out);
-    an existing file only with ``force``, never inside a campaign."""
+    """The chosen encoder of the latest round as TorchScript (raw features in, latent mean out).
+
+    An existing file is overwritten only with ``force``; nothing is written inside a campaign.
+
+    Parameters
+    ----------
+    workdir : path
+        The campaign's work directory.
+    path : path
+        The TorchScript file to write.
+    force : bool, optional
+        Overwrite an existing file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ExportError
+        The target is refused (:func:`check_targets`), the campaign has no finished round, or
+        the model file is not named, missing or damaged.
+    """
     check_targets([Path(path)], force)
     campaign = store.CampaignStore(workdir)
     index = _latest(campaign)
@@ -225,8 +342,32 @@ def write_torchscript(workdir: Path, path: Path, force: bool = False) -> Path:
 
 def write_openmm(workdir: Path, path: Path, force_group: int | None = None,
                  force: bool = False) -> Path:
-    """The latest bias as a serialized OpenMM force (XML) to add to one's own System; an
-    existing file only with ``force``, never inside a campaign."""
+    """The latest bias as a serialized OpenMM force (XML) to add to one's own System.
+
+    An existing file is overwritten only with ``force``; nothing is written inside a campaign.
+
+    Parameters
+    ----------
+    workdir : path
+        The campaign's work directory.
+    path : path
+        The XML file to write.
+    force_group : int or None, optional
+        The force group of the force (default: the campaign's ``bias.force_group``, else 30).
+    force : bool, optional
+        Overwrite an existing file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ExportError
+        The target is refused (:func:`check_targets`), or the campaign has no finished round
+        or no ``features.json``.
+    """
     import openmm
 
     check_targets([Path(path)], force)

@@ -151,10 +151,27 @@ def _reference_items(result: CampaignResult, est: ProfileEstimate) -> list[tuple
 
 
 def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.md``, ``report.html`` and their PNG figures (default: WORKDIR/report/).
+    """Write ``report.md``, ``report.html`` and their PNG figures.
 
-    Both documents hold the same content and link the figures by relative path. Returns the
-    path of ``report.md``.
+    Both documents hold the same content and link the figures by relative path.
+
+    Parameters
+    ----------
+    workdir : str or path
+        The campaign's work directory.
+    out : str or path, optional
+        The report directory, created if missing (default: ``WORKDIR/report/``).
+
+    Returns
+    -------
+    Path
+        The path of ``report.md``.
+
+    Raises
+    ------
+    rave.analysis.CampaignFileError
+        A file of the campaign is missing or damaged (see
+        :meth:`rave.analysis.CampaignResult.load`).
     """
     from . import plots
 

@@ -84,8 +84,23 @@ class CampaignFileError(store.StoreFileError):
 
 
 def config_change_lines(rounds: list[dict]) -> list[str]:
-    """Lines naming the rounds that ran with a config other than ``config.json``, grouped by
-    the run that completed them (from each round's ``run`` and ``config_changes``)."""
+    """Lines naming the rounds that ran with a config other than ``config.json``.
+
+    The rounds are grouped by the run that completed them (from each round's ``run`` and
+    ``config_changes``).
+
+    Parameters
+    ----------
+    rounds : list of dict
+        The round records (``summary.json``'s rounds, :meth:`RoundRecord.to_summary
+        <rave.campaign.store.RoundRecord.to_summary>`).
+
+    Returns
+    -------
+    list of str
+        One line per group of rounds with the same run and changes; empty when no round ran
+        with a changed config.
+    """
     groups: dict[tuple, list[int]] = {}
     for r in rounds:
         changes = tuple(r.get("config_changes") or ())
@@ -128,7 +143,15 @@ def _rc_text(c: np.ndarray, names: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class ReportFigure:
-    """A figure of the report and its one-sentence caption."""
+    """A figure of the report and its one-sentence caption.
+
+    Attributes
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure.
+    caption : str
+        What it shows, one sentence.
+    """
 
     figure: Figure
     caption: str
@@ -146,6 +169,7 @@ class RoundData:
     Attributes
     ----------
     index : int
+        The round's index, from 0.
     frames : rave.md.frames.Frames
         The round's frames (``frames.npz``), walkers concatenated, each walker in time order;
         ``features``, ``bias_kjmol``, ``time_ps`` and ``walker`` below are its arrays.
@@ -172,6 +196,18 @@ class RoundData:
     @classmethod
     def read(cls, campaign: store.CampaignStore, index: int) -> RoundData:
         """Round ``index`` of a campaign store.
+
+        Parameters
+        ----------
+        campaign : rave.campaign.store.CampaignStore
+            The campaign's store.
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        RoundData
+            The round's frames, applied bias and its MBAR states, RC and next bias.
 
         Raises
         ------
@@ -209,11 +245,23 @@ class RoundData:
         return self.frames.walker
 
     def states(self) -> list:
-        """(bias or None, frames) of each MBAR state of the round, in frame order."""
+        """(bias or None, frames) of each MBAR state of the round, in frame order.
+
+        Returns
+        -------
+        list of (Bias or None, int)
+            :attr:`bias_states`, or the one state (``bias_applied``, all frames) when it is None.
+        """
         return self.bias_states or [(self.bias_applied, len(self.features))]
 
     def segments(self) -> list[np.ndarray]:
-        """Index arrays of each walker's frames, in time order."""
+        """Index arrays of each walker's frames, in time order.
+
+        Returns
+        -------
+        list of np.ndarray
+            One integer array per walker (:meth:`rave.md.frames.Frames.segments`).
+        """
         return self.frames.segments()
 
 
@@ -221,6 +269,17 @@ class CampaignResult:
     """Frames, biases, RCs, models, profiles and figures of a campaign's finished rounds.
 
     Load with :meth:`load`; see the module docstring for a notebook example.
+
+    Parameters
+    ----------
+    workdir : path
+        The campaign's work directory.
+    summary : dict
+        Its ``summary.json`` (``temperature_K`` and the round records).
+    features : list of rave.md.features.Feature
+        Its order parameters (``features.json``), in feature order.
+    rounds : list of RoundData
+        Its finished rounds, in order.
     """
 
     def __init__(self, workdir: Path, summary: dict, features: list, rounds: list[RoundData]):
@@ -236,7 +295,24 @@ class CampaignResult:
 
     @classmethod
     def load(cls, workdir: str | Path) -> CampaignResult:
-        """Read ``summary.json``, ``features.json`` and every finished round's files."""
+        """Read ``summary.json``, ``features.json`` and every finished round's files.
+
+        Parameters
+        ----------
+        workdir : str or path
+            The campaign's work directory.
+
+        Returns
+        -------
+        CampaignResult
+            The campaign's finished rounds.
+
+        Raises
+        ------
+        CampaignFileError
+            A file is missing, damaged or not what rave wrote, or ``summary.json`` lists no
+            finished round; the message names the file and how to recompute it.
+        """
         try:
             return cls._load(Path(workdir))
         except (KeyError, TypeError, AttributeError, IndexError) as error:
@@ -263,14 +339,27 @@ class CampaignResult:
     # ----------------------------------------------------------------- data
     @property
     def feature_names(self) -> list[str]:
+        """list of str: the name of each order parameter, feature order."""
         return [f.name for f in self.features]
 
     def all_features(self) -> np.ndarray:
-        """Features of all frames, round by round, shape (n_frames, d)."""
+        """Features of all frames, round by round.
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames, d)
+            The order parameters of every frame, in their MD units.
+        """
         return np.concatenate([r.features for r in self.rounds])
 
     def walker_labels(self) -> np.ndarray:
-        """Walker index of every frame within its round (0 where a round stored none)."""
+        """Walker index of every frame within its round (0 where a round stored none).
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames,), dtype=int
+            The labels, round by round.
+        """
         return np.concatenate(
             [
                 np.zeros(len(r.features), dtype=np.int64) if r.walker is None else r.walker
@@ -279,24 +368,59 @@ class CampaignResult:
         )
 
     def frames_per_round(self) -> list[int]:
+        """The number of frames of each finished round.
+
+        Returns
+        -------
+        list of int
+            Frames per round, in order.
+        """
         return [len(r.features) for r in self.rounds]
 
     def coefficients(self, index: int = -1) -> np.ndarray:
-        """The RC learned after round ``index`` (unit norm, feature order)."""
+        """The RC learned after round ``index`` (unit norm, feature order).
+
+        Parameters
+        ----------
+        index : int, optional
+            Position in :attr:`rounds` (negative from the end); default the last.
+
+        Returns
+        -------
+        np.ndarray, shape=(d,)
+            The RC's coefficients.
+        """
         return np.asarray(self.rounds[index].coordinate["coefficients"], dtype=float)
 
     def frames_per_state(self) -> list[int]:
-        """Frames of each MBAR state (a round, or a block of an adaptive round), in order."""
+        """Frames of each MBAR state (a round, or a block of an adaptive round), in order.
+
+        Returns
+        -------
+        list of int
+            Frames per state.
+        """
         return [n for r in self.rounds for _, n in r.states()]
 
     def reduced_bias(self) -> np.ndarray:
-        """``V_k(frame n) / kT`` of every frame under every state's bias, shape (K, n_frames)
-        (K states: one per static round, one per block of an adaptive round)."""
+        """``V_k(frame n) / kT`` of every frame under every state's bias.
+
+        Returns
+        -------
+        np.ndarray, shape=(K, n_frames)
+            K states: one per static round, one per block of an adaptive round.
+        """
         states = [state for r in self.rounds for state in r.states()]
         return reduced_bias_matrix(self.all_features(), states, self.kT)[0]
 
     def reweight(self) -> ReweightResult:
-        """MBAR over all rounds toward the unbiased ensemble (cached)."""
+        """MBAR over all rounds toward the unbiased ensemble (cached).
+
+        Returns
+        -------
+        rave.stats.ReweightResult
+            The log-weights of every frame and the states' free energies ``f_k``.
+        """
         if self._reweighted is None:
             self._reweighted = mbar_reweight(self.reduced_bias(), self.frames_per_state())
         return self._reweighted
@@ -323,8 +447,9 @@ class CampaignResult:
         block_length: int | None = None,
         seed: int = 0,
     ) -> ProfileEstimate:
-        """F(chi) along chi = coefficients . features from all rounds (MBAR), with the block
-        bootstrap error that re-solves MBAR per replicate (see
+        """F(chi) along chi = coefficients . features from all rounds (MBAR), with bootstrap errors.
+
+        The block bootstrap re-solves MBAR per replicate (see
         :func:`rave.stats.bootstrap_free_energy_profile`). Cached per arguments.
 
         Parameters
@@ -333,9 +458,23 @@ class CampaignResult:
             Any linear combination of the features; default the final RC.
         bins : int
             Equal bins over the sampled chi range.
-        n_bootstrap, block_length, seed
-            Of the bootstrap; ``block_length=None`` chooses it per round from the correlation
-            time of chi.
+        n_bootstrap : int
+            Bootstrap replicates.
+        block_length : int or None
+            Bootstrap block length, frames; None chooses it per round from the correlation time
+            of chi.
+        seed : int
+            Seed of the bootstrap's random numbers.
+
+        Returns
+        -------
+        rave.stats.ProfileEstimate
+            Bin centres, F in kT (minimum 0), its bootstrap sigma in kT, and MBAR's ``f_k``.
+
+        Raises
+        ------
+        ValueError
+            ``coefficients`` has not one entry per feature.
         """
         c, chi = self._chi(coefficients)
         key = (tuple(c), int(bins), int(n_bootstrap), block_length, int(seed))
@@ -362,15 +501,54 @@ class CampaignResult:
         block_length: int | None = None,
         seed: int = 0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(centers, F, sigma)`` of :meth:`profile`: F in kT (min 0, inf where empty) and its
-        bootstrap standard error in kT (nan where not estimable)."""
+        """``(centers, F, sigma)`` of :meth:`profile`.
+
+        Parameters
+        ----------
+        coefficients : np.ndarray, shape=(d,), optional
+            Any linear combination of the features; default the final RC.
+        bins : int
+            Equal bins over the sampled chi range.
+        n_bootstrap : int
+            Bootstrap replicates.
+        block_length : int or None
+            Bootstrap block length, frames; None chooses it per round.
+        seed : int
+            Seed of the bootstrap.
+
+        Returns
+        -------
+        centers : np.ndarray, shape=(bins,)
+            Bin centres, in the unit of chi.
+        F : np.ndarray, shape=(bins,)
+            F in kT (min 0, inf where empty).
+        sigma : np.ndarray, shape=(bins,)
+            Its bootstrap standard error in kT (nan where not estimable).
+        """
         est = self.profile(coefficients, bins, n_bootstrap, block_length, seed)
         return est.centers, est.free_energy, est.sigma
 
     def free_energy_2d(
         self, i: int = 0, j: int = 1, bins: int = 50
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """F(s_i, s_j) in kT (min 0, inf where empty) over two order parameters."""
+        """F(s_i, s_j) in kT (min 0, inf where empty) over two order parameters.
+
+        Parameters
+        ----------
+        i, j : int
+            The two order parameters, by position in feature order.
+        bins : int
+            Bins along each (``np.histogram_bin_edges`` over the sampled range).
+
+        Returns
+        -------
+        x : np.ndarray, shape=(bins,)
+            Bin centres of s_i.
+        y : np.ndarray, shape=(bins,)
+            Bin centres of s_j.
+        F : np.ndarray, shape=(bins, bins)
+            F in kT, indexed ``[y, x]`` (as ``imshow``/``contourf`` take it).
+        """
         pair = self.all_features()[:, [i, j]]
         xe, ye = (np.histogram_bin_edges(pair[:, a], bins=bins) for a in (0, 1))
         f = free_energy_histogram(pair, self.log_weights, [xe, ye], density=False)
@@ -387,8 +565,37 @@ class CampaignResult:
         min_bin_frames: int = MIN_BIN_FRAMES,
         min_state_frames: int = MIN_STATE_FRAMES,
     ) -> list[MetastableState]:
-        """States of the MBAR profile along ``coefficients`` (default the final RC), from the
-        frames per bin as well as F (see :func:`find_metastable_states` for the rule)."""
+        """States of the MBAR profile along ``coefficients``, from the frames per bin as well as F.
+
+        See :func:`rave.analysis.states.find_metastable_states` for the rule.
+
+        Parameters
+        ----------
+        coefficients : np.ndarray, shape=(d,), optional
+            Any linear combination of the features; default the final RC.
+        bins : int
+            Equal bins over the sampled chi range.
+        min_depth_kT : float
+            Least depth of a state, kT.
+        core_kT : float
+            Height of a state's core above its minimum, kT.
+        smoothing_bins : int
+            Half-width of the moving average of F, bins (0: no smoothing).
+        min_bin_frames : int
+            Fewest frames in a sampled bin.
+        min_state_frames : int
+            Fewest frames in a state's core.
+
+        Returns
+        -------
+        list of MetastableState
+            In increasing chi.
+
+        Raises
+        ------
+        ValueError
+            ``coefficients`` has not one entry per feature.
+        """
         _, chi = self._chi(coefficients)
         edges = np.linspace(chi.min(), chi.max(), int(bins) + 1)
         centers, f = free_energy_profile(chi, self.log_weights, edges)
@@ -406,23 +613,76 @@ class CampaignResult:
             raise CampaignFileError(f"{error}. {self.store.redo_advice(r)}") from error
 
     def models(self, index: int = -1) -> list:
-        """Every VAE trained after round ``index`` (``coordinate.json``'s ``model_files``), as
-        :class:`rave.learn.vae.VAEModel` objects, in training order."""
+        """Every VAE trained after round ``index`` (``coordinate.json``'s ``model_files``).
+
+        Parameters
+        ----------
+        index : int, optional
+            Position in :attr:`rounds` (negative from the end); default the last.
+
+        Returns
+        -------
+        list of rave.learn.vae.VAEModel
+            The models, in training order.
+
+        Raises
+        ------
+        CampaignFileError
+            A model file is missing or damaged.
+        """
         names = self.rounds[index].coordinate["model_files"]
         return [self._load_model(index, name) for name in names]
 
     def model(self, index: int = -1):
-        """The VAE chosen after round ``index`` (lowest KL), a :class:`rave.learn.vae.VAEModel`."""
+        """The VAE chosen after round ``index`` (lowest KL).
+
+        Parameters
+        ----------
+        index : int, optional
+            Position in :attr:`rounds` (negative from the end); default the last.
+
+        Returns
+        -------
+        rave.learn.vae.VAEModel
+            The chosen model.
+
+        Raises
+        ------
+        CampaignFileError
+            Its file is missing or damaged.
+        """
         coordinate = self.rounds[index].coordinate
         name = coordinate["model_files"][int(coordinate["chosen_model"])]
         return self._load_model(index, name)
 
     def latent(self, index: int = -1) -> np.ndarray:
-        """Latent mean of every frame of rounds 0..index under the model chosen in ``index``."""
+        """Latent mean of every frame of rounds 0..index under the model chosen in ``index``.
+
+        Parameters
+        ----------
+        index : int, optional
+            Position in :attr:`rounds` (negative from the end); default the last.
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames_up_to_index,)
+            The latent mean of each frame.
+        """
         return self.model(index).transform(self.all_features()[: self.frames_up_to(index)])
 
     def frames_up_to(self, index: int) -> int:
-        """Number of frames in rounds 0..index."""
+        """Number of frames in rounds 0..index.
+
+        Parameters
+        ----------
+        index : int
+            Position in :attr:`rounds` (negative from the end).
+
+        Returns
+        -------
+        int
+            The frames of rounds 0..index together.
+        """
         index = index % len(self.rounds)
         return sum(len(r.features) for r in self.rounds[: index + 1])
 
@@ -456,9 +716,23 @@ class CampaignResult:
 
     # ----------------------------------------------------------------- diagnostics
     def diagnostics(self, states: list[MetastableState] | None = None) -> list[dict]:
-        """Per round: frames, walkers, ESS, KL, RC angle change, F change, converged, and the
-        core-to-core transitions along the final RC (cores of ``states``, default
-        :meth:`metastable_states`), counted per walker."""
+        """Per round: frames, walkers, ESS, KL, RC change, F change, convergence and transitions.
+
+        The transitions are the core-to-core transitions along the final RC (cores of ``states``,
+        default :meth:`metastable_states`), counted per walker.
+
+        Parameters
+        ----------
+        states : list of MetastableState, optional
+            The states whose cores count transitions; default those along the final RC.
+
+        Returns
+        -------
+        list of dict
+            One per round: ``round``, ``frames``, ``walkers``, ``effective_sample_size``,
+            ``kl_divergence``, ``angle_change_deg``, ``free_energy_change_kT``, ``converged``,
+            ``transitions``.
+        """
         final = self.coefficients(-1)
         states = self.metastable_states(final) if states is None else states
         cores = [s.core for s in states]
@@ -506,8 +780,14 @@ class CampaignResult:
             return None
 
     def slow_direction(self) -> np.ndarray | None:
-        """The model potential's known slow direction in feature space (unit norm), or None
-        when the system has none (or the potential's coordinates are not the features)."""
+        """The model potential's known slow direction in feature space (unit norm), or None.
+
+        Returns
+        -------
+        np.ndarray, shape=(d,), or None
+            The direction; None when the system has none (or the potential's coordinates are not
+            the features).
+        """
         potential = self.potential()
         direction = getattr(potential, "slow_direction", None)
         if direction is None or len(direction) != len(self.features):
@@ -515,8 +795,13 @@ class CampaignResult:
         return np.asarray(direction, dtype=float)
 
     def slow_direction_angles_deg(self) -> list[float] | None:
-        """Per round, the sign-agnostic angle (deg) between the RC and the known slow
-        direction; None when there is none (see :meth:`slow_direction`)."""
+        """Per round, the sign-agnostic angle between the RC and the known slow direction.
+
+        Returns
+        -------
+        list of float or None
+            The angles, degrees; None when there is no slow direction (see :meth:`slow_direction`).
+        """
         direction = self.slow_direction()
         if direction is None:
             return None
@@ -524,18 +809,43 @@ class CampaignResult:
                 for r in self.summary["rounds"]]
 
     def exact_profile(self, coefficients: np.ndarray, centers: np.ndarray) -> np.ndarray | None:
-        """The exact F (kT) along ``coefficients`` at ``centers`` for model potentials (by
-        quadrature), else None."""
+        """The exact F along ``coefficients`` at ``centers`` for model potentials (by quadrature).
+
+        Parameters
+        ----------
+        coefficients : np.ndarray, shape=(d,)
+            The RC.
+        centers : np.ndarray
+            Values of chi.
+
+        Returns
+        -------
+        np.ndarray or None
+            F in kT at each centre; None when the system is not a model potential.
+        """
         potential = self.potential()
         if not hasattr(potential, "exact_free_energy"):
             return None
         return np.asarray(potential.exact_free_energy(coefficients, centers), dtype=float)
 
     def exact_comparison(self, bins: int = 60) -> AlignedReference | None:
-        """F along the final RC (MBAR, ``bins`` equal bins over the sampled range) against the
-        exact profile of a model potential (:func:`rave.stats.align_reference`: the exact F
-        shifted to the same mean where F < 5 kT, and the RMS difference there); None when the
-        system has no exact profile."""
+        """F along the final RC (MBAR) against the exact profile of a model potential.
+
+        MBAR's F is taken over ``bins`` equal bins of the sampled range; it is compared by
+        :func:`rave.stats.align_reference`: the exact F shifted to the same mean where F < 5 kT,
+        and the RMS difference there.
+
+        Parameters
+        ----------
+        bins : int, optional
+            Equal bins over the sampled chi range.
+
+        Returns
+        -------
+        rave.stats.AlignedReference or None
+            The shifted exact F and the RMS difference, kT; None when the system has no exact
+            profile.
+        """
         c, chi = self._chi(None)
         edges = np.linspace(chi.min(), chi.max(), int(bins) + 1)
         centers, f = free_energy_profile(chi, self.log_weights, edges)
@@ -543,9 +853,14 @@ class CampaignResult:
         return None if exact is None else align_reference(exact, f)
 
     def outcome_lines(self) -> list[str]:
-        """What the campaign gave, for the end of ``rave run``: the final RC with the unit of
-        chi and, for model potentials, its angle to the known slow direction and the F error
-        against the exact profile."""
+        """What the campaign gave, for the end of ``rave run``.
+
+        Returns
+        -------
+        list of str
+            The final RC with the unit of chi and, for model potentials, its angle to the known
+            slow direction and the F error against the exact profile.
+        """
         c = self.coefficients(-1)
         lines = [f"final RC: {_rc_text(c, self.feature_names)} ({_unit_text(self.chi_unit)})"]
         angles = self.slow_direction_angles_deg()
@@ -562,19 +877,56 @@ class CampaignResult:
 
     # ----------------------------------------------------------------- figures
     def figures(self, bins: int = 60, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict:
-        """Every report figure as a matplotlib ``Figure``, by name (see
-        :meth:`report_figures`, which adds a caption to each)."""
+        """Every report figure as a matplotlib ``Figure``, by name.
+
+        See :meth:`report_figures`, which adds a caption to each.
+
+        Parameters
+        ----------
+        bins : int, optional
+            Equal bins over the sampled chi range.
+        n_bootstrap : int, optional
+            Bootstrap replicates of F's error bars.
+        seed : int, optional
+            Seed of the bootstrap.
+
+        Returns
+        -------
+        dict of str to matplotlib.figure.Figure
+            The figures, by the names of :meth:`report_figures`.
+        """
         return {name: item.figure
                 for name, item in self.report_figures(bins, n_bootstrap, seed).items()}
 
     def report_figures(
         self, bins: int = 60, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0
     ) -> dict[str, ReportFigure]:
-        """Every report figure with a one-sentence caption, by name: ``free_energy`` (F along
-        the final RC with error bars, state cores, and the exact F for model potentials),
-        ``latent``, ``chi_time_series`` (one line per walker), ``convergence`` (one panel per
-        quantity with the campaign's thresholds), ``free_energy_2d`` (d >= 2) and
-        ``potential`` (2-D model potentials: samples and RC direction)."""
+        """Every report figure with a one-sentence caption, by name.
+
+        ``free_energy`` (F along the final RC with error bars, state cores, and the exact F for
+        model potentials), ``latent``, ``chi_time_series`` (one line per walker), ``convergence``
+        (one panel per quantity with the campaign's thresholds), ``free_energy_2d`` (d >= 2) and
+        ``potential`` (2-D model potentials: samples and RC direction).
+
+        Parameters
+        ----------
+        bins : int, optional
+            Equal bins over the sampled chi range.
+        n_bootstrap : int, optional
+            Bootstrap replicates of F's error bars.
+        seed : int, optional
+            Seed of the bootstrap.
+
+        Returns
+        -------
+        dict of str to ReportFigure
+            The figures with their captions.
+
+        Raises
+        ------
+        CampaignFileError
+            The last round's chosen model file is missing or damaged.
+        """
         from ..learn.coordinate import fit_coordinate
         from . import plots
 

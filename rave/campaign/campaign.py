@@ -107,9 +107,25 @@ class BiasMismatchError(RuntimeError):
 def profile_change_kT(
     centers: np.ndarray, current: np.ndarray, previous: np.ndarray, max_kT: float
 ) -> float:
-    """RMS difference of two F profiles (kT) on the same bins where both are finite and the
-    current one is below ``max_kT``, after removing the mean offset (F is defined up to a
-    constant)."""
+    """RMS difference of two F profiles (kT) on the same bins.
+
+    Taken where both are finite and the current one is below ``max_kT``, after removing the
+    mean offset (F is defined up to a constant).
+
+    Parameters
+    ----------
+    centers : np.ndarray, shape=(n_bins,)
+        The bins' centres along chi (shared by both profiles).
+    current, previous : np.ndarray, shape=(n_bins,)
+        The two profiles, kT (inf: no frames).
+    max_kT : float
+        Only bins where ``current`` is below this are compared, kT.
+
+    Returns
+    -------
+    float
+        The RMS difference, kT; inf when fewer than 3 bins can be compared.
+    """
     mask = np.isfinite(current) & np.isfinite(previous) & (current < max_kT)
     if mask.sum() < 3:
         return float("inf")
@@ -118,8 +134,28 @@ def profile_change_kT(
 
 
 def spread_along_chi(chi: np.ndarray, k: int) -> list[int]:
-    """Indices of ``k`` distinct entries of ``chi`` spread over its range: for target values
-    evenly spaced at (j + 1/2)/k of [min, max], the nearest not yet taken."""
+    """Indices of ``k`` distinct entries of ``chi`` spread over its range.
+
+    For target values evenly spaced at (j + 1/2)/k of [min, max], the nearest entry not yet
+    taken.
+
+    Parameters
+    ----------
+    chi : np.ndarray, shape=(n,)
+        Values of chi (e.g. of the stored snapshots).
+    k : int
+        How many to pick.
+
+    Returns
+    -------
+    list of int
+        ``k`` distinct indices into ``chi``, in the order of their targets.
+
+    Raises
+    ------
+    ValueError
+        ``k`` exceeds the number of entries.
+    """
     chi = np.asarray(chi, dtype=float)
     if k > len(chi):
         raise ValueError(f"cannot pick {k} starting frames from {len(chi)} snapshots")
@@ -133,7 +169,23 @@ def spread_along_chi(chi: np.ndarray, k: int) -> list[int]:
 
 
 def config_differences(stored: dict, current: dict) -> list[str]:
-    """What changed between two config dicts in what defines the stored data."""
+    """What changed between two config dicts in what defines the stored data.
+
+    That is every ``[system]`` key, the round-defining ``[sampling]`` keys
+    (:data:`ROUND_DEFINING`) and the ``[[features]]``: a resume that changes them is refused.
+
+    Parameters
+    ----------
+    stored : dict
+        The stored config (``config.json``).
+    current : dict
+        The config of this run (:meth:`rave.campaign.config.Config.to_dict`).
+
+    Returns
+    -------
+    list of str
+        One line per difference, "key: stored X, now Y"; empty when none.
+    """
     diffs = []
     old_sys, new_sys = stored.get("system", {}), current.get("system", {})
     for key in sorted(set(old_sys) | set(new_sys)):
@@ -161,8 +213,22 @@ def _flat(config: dict) -> dict:
 
 
 def recorded_changes(stored: dict, current: dict) -> list[str]:
-    """Keys a resume changes that a run records rather than refuses: every key except those of
-    :func:`config_differences` (refused) and :data:`UNRECORDED`, as "key: stored X, now Y"."""
+    """Keys a resume changes that a run records rather than refuses.
+
+    Every key except those of :func:`config_differences` (refused) and :data:`UNRECORDED`.
+
+    Parameters
+    ----------
+    stored : dict
+        The stored config (``config.json``).
+    current : dict
+        The config of this run.
+
+    Returns
+    -------
+    list of str
+        One line per changed key, "key: stored X, now Y".
+    """
     old, new = _flat(stored), _flat(current)
     refused = {f"sampling.{k}" for k in ROUND_DEFINING}
     changes = []
@@ -180,6 +246,7 @@ class Campaign:
     Parameters
     ----------
     config : Config
+        The validated configuration (:func:`rave.campaign.config.load_config`).
     workdir : path
         Created for a new campaign; a work directory that holds a campaign is resumed.
     scheduler : str, optional
@@ -291,6 +358,13 @@ class Campaign:
         redo_round : int, optional
             Recompute round ``redo_round`` from its stored MD (walker files that read back are
             kept) and every later round: the recovery from a damaged file of a complete round.
+
+        Returns
+        -------
+        dict
+            The summary written to ``summary.json``: temperature (K), feature names, whether
+            it converged, the system, walkers, the MD budget with the steps used and left, why
+            it stopped, and every round's record (RC coefficients, KL, frames, ESS, ...).
 
         Raises
         ------

@@ -51,26 +51,48 @@ class ConfigError(ValueError):
 class SystemConfig:
     """``[system]``: what is simulated.
 
-    kind : a system kind of rave.systems.registry (required): "three_state",
-        "rotated_double_well", "expression", "mixed_slow_mode", "ligand_cavity", "openmm" or
-        one registered with rave.systems.register_kind
-    expression : OpenMM energy expression of x, y in nm, kJ/mol (required for "expression")
-    temperature : K (300.0)
-    start : [x, y] nm starting point of round 0 (the system's own default: a minimum)
-    extent : [[xmin, xmax], [ymin, ymax]] nm, region for quadrature and plots (system default)
-    angle_deg, barrier_kT : rotated double well: angle of the slow direction from x, barrier
-        (kT); mixed_slow_mode (three particles, six coordinates) takes barrier_kT (9.0)
-    variant, ligand, size : ligand_cavity: "hydrophobic" | "hydrophilic", "methane" | "c60",
-        "small" | "paper" (defaults "hydrophobic", "methane", "small")
-    prepare_steps, minimize_iterations : ligand_cavity: NVT equilibration steps (5000: 10 ps)
-        and the minimiser's iteration limit (200) before round 0, ligand held in the pocket
-    pdb : openmm: PDB file (positions, topology for the [[features]] selections; required)
-    system_xml : openmm: serialized OpenMM System (or give forcefield)
-    forcefield : openmm: force-field XML names for openmm.app.ForceField, e.g.
-        ["amber14/protein.ff14SB.xml", "implicit/obc2.xml"]
-    options : the keys of a registered kind's own, an instance of its ``options`` dataclass
-        (written in [system] like any other key; a dict is accepted here)
     Relative paths are relative to the config file.
+
+    Attributes
+    ----------
+    kind : str
+        A system kind of rave.systems.registry (required): "three_state",
+        "rotated_double_well", "expression", "mixed_slow_mode", "ligand_cavity", "openmm" or
+        one registered with rave.systems.register_kind.
+    expression : str or None
+        OpenMM energy expression of x, y in nm, kJ/mol (required for "expression").
+    temperature : float
+        K (default 300.0).
+    start : list of float or None
+        [x, y] nm starting point of round 0 (default: the system's own, a minimum).
+    extent : list of list of float or None
+        [[xmin, xmax], [ymin, ymax]] nm, region for quadrature and plots (default: the
+        system's own).
+    angle_deg, barrier_kT : float or None
+        Rotated double well: angle of the slow direction from x (degrees), barrier (kT);
+        mixed_slow_mode (three particles, six coordinates) takes barrier_kT (9.0).
+    variant, ligand, size : str or None
+        ligand_cavity: "hydrophobic" | "hydrophilic", "methane" | "c60", "small" | "paper"
+        (defaults "hydrophobic", "methane", "small").
+    prepare_steps, minimize_iterations : int or None
+        ligand_cavity: NVT equilibration steps (5000: 10 ps) and the minimiser's iteration
+        limit (200) before round 0, ligand held in the pocket.
+    pdb : str or None
+        openmm: PDB file (positions, topology for the [[features]] selections; required).
+    system_xml : str or None
+        openmm: serialized OpenMM System (or give forcefield).
+    forcefield : list of str or None
+        openmm: force-field XML names for openmm.app.ForceField, e.g.
+        ["amber14/protein.ff14SB.xml", "implicit/obc2.xml"].
+    options : object or None
+        The keys of a registered kind's own, an instance of its ``options`` dataclass
+        (written in [system] like any other key; a dict is accepted here).
+
+    Raises
+    ------
+    ConfigError
+        An unknown kind, a key the kind does not take, or a value outside what is allowed;
+        the message names the key.
     """
 
     kind: str
@@ -133,28 +155,49 @@ class SystemConfig:
 class SamplingConfig:
     """``[sampling]``: the MD of each round.
 
-    rounds : MD rounds including the unbiased round 0 (4)
-    steps_per_round : MD steps per round (200000)
-    seed : seeds MD, VAE training and direction search, 0..2**31 - 1 (1)
-    report_interval : steps between recorded frames (100)
-    timestep : ps (the system's default)
-    friction : 1/ps, Langevin collision rate (the system's default)
-    platform : "auto", "Reference", "CPU", "CUDA", "OpenCL" ("auto": Reference for a few
-        particles, where it is fastest, else the fastest available)
-    walkers : independent walkers per round under the same bias, each with its own seed and
-        starting frame (1)
-    scheduler : "local" (a Dask cluster on this machine when walkers > 1), "serial" (walkers
-        one after the other in this process) or a Dask scheduler address "tcp://host:8786"
-    workers : worker processes of the local Dask cluster (0: min(walkers, cores))
-    max_retries : recoveries (back to the last checkpoint, half the time step) per walker and
-        round before the round fails (4)
-    snapshots : positions kept per walker and round as starting frames of later rounds (20)
-    max_total_steps : the campaign's MD budget: steps summed over all rounds and walkers, never
-        exceeded; round lengths then adapt (see rave.campaign.schedule) and ``rounds`` is an upper
-        bound on the number of rounds (None: the fixed schedule, rounds x steps_per_round)
-    first_round_steps : steps per walker of the unbiased round 0 under a budget, a multiple of
-        report_interval, >= 10 frames (default: steps_per_round / 4, at least 200 frames, at most
-        steps_per_round); only with max_total_steps
+    Attributes
+    ----------
+    rounds : int
+        MD rounds including the unbiased round 0 (default 4).
+    steps_per_round : int
+        MD steps per round (default 200000).
+    seed : int
+        Seeds MD, VAE training and direction search, 0..2**31 - 1 (default 1).
+    report_interval : int
+        Steps between recorded frames (default 100).
+    timestep : float or None
+        Integration time step, ps (default: the system's).
+    friction : float or None
+        Langevin collision rate, 1/ps (default: the system's).
+    platform : str
+        "auto", "Reference", "CPU", "CUDA", "OpenCL" ("auto": Reference for a few particles,
+        where it is fastest, else the fastest available).
+    walkers : int
+        Independent walkers per round under the same bias, each with its own seed and
+        starting frame (default 1).
+    scheduler : str
+        "local" (a Dask cluster on this machine when walkers > 1), "serial" (walkers one after
+        the other in this process) or a Dask scheduler address "tcp://host:8786".
+    workers : int
+        Worker processes of the local Dask cluster (0: min(walkers, cores)).
+    max_retries : int
+        Recoveries (back to the last checkpoint, half the time step) per walker and round
+        before the round fails (default 4).
+    snapshots : int
+        Positions kept per walker and round as starting frames of later rounds (default 20).
+    max_total_steps : int or None
+        The campaign's MD budget: steps summed over all rounds and walkers, never exceeded;
+        round lengths then adapt (see rave.campaign.schedule) and ``rounds`` is an upper bound
+        on the number of rounds (None: the fixed schedule, rounds x steps_per_round).
+    first_round_steps : int or None
+        Steps per walker of the unbiased round 0 under a budget, a multiple of
+        report_interval, >= 10 frames (default: steps_per_round / 4, at least 200 frames, at
+        most steps_per_round); only with max_total_steps.
+
+    Raises
+    ------
+    ConfigError
+        A key has a value outside what is allowed; the message names it.
     """
 
     rounds: int = 4
@@ -233,7 +276,15 @@ class SamplingConfig:
                 f"lower sampling.first_round_steps")
 
     def planned_first_round_steps(self) -> int | None:
-        """Round 0's steps per walker under a budget (None: the fixed schedule)."""
+        """Round 0's steps per walker under a budget (None: the fixed schedule).
+
+        Returns
+        -------
+        int or None
+            ``first_round_steps``, or its default
+            (:func:`rave.campaign.schedule.default_first_round_steps`); None without
+            ``max_total_steps``.
+        """
         from .schedule import default_first_round_steps
 
         if self.max_total_steps is None:
@@ -247,14 +298,25 @@ class SamplingConfig:
 class ModelConfig:
     """``[vae]`` keys beyond the network's own (see rave.learn.vae.VAEConfig for those).
 
-    models : VAEs trained per round with different seeds; spurious ones are dropped (3)
-    threads : CPU threads for training; 0 = every core this process may use that is free when
-        training starts (CPU affinity, cgroup quota and OMP_NUM_THREADS respected) (0)
-    cold_seeds : from round 1 on, seeds trained from scratch each round; the others start
-        from the previous round's models (warm start). At least one cold seed keeps a warm
-        start from holding the RC on a stale direction; the seed trained cold rotates (1)
-    stale_angle_deg : a warm-started model whose RC is more than this off the best cold
-        model's is dropped as stale (15.0)
+    Attributes
+    ----------
+    models : int
+        VAEs trained per round with different seeds; spurious ones are dropped (default 3).
+    threads : int
+        CPU threads for training; 0 = every core this process may use that is free when
+        training starts (CPU affinity, cgroup quota and OMP_NUM_THREADS respected) (default 0).
+    cold_seeds : int
+        From round 1 on, seeds trained from scratch each round; the others start from the
+        previous round's models (warm start). At least one cold seed keeps a warm start from
+        holding the RC on a stale direction; the seed trained cold rotates (default 1).
+    stale_angle_deg : float
+        A warm-started model whose RC is more than this off the best cold model's is dropped
+        as stale, degrees (default 15.0).
+
+    Raises
+    ------
+    ConfigError
+        A key has a value outside what is allowed; the message names it.
     """
 
     models: int = 3
@@ -276,17 +338,29 @@ class ModelConfig:
 class CoordinateConfig:
     """``[coordinate]``: the linear RC chosen by KL matching.
 
-    bins : histogram bins of the KL divergence (50)
-    kl_threshold : a model whose best KL exceeds this is spurious and dropped (0.5)
-    max_frames : the RC is fitted on at most this many frames, a seeded random subset with
-        their weights (50000); F(chi) and the bias always use every frame
-    kl_tie : models whose KL is within this of the lowest (nats) count as tied, and the tie
-        goes to the RC closest to the previous round's (0.02: the KL of one model's RC fitted
+    Attributes
+    ----------
+    bins : int
+        Histogram bins of the KL divergence (default 50).
+    kl_threshold : float
+        A model whose best KL exceeds this (nats) is spurious and dropped (default 0.5).
+    max_frames : int
+        The RC is fitted on at most this many frames, a seeded random subset with their
+        weights (default 50000); F(chi) and the bias always use every frame.
+    kl_tie : float
+        Models whose KL is within this of the lowest (nats) count as tied, and the tie goes to
+        the RC closest to the previous round's (default 0.02: the KL of one model's RC fitted
         on different 50,000-frame subsets spread by 0.011-0.013 nats on the 10-D frames of
-        workflows/benchmarks/training.py)
-    bootstrap : block-bootstrap replicates of the chosen RC (refits on resampled blocks of the
-        RC frames): its direction's uncertainty, ``rc_angle_sigma_deg`` in round.json, which
-        converged needs below convergence.angle_deg (8; 0: none)
+        workflows/benchmarks/training.py).
+    bootstrap : int
+        Block-bootstrap replicates of the chosen RC (refits on resampled blocks of the RC
+        frames): its direction's uncertainty, ``rc_angle_sigma_deg`` in round.json, which
+        converged needs below convergence.angle_deg (default 8; 0: none).
+
+    Raises
+    ------
+    ConfigError
+        A key has a value outside what is allowed; the message names it.
     """
 
     bins: int = 50
@@ -311,20 +385,46 @@ class CoordinateConfig:
 class BiasConfig:
     """``[bias]``: V(chi) = damping * kT ln P(chi), see rave.learn.bias.build_bias_grid.
 
-    grid_points : 128;  padding : fraction of the sampled range added each side (0.25)
-    cap_kT : V >= -cap_kT kT (8.0);  smoothing_bins : Gaussian sigma in grid spacings (2.0)
-    damping : fraction of -F biased, (0, 1] (1.0)
-    force_group : 0..31, the force group of the bias force (30; a group the system's own forces
-        use is refused by rave.BiasForce)
-    method : "static" (the paper's V = kT ln P, fixed within a round) or "opes" (OPES along the
-        round's RC within the round, through openmm-opes; rave.md.opes)
-    opes_barrier_kjmol : OPES barrier, kJ/mol (25.0);  opes_pace : steps between kernels (500)
-    opes_variance_pace : steps between kernel-width updates, divides opes_pace (100)
-    opes_explore : OPES-explore instead of OPES-metaD (false)
-    opes_padding : the OPES grid extends this fraction of the sampled chi range each side (2.0)
-    opes_grid_points : 512;  opes_block_kT : largest change of the bias within one MBAR state (1.0)
-    opes_restart_deg : a round's OPES continues the previous round's (moved to the new RC) unless
-        the RC turned by more than this, degrees (20.0)
+    Attributes
+    ----------
+    grid_points : int
+        Points of the bias grid (default 128).
+    padding : float
+        Fraction of the sampled range added each side (default 0.25).
+    cap_kT : float
+        V >= -cap_kT kT (default 8.0).
+    smoothing_bins : float
+        Gaussian sigma in grid spacings (default 2.0).
+    damping : float
+        Fraction of -F biased, (0, 1] (default 1.0).
+    force_group : int
+        0..31, the force group of the bias force (default 30; a group the system's own forces
+        use is refused by rave.BiasForce).
+    method : str
+        "static" (the paper's V = kT ln P, fixed within a round) or "opes" (OPES along the
+        round's RC within the round, through openmm-opes; rave.md.opes).
+    opes_barrier_kjmol : float
+        OPES barrier, kJ/mol (default 25.0).
+    opes_pace : int
+        Steps between kernels (default 500).
+    opes_variance_pace : int
+        Steps between kernel-width updates, divides opes_pace (default 100).
+    opes_explore : bool
+        OPES-explore instead of OPES-metaD (default false).
+    opes_padding : float
+        The OPES grid extends this fraction of the sampled chi range each side (default 2.0).
+    opes_grid_points : int
+        Points of the OPES grid (default 512).
+    opes_block_kT : float
+        Largest change of the bias within one MBAR state, kT (default 1.0).
+    opes_restart_deg : float
+        A round's OPES continues the previous round's (moved to the new RC) unless the RC
+        turned by more than this, degrees (default 20.0).
+
+    Raises
+    ------
+    ConfigError
+        A key has a value outside what is allowed; the message names it.
     """
 
     grid_points: int = 128
@@ -384,13 +484,26 @@ class BiasConfig:
 class ConvergenceConfig:
     """``[convergence]``: when to stop before ``sampling.rounds``.
 
-    angle_deg : RC direction change between rounds below this (5.0)
-    free_energy_kT : RMS change of F(chi) where F < profile_max_kT below this (0.5)
-    profile_max_kT : region of F(chi) compared (5.0)
-    min_rounds : never stop before this many MD rounds (3)
-    bootstrap : replicates of the block bootstrap (MBAR re-solved in each) that give the RMS
+    Attributes
+    ----------
+    angle_deg : float
+        RC direction change between rounds below this, degrees (default 5.0).
+    free_energy_kT : float
+        RMS change of F(chi) where F < profile_max_kT below this, kT (default 0.5).
+    profile_max_kT : float
+        Region of F(chi) compared, kT (default 5.0).
+    min_rounds : int
+        Never stop before this many MD rounds (default 3).
+    bootstrap : int
+        Replicates of the block bootstrap (MBAR re-solved in each) that give the RMS
         uncertainty of F(chi) where F < profile_max_kT; converged also needs it below
-        free_energy_kT (16; 0: no bootstrap, the verdict then rests on the changes alone)
+        free_energy_kT (default 16; 0: no bootstrap, the verdict then rests on the changes
+        alone).
+
+    Raises
+    ------
+    ConfigError
+        A key has a value outside what is allowed; the message names it.
     """
 
     angle_deg: float = 5.0
@@ -410,7 +523,15 @@ class ConvergenceConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """``[output]``: figures : a PNG per round and a final one (true);  progress : bars (true)"""
+    """``[output]``: what a campaign draws and shows.
+
+    Attributes
+    ----------
+    figures : bool
+        A PNG per round and a final one (default true).
+    progress : bool
+        Progress bars (default true).
+    """
 
     figures: bool = True
     progress: bool = True
@@ -418,6 +539,31 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """A validated campaign configuration: one typed section per TOML table.
+
+    Build it with :func:`load_config` (a TOML file) or :func:`config_from_dict`.
+
+    Attributes
+    ----------
+    system : SystemConfig
+        ``[system]``: what is simulated.
+    sampling : SamplingConfig
+        ``[sampling]``: the MD of each round.
+    vae : dict
+        The keyword arguments of rave.learn.vae.VAEConfig given in ``[vae]``.
+    models : ModelConfig
+        The other ``[vae]`` keys: models per round, threads, warm starts.
+    coordinate : CoordinateConfig
+        ``[coordinate]``: the RC chosen by KL matching.
+    bias : BiasConfig
+        ``[bias]``: the bias built after each round.
+    convergence : ConvergenceConfig
+        ``[convergence]``: when to stop early.
+    output : OutputConfig
+        ``[output]``: figures and progress bars.
+    features : list of dict
+        The ``[[features]]`` tables (kinds that read them, e.g. "openmm").
+    """
     system: SystemConfig
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     vae: dict = field(default_factory=dict)  # keyword arguments of rave.learn.vae.VAEConfig
@@ -429,7 +575,18 @@ class Config:
     features: list = field(default_factory=list)  # [[features]] tables (kind = "openmm")
 
     def vae_config(self):
-        """The rave.learn.vae.VAEConfig of this campaign."""
+        """The rave.learn.vae.VAEConfig of this campaign.
+
+        Returns
+        -------
+        rave.learn.vae_config.VAEConfig
+            Built from :attr:`vae` (lists become tuples).
+
+        Raises
+        ------
+        ConfigError
+            ``[vae]`` holds a key or value VAEConfig refuses.
+        """
         from ..learn.vae_config import VAEConfig
 
         try:
@@ -438,8 +595,14 @@ class Config:
             raise ConfigError(f"[vae]: {error}") from error
 
     def to_dict(self) -> dict:
-        """The config as a TOML-shaped dict (unset optional keys left out), so that
-        ``config_from_dict(config.to_dict())`` gives the same Config."""
+        """The config as a TOML-shaped dict (unset optional keys left out).
+
+        Returns
+        -------
+        dict
+            Section -> keys, such that ``config_from_dict(config.to_dict())`` gives the same
+            Config.
+        """
         data = dataclasses.asdict(self)
         data["vae"] = {**self.vae, **dataclasses.asdict(self.models)}
         del data["models"]
@@ -478,9 +641,24 @@ def _at_most(key: str, value: int, maximum: int) -> None:
 
 
 def frame_memory_bytes(config: Config, n_features: int) -> int:
-    """Memory the campaign's frame arrays take at the last round, in bytes: every frame's
-    order parameters, bias, time and walker (float64/int64) plus the MBAR matrix of every
-    round's bias at every frame."""
+    """Memory the campaign's frame arrays take at the last round, in bytes.
+
+    That is every frame's order parameters, bias, time and walker (float64/int64) plus the
+    MBAR matrix of every round's bias at every frame. Under a budget the frames are bounded by
+    ``max_total_steps`` and by the longest rounds the schedule allows.
+
+    Parameters
+    ----------
+    config : Config
+        The campaign's configuration.
+    n_features : int
+        The number of order parameters.
+
+    Returns
+    -------
+    int
+        The estimate, bytes.
+    """
     s = config.sampling
     frames = s.rounds * s.walkers * (s.steps_per_round // s.report_interval)
     if s.max_total_steps is not None:
@@ -495,8 +673,17 @@ def frame_memory_bytes(config: Config, n_features: int) -> int:
 
 
 def check_frame_memory(config: Config, n_features: int, available: int | None = None) -> None:
-    """Refuse a campaign whose frame arrays would not fit in half of ``available`` bytes
-    (default: this machine's physical memory).
+    """Refuse a campaign whose frame arrays would not fit in half of ``available`` bytes.
+
+    Parameters
+    ----------
+    config : Config
+        The campaign's configuration.
+    n_features : int
+        The number of order parameters.
+    available : int or None, optional
+        Memory available, bytes (default: this machine's physical memory; the check is
+        skipped where that cannot be read).
 
     Raises
     ------
@@ -629,7 +816,24 @@ def _vae_section(values: Any) -> tuple[dict, ModelConfig]:
 
 
 def config_from_dict(data: dict) -> Config:
-    """Build and validate a Config from a parsed TOML document."""
+    """Build and validate a Config from a parsed TOML document.
+
+    Parameters
+    ----------
+    data : dict
+        Section name -> table (as ``tomllib`` parses it, or :meth:`Config.to_dict`).
+
+    Returns
+    -------
+    Config
+        The configuration, every default filled in.
+
+    Raises
+    ------
+    ConfigError
+        An unknown section or key, a value of the wrong type or range, a missing
+        ``[system]`` or required key, or ``[[features]]`` for a kind that does not read them.
+    """
     known = set(_SECTIONS) | {"vae", "features"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -657,7 +861,28 @@ def config_from_dict(data: dict) -> Config:
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> Config:
-    """Read a campaign TOML file; ``overrides`` maps "section.key" to a value (CLI flags)."""
+    """Read a campaign TOML file.
+
+    Relative ``pdb`` and ``system_xml`` paths of ``[system]`` are taken relative to the file.
+
+    Parameters
+    ----------
+    path : str or path
+        The TOML file.
+    overrides : dict, optional
+        Maps "section.key" to a value (CLI flags); applied before validation.
+
+    Returns
+    -------
+    Config
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, a directory, not UTF-8 text or not valid TOML, or the
+        configuration is refused (see :func:`config_from_dict`).
+    """
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a directory; give the campaign's TOML file "

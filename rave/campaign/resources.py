@@ -59,6 +59,16 @@ def omp_num_threads(environ: Mapping[str, str] | None = None) -> int | None:
     """The thread count that ``OMP_NUM_THREADS`` asks for, or None when unset or unusable.
 
     OpenMP allows a list (``"4,2"``: 4 at the outer level); the first entry counts.
+
+    Parameters
+    ----------
+    environ : mapping of str to str, optional
+        The environment to read (default ``os.environ``).
+
+    Returns
+    -------
+    int or None
+        The count (>= 1), or None when the variable is unset, not an integer or below 1.
     """
     value = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "").strip()
     if not value:
@@ -75,6 +85,16 @@ def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None
 
     Reads cgroup v2 ``cpu.max`` ("<quota> <period>" or "max <period>") or cgroup v1
     ``cpu/cpu.cfs_quota_us`` and ``cpu/cpu.cfs_period_us`` (quota -1: none).
+
+    Parameters
+    ----------
+    root : str or path, optional
+        The cgroup file system's mount point (default ``/sys/fs/cgroup``).
+
+    Returns
+    -------
+    float or None
+        Quota over period, in CPUs; None where no quota is set or none can be read.
     """
     root = Path(root)
     try:
@@ -137,7 +157,18 @@ def allowed_cores(
 
 
 def read_allowed_cores(requested: int | None = None) -> int:
-    """:func:`allowed_cores` of the running process (affinity, cgroup, OMP_NUM_THREADS)."""
+    """:func:`allowed_cores` of the running process (affinity, cgroup, OMP_NUM_THREADS).
+
+    Parameters
+    ----------
+    requested : int or None, optional
+        An explicit request (``[vae] threads``); 0 or None means "as many as allowed".
+
+    Returns
+    -------
+    int
+        The cores this process may use, >= 1.
+    """
     try:
         affinity = os.sched_getaffinity(0)
     except (AttributeError, OSError):
@@ -186,12 +217,21 @@ def busy_cores(before: str, after: str, cpus: Iterable[int] | None = None) -> fl
 
 
 def read_busy_cores(interval_s: float = BUSY_SAMPLE_S) -> float:
-    """Cores of this process's affinity mask that other processes kept busy over ``interval_s``
-    (0 where /proc/stat cannot be read).
+    """Cores of this process's affinity mask that other processes kept busy over ``interval_s``.
 
     This process's own CPU time over the interval is subtracted: its idle thread pools (e.g.
     OpenBLAS's, which spin for a while after each call) would otherwise count as another
     process's load.
+
+    Parameters
+    ----------
+    interval_s : float, optional
+        How long ``/proc/stat`` is sampled, s.
+
+    Returns
+    -------
+    float
+        Busy cores, >= 0 (0 where /proc/stat cannot be read).
     """
     stat = Path("/proc/stat")
     try:
@@ -239,6 +279,14 @@ class ThreadPlan:
     busy_elsewhere: float
 
     def describe(self) -> str:
+        """The plan in words, for the log.
+
+        Returns
+        -------
+        str
+            Tasks at once, threads each, cores used of those allowed, and the cores busy with
+            other processes when that is at least :data:`BUSY_ROUNDING`.
+        """
         busy = (f", {self.busy_elsewhere:.1f} busy with other processes"
                 if self.busy_elsewhere >= BUSY_ROUNDING else "")
         return (f"{self.workers} task(s) at once x {self.intra_op_threads} thread(s) on "

@@ -71,8 +71,12 @@ class RoundOutcome(Protocol):
 class RoundPlan:
     """The plan of one round.
 
-    steps : MD steps per walker, or None: no round (the budget is spent)
-    reason : why, in words (logged and stored in round.json as ``plan_reason``)
+    Attributes
+    ----------
+    steps : int or None
+        MD steps per walker, or None: no round (the budget is spent).
+    reason : str
+        Why, in words (logged and stored in round.json as ``plan_reason``).
     """
 
     steps: int | None
@@ -85,16 +89,47 @@ def _whole(steps: int, report_interval: int) -> int:
 
 
 def default_first_round_steps(steps_per_round: int, report_interval: int) -> int:
-    """Round 0's steps per walker when ``first_round_steps`` is not given: a quarter of
-    ``steps_per_round`` (rounded down to a multiple of ``report_interval``), raised to at
-    least :data:`MIN_FIRST_ROUND_FRAMES` frames, at most ``steps_per_round`` (rounded down)."""
+    """Round 0's steps per walker when ``first_round_steps`` is not given.
+
+    A quarter of ``steps_per_round`` (rounded down to a multiple of ``report_interval``), raised
+    to at least :data:`MIN_FIRST_ROUND_FRAMES` frames, at most ``steps_per_round`` (rounded
+    down).
+
+    Parameters
+    ----------
+    steps_per_round : int
+        ``[sampling] steps_per_round``.
+    report_interval : int
+        ``[sampling] report_interval``, steps between frames.
+
+    Returns
+    -------
+    int
+        Steps per walker, a multiple of ``report_interval``.
+    """
     quarter = _whole(steps_per_round // FIRST_ROUND_DIVISOR, report_interval)
     return min(_whole(steps_per_round, report_interval),
                max(quarter, MIN_FIRST_ROUND_FRAMES * report_interval))
 
 
 def round_limits(steps_per_round: int, report_interval: int) -> tuple[int, int]:
-    """(floor, cap): the shortest and longest adapted round, steps per walker."""
+    """(floor, cap): the shortest and longest adapted round, steps per walker.
+
+    Parameters
+    ----------
+    steps_per_round : int
+        ``[sampling] steps_per_round``.
+    report_interval : int
+        ``[sampling] report_interval``, steps between frames.
+
+    Returns
+    -------
+    floor : int
+        ``steps_per_round / FLOOR_DIVISOR``, at least :data:`MIN_ROUND_FRAMES` frames, at most
+        ``steps_per_round``; a multiple of ``report_interval``.
+    cap : int
+        ``steps_per_round x CAP_FACTOR``, a multiple of ``report_interval``.
+    """
     floor = max(_whole(steps_per_round // FLOOR_DIVISOR, report_interval),
                 MIN_ROUND_FRAMES * report_interval)
     return (min(floor, _whole(steps_per_round, report_interval)),
@@ -102,7 +137,18 @@ def round_limits(steps_per_round: int, report_interval: int) -> tuple[int, int]:
 
 
 def steps_used(previous: Sequence[RoundOutcome]) -> int:
-    """MD steps of complete rounds, summed over rounds and walkers."""
+    """MD steps of complete rounds, summed over rounds and walkers.
+
+    Parameters
+    ----------
+    previous : sequence of RoundOutcome
+        The complete rounds (their ``steps`` and ``walkers``).
+
+    Returns
+    -------
+    int
+        The sum of ``steps x walkers``.
+    """
     return sum(int(r.steps) * int(r.walkers) for r in previous)
 
 

@@ -28,8 +28,21 @@ __all__ = ["SimulationSystem", "build_model_potential", "build_simulation_system
 
 
 def build_model_potential(config: Config):
-    """The model potential of a config (with ``exact_free_energy``; validates an expression
-    with OpenMM).
+    """The model potential of a config, with ``exact_free_energy``.
+
+    An ``expression`` is validated with OpenMM.
+
+    Parameters
+    ----------
+    config : Config
+        The campaign's configuration.
+
+    Returns
+    -------
+    object
+        The kind's analytic model potential (e.g. a
+        :class:`rave.systems.model_potentials.ModelPotential`): the exact F(chi) for figures and
+        analysis.
 
     Raises
     ------
@@ -43,5 +56,21 @@ def build_model_potential(config: Config):
 
 
 def build_simulation_system(config: Config) -> SimulationSystem:
-    """The :class:`SimulationSystem` of a config; ConfigError for anything wrong in it."""
+    """The :class:`SimulationSystem` of a config.
+
+    Parameters
+    ----------
+    config : Config
+        The campaign's configuration.
+
+    Returns
+    -------
+    SimulationSystem
+        The kind's OpenMM System, starting positions and order parameters.
+
+    Raises
+    ------
+    ConfigError
+        For anything wrong in the config.
+    """
     return get_kind(config.system.kind).build(config)

@@ -116,6 +116,11 @@ def fault_point(name: str) -> None:
 
     Fault injection for the crash-and-resume tests; a no-op otherwise. ``RAVE_FAULT_AT`` may
     be ``name`` or ``name:N`` (the N-th time the point is reached, from 1).
+
+    Parameters
+    ----------
+    name : str
+        The name of this point in the code (e.g. a stage of a round).
     """
     target = os.environ.get("RAVE_FAULT_AT")
     if not target:
@@ -132,11 +137,31 @@ _FAULT_COUNTS: dict[str, int] = {}
 
 
 def round_dir(workdir: Path, index: int) -> Path:
+    """The folder of round ``index`` in ``workdir``: ``WORKDIR/round_NNN``.
+
+    Parameters
+    ----------
+    workdir : path
+        The work directory.
+    index : int
+        The round's index, from 0.
+
+    Returns
+    -------
+    Path
+        ``workdir / f"round_{index:03d}"`` (it need not exist).
+    """
     return Path(workdir) / f"round_{index:03d}"
 
 
 def fsync_directory(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` durable (a no-op where unsupported)."""
+    """Make a rename or a new file in ``directory`` durable (a no-op where unsupported).
+
+    Parameters
+    ----------
+    directory : path
+        The folder whose entries are fsynced.
+    """
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -175,20 +200,64 @@ def _atomic(path: Path, write: Callable[[Path], None], durable: bool = False) ->
 
 
 def write_file(path: Path, write: Callable[[Path], None], durable: bool = False) -> None:
-    """Write ``path`` with ``write(temporary_path)``, atomically (see :func:`_atomic`): the one
-    writer for files whose bytes another module produces (a torch model, TorchScript)."""
+    """Write ``path`` with ``write(temporary_path)``, atomically (see :func:`_atomic`).
+
+    The one writer for files whose bytes another module produces (a torch model, TorchScript).
+
+    Parameters
+    ----------
+    path : path
+        The file to write; its folder is created if missing.
+    write : callable
+        ``write(temporary_path)`` writes the file's content to the temporary it is given.
+    durable : bool, optional
+        Fsync the file and then its directory, so that a power cut after the return keeps it.
+    """
     _atomic(Path(path), write, durable)
 
 
 def write_text(path: Path, text: str, durable: bool = False) -> None:
+    """Write ``text`` to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : path
+        The file to write; its folder is created if missing.
+    text : str
+        Its content.
+    durable : bool, optional
+        Fsync the file and then its directory (see :func:`write_file`).
+    """
     _atomic(path, lambda tmp: tmp.write_text(text), durable)
 
 
 def write_json(path: Path, data, durable: bool = False) -> None:
+    """Write ``data`` as indented JSON (and a final newline) to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : path
+        The file to write; its folder is created if missing.
+    data : object
+        What ``json.dumps`` can encode.
+    durable : bool, optional
+        Fsync the file and then its directory (see :func:`write_file`).
+    """
     write_text(path, json.dumps(data, indent=2) + "\n", durable)
 
 
 def write_npz(path: Path, durable: bool = False, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` (``np.savez``, uncompressed) to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : path
+        The file to write; its folder is created if missing.
+    durable : bool, optional
+        Fsync the file and then its directory (see :func:`write_file`).
+    **arrays : np.ndarray
+        The arrays, by the names they are stored under.
+    """
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -197,22 +266,73 @@ def write_npz(path: Path, durable: bool = False, **arrays: np.ndarray) -> None:
 
 
 def copy_file(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically (an input file into ``inputs/``)."""
+    """Copy ``source`` to ``target`` atomically (an input file into ``inputs/``).
+
+    Parameters
+    ----------
+    source : path
+        The file copied.
+    target : path
+        Its copy; the folder is created if missing.
+    """
     _atomic(target, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path``, read into memory.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        The arrays by name. A missing or damaged file raises NumPy's error (:func:`load_npz`
+        names the file instead).
+    """
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
 
 
 def read_json(path: Path):
+    """The JSON content of ``path``.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+
+    Returns
+    -------
+    object
+        The decoded JSON. A missing or malformed file raises Python's error (:func:`load_json`
+        names the file instead).
+    """
     return json.loads(Path(path).read_text())
 
 
 def load_npz(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """:func:`read_npz` that names the file in a :class:`StoreFileError` when it is missing,
-    truncated or corrupted, or lacks one of the ``required`` arrays."""
+    """:func:`read_npz` that names the file when it cannot be read or lacks an array.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    required : tuple of str, optional
+        The names of the arrays it must hold.
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        The arrays by name.
+
+    Raises
+    ------
+    StoreFileError
+        The file is missing, truncated or corrupted, or lacks one of the ``required`` arrays.
+    """
     path = Path(path)
     try:
         data = read_npz(path)
@@ -229,7 +349,23 @@ def load_npz(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray
 
 
 def load_json(path: Path):
-    """:func:`read_json` that names the file in a :class:`StoreFileError`."""
+    """:func:`read_json` that names the file in a :class:`StoreFileError`.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+
+    Returns
+    -------
+    object
+        The decoded JSON.
+
+    Raises
+    ------
+    StoreFileError
+        The file is missing, or is not valid JSON (truncated or corrupted).
+    """
     path = Path(path)
     try:
         return read_json(path)
@@ -252,17 +388,39 @@ def _rave_folders(workdir: Path) -> list[Path]:
 
 
 def is_rave_temporary(path: Path) -> bool:
-    """Whether ``path`` is named as a temporary of a file rave writes (``.NAME.XXXXXXXX.tmp``)."""
+    """Whether ``path`` is named as a temporary of a file rave writes (``.NAME.XXXXXXXX.tmp``).
+
+    Parameters
+    ----------
+    path : path
+        The file; only its name is looked at.
+
+    Returns
+    -------
+    bool
+        True when the name is a temporary of :func:`_atomic` for one of rave's file names.
+    """
     match = _TEMPORARY.fullmatch(Path(path).name)
     return bool(match) and bool(RAVE_FILE.fullmatch(match["name"]))
 
 
 def remove_stale_temporaries(workdir: Path) -> list[Path]:
-    """Delete the temporaries of rave's own files that a killed rave left in rave's own
-    folders; they were never renamed into place, so they hold nothing that was stored.
+    """Delete the temporaries of rave's own files that a killed rave left in rave's own folders.
 
-    Call it only while holding the lock (:func:`lock_workdir`): a live writer's temporaries
-    look the same. Files of other names, and files in other folders, are never touched.
+    They were never renamed into place, so they hold nothing that was stored. Call it only
+    while holding the lock (:func:`lock_workdir`): a live writer's temporaries look the same.
+    Files of other names, and files in other folders, are never touched.
+
+    Parameters
+    ----------
+    workdir : path
+        The work directory; it and its round folders (with their ``walkers/`` and ``models/``)
+        are searched.
+
+    Returns
+    -------
+    list of Path
+        The files deleted.
     """
     stale = [p for folder in _rave_folders(workdir) for p in sorted(folder.iterdir())
              if p.is_file() and not p.is_symlink() and is_rave_temporary(p)]
@@ -286,10 +444,22 @@ def lock_workdir(workdir: Path) -> Iterator[Path]:
     The lock is ``fcntl.flock`` on ``WORKDIR/rave.lock``, so the OS releases it when the
     holder exits in any way, ``kill -9`` included; the file stays and names its last holder.
 
+    Parameters
+    ----------
+    workdir : path
+        The work directory.
+
+    Yields
+    ------
+    Path
+        The lock file, ``WORKDIR/rave.lock``, holding this process's pid, host and start time.
+
     Raises
     ------
     WorkdirBusy
         Another process holds the lock; the message names its pid, host and start time.
+    WorkdirError
+        ``workdir`` exists and is not a directory.
     """
     workdir = Path(workdir)
     if workdir.exists() and not workdir.is_dir():
@@ -318,6 +488,18 @@ def lock_workdir(workdir: Path) -> Iterator[Path]:
 
 
 def holds_resumable_campaign(workdir: Path) -> bool:
+    """Whether ``workdir`` holds a resumable campaign (its ``manifest.json``).
+
+    Parameters
+    ----------
+    workdir : path
+        The work directory.
+
+    Returns
+    -------
+    bool
+        True when ``WORKDIR/manifest.json`` is a file.
+    """
     return (Path(workdir) / MANIFEST).is_file()
 
 
@@ -325,8 +507,16 @@ def check_new_workdir(workdir: Path, own: dict[str, bytes] | None = None) -> Non
     """Refuse to start a new campaign in ``workdir`` unless that loses nothing.
 
     Allowed: a missing or empty directory (rave's lock file and rave temporaries do not
-    count), or one holding only files equal to what this campaign would write there (``own``:
-    name relative to ``workdir`` -> content; a start interrupted before its manifest).
+    count), or one holding only files equal to what this campaign would write there (a start
+    interrupted before its manifest), or one that meanwhile holds a resumable campaign.
+
+    Parameters
+    ----------
+    workdir : path
+        The work directory.
+    own : dict of str to bytes, optional
+        What this campaign writes before its manifest: name relative to ``workdir`` ->
+        content (:meth:`CampaignStore.start_files`).
 
     Raises
     ------
@@ -367,11 +557,27 @@ def check_new_workdir(workdir: Path, own: dict[str, bytes] | None = None) -> Non
 
 def discard_rounds_from(workdir: Path, index: int,
                         keep: Callable[[Path], bool] = lambda path: False) -> list[Path]:
-    """Remove what rave wrote for round ``index`` and every later round, and the campaign
-    totals built from them (``rave run --redo-round``).
+    """Remove what rave wrote for round ``index`` and every later round, and the campaign totals.
 
-    Only rave's own file names are removed; in round ``index`` a walker file for which
-    ``keep(path)`` is true stays (its MD is reused). Other files and folders stay.
+    The totals are those built from the rounds (``summary.json``, ``free_energy.csv``,
+    ``free_energy.png``); this is ``rave run --redo-round``. Only rave's own file names are
+    removed; in round ``index`` a walker file for which ``keep(path)`` is true stays (its MD is
+    reused). Other files and folders stay.
+
+    Parameters
+    ----------
+    workdir : path
+        The work directory.
+    index : int
+        The first round discarded.
+    keep : callable, optional
+        ``keep(path) -> bool`` for each walker file of round ``index``: True keeps it. By
+        default none is kept.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
     """
     workdir = Path(workdir)
     removed = []
@@ -404,22 +610,48 @@ class RoundRecord:
     Attributes
     ----------
     index : int
+        The round's index, from 0.
     coefficients : np.ndarray, shape=(n_features,)
         The RC learned after the round (unit norm, feature order).
     kl_divergence : float
+        ``KL(P_latent || Q_chi)`` of the chosen RC (nats, >= 0; see
+        :class:`rave.learn.coordinate.CoordinateResult`).
     frames : int
         Frames the round added.
     effective_sample_size : float
         MBAR's, over all frames so far.
     angle_change_deg, free_energy_change_kT : float or None
-        Change of the RC and of F(chi) from the previous round (None: round 0).
+        Change of the RC (degrees) and of F(chi) (kT) from the previous round (None: round 0).
     converged : bool
-    walkers, faults : int
+        Whether the campaign's convergence criteria held after this round.
+    walkers : int
+        The walkers the round ran.
+    faults : int
+        The MD faults its walkers recovered from (segments retried at a halved time step;
+        :mod:`rave.campaign.walkers`).
     timings_s : dict
         Seconds per stage.
-    run, config_changes, steps, plan_reason, chi_range_growth, seed_spread_deg, \
-free_energy_sigma_kT, rc_angle_sigma_deg, convergence_failures
-        As commented at each field (None: not recorded, e.g. by an older rave).
+    run : int or None
+        The entry of ``manifest.json``'s runs that completed this round (None: not recorded).
+    config_changes : list of str
+        The config keys that run changed from ``config.json``, as "key: stored X, now Y".
+    steps : int or None
+        MD steps per walker of this round (None: not recorded).
+    plan_reason : str or None
+        Why the schedule (:mod:`rave.campaign.schedule`) chose ``steps``.
+    chi_range_growth : float or None
+        Growth of the chi span of all frames by this round's frames, as a fraction of the span
+        of the earlier rounds' frames, along this round's RC (None: round 0).
+    seed_spread_deg : float or None
+        Largest angle between the chosen RC and the other usable seeds' RCs, degrees (None:
+        one model).
+    free_energy_sigma_kT : float or None
+        RMS block-bootstrap uncertainty of F(chi) where F < profile_max_kT, kT (None: not run).
+    rc_angle_sigma_deg : float or None
+        Block-bootstrap uncertainty of the RC's direction, degrees (None: not run).
+    convergence_failures : list of str or None
+        The convergence criteria this round failed, in words (:mod:`rave.learn.convergence`;
+        empty: converged; None: not recorded, an older rave).
     """
 
     index: int
@@ -454,7 +686,13 @@ free_energy_sigma_kT, rc_angle_sigma_deg, convergence_failures
     convergence_failures: list[str] | None = None
 
     def to_summary(self) -> dict:
-        """The record as ``round.json`` (and ``summary.json``'s rounds) store it."""
+        """The record as ``round.json`` (and ``summary.json``'s rounds) store it.
+
+        Returns
+        -------
+        dict
+            JSON-ready: plain floats, ints, lists, timings rounded to the millisecond.
+        """
         return {
             "index": self.index,
             "coefficients": [float(c) for c in self.coefficients],
@@ -485,7 +723,18 @@ free_energy_sigma_kT, rc_angle_sigma_deg, convergence_failures
 
     @classmethod
     def from_summary(cls, data: dict) -> RoundRecord:
-        """The record from :meth:`to_summary` output (keys added later are optional)."""
+        """The record from :meth:`to_summary` output (keys added later are optional).
+
+        Parameters
+        ----------
+        data : dict
+            A ``round.json`` (or an entry of ``summary.json``'s rounds).
+
+        Returns
+        -------
+        RoundRecord
+            The record; absent optional keys take the fields' defaults.
+        """
         return cls(
             index=int(data["index"]),
             coefficients=np.asarray(data["coefficients"], dtype=float),
@@ -571,6 +820,16 @@ class CampaignStore:
     def path(self, name: str | os.PathLike) -> Path:
         """The path of ``name`` (relative to the work directory, or a path inside it).
 
+        Parameters
+        ----------
+        name : str or path
+            A name relative to the work directory, or a path inside it.
+
+        Returns
+        -------
+        Path
+            The path, inside the work directory.
+
         Raises
         ------
         ValueError
@@ -586,75 +845,225 @@ class CampaignStore:
         return path
 
     def round_dir(self, index: int) -> Path:
-        """The folder of round ``index`` (``round_NNN``)."""
+        """The folder of round ``index`` (``round_NNN``).
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        Path
+            The folder (it need not exist).
+        """
         return round_dir(self.workdir, index)
 
     def round_path(self, index: int, name: str) -> Path:
-        """The path of ``name`` (e.g. :attr:`FRAMES`, a model file) in round ``index``."""
+        """The path of ``name`` (e.g. :attr:`FRAMES`, a model file) in round ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        name : str
+            The name within the round folder.
+
+        Returns
+        -------
+        Path
+            The path (it need not exist).
+        """
         return self.path(self.round_dir(index) / name)
 
     def walker_path(self, index: int, walker: int) -> Path:
-        """``round_NNN/walkers/walker_KK.npz``: one walker's frames and final state."""
+        """``round_NNN/walkers/walker_KK.npz``: one walker's frames and final state.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        walker : int
+            The walker, from 0.
+
+        Returns
+        -------
+        Path
+            The path (it need not exist).
+        """
         return self.round_path(index, f"{self.WALKERS}/walker_{walker:02d}.npz")
 
     @classmethod
     def model_name(cls, seed: int) -> str:
-        """The name, within its round folder, of the VAE trained with ``seed`` (as
-        ``coordinate.json`` lists it)."""
+        """The name, within its round folder, of the VAE trained with ``seed``.
+
+        Parameters
+        ----------
+        seed : int
+            The training seed.
+
+        Returns
+        -------
+        str
+            ``models/vae_seed<seed>.pt``, as ``coordinate.json`` lists it.
+        """
         return f"{cls.MODELS}/vae_seed{seed}.pt"
 
     def input_name(self, source: str | os.PathLike) -> str:
-        """The name, relative to the work directory, of the copy of an input file."""
+        """The name, relative to the work directory, of the copy of an input file.
+
+        Parameters
+        ----------
+        source : str or path
+            The input file (a PDB, a System XML); only its file name is used.
+
+        Returns
+        -------
+        str
+            ``inputs/<file name>``.
+        """
         return f"{self.INPUTS}/{Path(source).name}"
 
     def redo_advice(self, index: int) -> str:
-        """What recomputes round ``index`` after a file of it was damaged."""
+        """What recomputes round ``index`` after a file of it was damaged.
+
+        Parameters
+        ----------
+        index : int
+            The damaged round.
+
+        Returns
+        -------
+        str
+            The advice, in words (the ``rave run --redo-round`` to run).
+        """
         return (f"`rave run` with the campaign's config, --workdir {self.workdir} and "
                 f"--redo-round {index} recomputes round {index} from its stored MD and redoes "
                 f"the later rounds")
 
     # ------------------------------------------------------------------ state
     def holds_campaign(self) -> bool:
-        """Whether the work directory holds a resumable campaign (its manifest)."""
+        """Whether the work directory holds a resumable campaign (its manifest).
+
+        Returns
+        -------
+        bool
+            True when ``manifest.json`` is a file.
+        """
         return holds_resumable_campaign(self.workdir)
 
     def has(self, name: str) -> bool:
-        """Whether the file ``name`` (relative to the work directory) exists."""
+        """Whether the file ``name`` (relative to the work directory) exists.
+
+        Parameters
+        ----------
+        name : str
+            The name, relative to the work directory.
+
+        Returns
+        -------
+        bool
+            True when it is a file.
+        """
         return self.path(name).is_file()
 
     def round_started(self, index: int) -> bool:
-        """Whether round ``index``'s folder exists."""
+        """Whether round ``index``'s folder exists.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        bool
+            True when ``round_NNN`` is a directory.
+        """
         return self.round_dir(index).is_dir()
 
     def round_complete(self, index: int) -> bool:
-        """Whether round ``index`` is complete (its ``round.json`` exists)."""
+        """Whether round ``index`` is complete (its ``round.json`` exists).
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        bool
+            True when ``round_NNN/round.json`` is a file.
+        """
         return self.round_path(index, self.ROUND).is_file()
 
     def round_has(self, index: int, name: str) -> bool:
-        """Whether the file ``name`` of round ``index`` exists."""
+        """Whether the file ``name`` of round ``index`` exists.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        name : str
+            The name within the round folder.
+
+        Returns
+        -------
+        bool
+            True when it is a file.
+        """
         return self.round_path(index, name).is_file()
 
     def complete_rounds(self) -> list[int]:
-        """The indices of the complete rounds: 0, 1, ... up to the first without
-        ``round.json`` (a later folder is an unfinished or discarded round)."""
+        """The indices of the complete rounds, up to the first without ``round.json``.
+
+        Returns
+        -------
+        list of int
+            0, 1, ... up to the first round without ``round.json`` (a later folder is an
+            unfinished or discarded round).
+        """
         index = 0
         while self.round_complete(index):
             index += 1
         return list(range(index))
 
     def round_folders(self) -> list[int]:
-        """The indices of every round folder, complete or not, in order."""
+        """The indices of every round folder, complete or not, in order.
+
+        Returns
+        -------
+        list of int
+            The indices of the ``round_NNN`` folders, ascending.
+        """
         return sorted(int(p.name[len("round_"):]) for p in self.workdir.glob("round_*")
                       if p.is_dir() and _ROUND_FOLDER.fullmatch(p.name))
 
     def learned_rounds(self) -> list[int]:
-        """The indices of the rounds whose RC and next bias are stored (``coordinate.json`` and
-        ``bias.json``), in order."""
+        """The indices of the rounds whose RC and next bias are stored, in order.
+
+        Returns
+        -------
+        list of int
+            The rounds whose folder holds ``coordinate.json`` and ``bias.json``, ascending.
+        """
         return [r for r in self.round_folders()
                 if self.round_has(r, self.BIAS) and self.round_has(r, self.COORDINATE)]
 
     def stored_walkers(self, index: int) -> list[int]:
-        """The walkers of round ``index`` whose file exists."""
+        """The walkers of round ``index`` whose file exists.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        list of int
+            The walker indices of its ``walkers/walker_KK.npz`` files, ascending (empty when the
+            folder is missing).
+        """
         folder = self.round_path(index, self.WALKERS)
         if not folder.is_dir():
             return []
@@ -664,53 +1073,185 @@ class CampaignStore:
     # ------------------------------------------------------------------ writers
     def write_file(self, name: str | os.PathLike, write: Callable[[Path], None],
                    durable: bool = False) -> Path:
-        """Write ``name`` inside the work directory with ``write(temporary_path)``, atomically
-        (:func:`write_file`); returns its path."""
+        """Write ``name`` inside the work directory with ``write(temporary_path)``, atomically.
+
+        Parameters
+        ----------
+        name : str or path
+            The file, relative to the work directory or a path inside it.
+        write : callable
+            ``write(temporary_path)`` writes the content (:func:`write_file`).
+        durable : bool, optional
+            Fsync the file and then its directory.
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        ValueError
+            ``name`` lies outside the work directory.
+        """
         path = self.path(name)
         write_file(path, write, durable)
         return path
 
     def write_text(self, name: str | os.PathLike, text: str, durable: bool = False) -> Path:
-        """Write text to ``name`` inside the work directory, atomically; returns its path."""
+        """Write text to ``name`` inside the work directory, atomically.
+
+        Parameters
+        ----------
+        name : str or path
+            The file, relative to the work directory or a path inside it.
+        text : str
+            Its content.
+        durable : bool, optional
+            Fsync the file and then its directory.
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        ValueError
+            ``name`` lies outside the work directory.
+        """
         path = self.path(name)
         write_text(path, text, durable)
         return path
 
     def write_json(self, name: str | os.PathLike, data, durable: bool = False) -> Path:
-        """Write ``data`` as indented JSON to ``name`` inside the work directory, atomically."""
+        """Write ``data`` as indented JSON to ``name`` inside the work directory, atomically.
+
+        Parameters
+        ----------
+        name : str or path
+            The file, relative to the work directory or a path inside it.
+        data : object
+            What ``json.dumps`` can encode.
+        durable : bool, optional
+            Fsync the file and then its directory.
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        ValueError
+            ``name`` lies outside the work directory.
+        """
         path = self.path(name)
         write_json(path, data, durable)
         return path
 
     def write_npz(self, name: str | os.PathLike, durable: bool = False,
                   **arrays: np.ndarray) -> Path:
-        """Write ``arrays`` (``np.savez``) to ``name`` inside the work directory, atomically."""
+        """Write ``arrays`` (``np.savez``) to ``name`` inside the work directory, atomically.
+
+        Parameters
+        ----------
+        name : str or path
+            The file, relative to the work directory or a path inside it.
+        durable : bool, optional
+            Fsync the file and then its directory.
+        **arrays : np.ndarray
+            The arrays, by the names they are stored under.
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        ValueError
+            ``name`` lies outside the work directory.
+        """
         path = self.path(name)
         write_npz(path, durable, **arrays)
         return path
 
     @staticmethod
     def json_bytes(data) -> bytes:
-        """The bytes :meth:`write_json` writes for ``data``."""
+        """The bytes :meth:`write_json` writes for ``data``.
+
+        Parameters
+        ----------
+        data : object
+            What ``json.dumps`` can encode.
+
+        Returns
+        -------
+        bytes
+            Indented JSON with a final newline, UTF-8.
+        """
         return (json.dumps(data, indent=2) + "\n").encode()
 
     def start_files(self, config: dict, features: list[dict],
                     inputs: list[str | os.PathLike]) -> dict[str, bytes]:
-        """What :meth:`initialise` writes before the manifest (name -> content): what an
-        interrupted start leaves, which a new start may find (:func:`check_new_workdir`)."""
+        """What :meth:`initialise` writes before the manifest.
+
+        That is what an interrupted start leaves, which a new start may find
+        (:func:`check_new_workdir`).
+
+        Parameters
+        ----------
+        config : dict
+            The validated configuration (``config.json``).
+        features : list of dict
+            Each order parameter's ``to_dict()`` (``features.json``).
+        inputs : list of str or path
+            The input files copied into ``inputs/``.
+
+        Returns
+        -------
+        dict of str to bytes
+            Name relative to the work directory -> content.
+        """
         own = {self.CONFIG: self.json_bytes(config), self.FEATURES: self.json_bytes(features)}
         for source in inputs:
             own[self.input_name(source)] = Path(source).read_bytes()
         return own
 
     def check_new(self, own: dict[str, bytes] | None = None) -> None:
-        """:func:`check_new_workdir` of this work directory."""
+        """:func:`check_new_workdir` of this work directory.
+
+        Parameters
+        ----------
+        own : dict of str to bytes, optional
+            What this campaign writes before its manifest (:meth:`start_files`).
+
+        Raises
+        ------
+        WorkdirError
+            The work directory is a file, or holds something else.
+        """
         check_new_workdir(self.workdir, own)
 
     def initialise(self, config: dict, features: list[dict], inputs: list[str | os.PathLike],
                    manifest: dict) -> None:
-        """Start a new campaign: config.json, features.json, copies of the input files into
-        ``inputs/``, then the manifest (durable; ``format`` and ``version`` come first)."""
+        """Start a new campaign: config.json, features.json, the input files, then the manifest.
+
+        The input files are copied into ``inputs/``; the manifest is written last, durably, with
+        ``format`` and ``version`` first.
+
+        Parameters
+        ----------
+        config : dict
+            The validated configuration.
+        features : list of dict
+            Each order parameter's ``to_dict()``.
+        inputs : list of str or path
+            The input files of a bring-your-own system (PDB, System XML).
+        manifest : dict
+            The manifest's other entries (rave version, input-file hashes, runs).
+        """
         self.write_config(config)
         self.write_features(features)
         for source in inputs:
@@ -718,33 +1259,80 @@ class CampaignStore:
         self.write_manifest({"format": FORMAT, "version": FORMAT_VERSION, **manifest})
 
     def write_manifest(self, manifest: dict) -> None:
-        """``manifest.json``, durably."""
+        """``manifest.json``, durably.
+
+        Parameters
+        ----------
+        manifest : dict
+            Its content (``format``, ``version``, rave version, input-file hashes, runs).
+        """
         self.write_json(self.MANIFEST, manifest, durable=True)
 
     def write_config(self, config: dict) -> None:
-        """``config.json``: the validated configuration."""
+        """``config.json``: the validated configuration.
+
+        Parameters
+        ----------
+        config : dict
+            The configuration, a JSON object of sections.
+        """
         self.write_json(self.CONFIG, config)
 
     def write_features(self, features: list[dict]) -> None:
-        """``features.json``: each order parameter's ``to_dict()``."""
+        """``features.json``: each order parameter's ``to_dict()``.
+
+        Parameters
+        ----------
+        features : list of dict
+            The order parameters' ``to_dict()``, in feature order.
+        """
         self.write_json(self.FEATURES, features)
 
     def write_summary(self, summary: dict) -> None:
-        """``summary.json``."""
+        """``summary.json``.
+
+        Parameters
+        ----------
+        summary : dict
+            The campaign's summary (rounds, RC, KL, frames, steps, budget, why it stopped).
+        """
         self.write_json(self.SUMMARY, summary)
 
     def write_prepared(self, state: dict) -> None:
-        """``prepared.npz``: the prepared start (arrays; None entries are left out)."""
+        """``prepared.npz``: the prepared start (arrays; None entries are left out).
+
+        Parameters
+        ----------
+        state : dict
+            Name -> array-like (``positions`` in nm, and what else was prepared) or None.
+        """
         self.write_npz(self.PREPARED, **{k: np.asarray(v) for k, v in state.items()
                                          if v is not None})
 
     def write_walker(self, index: int, walker: int, arrays: dict) -> None:
-        """``round_NNN/walkers/walker_KK.npz``, durably: it completes the walker."""
+        """``round_NNN/walkers/walker_KK.npz``, durably: it completes the walker.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        walker : int
+            The walker, from 0.
+        arrays : dict
+            Name -> array (:meth:`rave.campaign.walkers.WalkerResult.to_arrays`).
+        """
         self.write_npz(self.walker_path(index, walker), durable=True, **arrays)
 
     def write_frames(self, index: int, frames) -> None:
-        """``round_NNN/frames.npz`` from a :class:`rave.md.frames.Frames` with its ``walker``
-        labels, durably."""
+        """``round_NNN/frames.npz`` from a :class:`rave.md.frames.Frames`, durably.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        frames : rave.md.frames.Frames
+            All walkers' frames; their ``walker`` labels are stored too (all 0 when None).
+        """
         walker = (np.zeros(len(frames), dtype=np.int64) if frames.walker is None
                   else frames.walker)
         self.write_npz(self.round_path(index, self.FRAMES), durable=True,
@@ -752,52 +1340,129 @@ class CampaignStore:
                        time_ps=frames.time_ps, walker=walker)
 
     def write_bias_applied(self, index: int, data: dict) -> None:
-        """``round_NNN/bias_applied.json``: the bias (or the adaptive blocks) round ``index``
-        was sampled under."""
+        """``round_NNN/bias_applied.json``: the bias round ``index`` was sampled under.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        data : dict
+            The static bias's ``to_dict()``, or the adaptive (OPES) blocks.
+        """
         self.write_json(self.round_path(index, self.BIAS_APPLIED), data)
 
     def write_weights(self, index: int, log_weights: np.ndarray, free_energies: np.ndarray,
                       frames_per_round: np.ndarray) -> None:
-        """``round_NNN/weights.npz``: MBAR over rounds 0..index."""
+        """``round_NNN/weights.npz``: MBAR over rounds 0..index.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        log_weights : np.ndarray, shape=(n_frames,)
+            The MBAR log-weight of every frame of rounds 0..index.
+        free_energies : np.ndarray
+            MBAR's f_k, per state, kT.
+        frames_per_round : np.ndarray
+            The number of frames of each round 0..index.
+        """
         self.write_npz(self.round_path(index, self.WEIGHTS), log_weights=log_weights,
                        free_energies=free_energies, frames_per_round=frames_per_round)
 
     def write_coordinate(self, index: int, data: dict) -> None:
-        """``round_NNN/coordinate.json``: the RC learned after round ``index``."""
+        """``round_NNN/coordinate.json``: the RC learned after round ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        data : dict
+            RC coefficients, per-model KL, model files, spurious models.
+        """
         self.write_json(self.round_path(index, self.COORDINATE), data)
 
     def write_bias(self, index: int, bias) -> None:
-        """``round_NNN/bias.json``: the bias built after round ``index`` (a
-        :class:`rave.learn.bias.Bias`)."""
+        """``round_NNN/bias.json``: the bias built after round ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        bias : rave.learn.bias.Bias
+            The bias (stored as its ``to_dict()``).
+        """
         self.write_json(self.round_path(index, self.BIAS), bias.to_dict())
 
     def write_round(self, index: int, record: RoundRecord) -> None:
-        """``round_NNN/round.json`` (:meth:`RoundRecord.to_summary`), durably: written last, it
-        completes the round."""
+        """``round_NNN/round.json``, durably: written last, it completes the round.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        record : RoundRecord
+            The round's record (stored as :meth:`RoundRecord.to_summary`).
+        """
         self.write_json(self.round_path(index, self.ROUND), record.to_summary(), durable=True)
 
     def save_model(self, index: int, name: str, model) -> None:
-        """A VAE (:class:`rave.learn.vae.VAEModel`) as ``name`` in round ``index``'s folder."""
+        """A VAE as ``name`` in round ``index``'s folder.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        name : str
+            The name within the round folder (:meth:`model_name`).
+        model : rave.learn.vae.VAEModel
+            The model; its ``save`` writes the file.
+        """
         model.save(self.round_path(index, name))
 
     def write_profile(self, centers: np.ndarray, profile: np.ndarray,
                       index: int | None = None) -> None:
-        """``free_energy.csv`` (``chi,free_energy_kT``, the finite bins) of round ``index``,
-        or of the campaign when None."""
+        """``free_energy.csv`` (``chi,free_energy_kT``, the finite bins) of a round or the campaign.
+
+        Parameters
+        ----------
+        centers : np.ndarray
+            The bin centres along the RC, chi.
+        profile : np.ndarray
+            The free energy of each bin, kT (non-finite bins are left out).
+        index : int or None, optional
+            The round whose folder gets the file; None: the work directory's (the campaign's).
+        """
         rows = [f"{x:.6f},{f:.6f}" for x, f in zip(centers, profile, strict=True)
                 if np.isfinite(f)]
         path = self.FREE_ENERGY if index is None else self.round_path(index, self.FREE_ENERGY)
         self.write_text(path, "chi,free_energy_kT\n" + "\n".join(rows) + "\n")
 
     def write_final_profile(self, index: int) -> None:
-        """The campaign's ``free_energy.csv``: that of round ``index``."""
+        """The campaign's ``free_energy.csv``: a copy of that of round ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        """
         self.write_text(self.FREE_ENERGY,
                         self.round_path(index, self.FREE_ENERGY).read_text())
 
     def discard_rounds_from(self, index: int) -> list[Path]:
-        """``rave run --redo-round``: remove round ``index`` and every later round (but the
-        walker files of round ``index`` that read back) and the campaign totals
-        (:func:`discard_rounds_from`).
+        """``rave run --redo-round``: remove round ``index``, every later round and the totals.
+
+        The walker files of round ``index`` that read back stay (their MD is reused); see
+        :func:`discard_rounds_from`.
+
+        Parameters
+        ----------
+        index : int
+            The first round discarded.
+
+        Returns
+        -------
+        list of Path
+            The files removed.
 
         Raises
         ------
@@ -833,6 +1498,11 @@ class CampaignStore:
     def manifest(self) -> dict:
         """``manifest.json``, checked to be a rave campaign manifest this rave can resume.
 
+        Returns
+        -------
+        dict
+            The manifest.
+
         Raises
         ------
         StoreFileError
@@ -859,11 +1529,33 @@ class CampaignStore:
         return manifest
 
     def config(self) -> dict:
-        """``config.json`` as stored (a JSON object of sections)."""
+        """``config.json`` as stored (a JSON object of sections).
+
+        Returns
+        -------
+        dict
+            The configuration.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing or damaged.
+        """
         return load_json(self.path(self.CONFIG))
 
     def resume_config(self, manifest: dict) -> dict:
         """``config.json`` for a resume; restored from the manifest's copy when missing.
+
+        Parameters
+        ----------
+        manifest : dict
+            The campaign's manifest (:meth:`manifest`); its ``config`` entry, when present,
+            restores a missing ``config.json``.
+
+        Returns
+        -------
+        dict
+            The stored configuration.
 
         Raises
         ------
@@ -887,32 +1579,106 @@ class CampaignStore:
         return stored
 
     def summary(self) -> dict:
-        """``summary.json``."""
+        """``summary.json``.
+
+        Returns
+        -------
+        dict
+            The campaign's summary.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing or damaged.
+        """
         return load_json(self.path(self.SUMMARY))
 
     def feature_dicts(self) -> list:
-        """``features.json`` as stored (each order parameter's ``to_dict()``)."""
+        """``features.json`` as stored (each order parameter's ``to_dict()``).
+
+        Returns
+        -------
+        list of dict
+            The order parameters' dictionaries, in feature order.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing or damaged.
+        """
         return load_json(self.path(self.FEATURES))
 
     def features(self) -> list:
-        """The order parameters of ``features.json``
-        (:func:`rave.md.features.feature_from_dict`)."""
+        """The order parameters of ``features.json``.
+
+        Returns
+        -------
+        list of rave.md.features.Feature
+            Each built by :func:`rave.md.features.feature_from_dict`, in feature order.
+
+        Raises
+        ------
+        StoreFileError
+            ``features.json`` is missing or damaged.
+        """
         from ..md.features import feature_from_dict
 
         return [feature_from_dict(d) for d in self.feature_dicts()]
 
     def prepared(self) -> dict[str, np.ndarray] | None:
-        """``prepared.npz`` (``positions`` and what else was prepared), or None when absent."""
+        """``prepared.npz`` (``positions`` and what else was prepared), or None when absent.
+
+        Returns
+        -------
+        dict of str to np.ndarray or None
+            The arrays by name (``positions`` in nm), or None.
+
+        Raises
+        ------
+        StoreFileError
+            It is damaged or lacks ``positions``.
+        """
         path = self.path(self.PREPARED)
         return load_npz(path, ("positions",)) if path.exists() else None
 
     def round_record(self, index: int) -> RoundRecord:
-        """``round.json`` of round ``index``; a malformed one raises :class:`StoreFileError`."""
+        """``round.json`` of round ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        RoundRecord
+            The round's record.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing or malformed.
+        """
         return self._parsed(self.round_path(index, self.ROUND), RoundRecord.from_summary)
 
     def frames(self, index: int):
-        """The frames of round ``index`` (``frames.npz``), a :class:`rave.md.frames.Frames`
-        whose ``walker`` labels each frame's walker (None: a store without them, one walker).
+        """The frames of round ``index`` (``frames.npz``).
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        rave.md.frames.Frames
+            Features, applied bias (kJ/mol), time (ps); its ``walker`` labels each frame's walker
+            (None: a store without them, one walker).
+
+        Raises
+        ------
+        StoreFileError
+            The file is missing or damaged, lacks an array, or its ``walker`` has the wrong shape.
         """
         from ..md.frames import Frames
 
@@ -927,8 +1693,25 @@ class CampaignStore:
         return Frames(data["features"], data["bias_kjmol"], data["time_ps"], walker=walker)
 
     def applied_bias(self, index: int, required: bool = False) -> dict | None:
-        """``bias_applied.json`` of round ``index`` as stored; None when absent (the unbiased
-        round) unless ``required``."""
+        """``bias_applied.json`` of round ``index`` as stored.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        required : bool, optional
+            Raise when the file is absent instead of returning None.
+
+        Returns
+        -------
+        dict or None
+            Its content; None when absent (the unbiased round) unless ``required``.
+
+        Raises
+        ------
+        StoreFileError
+            It is damaged, or absent while ``required``.
+        """
         path = self.round_path(index, self.BIAS_APPLIED)
         if not required and not path.exists():
             return None
@@ -936,8 +1719,28 @@ class CampaignStore:
 
     def bias_states(self, index: int, n_frames: int,
                     required: bool = False) -> list[tuple[object, int]]:
-        """The MBAR states of round ``index``'s ``n_frames`` frames
-        (:func:`rave.learn.bias.applied_states` of its ``bias_applied.json``)."""
+        """The MBAR states of round ``index``'s ``n_frames`` frames.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        n_frames : int
+            The round's number of frames.
+        required : bool, optional
+            Raise when ``bias_applied.json`` is absent instead of taking the round as unbiased.
+
+        Returns
+        -------
+        list of tuple of (object, int)
+            :func:`rave.learn.bias.applied_states` of its ``bias_applied.json``: each state's bias
+            and its number of frames, in frame order.
+
+        Raises
+        ------
+        StoreFileError
+            The file is damaged, or absent while ``required``.
+        """
         from ..learn.bias import applied_states
 
         path = self.round_path(index, self.BIAS_APPLIED)
@@ -946,36 +1749,127 @@ class CampaignStore:
         return self._parsed(path, lambda data: applied_states(data, n_frames))
 
     def bias_applied(self, index: int):
-        """The bias round ``index`` was sampled under (a :class:`rave.learn.bias.Bias`; of an
-        adaptive round, the one in force at its end), or None (the unbiased round)."""
+        """The bias round ``index`` was sampled under, or None (the unbiased round).
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        rave.learn.bias.Bias or None
+            The static bias; of an adaptive round, the one in force at its end.
+
+        Raises
+        ------
+        StoreFileError
+            Its ``bias_applied.json`` is damaged.
+        """
         from ..learn.bias import Bias
 
         path = self.round_path(index, self.BIAS_APPLIED)
         return self._parsed(path, Bias.from_dict) if path.exists() else None
 
     def is_adaptive(self, index: int) -> bool:
-        """Whether round ``index`` ran OPES (its ``bias_applied.json`` lists blocks)."""
+        """Whether round ``index`` ran OPES (its ``bias_applied.json`` lists blocks).
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        bool
+            True when its ``bias_applied.json`` holds ``states``.
+        """
         data = self.applied_bias(index)
         return data is not None and "states" in data
 
     def bias(self, index: int):
-        """``bias.json`` of round ``index``: the bias built after it (a
-        :class:`rave.learn.bias.Bias`)."""
+        """``bias.json`` of round ``index``: the bias built after it.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        rave.learn.bias.Bias
+            The bias applied in the next round.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing or malformed.
+        """
         from ..learn.bias import Bias
 
         return self._parsed(self.round_path(index, self.BIAS), Bias.from_dict)
 
     def coordinate(self, index: int) -> dict:
-        """``coordinate.json`` of round ``index``: RC coefficients, KL, model files."""
+        """``coordinate.json`` of round ``index``: RC coefficients, KL, model files.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        dict
+            Its content.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing or malformed.
+        """
         return self._parsed(self.round_path(index, self.COORDINATE), dict)
 
     def model_files(self, index: int) -> list[str]:
-        """The model files ``coordinate.json`` of round ``index`` lists."""
+        """The model files ``coordinate.json`` of round ``index`` lists.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        list of str
+            Names within the round folder (:meth:`model_name`).
+
+        Raises
+        ------
+        StoreFileError
+            ``coordinate.json`` is missing or malformed.
+        """
         return self._parsed(self.round_path(index, self.COORDINATE),
                             lambda data: [str(f) for f in data["model_files"]])
 
     def model(self, index: int, name: str):
-        """The VAE ``name`` of round ``index`` (a :class:`rave.learn.vae.VAEModel`)."""
+        """The VAE ``name`` of round ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        name : str
+            The model file within the round folder (:meth:`model_name`).
+
+        Returns
+        -------
+        rave.learn.vae.VAEModel
+            The loaded model.
+
+        Raises
+        ------
+        StoreFileError
+            The file is missing, truncated or corrupted.
+        """
         from ..learn.vae import VAEModel
 
         path = self.round_path(index, name)
@@ -988,13 +1882,49 @@ class CampaignStore:
                                  f"{error}") from error
 
     def weights(self, index: int) -> dict[str, np.ndarray]:
-        """``weights.npz`` of round ``index``: ``log_weights`` of every frame of rounds
-        0..index, ``free_energies`` and ``frames_per_round``."""
+        """``weights.npz`` of round ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+
+        Returns
+        -------
+        dict of str to np.ndarray
+            ``log_weights`` of every frame of rounds 0..index, ``free_energies`` and
+            ``frames_per_round``.
+
+        Raises
+        ------
+        StoreFileError
+            It is missing, damaged or lacks ``log_weights``.
+        """
         return load_npz(self.round_path(index, self.WEIGHTS), ("log_weights",))
 
     def walker(self, index: int, walker: int,
                required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-        """The arrays of ``round_NNN/walkers/walker_KK.npz``
-        (:meth:`rave.campaign.walkers.WalkerResult.from_arrays` reads them), which must hold
-        ``required``."""
+        """The arrays of ``round_NNN/walkers/walker_KK.npz``.
+
+        :meth:`rave.campaign.walkers.WalkerResult.from_arrays` reads them.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        walker : int
+            The walker, from 0.
+        required : tuple of str, optional
+            The arrays the file must hold.
+
+        Returns
+        -------
+        dict of str to np.ndarray
+            The arrays by name.
+
+        Raises
+        ------
+        StoreFileError
+            The file is missing or damaged, or lacks one of ``required``.
+        """
         return load_npz(self.walker_path(index, walker), required)

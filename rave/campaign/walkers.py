@@ -40,14 +40,49 @@ class WalkerFailed(RuntimeError):
 class WalkerTask:
     """One walker of one round (plain data: picklable, sent to Dask workers).
 
-    positions, velocities, box_vectors : np.ndarray (nm, nm/ps, nm); velocities None: drawn at
-        the temperature with ``seed``; box_vectors None: the system's default box.
-    bias : dict of :meth:`rave.learn.bias.Bias.to_dict`, or None (unbiased round)
-    snapshot_every : frames between stored position snapshots (starting points for later rounds)
-    opes : dict of :meth:`rave.md.opes.OPESSpec.to_dict`, or None (no adaptive bias)
-    opes_state : an ``OPES.getState()`` snapshot to continue, or None (a fresh OPES)
-    force_group : the bias's force group, or None: the highest free one (rave.BiasForce's)
-    segment_frames : frames per fault-recovery segment
+    Attributes
+    ----------
+    round_index, walker_index : int
+        The round and the walker within it, from 0.
+    system_xml : str
+        The OpenMM System, serialized (``XmlSerializer``).
+    features : tuple of dict
+        The order parameters, each as :meth:`rave.md.features.Feature.to_dict`.
+    positions, velocities, box_vectors : np.ndarray
+        The start (nm, nm/ps, nm); velocities None: drawn at the temperature with ``seed``;
+        box_vectors None: the system's default box.
+    time_ps : float
+        The walker's time at the start, ps.
+    bias : dict or None
+        :meth:`rave.learn.bias.Bias.to_dict` of the static bias, or None (unbiased round).
+    temperature_K : float
+        Temperature, K.
+    timestep_ps : float
+        Integration time step, ps (halved on each fault recovery).
+    friction_per_ps : float
+        Langevin collision rate, 1/ps.
+    seed : int
+        The walker's MD seed.
+    platform : str
+        The OpenMM platform name, or "auto".
+    force_group : int or None
+        The bias's force group, or None: the highest free one (rave.BiasForce's).
+    n_steps : int
+        MD steps to run.
+    report_interval : int
+        Steps between recorded frames.
+    snapshot_every : int
+        Frames between stored position snapshots (starting points for later rounds).
+    max_retries : int
+        Fault recoveries allowed before :class:`WalkerFailed`.
+    segment_frames : int
+        Frames per fault-recovery segment.
+    cpu_threads : int or None
+        Threads of the CPU platform (None: OpenMM's default).
+    opes : dict or None
+        :meth:`rave.md.opes.OPESSpec.to_dict`, or None (no adaptive bias).
+    opes_state : dict or None
+        An ``OPES.getState()`` snapshot to continue, or None (a fresh OPES).
     """
 
     round_index: int
@@ -76,12 +111,54 @@ class WalkerTask:
 
     @property
     def label(self) -> str:
+        """str: "round R walker K", for messages."""
         return f"round {self.round_index} walker {self.walker_index}"
 
 
 @dataclass
 class WalkerResult:
-    """Frames and final state of one walker (see :meth:`to_arrays` for the stored form)."""
+    """Frames and final state of one walker (see :meth:`to_arrays` for the stored form).
+
+    Attributes
+    ----------
+    round_index, walker_index : int
+        The round and the walker within it, from 0.
+    features : np.ndarray, shape=(n_frames, d)
+        The order parameters of each frame.
+    bias_kjmol : np.ndarray, shape=(n_frames,)
+        The bias energy at each frame as sampled, kJ/mol.
+    time_ps : np.ndarray, shape=(n_frames,)
+        The time of each frame, ps.
+    snapshots : np.ndarray, shape=(n_snapshots, n_particles, 3)
+        Stored positions (starting points for later rounds), nm.
+    snapshot_frames : np.ndarray, shape=(n_snapshots,)
+        The frame of each snapshot.
+    final_positions, final_velocities : np.ndarray
+        The final state, nm and nm/ps.
+    final_box_vectors : np.ndarray or None
+        The final periodic box, nm (None: no box).
+    final_time_ps : float
+        The walker's time at the end, ps.
+    final_timestep_ps : float
+        The time step at the end, ps (smaller than the task's after fault recoveries).
+    seed : int
+        The walker's MD seed.
+    platform : str
+        The OpenMM platform it ran on.
+    wall_s : float
+        Wall-clock time of the walker, s.
+    faults : list of str
+        The fault recoveries, in words (time, error, the new time step).
+    bias_check_kjmol : float
+        Adaptive (OPES) walkers: largest |OpenMM - numpy| bias of its frames, kJ/mol.
+    ct_kjmol : np.ndarray or None
+        Adaptive walkers: c(t) of each frame, kJ/mol.
+    opes_block_values, opes_block_frames : np.ndarray or None
+        Adaptive walkers: the MBAR states of its frames (rave.learn.bias.bias_blocks): each
+        block's bias on the OPES grid (kJ/mol) and its frames, in time order.
+    opes_state : dict or None
+        The walker's OPES at the end (``OPES.getState()``), for the next round to continue.
+    """
 
     round_index: int
     walker_index: int
@@ -113,7 +190,14 @@ class WalkerResult:
         return len(self.bias_kjmol)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The result as named arrays for ``np.savez`` (walker checkpoint file)."""
+        """The result as named arrays for ``np.savez`` (walker checkpoint file).
+
+        Returns
+        -------
+        dict of str to np.ndarray
+            Every field (scalars as 0-d arrays; the OPES state's entries prefixed
+            ``opes_state.``); :meth:`from_arrays` reads it back.
+        """
         out = {
             "features": self.features,
             "bias_kjmol": self.bias_kjmol,
@@ -144,6 +228,18 @@ class WalkerResult:
 
     @classmethod
     def from_arrays(cls, data: dict[str, np.ndarray]) -> WalkerResult:
+        """The result from :meth:`to_arrays` output (a walker file read back).
+
+        Parameters
+        ----------
+        data : dict of str to np.ndarray
+            The arrays of a walker file.
+
+        Returns
+        -------
+        WalkerResult
+            The result; the optional OPES arrays default to None.
+        """
         return cls(
             round_index=int(data["round_index"]),
             walker_index=int(data["walker_index"]),
@@ -172,6 +268,18 @@ class WalkerResult:
 
 def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) -> WalkerResult:
     """Run one walker with fault recovery (see the module docstring).
+
+    Parameters
+    ----------
+    task : WalkerTask
+        The walker.
+    progress : callable, optional
+        ``progress(n_frames)`` after each block of recorded frames (for progress bars).
+
+    Returns
+    -------
+    WalkerResult
+        Its frames and final state.
 
     Raises
     ------
@@ -279,8 +387,23 @@ class SerialExecutor:
 
     def run(self, tasks: Sequence[WalkerTask], on_result: Callable[[WalkerResult], None],
             progress: Callable[[int], None] | None = None) -> list[BaseException]:
-        """Run every task; ``on_result`` is called as each finishes. Returns the failures (the
-        other walkers still run and are stored)."""
+        """Run every task in turn; ``on_result`` is called as each finishes.
+
+        Parameters
+        ----------
+        tasks : sequence of WalkerTask
+            The walkers to run.
+        on_result : callable
+            ``on_result(result)`` with each :class:`WalkerResult` as its walker finishes (the
+            campaign stores it there).
+        progress : callable, optional
+            ``progress(n_frames)`` with the number of frames just recorded (for progress bars).
+
+        Returns
+        -------
+        list of BaseException
+            The failures (:class:`WalkerFailed`); the other walkers still run and are stored.
+        """
         failures = []
         for task in tasks:
             try:
@@ -290,12 +413,28 @@ class SerialExecutor:
         return failures
 
     def close(self) -> None:
+        """Release nothing (the executor holds no resources)."""
         pass
 
 
 class DaskExecutor:
-    """Runs walkers as tasks on a Dask cluster: a local one (``address=None``, processes, one
-    thread each) or an existing scheduler at ``address``."""
+    """Runs walkers as tasks on a Dask cluster.
+
+    That is a local one (``address=None``, processes, one thread each) or an existing
+    scheduler at ``address``.
+
+    Parameters
+    ----------
+    address : str or None, optional
+        A Dask scheduler address (``"tcp://host:8786"``); None starts a local cluster.
+    n_workers : int or None, optional
+        Worker processes of a local cluster (default: min(usable cores, 4)).
+
+    Raises
+    ------
+    RuntimeError
+        The scheduler at ``address`` cannot be reached, or ``distributed`` is not installed.
+    """
 
     name = "dask"
 
@@ -327,6 +466,23 @@ class DaskExecutor:
 
     def run(self, tasks: Sequence[WalkerTask], on_result: Callable[[WalkerResult], None],
             progress: Callable[[int], None] | None = None) -> list[BaseException]:
+        """Submit every task; ``on_result`` is called as each finishes, in the order they finish.
+
+        Parameters
+        ----------
+        tasks : sequence of WalkerTask
+            The walkers to run.
+        on_result : callable
+            ``on_result(result)`` with each :class:`WalkerResult` as its walker finishes (the
+            campaign stores it there).
+        progress : callable, optional
+            ``progress(n_frames)`` with the number of frames just recorded (for progress bars).
+
+        Returns
+        -------
+        list of BaseException
+            The failures (:class:`WalkerFailed`); the other walkers still run and are stored.
+        """
         from distributed import as_completed
 
         futures = [
@@ -350,13 +506,30 @@ class DaskExecutor:
         return failures
 
     def close(self) -> None:
+        """Close the client, and the local cluster when this executor started one."""
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
 
 
 def make_executor(scheduler: str, n_walkers: int, n_workers: int | None = None):
-    """``"serial"`` or ``"local"`` (serial when there is one walker) or a scheduler address."""
+    """The executor of ``scheduler``: serial, a local Dask cluster, or a scheduler address.
+
+    Parameters
+    ----------
+    scheduler : str
+        ``"serial"``, ``"local"`` (serial when there is one walker) or a Dask scheduler
+        address.
+    n_walkers : int
+        Walkers per round.
+    n_workers : int or None, optional
+        Worker processes of a local cluster (default: min(n_walkers, usable cores)).
+
+    Returns
+    -------
+    SerialExecutor or DaskExecutor
+        The executor; close it when done.
+    """
     if scheduler == "serial" or (scheduler == "local" and n_walkers == 1):
         return SerialExecutor()
     if scheduler == "local":

@@ -71,6 +71,8 @@ def free_force_group(system: openmm.System) -> int:
     Parameters
     ----------
     system : openmm.System
+        The System whose forces' groups are looked at (and, for a NonbondedForce, its
+        reciprocal-space group).
 
     Returns
     -------
@@ -162,7 +164,9 @@ def check_features_fit_system(features: Sequence, system: openmm.System) -> None
     Parameters
     ----------
     features : sequence of rave.md.features.Feature
+        The order parameters.
     system : openmm.System
+        The System they are evaluated in.
 
     Raises
     ------
@@ -214,7 +218,9 @@ class BiasForce:
     Attributes
     ----------
     features : list of rave.md.features.Feature
+        The order parameters ``s``, in the order of the bias coefficients.
     feature_names : list of str
+        Their names, in the same order.
     temperature_K : float
         Temperature in K.
     force : openmm.Force
@@ -318,6 +324,7 @@ class BiasForce:
         Parameters
         ----------
         context : openmm.Context or openmm.app.Simulation
+            The Context of the biased System (a Simulation: its ``context``).
 
         Returns
         -------
@@ -338,6 +345,7 @@ class BiasForce:
         Parameters
         ----------
         context : openmm.Context or openmm.app.Simulation
+            The Context of the biased System (a Simulation: its ``context``).
 
         Returns
         -------
@@ -429,8 +437,20 @@ def bias_force(
     features : sequence of rave.md.features.Feature
         One per coefficient, each providing ``openmm_force()`` whose energy is the feature.
     bias : Bias
+        The bias: its coefficients (one per feature) and its grid of ``V(chi)`` in kJ/mol.
     force_group : int
         The force group (0-31) that holds the bias alone, so its energy can be read alone.
+
+    Returns
+    -------
+    openmm.Force
+        A ``CustomCompoundBondForce`` or ``CustomCVForce`` (energy in kJ/mol) in
+        ``force_group``, not yet added to a System.
+
+    Raises
+    ------
+    ValueError
+        The bias has not one coefficient per feature, or ``force_group`` is outside 0..31.
     """
     if len(features) != bias.coefficients.size:
         raise ValueError(
@@ -453,10 +473,31 @@ def bias_force(
 
 def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
               chi_max: float):
-    """An OpenMM force whose energy is the clamped RC, ``max(lo, min(hi, chi))`` in the units
-    of chi, with ``(lo, hi)`` the bounds of :attr:`BiasGrid.clamp_bounds` of a grid on
-    [chi_min, chi_max]: a collective variable for a bias built elsewhere (OPES), which then
-    sees the edge value of its grid outside it, as :func:`bias_force` does.
+    """An OpenMM force whose energy is the clamped RC, ``max(lo, min(hi, chi))``.
+
+    The energy is in the units of chi, with ``(lo, hi)`` the bounds of
+    :attr:`BiasGrid.clamp_bounds` of a grid on [chi_min, chi_max]: a collective variable for a
+    bias built elsewhere (OPES), which then sees the edge value of its grid outside it, as
+    :func:`bias_force` does.
+
+    Parameters
+    ----------
+    features : sequence of rave.md.features.Feature
+        One per coefficient, each providing ``openmm_force()`` whose energy is the feature.
+    coefficients : sequence of float
+        The RC's coefficients ``c``, one per feature.
+    chi_min, chi_max : float
+        The grid's range of chi; the clamp bounds lie just inside it.
+
+    Returns
+    -------
+    openmm.Force
+        The force, named "RAVE chi", not yet added to a System.
+
+    Raises
+    ------
+    ValueError
+        There is not one coefficient per feature.
     """
     coefficients = np.asarray(coefficients, dtype=float).reshape(-1)
     if len(features) != coefficients.size:
@@ -470,7 +511,22 @@ def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
 
 
 def update_bias_force(force, context, bias: Bias) -> None:
-    """Put a new bias into an existing force and its Context, without a new Context."""
+    """Put a new bias into an existing force and its Context, without a new Context.
+
+    Parameters
+    ----------
+    force : openmm.Force
+        A force made by :func:`bias_force`, in the Context's System.
+    context : openmm.Context
+        The Context that simulates with it.
+    bias : Bias
+        The new bias, with as many coefficients as the force has features.
+
+    Raises
+    ------
+    ValueError
+        The new bias has another number of coefficients than the force has features.
+    """
     n = sum(force.getGlobalParameterName(i).startswith("rave_c") and
             force.getGlobalParameterName(i)[6:].isdigit()
             for i in range(force.getNumGlobalParameters()))

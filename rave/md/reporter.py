@@ -137,7 +137,9 @@ class FrameReporter:
     Attributes
     ----------
     features : list of rave.md.features.Feature
+        The order parameters recorded.
     bias : rave.BiasForce or None
+        The bias of the Simulation, or None (unbiased frames).
     """
 
     def __init__(self, reportInterval: int, features: Sequence, bias: Any = None, *,  # noqa: N803
@@ -178,6 +180,7 @@ class FrameReporter:
         Parameters
         ----------
         simulation : openmm.app.Simulation
+            The Simulation reported on.
 
         Returns
         -------
@@ -215,6 +218,7 @@ class FrameReporter:
         Parameters
         ----------
         simulation : openmm.app.Simulation
+            The Simulation reported on (its Context gives the bias energy).
         state : openmm.State
             Holding positions, as OpenMM passes it to ``report``.
         out : np.ndarray, shape=(n_particles, 3), dtype=float, optional
@@ -273,6 +277,7 @@ class CVReporter(FrameReporter):
     Attributes
     ----------
     path : pathlib.Path
+        The CV file.
     names : list of str
         The column names, ``time_ps``, the feature names, ``bias_kjmol``.
 
@@ -354,6 +359,7 @@ class CVReporter(FrameReporter):
         Parameters
         ----------
         simulation : openmm.app.Simulation
+            The Simulation reported on.
         state : openmm.State
             Holding positions (OpenMM asks for them through :meth:`describeNextReport`).
         """
@@ -421,7 +427,9 @@ class CVRecorder(FrameReporter):
     Attributes
     ----------
     features : list of rave.md.features.Feature
+        The order parameters recorded.
     bias : rave.BiasForce or None
+        The bias of the Simulation, or None (unbiased frames).
 
     Examples
     --------
@@ -466,6 +474,7 @@ class CVRecorder(FrameReporter):
         Parameters
         ----------
         simulation : openmm.app.Simulation
+            The Simulation reported on.
         state : openmm.State
             Holding positions.
         """
@@ -547,6 +556,7 @@ def read_cv(file: str | os.PathLike) -> CVData:
     Parameters
     ----------
     file : str or os.PathLike
+        The CV file.
 
     Returns
     -------

@@ -57,8 +57,20 @@ def _md_value(value, md_unit) -> float:
 
 
 def system_from_xml(xml: str) -> openmm.System:
-    """The System of an XML string written by ``openmm.XmlSerializer`` (a walker task carries
-    its System so, to a Dask worker or another process)."""
+    """The System of an XML string written by ``openmm.XmlSerializer``.
+
+    A walker task carries its System so, to a Dask worker or another process.
+
+    Parameters
+    ----------
+    xml : str
+        The serialized System.
+
+    Returns
+    -------
+    openmm.System
+        A new System.
+    """
     return openmm.XmlSerializer.deserialize(xml)
 
 
@@ -71,7 +83,26 @@ EXPLODED_NM = 1.0e4
 
 
 def choose_platform(name: str, n_particles: int) -> openmm.Platform:
-    """An OpenMM platform by name; "auto" picks Reference for tiny systems, else the fastest."""
+    """An OpenMM platform by name; "auto" picks Reference for tiny systems, else the fastest.
+
+    Parameters
+    ----------
+    name : str
+        "auto", "Reference", "CPU", "CUDA" or "OpenCL".
+    n_particles : int
+        The System's particles; "auto" takes Reference below 64 particles, where it is
+        fastest, else the first available of CUDA, OpenCL, CPU, Reference.
+
+    Returns
+    -------
+    openmm.Platform
+        The platform.
+
+    Raises
+    ------
+    ValueError
+        The platform named is not available here; the message lists those that are.
+    """
     available = [openmm.Platform.getPlatform(i).getName()
                  for i in range(openmm.Platform.getNumPlatforms())]
     if name == "auto":
@@ -96,10 +127,12 @@ def minimal_topology(n_particles: int) -> app.Topology:
     Parameters
     ----------
     n_particles : int
+        The number of atoms.
 
     Returns
     -------
     openmm.app.Topology
+        Atoms ``P0``, ``P1``, ... in residue ``UNK``.
     """
     topology = app.Topology()
     residue = topology.addResidue("UNK", topology.addChain())
@@ -116,9 +149,11 @@ class Walker:
     system : openmm.System
         Copied; the original is not modified.
     positions : np.ndarray, shape=(n_particles, 3), nm (or an OpenMM Quantity)
+        The start.
     features : sequence of rave.md.features.Feature
         The order parameters recorded at every frame and biased through chi.
     temperature_K, timestep_ps, friction_per_ps : float (or Quantity)
+        Temperature (K), time step (ps) and Langevin collision rate (1/ps); each > 0.
     seed : int
         Seeds the integrator and the initial velocities.
     platform : str
@@ -152,9 +187,11 @@ class Walker:
     force_group : int or None
         The bias's force group.
     opes : rave.md.opes.OPESBias or None
+        The adaptive bias of an adaptive round (None without ``opes``).
     time_ps : float
         The walker's clock, ps: the time of the last frame recorded.
     platform : openmm.Platform
+        The platform the Simulation runs on.
     system : openmm.System
         The walker's copy, holding the bias (and OPES) forces.
 
@@ -260,6 +297,12 @@ class Walker:
         Parameters
         ----------
         bias : rave.learn.bias.Bias
+            The new bias, over the walker's features.
+
+        Raises
+        ------
+        RuntimeError
+            The walker was made with ``with_bias=False``.
         """
         if self.bias_force is None:
             raise RuntimeError("this walker was made with with_bias=False")
