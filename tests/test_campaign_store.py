@@ -310,3 +310,19 @@ def test_analysis_and_a_resume_read_the_same_store(campaign):
         np.testing.assert_array_equal(a.features, b.features)
     np.testing.assert_array_equal(resumed._previous_log_weights, campaign._previous_log_weights)
     assert json.loads(store.path(store.SUMMARY).read_text()) == summary
+
+
+def test_a_campaign_in_a_relative_workdir_runs_resumes_and_analyses(tmp_path, monkeypatch):
+    """``rave run --workdir runs/x`` (relative): every path the store builds stays inside it
+    (a relative workdir once got prefixed twice: runs/x/runs/x/round_000/...)."""
+    from rave.analysis import CampaignResult
+
+    monkeypatch.chdir(tmp_path)
+    relative = Path("runs") / "w"
+    summary = Campaign(config_from_dict(TINY), relative).run()
+    assert len(summary["rounds"]) == 2
+    assert (tmp_path / "runs" / "w" / "round_001" / "round.json").is_file()
+    assert not (tmp_path / "runs" / "w" / "runs").exists()
+    again = Campaign(config_from_dict(TINY), relative).run()  # complete: resumes, adds nothing
+    assert again["rounds"] == summary["rounds"]
+    assert len(CampaignResult.load(relative).rounds) == 2

@@ -811,7 +811,9 @@ class CampaignStore:
     FRAMES_ARRAYS = ("features", "bias_kjmol", "time_ps")
 
     def __init__(self, workdir: str | os.PathLike) -> None:
-        self.workdir = Path(workdir)
+        # absolute, so that a path the store made (workdir/round_000/...) and a name relative
+        # to the work directory can never be confused when the user gave a relative workdir
+        self.workdir = Path(os.path.abspath(workdir))
 
     def __repr__(self) -> str:
         return f"CampaignStore({str(self.workdir)!r})"
