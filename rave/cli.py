@@ -169,9 +169,9 @@ def _run(args: argparse.Namespace) -> int:
     for line in CampaignResult.load(workdir).outcome_lines():
         print(line)
     files = CampaignStore(workdir)
-    print(f"results: {files.path(files.SUMMARY)}, {files.FREE_ENERGY}, round_*/")
+    print(f"results: {workdir / files.SUMMARY}, {files.FREE_ENERGY}, round_*/")
     if config.output.figures:
-        print(f"figures: {files.path(files.FREE_ENERGY_FIGURE)} (final F and RC per round), "
+        print(f"figures: {workdir / files.FREE_ENERGY_FIGURE} (final F and RC per round), "
               f"{workdir}/round_*/{files.FIGURE} (F and the next bias after each round)")
     else:
         print("figures: none ([output] figures = false)")

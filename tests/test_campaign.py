@@ -24,6 +24,9 @@ CAMPAIGN = {
     # 1 ns per round, a frame every 1.25 ps (about 10 basin decorrelation times)
     "sampling": {"rounds": 4, "steps_per_round": 200000, "seed": 1, "report_interval": 100},
     "vae": {"models": 2},
+    # the static bias (the paper's V = kT ln P): these tests check its frames' energies against
+    # bias_applied.json; the OPES bias (the default) has its own in tests/test_adaptive.py
+    "bias": {"method": "static"},
     "output": {"progress": False},
 }
 

@@ -33,6 +33,7 @@ TINY = {
     "sampling": {"rounds": 2, "steps_per_round": 2000, "report_interval": 20, "walkers": 2,
                  "snapshots": 5, "scheduler": "serial"},
     "vae": {"models": 1, "max_epochs": 1, "frames_per_epoch": 512},
+    "bias": {"method": "static"},  # a round's applied bias is the previous round's bias.json
     "output": {"figures": False, "progress": False},
 }
 

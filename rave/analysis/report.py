@@ -232,23 +232,23 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             or "none",
         ),
     ]
+    # the bootstrap reports per MBAR state; the states of a round (one, or the blocks of an
+    # adaptive round) share its resampling unit, so the first state of each round speaks for it
+    first_state = np.cumsum([0] + [len(r.states()) for r in result.rounds[:-1]])
+    g_of = est.statistical_inefficiency
     short = [
-        k
-        for k, (g, b) in enumerate(
-            zip(est.statistical_inefficiency, est.block_lengths, strict=True)
-        )
-        if np.isfinite(g) and b < np.ceil(BLOCKS_PER_INEFFICIENCY * g)
+        (r.index, g_of[k], est.block_lengths[k])
+        for r, k in zip(result.rounds, first_state, strict=True)
+        if np.isfinite(g_of[k])
+        and est.block_lengths[k] < np.ceil(BLOCKS_PER_INEFFICIENCY * g_of[k])
     ]
     if short:
         items.append(
             (
                 "warning",
                 "round(s) "
-                + ", ".join(
-                    f"{result.rounds[k].index} (g = {est.statistical_inefficiency[k]:.0f} frames, "
-                    f"blocks of {est.block_lengths[k]})"
-                    for k in short
-                )
+                + ", ".join(f"{index} (g = {g:.0f} frames, blocks of {b})"
+                            for index, g, b in short)
                 + ": too short for blocks of 5 g frames; the error bars are underestimated",
             )
         )
