@@ -43,6 +43,13 @@ def test_a_single_usable_seed_of_several_is_not_agreement():
     assert any("only 1 of the 3 VAE seeds" in f for f in convergence_failures(lone, THRESHOLDS))
 
 
+def test_no_usable_seed_is_named_as_such():
+    none = dataclasses.replace(GOOD, usable_seeds=0, seed_spread_deg=None)
+    assert convergence_failures(none, THRESHOLDS) == [
+        "none of the 2 VAE seeds gave a usable RC (each was spurious by KL or a stale warm "
+        "start): the RC is the best of unconfirmed ones"]
+
+
 def test_one_model_per_round_skips_the_seed_check_and_absent_bootstraps_are_not_required():
     single = dataclasses.replace(GOOD, usable_seeds=1, models=1, seed_spread_deg=None,
                                  free_energy_sigma_kT=None, rc_angle_sigma_deg=None)

@@ -94,11 +94,15 @@ def convergence_failures(evidence: RoundEvidence, thresholds) -> list[str]:
                         else "the round has no RC change recorded")
     elif not angle < angle_limit:
         failures.append(f"the RC still moved {angle:.1f} deg (limit {angle_limit:g})")
-    if evidence.models >= 2 and evidence.usable_seeds < 2:
+    if evidence.models >= 2 and evidence.usable_seeds == 0:
         failures.append(
-            f"only {evidence.usable_seeds} of the {evidence.models} VAE seeds gave a usable RC "
-            f"(the others were spurious or stale warm starts, i.e. they disagree): the RC is not "
-            f"confirmed by a second seed")
+            f"none of the {evidence.models} VAE seeds gave a usable RC (each was spurious by KL "
+            f"or a stale warm start): the RC is the best of unconfirmed ones")
+    elif evidence.models >= 2 and evidence.usable_seeds < 2:
+        failures.append(
+            f"only 1 of the {evidence.models} VAE seeds gave a usable RC (the others were "
+            f"spurious or stale warm starts, i.e. they disagree): the RC is not confirmed by a "
+            f"second seed")
     spread = evidence.seed_spread_deg
     if spread is not None and not spread < angle_limit:
         failures.append(f"the seeds' RCs still differ by {spread:.1f} deg (limit "
