@@ -91,14 +91,14 @@ bound). The cutoff stays 1.2 nm (the shortest edge, 3.0 nm, is over twice it).
 Particle counts (measured by ``build_ligand_cavity(...).describe()``, identical for both
 variants; TIP4P-Ew, 4 particles per water; see :data:`PARTICLE_COUNTS`):
 
-=====  =======  ====  ======  ======  =====  =========
-size   ligand   wall  lining  waters  total  ns/day
-=====  =======  ====  ======  ======  =====  =========
-small  methane  2870  1758    620     5351   1.6
-small  c60      2870  1758    590     5290   1.3
-paper  methane  8156  2462    3239    21113  -
-paper  c60      8156  2462    3209    21052  -
-=====  =======  ====  ======  ======  =====  =========
+=====  =======  ====  ======  ======  =====
+size   ligand   wall  lining  waters  total
+=====  =======  ====  ======  ======  =====
+small  methane  2870  1758    620     5351
+small  c60      2870  1758    590     5290
+paper  methane  8156  2462    3239    21113
+paper  c60      8156  2462    3209    21052
+=====  =======  ====  ======  ======  =====
 
 Hydrophilic: 27 dipole pairs (small), 37 (paper). TIP3P: 608/580 (small), 3218/3188 (paper)
 waters. The published paper system has 3375 waters; here the water is at the density of
@@ -106,12 +106,9 @@ OpenMM's pre-equilibrated box with the 0.3 nm exclusion around the block as spec
 2.8 nm of site centres), which leaves ~4 % fewer. Build time 0.1-0.3 s (small), 0.4-0.7 s
 (paper).
 
-ns/day: unbiased, CPU platform, 2 shared cores under a load average of ~7 (rough: 106-134 ms per
-step; OpenMM 8.6.1). On the same 2 cores idle, the small methane system runs 4.0 ns/day
-(25 ps campaign rounds of 533-543 s, biased and unbiased alike; README, Performance). The wall
-is not free in NonbondedForce: that force has every particle, so its direct-space neighbour
-list holds the (zero-charge, zero-LJ) wall-wall pairs; measured here (small), NonbondedForce
-took 3x longer than for the same water without the wall.
+MD speeds (ns/day, biased and unbiased, both sizes) are in README, Performance. The wall is not
+free in NonbondedForce: that force has every particle, so its direct-space neighbour list holds
+the (zero-charge, zero-LJ) wall-wall pairs.
 
 Order parameters (:attr:`LigandCavitySystem.features`), about ``pocket_center``: the
 centroid of the pocket region (the sphere-and-floor region below the top layer), on the axis.

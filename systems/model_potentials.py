@@ -72,9 +72,8 @@ timestep 5 fs. Measured for three_state at 300 K (OpenMM 8.6.1, 2 CPU cores, see
   C 6.2e5 +- 1.3e5 steps; 20-30 % of unbiased 2e5-step runs cross once. With 8.2-8.8 kT
   barriers the crossing time is only 3000-6000 basin decorrelation times, so fewer crossings
   would need a basin decorrelation time approaching 1000 steps; these defaults balance the two.
-* speed of this 1-particle system stepped in chunks of 100 steps (integrator.step(100) plus
-  one getState(getPositions=True) per chunk): Reference 1.9e6-2.2e6 steps/s, CPU platform
-  1.6e4-2.4e4 steps/s.
+
+MD speeds (Reference against CPU platform for one particle) are in README, Performance.
 """
 
 from __future__ import annotations
