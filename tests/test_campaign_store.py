@@ -272,7 +272,7 @@ def test_the_store_reads_back_what_the_campaign_wrote(campaign):
         np.testing.assert_array_equal(frames.features, written.features)
         np.testing.assert_array_equal(frames.bias_kjmol, written.bias_kjmol)
         np.testing.assert_array_equal(frames.time_ps, written.time_ps)
-        np.testing.assert_array_equal(frames.walker, campaign._walkers[index])
+        np.testing.assert_array_equal(frames.walker, written.walker)
         assert sorted(set(frames.walker.tolist())) == [0, 1]
         assert store.stored_walkers(index) == [0, 1]
         walkers = [store.walker(index, k) for k in (0, 1)]

@@ -217,8 +217,9 @@ class RoundData:
         """
         try:
             frames = campaign.frames(index)
-            return cls(index=index, frames=frames, bias_applied=campaign.bias_applied(index),
-                       bias_states=campaign.bias_states(index, len(frames)),
+            bias = campaign.round_bias(index, len(frames))
+            return cls(index=index, frames=frames, bias_applied=bias.applied,
+                       bias_states=bias.states,
                        coordinate=campaign.coordinate(index), next_bias=campaign.bias(index))
         except store.StoreFileError as error:
             raise CampaignFileError(f"{error}. {campaign.redo_advice(index)}") from error

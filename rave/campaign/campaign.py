@@ -277,7 +277,6 @@ class Campaign:
         #: per round, the bias states its frames were sampled under (rave.learn.bias.applied_states)
         self._biases: list[list[tuple[Bias | None, int]]] = []
         self._adaptive: list[bool] = []  # per round: OPES within the round
-        self._walkers: list[np.ndarray] = []  # per round: the walker index of each frame
         self._next_bias: Bias | None = None
         self._previous_log_weights: np.ndarray | None = None
         self._previous_coefficients: np.ndarray | None = None
@@ -556,8 +555,8 @@ class Campaign:
                 if record.steps is None:  # stores before the schedule: the fixed one
                     record.steps = self.config.sampling.steps_per_round
                 frames = st.frames(index)
-                states = st.bias_states(index, len(frames), required=index > 0)
-                adaptive = st.is_adaptive(index)
+                bias = st.round_bias(index, len(frames), required=index > 0)
+                states, adaptive = bias.states, bias.adaptive
                 weights = st.weights(index)
                 next_bias = st.bias(index)
                 for name in st.model_files(index):
@@ -569,8 +568,6 @@ class Campaign:
                     f"a backup)") from error
             self.records.append(record)
             self._frames.append(frames)
-            self._walkers.append(np.zeros(len(frames), dtype=np.int64) if frames.walker is None
-                                 else frames.walker)
             self._biases.append(states)
             self._adaptive.append(adaptive)
             self._previous_coefficients = record.coefficients
@@ -823,7 +820,6 @@ class Campaign:
         log.info("%s: %.1f s, %.0f steps/s over all walkers", label, timings["md"],
                  sampling.walkers * steps / timings["md"])
         self._frames.append(frames)
-        self._walkers.append(frames.walker)
         self._biases.append(applied_states(applied, len(frames.features)))
         self._adaptive.append(spec is not None)
         record = self._learn(index, timings)
@@ -1041,7 +1037,10 @@ class Campaign:
         rounds = [r for r, states in enumerate(self._biases) for _ in states]
         return bootstrap_free_energy_profile(reduced, counts, chi, edges,
                                              n_bootstrap=n_bootstrap, seed=seed,
-                                             walker=np.concatenate(self._walkers),
+                                             walker=np.concatenate(
+                                                 [np.zeros(len(f), dtype=np.int64)
+                                                  if f.walker is None else f.walker
+                                                  for f in self._frames]),
                                              state_groups=rounds)
 
     def _profile_sigma(self, chi: np.ndarray, edges: np.ndarray, profile: np.ndarray,

@@ -765,6 +765,27 @@ class RoundRecord:
 
 
 
+@dataclass(frozen=True)
+class RoundBias:
+    """What ``bias_applied.json`` says about a round's frames, from one read of it.
+
+    Attributes
+    ----------
+    states : list of tuple of (rave.learn.bias.Bias or None, int)
+        The MBAR states of the round's frames in frame order
+        (:func:`rave.learn.bias.applied_states`): one for a static or the unbiased round, the
+        blocks of an adaptive one.
+    applied : rave.learn.bias.Bias or None
+        The static bias; of an adaptive round the one in force at its end; None when unbiased.
+    adaptive : bool
+        Whether the round ran OPES (its file lists blocks under ``states``).
+    """
+
+    states: list
+    applied: object
+    adaptive: bool
+
+
 class CampaignStore:
     """A campaign's work directory: the one owner of its layout, writer and reader of its files.
 
@@ -1743,12 +1764,38 @@ class CampaignStore:
         StoreFileError
             The file is damaged, or absent while ``required``.
         """
-        from ..learn.bias import applied_states
+        return self.round_bias(index, n_frames, required).states
+
+    def round_bias(self, index: int, n_frames: int, required: bool = False) -> RoundBias:
+        """Round ``index``'s MBAR states, applied bias and kind, from one read of its
+        ``bias_applied.json``.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        n_frames : int
+            The round's number of frames.
+        required : bool, optional
+            Raise when ``bias_applied.json`` is absent instead of taking the round as unbiased.
+
+        Returns
+        -------
+        RoundBias
+            Its states, its applied bias and whether it was adaptive.
+
+        Raises
+        ------
+        StoreFileError
+            The file is damaged, or absent while ``required``.
+        """
+        from ..learn.bias import Bias, applied_states
 
         path = self.round_path(index, self.BIAS_APPLIED)
         if not required and not path.exists():
-            return applied_states(None, n_frames)
-        return self._parsed(path, lambda data: applied_states(data, n_frames))
+            return RoundBias(applied_states(None, n_frames), None, False)
+        return self._parsed(path, lambda data: RoundBias(
+            applied_states(data, n_frames), Bias.from_dict(data), "states" in data))
 
     def bias_applied(self, index: int):
         """The bias round ``index`` was sampled under, or None (the unbiased round).

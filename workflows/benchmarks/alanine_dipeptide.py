@@ -687,26 +687,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, quick.get(key, default))
     args.vae = quick.get("vae")
-    if min(args.seeds) < 1:
-        # OpenMM takes a random-number seed of 0 to mean "pick one": the run would not repeat
-        parser.error(f"--seeds must be integers >= 1. You supplied {args.seeds}")
-    if args.report_interval < 1:
-        parser.error(f"--report-interval must be >= 1. You supplied {args.report_interval}")
-    bad = [b for b in args.budgets if b < args.report_interval or b % args.report_interval]
-    if bad:
-        parser.error(f"--budgets must be positive multiples of --report-interval "
-                     f"({args.report_interval}). You supplied {bad}")
-    if args.metad_frequency < 1 or args.metad_frequency % args.report_interval:
-        parser.error(f"--metad-frequency ({args.metad_frequency}) must be a positive multiple "
-                     f"of --report-interval ({args.report_interval})")
-    if args.opes_frequency < 1 or args.opes_variance_frequency < 1 or (
-            args.opes_frequency % args.opes_variance_frequency):
-        parser.error(f"--opes-variance-frequency ({args.opes_variance_frequency}) must be >= 1 "
-                     f"and divide --opes-frequency ({args.opes_frequency})")
-    if not args.opes_barrier > 0:
-        parser.error(f"--opes-barrier must be > 0 (kJ/mol). You supplied {args.opes_barrier}")
-    if not args.metad_bias_factor > 1:
-        parser.error(f"--metad-bias-factor must be > 1. You supplied {args.metad_bias_factor}")
+    se.check_run_arguments(parser, args)
     if not 0 < args.metad_sigma < math.pi:
         parser.error(f"--metad-sigma must be in (0, pi) rad. You supplied {args.metad_sigma}")
     if not (args.target > 0 and args.second_target > 0):

@@ -1613,6 +1613,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, quick.get(key))
     args.vae = quick.get("vae")
+    check_run_arguments(parser, args)
+    return args
+
+
+def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The checks every sampling benchmark makes of its common options (seeds, report
+    interval, budgets, metadynamics and OPES settings); ``parser.error`` names a bad one.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Reports the error (and exits).
+    args : argparse.Namespace
+        Parsed options with ``seeds``, ``report_interval``, ``budgets``, ``metad_frequency``,
+        ``metad_bias_factor``, ``opes_frequency``, ``opes_variance_frequency``,
+        ``opes_barrier``.
+    """
     if min(args.seeds) < 1:
         # OpenMM takes a random-number seed of 0 to mean "pick one": the run would not repeat
         parser.error(f"--seeds must be integers >= 1. You supplied {args.seeds}")
@@ -1620,27 +1637,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--report-interval must be >= 1. You supplied {args.report_interval}")
     bad = [b for b in args.budgets if b < args.report_interval or b % args.report_interval]
     if bad:
-        parser.error(
-            f"--budgets must be multiples of --report-interval ({args.report_interval})."
-            f" You supplied {bad}"
-        )
-    if args.metad_frequency % args.report_interval:
-        parser.error(
-            f"--metad-frequency ({args.metad_frequency}) must be a multiple of "
-            f"--report-interval ({args.report_interval})"
-        )
+        parser.error(f"--budgets must be positive multiples of --report-interval "
+                     f"({args.report_interval}). You supplied {bad}")
+    if args.metad_frequency < 1 or args.metad_frequency % args.report_interval:
+        parser.error(f"--metad-frequency ({args.metad_frequency}) must be a positive multiple "
+                     f"of --report-interval ({args.report_interval})")
     if args.opes_frequency < 1 or args.opes_variance_frequency < 1 or (
-        args.opes_frequency % args.opes_variance_frequency
-    ):
-        parser.error(
-            f"--opes-variance-frequency ({args.opes_variance_frequency}) must be >= 1 and divide "
-            f"--opes-frequency ({args.opes_frequency})"
-        )
+            args.opes_frequency % args.opes_variance_frequency):
+        parser.error(f"--opes-variance-frequency ({args.opes_variance_frequency}) must be >= 1 "
+                     f"and divide --opes-frequency ({args.opes_frequency})")
     if not args.opes_barrier > 0:
         parser.error(f"--opes-barrier must be > 0 (kJ/mol). You supplied {args.opes_barrier}")
     if not args.metad_bias_factor > 1:
         parser.error(f"--metad-bias-factor must be > 1. You supplied {args.metad_bias_factor}")
-    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
