@@ -61,3 +61,20 @@ def test_nan_values_fail_rather_than_pass():
                               free_energy_sigma_kT=float("nan"))
     failures = convergence_failures(bad, THRESHOLDS)
     assert len(failures) == 2
+
+
+def test_seed_checks_do_not_judge_an_rc_the_barrier_rule_took_elsewhere():
+    """rc_choice = "barrier" chose the skewed direction or kept the previous RC: the VAE
+    seeds are not its evidence (its bootstrap reruns the choice, and still judges it)."""
+    lone = dataclasses.replace(GOOD, usable_seeds=1, seed_spread_deg=None)
+    apart = dataclasses.replace(GOOD, seed_spread_deg=40.0)
+    for source in ("skew", "previous"):
+        assert convergence_failures(dataclasses.replace(lone, rc_source=source),
+                                    THRESHOLDS) == []
+        assert convergence_failures(dataclasses.replace(apart, rc_source=source),
+                                    THRESHOLDS) == []
+        shaky = dataclasses.replace(lone, rc_source=source, rc_angle_sigma_deg=30.0)
+        assert convergence_failures(shaky, THRESHOLDS) == [
+            "the RC's bootstrap uncertainty is 30.0 deg (limit 5)"]
+    # the VAE's own RC is still judged by its seeds
+    assert len(convergence_failures(lone, THRESHOLDS)) == 1

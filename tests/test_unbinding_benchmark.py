@@ -128,3 +128,16 @@ def test_rate_ratio_interval():
     assert point == math.inf and high == math.inf and low > 0
     # no events at all: no information
     assert all(math.isnan(v) for v in ub.rate_ratio_interval(0, 1.0, 0, 1.0))
+
+
+def test_reference_chunks_match_the_biased_rounds_lengths():
+    # a budgeted campaign: round 0 of 10,000 steps, then rounds that halve or double
+    rounds = [10000, 12500, 6250, 12500, 8750]
+    assert ub.reference_chunk_steps(rounds, 12500, None) == [12500, 6250, 12500, 8750]
+    # the same total length as the biased rounds, round by round
+    assert sum(ub.reference_chunk_steps(rounds, 12500, None)) == sum(rounds[1:])
+    # fewer chunks: the first ones; more: steps_per_round each beyond the biased rounds
+    assert ub.reference_chunk_steps(rounds, 12500, 2) == [12500, 6250]
+    assert ub.reference_chunk_steps(rounds, 12500, 6) == [12500, 6250, 12500, 8750, 12500, 12500]
+    with pytest.raises(ValueError, match=r"at least one chunk"):
+        ub.reference_chunk_steps(rounds, 12500, 0)

@@ -933,6 +933,9 @@ class Campaign:
             rc_seed=self._rc_seed(index), stale_angle_deg=cfg.models.stale_angle_deg,
             threads=cfg.models.threads, progress=cfg.output.progress and f"round {index}",
             rc_bootstrap=cfg.coordinate.bootstrap,
+            rc_choice=cfg.coordinate.rc_choice,
+            basin_barrier_kT=cfg.coordinate.basin_barrier_kT,
+            barrier_tie_kT=cfg.coordinate.barrier_tie_kT,
             logger=_RoundLog(log, {"round": index}))
         estimator.fit(features, log_w, initial, previous=self._previous_coefficients,
                       trained=trained, on_trained=store_model)
@@ -977,7 +980,7 @@ class Campaign:
         failures = convergence_failures(RoundEvidence(
             index=index, angle_change_deg=angle, seed_spread_deg=spread, usable_seeds=usable,
             models=len(model.models), free_energy_change_kT=change, free_energy_sigma_kT=sigma,
-            rc_angle_sigma_deg=rc_sigma), cfg.convergence)
+            rc_angle_sigma_deg=rc_sigma, rc_source=model.rc_source), cfg.convergence)
         converged = not failures
         if self._previous_coefficients is not None:
             log.info("round %d: RC changed by %.2f deg (its bootstrap uncertainty %s; %d of %d "
@@ -1003,6 +1006,11 @@ class Campaign:
             "seed_spread_deg": spread,
             "kl_tie": cfg.coordinate.kl_tie,
             "rc_angle_sigma_deg": rc_sigma,
+            "rc_source": model.rc_source,
+            "vae_coefficients": (None if model.vae_coefficients is None
+                                 else model.vae_coefficients.tolist()),
+            "rc_candidates": model.candidates,
+            "skewness": model.skewness,
         })
 
         # the bias of the next round

@@ -356,6 +356,16 @@ class CoordinateConfig:
         Block-bootstrap replicates of the chosen RC (refits on resampled blocks of the RC
         frames): its direction's uncertainty, ``rc_angle_sigma_deg`` in round.json, which
         converged needs below convergence.angle_deg (default 8; 0: none).
+    rc_choice : str
+        "vae": the RC is the VAE's (the paper's); "barrier": the VAE's RC, the most skewed
+        direction of the weighted frames and the previous RC compete, and the one along which
+        F shows the highest barrier is the RC; while none shows two basins, the skewed one
+        (rave.learn.estimator.RAVE, rave.learn.anharmonic). Default: see README, Performance.
+    basin_barrier_kT : float
+        Least barrier between two basins of F along a candidate, kT (default 1.0).
+    barrier_tie_kT : float
+        Barriers within this of the highest tie (kT; the tie goes to the previous RC, then
+        the skewed direction; default 0.5).
 
     Raises
     ------
@@ -368,6 +378,9 @@ class CoordinateConfig:
     max_frames: int = 50_000
     kl_tie: float = 0.02
     bootstrap: int = 8
+    rc_choice: str = "vae"
+    basin_barrier_kT: float = 1.0
+    barrier_tie_kT: float = 0.5
 
     def __post_init__(self) -> None:
         _at_least("coordinate.bins", self.bins, 5)
@@ -379,6 +392,13 @@ class CoordinateConfig:
             raise ConfigError(f"coordinate.kl_tie must be a finite number >= 0. You supplied "
                               f"{self.kl_tie}")
         _positive("coordinate.kl_threshold", self.kl_threshold)
+        if self.rc_choice not in ("vae", "barrier"):
+            raise ConfigError(f"coordinate.rc_choice must be \"vae\" or \"barrier\". You "
+                              f"supplied {self.rc_choice!r}")
+        _positive("coordinate.basin_barrier_kT", self.basin_barrier_kT)
+        if not (math.isfinite(self.barrier_tie_kT) and self.barrier_tie_kT >= 0):
+            raise ConfigError(f"coordinate.barrier_tie_kT must be a finite number >= 0. You "
+                              f"supplied {self.barrier_tie_kT}")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ A round converged when, against the ``[convergence]`` thresholds:
    KL nor a stale warm start, whose RC is more than ``stale_angle_deg`` off the cold model's)
    and their RCs agree within ``angle_deg``. A single usable seed is not evidence: a stale or
    spurious seed is a seed that disagrees. (With ``models = 1`` the check cannot be made and
-   is skipped; the verdict says so.)
+   is skipped; the verdict says so. Where ``[coordinate] rc_choice = "barrier"`` made another
+   candidate the RC, the seeds are not its evidence and the check is skipped: the RC's
+   bootstrap, item 6, reruns that choice.)
 4. F(chi) changed by less than ``free_energy_kT`` (RMS where F < ``profile_max_kT``);
 5. F(chi)'s block-bootstrap uncertainty is below ``free_energy_kT`` (when ``bootstrap`` > 0);
 6. the RC's block-bootstrap uncertainty is below ``angle_deg`` (when its bootstrap is on).
@@ -56,6 +58,9 @@ class RoundEvidence:
         RMS block-bootstrap uncertainty of F(chi), kT; None when not computed.
     rc_angle_sigma_deg : float or None
         Block-bootstrap uncertainty of the RC's direction, degrees; None when not computed.
+    rc_source : str
+        Where the RC came from: "vae" (a VAE seed's, the paper's), or "skew" / "previous"
+        (``[coordinate] rc_choice = "barrier"``).
     """
 
     index: int
@@ -66,6 +71,7 @@ class RoundEvidence:
     free_energy_change_kT: float | None
     free_energy_sigma_kT: float | None = None
     rc_angle_sigma_deg: float | None = None
+    rc_source: str = "vae"
 
 
 def convergence_failures(evidence: RoundEvidence, thresholds) -> list[str]:
@@ -94,17 +100,18 @@ def convergence_failures(evidence: RoundEvidence, thresholds) -> list[str]:
                         else "the round has no RC change recorded")
     elif not angle < angle_limit:
         failures.append(f"the RC still moved {angle:.1f} deg (limit {angle_limit:g})")
-    if evidence.models >= 2 and evidence.usable_seeds == 0:
+    seeds_judged = evidence.rc_source == "vae"
+    if seeds_judged and evidence.models >= 2 and evidence.usable_seeds == 0:
         failures.append(
             f"none of the {evidence.models} VAE seeds gave a usable RC (each was spurious by KL "
             f"or a stale warm start): the RC is the best of unconfirmed ones")
-    elif evidence.models >= 2 and evidence.usable_seeds < 2:
+    elif seeds_judged and evidence.models >= 2 and evidence.usable_seeds < 2:
         failures.append(
             f"only 1 of the {evidence.models} VAE seeds gave a usable RC (the others were "
             f"spurious or stale warm starts, i.e. they disagree): the RC is not confirmed by a "
             f"second seed")
     spread = evidence.seed_spread_deg
-    if spread is not None and not spread < angle_limit:
+    if seeds_judged and spread is not None and not spread < angle_limit:
         failures.append(f"the seeds' RCs still differ by {spread:.1f} deg (limit "
                         f"{angle_limit:g})")
     change = evidence.free_energy_change_kT

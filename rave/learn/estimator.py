@@ -20,7 +20,17 @@ What :meth:`RAVE.fit` does (the campaign's learning step of one round, :mod:`rav
    model's (:func:`stale_warm_starts`) and, among the rest, chooses the lowest KL below
    ``kl_threshold`` (the others are spurious), KL ties within ``kl_tie`` going to the RC
    closest to the previous one (:func:`rave.learn.coordinate.choose_coordinate`);
-4. turns the chosen ``c`` to the previous RC's side (:func:`rave.learn.coordinate.align_sign`).
+4. turns the chosen ``c`` to the previous RC's side (:func:`rave.learn.coordinate.align_sign`);
+5. with ``rc_choice = "barrier"``, three candidates compete
+   (:func:`rave.learn.anharmonic.choose_by_barrier`): the chosen model's RC, the most skewed
+   direction of the weighted frames (the way a basin opens,
+   :func:`rave.learn.anharmonic.skewed_direction`) and the previous RC. F along each (a kernel
+   estimate) is split into basins separated by at least ``basin_barrier_kT``; the RC is the
+   candidate with the highest barrier between its basins (a projection can only blur a
+   barrier, so the direction that shows the highest one is the least blurred), ties within
+   ``barrier_tie_kT`` going to the previous RC, then the skewed direction. While no candidate
+   shows two basins (the frames have crossed no barrier along any of them) the RC is the
+   skewed direction. The model's RC is kept in ``vae_coefficients`` when it is not chosen.
 
 The model keeps chi and the log-weights of the fit's frames, so :meth:`RAVEModel.bias` builds
 the bias of the next round (:func:`rave.learn.bias.build_bias_grid`) without the frames.
@@ -43,6 +53,7 @@ import numpy as np
 
 from ..campaign.resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
 from ..stats.weights import as_log_weights
+from .anharmonic import barrier_choice_sigma_deg, choose_by_barrier
 from .bias import Bias, build_bias_grid
 from .coordinate import (
     CoordinateResult,
@@ -71,6 +82,8 @@ logger = logging.getLogger(__name__)
 
 #: frames of the grid scan of each RC fit (the local optimisation uses all the RC frames)
 DEFAULT_SCAN_FRAMES = 10_000
+#: what RAVE(rc_choice=...) takes
+RC_CHOICES = ("vae", "barrier")
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,7 +416,21 @@ class RAVEModel:
     angle_sigma_deg : float or None
         Block-bootstrap uncertainty of the RC's direction (degrees): the RMS angle between the
         RC and its refits, on resampled blocks of the RC frames, of the chosen model's latent
-        (:func:`rc_angle_sigma_deg`); None when the fit ran no bootstrap.
+        (:func:`rc_angle_sigma_deg`); when the barrier rule chose another candidate, the RMS
+        angle between the RC and the rule's choice on resampled blocks
+        (:func:`rave.learn.anharmonic.barrier_choice_sigma_deg`); None when the fit ran no
+        bootstrap.
+    rc_source : str
+        "vae": the RC is the chosen model's (the paper's); with ``rc_choice = "barrier"`` also
+        "skew" (the most skewed direction of the frames) or "previous" (the previous RC kept).
+    vae_coefficients : np.ndarray or None, shape=(n_features,)
+        The chosen model's RC when ``rc_source`` is not "vae" (else None: it is
+        ``coefficients``).
+    candidates : dict or None
+        With ``rc_choice = "barrier"``: per candidate ("vae", "skew", "previous"), its
+        ``basins`` and ``barrier_kT`` along F, and its ``angle_deg`` to the RC chosen.
+    skewness : float or None
+        Weighted skewness of the most skewed direction (None with ``rc_choice = "vae"``).
     """
 
     coefficients: np.ndarray
@@ -415,6 +442,10 @@ class RAVEModel:
     log_weights: np.ndarray
     generation: int = 0
     angle_sigma_deg: float | None = None
+    rc_source: str = "vae"
+    vae_coefficients: np.ndarray | None = None
+    candidates: dict | None = None
+    skewness: float | None = None
 
     @property
     def n_features(self) -> int:
@@ -522,6 +553,13 @@ class RAVE:
     stale_angle_deg : float, default 15.0
         A warm-started model whose RC is more than this (degrees) off the best cold model's is
         dropped as stale (:func:`stale_warm_starts`).
+    rc_choice : {"vae", "barrier"}, default "vae"
+        "vae": the RC is the chosen model's (the paper's); "barrier": step 5 above.
+    basin_barrier_kT : float, default 1.0
+        Least barrier (kT) between two basins of F along a candidate (``rc_choice =
+        "barrier"``).
+    barrier_tie_kT : float, default 0.5
+        Barriers within this (kT) of the highest tie (``rc_choice = "barrier"``).
     threads : int, default 0
         CPU cores training may use; 0: every core this process may use (affinity, cgroup
         quota, OMP_NUM_THREADS), less those other processes keep busy.
@@ -571,6 +609,9 @@ class RAVE:
         rc_bootstrap: int = 0,
         rc_seed: int | Sequence[int] | None = None,
         stale_angle_deg: float = 15.0,
+        rc_choice: str = "vae",
+        basin_barrier_kT: float = 1.0,
+        barrier_tie_kT: float = 0.5,
         threads: int = 0,
         workers: int | None = None,
         progress: bool | str = False,
@@ -621,6 +662,14 @@ class RAVE:
                              f"supplied {rc_seed!r}") from error
         self.rc_seed = rc_seed
         self.stale_angle_deg = _check_real("stale_angle_deg", stale_angle_deg, 0.0)
+        if rc_choice not in RC_CHOICES:
+            raise ValueError(f"rc_choice must be one of {', '.join(RC_CHOICES)}. You supplied "
+                             f"{rc_choice!r}")
+        self.rc_choice = rc_choice
+        self.basin_barrier_kT = _check_real("basin_barrier_kT", basin_barrier_kT, 0.0)
+        if self.basin_barrier_kT <= 0:
+            raise ValueError(f"basin_barrier_kT must be > 0. You supplied {basin_barrier_kT}")
+        self.barrier_tie_kT = _check_real("barrier_tie_kT", barrier_tie_kT, 0.0)
         self.threads = _check_int("threads", threads, 0)
         self.workers = None if workers is None else _check_int("workers", workers, 1)
         if not isinstance(progress, bool | str):
@@ -745,7 +794,17 @@ class RAVE:
             for m, result in zip(pending, fitted, strict=True):
                 results[m] = result
         self._model = self._choose(results, x, log_w, previous, generation, log)
-        if self.rc_bootstrap:
+        fixed = None
+        if self.rc_choice == "barrier":
+            self._model, fixed = self._choose_by_barrier(self._model, x, x_rc, log_w_rc,
+                                                         previous, log)
+        if self._model.rc_source != "vae" and self.rc_bootstrap:
+            sigma = barrier_choice_sigma_deg(
+                x_rc, log_w_rc, fixed, self._model.coefficients, self.rc_bootstrap,
+                int(seeds[self._model.chosen]), barrier_kT=self.basin_barrier_kT,
+                tie_kT=self.barrier_tie_kT, n_starts=4)
+            self._model = dataclasses.replace(self._model, angle_sigma_deg=sigma)
+        elif self.rc_bootstrap:
             chosen = self._model.models[self._model.chosen].vae
             sigma = rc_angle_sigma_deg(
                 x_rc, chosen.transform(x_rc), log_w_rc, self._model.coefficients,
@@ -783,6 +842,36 @@ class RAVE:
             chosen=int(best), models=models, seed_spread_deg=spread, chi=_readonly(chi),
             log_weights=_readonly(np.zeros(len(x)) if log_w is None else log_w),
             generation=generation)
+
+    def _choose_by_barrier(self, model: RAVEModel, x: np.ndarray, x_rc: np.ndarray,
+                           log_w_rc: np.ndarray | None, previous: np.ndarray | None,
+                           log) -> tuple[RAVEModel, dict]:
+        """Step 5 (:func:`rave.learn.anharmonic.choose_by_barrier`); also returns the fixed
+        candidates, for the bootstrap of the choice."""
+        fixed = {"vae": model.coefficients}
+        if previous is not None:
+            fixed["previous"] = np.asarray(previous, dtype=float)
+        choice = choose_by_barrier(x_rc, log_w_rc, fixed, seed=self.rc_seed,
+                                   barrier_kT=self.basin_barrier_kT, tie_kT=self.barrier_tie_kT)
+        c = choice.coefficients
+        if previous is not None:
+            c = align_sign(c, previous)
+        summary = {name: {"basins": choice.basins[name].count,
+                          "barrier_kT": float(choice.basins[name].barrier_kT),
+                          "angle_deg": direction_angle_deg(d, c)}
+                   for name, d in choice.candidates.items()}
+        log.info("RC candidates (basins, highest barrier along F, angle to the RC chosen): %s "
+                 "-> the %s direction%s", "; ".join(
+                     f"{n} {v['basins']}, {v['barrier_kT']:.2f} kT, {v['angle_deg']:.1f} deg"
+                     for n, v in summary.items()), choice.source,
+                 "" if any(v["basins"] > 1 for v in summary.values())
+                 else " (no candidate shows two basins)")
+        skew = float(choice.skewed.skewness)
+        if choice.source == "vae":
+            return dataclasses.replace(model, candidates=summary, skewness=skew), fixed
+        return dataclasses.replace(model, coefficients=_readonly(c), chi=_readonly(x @ c),
+                                   rc_source=choice.source, vae_coefficients=model.coefficients,
+                                   candidates=summary, skewness=skew), fixed
 
     def _plan(self, tasks: int) -> ThreadPlan:
         """How to train ``tasks`` models: planned on the free cores, or ``workers`` at once."""

@@ -38,6 +38,9 @@ Methods (``--methods``; the system is named ``alanine_dipeptide`` in the tables)
 * ``rave_opes``: the same campaign with ``[bias] method = "opes"``: OPES along each round's
   learned RC within the round (``rave.md.opes``), with the OPES baseline's barrier, pace and
   variance pace (``opes_barrier_kjmol``, ``opes_pace``, ``opes_variance_pace``).
+* ``rave_barrier``, ``rave_opes_barrier``: the two above with ``[coordinate] rc_choice =
+  "barrier"`` (the VAE's RC, the most skewed direction and the previous RC compete; the
+  highest barrier along F wins; ``rave.learn.anharmonic``); the two above pin ``"vae"``.
 * ``metad_ideal``, ``metad_naive``: well-tempered ``openmm.app.Metadynamics`` on phi (ideal CV)
   or psi (naive CV), each a ``CustomTorsionForce("theta")`` on its four atoms, as
   ``BiasVariable(force, -pi, pi, sigma, periodic=True, gridWidth=128)``. Gaussian height
@@ -169,7 +172,7 @@ DEAD_ZONE_RAD = 0.5
 #: grid points of the periodic metadynamics and OPES grid over [-pi, pi] (spacing 0.049 rad)
 GRID_POINTS = 128
 
-RUNS = ("plain_md", "rave", "rave_opes", "metad_ideal", "metad_naive", "opes_ideal",
+RUNS = ("plain_md", *se.RAVE_METHODS, "metad_ideal", "metad_naive", "opes_ideal",
         "opes_naive")
 DEFAULT_SEEDS = (1, 2, 3)
 DEFAULT_BUDGETS = tuple(50_000 * 2**k for k in range(8))  # 50k ... 6.4M steps
@@ -481,14 +484,17 @@ def base_config(report_interval: int, temperature_K: float = 300.0) -> dict:
     }
 
 
-def campaign_config(seed: int, args: argparse.Namespace, bias_method: str) -> dict:
+def campaign_config(seed: int, args: argparse.Namespace, bias_method: str,
+                    rc_choice: str = "vae") -> dict:
     """The full RAVE campaign config of one run: :func:`base_config` with the budget, the VAEs,
-    the bias method and early stopping off (``sampling_efficiency.rave_config``)."""
+    the bias method, ``[coordinate] rc_choice`` and early stopping off
+    (``sampling_efficiency.rave_config``)."""
     config = se.rave_config(SYSTEM, seed, args.report_interval, args.rounds,
                             args.steps_per_round, args.models, args.vae, args.max_total_steps,
                             args.first_round_steps, base=base_config(args.report_interval))
     bias = config.setdefault("bias", {})
     bias["method"] = bias_method
+    config.setdefault("coordinate", {})["rc_choice"] = rc_choice
     if bias_method == "opes":
         bias.update(opes_barrier_kjmol=args.opes_barrier, opes_pace=args.opes_frequency,
                     opes_variance_pace=args.opes_variance_frequency)
@@ -595,10 +601,10 @@ def run_method(method: str, alanine: Alanine, reference: PhiReference, seed: int
     if method == "plain_md":
         run = se.run_plain_md(alanine, alanine, seed, max_steps, ri)
         return run, {method: se.evaluate_prefixes(run, reference, budgets, ri)}
-    if method in ("rave", "rave_opes"):
-        bias_method = "opes" if method == "rave_opes" else "static"
-        config = campaign_config(seed, args, bias_method)
-        run = se.run_rave(config, out / "campaigns" / f"{SYSTEM}_{bias_method}_seed{seed}")
+    if method in se.RAVE_METHODS:
+        bias_method, rc_choice = se.RAVE_METHODS[method]
+        config = campaign_config(seed, args, bias_method, rc_choice)
+        run = se.run_rave(config, out / "campaigns" / f"{SYSTEM}_{method}_seed{seed}")
         return run, {method: se.evaluate_rave(run, reference, alanine.kT, ri)}
     family, which = method.split("_")
     ideal = which == "ideal"
@@ -693,7 +699,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not (args.target > 0 and args.second_target > 0):
         parser.error(f"--target and --second-target must be > 0 kT. You supplied "
                      f"{args.target} and {args.second_target}")
-    if {"rave", "rave_opes"} & set(args.methods):
+    if set(se.RAVE_METHODS) & set(args.methods):
         from rave.campaign.config import ConfigError
 
         try:  # the campaign's own checks of the budget, before any MD

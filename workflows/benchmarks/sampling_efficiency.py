@@ -15,6 +15,10 @@ the run):
 * ``rave_opes``: the same campaign with ``[bias] method = "opes"``: OPES along each round's
   learned RC within the round (``rave.md.opes``); its frames enter MBAR as the blocks of the
   OPES bias listed in ``bias_applied.json`` (``rave.learn.bias.applied_states``).
+* ``rave_barrier``, ``rave_opes_barrier``: ``rave`` and ``rave_opes`` with ``[coordinate]
+  rc_choice = "barrier"``: the VAE's RC, the most skewed direction of the frames and the
+  previous RC compete, the highest barrier along F wins (``rave.learn.estimator.RAVE``,
+  ``rave.learn.anharmonic``); the other two methods pin ``"vae"`` (the paper's RC).
 * ``metad_ideal``: ``openmm.app.Metadynamics`` (well-tempered) on the ideal CV, the reference
   chi below (``BiasVariable`` of a ``CustomCompoundBondForce`` whose energy is the linear CV,
   :func:`linear_cv_force`; ``metaD.step(simulation, n)``).
@@ -147,6 +151,8 @@ METHODS = (
     "plain_md",
     "rave",
     "rave_opes",
+    "rave_barrier",
+    "rave_opes_barrier",
     "metad_ideal",
     "metad_ideal_bias",
     "metad_naive",
@@ -155,7 +161,11 @@ METHODS = (
     "opes_naive",
 )
 #: methods that need their own simulation (*_ideal_bias comes with *_ideal)
-_RUNS = ("plain_md", "rave", "rave_opes", "metad_ideal", "metad_naive", "opes_ideal", "opes_naive")
+_RUNS = ("plain_md", "rave", "rave_opes", "rave_barrier", "rave_opes_barrier", "metad_ideal",
+         "metad_naive", "opes_ideal", "opes_naive")
+#: the RAVE methods: (bias method, coordinate.rc_choice)
+RAVE_METHODS = {"rave": ("static", "vae"), "rave_opes": ("opes", "vae"),
+                "rave_barrier": ("static", "barrier"), "rave_opes_barrier": ("opes", "barrier")}
 
 #: target RMSE of F(chi), kT, and a second, tighter one
 TARGET_RMSE_KT = 0.5
@@ -1705,10 +1715,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = {
                 "plain_md": evaluate_prefixes(run, reference, checkpoints, args.report_interval)
             }
-        elif method in ("rave", "rave_opes"):
-            bias_method = "opes" if method == "rave_opes" else "static"
-            workdir = out / "campaigns" / f"{system}_{bias_method}_seed{seed}"
+        elif method in RAVE_METHODS:
+            bias_method, rc_choice = RAVE_METHODS[method]
+            workdir = out / "campaigns" / f"{system}_{method}_seed{seed}"
             config.setdefault("bias", {})["method"] = bias_method
+            config.setdefault("coordinate", {})["rc_choice"] = rc_choice
             run = run_rave(config, workdir)
             results = {method: evaluate_rave(run, reference, potential.kT,
                                              args.report_interval)}

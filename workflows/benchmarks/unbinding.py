@@ -8,10 +8,13 @@
    ``rave run CONFIG --workdir WORKDIR/campaign`` (the same code); its wall time is the
    workflow's end-to-end time and is printed (``WORKDIR/timing.json`` keeps it).
 2. Unbiased reference: every walker of round 0 goes on from where round 0 ended, without a bias,
-   for ``--reference-rounds`` chunks of one round's length (default: as many as there are biased
-   rounds, so both sides have the same length); chunks are stored in ``WORKDIR/unbiased/`` as
-   they finish and are not rerun. With one walker the biased rounds start from that same state:
-   same start, same length, same integrator, with and without the bias.
+   in one chunk per biased round, each as long as that round (its stored ``steps``, so a
+   campaign under ``[sampling] max_total_steps``, whose rounds differ in length, is matched
+   round by round); ``--reference-rounds N`` takes the first N such chunks, or, beyond the
+   biased rounds, more chunks of ``steps_per_round``. Chunks are stored in
+   ``WORKDIR/unbiased/`` as they finish and are not rerun. With one walker the biased rounds
+   start from that same state: same start, same length, same integrator, with and without the
+   bias.
 3. Events, counted per round (per chunk) and per walker: an unbinding is a move from *bound*
    (ligand centroid in the pocket, :meth:`rave.systems.ligand_cavity.LigandCavitySystem.is_bound`)
    to *unbound* (centroid at least ``--unbound-height`` nm above the plane of the wall's top
@@ -177,9 +180,34 @@ def _campaign(config_path: Path, workdir: Path) -> dict:
     return campaign.summary()
 
 
+def reference_chunk_steps(round_steps: list[int], steps_per_round: int,
+                          n_chunks: int | None) -> list[int]:
+    """Steps per walker of each unbiased reference chunk.
+
+    Parameters
+    ----------
+    round_steps : list of int
+        Steps per walker of every stored round, round 0 first (``summary.json``'s ``steps``).
+    steps_per_round : int
+        ``[sampling] steps_per_round``: the length of chunks beyond the biased rounds.
+    n_chunks : int or None
+        Number of chunks; None: one per biased round (the reference as long as they are).
+
+    Returns
+    -------
+    list of int
+        Chunk c (from 1) as long as biased round c, then ``steps_per_round`` each.
+    """
+    biased = [int(n) for n in round_steps[1:]]
+    n = len(biased) if n_chunks is None else int(n_chunks)
+    if n < 1:
+        raise ValueError(f"the reference needs at least one chunk. You supplied {n}")
+    return (biased + [int(steps_per_round)] * max(0, n - len(biased)))[:n]
+
+
 def _unbiased_chunks(config, cavity, timestep_ps: float, workdir: Path,
-                     n_chunks: int) -> list[list[WalkerResult]]:
-    """Each walker of round 0 continued without bias, ``n_chunks`` chunks of one round."""
+                     chunk_steps: list[int]) -> list[list[WalkerResult]]:
+    """Each walker of round 0 continued without bias, one chunk per entry of ``chunk_steps``."""
     sampling = config.sampling
     folder = workdir / "unbiased"
     folder.mkdir(exist_ok=True)
@@ -187,10 +215,11 @@ def _unbiased_chunks(config, cavity, timestep_ps: float, workdir: Path,
     previous = [WalkerResult.from_arrays(campaign.walker(0, k)) for k in range(sampling.walkers)]
     xml = openmm.XmlSerializer.serialize(cavity.system)
     features = tuple(f.to_dict() for f in cavity.features)
-    n_frames = sampling.steps_per_round // sampling.report_interval
     chunks = []
     timing_path = workdir / "timing.json"
-    for c in range(1, n_chunks + 1):
+    n_chunks = len(chunk_steps)
+    for c, n_steps in enumerate(chunk_steps, start=1):
+        n_frames = n_steps // sampling.report_interval
         chunk = []
         for k, last in enumerate(previous):
             path = folder / f"chunk_{c:03d}_walker_{k:02d}.npz"
@@ -207,10 +236,10 @@ def _unbiased_chunks(config, cavity, timestep_ps: float, workdir: Path,
                 timestep_ps=timestep_ps,
                 friction_per_ps=sampling.friction or cavity.friction_per_ps, seed=seed,
                 platform=sampling.platform, force_group=config.bias.force_group,
-                n_steps=sampling.steps_per_round, report_interval=sampling.report_interval,
+                n_steps=n_steps, report_interval=sampling.report_interval,
                 snapshot_every=max(1, n_frames), max_retries=sampling.max_retries)
             print(f"unbiased reference: chunk {c}/{n_chunks}, walker {k} "
-                  f"({sampling.steps_per_round} steps)", flush=True)
+                  f"({n_steps} steps)", flush=True)
             result = run_walker(task)
             store.write_npz(path, **result.to_arrays())
             timing = store.load_json(timing_path) if timing_path.exists() else {}
@@ -234,19 +263,20 @@ def _segment(name: str, biased: bool, features: np.ndarray, walker: np.ndarray, 
 def _segments(config, cavity, timestep_ps: float, workdir: Path, summary: dict, chunks,
               height: float):
     sampling = config.sampling
-    ns_per_walker = sampling.steps_per_round * timestep_ps / 1000
     segments = []
-    for r in range(len(summary["rounds"])):
+    for r, entry in enumerate(summary["rounds"]):
         frames = store.CampaignStore(workdir / "campaign").frames(r)
         f = frames.features
         walker = np.zeros(len(f), dtype=np.int64) if frames.walker is None else frames.walker
-        segments.append(_segment(f"round {r}", r > 0, f, walker,
-                                 ns_per_walker * sampling.walkers, cavity, height))
+        ns = int(entry.get("steps") or sampling.steps_per_round) * timestep_ps / 1000
+        segments.append(_segment(f"round {r}", r > 0, f, walker, ns * sampling.walkers,
+                                 cavity, height))
     for c, chunk in enumerate(chunks, start=1):
         f = np.concatenate([w.features for w in chunk])
         walker = np.concatenate([np.full(len(w.features), k) for k, w in enumerate(chunk)])
-        segments.append(_segment(f"unbiased chunk {c}", False, f, walker,
-                                 ns_per_walker * len(chunk), cavity, height))
+        ns = len(chunk[0].features) * sampling.report_interval * timestep_ps / 1000
+        segments.append(_segment(f"unbiased chunk {c}", False, f, walker, ns * len(chunk),
+                                 cavity, height))
     return segments
 
 
@@ -273,7 +303,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path,
                         help="default: runs/unbinding_<config name>; rerun to resume")
     parser.add_argument("--reference-rounds", type=int,
-                        help="unbiased chunks of one round each (default: rounds - 1)")
+                        help="unbiased chunks, each as long as the biased round of its number "
+                             "(default: one per biased round)")
     parser.add_argument("--unbound-height", type=float,
                         help="nm above the wall's top-layer plane (default: 0.6 for methane, "
                              "1.0 for c60)")
@@ -296,11 +327,12 @@ def main(argv=None) -> int:
     workdir = args.workdir or Path("runs") / f"unbinding_{args.config.stem}"
     workdir.mkdir(parents=True, exist_ok=True)
     summary = _campaign(args.config, workdir)
-    n_chunks = (config.sampling.rounds - 1 if args.reference_rounds is None
-                else args.reference_rounds)
+    chunk_steps = reference_chunk_steps([int(r.get("steps") or config.sampling.steps_per_round)
+                                         for r in summary["rounds"]],
+                                        config.sampling.steps_per_round, args.reference_rounds)
     # the campaign's own MD settings (rave.campaign.Campaign: [sampling] overrides the system's)
     timestep_ps = config.sampling.timestep or cavity.timestep_ps
-    chunks = _unbiased_chunks(config, cavity, timestep_ps, workdir, n_chunks)
+    chunks = _unbiased_chunks(config, cavity, timestep_ps, workdir, chunk_steps)
     segments = _segments(config, cavity, timestep_ps, workdir, summary, chunks, height)
     rows = table(segments)
     biased = next(r for r in rows if r["segment"] == "biased rounds, total")

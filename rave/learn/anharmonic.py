@@ -1,0 +1,591 @@
+"""The direction a basin opens toward: the most skewed linear combination of order parameters.
+
+Why. Round 0 of a campaign samples one basin. There the VAE's latent (like PCA or TICA) follows
+the softest, slowest fluctuations, and where the slow mode of the system is stiffer inside the
+basin than some harmonic directions (``rave.systems.mixed_slow_mode``: curvature 180 against
+25 and 50 kJ/mol/nm^2) the learned RC is a harmonic direction: a bias along it flattens a
+Gaussian and never leads over the barrier (README, Performance). What does tell the slow
+direction apart inside one basin is the anharmonicity of the well: along a direction that leads
+toward a saddle the potential softens (a cubic term), so the Boltzmann distribution along it
+is skewed toward the saddle, while along a harmonic direction it is symmetric. In the
+mixed-slow-mode model the skewness along the slow direction is 0.4-0.5 in the lower well, 0
+along every other direction; from 2,000 independent in-basin samples the most skewed direction
+is 4-6 degrees off the slow one, PCA's first component 89-90 degrees (measured with
+:meth:`rave.systems.mixed_slow_mode.MixedSlowModePotential.sample`).
+
+What. :func:`skewed_direction` finds the unit ``c`` (raw order-parameter units, like every RC
+here) that maximises the squared weighted skewness of ``chi = X @ c``. The search runs in
+whitened coordinates ``y = W (x - mean)`` (``W`` the inverse square root of the weighted
+covariance), where every direction has unit variance and the skewness of ``y . a`` is the cubic
+form ``E[(y . a)^3]``; BFGS with its analytic gradient from several starts (the whitened axes,
+seeded random directions, and any given directions). :func:`find_basins` splits a 1-D
+free-energy profile (:func:`smoothed_free_energy`, a kernel estimate) into basins separated by
+at least a given barrier and measures the highest barrier between them: the estimator's
+``rc_choice = "barrier"`` (``rave.learn.estimator.RAVE``) takes, of the VAE's RC, the skewed
+direction and the previous RC, the one along which F shows the highest barrier, and the skewed
+direction while none shows two basins (:func:`choose_by_barrier`).
+:func:`barrier_choice_sigma_deg` is the block-bootstrap uncertainty of that choice.
+
+Limits. Skewness is a third moment: it needs independent samples (its standard error is about
+``sqrt(6 / n)`` for ``n`` independent frames along one direction, and the maximum over
+directions is biased up by the search), and order parameters that are nonlinear functions of
+harmonic motion (the cosine of a stiff dihedral) are skewed without any barrier. So the
+estimator makes it the RC only while no candidate shows a barrier, or where F along it shows
+the highest barrier of the candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.signal import find_peaks
+
+from ..stats.weights import as_log_weights
+
+__all__ = [
+    "SkewedDirection",
+    "weighted_skewness",
+    "skewed_direction",
+    "Basins",
+    "find_basins",
+    "basin_count",
+    "smoothed_free_energy",
+    "BarrierChoice",
+    "choose_by_barrier",
+    "barrier_choice_sigma_deg",
+    "TIE_ORDER",
+]
+
+#: relative eigenvalue below which a direction of the covariance counts as constant (dropped)
+_RANK_TOL = 1e-10
+
+
+@dataclass(frozen=True)
+class SkewedDirection:
+    """The most skewed direction of weighted frames.
+
+    Attributes
+    ----------
+    coefficients : np.ndarray, shape=(d,), dtype=float
+        Unit ``c`` in the order parameters' units; ``chi = X @ c`` has positive skewness (its
+        long tail, where the basin opens, toward larger chi) unless it was turned to a
+        ``reference``.
+    skewness : float
+        Weighted skewness of ``X @ coefficients`` (its sign follows the orientation).
+    """
+
+    coefficients: np.ndarray
+    skewness: float
+
+
+def _weights(log_weights: np.ndarray | None, n: int) -> np.ndarray:
+    if log_weights is None:
+        return np.full(n, 1.0 / n)
+    lw = as_log_weights(log_weights, n, like="X")
+    w = np.exp(lw - lw.max())
+    return w / w.sum()
+
+
+def _frames(X: np.ndarray) -> np.ndarray:
+    x = np.asarray(X, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 3 or x.shape[1] < 1:
+        raise ValueError(f"X must be 2-D with at least 3 frames and 1 column. You supplied "
+                         f"shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"X contains {int((~np.isfinite(x)).sum())} NaN or inf value(s)")
+    return x
+
+
+def weighted_skewness(values: np.ndarray, log_weights: np.ndarray | None = None) -> float:
+    """Weighted skewness ``E[(v - m)^3] / E[(v - m)^2]^(3/2)`` (the moment estimator).
+
+    Parameters
+    ----------
+    values : np.ndarray, shape=(n_frames,), dtype=float
+        The coordinate of each frame.
+    log_weights : np.ndarray or None, shape=(n_frames,)
+        Natural log of each frame's weight (any offset); None: equal weights.
+
+    Returns
+    -------
+    float
+        The skewness; 0.0 for a constant coordinate.
+
+    Raises
+    ------
+    ValueError
+        When ``values`` is not 1-D with at least 3 finite entries, or the log-weights are bad.
+    """
+    v = _frames(np.asarray(values, dtype=float).reshape(-1, 1))[:, 0]
+    w = _weights(log_weights, len(v))
+    d = v - w @ v
+    m2 = float(w @ d ** 2)
+    # a constant coordinate leaves only rounding in d (relative 1e-16 of |v|)
+    if m2 <= (1e-12 * float(np.abs(v).max())) ** 2:
+        return 0.0
+    return float(w @ d ** 3) / m2 ** 1.5
+
+
+def _whitening(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whitened frames ``y = (x - mean) @ W`` (n, k), identity weighted covariance, and ``W``
+    (d, k); k < d when some combination of the columns is constant. chi = y @ a is
+    (x - mean) @ (W @ a): a whitened direction ``a`` is the raw direction ``W @ a``."""
+    centred = x - w @ x
+    cov = (centred * w[:, None]).T @ centred
+    values, vectors = np.linalg.eigh(cov)
+    keep = values > _RANK_TOL * max(float(values.max()), 0.0)
+    if not keep.any():
+        raise ValueError("X is constant (every order parameter the same in every frame): no "
+                         "direction has a distribution")
+    W = vectors[:, keep] / np.sqrt(values[keep])
+    return centred @ W, W
+
+
+def _objective(v: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """-(skewness)^2 of ``y @ v / |v|`` (unit-covariance y) and its gradient in v."""
+    n2 = float(v @ v)
+    t = y @ v
+    m3 = float(w @ t ** 3)
+    s = m3 / n2 ** 1.5
+    ds = 3.0 * ((w * t ** 2) @ y) / n2 ** 1.5 - 3.0 * m3 * v / n2 ** 2.5
+    return -s * s, -2.0 * s * ds
+
+
+def skewed_direction(
+    X: np.ndarray,
+    log_weights: np.ndarray | None = None,
+    *,
+    n_starts: int = 12,
+    seed: int | list[int] = 0,
+    initial_directions: list[np.ndarray] | None = None,
+    reference: np.ndarray | None = None,
+    max_search_frames: int | None = 10_000,
+) -> SkewedDirection:
+    """The unit direction ``c`` of the largest weighted |skewness| of ``X @ c``.
+
+    Parameters
+    ----------
+    X : np.ndarray, shape=(n_frames, d), dtype=float
+        Order parameters of each frame, in their own units.
+    log_weights : np.ndarray or None, shape=(n_frames,)
+        Natural log of each frame's weight toward the ensemble of interest (e.g. MBAR's toward
+        the unbiased one); None: equal weights.
+    n_starts : int, optional
+        Seeded random starting directions, besides the whitened axes and
+        ``initial_directions`` (>= 0).
+    seed : int or sequence of int, optional
+        Seeds the random starts and the search subset (``numpy.random.default_rng``).
+    initial_directions : list of np.ndarray, optional
+        More starting directions, in raw units (e.g. the previous RC).
+    reference : np.ndarray, optional
+        If given, the result is turned to ``c . reference >= 0`` (its skewness sign follows);
+        otherwise to positive skewness.
+    max_search_frames : int or None, optional
+        The multi-start search runs on a seeded subset of at most this many frames, its best
+        direction is then refined on all of them (None: search on all).
+
+    Returns
+    -------
+    SkewedDirection
+        The direction and its skewness.
+
+    Raises
+    ------
+    ValueError
+        When X is not 2-D with >= 3 finite frames, is constant, a starting direction has the
+        wrong length, or ``n_starts`` < 0.
+    """
+    x = _frames(X)
+    n, d = x.shape
+    if n_starts < 0:
+        raise ValueError(f"n_starts must be >= 0. You supplied {n_starts}")
+    w = _weights(log_weights, n)
+    y, W = _whitening(x, w)
+    k = y.shape[1]
+    starts = list(np.eye(k))
+    rng = np.random.default_rng(seed)
+    starts += list(rng.normal(size=(n_starts, k)))
+    # a raw direction c has chi - mean = (x - mean) c = y (W^+ c): its whitened form
+    pinv = np.linalg.pinv(W)
+    for c in initial_directions or []:
+        c = np.asarray(c, dtype=float)
+        if c.shape != (d,):
+            raise ValueError(f"initial directions must have shape ({d},). You supplied {c.shape}")
+        a = pinv @ c
+        if np.linalg.norm(a) > 0:
+            starts.append(a)
+    # the multi-start search on a seeded subset, the best start polished on every frame
+    scan = (np.arange(n) if max_search_frames is None or n <= max_search_frames
+            else np.sort(rng.choice(n, size=max_search_frames, replace=False)))
+    y_scan, w_scan = y[scan], w[scan] / w[scan].sum()
+    best_f, best_v = np.inf, None
+    for v0 in starts:
+        v0 = np.asarray(v0, dtype=float) / np.linalg.norm(v0)
+        result = minimize(_objective, v0, args=(y_scan, w_scan), jac=True, method="BFGS",
+                          options={"gtol": 1e-8, "maxiter": 200})
+        if np.isfinite(result.fun) and result.fun < best_f and np.linalg.norm(result.x) > 0:
+            best_f, best_v = float(result.fun), result.x
+    if best_v is None:
+        raise ValueError("no direction could be fitted (the frames' moments are not finite)")
+    if len(scan) < n:
+        result = minimize(_objective, best_v / np.linalg.norm(best_v), args=(y, w), jac=True,
+                          method="BFGS", options={"gtol": 1e-8, "maxiter": 200})
+        if np.isfinite(result.fun) and np.linalg.norm(result.x) > 0:
+            best_v = result.x
+    c = W @ (best_v / np.linalg.norm(best_v))
+    c = c / np.linalg.norm(c)
+    skew = weighted_skewness(x @ c, None if log_weights is None else log_weights)
+    if reference is not None:
+        flip = float(c @ np.asarray(reference, dtype=float)) < 0
+    else:
+        flip = skew < 0
+    if flip:
+        c, skew = -c, -skew
+    return SkewedDirection(coefficients=c, skewness=float(skew))
+
+
+@dataclass(frozen=True)
+class Basins:
+    """Basins of a 1-D free-energy profile (:func:`find_basins`).
+
+    Attributes
+    ----------
+    minima : np.ndarray, shape=(n_basins,), dtype=int
+        Index of each basin's lowest point, in order along the profile.
+    barrier_kT : float
+        The highest barrier between two neighbouring basins, measured from the higher of
+        their minima (kT; ``inf`` where an unsampled stretch separates them); 0.0 with fewer
+        than two basins.
+    """
+
+    minima: np.ndarray
+    barrier_kT: float
+
+    @property
+    def count(self) -> int:
+        """int: number of basins."""
+        return int(len(self.minima))
+
+
+def find_basins(free_energy: np.ndarray, barrier_kT: float, max_kT: float = 6.0,
+                min_fraction: float = 0.01) -> Basins:
+    """Basins of a 1-D free-energy profile: minima no higher than ``max_kT`` above the lowest,
+    each separated from its neighbours by a barrier of at least ``barrier_kT`` and holding at
+    least ``min_fraction`` of the probability.
+
+    Local minima are merged pairwise, the shallowest separation first (the higher minimum of
+    the pair goes), until every separation is at least ``barrier_kT``; then basins holding
+    less than ``min_fraction`` of ``exp(-F)`` (a bump in a sparse tail; evenly spaced points
+    assumed) are dropped. Unsampled points (``inf``, NaN) and the ends of the profile count as
+    high ground.
+
+    Parameters
+    ----------
+    free_energy : np.ndarray, shape=(n_points,), dtype=float
+        F in kT along the coordinate; ``inf`` or NaN where unsampled.
+    barrier_kT : float
+        Least barrier (kT) that separates two basins (> 0).
+    max_kT : float, optional
+        A basin's minimum is at most this far above the lowest point (> barrier_kT).
+    min_fraction : float, optional
+        Least share of the probability a basin holds, in [0, 1).
+
+    Returns
+    -------
+    Basins
+        The basins (none when no point is sampled) and the highest barrier between them.
+
+    Raises
+    ------
+    ValueError
+        When ``barrier_kT`` is not > 0, ``max_kT`` not above it, ``min_fraction`` outside
+        [0, 1), or the profile not 1-D.
+    """
+    if not (np.isfinite(barrier_kT) and barrier_kT > 0):
+        raise ValueError(f"barrier_kT must be a finite number > 0. You supplied {barrier_kT}")
+    if not (np.isfinite(max_kT) and max_kT > barrier_kT):
+        raise ValueError(f"max_kT must be finite and > barrier_kT ({barrier_kT}). You supplied "
+                         f"{max_kT}")
+    if not 0.0 <= min_fraction < 1.0:
+        raise ValueError(f"min_fraction must be in [0, 1). You supplied {min_fraction}")
+    f = np.asarray(free_energy, dtype=float)
+    if f.ndim != 1:
+        raise ValueError(f"free_energy must be 1-D. You supplied shape {f.shape}")
+    finite = np.isfinite(f)
+    if not finite.any():
+        return Basins(np.zeros(0, dtype=int), 0.0)
+    h = np.where(finite, f - f[finite].min(), np.inf)
+    # local minima (a plateau gives its middle point), the ends counting as high ground
+    padded = np.concatenate([[np.inf], h, [np.inf]])
+    lows = find_peaks(-np.where(np.isfinite(padded), padded, 1e300))[0] - 1
+    minima = [int(i) for i in lows if h[i] <= max_kT]
+
+    def separation(a: int, b: int) -> float:
+        return float(h[a:b + 1].max()) - max(h[a], h[b])
+
+    while len(minima) > 1:
+        gaps = [separation(a, b) for a, b in zip(minima[:-1], minima[1:], strict=True)]
+        k = int(np.argmin(gaps))
+        if gaps[k] >= barrier_kT:
+            break
+        a, b = minima[k], minima[k + 1]
+        minima.remove(a if h[a] > h[b] else b)
+    if len(minima) > 1 and min_fraction > 0:
+        bounds = ([0] + [a + int(np.argmax(h[a:b + 1]))
+                         for a, b in zip(minima[:-1], minima[1:], strict=True)] + [len(h)])
+        p = np.exp(-h)
+        mass = np.array([p[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+        kept = [m for m, share in zip(minima, mass / p.sum(), strict=True)
+                if share >= min_fraction]
+        minima = kept or [minima[int(np.argmax(mass))]]
+    barrier = max((separation(a, b) for a, b in zip(minima[:-1], minima[1:], strict=True)),
+                  default=0.0)
+    return Basins(np.asarray(minima, dtype=int), float(barrier))
+
+
+def basin_count(free_energy: np.ndarray, barrier_kT: float, max_kT: float = 6.0,
+                min_fraction: float = 0.01) -> int:
+    """Number of basins of a 1-D free-energy profile (:func:`find_basins`).
+
+    Parameters
+    ----------
+    free_energy : np.ndarray, shape=(n_points,), dtype=float
+        F in kT; ``inf`` or NaN where unsampled.
+    barrier_kT, max_kT, min_fraction : float
+        As for :func:`find_basins`.
+
+    Returns
+    -------
+    int
+        Number of basins; 0 when no point is sampled.
+    """
+    return find_basins(free_energy, barrier_kT, max_kT, min_fraction).count
+
+
+def smoothed_free_energy(values: np.ndarray, log_weights: np.ndarray | None = None,
+                         n_grid: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """F(v) in kT from a weighted Gaussian kernel density estimate, minimum 0.
+
+    The bandwidth is Silverman's rule, ``0.9 min(sd, IQR / 1.34) n_eff^(-1/5)``, with Kish's
+    effective sample size ``n_eff = (sum w)^2 / sum w^2``: a histogram's empty or one-frame
+    bins in the tails would read as barriers, this estimate is smooth at the scale the data
+    resolve (it blurs a barrier narrower than the bandwidth, never makes one).
+
+    Parameters
+    ----------
+    values : np.ndarray, shape=(n_frames,), dtype=float
+        The coordinate of each frame.
+    log_weights : np.ndarray or None, shape=(n_frames,)
+        Natural log of each frame's weight; None: equal weights.
+    n_grid : int, optional
+        Points of the grid, from the lowest to the highest value (>= 3).
+
+    Returns
+    -------
+    grid : np.ndarray, shape=(n_grid,), dtype=float
+        Where F is evaluated.
+    free_energy : np.ndarray, shape=(n_grid,), dtype=float
+        F in kT, minimum 0.
+
+    Raises
+    ------
+    ValueError
+        When ``values`` has fewer than 3 finite entries or ``n_grid`` < 3.
+    """
+    v = _frames(np.asarray(values, dtype=float).reshape(-1, 1))[:, 0]
+    if n_grid < 3:
+        raise ValueError(f"n_grid must be >= 3. You supplied {n_grid}")
+    w = _weights(log_weights, len(v))
+    grid = np.linspace(v.min(), v.max(), n_grid)
+    sd = float(np.sqrt(w @ (v - w @ v) ** 2))
+    order = np.argsort(v)
+    cdf = np.cumsum(w[order])
+    q1, q3 = np.interp([0.25, 0.75], cdf - 0.5 * w[order], v[order])
+    spread = min(sd, (q3 - q1) / 1.34) if q3 > q1 else sd
+    if spread <= 0:
+        return grid, np.zeros(n_grid)
+    h = 0.9 * spread * (1.0 / float(w @ w)) ** -0.2
+    log_kernel = -0.5 * ((grid[:, None] - v[None, :]) / h) ** 2
+    with np.errstate(divide="ignore"):
+        log_w = np.log(w)
+    top = (log_kernel + log_w).max(axis=1)
+    log_density = top + np.log(np.exp(log_kernel + log_w - top[:, None]).sum(axis=1))
+    f = -log_density
+    return grid, f - f.min()
+
+
+#: order in which tied candidates win (:func:`choose_by_barrier`)
+TIE_ORDER = ("previous", "skew", "vae")
+
+
+@dataclass(frozen=True)
+class BarrierChoice:
+    """The RC chosen by :func:`choose_by_barrier`.
+
+    Attributes
+    ----------
+    source : str
+        The candidate chosen: "skew" or one of the names given ("vae", "previous").
+    coefficients : np.ndarray, shape=(d,), dtype=float
+        Its unit direction.
+    candidates : dict of str to np.ndarray
+        Every candidate's unit direction, the skewed one ("skew") included.
+    basins : dict of str to Basins
+        The basins of F along each candidate.
+    skewed : SkewedDirection
+        The most skewed direction of the frames.
+    """
+
+    source: str
+    coefficients: np.ndarray
+    candidates: dict
+    basins: dict
+    skewed: SkewedDirection
+
+
+def _subset(n: int, max_frames: int | None, rng: np.random.Generator) -> np.ndarray:
+    if max_frames is None or n <= max_frames:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=max_frames, replace=False))
+
+
+def choose_by_barrier(
+    X: np.ndarray,
+    log_weights: np.ndarray | None,
+    candidates: dict,
+    *,
+    barrier_kT: float = 1.0,
+    tie_kT: float = 0.5,
+    seed: int | list[int] = 0,
+    n_starts: int = 12,
+    max_frames: int | None = 10_000,
+) -> BarrierChoice:
+    """Of the given directions and the most skewed one, the one along which F shows the
+    highest barrier between basins; the skewed one while none shows two basins.
+
+    A projection onto a direction can only blur a barrier between basins (frames of both
+    basins overlap along a poor direction), so the candidate that shows the highest barrier is
+    the least blurred view of the transition. Inside one basin no candidate shows a barrier,
+    and the skewed direction is the way the basin opens (module docstring).
+
+    Parameters
+    ----------
+    X : np.ndarray, shape=(n_frames, d), dtype=float
+        Order parameters of the frames.
+    log_weights : np.ndarray or None, shape=(n_frames,)
+        Their log-weights toward the unbiased ensemble (None: equal).
+    candidates : dict of str to np.ndarray
+        Named directions, shape (d,) each (e.g. "vae", "previous"); "skew" is added.
+    barrier_kT : float, optional
+        Least barrier (kT) between two basins (:func:`find_basins`).
+    tie_kT : float, optional
+        Barriers within this (kT) of the highest tie; ties go in the order of
+        :data:`TIE_ORDER` (the previous RC first: the RC does not turn without cause).
+    seed : int or sequence of int, optional
+        Seeds the frame subset and the skewed direction's random starts.
+    n_starts : int, optional
+        Random starts of the skewed direction's search.
+    max_frames : int or None, optional
+        The skewed direction's search and the kernel estimates of F use a seeded subset of at
+        most this many frames (None: all).
+
+    Returns
+    -------
+    BarrierChoice
+        The choice, every candidate and their basins.
+
+    Raises
+    ------
+    ValueError
+        Bad frames or log-weights, a candidate of the wrong shape or named "skew".
+    """
+    x = _frames(X)
+    if "skew" in candidates:
+        raise ValueError("a candidate may not be named 'skew': that one is fitted here")
+    rng = np.random.default_rng(seed)
+    take = _subset(len(x), max_frames, rng)
+    xs = x[take]
+    lw = None if log_weights is None else as_log_weights(log_weights, len(x), like="X")[take]
+    directions = {}
+    for name, c in candidates.items():
+        c = np.asarray(c, dtype=float)
+        if c.shape != (x.shape[1],) or not np.isfinite(c).all() or not np.linalg.norm(c) > 0:
+            raise ValueError(f"candidate {name!r} must be a finite nonzero vector of shape "
+                             f"({x.shape[1]},). You supplied {c!r}")
+        directions[name] = c / np.linalg.norm(c)
+    skewed = skewed_direction(xs, lw, n_starts=n_starts, seed=seed,
+                              initial_directions=list(directions.values()),
+                              reference=directions.get("previous", directions.get("vae")),
+                              max_search_frames=None)
+    directions["skew"] = skewed.coefficients
+    basins = {name: find_basins(smoothed_free_energy(xs @ c, lw)[1], barrier_kT)
+              for name, c in directions.items()}
+    highest = max(b.barrier_kT for b in basins.values())
+    if highest <= 0:
+        source = "skew"
+    else:
+        order = [n for n in TIE_ORDER if n in basins] + [n for n in basins if n not in TIE_ORDER]
+        source = next(n for n in order if basins[n].count > 1
+                      and basins[n].barrier_kT >= highest - tie_kT)
+    return BarrierChoice(source, directions[source], directions, basins, skewed)
+
+
+def barrier_choice_sigma_deg(X: np.ndarray, log_weights: np.ndarray | None, candidates: dict,
+                             coefficients: np.ndarray, replicates: int, seed: int, *,
+                             n_blocks: int = 20, **choice) -> float:
+    """Block-bootstrap uncertainty (degrees) of the RC that :func:`choose_by_barrier` gives.
+
+    Each replicate resamples ``n_blocks`` contiguous blocks of the frames and runs the whole
+    choice again on them (the skewed direction refitted, every candidate's basins measured
+    anew, the given candidates kept); the result is the RMS of the sign-free angles between
+    ``coefficients`` and the replicates' choices, so a choice that flips between candidates
+    under resampling is uncertain by the angle between them.
+
+    Parameters
+    ----------
+    X : np.ndarray, shape=(n_frames, d)
+        Order parameters of the frames, in time order.
+    log_weights : np.ndarray or None
+        Their log-weights.
+    candidates : dict of str to np.ndarray
+        The fixed candidates (as for :func:`choose_by_barrier`).
+    coefficients : np.ndarray, shape=(d,)
+        The RC chosen on all frames.
+    replicates : int
+        Bootstrap replicates (>= 2).
+    seed : int
+        Seeds the resampling (replicate ``r`` chooses with seed ``seed + r``).
+    n_blocks : int, optional
+        Blocks per replicate (at most the number of frames).
+    **choice
+        Keyword arguments of :func:`choose_by_barrier` (``barrier_kT``, ``tie_kT``,
+        ``n_starts``, ``max_frames``).
+
+    Returns
+    -------
+    float
+        RMS angle, degrees.
+
+    Raises
+    ------
+    ValueError
+        When ``replicates`` < 2.
+    """
+    from .coordinate import direction_angle_deg
+    from .estimator import block_resample
+
+    if replicates < 2:
+        raise ValueError(f"replicates must be >= 2. You supplied {replicates}")
+    x = _frames(X)
+    lw = None if log_weights is None else as_log_weights(log_weights, len(x), like="X")
+    rng = np.random.default_rng(seed)
+    n_blocks = min(n_blocks, len(x))
+    angles = []
+    for r in range(replicates):
+        take = block_resample(len(x), n_blocks, rng)
+        pick = choose_by_barrier(x[take], None if lw is None else lw[take], candidates,
+                                 seed=seed + r, **choice)
+        angles.append(direction_angle_deg(pick.coefficients, coefficients))
+    return float(np.sqrt(np.mean(np.square(angles))))
