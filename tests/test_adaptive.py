@@ -240,6 +240,8 @@ def test_an_opes_campaign_continues_opes_while_the_rc_holds_and_restarts_when_it
                     "hidden": [32, 32, 32]},
             "bias": {"method": "opes", "opes_grid_points": 128, "opes_restart_deg": 90.0,
                      "opes_padding": 3.0},
+            # the VAE's RC moves a little every round (the barrier rule may keep it exactly)
+            "coordinate": {"rc_choice": "vae"},
             "convergence": {"min_rounds": 5},
             "output": {"figures": False, "progress": False}}
     workdir = tmp_path / "w"
@@ -267,6 +269,8 @@ def _verdict_config(bootstrap: int) -> dict:
                          "seed": 3},
             "vae": {"models": 1, "max_epochs": 2, "frames_per_epoch": 1024,
                     "hidden": [32, 32, 32]},
+            # the VAE's RC and its bootstrap (rave.learn.estimator.rc_angle_sigma_deg)
+            "coordinate": {"rc_choice": "vae"},
             # changes this lax always pass: the bootstrap decides
             "convergence": {"min_rounds": 2, "angle_deg": 180.0, "free_energy_kT": 50.0,
                             "profile_max_kT": 5.0, "bootstrap": bootstrap},

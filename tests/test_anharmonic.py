@@ -204,7 +204,7 @@ def test_choose_by_barrier_and_its_bootstrap(potential):
 def test_estimator_takes_the_skewed_direction_while_no_candidate_shows_a_barrier(potential):
     u = np.asarray(potential.slow_direction)
     q = in_basin(potential, 4000, seed=3)
-    paper = RAVE(n_models=1, vae=VAE, seed=5, threads=1).fit(q).fetch_model()
+    paper = RAVE(n_models=1, vae=VAE, seed=5, threads=1, rc_choice="vae").fit(q).fetch_model()
     assert paper.rc_source == "vae" and paper.vae_coefficients is None
     assert paper.candidates is None and paper.skewness is None
     model = RAVE(n_models=1, vae=VAE, seed=5, threads=1, rc_choice="barrier",

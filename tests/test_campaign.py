@@ -100,7 +100,8 @@ def test_each_round_stores_the_verdict_it_reached_and_why(finished_campaign):
             seed_spread_deg=record["seed_spread_deg"], usable_seeds=models - len(dropped),
             models=models, free_energy_change_kT=record["free_energy_change_kT"],
             free_energy_sigma_kT=record["free_energy_sigma_kT"],
-            rc_angle_sigma_deg=record["rc_angle_sigma_deg"]), ConvergenceConfig())
+            rc_angle_sigma_deg=record["rc_angle_sigma_deg"],
+            rc_source=coordinate["rc_source"]), ConvergenceConfig())
         assert record["convergence_failures"] == expected
         assert record["converged"] == (expected == [])
     assert summary["rounds"][0]["convergence_failures"][:2] == [

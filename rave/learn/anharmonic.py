@@ -153,6 +153,14 @@ def _objective(v: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, np.n
     return -s * s, -2.0 * s * ds
 
 
+def _subset(n: int, max_frames: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of a seeded subset of at most ``max_frames`` of ``n`` frames (all of
+    them when None or n <= max_frames)."""
+    if max_frames is None or n <= max_frames:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=max_frames, replace=False))
+
+
 def skewed_direction(
     X: np.ndarray,
     log_weights: np.ndarray | None = None,
@@ -217,8 +225,7 @@ def skewed_direction(
         if np.linalg.norm(a) > 0:
             starts.append(a)
     # the multi-start search on a seeded subset, the best start polished on every frame
-    scan = (np.arange(n) if max_search_frames is None or n <= max_search_frames
-            else np.sort(rng.choice(n, size=max_search_frames, replace=False)))
+    scan = _subset(n, max_search_frames, rng)
     y_scan, w_scan = y[scan], w[scan] / w[scan].sum()
     best_f, best_v = np.inf, None
     for v0 in starts:
@@ -443,12 +450,6 @@ class BarrierChoice:
     candidates: dict
     basins: dict
     skewed: SkewedDirection
-
-
-def _subset(n: int, max_frames: int | None, rng: np.random.Generator) -> np.ndarray:
-    if max_frames is None or n <= max_frames:
-        return np.arange(n)
-    return np.sort(rng.choice(n, size=max_frames, replace=False))
 
 
 def choose_by_barrier(

@@ -554,7 +554,8 @@ class RAVE:
         A warm-started model whose RC is more than this (degrees) off the best cold model's is
         dropped as stale (:func:`stale_warm_starts`).
     rc_choice : {"vae", "barrier"}, default "vae"
-        "vae": the RC is the chosen model's (the paper's); "barrier": step 5 above.
+        "vae": the RC is the chosen model's (the paper's); "barrier": step 5 above (as the
+        campaign's ``[coordinate] rc_choice``, whose default is the same).
     basin_barrier_kT : float, default 1.0
         Least barrier (kT) between two basins of F along a candidate (``rc_choice =
         "barrier"``).

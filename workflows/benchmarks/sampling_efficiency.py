@@ -1759,6 +1759,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(elapsed {time.perf_counter() - started:.0f} s)",
             flush=True,
         )
+        # every run and checkpoint so far: a stopped benchmark keeps what it measured
+        write_csv(csv_path.with_name(csv_path.stem + "_runs.csv"), rows)
 
     table, to_target = summarise(rows, args.target)
     print_tables(table, to_target, args.target)
