@@ -12,9 +12,9 @@ import pytest
 from scipy import stats
 
 from rave.learn.anharmonic import (
-    basin_count,
     barrier_choice_sigma_deg,
     choose_by_barrier,
+    find_basins,
     skewed_direction,
     smoothed_free_energy,
     weighted_skewness,
@@ -112,26 +112,26 @@ def test_a_constant_column_is_no_direction():
     assert direction_angle_deg(found.coefficients, [1.0, 0.0, 0.0]) < 3.0
 
 
-def test_basin_count_on_exact_profiles():
+def test_basins_of_exact_profiles():
     x = np.linspace(-2.0, 2.0, 401)
-    assert basin_count(3.0 * (x ** 2 - 1) ** 2, 1.0) == 2        # barrier 3 kT
-    assert basin_count(0.5 * (x ** 2 - 1) ** 2, 1.0) == 1        # barrier 0.5 kT
-    assert basin_count(x ** 2, 1.0) == 1
+    assert find_basins(3.0 * (x ** 2 - 1) ** 2, 1.0).count == 2        # barrier 3 kT
+    assert find_basins(0.5 * (x ** 2 - 1) ** 2, 1.0).count == 1        # barrier 0.5 kT
+    assert find_basins(x ** 2, 1.0).count == 1
     three = -np.log(sum(np.exp(-((x - m) / 0.2) ** 2) for m in (-1.5, 0.0, 1.5)))
-    assert basin_count(three, 1.0) == 3
+    assert find_basins(three, 1.0).count == 3
     # unsampled bins between two sampled stretches count as high ground
     gap = 2.0 * x ** 2
     gap[(x > -0.1) & (x < 0.1)] = np.inf
-    assert basin_count(gap, 1.0) == 2
+    assert find_basins(gap, 1.0).count == 2
     # a bump far out in a tail (above max_kT, or with < 1 % of the weight) is no basin
     tail = x ** 2 / 0.05
     tail[(x > 1.5) & (x < 1.55)] = 5.5
-    assert basin_count(tail, 1.0) == 1
-    assert basin_count(np.full(5, np.inf), 1.0) == 0
+    assert find_basins(tail, 1.0).count == 1
+    assert find_basins(np.full(5, np.inf), 1.0).count == 0
     with pytest.raises(ValueError, match="barrier_kT"):
-        basin_count(x ** 2, 0.0)
+        find_basins(x ** 2, 0.0)
     with pytest.raises(ValueError, match="max_kT"):
-        basin_count(x ** 2, 2.0, max_kT=1.0)
+        find_basins(x ** 2, 2.0, max_kT=1.0)
 
 
 def test_smoothed_free_energy_of_a_gaussian_and_of_two_wells():
@@ -143,12 +143,12 @@ def test_smoothed_free_energy_of_a_gaussian_and_of_two_wells():
     core = np.abs(grid) < 2.0
     exact = grid ** 2 / (2.0 * (1.0 + h ** 2))
     assert np.max(np.abs((f - exact)[core] - np.mean((f - exact)[core]))) < 0.1
-    assert basin_count(f, 1.0) == 1
+    assert find_basins(f, 1.0).count == 1
     two = np.concatenate([rng.normal(-1.0, 0.15, 4000), rng.normal(1.0, 0.15, 1000)])
-    assert basin_count(smoothed_free_energy(two)[1], 1.0) == 2
+    assert find_basins(smoothed_free_energy(two)[1], 1.0).count == 2
     # weights that remove the second well leave one basin
     log_w = np.where(two > 0, -np.inf, 0.0)
-    assert basin_count(smoothed_free_energy(two, log_w)[1], 1.0) == 1
+    assert find_basins(smoothed_free_energy(two, log_w)[1], 1.0).count == 1
 
 
 def test_unimodal_samples_rarely_look_like_two_basins():
@@ -158,8 +158,8 @@ def test_unimodal_samples_rarely_look_like_two_basins():
     for seed in range(50):
         rng = np.random.default_rng(100 + seed)
         for n in (200, 1000, 5000):
-            wrong += basin_count(smoothed_free_energy(rng.normal(size=n))[1], 1.0) != 1
-            wrong += basin_count(smoothed_free_energy(rng.gamma(4.0, size=n))[1], 1.0) != 1
+            wrong += find_basins(smoothed_free_energy(rng.normal(size=n))[1], 1.0).count != 1
+            wrong += find_basins(smoothed_free_energy(rng.gamma(4.0, size=n))[1], 1.0).count != 1
     assert wrong <= 9
 
 

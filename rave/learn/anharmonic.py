@@ -42,7 +42,9 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.signal import find_peaks
 
-from ..stats.weights import as_log_weights
+from ..stats.bootstrap import block_resample
+from ..stats.weights import as_log_weights, normalised_weights
+from .coordinate import direction_angle_deg
 
 __all__ = [
     "SkewedDirection",
@@ -50,7 +52,6 @@ __all__ = [
     "skewed_direction",
     "Basins",
     "find_basins",
-    "basin_count",
     "smoothed_free_energy",
     "BarrierChoice",
     "choose_by_barrier",
@@ -81,11 +82,7 @@ class SkewedDirection:
 
 
 def _weights(log_weights: np.ndarray | None, n: int) -> np.ndarray:
-    if log_weights is None:
-        return np.full(n, 1.0 / n)
-    lw = as_log_weights(log_weights, n, like="X")
-    w = np.exp(lw - lw.max())
-    return w / w.sum()
+    return normalised_weights(n, log_weights=log_weights)
 
 
 def _frames(X: np.ndarray) -> np.ndarray:
@@ -352,25 +349,6 @@ def find_basins(free_energy: np.ndarray, barrier_kT: float, max_kT: float = 6.0,
     return Basins(np.asarray(minima, dtype=int), float(barrier))
 
 
-def basin_count(free_energy: np.ndarray, barrier_kT: float, max_kT: float = 6.0,
-                min_fraction: float = 0.01) -> int:
-    """Number of basins of a 1-D free-energy profile (:func:`find_basins`).
-
-    Parameters
-    ----------
-    free_energy : np.ndarray, shape=(n_points,), dtype=float
-        F in kT; ``inf`` or NaN where unsampled.
-    barrier_kT, max_kT, min_fraction : float
-        As for :func:`find_basins`.
-
-    Returns
-    -------
-    int
-        Number of basins; 0 when no point is sampled.
-    """
-    return find_basins(free_energy, barrier_kT, max_kT, min_fraction).count
-
-
 def smoothed_free_energy(values: np.ndarray, log_weights: np.ndarray | None = None,
                          n_grid: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """F(v) in kT from a weighted Gaussian kernel density estimate, minimum 0.
@@ -574,9 +552,6 @@ def barrier_choice_sigma_deg(X: np.ndarray, log_weights: np.ndarray | None, cand
     ValueError
         When ``replicates`` < 2.
     """
-    from .coordinate import direction_angle_deg
-    from .estimator import block_resample
-
     if replicates < 2:
         raise ValueError(f"replicates must be >= 2. You supplied {replicates}")
     x = _frames(X)

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..campaign.resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
+from ..stats.bootstrap import block_resample
 from ..stats.weights import as_log_weights
 from .anharmonic import barrier_choice_sigma_deg, choose_by_barrier
 from .bias import Bias, build_bias_grid
@@ -175,38 +176,6 @@ def rc_frames(n_frames: int, max_frames: int, seed: int | Sequence[int]) -> np.n
         return np.arange(n_frames)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_frames, size=max_frames, replace=False))
-
-
-def block_resample(n_frames: int, n_blocks: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of one block-bootstrap replicate: ``n_blocks`` contiguous blocks of
-    ``n_frames // n_blocks`` frames, drawn with replacement (frames in time order; the last
-    ``n_frames % n_blocks`` frames are never drawn).
-
-    Parameters
-    ----------
-    n_frames : int
-        Number of frames to resample.
-    n_blocks : int
-        Number of blocks (2 <= ``n_blocks`` <= ``n_frames``).
-    rng : np.random.Generator
-        Draws the blocks.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_blocks * (n_frames // n_blocks),), dtype=int
-        Frame indices of the replicate, block after block.
-
-    Raises
-    ------
-    ValueError
-        When ``n_blocks < 2`` or ``n_frames < n_blocks``.
-    """
-    if n_frames < n_blocks or n_blocks < 2:
-        raise ValueError(f"block_resample needs n_frames >= n_blocks >= 2. You supplied "
-                         f"{n_frames}, {n_blocks}")
-    size = n_frames // n_blocks
-    starts = rng.integers(0, n_blocks, size=n_blocks) * size
-    return (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
 
 
 def rc_angle_sigma_deg(x: np.ndarray, latent: np.ndarray, log_weights: np.ndarray | None,

@@ -35,6 +35,7 @@ from .mbar import (
 from .weights import _as_edges, _finite_1d, free_energy_histogram
 
 __all__ = [
+    "block_resample",
     "ProfileEstimate",
     "bootstrap_free_energy_profile",
     "statistical_inefficiency",
@@ -58,6 +59,38 @@ MIN_BLOCKS_PER_ROUND = 20
 _MIN_FINITE_FRACTION = 0.9
 #: Sokal's window constant: the autocorrelation sum stops at the first lag M >= c * g(M).
 _SOKAL_WINDOW = 5.0
+
+
+def block_resample(n_frames: int, n_blocks: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of one block-bootstrap replicate: ``n_blocks`` contiguous blocks of
+    ``n_frames // n_blocks`` frames, drawn with replacement (frames in time order; the last
+    ``n_frames % n_blocks`` frames are never drawn).
+
+    Parameters
+    ----------
+    n_frames : int
+        Number of frames to resample.
+    n_blocks : int
+        Number of blocks (2 <= ``n_blocks`` <= ``n_frames``).
+    rng : np.random.Generator
+        Draws the blocks.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_blocks * (n_frames // n_blocks),), dtype=int
+        Frame indices of the replicate, block after block.
+
+    Raises
+    ------
+    ValueError
+        When ``n_blocks < 2`` or ``n_frames < n_blocks``.
+    """
+    if n_frames < n_blocks or n_blocks < 2:
+        raise ValueError(f"block_resample needs n_frames >= n_blocks >= 2. You supplied "
+                         f"{n_frames}, {n_blocks}")
+    size = n_frames // n_blocks
+    starts = rng.integers(0, n_blocks, size=n_blocks) * size
+    return (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
 
 
 def walker_segments(n_frames: int, walker: np.ndarray | None = None) -> list[np.ndarray]:
