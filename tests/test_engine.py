@@ -142,7 +142,7 @@ def test_walker_frames_equal_a_raw_context_and_integrator_bit_for_bit(force_grou
     bias = Bias(c, _grid_from_values(grid_chi, -0.8 * potential.kT * (exact - exact.min())))
     walker = _walker(potential, seed=7, force_group=force_group)
     walker.set_bias(bias)
-    first = walker.run(600 * 50, 50, snapshot_every=100)  # two blocks of frames, one partial
+    first = walker.run(600 * 50, 50, snapshot_every=100)  # ten blocks of 60 frames
     second = walker.run(20 * 50, 50)
     features, energies, times = _reference_frames(potential, bias, 7, 620, 50,
                                                   walker.force_group)
@@ -155,3 +155,14 @@ def test_walker_frames_equal_a_raw_context_and_integrator_bit_for_bit(force_grou
     np.testing.assert_array_equal(first.snapshots[:, 0, :2],
                                   features[first.snapshot_frames].astype(np.float32))
     assert walker.time_ps == times[-1]
+
+
+def test_progress_moves_at_least_ten_times_per_run():
+    # a slow system's round must not look stalled: before, a 250-frame round of the ligand
+    # cavity was one block and its progress bar jumped from 0 to 100 % at the end
+    walker = _walker(rotated_double_well(TEMPERATURE_K))
+    for n_frames in (7, 250, 1000):
+        done = []
+        walker.run(n_frames * 10, 10, progress=done.append)
+        assert sum(done) == n_frames
+        assert len(done) == min(n_frames, 10)
