@@ -141,3 +141,25 @@ def test_reference_chunks_match_the_biased_rounds_lengths():
     assert ub.reference_chunk_steps(rounds, 12500, 6) == [12500, 6250, 12500, 8750, 12500, 12500]
     with pytest.raises(ValueError, match=r"at least one chunk"):
         ub.reference_chunk_steps(rounds, 12500, 0)
+
+
+def test_campaign_wall_time_adds_up_over_resumed_runs(tmp_path, monkeypatch):
+    # an interrupted run and its resumption both count; a rerun of a finished campaign does not
+    from rave.campaign import store
+
+    rounds_per_call = iter([(1, 130), (3, 0), (3, 0)])
+
+    def fake_rave(argv):
+        n_rounds, code = next(rounds_per_call)
+        store.CampaignStore(Path(argv[-1])).write_summary({"rounds": [{}] * n_rounds})
+        return code
+
+    monkeypatch.setattr(ub, "rave_main", fake_rave)
+    with pytest.raises(SystemExit, match="rerun this command to resume"):
+        ub._campaign(Path("c.toml"), tmp_path)
+    first = ub.store.load_json(tmp_path / "timing.json")
+    assert first["campaign_runs"] == 1 and first["campaign_s"] >= 0.0
+    assert len(ub._campaign(Path("c.toml"), tmp_path)["rounds"]) == 3
+    ub._campaign(Path("c.toml"), tmp_path)  # already finished: no work, no time added
+    timing = ub.store.load_json(tmp_path / "timing.json")
+    assert timing["campaign_runs"] == 2 and timing["campaign_s"] >= first["campaign_s"]

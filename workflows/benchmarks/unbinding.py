@@ -167,16 +167,25 @@ def table(segments: list[Segment]) -> list[dict]:
 def _campaign(config_path: Path, workdir: Path) -> dict:
     folder = workdir / "campaign"
     timing_path = workdir / "timing.json"
-    timing = store.load_json(timing_path) if timing_path.exists() else {}
     campaign = store.CampaignStore(folder)
-    fresh = not campaign.has(campaign.SUMMARY)
+    done_before = (len(campaign.summary().get("rounds", []))
+                   if campaign.has(campaign.SUMMARY) else 0)
     t0 = time.perf_counter()
-    code = rave_main(["run", str(config_path), "--workdir", str(folder)])
+    code = 1
+    try:
+        code = rave_main(["run", str(config_path), "--workdir", str(folder)])
+    finally:
+        # the campaign's wall time summed over the runs of this script that did work (an
+        # interrupted one included), so a resumed campaign still reports its time
+        done_after = (len(campaign.summary().get("rounds", []))
+                      if campaign.has(campaign.SUMMARY) else 0)
+        if code != 0 or done_after > done_before:
+            timing = store.load_json(timing_path) if timing_path.exists() else {}
+            timing["campaign_s"] = timing.get("campaign_s", 0.0) + time.perf_counter() - t0
+            timing["campaign_runs"] = timing.get("campaign_runs", 0) + 1
+            store.write_json(timing_path, timing)
     if code != 0:
         raise SystemExit(f"the campaign stopped (exit {code}); rerun this command to resume it")
-    if fresh and "campaign_s" not in timing:
-        timing["campaign_s"] = time.perf_counter() - t0
-        store.write_json(timing_path, timing)
     return campaign.summary()
 
 
@@ -291,7 +300,9 @@ def _print(rows: list[dict], ratio, timing: dict) -> None:
     point, low, high = ratio
     print(f"\nunbinding rate, biased / unbiased: {point:.2f} (95 % interval {low:.2f} - "
           f"{high:.2f})")
-    for key, label in (("campaign_s", "campaign (all rounds, training included)"),
+    runs = timing.get("campaign_runs", 1)
+    for key, label in (("campaign_s", "campaign (all rounds, training included"
+                        + (f", over {runs} runs of this script)" if runs > 1 else ")")),
                        ("unbiased_s", "unbiased reference MD")):
         if key in timing:
             print(f"wall time, {label}: {timing[key] / 60:.1f} min")
