@@ -298,8 +298,12 @@ def _print(rows: list[dict], ratio, timing: dict) -> None:
               f"{interval:>18}{r['rebindings']:>8d}{r['bound']:>7.2f}{r['unbound']:>9.2f}"
               f"{r['height_max_nm']:>9.3f} nm")
     point, low, high = ratio
-    print(f"\nunbinding rate, biased / unbiased: {point:.2f} (95 % interval {low:.2f} - "
-          f"{high:.2f})")
+    if math.isnan(point):
+        print("\nunbinding rate, biased / unbiased: no unbinding event in either, so no ratio "
+              "(each rate's 95 % upper limit is in the table)")
+    else:
+        print(f"\nunbinding rate, biased / unbiased: {point:.2f} (95 % interval {low:.2f} - "
+              f"{high:.2f})")
     runs = timing.get("campaign_runs", 1)
     for key, label in (("campaign_s", "campaign (all rounds, training included"
                         + (f", over {runs} runs of this script)" if runs > 1 else ")")),
