@@ -164,12 +164,15 @@ def table(segments: list[Segment]) -> list[dict]:
 
 
 # -------------------------------------------------------------------------- the runs
+def _rounds_done(campaign: store.CampaignStore) -> int:
+    return len(campaign.summary().get("rounds", [])) if campaign.has(campaign.SUMMARY) else 0
+
+
 def _campaign(config_path: Path, workdir: Path) -> dict:
     folder = workdir / "campaign"
     timing_path = workdir / "timing.json"
     campaign = store.CampaignStore(folder)
-    done_before = (len(campaign.summary().get("rounds", []))
-                   if campaign.has(campaign.SUMMARY) else 0)
+    done_before = _rounds_done(campaign)
     t0 = time.perf_counter()
     code = 1
     try:
@@ -177,9 +180,7 @@ def _campaign(config_path: Path, workdir: Path) -> dict:
     finally:
         # the campaign's wall time summed over the runs of this script that did work (an
         # interrupted one included), so a resumed campaign still reports its time
-        done_after = (len(campaign.summary().get("rounds", []))
-                      if campaign.has(campaign.SUMMARY) else 0)
-        if code != 0 or done_after > done_before:
+        if code != 0 or _rounds_done(campaign) > done_before:
             timing = store.load_json(timing_path) if timing_path.exists() else {}
             timing["campaign_s"] = timing.get("campaign_s", 0.0) + time.perf_counter() - t0
             timing["campaign_runs"] = timing.get("campaign_runs", 0) + 1
