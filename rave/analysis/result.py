@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..campaign import store
-from ..learn.bias import Bias, reduced_bias_matrix
+from ..learn.bias import Bias, frame_potentials, frame_states, reduced_bias_matrix
 from ..learn.coordinate import direction_angle_deg
 from ..md.frames import Frames
 from ..stats import (
@@ -412,7 +412,22 @@ class CampaignResult:
             K states: one per static round, one per block of an adaptive round.
         """
         states = [state for r in self.rounds for state in r.states()]
-        return reduced_bias_matrix(self.all_features(), states, self.kT)[0]
+        try:
+            potential = frame_potentials([r.states() for r in self.rounds],
+                                         [r.frames.potential_kjmol for r in self.rounds])
+        except ValueError as error:
+            raise CampaignFileError(str(error)) from error
+        return reduced_bias_matrix(self.all_features(), states, self.kT, potential)[0]
+
+    def frame_states(self) -> np.ndarray:
+        """The MBAR state of every frame (:func:`rave.learn.bias.frame_states`).
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames,), dtype=int
+        """
+        return frame_states([r.states() for r in self.rounds],
+                            [r.frames.state for r in self.rounds])
 
     def reweight(self) -> ReweightResult:
         """MBAR over all rounds toward the unbiased ensemble (cached).
@@ -491,6 +506,7 @@ class CampaignResult:
                 seed=seed,
                 walker=self.walker_labels(),
                 state_groups=[r.index for r in self.rounds for _ in r.states()],
+                frame_states=self.frame_states(),
             )
         return self._profiles[key]
 

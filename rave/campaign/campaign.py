@@ -50,8 +50,12 @@ from .. import __version__
 from ..analysis import chi_unit
 from ..learn.bias import (
     Bias,
+    TemperatureState,
     adaptive_bias_dict,
     applied_states,
+    exploration_dict,
+    frame_potentials,
+    frame_states,
     reduced_bias_matrix,
 )
 from ..learn.convergence import RoundEvidence, convergence_failures
@@ -64,12 +68,18 @@ from ..md.walker import MDError
 from ..stats import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
 from ..units import kT_kjmol
 from . import store
-from .config import Config, ConfigError, check_frame_memory
+from .config import Config, ConfigError, ExploreConfig, check_frame_memory
 from .resources import read_allowed_cores
 from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
 from .store import RoundRecord
-from .walkers import WalkerResult, WalkerTask, make_executor
+from .walkers import (
+    WalkerResult,
+    WalkerTask,
+    exploration_temperatures,
+    make_executor,
+    round_frames,
+)
 
 __all__ = ["BiasMismatchError", "Campaign", "RoundFailed", "RoundRecord",
            "build_model_potential", "recorded_changes"]
@@ -171,8 +181,9 @@ def spread_along_chi(chi: np.ndarray, k: int) -> list[int]:
 def config_differences(stored: dict, current: dict) -> list[str]:
     """What changed between two config dicts in what defines the stored data.
 
-    That is every ``[system]`` key, the round-defining ``[sampling]`` keys
-    (:data:`ROUND_DEFINING`) and the ``[[features]]``: a resume that changes them is refused.
+    That is every ``[system]`` and ``[explore]`` key (round 0's MD), the round-defining
+    ``[sampling]`` keys (:data:`ROUND_DEFINING`) and the ``[[features]]``: a resume that changes
+    them is refused.
 
     Parameters
     ----------
@@ -197,6 +208,11 @@ def config_differences(stored: dict, current: dict) -> list[str]:
             diffs.append(f"sampling.{key}: stored {old_s.get(key)!r}, now {new_s.get(key)!r}")
     if stored.get("features", []) != current.get("features", []):
         diffs.append("[[features]] differ from the stored ones")
+    old_x = dataclasses.asdict(ExploreConfig(**stored.get("explore", {})))
+    new_x = dataclasses.asdict(ExploreConfig(**current.get("explore", {})))
+    for key in sorted(old_x):
+        if old_x[key] != new_x[key]:
+            diffs.append(f"explore.{key}: stored {old_x[key]!r}, now {new_x[key]!r}")
     return diffs
 
 
@@ -233,7 +249,8 @@ def recorded_changes(stored: dict, current: dict) -> list[str]:
     refused = {f"sampling.{k}" for k in ROUND_DEFINING}
     changes = []
     for key in sorted(set(old) | set(new)):
-        if key.startswith("system.") or key in refused or key in UNRECORDED:
+        if (key.startswith(("system.", "explore.")) or key in refused
+                or key in UNRECORDED):
             continue
         if old.get(key) != new.get(key):
             changes.append(f"{key}: stored {old.get(key)!r}, now {new.get(key)!r}")
@@ -700,6 +717,13 @@ class Campaign:
                   for values, n in zip(r.opes_block_values, r.opes_block_frames, strict=True)]
         return adaptive_bias_dict(spec.coefficients, spec.chi_min, spec.chi_max, blocks)
 
+    def _records_potential(self) -> bool:
+        """Whether walkers record each frame's potential energy: in a campaign that explores
+        (or whose stored rounds did), every frame needs it to be reweighted across
+        temperatures."""
+        return self.config.explore.enabled or any(f.potential_kjmol is not None
+                                                  for f in self._frames)
+
     def _tasks(self, index: int, bias: Bias | None, n_steps: int,
                opes: OPESSpec | None = None) -> list[WalkerTask]:
         """One task per walker of round ``index``, ``n_steps`` MD steps each."""
@@ -714,6 +738,8 @@ class Campaign:
             workers = sampling.workers or min(sampling.walkers, cores)
             threads = max(1, cores // workers)
         features = tuple(self._features_dicts())
+        explore = (self.config.explore.spec(self.config.system.temperature).to_dict()
+                   if index == 0 and self.config.explore.enabled else None)
         continued = ([None] * sampling.walkers if opes is None
                      else self._opes_continuation(index, opes))
         return [
@@ -733,6 +759,8 @@ class Campaign:
                 max_retries=sampling.max_retries, cpu_threads=threads,
                 opes=None if opes is None else opes.to_dict(),
                 opes_state=continued[k],
+                explore=explore,
+                record_potential=self._records_potential(),
             )
             for k, start in enumerate(self._start_states(index))
         ]
@@ -777,16 +805,27 @@ class Campaign:
                       f"{self.store.round_path(index, self.store.WALKERS)}; rerun to retry "
                       f"the failed ones")
         results = self._walker_results(index)
-        frames = Frames(
-            np.concatenate([r.features for r in results]),
-            np.concatenate([r.bias_kjmol for r in results]),
-            np.concatenate([r.time_ps for r in results]),
-            walker=np.concatenate([np.full(len(r), r.walker_index, dtype=np.int64)
-                                   for r in results]),
-        )
+        frames = round_frames(results)
         self.store.write_frames(index, frames)
         store.fault_point("frames_stored")
         return frames, sum(len(r.faults) for r in results)
+
+    def _exploration_applied(self, index: int, label: str, frames: Frames) -> dict:
+        """``bias_applied.json`` of an exploring round (its temperature states) and the log of
+        each walker's ladder and warm-up."""
+        results = self._walker_results(index)
+        temperatures = exploration_temperatures(results)
+        for r in results:
+            kept = int(np.count_nonzero(r.counted))
+            log.info("%s walker %d: %s; %d of %d frames count (%d of the expanded ensemble's "
+                     "first frames were the sampler's warm-up, its weights not yet within "
+                     "explore.settle_tolerance = %g of their final values); counted frames per "
+                     "temperature %s", label, r.walker_index, r.ladder_reason, kept, len(r),
+                     len(r) - kept, self.config.explore.settle_tolerance,
+                     np.bincount(r.ladder_state[r.counted],
+                                 minlength=len(r.ladder_temperatures_K)).tolist())
+        counts = np.bincount(frames.state, minlength=len(temperatures))
+        return exploration_dict(temperatures, counts)
 
     def _round(self, index: int) -> RoundRecord:
         """MD of round ``index`` as planned (:meth:`_plan`), then its learning step."""
@@ -800,8 +839,11 @@ class Campaign:
             spec, bias = self._opes_spec(bias.coefficients), None
         if bias is not None:
             self.store.write_bias_applied(index, bias.to_dict())
-        label = ("round 0 (unbiased MD)" if index == 0 else f"round {index} (OPES along the RC)"
-                 if spec is not None else f"round {index} (biased MD)")
+        exploring = index == 0 and self.config.explore.enabled
+        label = ("round 0 (expanded ensemble over temperatures)" if exploring
+                 else "round 0 (unbiased MD)" if index == 0
+                 else f"round {index} (OPES along the RC)" if spec is not None
+                 else f"round {index} (biased MD)")
         log.info("%s: %d walker(s) x %d steps, %d frames each (%s)", label, sampling.walkers,
                  steps, steps // sampling.report_interval, plan.reason)
         if sampling.max_total_steps is not None:
@@ -812,6 +854,9 @@ class Campaign:
         frames, faults = self._run_walkers(index, bias, label, steps, spec)
         timings["md"] = time.perf_counter() - t0
         applied = None if bias is None else bias.to_dict()
+        if exploring:
+            applied = self._exploration_applied(index, label, frames)
+            self.store.write_bias_applied(index, applied)
         if spec is not None:
             applied = self._adaptive_applied(index, spec)
             self.store.write_bias_applied(index, applied)
@@ -834,13 +879,13 @@ class Campaign:
         """MBAR over all rounds so far: reduced bias of every frame under every round's bias."""
         features = np.concatenate([f.features for f in self._frames])
         states = [state for round_states in self._biases for state in round_states]
-        reduced, counts = reduced_bias_matrix(features, states, self.kT)
+        reduced, counts = reduced_bias_matrix(features, states, self.kT, self._potential())
         # consistency: the energy OpenMM applied equals the numpy bias of the same frames (an
         # adaptive round's walkers checked theirs against each frame's own version)
         applied = self._frames[-1].bias_kjmol
         own = reduced[-1, len(features) - len(applied):] * self.kT
-        mismatch = (float(np.max(np.abs(applied - own)))
-                    if len(applied) and not self._adaptive[-1] else 0.0)
+        static = not self._adaptive[-1] and not isinstance(states[-1][0], TemperatureState)
+        mismatch = float(np.max(np.abs(applied - own))) if len(applied) and static else 0.0
         if not mismatch <= BIAS_MISMATCH_TOL_KJMOL:
             index = len(self._frames) - 1
             names = self._disagreeing_features(index)
@@ -856,6 +901,17 @@ class Campaign:
                   f"a new campaign")
         result = mbar_reweight(reduced, counts)
         return features, reduced, counts, result
+
+    def _potential(self) -> np.ndarray | None:
+        """Every frame's potential energy when the campaign has temperature states, else None."""
+        try:
+            return frame_potentials(self._biases, [f.potential_kjmol for f in self._frames])
+        except ValueError as error:
+            raise store.StoreFileError(f"{self.workdir}: {error}") from error
+
+    def _frame_states(self) -> np.ndarray:
+        """The MBAR state of every frame (:func:`rave.learn.bias.frame_states`)."""
+        return frame_states(self._biases, [f.state for f in self._frames])
 
     def _seeds(self, index: int) -> list[int]:
         base_seed = self.config.sampling.seed * 1000 + index * 17
@@ -1049,7 +1105,8 @@ class Campaign:
                                                  [np.zeros(len(f), dtype=np.int64)
                                                   if f.walker is None else f.walker
                                                   for f in self._frames]),
-                                             state_groups=rounds)
+                                             state_groups=rounds,
+                                             frame_states=self._frame_states())
 
     def _profile_sigma(self, chi: np.ndarray, edges: np.ndarray, profile: np.ndarray,
                        index: int) -> float:

@@ -543,6 +543,106 @@ class ConvergenceConfig:
 
 
 @dataclass(frozen=True)
+class ExploreConfig:
+    """``[explore]``: round 0 as an expanded ensemble over temperatures, before any RC exists
+    (:mod:`rave.md.explore`, OpenMM's ``ExpandedEnsembleSampler``).
+
+    Attributes
+    ----------
+    method : str
+        "temperature": round 0 calibrates at the system's temperature, then moves between a
+        ladder of temperatures; every frame of every temperature is reweighted to the
+        system's temperature by MBAR with the other rounds. "none": the paper's plain
+        unbiased round 0 (default "none").
+    max_temperature_K : float
+        The hottest state, K (default: 4 x the system's temperature).
+    states : int
+        Temperatures in the ladder, the system's included; 0: sized from the energy
+        fluctuations measured in the calibration (default 0).
+    spacing_sigma : float
+        Sized ladder: neighbouring states' mean energies this many standard deviations of U
+        apart (default 1.0).
+    max_states : int
+        A sized ladder that needs more states is refused, with advice (default 32).
+    move_interval : int
+        MD steps between state moves (default 25).
+    calibration_fraction : float
+        Share of round 0's frames run at the system's temperature first (default 0.05, at
+        least 20 frames).
+    settle_tolerance : float
+        Frames of the expanded ensemble count from the frame after which the sampler's
+        weights stay within this of their final values (ln of a weight; default 1.0).
+
+    Raises
+    ------
+    ConfigError
+        A key has a value outside what is allowed; the message names it.
+    """
+
+    method: str = "none"
+    max_temperature_K: float | None = None
+    states: int = 0
+    spacing_sigma: float = 1.0
+    max_states: int = 32
+    move_interval: int = 25
+    calibration_fraction: float = 0.05
+    settle_tolerance: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("none", "temperature"):
+            raise ConfigError(f'explore.method must be "none" or "temperature". You supplied '
+                              f'{self.method!r}')
+        if self.max_temperature_K is not None:
+            _positive("explore.max_temperature_K", self.max_temperature_K)
+        if self.states != 0:
+            _at_least("explore.states", self.states, 2)
+        _positive("explore.spacing_sigma", self.spacing_sigma)
+        _at_least("explore.max_states", self.max_states, 2)
+        _at_least("explore.move_interval", self.move_interval, 1)
+        if not (math.isfinite(self.calibration_fraction) and 0 < self.calibration_fraction < 1):
+            raise ConfigError(f"explore.calibration_fraction must be in (0, 1). You supplied "
+                              f"{self.calibration_fraction}")
+        _positive("explore.settle_tolerance", self.settle_tolerance)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether round 0 explores."""
+        return self.method != "none"
+
+    def spec(self, temperature_K: float):
+        """The walkers' :class:`rave.md.explore.ExplorationSpec` at the system's temperature.
+
+        Parameters
+        ----------
+        temperature_K : float
+            The system's temperature, K.
+
+        Returns
+        -------
+        rave.md.explore.ExplorationSpec
+
+        Raises
+        ------
+        ConfigError
+            ``max_temperature_K`` is not above ``temperature_K``.
+        """
+        from ..md.explore import ExplorationSpec
+
+        t_max = (DEFAULT_MAX_TEMPERATURE_FACTOR * temperature_K
+                 if self.max_temperature_K is None else self.max_temperature_K)
+        if not t_max > temperature_K:
+            raise ConfigError(f"explore.max_temperature_K ({t_max:g}) must be above "
+                              f"system.temperature ({temperature_K:g} K)")
+        return ExplorationSpec(t_max, self.states, self.spacing_sigma, self.max_states,
+                               self.move_interval, self.calibration_fraction,
+                               self.settle_tolerance)
+
+
+#: [explore] max_temperature_K by default: this times the system's temperature
+DEFAULT_MAX_TEMPERATURE_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """``[output]``: what a campaign draws and shows.
 
@@ -580,6 +680,8 @@ class Config:
         ``[bias]``: the bias built after each round.
     convergence : ConvergenceConfig
         ``[convergence]``: when to stop early.
+    explore : ExploreConfig
+        ``[explore]``: exploration without a CV in round 0.
     output : OutputConfig
         ``[output]``: figures and progress bars.
     features : list of dict
@@ -592,6 +694,7 @@ class Config:
     coordinate: CoordinateConfig = field(default_factory=CoordinateConfig)
     bias: BiasConfig = field(default_factory=BiasConfig)
     convergence: ConvergenceConfig = field(default_factory=ConvergenceConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     features: list = field(default_factory=list)  # [[features]] tables (kind = "openmm")
 
@@ -642,6 +745,7 @@ _SECTIONS = {
     "coordinate": CoordinateConfig,
     "bias": BiasConfig,
     "convergence": ConvergenceConfig,
+    "explore": ExploreConfig,
     "output": OutputConfig,
 }
 

@@ -1358,9 +1358,11 @@ class CampaignStore:
         """
         walker = (np.zeros(len(frames), dtype=np.int64) if frames.walker is None
                   else frames.walker)
+        optional = {name: value for name in ("potential_kjmol", "state")
+                    if (value := getattr(frames, name)) is not None}
         self.write_npz(self.round_path(index, self.FRAMES), durable=True,
                        features=frames.features, bias_kjmol=frames.bias_kjmol,
-                       time_ps=frames.time_ps, walker=walker)
+                       time_ps=frames.time_ps, walker=walker, **optional)
 
     def write_bias_applied(self, index: int, data: dict) -> None:
         """``round_NNN/bias_applied.json``: the bias round ``index`` was sampled under.
@@ -1713,7 +1715,16 @@ class CampaignStore:
                 raise StoreFileError(f"{path}: walker has shape {walker.shape}, expected "
                                      f"({len(data['features'])},)")
             walker = walker.astype(np.int64)
-        return Frames(data["features"], data["bias_kjmol"], data["time_ps"], walker=walker)
+        optional = {}
+        for name in ("potential_kjmol", "state"):
+            value = data.get(name)
+            if value is not None:
+                if value.shape != (len(data["features"]),):
+                    raise StoreFileError(f"{path}: {name} has shape {value.shape}, expected "
+                                         f"({len(data['features'])},)")
+                optional[name] = value.astype(np.int64) if name == "state" else value
+        return Frames(data["features"], data["bias_kjmol"], data["time_ps"], walker=walker,
+                      **optional)
 
     def applied_bias(self, index: int, required: bool = False) -> dict | None:
         """``bias_applied.json`` of round ``index`` as stored.
@@ -1794,8 +1805,13 @@ class CampaignStore:
         path = self.round_path(index, self.BIAS_APPLIED)
         if not required and not path.exists():
             return RoundBias(applied_states(None, n_frames), None, False)
-        return self._parsed(path, lambda data: RoundBias(
-            applied_states(data, n_frames), Bias.from_dict(data), "states" in data))
+        def parse(data: dict) -> RoundBias:
+            if data.get("method") == "explore":
+                return RoundBias(applied_states(data, n_frames), None, False)
+            return RoundBias(applied_states(data, n_frames), Bias.from_dict(data),
+                             "states" in data)
+
+        return self._parsed(path, parse)
 
     def bias_applied(self, index: int):
         """The bias round ``index`` was sampled under, or None (the unbiased round).
@@ -1808,7 +1824,8 @@ class CampaignStore:
         Returns
         -------
         rave.learn.bias.Bias or None
-            The static bias; of an adaptive round, the one in force at its end.
+            The static bias; of an adaptive round, the one in force at its end; None for an
+            unbiased or exploring round.
 
         Raises
         ------
@@ -1818,7 +1835,10 @@ class CampaignStore:
         from ..learn.bias import Bias
 
         path = self.round_path(index, self.BIAS_APPLIED)
-        return self._parsed(path, Bias.from_dict) if path.exists() else None
+        if not path.exists():
+            return None
+        return self._parsed(path, lambda data: None if data.get("method") == "explore"
+                            else Bias.from_dict(data))
 
     def is_adaptive(self, index: int) -> bool:
         """Whether round ``index`` ran OPES (its ``bias_applied.json`` lists blocks).
@@ -1834,7 +1854,7 @@ class CampaignStore:
             True when its ``bias_applied.json`` holds ``states``.
         """
         data = self.applied_bias(index)
-        return data is not None and "states" in data
+        return data is not None and "states" in data and data.get("method") != "explore"
 
     def bias(self, index: int):
         """``bias.json`` of round ``index``: the bias built after it.

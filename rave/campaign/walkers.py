@@ -83,6 +83,12 @@ class WalkerTask:
         :meth:`rave.md.opes.OPESSpec.to_dict`, or None (no adaptive bias).
     opes_state : dict or None
         An ``OPES.getState()`` snapshot to continue, or None (a fresh OPES).
+    explore : dict or None
+        :meth:`rave.md.explore.ExplorationSpec.to_dict`: the walker calibrates, then runs an
+        expanded ensemble over temperatures (an exploring round); None: plain MD.
+    record_potential : bool
+        Record each frame's potential energy (a campaign that explores records it in every
+        round, to reweight across temperatures).
     """
 
     round_index: int
@@ -108,6 +114,8 @@ class WalkerTask:
     cpu_threads: int | None = None
     opes: dict | None = None
     opes_state: dict | None = None
+    explore: dict | None = None
+    record_potential: bool = False
 
     @property
     def label(self) -> str:
@@ -158,6 +166,19 @@ class WalkerResult:
         block's bias on the OPES grid (kJ/mol) and its frames, in time order.
     opes_state : dict or None
         The walker's OPES at the end (``OPES.getState()``), for the next round to continue.
+    potential_kjmol : np.ndarray or None
+        Potential energy of each frame (no bias), kJ/mol, when recorded.
+    ladder_temperatures_K : np.ndarray or None
+        Exploring walkers: the temperature ladder, K (T0 first).
+    ladder_state : np.ndarray or None
+        Exploring walkers: each frame's state in the ladder (0 for the calibration frames).
+    counted : np.ndarray or None
+        Exploring walkers: which frames count (the calibration frames, and those after the
+        sampler's weights settled, :func:`rave.md.explore.settled_from`).
+    heat_capacity : float
+        Exploring walkers: Var(U) / kT0^2 of the calibration frames (nan otherwise).
+    ladder_reason : str
+        Exploring walkers: why the ladder has its size (one line).
     """
 
     round_index: int
@@ -185,6 +206,12 @@ class WalkerResult:
     opes_block_frames: np.ndarray | None = None
     #: the walker's OPES at the end (``OPES.getState()``), for the next round to continue
     opes_state: dict | None = None
+    potential_kjmol: np.ndarray | None = None
+    ladder_temperatures_K: np.ndarray | None = None
+    ladder_state: np.ndarray | None = None
+    counted: np.ndarray | None = None
+    heat_capacity: float = float("nan")
+    ladder_reason: str = ""
 
     def __len__(self) -> int:
         return len(self.bias_kjmol)
@@ -224,6 +251,14 @@ class WalkerResult:
             out["opes_block_frames"] = self.opes_block_frames
         for key, value in (self.opes_state or {}).items():
             out[_OPES_STATE + key] = np.asarray(value)
+        if self.potential_kjmol is not None:
+            out["potential_kjmol"] = self.potential_kjmol
+        if self.ladder_state is not None:
+            out["ladder_temperatures_K"] = self.ladder_temperatures_K
+            out["ladder_state"] = self.ladder_state
+            out["counted"] = self.counted
+            out["heat_capacity"] = np.float64(self.heat_capacity)
+            out["ladder_reason"] = np.str_(self.ladder_reason)
         return out
 
     @classmethod
@@ -263,6 +298,12 @@ class WalkerResult:
             opes_block_frames=data.get("opes_block_frames"),
             opes_state={key[len(_OPES_STATE):]: np.asarray(data[key]) for key in data
                         if key.startswith(_OPES_STATE)} or None,
+            potential_kjmol=data.get("potential_kjmol"),
+            ladder_temperatures_K=data.get("ladder_temperatures_K"),
+            ladder_state=data.get("ladder_state"),
+            counted=None if data.get("counted") is None else data["counted"].astype(bool),
+            heat_capacity=float(data.get("heat_capacity", np.nan)),
+            ladder_reason=str(data.get("ladder_reason", "")),
         )
 
 
@@ -288,8 +329,16 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         time steps tried.
     """
     from ..learn.bias import Bias
+    from ..md.explore import (
+        ExplorationSpec,
+        calibration_frames,
+        potential_heat_capacity,
+        settled_from,
+        temperature_ladder,
+    )
     from ..md.features import feature_from_dict
     from ..md.walker import MDError, Walker, system_from_xml
+    from ..units import kT_kjmol
 
     t0 = time.perf_counter()
     system = system_from_xml(task.system_xml)
@@ -299,6 +348,7 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         task.friction_per_ps, seed=task.seed, platform=task.platform,
         box_vectors=task.box_vectors, force_group=task.force_group, cpu_threads=task.cpu_threads,
         opes=task.opes, opes_state=task.opes_state,
+        record_potential=task.record_potential or task.explore is not None,
     )
     if task.velocities is not None:
         walker.set_state({"positions": task.positions, "velocities": task.velocities,
@@ -311,10 +361,21 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
     # segments hold whole numbers of snapshot intervals, so snapshots fall on global frames
     segment = max(task.snapshot_every,
                   task.segment_frames // task.snapshot_every * task.snapshot_every)
+    spec = None if task.explore is None else ExplorationSpec.from_dict(task.explore)
+    n_calibration = 0 if spec is None else calibration_frames(
+        n_frames, spec.calibration_fraction, task.snapshot_every)
+    plan = None
     parts, faults = [], []
     done = 0
     while done < n_frames:
+        if spec is not None and plan is None and done == n_calibration:
+            potential = np.concatenate([p.potential_kjmol for p, _ in parts])
+            plan = temperature_ladder(task.temperature_K, spec, potential_heat_capacity(
+                potential, kT_kjmol(task.temperature_K)))
+            walker.start_ladder(plan.temperatures_K, spec.move_interval, task.seed + 1)
         n = min(segment, n_frames - done)
+        if plan is None and done < n_calibration:
+            n = min(n, n_calibration - done)
         saved = walker.get_state()
         try:
             frames = walker.run(n * task.report_interval, task.report_interval,
@@ -336,6 +397,7 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         frames_snap = frames.snapshot_frames + done
         parts.append((frames, frames_snap))
         done += n
+    walker.stop_ladder()
     state = walker.get_state()
     features_all = np.concatenate([p.features for p, _ in parts])
     bias_all = np.concatenate([p.bias_kjmol for p, _ in parts])
@@ -352,6 +414,17 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         adaptive["opes_block_values"] = np.array([v for v, _ in blocks])
         adaptive["opes_block_frames"] = np.array([n for _, n in blocks], dtype=np.int64)
         adaptive["opes_state"] = walker.opes.opes.getState()
+    if walker.record_potential:
+        adaptive["potential_kjmol"] = np.concatenate([p.potential_kjmol for p, _ in parts])
+    if plan is not None:
+        ladder_state = np.concatenate([np.zeros(n_calibration, dtype=np.int64)]
+                                      + [p.state for p, _ in parts if p.state is not None])
+        counted = np.ones(n_frames, dtype=bool)
+        settled = settled_from(np.asarray(walker.ladder_weights), spec.settle_tolerance)
+        counted[n_calibration:n_calibration + settled] = False
+        adaptive.update(ladder_temperatures_K=np.asarray(plan.temperatures_K),
+                        ladder_state=ladder_state, counted=counted,
+                        heat_capacity=plan.heat_capacity, ladder_reason=plan.reason)
     return WalkerResult(
         round_index=task.round_index,
         walker_index=task.walker_index,
@@ -370,6 +443,63 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         wall_s=time.perf_counter() - t0,
         faults=faults,
         **adaptive,
+    )
+
+
+def exploration_temperatures(results: Sequence[WalkerResult]) -> list[float]:
+    """The temperatures of an exploring round's MBAR states: every walker's ladder, merged
+    (equal temperatures are one state), increasing, K.
+
+    Parameters
+    ----------
+    results : sequence of WalkerResult
+        The round's walkers, each with a ladder.
+
+    Returns
+    -------
+    list of float
+    """
+    return sorted({float(t) for r in results for t in r.ladder_temperatures_K})
+
+
+def round_frames(results: Sequence[WalkerResult]):
+    """A round's :class:`rave.md.frames.Frames` from its walkers, in walker order.
+
+    An exploring round keeps the frames that count (``WalkerResult.counted``) and labels each
+    with its MBAR state, an index into :func:`exploration_temperatures`.
+
+    Parameters
+    ----------
+    results : sequence of WalkerResult
+        The round's walkers.
+
+    Returns
+    -------
+    rave.md.frames.Frames
+        Features, bias, times, walker labels, and the potential energies and states where
+        the walkers recorded them.
+    """
+    from ..md.frames import Frames
+
+    exploring = all(r.ladder_state is not None for r in results)
+    temperatures = np.asarray(exploration_temperatures(results)) if exploring else None
+    keep = [np.ones(len(r), dtype=bool) if r.counted is None else r.counted for r in results]
+    has_potential = all(r.potential_kjmol is not None for r in results)
+
+    def joined(values) -> np.ndarray:
+        return np.concatenate([v[k] for v, k in zip(values, keep, strict=True)])
+
+    state = None
+    if exploring:
+        state = joined([np.searchsorted(temperatures, r.ladder_temperatures_K)[r.ladder_state]
+                        for r in results]).astype(np.int64)
+    return Frames(
+        joined([r.features for r in results]),
+        joined([r.bias_kjmol for r in results]),
+        joined([r.time_ps for r in results]),
+        walker=joined([np.full(len(r), r.walker_index, dtype=np.int64) for r in results]),
+        potential_kjmol=joined([r.potential_kjmol for r in results]) if has_potential else None,
+        state=state,
     )
 
 

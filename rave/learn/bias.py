@@ -29,6 +29,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.special import logsumexp
 
 from ..stats.weights import as_log_weights, free_energy_histogram
+from ..units import kT_kjmol
 
 #: relative pull-in of the clamp bounds from the grid ends
 _CLAMP_EPS = 1e-9
@@ -495,7 +496,62 @@ def adaptive_bias_dict(coefficients: Sequence[float], chi_min: float, chi_max: f
     }
 
 
-def applied_states(data: dict | None, n_frames: int) -> list[tuple[Bias | None, int]]:
+@dataclass(frozen=True)
+class TemperatureState:
+    """An unbiased thermodynamic state at another temperature (a state of an exploring round's
+    ladder): its reduced potential is U / kT_k, so relative to the target temperature a frame's
+    reduced bias is (1/kT_k - 1/kT) U.
+
+    Attributes
+    ----------
+    temperature_K : float
+        The state's temperature, K.
+    """
+
+    temperature_K: float
+
+    def reduced_bias(self, potential_kjmol: np.ndarray, kT: float) -> np.ndarray:
+        """(1/kT_k - 1/kT) U of each frame: the state's reduced potential less the target's.
+
+        Parameters
+        ----------
+        potential_kjmol : np.ndarray, shape=(n_frames,)
+            Potential energy of each frame (the System's own forces), kJ/mol.
+        kT : float
+            Thermal energy of the target temperature, kJ/mol.
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames,)
+        """
+        return (1.0 / kT_kjmol(self.temperature_K) - 1.0 / kT) * np.asarray(potential_kjmol,
+                                                                           dtype=float)
+
+
+def exploration_dict(temperatures_K: Sequence[float], counts: Sequence[int]) -> dict:
+    """``bias_applied.json`` of an exploring round: one MBAR state per temperature of its
+    walkers' ladders, with the frames sampled in it (the round's ``frames.npz`` labels each
+    frame's state).
+
+    Parameters
+    ----------
+    temperatures_K : sequence of float
+        The states' temperatures, K.
+    counts : sequence of int
+        Frames of each state.
+
+    Returns
+    -------
+    dict
+        ``method`` (``"explore"``) and ``states`` (``{"temperature_K": T, "frames": n}``).
+    """
+    return {"method": "explore",
+            "states": [{"temperature_K": float(t), "frames": int(n)}
+                       for t, n in zip(temperatures_K, counts, strict=True)]}
+
+
+def applied_states(data: dict | None, n_frames: int
+                   ) -> list[tuple[Bias | TemperatureState | None, int]]:
     """The bias states a round's frames were sampled under, in frame order, from its
     ``bias_applied.json`` (None: the unbiased round): one static bias, or the blocks of an
     adaptive round (:func:`adaptive_bias_dict`). Each is (bias or None, frames).
@@ -522,6 +578,14 @@ def applied_states(data: dict | None, n_frames: int) -> list[tuple[Bias | None, 
         return [(None, int(n_frames))]
     if "states" not in data:
         return [(Bias.from_dict(data), int(n_frames))]
+    if data.get("method") == "explore":
+        states = [(TemperatureState(float(s["temperature_K"])), int(s["frames"]))
+                  for s in data["states"]]
+        total = sum(n for _, n in states)
+        if total != n_frames:
+            raise ValueError(f"the temperature states hold {total} frames but the round has "
+                             f"{n_frames}")
+        return states
     grid = data["grid"]
     coefficients = np.asarray(data["coefficients"], dtype=float)
     states = [(Bias(coefficients, BiasGrid(float(grid["chi_min"]), float(grid["chi_max"]),
@@ -533,10 +597,13 @@ def applied_states(data: dict | None, n_frames: int) -> list[tuple[Bias | None, 
     return states
 
 
-def reduced_bias_matrix(features: np.ndarray, states: Sequence[tuple[Bias | None, int]],
-                        kT: float) -> tuple[np.ndarray, list[int]]:
+def reduced_bias_matrix(features: np.ndarray,
+                        states: Sequence[tuple[Bias | TemperatureState | None, int]],
+                        kT: float, potential_kjmol: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, list[int]]:
     """MBAR's input: reduced[k, n] = V_k(frame n) / kT of every frame under every state's bias
-    (None: unbiased, 0), and the frames of each state (the states in frame order).
+    (None: unbiased, 0; a :class:`TemperatureState`: (1/kT_k - 1/kT) U), and the frames of each
+    state.
 
     Parameters
     ----------
@@ -546,6 +613,8 @@ def reduced_bias_matrix(features: np.ndarray, states: Sequence[tuple[Bias | None
         The bias states and their numbers of frames (:func:`applied_states`).
     kT : float
         Thermal energy, kJ/mol.
+    potential_kjmol : np.ndarray, shape=(n_frames,), optional
+        Potential energy of every frame (no bias), kJ/mol; required with temperature states.
 
     Returns
     -------
@@ -553,10 +622,81 @@ def reduced_bias_matrix(features: np.ndarray, states: Sequence[tuple[Bias | None
         V_k(frame n) / kT (dimensionless).
     counts : list of int
         Number of frames of each state.
+
+    Raises
+    ------
+    ValueError
+        Temperature states without ``potential_kjmol`` for every frame.
     """
     features = np.asarray(features, dtype=float)
     reduced = np.zeros((len(states), len(features)))
     for k, (bias, _) in enumerate(states):
-        if bias is not None:
+        if isinstance(bias, TemperatureState):
+            if potential_kjmol is None or len(potential_kjmol) != len(features):
+                raise ValueError("temperature states need the potential energy of every frame "
+                                 "(potential_kjmol)")
+            reduced[k] = bias.reduced_bias(potential_kjmol, kT)
+        elif bias is not None:
             reduced[k] = bias.energy(features) / kT
     return reduced, [int(n) for _, n in states]
+
+
+def frame_states(states_per_round: Sequence[Sequence[tuple]],
+                 labels_per_round: Sequence[np.ndarray | None]) -> np.ndarray:
+    """The MBAR state of every frame of every round, states numbered over all rounds.
+
+    A round's states hold its frames in frame order (a static round, the blocks of an adaptive
+    one), except an exploring round's temperature states, whose frames interleave and carry
+    their state as a label (``frames.npz``'s ``state``).
+
+    Parameters
+    ----------
+    states_per_round : sequence of sequence of (state, int)
+        Each round's MBAR states and their frames (:func:`applied_states`).
+    labels_per_round : sequence of (np.ndarray or None)
+        Each round's per-frame state labels (None: states in frame order).
+
+    Returns
+    -------
+    np.ndarray, shape=(n_frames,), dtype=int
+    """
+    out, first = [], 0
+    for states, labels in zip(states_per_round, labels_per_round, strict=True):
+        if labels is not None and isinstance(states[0][0], TemperatureState):
+            out.append(first + np.asarray(labels, dtype=np.int64))
+        else:
+            out.append(first + np.repeat(np.arange(len(states)), [n for _, n in states]))
+        first += len(states)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def frame_potentials(states_per_round: Sequence[Sequence[tuple]],
+                     potentials_per_round: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """Every frame's potential energy when some round has temperature states (what
+    :func:`reduced_bias_matrix` needs then), else None.
+
+    Parameters
+    ----------
+    states_per_round : sequence of sequence of (state, int)
+        Each round's MBAR states (:func:`applied_states`).
+    potentials_per_round : sequence of (np.ndarray or None)
+        Each round's recorded potential energies, kJ/mol (None: not recorded).
+
+    Returns
+    -------
+    np.ndarray or None
+
+    Raises
+    ------
+    ValueError
+        Temperature states while a round recorded no potential energies (the message names
+        the rounds).
+    """
+    if not any(isinstance(b, TemperatureState) for r in states_per_round for b, _ in r):
+        return None
+    missing = [i for i, u in enumerate(potentials_per_round) if u is None]
+    if missing:
+        raise ValueError(f"round(s) {missing} hold no potential energies (frames.npz without "
+                         f"potential_kjmol), which reweighting across the temperatures of an "
+                         f"exploring round needs")
+    return np.concatenate([np.asarray(u, dtype=float) for u in potentials_per_round])

@@ -35,6 +35,12 @@ class Frames:
     walker : np.ndarray, shape=(n_frames,), dtype=int, optional
         The walker of each frame, when frames of several walkers are concatenated (a round's
         frames; None: one walker).
+    potential_kjmol : np.ndarray, shape=(n_frames,), optional
+        Potential energy of the System's own forces (no bias) at each frame, kJ/mol: recorded
+        when a campaign explores, for reweighting across temperatures (None: not recorded).
+    state : np.ndarray, shape=(n_frames,), dtype=int, optional
+        The thermodynamic state each frame was sampled in: a walker's index in its temperature
+        ladder, or a round's MBAR state (None: one state, or states in frame order).
     """
 
     features: np.ndarray
@@ -43,6 +49,8 @@ class Frames:
     snapshots: np.ndarray | None = None
     snapshot_frames: np.ndarray | None = None
     walker: np.ndarray | None = None
+    potential_kjmol: np.ndarray | None = None
+    state: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.bias_kjmol)

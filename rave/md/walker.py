@@ -180,6 +180,9 @@ class Walker:
         An ``OPES.getState()`` snapshot to continue (with ``opes``).
     topology : openmm.app.Topology, optional
         The System's topology (default: :func:`minimal_topology`).
+    record_potential : bool
+        Record each frame's potential energy (the System's own forces, no bias) in
+        ``Frames.potential_kjmol``; always on while a ladder runs (:meth:`start_ladder`).
 
     Attributes
     ----------
@@ -198,6 +201,10 @@ class Walker:
         The platform the Simulation runs on.
     system : openmm.System
         The walker's copy, holding the bias (and OPES) forces.
+    ladder : rave.md.explore.SeededSampler or None
+        The expanded ensemble over temperatures while one runs (:meth:`start_ladder`).
+    ladder_weights : list of list of float
+        The sampler's weights at each frame recorded while a ladder ran.
 
     Raises
     ------
@@ -224,6 +231,7 @@ class Walker:
         opes: dict | None = None,
         opes_state: dict | None = None,
         topology: app.Topology | None = None,
+        record_potential: bool = False,
     ) -> None:
         self.features = list(features)
         self.temperature_K = _md_value(temperature_K, unit.kelvin)
@@ -274,6 +282,9 @@ class Walker:
         self.time_ps = 0.0
         if self.opes is not None:
             self.opes.attach(self.simulation)
+        self.record_potential = bool(record_potential)
+        self.ladder = None
+        self.ladder_weights: list[list[float]] = []
 
     @property
     def context(self) -> openmm.Context:
@@ -311,6 +322,35 @@ class Walker:
         if self.bias_force is None:
             raise RuntimeError("this walker was made with with_bias=False")
         self.bias_force.update(self.context, bias)
+
+    def start_ladder(self, temperatures_K: Sequence[float], move_interval: int,
+                     seed: int) -> None:
+        """Run the next frames as an expanded ensemble over ``temperatures_K`` (state 0 must
+        be the walker's temperature; :mod:`rave.md.explore`).
+
+        Parameters
+        ----------
+        temperatures_K : sequence of float
+            The ladder, K, the walker's own temperature first.
+        move_interval : int
+            MD steps between state moves.
+        seed : int
+            Seeds the state moves.
+        """
+        from .explore import SeededSampler
+
+        if self.ladder is not None:
+            raise RuntimeError("a ladder is already running; stop_ladder() first")
+        if abs(float(temperatures_K[0]) - self.temperature_K) > 1e-9:
+            raise ValueError(f"the ladder must start at the walker's temperature "
+                             f"{self.temperature_K} K. You supplied {temperatures_K[0]} K")
+        self.ladder = SeededSampler(temperatures_K, self.simulation, move_interval, seed)
+
+    def stop_ladder(self) -> None:
+        """End the expanded ensemble: back to the walker's temperature (velocities rescaled)."""
+        if self.ladder is not None:
+            self.ladder.detach(self.temperature_K)
+            self.ladder = None
 
     def set_timestep(self, timestep_ps: float) -> None:
         """Change the integrator's time step, e.g. after a blow-up.
@@ -405,11 +445,23 @@ class Walker:
 
         recorder = self.recorder(report_interval, snapshot_every, block, check)
         reporters = [recorder]
+        thermo = None
+        if self.record_potential or self.ladder is not None:
+            from .explore import ThermoRecorder
+
+            groups = [g for g in (self.force_group,
+                                  None if self.opes is None else self.opes.force_group)
+                      if g is not None]
+            thermo = ThermoRecorder(report_interval, self.simulation.currentStep, groups,
+                                    self.ladder)
         step = None
         if self.opes is not None:
             step = self.opes.opes.step
             reporters.append(self.opes.frame_reporter(report_interval))
         self.simulation.reporters.extend(reporters)
+        if thermo is not None:
+            thermo.attach(self.simulation)  # first: before the ladder's move at the same step
+            reporters.append(thermo)
         try:
             done = 0
             while done < n_frames:
@@ -432,8 +484,14 @@ class Walker:
                 self.simulation.reporters.remove(reporter)
         frames = recorder.frames()
         self.time_ps = float(times[-1])
+        potential = state = None
+        if thermo is not None:
+            potential = np.asarray(thermo.potential_kjmol, dtype=float)
+            if self.ladder is not None:
+                state = np.asarray(thermo.states, dtype=np.int64)
+                self.ladder_weights.extend(thermo.weights)
         return Frames(frames.features, frames.bias_kjmol, times, frames.snapshots,
-                      frames.snapshot_frames)
+                      frames.snapshot_frames, potential_kjmol=potential, state=state)
 
     def get_state(self) -> dict:
         """The state to continue from later (:meth:`set_state`).

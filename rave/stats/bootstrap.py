@@ -279,6 +279,7 @@ def bootstrap_free_energy_profile(
     walker: np.ndarray | None = None,
     density: bool = True,
     state_groups: Sequence[int] | None = None,
+    frame_states: np.ndarray | None = None,
 ) -> ProfileEstimate:
     """MBAR free-energy profile over all rounds, with a block bootstrap that re-solves MBAR.
 
@@ -325,6 +326,10 @@ def bootstrap_free_energy_profile(
     state_groups : sequence of int, length K, optional
         The resampling unit of each state: states with equal labels form one unit and must be
         consecutive (e.g. the round index of each state). ``None``: each state alone.
+    frame_states : np.ndarray, shape=(n_frames,), dtype=int, optional
+        The MBAR state of each frame, where a unit's states interleave in time (an exploring
+        round's temperatures); each unit's frames must still be one contiguous range.
+        ``None``: the states in frame order, ``frames_per_round[k]`` frames each.
 
     Returns
     -------
@@ -364,6 +369,20 @@ def bootstrap_free_energy_profile(
     # the blocks of each resampling unit (a state, or a group of consecutive states)
     starts = np.concatenate([[0], np.cumsum(n_k)])
     units = _resampling_units(state_groups, len(n_k))
+    if frame_states is None:
+        states_of = np.repeat(np.arange(len(n_k)), n_k)
+    else:
+        states_of = np.asarray(frame_states)
+        if states_of.shape != x.shape or states_of.dtype.kind not in "iu":
+            raise ValueError(f"frame_states must hold one integer state per frame {x.shape}. "
+                             f"You supplied shape {states_of.shape}, dtype {states_of.dtype}")
+        if not np.array_equal(np.bincount(states_of, minlength=len(n_k)), n_k):
+            raise ValueError("frame_states must give each state its frames_per_round frames")
+        for first, last in units:
+            inside = states_of[starts[first]:starts[last + 1]]
+            if inside.size and (inside.min() < first or inside.max() > last):
+                raise ValueError(f"the frames of MBAR states {first}-{last} must be one "
+                                 f"contiguous range (frame_states)")
     round_blocks: list[list[np.ndarray]] = []
     lengths = np.zeros(len(n_k), dtype=np.int64)
     inefficiency = np.full(len(n_k), np.nan)
@@ -423,7 +442,7 @@ def bootstrap_free_energy_profile(
         frames, counts = np.unique(np.concatenate(picks), return_counts=True)
         u_b = np.ascontiguousarray(u_kn[:, frames])  # row-major: 10x faster row operations
         n_b = np.zeros(len(n_k), dtype=np.int64)
-        np.add.at(n_b, np.searchsorted(starts, frames, side="right") - 1, counts)
+        np.add.at(n_b, states_of[frames], counts)
         f_b, error = solve_mbar(u_b, n_b, counts, initial_f=reference.free_energies)
         if not error <= CONVERGENCE_TOLERANCE:  # the warm start failed: start afresh
             f_b, _ = solve_mbar(u_b, n_b, counts)
