@@ -851,6 +851,25 @@ class ModelPotential:
         features = [Position(0, "x", name="x"), Position(0, "y", name="y")]
         return ModelSystem(system=system, topology=topology, positions=positions, features=features)
 
+    def chi_range(self, coefficients: Sequence[float]) -> tuple[float, float]:
+        """Range of chi = c . (x, y) (c normalised) over the potential's ``extent``, nm: where
+        its Boltzmann distribution lies along any direction.
+
+        Parameters
+        ----------
+        coefficients : Sequence[float], shape=(2,)
+            Direction c (normalised here; non-zero).
+
+        Returns
+        -------
+        (lo, hi) : tuple[float, float]
+        """
+        direction = np.asarray(_point(coefficients, "coefficients"), dtype=float)
+        norm = float(np.linalg.norm(direction))
+        if norm == 0:
+            raise ValueError("coefficients must be a non-zero vector. You supplied (0, 0)")
+        return self._line_range(direction / norm, 0.0)
+
     def _line_range(self, direction: np.ndarray, margin_nm: float | None) -> tuple[float, float]:
         corners = np.array([[x, y] for x in self.extent[0] for y in self.extent[1]])
         proj = corners @ direction

@@ -9,8 +9,9 @@ def test_minimal_config_fills_documented_defaults():
     config = config_from_dict({"system": {"kind": "three_state"}})
     assert isinstance(config, Config)
     assert config.system.temperature == 300.0
-    assert config.sampling.rounds == 4
-    assert config.sampling.steps_per_round == 200000
+    # rounds and steps_per_round not given: 4 rounds of 200,000 steps without a budget
+    assert config.sampling.rounds is None and config.sampling.round_limit == 4
+    assert config.sampling.steps_per_round is None and config.sampling.round_steps == 200000
     assert config.sampling.seed == 1
     assert config.models.models == 3
     vae = config.vae_config()

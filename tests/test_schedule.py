@@ -1,4 +1,4 @@
-"""The MD schedule (issue 12): a budget over all rounds and walkers that is never exceeded,
+"""The MD schedule: a budget over all rounds and walkers that is never exceeded,
 round lengths that adapt to the stored rounds, a plan a resume keeps, and the fixed schedule
 unchanged without a budget."""
 
@@ -19,6 +19,7 @@ from rave.analysis import write_report
 from rave.campaign import Campaign, store
 from rave.campaign.config import ConfigError, config_from_dict, frame_memory_bytes
 from rave.campaign.schedule import (
+    BUDGET_MIN_ROUNDS,
     CAP_FACTOR,
     FLOOR_DIVISOR,
     MIN_ROUND_FRAMES,
@@ -149,6 +150,44 @@ def test_budget_is_never_exceeded_over_rounds_and_walkers(walkers):
         assert budget - used < walkers * MIN_ROUND_FRAMES * RI
 
 
+@pytest.mark.parametrize("walkers", [1, 2])
+def test_a_budget_alone_gives_rounds_from_the_budget_at_least_eight_and_spends_it(walkers):
+    rng = np.random.default_rng(5)
+    kinds = [TURNED, NEW_RANGE, SETTLED, UNCLEAR]
+    for budget in rng.integers(20_000 * walkers, 4_000_000 * walkers, size=300):
+        sampling = config_from_dict({"system": {"kind": "three_state"}, "sampling": {
+            "report_interval": RI, "walkers": walkers, "max_total_steps": int(budget)}}).sampling
+        assert sampling.budget_shaped
+        assert sampling.round_steps == int(budget) // (walkers * 10) // RI * RI
+        assert sampling.planned_first_round_steps() == sampling.round_steps
+        history: list[Outcome] = []
+        while True:
+            plan = plan_round_steps(
+                history, steps_per_round=sampling.round_steps, report_interval=RI,
+                walkers=walkers, max_total_steps=int(budget),
+                first_round_steps=sampling.planned_first_round_steps(),
+                min_rounds=BUDGET_MIN_ROUNDS)
+            if plan.steps is None:
+                break
+            history.append(Outcome(plan.steps, walkers, **kinds[rng.integers(len(kinds))]))
+        used = sum(o.steps * o.walkers for o in history)
+        assert used <= budget
+        assert budget - used < walkers * MIN_ROUND_FRAMES * RI  # spent, not stopped early
+        assert len(history) >= BUDGET_MIN_ROUNDS, (int(budget), [o.steps for o in history])
+
+
+def test_a_budget_alone_is_not_capped_by_the_default_round_count(tmp_path):
+    # 1.6M steps with nothing else used to stop after the default 4 rounds
+    sampling = config_from_dict({"system": {"kind": "three_state"},
+                                 "sampling": {"max_total_steps": 1_600_000}}).sampling
+    assert sampling.round_limit >= 10 ** 6 and sampling.round_steps == 160_000
+    # an explicit rounds or steps_per_round still decides
+    assert config_from_dict({"system": {"kind": "three_state"}, "sampling": {
+        "max_total_steps": 1_600_000, "rounds": 4}}).sampling.round_limit == 4
+    assert not config_from_dict({"system": {"kind": "three_state"}, "sampling": {
+        "max_total_steps": 1_600_000, "steps_per_round": 50_000}}).sampling.budget_shaped
+
+
 # ---------------------------------------------------------------- configuration
 @pytest.mark.parametrize(
     ("sampling", "message"),
@@ -179,9 +218,15 @@ def test_frame_memory_of_a_budget_is_bounded_by_the_budget():
     budget = config_from_dict({"system": {"kind": "three_state"},
                                "sampling": {"rounds": 100, "steps_per_round": SPR,
                                             "report_interval": RI, "max_total_steps": 10 * SPR}})
-    # 10 rounds' worth of frames, not 100 rounds' (nor 100 rounds at the cap)
-    assert frame_memory_bytes(budget, 2) == 8 * (10 * SPR // RI) * (2 + 3 + 100)
+    # 10 rounds' worth of frames, not 100 rounds' (nor 100 rounds at the cap); MBAR's matrix
+    # holds at most the 40 rounds of the shortest length (SPR / 4) that fit in the budget
+    assert frame_memory_bytes(budget, 2) == 8 * (10 * SPR // RI) * (2 + 3 + 40)
     assert frame_memory_bytes(budget, 2) < frame_memory_bytes(fixed, 2)
+    # a budget alone: no round limit, and still bounded by the budget
+    alone = config_from_dict({"system": {"kind": "three_state"},
+                              "sampling": {"report_interval": RI, "max_total_steps": 10 * SPR}})
+    assert alone.sampling.round_limit >= 10 ** 6
+    assert frame_memory_bytes(alone, 2) <= 8 * (10 * SPR // RI) * (2 + 3 + 10 * SPR // RI)
 
 
 # ---------------------------------------------------------------- campaigns
@@ -228,6 +273,24 @@ def test_budget_campaign_with_two_walkers_never_exceeds_the_budget(tmp_path, cap
     report = write_report(tmp_path, tmp_path / "report").read_text()
     assert (f"MD schedule: {summary['steps_used']} steps over all rounds and walkers of a "
             f"budget of 7800") in report
+
+
+def test_a_budget_alone_runs_at_least_eight_rounds_and_logs_its_plan(tmp_path):
+    config = config_from_dict({
+        "system": {"kind": "rotated_double_well"},
+        "sampling": {"max_total_steps": 40_000, "report_interval": 20, "scheduler": "serial"},
+        "vae": {"models": 1, "max_epochs": 1, "frames_per_epoch": 512},
+        "convergence": {"min_rounds": 20},
+        "output": {"figures": False, "progress": False},
+    })
+    summary = Campaign(config, tmp_path).run()
+    steps = [r["steps"] for r in summary["rounds"]]
+    print(f"rounds' steps {steps}; {summary['stop_reason']}")
+    assert len(steps) >= 8 and steps[0] == 4000
+    assert summary["steps_used"] <= 40_000 and summary["stop_reason"].startswith("budget spent")
+    log = (tmp_path / "campaign.log").read_text()
+    assert ("schedule: from the budget of 40000 MD steps over all rounds and walkers (0 used, "
+            "40000 left): rounds of 4000 steps per walker") in log
 
 
 def test_fixed_schedule_is_unchanged_without_a_budget(tmp_path):

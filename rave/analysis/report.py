@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..campaign import store
-from ..stats import BLOCKS_PER_INEFFICIENCY, ProfileEstimate, align_reference
+from ..stats import BLOCKS_PER_INEFFICIENCY
 from .result import CampaignResult, _unit_text, config_change_lines
 from .states import MIN_BIN_FRAMES, MIN_STATE_FRAMES
 
@@ -127,18 +127,18 @@ def _html(report: _ReportContent) -> str:
     return "\n".join(parts)
 
 
-def _reference_items(result: CampaignResult, est: ProfileEstimate) -> list[tuple[str, str]]:
+def _reference_items(result: CampaignResult) -> list[tuple[str, str]]:
     """Report lines comparing with what a model potential knows exactly: F along the final RC
     and the slow direction."""
     items = []
-    exact = result.exact_profile(result.coefficients(-1), est.centers)
-    if exact is not None:
-        aligned = align_reference(exact, est.free_energy)
+    aligned = result.exact_comparison()
+    if aligned is not None:
         items.append((
             "F error against the exact profile",
-            f"{aligned.rmse_kT:.2f} kT RMS over the {aligned.matched_bins} bins where F < "
-            f"{aligned.below_kT:g} kT (exact F by quadrature, shifted by a constant to the same "
-            f"mean there)" if aligned.matched_bins else "no bin below 5 kT to compare",
+            f"{aligned.describe()} (exact F by quadrature over the range the model's "
+            f"Boltzmann distribution covers along the RC, shifted by a constant to the same "
+            f"mean over the sampled bins of that region; unsampled bins are counted, not "
+            f"dropped)",
         ))
     angles = result.slow_direction_angles_deg()
     if angles is not None:
@@ -206,7 +206,7 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             )
             + f" ({_unit_text(result.chi_unit)})",
         ),
-        *_reference_items(result, est),
+        *_reference_items(result),
         (
             "frames",
             f"{len(result.all_features())} in {len(result.rounds)} rounds; MBAR "

@@ -43,6 +43,7 @@ from ..learn.bias import Bias, frame_potentials, frame_states, reduced_bias_matr
 from ..learn.coordinate import direction_angle_deg
 from ..md.frames import Frames
 from ..stats import (
+    ALIGN_BELOW_KT,
     AlignedReference,
     ProfileEstimate,
     ReweightResult,
@@ -52,6 +53,7 @@ from ..stats import (
     free_energy_profile,
     mbar_reweight,
     normalised_weights,
+    reference_edges,
 )
 from ..units import kT_kjmol
 from .states import (
@@ -848,14 +850,16 @@ class CampaignResult:
     def exact_comparison(self, bins: int = 60) -> AlignedReference | None:
         """F along the final RC (MBAR) against the exact profile of a model potential.
 
-        MBAR's F is taken over ``bins`` equal bins of the sampled range; it is compared by
-        :func:`rave.stats.align_reference`: the exact F shifted to the same mean where F < 5 kT,
-        and the RMS difference there.
+        The bins are those of :func:`rave.stats.reference_edges`: the sampled chi range's
+        ``bins`` bins, extended at the same width over the range the model's Boltzmann
+        distribution covers along the RC (its ``chi_range``), so a basin the campaign never
+        reached is in the comparison. :func:`rave.stats.align_reference` then takes the error
+        over the bins where the EXACT F < 5 kT, counting those the campaign left unsampled.
 
         Parameters
         ----------
         bins : int, optional
-            Equal bins over the sampled chi range.
+            Equal bins over the sampled chi range (the same width beyond it).
 
         Returns
         -------
@@ -864,10 +868,13 @@ class CampaignResult:
             profile.
         """
         c, chi = self._chi(None)
-        edges = np.linspace(chi.min(), chi.max(), int(bins) + 1)
+        potential = self.potential()
+        if not hasattr(potential, "exact_free_energy"):
+            return None
+        span = potential.chi_range(c) if hasattr(potential, "chi_range") else None
+        edges = reference_edges(float(chi.min()), float(chi.max()), int(bins), span)
         centers, f = free_energy_profile(chi, self.log_weights, edges)
-        exact = self.exact_profile(c, centers)
-        return None if exact is None else align_reference(exact, f)
+        return align_reference(self.exact_profile(c, centers), f)
 
     def outcome_lines(self) -> list[str]:
         """What the campaign gave, for the end of ``rave run``.
@@ -885,11 +892,7 @@ class CampaignResult:
             lines.append(f"RC angle to the known slow direction: {angles[-1]:.1f} deg")
         error = self.exact_comparison()
         if error is not None:
-            lines.append(
-                f"F(chi) error against the exact profile: {error.rmse_kT:.2f} kT RMS over the "
-                f"{error.matched_bins} bins where F < {error.below_kT:g} kT"
-                if error.matched_bins else
-                "F(chi) error against the exact profile: no bin below 5 kT to compare")
+            lines.append(f"F(chi) error against the exact profile: {error.describe()}")
         return lines
 
     # ----------------------------------------------------------------- figures
@@ -966,14 +969,9 @@ class CampaignResult:
             f"frames (shaded grey)"
         )
         if exact is not None:
-            aligned = align_reference(exact, est.free_energy)
-            caption += (
-                "; the dashed line is the exact F by quadrature, "
-                + (f"shifted by a constant to the mean of RAVE's F over the "
-                   f"{aligned.matched_bins} bins where RAVE's F < {aligned.below_kT:g} kT (RMS "
-                   f"difference there {aligned.rmse_kT:.2f} kT)"
-                   if aligned.matched_bins else "shifted to a minimum of 0")
-            )
+            caption += ("; the dashed line is the exact F by quadrature, shifted by a constant "
+                        "to the mean of RAVE's F over the bins where the exact F < "
+                        f"{ALIGN_BELOW_KT:g} kT (error: {self.exact_comparison().describe()})")
         out = {
             "free_energy": ReportFigure(
                 plots.profile_with_errors(

@@ -68,9 +68,16 @@ from ..md.walker import MDError
 from ..stats import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
 from ..units import kT_kjmol
 from . import store
-from .config import Config, ConfigError, ExploreConfig, check_frame_memory
+from .config import (
+    BUDGET_ROUNDS,
+    UNLIMITED_ROUNDS,
+    Config,
+    ConfigError,
+    ExploreConfig,
+    check_frame_memory,
+)
 from .resources import read_allowed_cores
-from .schedule import RoundPlan, plan_round_steps, round_limits, steps_used
+from .schedule import BUDGET_MIN_ROUNDS, RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
 from .store import RoundRecord
 from .walkers import (
@@ -389,7 +396,7 @@ class Campaign:
         rave.campaign.store.WorkdirError
             The directory holds something else, or a resume would change what its data mean.
         """
-        rounds = self.config.sampling.rounds if rounds is None else int(rounds)
+        rounds = self.config.sampling.round_limit if rounds is None else int(rounds)
         if rounds < 1:
             raise ConfigError(f"rounds must be >= 1. You supplied {rounds}")
         if redo_round is not None and redo_round < 0:
@@ -482,10 +489,11 @@ class Campaign:
         (rave.campaign.schedule)."""
         s, c = self.config.sampling, self.config.convergence
         return plan_round_steps(
-            self.records, steps_per_round=s.steps_per_round, report_interval=s.report_interval,
+            self.records, steps_per_round=s.round_steps, report_interval=s.report_interval,
             walkers=s.walkers, max_total_steps=s.max_total_steps,
-            first_round_steps=s.first_round_steps, angle_deg=c.angle_deg,
-            free_energy_kT=c.free_energy_kT)
+            first_round_steps=s.planned_first_round_steps(), angle_deg=c.angle_deg,
+            free_energy_kT=c.free_energy_kT,
+            min_rounds=BUDGET_MIN_ROUNDS if s.budget_shaped else None)
 
     def _stored_walker_steps(self, index: int) -> int | None:
         """Steps per walker of round ``index``'s walkers already stored by an interrupted run
@@ -534,16 +542,28 @@ class Campaign:
         s = self.config.sampling
         if s.max_total_steps is None:
             log.info("schedule: fixed, up to %d rounds x %d walker(s) x %d steps", rounds,
-                     s.walkers, s.steps_per_round)
+                     s.walkers, s.round_steps)
             return
-        floor, cap = round_limits(s.steps_per_round, s.report_interval)
+        floor, cap = round_limits(s.round_steps, s.report_interval)
         used = steps_used(self.records)
+        if s.budget_shaped:
+            log.info("schedule: from the budget of %d MD steps over all rounds and walkers (%d "
+                     "used, %d left): rounds of %d steps per walker (the budget over %d walker(s)"
+                     " x %d rounds), round 0 too; later rounds halve while the RC turns or new "
+                     "chi values appear and double once the RC and F(chi) settle, within [%d, "
+                     "%d] steps, each taking at most 1/(%d - its index) of what is left so that "
+                     "at least %d rounds fit; the campaign stops when the budget is spent or it "
+                     "converges%s (rave.campaign.schedule)", s.max_total_steps, used,
+                     s.max_total_steps - used, s.round_steps, s.walkers, BUDGET_ROUNDS, floor,
+                     cap, BUDGET_MIN_ROUNDS, BUDGET_MIN_ROUNDS,
+                     "" if rounds >= UNLIMITED_ROUNDS else f", or after {rounds} rounds")
+            return
         log.info("schedule: a budget of %d MD steps over all rounds and walkers (%d used, %d "
                  "left), at most %d rounds x %d walker(s); round 0 runs %d steps, round 1 %d, "
                  "later rounds halve while the RC turns or new chi values appear and double "
                  "once the RC and F(chi) settle, within [%d, %d] steps (rave.campaign.schedule)",
                  s.max_total_steps, used, s.max_total_steps - used, rounds, s.walkers,
-                 s.planned_first_round_steps(), s.steps_per_round, floor, cap)
+                 s.planned_first_round_steps(), s.round_steps, floor, cap)
 
     def _stop_reason(self, converged: bool, rounds: int) -> str:
         """Why the campaign stopped: converged, budget spent, or the round limit."""
@@ -570,7 +590,7 @@ class Campaign:
             try:
                 record = st.round_record(index)
                 if record.steps is None:  # stores before the schedule: the fixed one
-                    record.steps = self.config.sampling.steps_per_round
+                    record.steps = self.config.sampling.round_steps
                 frames = st.frames(index)
                 bias = st.round_bias(index, len(frames), required=index > 0)
                 states, adaptive = bias.states, bias.adaptive

@@ -151,16 +151,28 @@ class SystemConfig:
         object.__setattr__(self, "options", options)
 
 
+#: [sampling] defaults without a budget
+DEFAULT_ROUNDS = 4
+DEFAULT_STEPS_PER_ROUND = 200000
+#: with only max_total_steps: the round length is the budget over this many rounds
+BUDGET_ROUNDS = 10
+#: with only max_total_steps: no round limit but the budget
+UNLIMITED_ROUNDS = 1_000_000
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """``[sampling]``: the MD of each round.
 
     Attributes
     ----------
-    rounds : int
-        MD rounds including the unbiased round 0 (default 4).
-    steps_per_round : int
-        MD steps per round (default 200000).
+    rounds : int or None
+        Most MD rounds, round 0 included (default: 4; with only ``max_total_steps``, no limit:
+        the campaign spends its budget or converges).
+    steps_per_round : int or None
+        MD steps per walker and round (default: 200000; with only ``max_total_steps``, the
+        budget over walkers x :data:`rave.campaign.schedule.BUDGET_ROUNDS` rounds, see
+        :attr:`round_steps`).
     seed : int
         Seeds MD, VAE training and direction search, 0..2**31 - 1 (default 1).
     report_interval : int
@@ -192,7 +204,8 @@ class SamplingConfig:
     first_round_steps : int or None
         Steps per walker of the unbiased round 0 under a budget, a multiple of
         report_interval, >= 10 frames (default: steps_per_round / 4, at least 200 frames, at
-        most steps_per_round); only with max_total_steps.
+        most steps_per_round; with only ``max_total_steps``, the budget's round length);
+        only with max_total_steps.
 
     Raises
     ------
@@ -200,8 +213,8 @@ class SamplingConfig:
         A key has a value outside what is allowed; the message names it.
     """
 
-    rounds: int = 4
-    steps_per_round: int = 200000
+    rounds: int | None = None
+    steps_per_round: int | None = None
     seed: int = 1
     report_interval: int = 100
     timestep: float | None = None
@@ -216,7 +229,12 @@ class SamplingConfig:
     first_round_steps: int | None = None
 
     def __post_init__(self) -> None:
-        _at_least("sampling.rounds", self.rounds, 1)
+        if self.rounds is not None:
+            _at_least("sampling.rounds", self.rounds, 1)
+        if self.steps_per_round is not None:
+            _at_least("sampling.steps_per_round", self.steps_per_round, 1)
+        if self.max_total_steps is not None:
+            _at_least("sampling.max_total_steps", self.max_total_steps, 1)
         _at_least("sampling.walkers", self.walkers, 1)
         _at_least("sampling.workers", self.workers, 0)
         _at_least("sampling.max_retries", self.max_retries, 0)
@@ -227,16 +245,22 @@ class SamplingConfig:
                 f'as "tcp://10.0.0.5:8786". You supplied {self.scheduler!r}'
             )
         _at_least("sampling.report_interval", self.report_interval, 1)
-        if self.steps_per_round < self.report_interval:
+        where = ("sampling.steps_per_round" if not self.budget_shaped else
+                 f"the round length the budget gives (sampling.max_total_steps / "
+                 f"({self.walkers} walker(s) x {BUDGET_ROUNDS} rounds))")
+        if self.round_steps < self.report_interval:
             raise ConfigError(
                 f"sampling.report_interval ({self.report_interval}) must not exceed "
-                f"sampling.steps_per_round ({self.steps_per_round}): a round records a frame "
-                f"every report_interval steps. Lower report_interval or raise steps_per_round")
-        if self.steps_per_round // self.report_interval < 10:
+                f"{where} ({self.round_steps}): a round records a frame every report_interval "
+                f"steps. Lower report_interval or raise "
+                f"{'max_total_steps' if self.budget_shaped else 'steps_per_round'}")
+        if self.round_steps // self.report_interval < 10:
             raise ConfigError(
-                f"sampling.steps_per_round / sampling.report_interval gives "
-                f"{self.steps_per_round // self.report_interval} frames per round; at least 10 "
-                f"are needed. Raise steps_per_round or lower report_interval"
+                f"{where} / sampling.report_interval gives "
+                f"{self.round_steps // self.report_interval} frames per round; at least 10 "
+                f"are needed. Raise "
+                f"{'max_total_steps' if self.budget_shaped else 'steps_per_round'} or lower "
+                f"report_interval"
             )
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"sampling.seed must be in 0..{MAX_SEED}. You supplied {self.seed}")
@@ -275,6 +299,33 @@ class SamplingConfig:
                 f"walker's steps. You supplied {self.max_total_steps}. Raise max_total_steps or "
                 f"lower sampling.first_round_steps")
 
+    @property
+    def budget_shaped(self) -> bool:
+        """Whether the schedule follows from ``max_total_steps`` alone (no
+        ``steps_per_round``): rounds of :attr:`round_steps`, at least
+        :data:`rave.campaign.schedule.BUDGET_MIN_ROUNDS` of them within the budget."""
+        return self.max_total_steps is not None and self.steps_per_round is None
+
+    @property
+    def round_steps(self) -> int:
+        """Steps per walker of a round: ``steps_per_round``, or with only ``max_total_steps``
+        the budget over walkers x :data:`rave.campaign.schedule.BUDGET_ROUNDS` rounds (a
+        multiple of ``report_interval``), or 200000."""
+        if self.steps_per_round is not None:
+            return self.steps_per_round
+        if self.max_total_steps is not None:
+            per_round = self.max_total_steps // (self.walkers * BUDGET_ROUNDS)
+            return per_round // self.report_interval * self.report_interval
+        return DEFAULT_STEPS_PER_ROUND
+
+    @property
+    def round_limit(self) -> int:
+        """Most rounds: ``rounds``, or 4, or with only ``max_total_steps`` no limit but the
+        budget (:data:`UNLIMITED_ROUNDS`)."""
+        if self.rounds is not None:
+            return self.rounds
+        return UNLIMITED_ROUNDS if self.budget_shaped else DEFAULT_ROUNDS
+
     def planned_first_round_steps(self) -> int | None:
         """Round 0's steps per walker under a budget (None: the fixed schedule).
 
@@ -291,7 +342,9 @@ class SamplingConfig:
             return None
         if self.first_round_steps is not None:
             return self.first_round_steps
-        return default_first_round_steps(self.steps_per_round, self.report_interval)
+        if self.budget_shaped:
+            return self.round_steps
+        return default_first_round_steps(self.round_steps, self.report_interval)
 
 
 @dataclass(frozen=True)
@@ -785,16 +838,18 @@ def frame_memory_bytes(config: Config, n_features: int) -> int:
         The estimate, bytes.
     """
     s = config.sampling
-    frames = s.rounds * s.walkers * (s.steps_per_round // s.report_interval)
+    frames = s.round_limit * s.walkers * (s.round_steps // s.report_interval)
     if s.max_total_steps is not None:
         # rounds adapt up to CAP_FACTOR x steps_per_round (plus a floor round's rest); the
         # budget bounds the frames over all rounds and walkers
         from .schedule import round_limits
 
-        floor, cap = round_limits(s.steps_per_round, s.report_interval)
+        floor, cap = round_limits(s.round_steps, s.report_interval)
         frames = min(s.max_total_steps // s.report_interval,
-                     s.rounds * s.walkers * ((cap + floor) // s.report_interval))
-    return 8 * frames * (n_features + 3 + s.rounds)
+                     s.round_limit * s.walkers * ((cap + floor) // s.report_interval))
+        rounds = min(s.round_limit, s.max_total_steps // max(1, floor * s.walkers))
+        return 8 * frames * (n_features + 3 + rounds)
+    return 8 * frames * (n_features + 3 + s.round_limit)
 
 
 def check_frame_memory(config: Config, n_features: int, available: int | None = None) -> None:
@@ -826,13 +881,14 @@ def check_frame_memory(config: Config, n_features: int, available: int | None = 
         if s.max_total_steps is not None:
             raise ConfigError(
                 f"the frames of this campaign would take about {need / 2**30:.3g} GiB (up to "
-                f"{s.max_total_steps} steps / {s.report_interval} frames over {s.rounds} rounds "
+                f"{s.max_total_steps} steps / {s.report_interval} frames over up to "
+                f"{s.round_limit} rounds "
                 f"of {n_features} order parameters, plus MBAR's matrix), more than half of "
                 f"this machine's {available / 2**30:.3g} GiB. Lower sampling.max_total_steps "
                 f"or sampling.rounds, or raise sampling.report_interval")
         raise ConfigError(
             f"the frames of this campaign would take about {need / 2**30:.3g} GiB "
-            f"({s.rounds} rounds x {s.walkers} walker(s) x {s.steps_per_round // s.report_interval}"
+            f"({s.round_limit} rounds x {s.walkers} walker(s) x {s.round_steps // s.report_interval}"
             f" frames of {n_features} order parameters, plus MBAR's matrix), more than half of "
             f"this machine's {available / 2**30:.3g} GiB. Lower sampling.steps_per_round, "
             f"sampling.rounds or sampling.walkers, or raise sampling.report_interval")

@@ -52,6 +52,9 @@ FLOOR_DIVISOR = 4
 MIN_ROUND_FRAMES = 10
 #: longest adapted round: steps_per_round times this
 CAP_FACTOR = 4
+#: with only max_total_steps (the budget-shaped schedule): no round takes more of what is left
+#: than leaves room for this many rounds in all
+BUDGET_MIN_ROUNDS = 8
 #: a round reached new ground when the chi span of all frames grew by more than this fraction
 #: of the span of the earlier rounds' frames
 NEW_RANGE_FRACTION = 0.1
@@ -162,6 +165,7 @@ def plan_round_steps(
     first_round_steps: int | None = None,
     angle_deg: float = 5.0,
     free_energy_kT: float = 0.5,
+    min_rounds: int | None = None,
 ) -> RoundPlan:
     """Steps per walker of the next round, a pure function of the complete rounds.
 
@@ -174,6 +178,10 @@ def plan_round_steps(
         The ``[sampling]`` keys (``max_total_steps`` None: the fixed schedule).
     angle_deg, free_energy_kT : float
         ``[convergence]`` thresholds (deg, kT RMS) that drive the adaptation.
+    min_rounds : int, optional
+        With a budget: round r takes at most 1 / (min_rounds - r) of the steps left, so the
+        budget holds at least ``min_rounds`` rounds (the budget-shaped schedule,
+        :data:`BUDGET_MIN_ROUNDS`).
 
     Returns
     -------
@@ -224,6 +232,13 @@ def plan_round_steps(
                                f"steps used, {max(left, 0)} left (less than {walkers} "
                                f"walker(s) x {MIN_ROUND_FRAMES * ri} steps, a round of "
                                f"{MIN_ROUND_FRAMES} frames)")
+    if min_rounds is not None and index < min_rounds - 1:
+        share = max(MIN_ROUND_FRAMES * ri, available // (min_rounds - index) // ri * ri)
+        if steps > share:
+            steps = share
+            reason += (f"; cut to {share} steps: 1/{min_rounds - index} of the budget left, "
+                       f"room for {min_rounds} rounds in all")
+            return RoundPlan(steps, reason)
     if steps > available:
         steps = available
         reason += f"; cut to {available} steps: the rest of the budget"

@@ -76,12 +76,27 @@ class ExplorationSpec:
     settle_tolerance: float = 1.0
 
     def to_dict(self) -> dict:
-        """The spec as a dict of plain values (:meth:`from_dict` reads it)."""
+        """The spec as a dict of plain values (:meth:`from_dict` reads it).
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ExplorationSpec:
-        """The spec from :meth:`to_dict` output."""
+        """The spec from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        data : dict
+            :meth:`to_dict` output.
+
+        Returns
+        -------
+        ExplorationSpec
+        """
         return cls(**data)
 
 
@@ -312,7 +327,13 @@ class SeededSampler:
 
     def detach(self, temperature_K: float) -> None:
         """Take the sampler's reporter out of the Simulation and go back to ``temperature_K``
-        (velocities rescaled from the current state's temperature)."""
+        (velocities rescaled from the current state's temperature).
+
+        Parameters
+        ----------
+        temperature_K : float
+            The integrator's temperature from now on, K.
+        """
         sim = self._simulation
         sim.reporters[:] = [r for r in sim.reporters if getattr(r, "sampler", None)
                             is not self.sampler]
@@ -353,16 +374,41 @@ class ThermoRecorder:
         self.weights: list[list[float]] = []
 
     def attach(self, simulation) -> None:
-        """Insert this reporter first in ``simulation.reporters``."""
+        """Insert this reporter first in ``simulation.reporters``.
+
+        Parameters
+        ----------
+        simulation : openmm.app.Simulation
+            The Simulation to record.
+        """
         simulation.reporters.insert(0, self)
 
     def describeNextReport(self, simulation) -> dict:  # noqa: N802 - OpenMM's name
-        """Steps to the next frame; nothing from the State (the energy is read by group)."""
+        """Steps to the next frame; nothing from the State (the energy is read by group).
+
+        Parameters
+        ----------
+        simulation : openmm.app.Simulation
+            The Simulation reported on.
+
+        Returns
+        -------
+        dict
+            OpenMM 8's form: ``steps``, ``periodic`` and ``include``.
+        """
         steps = self._interval - (simulation.currentStep - self._first_step) % self._interval
         return {"steps": steps, "periodic": None, "include": []}
 
     def report(self, simulation, state) -> None:
-        """Record the frame's potential energy (and state and weights)."""
+        """Record the frame's potential energy (and state and weights).
+
+        Parameters
+        ----------
+        simulation : openmm.app.Simulation
+            The Simulation reported on.
+        state : openmm.State
+            OpenMM's State of the step (not used: the energy is read by force group).
+        """
         energy = simulation.context.getState(getEnergy=True, groups=self._groups)
         self.potential_kjmol.append(energy.getPotentialEnergy()._value)
         if self._ladder is not None:

@@ -6,7 +6,7 @@ the analysis:
 * :mod:`rave.stats.weights`: :func:`as_log_weights` (the one log-weight validation),
   :func:`normalise_log_weights`, :func:`normalised_weights`, :func:`effective_sample_size`
   (Kish), :func:`free_energy_histogram` (the one weighted histogram to F, in kT),
-  :func:`free_energy_profile`, :func:`align_reference`;
+  :func:`free_energy_profile`, :func:`align_reference`, :func:`reference_edges`;
 * :mod:`rave.stats.mbar`: :func:`mbar_reweight` and its solver :func:`solve_mbar` (the one MBAR
   path; pymbar is the test oracle);
 * :mod:`rave.stats.bootstrap`: :func:`bootstrap_free_energy_profile` (block bootstrap that
@@ -38,12 +38,14 @@ from .weights import (
     free_energy_profile,
     normalise_log_weights,
     normalised_weights,
+    reference_edges,
 )
 
 __all__ = [
     "ALIGN_BELOW_KT",
     "AlignedReference",
     "align_reference",
+    "reference_edges",
     "as_log_weights",
     "as_weights",
     "effective_sample_size",

@@ -12,7 +12,7 @@ Public API
 ----------
 ``as_log_weights``, ``as_weights``, ``normalise_log_weights``, ``normalised_weights``,
 ``effective_sample_size``, ``free_energy_histogram``, ``free_energy_profile``,
-``align_reference``, ``AlignedReference``, ``ALIGN_BELOW_KT``.
+``align_reference``, ``reference_edges``, ``AlignedReference``, ``ALIGN_BELOW_KT``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
     "free_energy_histogram",
     "free_energy_profile",
     "align_reference",
+    "reference_edges",
     "AlignedReference",
     "ALIGN_BELOW_KT",
 ]
@@ -432,13 +433,20 @@ class AlignedReference:
     offset_kT : float
         The constant added to the reference, kT.
     matched_bins : int
-        Bins the two were matched over; 0 when none was usable and the reference was shifted
-        to a minimum of 0 instead.
+        Bins of the reference region that the estimate sampled, over which the two were
+        matched; 0 when none (the reference is then shifted to a minimum of 0).
     below_kT : float
-        The matching region: bins where the estimate is below this F, kT.
+        The reference region: bins where the reference is within this of its minimum, kT.
     rmse_kT : float
         RMS difference of the estimate and the shifted reference over the matched bins, kT
         (``nan`` when ``matched_bins`` is 0).
+    reference_bins : int
+        Bins of the reference region.
+    unsampled_bins : int
+        Bins of the reference region without an estimate (no frames): not in the RMS, counted.
+    above_bins : int
+        Bins of the reference region where the estimate is ``below_kT`` or more above its own
+        minimum (in the RMS).
     """
 
     free_energy: np.ndarray
@@ -446,6 +454,68 @@ class AlignedReference:
     matched_bins: int
     below_kT: float
     rmse_kT: float
+    reference_bins: int = 0
+    unsampled_bins: int = 0
+    above_bins: int = 0
+
+    @property
+    def coverage(self) -> float:
+        """Share of the reference region's bins the estimate sampled (nan without a region)."""
+        return self.matched_bins / self.reference_bins if self.reference_bins else float("nan")
+
+    def describe(self) -> str:
+        """The error in one phrase: RMS, over which bins, and what the estimate missed.
+
+        Returns
+        -------
+        str
+            E.g. "2.20 kT RMS over 20 of the 22 bins where the reference F < 5 kT (2 bins
+            unsampled; 3 put at 5 kT or more)".
+        """
+        if not self.matched_bins:
+            return (f"none of the {self.reference_bins} bins where the reference F < "
+                    f"{self.below_kT:g} kT was sampled")
+        missed = []
+        if self.unsampled_bins:
+            missed.append(f"{self.unsampled_bins} bin(s) unsampled")
+        if self.above_bins:
+            missed.append(f"{self.above_bins} put at {self.below_kT:g} kT or more")
+        return (f"{self.rmse_kT:.2f} kT RMS over {self.matched_bins} of the "
+                f"{self.reference_bins} bins where the reference F < {self.below_kT:g} kT"
+                + (f" ({'; '.join(missed)})" if missed else ""))
+
+
+def reference_edges(lo: float, hi: float, bins: int,
+                    reference_span: tuple[float, float] | None = None) -> np.ndarray:
+    """Bin edges for comparing an estimate with a reference: ``bins`` equal bins over the
+    sampled range [lo, hi], continued at the same width over ``reference_span`` (where the
+    reference has probability), so the comparison's bins are not chosen by what was sampled.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The sampled range of the coordinate (lo < hi).
+    bins : int
+        Bins over [lo, hi] (>= 1).
+    reference_span : (float, float), optional
+        The range the reference covers; None: [lo, hi] only.
+
+    Returns
+    -------
+    np.ndarray, shape=(n_edges,), dtype=float
+        Increasing edges; [lo, hi] is cut exactly as ``np.linspace(lo, hi, bins + 1)``.
+    """
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo) or bins < 1:
+        raise ValueError(f"need finite lo < hi and bins >= 1. You supplied {lo}, {hi}, {bins}")
+    inner = np.linspace(lo, hi, int(bins) + 1)
+    if reference_span is None:
+        return inner
+    width = (hi - lo) / bins
+    a, b = (float(v) for v in reference_span)
+    below = int(np.ceil(max(0.0, lo - a) / width))
+    above = int(np.ceil(max(0.0, b - hi) / width))
+    return np.concatenate([lo - width * np.arange(below, 0, -1), inner,
+                           hi + width * np.arange(1, above + 1)])
 
 
 def align_reference(
@@ -453,21 +523,26 @@ def align_reference(
     profile_kT: Sequence[float] | np.ndarray,
     below_kT: float = ALIGN_BELOW_KT,
 ) -> AlignedReference:
-    """Shift a reference F (e.g. the exact profile of a model potential) onto an estimated one.
+    """Shift a reference F (e.g. the exact profile of a model potential) onto an estimated one,
+    and measure the estimate's error over the reference's region.
 
-    F is defined up to a constant. The reference is shifted so that its mean difference from
-    the estimate is zero over the bins where both are finite and the estimate is below
-    ``below_kT``; the RMS of the remaining difference is the estimate's error against the
-    reference. With no such bin the reference is shifted to a minimum of 0.
+    F is defined up to a constant. The region is the bins where the REFERENCE is within
+    ``below_kT`` of its minimum, whatever the estimate says there: a basin the estimate
+    missed or put too high stays in it. The reference is shifted so that its mean difference
+    from the estimate is zero over the region's sampled bins; the RMS of the remaining
+    difference there is the error, and the region's bins without an estimate are counted
+    (``unsampled_bins``), never dropped silently. With no sampled bin in the region the
+    reference is shifted to a minimum of 0.
 
     Parameters
     ----------
     reference_kT : np.ndarray, shape=(n_bins,), dtype=float
-        Reference F in kT on the estimate's bins (``inf`` or ``nan`` where not defined).
+        Reference F in kT on the estimate's bins (``inf`` or ``nan`` where not defined); the
+        bins should span the reference's low region, not only what the estimate sampled.
     profile_kT : np.ndarray, shape=(n_bins,), dtype=float
         Estimated F in kT (``inf`` in bins without frames).
     below_kT : float
-        Upper end of the matching region, kT (> 0).
+        Upper end of the reference region above the reference's minimum, kT (> 0).
 
     Returns
     -------
@@ -488,12 +563,17 @@ def align_reference(
         )
     if not np.isfinite(below_kT) or below_kT <= 0:
         raise ValueError(f"below_kT must be > 0 (kT). You supplied {below_kT}")
-    mask = np.isfinite(ref) & np.isfinite(est) & (est < below_kT)
-    if mask.any():
-        offset = -float(np.mean(ref[mask] - est[mask]))
-        rmse = float(np.sqrt(np.mean((est[mask] - ref[mask] - offset) ** 2)))
-    elif np.isfinite(ref).any():
-        offset, rmse = -float(np.min(ref[np.isfinite(ref)])), float("nan")
-    else:
+    known = np.isfinite(ref)
+    if not known.any():
         raise ValueError("reference_kT has no finite value: there is nothing to align")
-    return AlignedReference(ref + offset, offset, int(mask.sum()), float(below_kT), rmse)
+    region = known & (ref - ref[known].min() < below_kT)
+    sampled = region & np.isfinite(est)
+    if sampled.any():
+        offset = -float(np.mean(ref[sampled] - est[sampled]))
+        rmse = float(np.sqrt(np.mean((est[sampled] - ref[sampled] - offset) ** 2)))
+        low = float(np.min(est[np.isfinite(est)]))
+        above = int(np.count_nonzero(est[sampled] - low >= below_kT))
+    else:
+        offset, rmse, above = -float(np.min(ref[known])), float("nan"), 0
+    return AlignedReference(ref + offset, offset, int(sampled.sum()), float(below_kT), rmse,
+                            int(region.sum()), int(np.count_nonzero(region & ~sampled)), above)

@@ -1243,7 +1243,7 @@ def run_rave(config: dict, workdir: Path) -> Run:
         segments=np.concatenate(segments),
         rounds=rounds,
         round_wall_s=round_wall,
-        steps_per_round=parsed.sampling.steps_per_round * walkers,
+        steps_per_round=parsed.sampling.round_steps * walkers,
         wall_s=time.perf_counter() - t0,
     )
 
@@ -1705,9 +1705,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.first_round_steps,
         )
         sampling = config_from_dict(config).sampling
-        round_steps = sampling.steps_per_round * int(getattr(sampling, "walkers", 1))
+        round_steps = sampling.round_steps * int(getattr(sampling, "walkers", 1))
         max_steps = max(args.budgets)
-        round_ends = {k * round_steps for k in range(1, sampling.rounds + 1)}
+        round_ends = {k * round_steps for k in
+                      range(1, min(sampling.round_limit, max_steps // round_steps) + 1)}
         checkpoints = sorted(set(args.budgets) | {s for s in round_ends if s <= max_steps})
         common = {"system": system, "seed": seed}
         if method == "plain_md":

@@ -278,7 +278,7 @@ def _segments(config, cavity, timestep_ps: float, workdir: Path, summary: dict, 
         frames = store.CampaignStore(workdir / "campaign").frames(r)
         f = frames.features
         walker = np.zeros(len(f), dtype=np.int64) if frames.walker is None else frames.walker
-        ns = int(entry.get("steps") or sampling.steps_per_round) * timestep_ps / 1000
+        ns = int(entry.get("steps") or sampling.round_steps) * timestep_ps / 1000
         segments.append(_segment(f"round {r}", r > 0, f, walker, ns * sampling.walkers,
                                  cavity, height))
     for c, chunk in enumerate(chunks, start=1):
@@ -331,8 +331,8 @@ def main(argv=None) -> int:
     if config.system.kind != "ligand_cavity":
         parser.error(f"{args.config} has [system] kind = {config.system.kind!r}; this benchmark "
                      f"needs kind = \"ligand_cavity\"")
-    if config.sampling.rounds < 2:
-        parser.error(f"{args.config} has {config.sampling.rounds} round(s); at least 2 are "
+    if config.sampling.round_limit < 2:
+        parser.error(f"{args.config} has {config.sampling.round_limit} round(s); at least 2 are "
                      f"needed (round 0 is unbiased)")
     from rave.systems.ligand_cavity import build_ligand_cavity
 
@@ -343,7 +343,7 @@ def main(argv=None) -> int:
     workdir = args.workdir or Path("runs") / f"unbinding_{args.config.stem}"
     workdir.mkdir(parents=True, exist_ok=True)
     summary = _campaign(args.config, workdir)
-    chunk_steps = reference_chunk_steps([int(r.get("steps") or config.sampling.steps_per_round)
+    chunk_steps = reference_chunk_steps([int(r.get("steps") or config.sampling.round_steps)
                                          for r in summary["rounds"]],
                                         config.sampling.steps_per_round, args.reference_rounds)
     # the campaign's own MD settings (rave.campaign.Campaign: [sampling] overrides the system's)
