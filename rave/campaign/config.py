@@ -888,8 +888,9 @@ def check_frame_memory(config: Config, n_features: int, available: int | None = 
                 f"or sampling.rounds, or raise sampling.report_interval")
         raise ConfigError(
             f"the frames of this campaign would take about {need / 2**30:.3g} GiB "
-            f"({s.round_limit} rounds x {s.walkers} walker(s) x {s.round_steps // s.report_interval}"
-            f" frames of {n_features} order parameters, plus MBAR's matrix), more than half of "
+            f"({s.round_limit} rounds x {s.walkers} walker(s) x "
+            f"{s.round_steps // s.report_interval} frames of {n_features} order parameters, "
+            f"plus MBAR's matrix), more than half of "
             f"this machine's {available / 2**30:.3g} GiB. Lower sampling.steps_per_round, "
             f"sampling.rounds or sampling.walkers, or raise sampling.report_interval")
 
