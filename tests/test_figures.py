@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from rave.analysis import chi_unit, plots
 from rave.cli import terminal_log
 from rave.learn.bias import Bias, BiasGrid
-from rave.stats import align_reference
+from rave.stats import align_reference, reference_edges
 
 ROUND_OFF = 1e-12  # kT: agreement of two exact computations of the same number
 RAVE_LABEL = "RAVE (all rounds, MBAR)"
@@ -156,37 +156,74 @@ def test_chi_without_a_given_unit_says_so():
 # ---- the reference's shift ---------------------------------------------------------------------
 
 
-def test_reference_is_shifted_to_the_profiles_mean_where_it_is_low():
+def test_reference_is_shifted_to_the_profiles_mean_where_the_reference_is_low():
     centers = np.linspace(-1.0, 1.0, 21)
-    profile = 8.0 * centers**2  # below 5 kT where |x| < 0.79: 15 bins
+    reference = 8.0 * centers**2  # below 5 kT where |x| < 0.79: 15 bins
     error = 0.5 * np.where(np.arange(21) % 2 == 0, 1.0, -1.0)
-    low = profile < 5.0
+    low = reference < 5.0
     assert low.sum() == 15
-    # a reference offset by 3 kT with a +-0.5 kT alternating error on the low bins, and wild
-    # values where the profile is high (which must not count)
-    reference = np.where(low, profile + 3.0 + error, 100.0)
+    # an estimate offset by 3 kT with a +-0.5 kT alternating error on the reference's low
+    # bins, and wild values where the reference is high (which must not count)
+    profile = np.where(low, reference - 3.0 - error, 100.0)
     aligned = align_reference(reference, profile)
     mean_error = error[low].mean()  # 8 of +0.5 and 7 of -0.5 over the 15 bins
     assert aligned.offset_kT == pytest.approx(-3.0 - mean_error, abs=ROUND_OFF)
-    assert aligned.matched_bins == 15 and aligned.below_kT == 5.0
+    assert aligned.matched_bins == aligned.reference_bins == 15 and aligned.below_kT == 5.0
     expected_rmse = np.sqrt(np.mean((error[low] - mean_error) ** 2))
     assert aligned.rmse_kT == pytest.approx(expected_rmse, abs=ROUND_OFF)
     np.testing.assert_allclose(aligned.free_energy, reference + aligned.offset_kT, atol=0)
-    # bins without frames (inf) are left out of the match
+    # bins without frames (inf) are left out of the match, and counted
     gapped = profile.copy()
     gapped[10] = np.inf
-    assert align_reference(reference, gapped).matched_bins == 14
+    gap = align_reference(reference, gapped)
+    assert gap.matched_bins == 14 and gap.unsampled_bins == 1 and gap.reference_bins == 15
+    assert "over 14 of the 15 bins where the reference F < 5 kT (1 bin(s) unsampled)" in (
+        gap.describe())
+
+
+def test_a_basin_the_estimate_missed_stays_in_its_error():
+    # exact: two basins at x = -1 and +1, 2 kT apart; the estimate has the left basin right
+    # and puts the right one 6 kT too high
+    centers = np.linspace(-2.0, 2.0, 41)
+    reference = np.minimum(4.0 * (centers + 1) ** 2, 2.0 + 4.0 * (centers - 1) ** 2)
+    region = reference < 5.0
+    profile = reference + np.where(centers > 0, 6.0, 0.0)
+    aligned = align_reference(reference, profile)
+    assert aligned.reference_bins == aligned.matched_bins == int(region.sum())
+    d = (profile - reference)[region]
+    assert aligned.rmse_kT == pytest.approx(np.sqrt(np.mean((d - d.mean()) ** 2)), abs=1e-12)
+    assert aligned.rmse_kT > 2.5
+    # bins where the estimate is >= 5 kT above its minimum while the reference is low
+    assert aligned.above_bins == int(np.count_nonzero(region & (profile - profile.min() >= 5)))
+    assert aligned.above_bins > 0
+    # the same basin never sampled: counted as unsampled, the RMS only over what was sampled
+    unsampled = np.where(centers > 0, np.inf, reference)
+    missed = align_reference(reference, unsampled)
+    assert missed.unsampled_bins == int(np.count_nonzero(region & (centers > 0)))
+    assert missed.coverage == pytest.approx(missed.matched_bins / missed.reference_bins)
+    assert "unsampled" in missed.describe()
 
 
 def test_reference_with_no_bin_to_match_is_shifted_to_a_minimum_of_zero():
     reference = np.array([5.0, 3.0, 4.0])
-    aligned = align_reference(reference, np.array([np.inf, 7.0, np.inf]))
+    aligned = align_reference(reference, np.array([np.inf, np.inf, np.inf]))
     assert aligned.matched_bins == 0 and np.isnan(aligned.rmse_kT)
+    assert aligned.reference_bins == 3 and aligned.unsampled_bins == 3
     np.testing.assert_array_equal(aligned.free_energy, [2.0, 0.0, 1.0])
+    assert aligned.describe() == "none of the 3 bins where the reference F < 5 kT was sampled"
     with pytest.raises(ValueError, match=r"one shape"):
         align_reference(reference, np.zeros(2))
     with pytest.raises(ValueError, match=r"no finite value"):
         align_reference(np.full(3, np.inf), np.zeros(3))
+
+
+def test_comparison_bins_continue_over_the_references_range():
+    edges = reference_edges(-1.0, 1.0, 20, (-2.05, 1.5))
+    np.testing.assert_allclose(np.diff(edges), 0.1)
+    assert edges[0] <= -2.05 and edges[-1] >= 1.5
+    inner = edges[(edges >= -1.0 - 1e-12) & (edges <= 1.0 + 1e-12)]
+    np.testing.assert_allclose(inner, np.linspace(-1.0, 1.0, 21), atol=1e-12)
+    np.testing.assert_array_equal(reference_edges(-1.0, 1.0, 20), np.linspace(-1.0, 1.0, 21))
 
 
 def test_the_exact_profile_legend_states_its_shift():
@@ -194,7 +231,8 @@ def test_the_exact_profile_legend_states_its_shift():
     fig = plots.profile_with_errors(centers=centers, profile_kT=f, sigma_kT=np.zeros(31),
                                     exact_kT=f + 7.0)
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert "exact (quadrature), shifted to the mean of RAVE's F where F < 5 kT" in labels
+    assert ("exact (quadrature), shifted to the mean of RAVE's F where the exact F < 5 kT"
+            in labels)
     exact = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("exact")]
     finite = np.isfinite(f)
     np.testing.assert_allclose(np.asarray(exact[0].get_ydata())[finite], f[finite], atol=1e-12)

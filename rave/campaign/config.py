@@ -432,7 +432,7 @@ class CoordinateConfig:
     kl_tie: float = 0.02
     bootstrap: int = 8
     rc_choice: str = "vae"
-    basin_barrier_kT: float = 1.0
+    basin_barrier_kT: float = 0.75
     barrier_tie_kT: float = 0.5
 
     def __post_init__(self) -> None:

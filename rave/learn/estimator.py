@@ -54,7 +54,7 @@ import numpy as np
 from ..campaign.resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
 from ..stats.bootstrap import block_resample
 from ..stats.weights import as_log_weights
-from .anharmonic import barrier_choice_sigma_deg, choose_by_barrier
+from .anharmonic import barrier_choice_sigma_deg, choose_by_barrier, latent_direction
 from .bias import Bias, build_bias_grid
 from .coordinate import (
     CoordinateResult,
@@ -525,7 +525,7 @@ class RAVE:
     rc_choice : {"vae", "barrier"}, default "vae"
         "vae": the RC is the chosen model's (the paper's); "barrier": step 5 above (as the
         campaign's ``[coordinate] rc_choice``, whose default is the same).
-    basin_barrier_kT : float, default 1.0
+    basin_barrier_kT : float, default 0.75
         Least barrier (kT) between two basins of F along a candidate (``rc_choice =
         "barrier"``).
     barrier_tie_kT : float, default 0.5
@@ -580,7 +580,7 @@ class RAVE:
         rc_seed: int | Sequence[int] | None = None,
         stale_angle_deg: float = 15.0,
         rc_choice: str = "vae",
-        basin_barrier_kT: float = 1.0,
+        basin_barrier_kT: float = 0.75,
         barrier_tie_kT: float = 0.5,
         threads: int = 0,
         workers: int | None = None,
@@ -818,7 +818,9 @@ class RAVE:
                            log) -> tuple[RAVEModel, dict]:
         """Step 5 (:func:`rave.learn.anharmonic.choose_by_barrier`); also returns the fixed
         candidates, for the bootstrap of the choice."""
-        fixed = {"vae": model.coefficients}
+        fixed = {"vae": model.coefficients,
+                 "latent": latent_direction(x_rc, model.models[model.chosen].vae.transform(x_rc),
+                                            log_w_rc)}
         if previous is not None:
             fixed["previous"] = np.asarray(previous, dtype=float)
         choice = choose_by_barrier(x_rc, log_w_rc, fixed, seed=self.rc_seed,

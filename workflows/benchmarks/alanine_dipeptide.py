@@ -485,7 +485,7 @@ def base_config(report_interval: int, temperature_K: float = 300.0) -> dict:
 
 
 def campaign_config(seed: int, args: argparse.Namespace, bias_method: str,
-                    rc_choice: str = "vae") -> dict:
+                    rc_choice: str = "vae", explore: str = "none") -> dict:
     """The full RAVE campaign config of one run: :func:`base_config` with the budget, the VAEs,
     the bias method, ``[coordinate] rc_choice`` and early stopping off
     (``sampling_efficiency.rave_config``)."""
@@ -495,6 +495,7 @@ def campaign_config(seed: int, args: argparse.Namespace, bias_method: str,
     bias = config.setdefault("bias", {})
     bias["method"] = bias_method
     config.setdefault("coordinate", {})["rc_choice"] = rc_choice
+    config.setdefault("explore", {})["method"] = explore
     if bias_method == "opes":
         bias.update(opes_barrier_kjmol=args.opes_barrier, opes_pace=args.opes_frequency,
                     opes_variance_pace=args.opes_variance_frequency)
@@ -602,8 +603,8 @@ def run_method(method: str, alanine: Alanine, reference: PhiReference, seed: int
         run = se.run_plain_md(alanine, alanine, seed, max_steps, ri)
         return run, {method: se.evaluate_prefixes(run, reference, budgets, ri)}
     if method in se.RAVE_METHODS:
-        bias_method, rc_choice = se.RAVE_METHODS[method]
-        config = campaign_config(seed, args, bias_method, rc_choice)
+        bias_method, rc_choice, explore = se.RAVE_METHODS[method]
+        config = campaign_config(seed, args, bias_method, rc_choice, explore)
         run = se.run_rave(config, out / "campaigns" / f"{SYSTEM}_{method}_seed{seed}")
         return run, {method: se.evaluate_rave(run, reference, alanine.kT, ri)}
     family, which = method.split("_")

@@ -19,6 +19,14 @@ the run):
   rc_choice = "barrier"``: the VAE's RC, the most skewed direction of the frames and the
   previous RC compete, the highest barrier along F wins (``rave.learn.estimator.RAVE``,
   ``rave.learn.anharmonic``); the other two methods pin ``"vae"`` (the paper's RC).
+* ``rave_explore``, ``rave_explore_barrier``: ``rave_opes`` and ``rave_opes_barrier`` with
+  ``[explore] method = "temperature"``: round 0 is an expanded ensemble over temperatures
+  (``rave.md.explore``), all its states reweighted to 300 K by MBAR with the other rounds.
+  Every RAVE method counts a round's MD steps as ``round.json`` records them over all walkers
+  (an exploring round's warm-up frames, which are not stored, included).
+* ``expanded``: the expanded ensemble alone (one walker: a calibration at 300 K, then
+  ``openmm.app.ExpandedEnsembleSampler`` over the ladder ``rave.md.explore`` sizes), every
+  prefix reweighted to 300 K by MBAR over its temperature states.
 * ``metad_ideal``: ``openmm.app.Metadynamics`` (well-tempered) on the ideal CV, the reference
   chi below (``BiasVariable`` of a ``CustomCompoundBondForce`` whose energy is the linear CV,
   :func:`linear_cv_force`; ``metaD.step(simulation, n)``).
@@ -137,7 +145,7 @@ from scipy.special import logsumexp
 from rave.campaign import Campaign
 from rave.campaign.config import config_from_dict
 from rave.campaign.store import CampaignStore
-from rave.learn.bias import reduced_bias_matrix
+from rave.learn.bias import TemperatureState, frame_potentials, reduced_bias_matrix
 from rave.md.features import evaluate_features
 from rave.md.walker import Walker
 from rave.stats import free_energy_profile, mbar_reweight
@@ -153,6 +161,9 @@ METHODS = (
     "rave_opes",
     "rave_barrier",
     "rave_opes_barrier",
+    "rave_explore",
+    "rave_explore_barrier",
+    "expanded",
     "metad_ideal",
     "metad_ideal_bias",
     "metad_naive",
@@ -161,11 +172,15 @@ METHODS = (
     "opes_naive",
 )
 #: methods that need their own simulation (*_ideal_bias comes with *_ideal)
-_RUNS = ("plain_md", "rave", "rave_opes", "rave_barrier", "rave_opes_barrier", "metad_ideal",
-         "metad_naive", "opes_ideal", "opes_naive")
-#: the RAVE methods: (bias method, coordinate.rc_choice)
-RAVE_METHODS = {"rave": ("static", "vae"), "rave_opes": ("opes", "vae"),
-                "rave_barrier": ("static", "barrier"), "rave_opes_barrier": ("opes", "barrier")}
+_RUNS = ("plain_md", "rave", "rave_opes", "rave_barrier", "rave_opes_barrier", "rave_explore",
+         "rave_explore_barrier", "expanded", "metad_ideal", "metad_naive", "opes_ideal",
+         "opes_naive")
+#: the RAVE methods: (bias method, coordinate.rc_choice, explore.method)
+RAVE_METHODS = {"rave": ("static", "vae", "none"), "rave_opes": ("opes", "vae", "none"),
+                "rave_barrier": ("static", "barrier", "none"),
+                "rave_opes_barrier": ("opes", "barrier", "none"),
+                "rave_explore": ("opes", "vae", "temperature"),
+                "rave_explore_barrier": ("opes", "barrier", "temperature")}
 
 #: target RMSE of F(chi), kT, and a second, tighter one
 TARGET_RMSE_KT = 0.5
@@ -776,7 +791,8 @@ class Run:
         metadynamics and OPES only: checkpoint steps -> F/kT of the method's own estimate
         (metaD: its bias; OPES: ``getFreeEnergy``) on the reference bins.
     rounds : list
-        RAVE only: (features, its MBAR states: list of (Bias or None, frames)) of each round.
+        RAVE only: (features, its MBAR states: list of (state, frames), potential energies or
+        None, MD steps over all walkers) of each round.
     steps_per_round : int
         RAVE only: MD steps of one round over all its walkers.
     round_wall_s : list of float
@@ -819,6 +835,62 @@ def run_plain_md(potential, model, seed: int, n_steps: int, report_interval: int
         np.zeros(len(frames)),
         wall_s=time.perf_counter() - t0,
     )
+
+
+def run_expanded(potential, model, seed: int, n_steps: int, report_interval: int) -> Run:
+    """The expanded ensemble alone: one walker calibrates at the target temperature (5 % of
+    the steps), then moves over the ladder ``rave.md.explore`` sizes (300-1200 K for 300 K)."""
+    from rave.md.explore import (
+        ExplorationSpec,
+        calibration_frames,
+        potential_heat_capacity,
+        temperature_ladder,
+    )
+
+    t0 = time.perf_counter()
+    t_k = potential.temperature_K
+    walker = Walker(model.system, model.positions, model.features, t_k, potential.timestep_ps,
+                    potential.friction_per_ps, seed=seed, platform="Reference",
+                    with_bias=False, record_potential=True)
+    spec = ExplorationSpec(max_temperature_K=4.0 * t_k)
+    n_frames = n_steps // report_interval
+    n_cal = calibration_frames(n_frames, spec.calibration_fraction)
+    calibration = walker.run(n_cal * report_interval, report_interval)
+    plan = temperature_ladder(t_k, spec, potential_heat_capacity(calibration.potential_kjmol,
+                                                                 walker.kT))
+    walker.start_ladder(plan.temperatures_K, spec.move_interval, seed + 1)
+    frames = walker.run((n_frames - n_cal) * report_interval, report_interval)
+    state = np.concatenate([np.zeros(n_cal, dtype=np.int64), frames.state])
+    return Run(
+        np.concatenate([calibration.features, frames.features]),
+        np.zeros(n_frames),
+        wall_s=time.perf_counter() - t0,
+        notes={"temperatures_K": plan.temperatures_K, "state": state,
+               "potential_kjmol": np.concatenate([calibration.potential_kjmol,
+                                                  frames.potential_kjmol])},
+    )
+
+
+def evaluate_expanded(run: Run, reference: Reference, kT: float,
+                      checkpoints: Sequence[int], report_interval: int) -> list[dict]:
+    """:func:`evaluate_prefixes` with each prefix reweighted to the target temperature by MBAR
+    over its temperature states."""
+    temperatures = run.notes["temperatures_K"]
+    state, potential = run.notes["state"], run.notes["potential_kjmol"]
+    weighted = []
+    for steps in checkpoints:
+        n = int(steps) // report_interval
+        if n < 1 or n > len(state):
+            continue
+        counts = np.bincount(state[:n], minlength=len(temperatures))
+        states = [(TemperatureState(t), int(c)) for t, c in zip(temperatures, counts,
+                                                                 strict=True)]
+        reduced, _ = reduced_bias_matrix(run.features[:n], states, kT, potential[:n])
+        keep = counts > 0
+        log_w = mbar_reweight(reduced[keep], counts[keep]).log_weights
+        prefix = Run(run.features[:n], log_w, segments=None, wall_s=run.wall_s * n / len(state))
+        weighted += evaluate_prefixes(prefix, reference, [steps], report_interval)
+    return weighted
 
 
 def run_metadynamics(
@@ -1174,6 +1246,7 @@ def rave_config(
     first_round_steps: int | None = None,
     *,
     base: dict | None = None,
+    budget_only: bool = False,
 ) -> dict:
     """The campaign config (TOML-shaped dict) of ``workflows/<system>.toml`` with overrides.
 
@@ -1183,13 +1256,17 @@ def rave_config(
     ``max_total_steps`` and ``first_round_steps`` set the campaign's budget schedule
     (``rave.campaign.schedule``; ``rounds`` is then an upper bound). ``base``: start from this
     config (a TOML-shaped dict, copied, e.g. alanine_dipeptide.py's) instead of the system's
-    TOML file; ``system`` is then only a name.
+    TOML file; ``system`` is then only a name. ``budget_only``: the TOML's ``rounds`` and
+    ``steps_per_round`` are dropped, so the budget alone shapes the schedule.
     """
     if base is not None:
         data = copy.deepcopy(base)
     else:
         data = tomllib.loads((WORKFLOWS / f"{system}.toml").read_text())
     sampling = data.setdefault("sampling", {})
+    if budget_only:
+        sampling.pop("rounds", None)
+        sampling.pop("steps_per_round", None)
     if rounds is not None:
         sampling["rounds"] = int(rounds)
     if steps_per_round is not None:
@@ -1204,7 +1281,7 @@ def rave_config(
         data.setdefault("vae", {})["models"] = int(models)
     data.setdefault("vae", {}).update(vae or {})
     data["output"] = {"figures": False, "progress": False}
-    rounds_total = config_from_dict(data).sampling.rounds  # validates, before any MD
+    rounds_total = config_from_dict(data).sampling.round_limit  # validates, before any MD
     data.setdefault("convergence", {})["min_rounds"] = rounds_total + 1
     config_from_dict(data)
     return data
@@ -1224,11 +1301,13 @@ def run_rave(config: dict, workdir: Path) -> Run:
     campaign = CampaignStore(workdir)
     rounds, segments, round_wall = [], [], []
     index = 0
-    while campaign.round_has(index, campaign.FRAMES):
+    while campaign.round_complete(index):
         frames = campaign.frames(index)
         features = np.asarray(frames.features, dtype=float)
         walker = np.zeros(len(features)) if frames.walker is None else frames.walker
-        rounds.append((features, campaign.bias_states(index, len(features))))
+        record = campaign.round_record(index)
+        rounds.append((features, campaign.bias_states(index, len(features)),
+                       frames.potential_kjmol, int(record.steps) * int(record.walkers)))
         round_wall.append(sum(campaign.round_record(index).timings_s.values())
                           if campaign.round_complete(index) else math.nan)
         segments.append(index * (walkers + 1) + walker.astype(int))
@@ -1236,7 +1315,7 @@ def run_rave(config: dict, workdir: Path) -> Run:
     if not rounds:
         raise RuntimeError(f"the RAVE campaign in {workdir} wrote no "
                            f"round_NNN/{campaign.FRAMES}")
-    features = np.concatenate([f for f, _ in rounds])
+    features = np.concatenate([r[0] for r in rounds])
     return Run(
         features,
         np.zeros(len(features)),
@@ -1296,22 +1375,25 @@ def evaluate_bias(run: Run, reference: Reference, report_interval: int) -> list[
 
 
 def evaluate_rave(run: Run, reference: Reference, kT: float, report_interval: int) -> list[dict]:
-    """After each round k: F(chi) from rounds 0..k-1, MBAR over their stored bias states (one
-    per static round, one per block of an OPES round); the cumulative MD steps are the frames
-    of rounds 0..k-1 times ``report_interval`` (all walkers; rounds may differ in length)."""
+    """After each round k: F(chi) from rounds 0..k-1, MBAR over their stored states (one per
+    static round, one per block of an OPES round, one per temperature of an exploring round);
+    the cumulative MD steps are those ``round.json`` records for rounds 0..k-1 (all walkers;
+    rounds may differ in length)."""
     transitions = cumulative_transitions(reference.core_labels(run.features), run.segments)
     rows = []
     for k in range(1, len(run.rounds) + 1):
-        features = np.concatenate([f for f, _ in run.rounds[:k]])
-        states = [state for _, round_states in run.rounds[:k] for state in round_states]
-        reduced, counts = reduced_bias_matrix(features, states, kT)
+        features = np.concatenate([r[0] for r in run.rounds[:k]])
+        per_round = [r[1] for r in run.rounds[:k]]
+        states = [state for round_states in per_round for state in round_states]
+        potential = frame_potentials(per_round, [r[2] for r in run.rounds[:k]])
+        reduced, counts = reduced_bias_matrix(features, states, kT, potential)
         log_w = mbar_reweight(reduced, counts).log_weights
         chi = reference.chi(features)
         _, estimate = free_energy_profile(chi, log_w, reference.edges)
         rmse, coverage = profile_rmse(estimate, reference.exact_kT, reference.mask)
         rows.append(
             {
-                "steps": len(features) * report_interval,
+                "steps": int(sum(r[3] for r in run.rounds[:k])),
                 "elapsed_s": float(np.sum(run.round_wall_s[:k])),
                 "rmse_kT": rmse,
                 "coverage": coverage,
@@ -1565,6 +1647,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="RAVE budget schedule: total MD steps (sampling.max_total_steps)")
     parser.add_argument("--first-round-steps", type=int,
                         help="RAVE budget schedule: steps of the unbiased round 0")
+    parser.add_argument("--budget-only", action="store_true",
+                        help="RAVE: drop the TOML's rounds and steps_per_round, so "
+                             "--max-total-steps alone shapes the schedule")
     parser.add_argument("--report-interval", type=int, default=50, help="steps between frames")
     parser.add_argument(
         "--metad-height",
@@ -1703,6 +1788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.vae,
             args.max_total_steps,
             args.first_round_steps,
+            budget_only=args.budget_only,
         )
         sampling = config_from_dict(config).sampling
         round_steps = sampling.round_steps * int(getattr(sampling, "walkers", 1))
@@ -1716,11 +1802,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = {
                 "plain_md": evaluate_prefixes(run, reference, checkpoints, args.report_interval)
             }
+        elif method == "expanded":
+            run = run_expanded(potential, model, seed, max_steps, args.report_interval)
+            results = {"expanded": evaluate_expanded(run, reference, potential.kT, checkpoints,
+                                                     args.report_interval)}
         elif method in RAVE_METHODS:
-            bias_method, rc_choice = RAVE_METHODS[method]
+            bias_method, rc_choice, explore = RAVE_METHODS[method]
             workdir = out / "campaigns" / f"{system}_{method}_seed{seed}"
             config.setdefault("bias", {})["method"] = bias_method
             config.setdefault("coordinate", {})["rc_choice"] = rc_choice
+            config.setdefault("explore", {})["method"] = explore
             run = run_rave(config, workdir)
             results = {method: evaluate_rave(run, reference, potential.kT,
                                              args.report_interval)}
