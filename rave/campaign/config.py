@@ -410,15 +410,16 @@ class CoordinateConfig:
         frames): its direction's uncertainty, ``rc_angle_sigma_deg`` in round.json, which
         converged needs below convergence.angle_deg (default 8; 0: none).
     rc_choice : str
-        "vae": the RC is the VAE's (the paper's); "barrier": the VAE's RC, the most skewed
-        direction of the weighted frames and the previous RC compete, and the one along which
-        F shows the highest barrier is the RC; while none shows two basins, the skewed one
+        "vae": the RC is the VAE's (the paper's); "barrier": the VAE's RC, its latent's
+        least-squares direction, the most bimodal and the most skewed directions of the
+        weighted frames and the previous RC compete, and the one along which F shows the
+        highest barrier is the RC; while none shows two basins, the VAE's
         (rave.learn.estimator.RAVE, rave.learn.anharmonic). Default: see README, Performance.
     basin_barrier_kT : float
-        Least barrier between two basins of F along a candidate, kT (default 1.0).
+        Least barrier between two basins of F along a candidate, kT (default 0.75).
     barrier_tie_kT : float
         Barriers within this of the highest tie (kT; the tie goes to the previous RC, then
-        the skewed direction; default 0.5).
+        the bimodal direction; default 0.5).
 
     Raises
     ------

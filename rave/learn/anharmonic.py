@@ -1,4 +1,5 @@
-"""The direction a basin opens toward: the most skewed linear combination of order parameters.
+"""Directions that see barriers: the most skewed and the most bimodal linear combinations of
+order parameters, and the choice of the RC by the barrier F shows along each candidate.
 
 Why. Round 0 of a campaign samples one basin. There the VAE's latent (like PCA or TICA) follows
 the softest, slowest fluctuations, and where the slow mode of the system is stiffer inside the
@@ -20,18 +21,20 @@ covariance), where every direction has unit variance and the skewness of ``y . a
 form ``E[(y . a)^3]``; BFGS with its analytic gradient from several starts (the whitened axes,
 seeded random directions, and any given directions). :func:`find_basins` splits a 1-D
 free-energy profile (:func:`smoothed_free_energy`, a kernel estimate) into basins separated by
-at least a given barrier and measures the highest barrier between them: the estimator's
-``rc_choice = "barrier"`` (``rave.learn.estimator.RAVE``) takes, of the VAE's RC, the skewed
-direction and the previous RC, the one along which F shows the highest barrier, and the skewed
-direction while none shows two basins (:func:`choose_by_barrier`).
+at least a given barrier and measures the highest barrier between them. Once the frames hold
+two basins, :func:`bimodal_direction` (the least kurtosis, projection pursuit) finds the
+direction that splits them, sharpened by Fisher's discriminant across its highest barrier
+(:func:`separating_direction`). The estimator's ``rc_choice = "barrier"``
+(``rave.learn.estimator.RAVE``) takes, of the VAE's RC, its latent's least-squares direction,
+the bimodal and skewed directions and the previous RC, the one along which F shows the
+highest barrier, and the VAE's RC while none shows two basins (:func:`choose_by_barrier`).
 :func:`barrier_choice_sigma_deg` is the block-bootstrap uncertainty of that choice.
 
 Limits. Skewness is a third moment: it needs independent samples (its standard error is about
 ``sqrt(6 / n)`` for ``n`` independent frames along one direction, and the maximum over
 directions is biased up by the search), and order parameters that are nonlinear functions of
 harmonic motion (the cosine of a stiff dihedral) are skewed without any barrier. So the
-estimator makes it the RC only while no candidate shows a barrier, or where F along it shows
-the highest barrier of the candidates.
+estimator makes it the RC only where F along it shows the highest barrier of the candidates.
 """
 
 from __future__ import annotations
@@ -107,6 +110,20 @@ def _frames(X: np.ndarray) -> np.ndarray:
     return x
 
 
+def _standardised_moment(values: np.ndarray, log_weights: np.ndarray | None,
+                         order: int) -> float | None:
+    """``E[(v - m)^order] / E[(v - m)^2]^(order / 2)`` of weighted values; None when the
+    coordinate is constant."""
+    v = _frames(np.asarray(values, dtype=float).reshape(-1, 1))[:, 0]
+    w = _weights(log_weights, len(v))
+    d = v - w @ v
+    m2 = float(w @ d ** 2)
+    # a constant coordinate leaves only rounding in d (relative 1e-16 of |v|)
+    if m2 <= (1e-12 * float(np.abs(v).max())) ** 2:
+        return None
+    return float(w @ d ** order) / m2 ** (order / 2)
+
+
 def weighted_skewness(values: np.ndarray, log_weights: np.ndarray | None = None) -> float:
     """Weighted skewness ``E[(v - m)^3] / E[(v - m)^2]^(3/2)`` (the moment estimator).
 
@@ -127,14 +144,8 @@ def weighted_skewness(values: np.ndarray, log_weights: np.ndarray | None = None)
     ValueError
         When ``values`` is not 1-D with at least 3 finite entries, or the log-weights are bad.
     """
-    v = _frames(np.asarray(values, dtype=float).reshape(-1, 1))[:, 0]
-    w = _weights(log_weights, len(v))
-    d = v - w @ v
-    m2 = float(w @ d ** 2)
-    # a constant coordinate leaves only rounding in d (relative 1e-16 of |v|)
-    if m2 <= (1e-12 * float(np.abs(v).max())) ** 2:
-        return 0.0
-    return float(w @ d ** 3) / m2 ** 1.5
+    moment = _standardised_moment(values, log_weights, 3)
+    return 0.0 if moment is None else moment
 
 
 def _whitening(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,13 +249,8 @@ def weighted_kurtosis(values: np.ndarray, log_weights: np.ndarray | None = None)
     float
         The kurtosis; nan for a constant coordinate.
     """
-    v = _frames(np.asarray(values, dtype=float).reshape(-1, 1))[:, 0]
-    w = _weights(log_weights, len(v))
-    d = v - w @ v
-    m2 = float(w @ d ** 2)
-    if m2 <= (1e-12 * float(np.abs(v).max())) ** 2:
-        return float("nan")
-    return float(w @ d ** 4) / m2 ** 2
+    moment = _standardised_moment(values, log_weights, 4)
+    return float("nan") if moment is None else moment
 
 
 def latent_direction(X: np.ndarray, latent: np.ndarray,
@@ -632,7 +638,7 @@ def choose_by_barrier(
     log_weights: np.ndarray | None,
     candidates: dict,
     *,
-    barrier_kT: float = 1.0,
+    barrier_kT: float = 0.75,
     tie_kT: float = 0.5,
     seed: int | list[int] = 0,
     n_starts: int = 12,

@@ -21,16 +21,19 @@ What :meth:`RAVE.fit` does (the campaign's learning step of one round, :mod:`rav
    ``kl_threshold`` (the others are spurious), KL ties within ``kl_tie`` going to the RC
    closest to the previous one (:func:`rave.learn.coordinate.choose_coordinate`);
 4. turns the chosen ``c`` to the previous RC's side (:func:`rave.learn.coordinate.align_sign`);
-5. with ``rc_choice = "barrier"``, three candidates compete
-   (:func:`rave.learn.anharmonic.choose_by_barrier`): the chosen model's RC, the most skewed
-   direction of the weighted frames (the way a basin opens,
-   :func:`rave.learn.anharmonic.skewed_direction`) and the previous RC. F along each (a kernel
-   estimate) is split into basins separated by at least ``basin_barrier_kT``; the RC is the
-   candidate with the highest barrier between its basins (a projection can only blur a
-   barrier, so the direction that shows the highest one is the least blurred), ties within
-   ``barrier_tie_kT`` going to the previous RC, then the skewed direction. While no candidate
-   shows two basins (the frames have crossed no barrier along any of them) the RC is the
-   skewed direction. The model's RC is kept in ``vae_coefficients`` when it is not chosen.
+5. with ``rc_choice = "barrier"``, candidates compete
+   (:func:`rave.learn.anharmonic.choose_by_barrier`): the chosen model's RC ("vae"), its
+   latent's least-squares direction ("latent", :func:`rave.learn.anharmonic.latent_direction`),
+   the most bimodal direction of the weighted frames ("bimodal",
+   :func:`rave.learn.anharmonic.bimodal_direction` refined by
+   :func:`rave.learn.anharmonic.separating_direction`), the most skewed one ("skew", the way a
+   basin opens, :func:`rave.learn.anharmonic.skewed_direction`) and the previous RC. F along
+   each (a kernel estimate) is split into basins separated by at least ``basin_barrier_kT``;
+   the RC is the candidate with the highest barrier between its basins (a projection can only
+   blur a barrier, so the direction that shows the highest one is the least blurred), ties
+   within ``barrier_tie_kT`` going to the previous RC, then the bimodal direction. While no
+   candidate shows two basins (the frames have crossed no barrier along any of them) the RC
+   is the VAE's. The model's RC is kept in ``vae_coefficients`` when it is not chosen.
 
 The model keeps chi and the log-weights of the fit's frames, so :meth:`RAVEModel.bias` builds
 the bias of the next round (:func:`rave.learn.bias.build_bias_grid`) without the frames.
@@ -391,12 +394,15 @@ class RAVEModel:
         bootstrap.
     rc_source : str
         "vae": the RC is the chosen model's (the paper's); with ``rc_choice = "barrier"`` also
-        "skew" (the most skewed direction of the frames) or "previous" (the previous RC kept).
+        "latent" (its latent's least-squares direction), "bimodal" (the most bimodal
+        direction), "skew" (the most skewed direction of the frames) or "previous" (the
+        previous RC kept).
     vae_coefficients : np.ndarray or None, shape=(n_features,)
         The chosen model's RC when ``rc_source`` is not "vae" (else None: it is
         ``coefficients``).
     candidates : dict or None
-        With ``rc_choice = "barrier"``: per candidate ("vae", "skew", "previous"), its
+        With ``rc_choice = "barrier"``: per candidate ("vae", "latent", "bimodal", "skew",
+        "previous"), its
         ``basins`` and ``barrier_kT`` along F, and its ``angle_deg`` to the RC chosen.
     skewness : float or None
         Weighted skewness of the most skewed direction (None with ``rc_choice = "vae"``).
