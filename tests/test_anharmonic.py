@@ -17,8 +17,8 @@ from rave.learn.anharmonic import (
     find_basins,
     latent_direction,
     skewed_direction,
-    weighted_kurtosis,
     smoothed_free_energy,
+    weighted_kurtosis,
     weighted_skewness,
 )
 from rave.learn.coordinate import direction_angle_deg
