@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import errno
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -346,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="rave",
-        description="RAVE enhanced sampling: iterative VAE-learned reaction coordinates and "
-                    "kT ln P biases in OpenMM.",
+        description="RAVE enhanced sampling in OpenMM: reaction coordinates learned by a VAE "
+                    "round after round, biased by OPES (default) or the paper's kT ln P bias.",
     )
     parser.add_argument("--version", action="version", version=f"rave {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -405,6 +406,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     except (ConfigError, WorkdirError, ValueError, ExportError, CampaignFileError) as error:
         _error(str(error))
         return EXIT_REFUSED
+    except BrokenPipeError:
+        # the reader of the output went away (`rave status W | head -1`): nothing is wrong
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 0
     except OSError as error:
         where = error.filename if error.filename is not None else "a file"
         _error(f"{where}: {error.strerror or error}. {_os_advice(error)}; nothing stored "

@@ -259,6 +259,10 @@ def features_from_selections(entries: list[dict], topology,
         if kind not in Feature._registry:
             kinds = ", ".join(repr(k) for k in [*sorted(Feature._registry), "cvpack"])
             raise ConfigError(f"{where}.kind must be one of {kinds}. You supplied {kind!r}")
+        if kind == "dihedral" and "function" not in resolved:
+            # a table named "phi" that silently meant cos(phi) misled readers of every figure
+            raise ConfigError(f'{where}: a dihedral needs function = "sin" or "cos" (the '
+                              f'order parameter is that function of the angle)')
         if periodic is not None and kind in Feature._registry and "periodic" in feature_keys(
                 kind):
             if resolved.get("periodic") is True and not periodic:

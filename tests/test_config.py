@@ -48,6 +48,12 @@ def test_fixed_key_names_from_the_issue_are_accepted(tmp_path):
         ({"system": {"kind": "three_state"}, "vae": {"beta": -1.0}}, r"\[vae\]"),
         ({"system": {"kind": "three_state"}, "vae": {"depth": 3}}, r"unknown key\(s\) in \[vae\]"),
         ({"system": {"kind": "three_state"}, "bias": {"damping": 2.0}}, "bias.damping"),
+        ({"system": {"kind": "three_state"}, "bias": {"smoothing_bins": float("inf")}},
+         r"bias.smoothing_bins must be a finite number >= 0. You supplied inf"),
+        ({"system": {"kind": "three_state"}, "bias": {"padding": float("nan")}},
+         r"bias.padding must be a finite number >= 0. You supplied nan"),
+        ({"system": {"kind": "three_state"}, "bias": {"opes_padding": float("nan")}},
+         r"bias.opes_padding must be a finite number >= 0"),
         ({}, r"the \[system\] section is required"),
         ({"system": {}}, r"\[system\] is missing required key\(s\): kind"),
     ],
@@ -74,7 +80,7 @@ def test_config_round_trips_through_its_stored_dict():
     assert again.system.angle_deg == 20.0 and again.models.models == 2
 
 
-# issue 13: what can be checked is checked before the work directory is written
+# what can be checked is checked before the work directory is written
 @pytest.mark.parametrize(
     ("sampling", "message"),
     [

@@ -58,6 +58,12 @@ def _plan(previous, **keys):
 
 
 # ---------------------------------------------------------------- the rule, as a pure function
+def test_a_fixed_round_runs_and_records_whole_frames():
+    # steps_per_round 4010 with frames every 20 steps: 200 frames, 4000 steps run and recorded
+    plan = plan_round_steps([], steps_per_round=4010, report_interval=20, walkers=1)
+    assert plan.steps == 4000 and "rounded down to whole frames of 20 steps" in plan.reason
+
+
 def test_without_a_budget_every_round_runs_steps_per_round():
     history = [Outcome(SPR, **TURNED), Outcome(SPR, **SETTLED), Outcome(SPR, **NEW_RANGE)]
     for k in range(len(history) + 1):

@@ -51,3 +51,18 @@ def test_a_stored_campaign_of_2026_11_30_analyses_and_resumes(tmp_path, name):
     assert main(["status", str(workdir)]) == 0
     assert main(["analyse", str(workdir)]) == 0
     assert (workdir / "report" / "report.html").is_file()
+
+
+def test_status_into_a_closed_pipe_is_not_an_error(tmp_path):
+    # `rave status W | head -1`: the reader leaves after one line; rave exits 0 without a word
+    import subprocess
+    import sys
+
+    workdir = tmp_path / "w"
+    shutil.copytree(FIXTURES / "store_2026_11_30_static", workdir)
+    status = subprocess.Popen([sys.executable, "-m", "rave.cli", "status", str(workdir)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    status.stdout.close()  # the reader is gone before rave writes (head -1 after its line)
+    err = status.stderr.read().decode()
+    assert status.wait(timeout=120) == 0, err
+    assert "Broken pipe" not in err and "rave: error" not in err

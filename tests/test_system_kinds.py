@@ -78,6 +78,17 @@ def test_byo_bad_selection_names_the_feature(selection, message):
         build_simulation_system(config_from_dict(data))
 
 
+def test_a_dihedral_without_its_function_is_refused():
+    # "phi" must not silently mean cos(phi)
+    data = load_config(ALANINE).to_dict()
+    data["features"] = [{"kind": "dihedral", "name": "phi", "groups": [
+        "resname ACE and name C", "resname ALA and name N", "resname ALA and name CA",
+        "resname ALA and name C"]}]
+    with pytest.raises(ConfigError, match=r'features\[0\] \(phi\): a dihedral needs function = '
+                                          r'"sin" or "cos"'):
+        build_simulation_system(config_from_dict(data))
+
+
 def test_byo_config_errors_are_clear(tmp_path):
     with pytest.raises(ConfigError, match="system.pdb is required"):
         config_from_dict({"system": {"kind": "openmm", "system_xml": "x.xml"}})

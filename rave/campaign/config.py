@@ -521,12 +521,9 @@ class BiasConfig:
     def __post_init__(self) -> None:
         _at_least("bias.grid_points", self.grid_points, 8)
         _at_most("bias.grid_points", self.grid_points, MAX_GRID_POINTS)
-        if self.padding < 0:
-            raise ConfigError(f"bias.padding must be >= 0. You supplied {self.padding}")
+        _non_negative("bias.padding", self.padding)
         _positive("bias.cap_kT", self.cap_kT)
-        if self.smoothing_bins < 0:
-            raise ConfigError(f"bias.smoothing_bins must be >= 0. You supplied "
-                              f"{self.smoothing_bins}")
+        _non_negative("bias.smoothing_bins", self.smoothing_bins)
         if not 0 < self.damping <= 1:
             raise ConfigError(f"bias.damping must be in (0, 1]. You supplied {self.damping}")
         if not 0 <= self.force_group <= 31:
@@ -544,9 +541,7 @@ class BiasConfig:
         if not isinstance(self.opes_explore, bool):
             raise ConfigError(f"bias.opes_explore must be true or false. You supplied "
                               f"{self.opes_explore!r}")
-        if self.opes_padding < 0:
-            raise ConfigError(f"bias.opes_padding must be >= 0. You supplied "
-                              f"{self.opes_padding}")
+        _non_negative("bias.opes_padding", self.opes_padding)
         _at_least("bias.opes_grid_points", self.opes_grid_points, 8)
         _at_most("bias.opes_grid_points", self.opes_grid_points, MAX_GRID_POINTS)
         _positive("bias.opes_block_kT", self.opes_block_kT)
@@ -807,6 +802,11 @@ _SECTIONS = {
 def _positive(key: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0):
         raise ConfigError(f"{key} must be a finite number > 0. You supplied {value}")
+
+
+def _non_negative(key: str, value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{key} must be a finite number >= 0. You supplied {value}")
 
 
 def _at_least(key: str, value: int, minimum: int) -> None:

@@ -190,7 +190,10 @@ def plan_round_steps(
     """
     index = len(previous)
     if max_total_steps is None:
-        return RoundPlan(steps_per_round, "fixed schedule: sampling.steps_per_round")
+        whole = _whole(steps_per_round, report_interval)
+        return RoundPlan(whole, "fixed schedule: sampling.steps_per_round" + (
+            "" if whole == steps_per_round else
+            f" ({steps_per_round}) rounded down to whole frames of {report_interval} steps"))
     ri = report_interval
     floor, cap = round_limits(steps_per_round, ri)
     if index == 0:
