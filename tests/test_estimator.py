@@ -317,6 +317,9 @@ def test_bad_input_fails_before_training(small_fit):
         ((x, np.where(np.arange(600) < 2, np.inf, log_w)), ValueError,
          r"log_weights contains \+inf in 2 frames"),
         ((x, np.full(600, -np.inf)), ValueError, r"all log_weights are -inf"),
+        # log-weights spread over 5,000: one frame carries the weight (effective size ~1)
+        ((x, np.linspace(0.0, 5000.0, 600)), ValueError,
+         r"effective sample size of 1 frames of 600 \(Kish\)"),
         ((x, None, [None]), ValueError, r"initial must hold one entry per model \(n_models = "
                                         r"2\). You supplied 1"),
         ((x, None, ["vae.pt", None]), TypeError, r"initial\[0\] must be a rave.learn.vae.VAEModel"),

@@ -56,7 +56,7 @@ import numpy as np
 
 from ..campaign.resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
 from ..stats.bootstrap import block_resample
-from ..stats.weights import as_log_weights
+from ..stats.weights import as_log_weights, effective_sample_size
 from .anharmonic import barrier_choice_sigma_deg, choose_by_barrier, latent_direction
 from .bias import Bias, build_bias_grid
 from .coordinate import (
@@ -86,6 +86,8 @@ logger = logging.getLogger(__name__)
 
 #: frames of the grid scan of each RC fit (the local optimisation uses all the RC frames)
 DEFAULT_SCAN_FRAMES = 10_000
+#: fewest effective frames (Kish) the weighted fit accepts
+MIN_EFFECTIVE_FRAMES = 10
 #: what RAVE(rc_choice=...) takes
 RC_CHOICES = ("vae", "barrier")
 
@@ -720,7 +722,9 @@ class RAVE:
         ------
         ValueError
             Bad shapes, NaN or inf in X, NaN or +inf (or all -inf) log-weights, warm starts of
-            another number of models or order parameters.
+            another number of models or order parameters; log-weights whose effective sample
+            size is below :data:`MIN_EFFECTIVE_FRAMES` (a few frames carry all the weight: no
+            RC or bias can rest on them).
         TypeError
             A warm start or trained model that is not a ``rave.learn.vae.VAEModel``.
         """
@@ -729,6 +733,14 @@ class RAVE:
         x = _check_frames(X)
         n, d = x.shape
         log_w = None if log_weights is None else as_log_weights(log_weights, n, like="X")
+        if log_w is not None:
+            ess = effective_sample_size(log_w)
+            if ess < min(MIN_EFFECTIVE_FRAMES, n):
+                raise ValueError(
+                    f"the log-weights give an effective sample size of {ess:.3g} frames of {n} "
+                    f"(Kish): a few frames carry all the weight, so no RC or bias can rest on "
+                    f"them. Check the log-weights (natural log, relative to the ensemble of "
+                    f"interest) or sample more where the weight lies")
         initial_models, generation, previous = self._warm_starts(initial, previous, d)
         done = self._models("trained", trained, d)
         log = self.logger if self.logger is not None else logger
