@@ -353,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"rave {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a RAVE campaign from a TOML config")
-    run.add_argument("config", help="campaign TOML file (see workflows/*.toml)")
+    run.add_argument("config", help="campaign TOML file (see workflows/*.toml), or a "
+                                    "campaign's stored config.json")
     run.add_argument("--workdir", help="output directory (default: runs/<config name>); one "
                                         "that holds a campaign is resumed where it stopped")
     run.add_argument("--rounds", type=int, help="override [sampling] rounds (raise it to extend "

@@ -112,3 +112,17 @@ def test_binary_or_directory_config_file_is_named(tmp_path):
         load_config(binary)
     with pytest.raises(ConfigError, match=rf"config file {tmp_path} is a directory"):
         load_config(tmp_path)
+
+
+def test_a_campaigns_stored_config_json_is_a_config(tmp_path):
+    # the advice "run with the stored config (W/config.json)" must be runnable
+    import json
+
+    config = config_from_dict({"system": {"kind": "rotated_double_well", "angle_deg": 20.0},
+                               "sampling": {"steps_per_round": 4000, "report_interval": 20}})
+    stored = tmp_path / "config.json"
+    stored.write_text(json.dumps(config.to_dict()))
+    assert load_config(stored).to_dict() == config.to_dict()
+    stored.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="holds no config"):
+        load_config(stored)

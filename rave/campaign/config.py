@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tomllib
@@ -1044,7 +1045,7 @@ def config_from_dict(data: dict) -> Config:
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> Config:
-    """Read a campaign TOML file.
+    """Read a campaign TOML file (or a campaign's stored ``config.json``).
 
     Relative ``pdb`` and ``system_xml`` paths of ``[system]`` are taken relative to the file.
 
@@ -1077,10 +1078,18 @@ def load_config(path: str | Path, overrides: dict | None = None) -> Config:
     except UnicodeDecodeError as error:
         raise ConfigError(f"config file {path} is not a text file (not UTF-8: {error.reason} at "
                           f"byte {error.start}); give the campaign's TOML file") from error
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    if path.suffix == ".json":  # a campaign's stored config.json (Config.to_dict)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path} is not valid JSON: {error}") from error
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} holds no config (a JSON object of sections)")
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from error
     for dotted, value in (overrides or {}).items():
         section, key = dotted.split(".")
         data.setdefault(section, {})[key] = value
