@@ -238,6 +238,11 @@ def test_a_malformed_file_is_named_with_what_is_wrong(tmp_path):
         store.round_record(0)
     with pytest.raises(StoreFileError, match="frames.npz lacks bias_kjmol, time_ps"):
         store.frames(0)
+    store.write_json("round_001/coordinate.json", {"x": 1})
+    with pytest.raises(StoreFileError, match=r"round_001/coordinate.json is not a valid rave "
+                                             r"coordinate.json \(missing or malformed "
+                                             r"'coefficients'\)"):
+        store.coordinate(1)
     store.write_json("manifest.json", {"format": "other"})
     with pytest.raises(WorkdirError, match="is not a rave campaign manifest"):
         store.manifest()

@@ -1896,7 +1896,13 @@ class CampaignStore:
         StoreFileError
             It is missing or malformed.
         """
-        return self._parsed(self.round_path(index, self.COORDINATE), dict)
+        def build(data: dict) -> dict:
+            c = np.asarray(data["coefficients"], dtype=float)
+            if c.ndim != 1 or not c.size or not np.isfinite(c).all():
+                raise ValueError("coefficients: not a finite vector")
+            return dict(data)
+
+        return self._parsed(self.round_path(index, self.COORDINATE), build)
 
     def model_files(self, index: int) -> list[str]:
         """The model files ``coordinate.json`` of round ``index`` lists.
