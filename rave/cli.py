@@ -224,21 +224,37 @@ def _status(args: argparse.Namespace) -> int:
 
     campaign = CampaignStore(args.workdir)
     workdir = campaign.workdir
+    # the rounds are what the store holds (round.json), whatever summary.json says
+    complete = campaign.complete_rounds() if campaign.holds_campaign() else []
+    stored_rounds = [campaign.round_record(i).to_summary() for i in complete]
     if not campaign.has(campaign.SUMMARY) and campaign.holds_campaign():
-        # started, no round complete yet
+        if stored_rounds:
+            print(f"{campaign.path(campaign.SUMMARY)} is missing; the rounds below are read "
+                  f"from their round.json files. `rave run` with the campaign's config and "
+                  f"--workdir {workdir} rewrites it")
         config = campaign.config()
         manifest = store.load_json(campaign.path(campaign.MANIFEST))
         try:
-            summary = {"system": manifest.get("system"), "converged": False, "rounds": [],
+            summary = {"system": manifest.get("system"),
+                       "converged": bool(stored_rounds and stored_rounds[-1]["converged"]),
+                       "rounds": stored_rounds,
                        "temperature_K": config["system"].get("temperature"),
                        "walkers": config.get("sampling", {}).get("walkers", 1),
-                       "feature_names": []}
+                       "feature_names": ([d.get("name") for d in campaign.feature_dicts()]
+                                         if stored_rounds else [])}
         except (KeyError, TypeError, AttributeError) as error:
             raise store.StoreFileError(f"{campaign.path(campaign.CONFIG)} is not a rave config "
                                        f"(missing or malformed {error}); restore it from a "
                                        f"backup") from error
     else:
         summary = campaign.summary()
+        listed = len(summary.get("rounds", []))
+        if holds := campaign.holds_campaign():
+            summary = {**summary, "rounds": stored_rounds}
+        if holds and listed != len(stored_rounds):
+            print(f"{campaign.path(campaign.SUMMARY)} lists {listed} round(s) but "
+                  f"{len(stored_rounds)} complete round(s) are stored (a round.json is missing "
+                  f"or damaged?); the rounds below are the stored ones")
     try:
         _print_status(workdir, summary)
     except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -66,3 +66,28 @@ def test_status_into_a_closed_pipe_is_not_an_error(tmp_path):
     err = status.stderr.read().decode()
     assert status.wait(timeout=120) == 0, err
     assert "Broken pipe" not in err and "rave: error" not in err
+
+
+def test_status_counts_the_stored_rounds_not_the_summary(tmp_path, capsys):
+    from rave.cli import main
+
+    workdir = tmp_path / "w"
+    shutil.copytree(FIXTURES / "store_2026_11_30_static", workdir)
+    rounds = len(sorted(workdir.glob("round_*/round.json")))
+    assert rounds >= 2
+    (workdir / "summary.json").unlink()
+    assert main(["status", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert "summary.json is missing; the rounds below are read from their round.json" in out
+    assert f"{rounds} round(s) done" in out
+    # a round.json deleted: the rounds before it are the complete ones
+    (workdir / f"round_{rounds - 1:03d}" / "round.json").unlink()
+    assert main(["status", str(workdir)]) == 0
+    assert f"{rounds - 1} round(s) done" in capsys.readouterr().out
+    again = tmp_path / "again"
+    shutil.copytree(FIXTURES / "store_2026_11_30_static", again)
+    (again / f"round_{rounds - 1:03d}" / "round.json").unlink()
+    assert main(["status", str(again)]) == 0
+    out = capsys.readouterr().out
+    assert f"summary.json lists {rounds} round(s) but {rounds - 1} complete round(s)" in out
+    assert f"{rounds - 1} round(s) done" in out
