@@ -125,6 +125,21 @@ def test_export_of_a_directory_without_rounds_is_refused(tmp_path, capsys):
     assert "needs at least one of" in capsys.readouterr().err
 
 
+def test_a_complete_round_without_its_bias_is_not_exported_from_an_earlier_one(exported,
+                                                                              tmp_path, capsys):
+    import shutil
+
+    workdir, _ = exported
+    damaged = tmp_path / "damaged"
+    shutil.copytree(workdir, damaged)
+    (damaged / "round_001" / "bias.json").unlink()
+    target = tmp_path / "b.xml"
+    assert main(["export", str(damaged), "--openmm", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "round 1 of" in err and "is complete but its bias.json is missing" in err
+    assert "--redo-round 1" in err and not target.exists()
+
+
 def test_grid_text_extends_past_the_bias_grid_with_the_edge_value():
     from rave.learn.bias import BiasGrid
 

@@ -100,14 +100,25 @@ def check_targets(paths: Sequence[Path], force: bool = False) -> None:
 
 
 def _latest(campaign: store.CampaignStore) -> int:
-    """The index of the latest round whose RC and next bias are stored."""
-    rounds = campaign.learned_rounds()
-    if not rounds:
+    """The index of the latest complete round, whose RC and next bias must be stored (a
+    complete round that lost one is a damaged store: exporting an earlier round's instead
+    would pass off an old bias as the campaign's)."""
+    complete = campaign.complete_rounds()
+    if not complete:
         raise ExportError(
-            f"{campaign.workdir} holds no finished round (round_NNN/{campaign.BIAS} and "
-            f"{campaign.COORDINATE}): is it a rave work directory, and has round 0 finished?"
+            f"{campaign.workdir} holds no finished round (round_NNN/{campaign.ROUND}, "
+            f"{campaign.BIAS} and {campaign.COORDINATE}): is it a rave work directory, and has "
+            f"round 0 finished?"
         )
-    return rounds[-1]
+    index = complete[-1]
+    missing = [name for name in (campaign.BIAS, campaign.COORDINATE)
+               if not campaign.round_has(index, name)]
+    if missing:
+        raise ExportError(
+            f"round {index} of {campaign.workdir} is complete but its {' and '.join(missing)} "
+            f"is missing, so its RC and bias cannot be exported (an earlier round's would not "
+            f"be the campaign's). Nothing was written. {campaign.redo_advice(index)}")
+    return index
 
 
 def latest_round(workdir: Path) -> Path:
