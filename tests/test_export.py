@@ -140,6 +140,29 @@ def test_a_complete_round_without_its_bias_is_not_exported_from_an_earlier_one(e
     assert "--redo-round 1" in err and not target.exists()
 
 
+def test_analyse_never_writes_into_another_campaign_or_outside_its_report_folder(
+        exported, tmp_path, capsys):
+    import shutil
+
+    workdir, _ = exported
+    other = tmp_path / "B"
+    shutil.copytree(workdir, other)
+    before = {p: p.stat().st_mtime_ns for p in other.rglob("*") if p.is_file()}
+    own_figure = (workdir / "free_energy.png").stat().st_mtime_ns \
+        if (workdir / "free_energy.png").exists() else None
+    for target in (other, other / "round_000", other / "report", workdir,
+                   workdir / "round_001" / "figs"):
+        assert main(["analyse", str(workdir), "--out", str(target)]) == 2, target
+        err = capsys.readouterr().err
+        assert "the rave campaign" in err and "Nothing was written" in err, err
+    assert {p: p.stat().st_mtime_ns for p in other.rglob("*") if p.is_file()} == before
+    assert not (workdir / "round_001" / "figs").exists()
+    if own_figure is not None:
+        assert (workdir / "free_energy.png").stat().st_mtime_ns == own_figure
+    # its own report folder (the default) and folders outside every campaign are fine
+    assert main(["analyse", str(workdir), "--out", str(workdir / "report" / "again")]) == 0
+
+
 def test_grid_text_extends_past_the_bias_grid_with_the_edge_value():
     from rave.learn.bias import BiasGrid
 

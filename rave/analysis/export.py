@@ -56,19 +56,6 @@ def plumed_paths(directory: Path) -> list[Path]:
     return [directory / "plumed.dat", directory / "bias.grid", directory / "README.txt"]
 
 
-def _campaign_holding(path: Path) -> Path | None:
-    """The rave work directory ``path`` lies in, if any (a folder above it with a manifest)."""
-    for folder in Path(path).resolve().parents:
-        manifest = folder / store.CampaignStore.MANIFEST
-        if manifest.is_file():
-            try:
-                if store.read_json(manifest).get("format") == store.FORMAT:
-                    return folder
-            except (OSError, ValueError, AttributeError):
-                return folder  # a damaged manifest: still a campaign
-    return None
-
-
 def check_targets(paths: Sequence[Path], force: bool = False) -> None:
     """Refuse export targets that are directories, lie inside a campaign, or exist.
 
@@ -90,7 +77,7 @@ def check_targets(paths: Sequence[Path], force: bool = False) -> None:
     for path in map(Path, paths):
         if path.is_dir():
             raise ExportError(f"{path} is a directory; give a file name for the export")
-        campaign = _campaign_holding(path)
+        campaign = store.campaign_holding(path)
         if campaign is not None:
             raise ExportError(f"{path} lies inside the rave campaign {campaign}; exports never "
                               f"write into a campaign. Choose a path outside it")

@@ -172,11 +172,22 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
     rave.analysis.CampaignFileError
         A file of the campaign is missing or damaged (see
         :meth:`rave.analysis.CampaignResult.load`).
+    ValueError
+        ``out`` is, or lies inside, a campaign (another one, or this one outside its
+        ``report`` folder).
     """
     from . import plots
 
     result = CampaignResult.load(workdir)
-    out = Path(out) if out is not None else result.workdir / "report"
+    own = result.workdir / "report"
+    out = Path(out) if out is not None else own
+    holding = store.campaign_holding(out)
+    inside_own = out.resolve() == own.resolve() or own.resolve() in out.resolve().parents
+    if holding is not None and not inside_own:
+        raise ValueError(
+            f"{out} {'is' if holding == out.resolve() else 'lies inside'} the rave campaign "
+            f"{holding}; a report goes into its own campaign's report folder ({own}) or a "
+            f"folder outside every campaign. Nothing was written")
     out.mkdir(parents=True, exist_ok=True)
     c = result.coefficients(-1)
     figures = result.report_figures()

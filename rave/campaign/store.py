@@ -136,6 +136,31 @@ def fault_point(name: str) -> None:
 _FAULT_COUNTS: dict[str, int] = {}
 
 
+def campaign_holding(path: str | Path) -> Path | None:
+    """The rave work directory that ``path`` is, or lies in (a folder with a rave manifest).
+
+    Parameters
+    ----------
+    path : str or path
+        A file or folder, existing or not.
+
+    Returns
+    -------
+    Path or None
+        The campaign's folder (resolved); None when ``path`` is in no campaign.
+    """
+    path = Path(path).resolve()
+    for folder in (path, *path.parents):
+        manifest = folder / MANIFEST
+        if manifest.is_file():
+            try:
+                if read_json(manifest).get("format") == FORMAT:
+                    return folder
+            except (OSError, ValueError, AttributeError):
+                return folder  # a damaged manifest: still a campaign
+    return None
+
+
 def round_dir(workdir: Path, index: int) -> Path:
     """The folder of round ``index`` in ``workdir``: ``WORKDIR/round_NNN``.
 
