@@ -145,9 +145,38 @@ def test_corrupted_walker_file_is_reported_by_name(tmp_path):
     walker = workdir / "round_000" / "walkers" / "walker_01.npz"
     walker.write_bytes(walker.read_bytes()[:100])
     (workdir / "round_000" / "frames.npz").unlink()  # so that the walkers are read again
-    with pytest.raises(store.StoreFileError, match=r"walker_01.npz cannot be read"):
+    with pytest.raises(store.StoreFileError, match=r"walker_01.npz cannot be read.*Remove it "
+                                                   r"and rerun: `rave run` runs that walker"):
         Campaign(load_config(config), workdir).run()
     assert len(walker.read_bytes()) == 100  # left for the user to inspect
+
+
+def test_a_walker_file_of_another_round_or_campaign_is_refused_not_mixed_in(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    workdir = tmp_path / "w"
+    code, output = _rave_run(config, workdir, fault="walker_stored:3")  # round 1, walker 0
+    assert code == -signal.SIGKILL, output
+    walkers = workdir / "round_001" / "walkers"
+    stored = sorted(p.name for p in walkers.iterdir())
+    assert stored == ["walker_00.npz"]
+    # round 0's walker 1 copied into the interrupted round 1
+    (walkers / "walker_01.npz").write_bytes(
+        (workdir / "round_000" / "walkers" / "walker_01.npz").read_bytes())
+    with pytest.raises(store.StoreFileError, match=r"walker_01.npz holds round 0 walker 1 with "
+                                                   r"MD seed \d+, not this campaign's round 1 "
+                                                   r"walker 1"):
+        Campaign(load_config(config), workdir).run()
+    # a walker file of another campaign (another seed) in its own place
+    other = tmp_path / "other.toml"
+    other.write_text(CONFIG.replace("[sampling]", "[sampling]\nseed = 7"))
+    elsewhere = tmp_path / "elsewhere"
+    code, output = _rave_run(other, elsewhere, fault="walker_stored:4")
+    assert code == -signal.SIGKILL, output
+    (walkers / "walker_01.npz").write_bytes(
+        (elsewhere / "round_001" / "walkers" / "walker_01.npz").read_bytes())
+    with pytest.raises(store.StoreFileError, match=r"copied from another round or campaign"):
+        Campaign(load_config(config), workdir).run()
 
 
 def test_directory_from_another_program_is_refused(tmp_path):

@@ -643,8 +643,26 @@ class Campaign:
         """All walkers of a round whose MD is complete, read once per campaign run (later
         rounds' starting frames read every earlier round's snapshots)."""
         if index not in self._walker_cache:
-            self._walker_cache[index] = [WalkerResult.from_arrays(self.store.walker(index, k))
-                                         for k in range(self.config.sampling.walkers)]
+            results = []
+            for k in range(self.config.sampling.walkers):
+                try:
+                    results.append(WalkerResult.from_arrays(self.store.walker(index, k)))
+                except store.StoreFileError as error:
+                    advice = (self.store.redo_advice(index) if self.store.round_complete(index)
+                              else "Remove it and rerun: `rave run` runs that walker again")
+                    raise store.StoreFileError(f"{error}. {advice}") from error
+            for k, result in enumerate(results):
+                expected = (index, k, self._walker_seed(index, k))
+                found = (result.round_index, result.walker_index, result.seed)
+                if found != expected:
+                    path = self.store.walker_path(index, k)
+                    raise store.StoreFileError(
+                        f"{path} holds round {found[0]} walker {found[1]} with MD seed "
+                        f"{found[2]}, not this campaign's round {index} walker {k} (seed "
+                        f"{expected[2]}): it was copied from another round or campaign, and its "
+                        f"frames would be mixed in. Nothing was changed; remove it and rerun "
+                        f"(`rave run` runs that walker again)")
+            self._walker_cache[index] = results
         return self._walker_cache[index]
 
     def _start_states(self, index: int) -> list[dict]:
