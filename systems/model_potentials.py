@@ -1142,6 +1142,12 @@ def lowest_point(expression: str, extent: Sequence[Sequence[float]]) -> tuple[fl
     return float(point[0]), float(point[1])
 
 
+def _on_edge(point: Sequence[float], extent, fraction: float = 1e-3) -> bool:
+    """Whether a point lies on the edge of an extent (within ``fraction`` of its size)."""
+    return any(min(abs(p - lo), abs(hi - p)) <= fraction * (hi - lo)
+               for p, (lo, hi) in zip(point, extent, strict=True))
+
+
 def from_expression(
     expression: str,
     temperature_K: float | u.Quantity,
@@ -1152,6 +1158,7 @@ def from_expression(
     mass_amu: float | None = None,
     friction_per_ps: float | None = None,
     timestep_ps: float | None = None,
+    require_minimum: bool = False,
 ) -> ModelPotential:
     """A model potential from any OpenMM energy expression of x and y.
 
@@ -1171,6 +1178,9 @@ def from_expression(
         Label.
     mass_amu, friction_per_ps, timestep_ps : float, optional
         Override the dynamics defaults.
+    require_minimum : bool
+        Refuse an expression whose lowest point in ``extent`` lies on its edge (a campaign's
+        walker would run away); the campaign's ``kind = "expression"`` sets it.
 
     Returns
     -------
@@ -1181,13 +1191,22 @@ def from_expression(
     ------
     ValueError
         If OpenMM cannot parse the expression, it uses variables other than x and y, the numpy
-        translator does not support it, or its energy at `start` is not finite.
+        translator does not support it, its energy at `start` is not finite, or (with
+        ``require_minimum``) its lowest point in ``extent`` lies on the extent's edge.
     """
+    try:
+        lowest = lowest_point(expression, extent)
+    except Exception:  # noqa: BLE001 - ModelPotential below names what is wrong
+        lowest = None  # ModelPotential then reports what is wrong with the expression
+    if require_minimum and lowest is not None and _on_edge(lowest, _extent(extent)):
+        raise ValueError(
+            f"{_EXPRESSION_KEY} {expression!r}: its lowest point in the extent {extent} nm is "
+            f"on the extent's edge, at ({lowest[0]:.4g}, {lowest[1]:.4g}) nm: the energy keeps "
+            f"falling beyond it (no minimum inside; unbounded below?), so a walker would run "
+            f"away. Give an expression with a minimum inside system.extent, or widen "
+            f"system.extent to hold it")
     if start is None:
-        try:
-            start = lowest_point(expression, extent)
-        except Exception:  # noqa: BLE001 - ModelPotential below names what is wrong
-            start = (0.0, 0.0)  # ModelPotential then reports what is wrong with the expression
+        start = (0.0, 0.0) if lowest is None else lowest
     return ModelPotential(
         name=name,
         expression=expression,
@@ -1286,7 +1305,8 @@ def potential_from_config(config: Config) -> ModelPotential:
         placement["extent"] = tuple(tuple(r) for r in system.extent)
     try:
         if system.kind == "expression":
-            return from_expression(system.expression, system.temperature, **placement)
+            return from_expression(system.expression, system.temperature,
+                                   require_minimum=True, **placement)
         options = {k: getattr(system, k) for k in ("angle_deg", "barrier_kT")
                    if getattr(system, k) is not None}
         potential = make_model_potential(system.kind, system.temperature, **options)

@@ -141,6 +141,26 @@ def test_bad_expression_fails_before_the_workdir_is_touched(tmp_path, capsys):
                                               "expression": "x^2 + q*y"}}), tmp_path / "x")
 
 
+@pytest.mark.parametrize("expression", ["-5*x^2 + 10*y^2", "-x", "x + 10*y^2"])
+def test_an_expression_without_a_minimum_in_its_extent_is_refused_before_any_write(
+        tmp_path, capsys, expression):
+    # a walker would run away (it reached x = -5,483 nm, and rave printed an RC and an error)
+    config = tmp_path / "runaway.toml"
+    config.write_text(f'[system]\nkind = "expression"\nexpression = "{expression}"\n')
+    workdir = tmp_path / "never"
+    assert main(["run", str(config), "--workdir", str(workdir), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "lowest point in the extent" in err and "on the extent's edge" in err
+    assert "a walker would run away" in err and not workdir.exists()
+    # the same expression with a wall inside a wider extent is fine
+    bounded = config_from_dict({"system": {"kind": "expression",
+                                           "expression": f"{expression} + 0.5*(x^4 + y^4)",
+                                           "extent": [[-4.0, 4.0], [-4.0, 4.0]]}})
+    from rave.campaign.simsystem import build_simulation_system
+
+    assert len(build_simulation_system(bounded).features) == 2
+
+
 def test_expression_system_runs_through_the_cli(tmp_path, capsys):
     # plumbing of kind = "expression" from TOML to the outputs (a narrow VAE keeps it quick;
     # the physics of the loop is checked by the rotated-double-well campaign above)
