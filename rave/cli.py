@@ -17,21 +17,8 @@ file or key and what to do, and one of these exit codes:
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import errno
-import logging
-import os
 import signal
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-
-from . import __version__
-from .analysis import CampaignFileError
-from .analysis.export import ExportError
-from .campaign.config import ConfigError, load_config
-from .campaign.store import CampaignStore, StoreFileError, WorkdirBusy, WorkdirError
 
 #: exit codes, see the module docstring
 EXIT_STOPPED = 1
@@ -40,6 +27,34 @@ EXIT_BUSY = 3
 EXIT_OS = 4
 EXIT_INTERRUPTED = 130
 
+
+def _raise_interrupt(signum, frame):  # SIGTERM (a batch system's stop) as Ctrl-C
+    raise KeyboardInterrupt
+
+
+# a Ctrl-C or SIGTERM while the libraries load (the first second) is an interrupt like any
+# other: one line and exit 130, not a traceback or a silent 143
+try:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+except ValueError:  # not the main thread (rave.cli imported by a threaded program)
+    pass
+try:
+    import argparse
+    import contextlib
+    import errno
+    import logging
+    import os
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from . import __version__
+    from .analysis import CampaignFileError
+    from .analysis.export import ExportError
+    from .campaign.config import ConfigError, load_config
+    from .campaign.store import CampaignStore, StoreFileError, WorkdirBusy, WorkdirError
+except KeyboardInterrupt:
+    print("rave: error: interrupted while starting; nothing was done", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
 
 def _error(message: str) -> None:
     print(f"rave: error: {' '.join(str(message).split())}", file=sys.stderr)
@@ -130,10 +145,6 @@ def terminal_log(quiet: bool = False) -> Iterator[None]:
         logging.captureWarnings(False)
         rave_logger.setLevel(old_level)
         root.removeHandler(handler)
-
-
-def _raise_interrupt(signum, frame):  # SIGTERM (a batch system's stop) as Ctrl-C
-    raise KeyboardInterrupt
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -397,9 +408,13 @@ def main(argv: list[str] | None = None) -> int:
     ana = sub.add_parser("analyse", help="write a report with figures for a campaign")
     ana.add_argument("workdir", help="a rave work directory")
     ana.add_argument("--out", help="report directory (default: WORKDIR/report)")
-    args = parser.parse_args(argv)
-    with terminal_log(quiet=getattr(args, "quiet", False)):
-        return _dispatch(args)
+    try:
+        args = parser.parse_args(argv)
+        with terminal_log(quiet=getattr(args, "quiet", False)):
+            return _dispatch(args)
+    except KeyboardInterrupt:  # before or after _dispatch's own handling
+        _error("interrupted; nothing more was done")
+        return EXIT_INTERRUPTED
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -332,3 +332,28 @@ def test_files_that_complete_a_walker_or_a_round_are_fsynced_with_their_folder(
     assert _run(_config(tmp_path), workdir) == 0
     for folder in (workdir, workdir / "round_000", workdir / "round_000" / "walkers"):
         assert folder in synced, folder
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_while_rave_starts_is_one_line_and_exit_130(tmp_path, how):
+    # the signal arrives while rave.cli loads its libraries (the first second of every
+    # command): a finder sends it when rave.analysis is imported, no timing involved
+    import subprocess
+    import sys
+
+    code = f"""
+import os, signal, sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "rave.analysis":
+            os.kill(os.getpid(), signal.{how})
+        return None
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["rave", "status", {str(tmp_path)!r}]
+import runpy
+runpy.run_module("rave.cli", run_name="__main__")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "rave: error: interrupted while starting; nothing was done"
