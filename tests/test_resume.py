@@ -183,3 +183,23 @@ def test_directory_from_another_program_is_refused(tmp_path):
     (tmp_path / "summary.json").write_text("{}")
     with pytest.raises(store.WorkdirError, match="not empty and holds no rave campaign"):
         Campaign(_tiny_config(), tmp_path).run()
+
+
+def test_a_round_0_that_stored_nothing_does_not_lock_the_config(tmp_path):
+    # the MD of round 0 blows up (a time step far too long, no recovery allowed): nothing is
+    # stored, and the advice (a smaller time step) must work on the same work directory
+    from rave.campaign.campaign import RoundFailed
+
+    workdir = tmp_path / "w"
+    with pytest.raises(RoundFailed, match="failed"):
+        Campaign(_tiny_config(timestep=2.0, max_retries=0), workdir).run()
+    assert not list(workdir.glob("round_*/walkers/*.npz"))
+    summary = Campaign(_tiny_config(timestep=0.005), workdir).run()
+    assert len(summary["rounds"]) == 1
+    stored = json.loads((workdir / "config.json").read_text())
+    assert stored["sampling"]["timestep"] == 0.005
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    assert manifest["config"]["sampling"]["timestep"] == 0.005
+    # once MD is stored, the same change is refused again
+    with pytest.raises(store.WorkdirError, match="sampling.timestep: stored 0.005, now 0.004"):
+        Campaign(_tiny_config(timestep=0.004), workdir).run(rounds=2)

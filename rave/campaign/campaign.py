@@ -355,6 +355,22 @@ class Campaign:
             if manifest.get("input_sha256", {}).get(name) != digest:
                 diffs.append(f"system.{name}: {self.sim.input_files[name]} changed since the "
                              f"campaign started (its SHA-256 differs)")
+        if diffs and not self._holds_md():
+            # nothing stored means nothing to protect: e.g. round 0's MD failed and is rerun
+            # with a smaller time step
+            log.warning("%s holds no MD yet; it starts afresh with this config (%s)",
+                        self.workdir, "; ".join(diffs))
+            self.store.write_config(self.config.to_dict())
+            self.store.write_features(self._features_dicts())
+            for source in self.sim.input_files.values():
+                store.copy_file(Path(source), self.store.path(self.store.input_name(source)))
+            if any(d.startswith("system.") for d in diffs) and self.store.has(
+                    self.store.PREPARED):
+                self.store.path(self.store.PREPARED).unlink()
+            manifest["config"] = self.config.to_dict()
+            manifest["input_sha256"] = self._input_hashes()
+            self.store.write_manifest(manifest)
+            return manifest
         if diffs:
             raise store.WorkdirError(
                 f"cannot resume {self.workdir}: the config changes what its stored data mean:\n  "
@@ -362,6 +378,11 @@ class Campaign:
                 + "\nNothing was changed. Run with the stored config "
                   f"({self.store.path(self.store.CONFIG)}) or choose another --workdir")
         return manifest
+
+    def _holds_md(self) -> bool:
+        """Whether any round of the store holds MD (a walker file or frames)."""
+        return any(self.store.stored_walkers(r) or self.store.round_has(r, self.store.FRAMES)
+                   for r in self.store.round_folders())
 
     def _setup_logging(self) -> logging.Handler:
         handler = logging.FileHandler(self.store.path(self.store.LOG))
