@@ -264,6 +264,39 @@ def test_os_failure_gives_one_error_line_and_a_resumable_store(tmp_path, capsys,
     assert not [p for p in workdir.rglob("*.tmp")]
 
 
+def test_a_full_disk_in_numpys_or_torchs_writer_names_the_file_and_exits_4(
+        tmp_path, capsys, monkeypatch):
+    # numpy's zip writer raises OSError without a file name; torch's writer a RuntimeError
+    import torch
+
+    config = _config(tmp_path)
+    workdir = tmp_path / "w"
+    real_savez = np.savez
+
+    def full_savez(file, *args, **kwargs):
+        if "frames.npz" in str(file):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_savez(file, *args, **kwargs)
+
+    monkeypatch.setattr(np, "savez", full_savez)
+    assert _run(config, workdir) == EXIT_OS
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(workdir / "round_000" / "frames.npz") in line and "free disk space" in line
+    monkeypatch.setattr(np, "savez", real_savez)
+    real_save = torch.save
+
+    def failing_save(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    assert _run(config, workdir) == EXIT_OS
+    line = _one_error_line(capsys.readouterr().err)
+    assert ".pt" in line and "unexpected pos" in line and "round_000" in line
+    monkeypatch.setattr(torch, "save", real_save)
+    assert _run(config, workdir) == 0
+    assert not [p for p in workdir.rglob("*.tmp")]
+
+
 def test_a_workdir_under_a_file_gives_one_error_line(tmp_path, capsys):
     config = _config(tmp_path)
     (tmp_path / "file").write_text("not a folder")

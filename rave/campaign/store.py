@@ -199,6 +199,10 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+#: a disk with less free space than this counts as full when a write fails without an errno
+_FULL_DISK_BYTES = 64 * 2**20
+
+
 def _atomic(path: Path, write: Callable[[Path], None], durable: bool = False) -> None:
     """Write ``path`` through a temporary in its folder and rename it into place.
 
@@ -217,6 +221,17 @@ def _atomic(path: Path, write: Callable[[Path], None], durable: bool = False) ->
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        if error.filename is None:  # numpy's and zipfile's writes name no file
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
+    except RuntimeError as error:  # torch's writer turns a failed write into RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        full = shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      f"{os.strerror(errno.ENOSPC if full else errno.EIO)} ({error})",
+                      str(path)) from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
