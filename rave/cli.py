@@ -149,6 +149,7 @@ def terminal_log(quiet: bool = False) -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> int:
     from .campaign import BiasMismatchError, Campaign
+    from .campaign.walkers import SchedulerUnreachable
     from .md.walker import MDError
 
     overrides = {}
@@ -166,6 +167,9 @@ def _run(args: argparse.Namespace) -> int:
     except BiasMismatchError as error:
         _error(str(error))
         return EXIT_STOPPED
+    except SchedulerUnreachable as error:
+        _error(f"{error}. Frames of finished rounds and walkers are kept in {workdir}")
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         _error(f"interrupted; finished walkers and rounds are stored in {workdir}. `rave run "
                f"{args.config} --workdir {workdir}` resumes where it stopped")

@@ -390,3 +390,12 @@ runpy.run_module("rave.cli", run_name="__main__")
                           timeout=120)
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == "rave: error: interrupted while starting; nothing was done"
+
+
+def test_an_unreachable_scheduler_is_one_error_line(tmp_path, capsys):
+    config = _config(tmp_path, TINY.replace("[sampling]", "[sampling]\nwalkers = 2"))
+    code = _run(config, tmp_path / "w", "--scheduler", "tcp://127.0.0.1:1")
+    line = _one_error_line(capsys.readouterr().err)
+    assert code == EXIT_REFUSED
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in line
+    assert "Start one with `dask scheduler`" in line

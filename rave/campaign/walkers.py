@@ -36,6 +36,10 @@ class WalkerFailed(RuntimeError):
     """A walker kept blowing up after ``max_retries`` recoveries."""
 
 
+class SchedulerUnreachable(RuntimeError):
+    """The Dask scheduler named by ``--scheduler`` or ``[sampling] scheduler`` does not answer."""
+
+
 @dataclass(frozen=True)
 class WalkerTask:
     """One walker of one round (plain data: picklable, sent to Dask workers).
@@ -562,8 +566,10 @@ class DaskExecutor:
 
     Raises
     ------
+    SchedulerUnreachable
+        The scheduler at ``address`` cannot be reached.
     RuntimeError
-        The scheduler at ``address`` cannot be reached, or ``distributed`` is not installed.
+        ``distributed`` is not installed.
     """
 
     name = "dask"
@@ -587,7 +593,7 @@ class DaskExecutor:
             try:
                 self.client = Client(address, timeout="20s")
             except OSError as error:
-                raise RuntimeError(
+                raise SchedulerUnreachable(
                     f"cannot reach the Dask scheduler at {address}: {error}. Start one with "
                     f"`dask scheduler` and workers with `dask worker {address}`, or leave "
                     f"--scheduler out to use a local cluster"
