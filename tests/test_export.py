@@ -163,6 +163,15 @@ def test_analyse_never_writes_into_another_campaign_or_outside_its_report_folder
     assert main(["analyse", str(workdir), "--out", str(workdir / "report" / "again")]) == 0
 
 
+def test_two_exports_to_one_file_are_refused_before_either_is_written(exported, tmp_path,
+                                                                      capsys):
+    workdir, _ = exported
+    target = tmp_path / "same.out"
+    assert main(["export", str(workdir), "--torchscript", str(target),
+                 "--openmm", str(target)]) == 2
+    assert "is given for two exports" in capsys.readouterr().err and not target.exists()
+
+
 def test_grid_text_extends_past_the_bias_grid_with_the_edge_value():
     from rave.learn.bias import BiasGrid
 

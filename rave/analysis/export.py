@@ -57,7 +57,8 @@ def plumed_paths(directory: Path) -> list[Path]:
 
 
 def check_targets(paths: Sequence[Path], force: bool = False) -> None:
-    """Refuse export targets that are directories, lie inside a campaign, or exist.
+    """Refuse export targets that clash with each other, are directories, lie inside a
+    campaign, or exist.
 
     Existing files are allowed with ``force``; every target is checked before anything is
     written.
@@ -74,6 +75,13 @@ def check_targets(paths: Sequence[Path], force: bool = False) -> None:
     ExportError
         Naming the target and what to do.
     """
+    seen: dict[Path, Path] = {}
+    for path in map(Path, paths):
+        key = path.resolve()
+        if key in seen:
+            raise ExportError(f"{path} is given for two exports ({seen[key]} and {path}); "
+                              f"nothing was written. Give each export its own file")
+        seen[key] = path
     for path in map(Path, paths):
         if path.is_dir():
             raise ExportError(f"{path} is a directory; give a file name for the export")
