@@ -231,6 +231,23 @@ def test_reporter_without_the_bias_of_a_biased_simulation_is_refused(tmp_path):
         simulation.step(INTERVAL)
 
 
+def test_a_force_added_to_the_bias_group_is_refused_not_read_as_bias(tmp_path):
+    features = dihedral_features()
+    pdb, system = alanine_system()
+    bias = rave.BiasForce(system, features, 300.0)
+    extra = openmm.CustomExternalForce("0.1*x")  # a user's restraint, in the bias's group
+    extra.addParticle(0, [])
+    extra.setForceGroup(bias.force_group)
+    system.addForce(extra)
+    simulation = simulation_of(pdb, system)
+    with pytest.raises(ValueError, match=rf"force group {bias.force_group} holds the RAVE bias "
+                                         r"and 1 other force\(s\)"):
+        bias.getBiasEnergy(simulation)
+    simulation.reporters.append(CVReporter(tmp_path / "cv.txt", INTERVAL, features, bias=bias))
+    with pytest.raises(ValueError, match="holds the RAVE bias and 1 other force"):
+        simulation.step(INTERVAL)
+
+
 @pytest.mark.parametrize(
     ("names", "message"),
     [(["sin phi"], "without whitespace"), (["a#b"], "without whitespace or '#'"),

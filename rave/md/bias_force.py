@@ -32,7 +32,8 @@ from openmm import unit
 from ..learn.bias import Bias, BiasGrid
 from .features import evaluate_features, feature_names
 
-__all__ = ["BIAS_PARAMETER", "DEFAULT_FORCE_GROUP", "BiasForce", "bias_force", "chi_force",
+__all__ = ["BIAS_PARAMETER", "DEFAULT_FORCE_GROUP", "BiasForce", "bias_force", "check_group_alone",
+           "chi_force",
            "check_features_fit_system", "free_force_group", "state_positions",
            "update_bias_force"]
 
@@ -190,6 +191,33 @@ def check_features_fit_system(features: Sequence, system: openmm.System) -> None
             )
 
 
+def check_group_alone(system: openmm.System, group: int) -> None:
+    """Refuse a System whose bias force group holds another force: the bias energy read from
+    the group would include that force's energy, and every frame's weight would be wrong.
+
+    Parameters
+    ----------
+    system : openmm.System
+        The biased System (a Context's ``getSystem()``).
+    group : int
+        The bias's force group.
+
+    Raises
+    ------
+    ValueError
+        Naming the other forces of the group.
+    """
+    forces = [f for f in system.getForces() if f.getForceGroup() == group]
+    if len(forces) > 1:
+        others = [type(f).__name__ + (f" {f.getName()!r}" if f.getName() else "")
+                  for f in forces]
+        raise ValueError(
+            f"force group {group} holds the RAVE bias and {len(forces) - 1} other force(s) "
+            f"({', '.join(others)}): the bias energy read from the group would include theirs. "
+            f"Put the other forces in another group (force.setForceGroup) before creating the "
+            f"Context, or give BiasForce a free forceGroup")
+
+
 class BiasForce:
     """The RAVE bias ``V(chi)``, ``chi = c . s``, added to an OpenMM System in a free force group.
 
@@ -290,6 +318,9 @@ class BiasForce:
                 "the bias to the System (or from another System). Create the Simulation or "
                 "Context after BiasForce(system, ...)"
             )
+        if context is not getattr(self, "_alone_in", None):
+            check_group_alone(context.getSystem(), self.force_group)
+            self._alone_in = context
         return context
 
     def update(self, context: Any, bias: Bias) -> None:

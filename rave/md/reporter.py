@@ -207,6 +207,10 @@ class FrameReporter:
                 f"given bias=None: its bias_kjmol column would read 0 for biased frames. Pass "
                 f"bias=<the BiasForce>"
             )
+        if self.bias is not None:
+            from .bias_force import check_group_alone
+
+            check_group_alone(context.getSystem(), self.bias.force_group)
         self._periodic = simulation.system.usesPeriodicBoundaryConditions()
         self._n_particles = simulation.system.getNumParticles()
         self._checked_context = context
