@@ -239,6 +239,10 @@ def _status(args: argparse.Namespace) -> int:
 
     campaign = CampaignStore(args.workdir)
     workdir = campaign.workdir
+    if not workdir.is_dir() or not (campaign.holds_campaign() or campaign.has(campaign.SUMMARY)):
+        from .analysis.result import check_campaign_folder
+
+        check_campaign_folder(campaign)  # says what the folder is not
     # the rounds are what the store holds (round.json), whatever summary.json says
     complete = campaign.complete_rounds() if campaign.holds_campaign() else []
     stored_rounds = [campaign.round_record(i).to_summary() for i in complete]

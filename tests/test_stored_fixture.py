@@ -91,3 +91,25 @@ def test_status_counts_the_stored_rounds_not_the_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"summary.json lists {rounds} round(s) but {rounds - 1} complete round(s)" in out
     assert f"{rounds - 1} round(s) done" in out
+
+
+def test_status_and_analyse_say_what_a_folder_is_not(tmp_path, capsys):
+    from rave.cli import main
+
+    missing, foreign, running = tmp_path / "missing", tmp_path / "foreign", tmp_path / "running"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a campaign")
+    shutil.copytree(FIXTURES / "store_2026_11_30_static", running)
+    for folder in sorted(running.glob("round_*")):
+        shutil.rmtree(folder)
+    (running / "summary.json").unlink()
+    cases = [(missing, "does not exist"), (foreign, "holds no rave campaign (no manifest.json)")]
+    for folder, message in cases:
+        for command in ("status", "analyse"):
+            assert main([command, str(folder)]) == 2
+            err = capsys.readouterr().err
+            assert message in err and "summary.json is missing" not in err, err
+    assert main(["analyse", str(running)]) == 2
+    assert "no round of" in capsys.readouterr().err
+    assert main(["status", str(running)]) == 0
+    assert "0 round(s) done" in capsys.readouterr().out

@@ -85,6 +85,33 @@ class CampaignFileError(store.StoreFileError):
     of a round, how to recompute it). A :class:`rave.campaign.store.StoreFileError`."""
 
 
+def check_campaign_folder(campaign: store.CampaignStore) -> None:
+    """Say plainly when a folder to read is missing, holds no campaign, or no finished round.
+
+    Parameters
+    ----------
+    campaign : rave.campaign.store.CampaignStore
+        The store of the folder.
+
+    Raises
+    ------
+    CampaignFileError
+        The folder does not exist, holds neither a manifest nor a summary (not a rave work
+        directory), or holds a campaign whose round 0 has not finished.
+    """
+    workdir = campaign.workdir
+    if not workdir.is_dir():
+        raise CampaignFileError(f"work directory {workdir} does not exist (or is not a "
+                                f"directory); give the --workdir of a `rave run`")
+    if not campaign.holds_campaign() and not campaign.has(campaign.SUMMARY):
+        raise CampaignFileError(f"{workdir} holds no rave campaign (no {campaign.MANIFEST}); "
+                                f"give the --workdir of a `rave run`")
+    if campaign.holds_campaign() and not campaign.complete_rounds():
+        raise CampaignFileError(f"no round of {workdir} has finished yet (round 0 is running "
+                                f"or was interrupted): nothing to analyse. `rave status "
+                                f"{workdir}` shows its progress; `rave run` resumes it")
+
+
 def config_change_lines(rounds: list[dict]) -> list[str]:
     """Lines naming the rounds that ran with a config other than ``config.json``.
 
@@ -329,6 +356,7 @@ class CampaignResult:
     @classmethod
     def _load(cls, workdir: Path) -> CampaignResult:
         campaign = store.CampaignStore(workdir)
+        check_campaign_folder(campaign)
         try:
             summary = campaign.summary()
             features = campaign.features()
