@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.config).stem
     try:
         summary = Campaign(config, workdir, scheduler=args.scheduler).run(
-            redo_round=args.redo_round)
+            redo_round=args.redo_round, rebuild_manifest=args.rebuild_manifest)
     except MDError as error:
         _error(f"MD failed: {error}. Frames of finished rounds and walkers are kept in "
                f"{workdir}; `rave run` with the same config and --workdir resumes")
@@ -400,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--redo-round", type=int, metavar="N",
                      help="recompute round N from its stored MD, and every later round (after a "
                           "file of a complete round was damaged)")
+    run.add_argument("--rebuild-manifest", action="store_true",
+                     help="the work directory lost its manifest.json: rebuild it from its "
+                          "config.json (which must match the config given) and resume")
     run.add_argument("-q", "--quiet", action="store_true", help="no log on the terminal")
     exp = sub.add_parser("export", help="export the latest RC and bias of a campaign")
     exp.add_argument("workdir", help="a rave work directory")

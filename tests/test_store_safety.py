@@ -399,3 +399,21 @@ def test_an_unreachable_scheduler_is_one_error_line(tmp_path, capsys):
     assert code == EXIT_REFUSED
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in line
     assert "Start one with `dask scheduler`" in line
+
+
+def test_a_lost_manifest_has_a_way_back(reference, tmp_path, capsys):
+    config, run = reference
+    workdir = _copy(run, tmp_path)
+    (workdir / "manifest.json").unlink()
+    before = _files(workdir)
+    assert _run(config, workdir) == EXIT_REFUSED
+    line = _one_error_line(capsys.readouterr().err)
+    assert "holds a rave campaign's files" in line and "--rebuild-manifest" in line
+    assert _files(workdir) == before
+    # the stored config.json itself is the config to rebuild with; the rounds are kept
+    frames = (workdir / "round_000" / "frames.npz").read_bytes()
+    assert _run(workdir / "config.json", workdir, "--rebuild-manifest", "--rounds", "2") == 0
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    assert manifest["rebuilt"] and manifest["format"] == store.FORMAT
+    assert (workdir / "round_000" / "frames.npz").read_bytes() == frames
+    assert (workdir / "round_001" / "round.json").is_file()

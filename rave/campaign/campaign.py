@@ -379,6 +379,31 @@ class Campaign:
                   f"({self.store.path(self.store.CONFIG)}) or choose another --workdir")
         return manifest
 
+    def _rebuild_manifest(self) -> None:
+        """``manifest.json`` anew from the stored config.json (``rave run --rebuild-manifest``)."""
+        if self.store.holds_campaign():
+            return  # another rave restored it meanwhile
+        config_path = self.store.path(self.store.CONFIG)
+        if not config_path.is_file():
+            raise store.WorkdirError(
+                f"--rebuild-manifest: {self.workdir} holds no {self.store.CONFIG} to rebuild "
+                f"{store.MANIFEST} from. Nothing was changed")
+        stored = store.load_json(config_path)
+        diffs = config_differences(stored, self.config.to_dict())
+        if diffs:
+            raise store.WorkdirError(
+                f"--rebuild-manifest: {config_path} differs from this config in what defines "
+                f"the stored data:\n  " + "\n  ".join(diffs)
+                + f"\nNothing was changed. Run with the stored config ({config_path})")
+        self.store.write_manifest({
+            "format": store.FORMAT, "version": store.FORMAT_VERSION,
+            "rave_version": __version__, "system": self.sim.name,
+            "input_sha256": self._input_hashes(), "config": stored, "runs": [],
+            "rebuilt": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        })
+        log.warning("%s was rebuilt from %s; the record of earlier runs was lost",
+                    self.store.path(store.MANIFEST), config_path)
+
     def _holds_md(self) -> bool:
         """Whether any round of the store holds MD (a walker file or frames)."""
         return any(self.store.stored_walkers(r) or self.store.round_has(r, self.store.FRAMES)
@@ -392,7 +417,8 @@ class Campaign:
         return handler
 
     # ------------------------------------------------------------------ the loop
-    def run(self, rounds: int | None = None, redo_round: int | None = None) -> dict:
+    def run(self, rounds: int | None = None, redo_round: int | None = None,
+            rebuild_manifest: bool = False) -> dict:
         """Run (or resume) the campaign; returns the summary written to ``summary.json``.
 
         Parameters
@@ -402,6 +428,10 @@ class Campaign:
         redo_round : int, optional
             Recompute round ``redo_round`` from its stored MD (walker files that read back are
             kept) and every later round: the recovery from a damaged file of a complete round.
+        rebuild_manifest : bool, optional
+            The work directory lost its ``manifest.json``: write a new one from its
+            ``config.json`` (which must match this config in what defines the stored data),
+            then resume. The record of earlier runs is lost.
 
         Returns
         -------
@@ -423,10 +453,14 @@ class Campaign:
         if redo_round is not None and redo_round < 0:
             raise ConfigError(f"--redo-round must be >= 0. You supplied {redo_round}")
         if not self.store.holds_campaign():
-            if redo_round is not None:
+            if rebuild_manifest:
+                with store.lock_workdir(self.workdir):
+                    self._rebuild_manifest()
+            elif redo_round is not None:
                 raise store.WorkdirError(f"--redo-round {redo_round}: {self.workdir} holds no "
                                          f"campaign ({store.MANIFEST} is missing)")
-            self.store.check_new(self._own_files())  # before creating it
+            else:
+                self.store.check_new(self._own_files())  # before creating it
         with store.lock_workdir(self.workdir):
             return self._run_locked(rounds, redo_round)
 

@@ -589,6 +589,13 @@ def check_new_workdir(workdir: Path, own: dict[str, bytes] | None = None) -> Non
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
                                           else "")
+        if (workdir / "config.json").is_file() and any(n.startswith("round_")
+                                                       for n in foreign):
+            raise WorkdirError(
+                f"work directory {workdir} holds a rave campaign's files ({shown}) but its "
+                f"{MANIFEST} is missing. Nothing was changed. Restore {MANIFEST} from a "
+                f"backup, or rebuild it from config.json and resume: rave run "
+                f"{workdir / 'config.json'} --workdir {workdir} --rebuild-manifest")
         raise WorkdirError(
             f"work directory {workdir} is not empty and holds no rave campaign "
             f"({MANIFEST} is missing); it holds {shown}. Nothing was changed. A new campaign "
