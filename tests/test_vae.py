@@ -23,7 +23,7 @@ from rave.learn.vae import (
 #: Float32 loss vs the float64 numpy hand computation: relative tolerance (float32 epsilon is
 #: 1.2e-7; a few dozen terms are summed).
 LOSS_RTOL = 1e-5
-#: save/load round trip of the latent (dimensionless latent units), as the brief asks.
+#: save/load round trip of the latent (dimensionless latent units).
 ROUND_TRIP_ATOL = 1e-6
 #: Smallest |Pearson correlation| between the learned latent and the projection of the data on
 #: the true slow direction (two blobs 4 sigma apart along it). A latent that only separated the
