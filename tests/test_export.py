@@ -228,7 +228,7 @@ def test_status_prints_rounds_and_convergence(exported, capsys, tmp_path):
     # 2 rounds < min_rounds 3: never converged, and the verdict says why
     assert "verdict: not converged: " in out and "fewer than 3 rounds" in out
     assert main(["status", str(tmp_path)]) == 2
-    assert "summary.json is missing" in capsys.readouterr().err
+    assert "holds no rave campaign (no manifest.json)" in capsys.readouterr().err
 
 
 def test_export_refuses_to_overwrite_without_force_and_never_writes_into_a_campaign(
