@@ -231,8 +231,7 @@ def test_the_exact_profile_legend_states_its_shift():
     fig = plots.profile_with_errors(centers=centers, profile_kT=f, sigma_kT=np.zeros(31),
                                     exact_kT=f + 7.0)
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert ("exact (quadrature), shifted to the mean of RAVE's F where the exact F < 5 kT"
-            in labels)
+    assert "exact (quadrature), shifted to RAVE's mean where exact F < 5 kT" in labels
     exact = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("exact")]
     finite = np.isfinite(f)
     np.testing.assert_allclose(np.asarray(exact[0].get_ydata())[finite], f[finite], atol=1e-12)

@@ -155,8 +155,7 @@ def reference_label(aligned: AlignedReference, name: str = "exact (quadrature)")
         The legend text.
     """
     if aligned.matched_bins:
-        return (f"{name}, shifted to the mean of RAVE's F where the exact F < "
-                f"{aligned.below_kT:g} kT")
+        return f"{name}, shifted to RAVE's mean where exact F < {aligned.below_kT:g} kT"
     return f"{name}, shifted to a minimum of 0 (no bin to match)"
 
 
