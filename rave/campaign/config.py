@@ -683,9 +683,9 @@ class ExploreConfig:
         if not t_max > temperature_K:
             raise ConfigError(f"explore.max_temperature_K ({t_max:g}) must be above "
                               f"system.temperature ({temperature_K:g} K)")
-        return ExplorationSpec(t_max, self.states, self.spacing_sigma, self.max_states,
-                               self.move_interval, self.calibration_fraction,
-                               self.settle_tolerance)
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(ExplorationSpec)
+                  if f.name != "max_temperature_K"}
+        return ExplorationSpec(max_temperature_K=t_max, **shared)
 
 
 #: [explore] max_temperature_K by default: this times the system's temperature
