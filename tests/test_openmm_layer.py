@@ -278,7 +278,7 @@ def test_describe_next_report_counts_from_step_zero(tmp_path):
 
 
 def test_dcd_frames_line_up_with_cv_rows(tmp_path):
-    mdtraj = pytest.importorskip("mdtraj")
+    import mdtraj
     features = dihedral_features()
     pdb, system = alanine_system()
     simulation = simulation_of(pdb, system)
