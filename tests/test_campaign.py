@@ -9,10 +9,14 @@ import pytest
 from rave.campaign import Campaign
 from rave.campaign.config import ConfigError, config_from_dict
 from rave.cli import main
+from rave.learn.coordinate import direction_angle_deg
 from rave.systems.model_potentials import rotated_double_well
 
-#: |cos| between the learned RC and the true slow direction (0.95 = within 18 degrees)
-MIN_ABS_COS = 0.95
+#: angle between the learned RC and the true slow direction: measured 2.0 deg (seed 1, the
+#: Reference platform, 2026-12-07; 6.5 deg with the learning step of 2026-11-30); 10 deg leaves
+#: room for the last digits a thread count changes in
+#: training, not for a tilted RC (the paper's RC started 12-38 deg off in the benchmark)
+MAX_RC_ANGLE_DEG = 10.0
 #: RMS error (kT) of F(chi) against quadrature where the exact F < 5 kT, after removing the
 #: mean offset (F is defined up to a constant)
 MAX_RMSE_KT = 0.5
@@ -42,9 +46,9 @@ def test_campaign_finds_the_slow_direction_and_the_exact_free_energy(finished_ca
     workdir, summary = finished_campaign
     potential = rotated_double_well(300.0, angle_deg=35.0, barrier_kT=6.0)
     c = np.array(summary["rounds"][-1]["coefficients"])
-    cos = abs(float(c @ np.asarray(potential.slow_direction)))
-    print(f"final RC {c}, |cos| with the slow direction {cos:.4f} (need >= {MIN_ABS_COS})")
-    assert cos >= MIN_ABS_COS
+    angle = direction_angle_deg(c, np.asarray(potential.slow_direction))
+    print(f"final RC {c}, {angle:.2f} deg off the slow direction (need <= {MAX_RC_ANGLE_DEG})")
+    assert angle <= MAX_RC_ANGLE_DEG
 
     with open(workdir / "free_energy.csv") as handle:
         rows = list(csv.DictReader(handle))

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from rave.learn.anharmonic import latent_direction
+from rave.learn.coordinate import direction_angle_deg
 from rave.learn.vae import (
     VAE,
     VAEConfig,
@@ -25,15 +27,18 @@ from rave.learn.vae import (
 LOSS_RTOL = 1e-5
 #: save/load round trip of the latent (dimensionless latent units).
 ROUND_TRIP_ATOL = 1e-6
-#: Smallest |Pearson correlation| between the learned latent and the projection of the data on
-#: the true slow direction (two blobs 4 sigma apart along it). A latent that only separated the
-#: two blobs (a step function) would already reach 2 / sqrt(4 + 0.25) = 0.97; a latent along
-#: the perpendicular (noise) direction would give ~0.
-MIN_LATENT_CORRELATION = 0.9
-#: The same, for a fit on frames of which 3/4 carry weight ~0 and form a cloud along the
-#: perpendicular direction. Measured: 0.990-0.992 weighted, 0.88-0.90 when the same frames are
-#: fitted without weights (seeds 0-3), so the weights must act for this to pass.
-MIN_WEIGHTED_CORRELATION = 0.97
+#: Largest angle (deg) between the latent's least-squares direction in the raw features
+#: (rave.learn.anharmonic.latent_direction) and the direction the two blobs are 4 sigma apart
+#: along. Measured 23-28 deg over data and training seeds 0-3 (2,000 frames): the latent is
+#: tilted, not along u (it also encodes within-blob spread, whose standardised variance is
+#: larger across u than along it); a latent along the perpendicular would be 90 deg. (A
+#: correlation test passed this tilted latent: |r| >= 0.9.)
+MAX_LATENT_ANGLE_DEG = 32.0
+#: The same for a fit on frames of which 3/4 carry weight ~0 and form a cloud along the
+#: perpendicular: measured 23-28 deg weighted and 61-65 deg when the same frames are fitted
+#: without weights (seeds 0-3), so the weights must act for the first to pass.
+MAX_WEIGHTED_ANGLE_DEG = 32.0
+MIN_UNWEIGHTED_ANGLE_DEG = 50.0
 #: Frame counts of weighted minibatch draws: allowed deviation from n * w_i in binomial sigmas.
 DRAW_COUNT_SIGMAS = 4.0
 #: Weighted standardisation: |weighted mean| of a feature whose weighted frames are N(0, 1)
@@ -254,11 +259,9 @@ def test_latent_recovers_the_known_slow_direction(blobs):
     frames, direction = blobs
     cfg = VAEConfig(hidden=(32, 32), batch_size=128, max_epochs=15, frames_per_epoch=2048)
     model = VAEEstimator(cfg, seed=0).fit(frames).fetch_model()
-    latent = model.transform(frames)
-    correlation = np.corrcoef(latent, frames @ direction)[0, 1]
-    perpendicular = np.corrcoef(latent, frames @ np.array([-direction[1], direction[0]]))[0, 1]
-    print(f"|r| along the slow direction {abs(correlation):.3f}, across {abs(perpendicular):.3f}")
-    assert abs(correlation) >= MIN_LATENT_CORRELATION
+    angle = direction_angle_deg(latent_direction(frames, model.transform(frames)), direction)
+    print(f"latent direction {angle:.1f} deg off the blobs' axis")
+    assert angle <= MAX_LATENT_ANGLE_DEG
 
 
 def test_weights_decide_which_direction_is_learned():
@@ -272,11 +275,13 @@ def test_weights_decide_which_direction_is_learned():
     frames = np.r_[along_u, cloud]
     log_w = np.r_[np.zeros(1500), np.full(4500, -20.0)]
     cfg = VAEConfig(hidden=(32, 32), batch_size=128, max_epochs=15, frames_per_epoch=2048)
-    model = VAEEstimator(cfg, seed=0).fit(frames, log_weights=log_w).fetch_model()
-    latent = model.transform(along_u)
-    correlation = np.corrcoef(latent, along_u @ u)[0, 1]
-    print(f"weighted fit: |r| with the direction of the weighted frames {abs(correlation):.3f}")
-    assert abs(correlation) >= MIN_WEIGHTED_CORRELATION
+    weighted = VAEEstimator(cfg, seed=0).fit(frames, log_weights=log_w).fetch_model()
+    plain = VAEEstimator(cfg, seed=0).fit(frames).fetch_model()
+    angles = [direction_angle_deg(latent_direction(along_u, m.transform(along_u)), u)
+              for m in (weighted, plain)]
+    print(f"latent direction {angles[0]:.1f} deg off u weighted, {angles[1]:.1f} deg unweighted")
+    assert angles[0] <= MAX_WEIGHTED_ANGLE_DEG
+    assert angles[1] >= MIN_UNWEIGHTED_ANGLE_DEG
 
 
 def test_minibatch_draws_follow_the_weights():
