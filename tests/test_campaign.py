@@ -13,8 +13,7 @@ from rave.learn.coordinate import direction_angle_deg
 from rave.systems.model_potentials import rotated_double_well
 
 #: angle between the learned RC and the true slow direction: measured 2.0 deg (seed 1, the
-#: Reference platform, 2026-12-07; 6.5 deg with the learning step of 2026-11-30); 10 deg leaves
-#: room for the last digits a thread count changes in
+#: Reference platform); 10 deg leaves room for the last digits a thread count changes in
 #: training, not for a tilted RC (the paper's RC started 12-38 deg off in the benchmark)
 MAX_RC_ANGLE_DEG = 10.0
 #: RMS error (kT) of F(chi) against quadrature where the exact F < 5 kT, after removing the
