@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -110,16 +111,28 @@ def test_a_run_on_a_locked_workdir_is_refused_naming_the_holder(reference, tmp_p
 
 
 def test_two_concurrent_runs_one_proceeds_and_the_store_equals_an_uninterrupted_run(tmp_path):
-    # three rounds, so that the first run still holds the lock when the second tries it
     config = _config(tmp_path, TINY.replace("rounds = 1", "rounds = 3"))
     run = tmp_path / "uninterrupted"
     assert _run(config, run) == 0
     workdir = tmp_path / "w"
     command = [sys.executable, "-m", "rave.cli", "run", str(config), "--workdir", str(workdir),
                "-q"]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
-    outputs = [p.communicate(timeout=300) for p in procs]
+    # handshake, no timing: the first run holds the lock at the end of round 0 until the
+    # second has been refused
+    gate = tmp_path / "go"
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "RAVE_HOLD_AT": f"round_complete={gate}"})
+    reached = Path(f"{gate}.reached")
+    while not reached.exists():
+        assert first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    outputs = [None, second.communicate(timeout=300)]
+    gate.touch()
+    outputs[0] = first.communicate(timeout=300)
+    procs = [first, second]
+    assert second.returncode == EXIT_BUSY, outputs
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, EXIT_BUSY], outputs
     refused = next(err for p, (_, err) in zip(procs, outputs, strict=True)

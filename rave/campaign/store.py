@@ -64,6 +64,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,13 +116,23 @@ def fault_point(name: str) -> None:
     """Kill this process with SIGKILL at the named point when ``RAVE_FAULT_AT`` equals it.
 
     Fault injection for the crash-and-resume tests; a no-op otherwise. ``RAVE_FAULT_AT`` may
-    be ``name`` or ``name:N`` (the N-th time the point is reached, from 1).
+    be ``name`` or ``name:N`` (the N-th time the point is reached, from 1). ``RAVE_HOLD_AT =
+    "name=PATH"`` holds the process at the point (the concurrency tests' handshake): it creates
+    ``PATH.reached`` and waits until ``PATH`` exists (at most 5 minutes).
 
     Parameters
     ----------
     name : str
         The name of this point in the code (e.g. a stage of a round).
     """
+    hold = os.environ.get("RAVE_HOLD_AT")
+    if hold:  # "name=path": say the point is reached (path + ".reached"), wait for path
+        point, _, gate = hold.partition("=")
+        if point == name and gate:
+            Path(gate + ".reached").touch()
+            deadline = time.monotonic() + _HOLD_TIMEOUT_S
+            while not Path(gate).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
     target = os.environ.get("RAVE_FAULT_AT")
     if not target:
         return
@@ -134,6 +145,8 @@ def fault_point(name: str) -> None:
 
 
 _FAULT_COUNTS: dict[str, int] = {}
+#: longest wait at a RAVE_HOLD_AT point, s
+_HOLD_TIMEOUT_S = 300.0
 
 
 def campaign_holding(path: str | Path) -> Path | None:
