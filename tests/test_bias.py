@@ -153,6 +153,7 @@ def test_bias_round_trips_through_dict():
         ({"chi": np.ones(10)}, "no spread"),
         ({"damping": 1.5}, r"damping must be in \(0, 1\]"),
         ({"cap_kT": 0.0}, "cap_kT must be > 0"),
+        ({"kT": 0.0}, r"kT must be finite and > 0 \(kJ/mol\)"),
         ({"log_weights": np.zeros(3)}, r"log_weights must have shape \(10,\), one per frame"),
     ],
 )

@@ -190,6 +190,16 @@ def test_bias_is_build_bias_grid_of_the_fits_chi_and_weights(small_fit):
     np.testing.assert_array_equal(model.log_weights, log_w)
     with pytest.raises(TypeError, match="unexpected keyword argument 'grid_points'"):
         model.bias(kT, grid_points=64)
+    # an OpenMM Quantity, as BiasForce takes them
+    from openmm import unit
+
+    quantity = model.bias(kT * unit.kilojoule_per_mole)
+    np.testing.assert_array_equal(quantity.grid.values_kjmol, model.bias(kT).grid.values_kjmol)
+    in_kcal = model.bias((kT / 4.184) * unit.kilocalorie_per_mole)
+    np.testing.assert_allclose(in_kcal.grid.values_kjmol, model.bias(kT).grid.values_kjmol,
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(TypeError, match="kT must be an energy"):
+        model.bias(300 * unit.kelvin)
 
 
 def test_model_lists_every_vae_with_its_rc_and_verdict(small_fit):

@@ -28,7 +28,7 @@ from scipy.interpolate import CubicSpline
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import logsumexp
 
-from ..stats.weights import as_log_weights, free_energy_histogram
+from ..stats.weights import as_energy_kjmol, as_log_weights, free_energy_histogram
 from ..units import kT_kjmol
 
 #: relative pull-in of the clamp bounds from the grid ends
@@ -323,8 +323,7 @@ def build_bias_grid(
         raise ValueError(f"chi holds {np.count_nonzero(~np.isfinite(chi))} NaN/inf values")
     if log_weights is not None:
         log_weights = as_log_weights(log_weights, chi.size, like="chi")
-    if not kT > 0:
-        raise ValueError(f"kT must be > 0 kJ/mol. You supplied {kT}")
+    kT = as_energy_kjmol(kT, "kT")  # a float in kJ/mol or an OpenMM energy Quantity
     if n_points < 8:
         raise ValueError(f"n_points must be >= 8. You supplied {n_points}")
     if padding < 0:
@@ -611,8 +610,8 @@ def reduced_bias_matrix(features: np.ndarray,
         Raw features of every frame.
     states : sequence of (Bias or None, int)
         The bias states and their numbers of frames (:func:`applied_states`).
-    kT : float
-        Thermal energy, kJ/mol.
+    kT : float or openmm.unit.Quantity
+        Thermal energy, kJ/mol (or an energy Quantity).
     potential_kjmol : np.ndarray, shape=(n_frames,), optional
         Potential energy of every frame (no bias), kJ/mol; required with temperature states.
 

@@ -472,8 +472,9 @@ class RAVEModel:
 
         Parameters
         ----------
-        kT : float
-            Thermal energy, kJ/mol.
+        kT : float or openmm.unit.Quantity
+            Thermal energy, kJ/mol (or an energy Quantity, e.g. ``2.494 *
+            unit.kilojoule_per_mole``).
         **grid
             Keyword arguments of :func:`rave.learn.bias.build_bias_grid`: ``n_points``,
             ``padding``, ``cap_kT``, ``smoothing_bins``, ``damping``.

@@ -34,6 +34,7 @@ __all__ = [
     "free_energy_histogram",
     "free_energy_profile",
     "align_reference",
+    "as_energy_kjmol",
     "reference_edges",
     "AlignedReference",
     "ALIGN_BELOW_KT",
@@ -388,15 +389,35 @@ def free_energy_profile(
         ``+inf`` in bins with no weight.
     """
     if kT is not None:
-        kT = _as_positive_energy(kT, "kT")
+        kT = as_energy_kjmol(kT, "kT")
     e = _as_edges(edges)
     f = free_energy_histogram(_finite_1d(values, "values"), log_weights, e, density)
     f = f - f[np.isfinite(f)].min()
     return 0.5 * (e[1:] + e[:-1]), f if kT is None else f * kT
 
 
-def _as_positive_energy(value: object, name: str) -> float:
-    """Accept a float (kJ/mol) or an OpenMM energy Quantity; return kJ/mol as a float."""
+def as_energy_kjmol(value: object, name: str = "energy") -> float:
+    """A positive energy in kJ/mol from a float (kJ/mol) or an OpenMM energy Quantity.
+
+    Parameters
+    ----------
+    value : float or openmm.unit.Quantity
+        The energy.
+    name : str, optional
+        Its name in error messages.
+
+    Returns
+    -------
+    float
+        kJ/mol.
+
+    Raises
+    ------
+    TypeError
+        Not a number, or a Quantity of another dimension.
+    ValueError
+        Not finite and > 0.
+    """
     if is_quantity(value):
         try:
             value = in_unit(value, "kilojoule_per_mole")
