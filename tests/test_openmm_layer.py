@@ -564,3 +564,22 @@ def test_positions_are_read_the_same_with_and_without_openmms_array_reader():
     public = _positions(PublicOnly(), np.empty((3, 3)))
     np.testing.assert_array_equal(fast, xyz)
     np.testing.assert_array_equal(public, xyz)
+
+
+def test_names_mean_the_feature_names_in_the_reporter_and_the_reader(tmp_path):
+    # indexing the read-back features by the reporter's names must pick the right columns
+    features = dihedral_features()
+    pdb, system = alanine_system()
+    bias = rave.BiasForce(system, features, 300.0)
+    simulation = simulation_of(pdb, system)
+    reporter = CVReporter(tmp_path / "cv.txt", INTERVAL, features, bias=bias)
+    simulation.reporters.append(reporter)
+    simulation.step(3 * INTERVAL)
+    reporter.close()
+    data = read_cv(tmp_path / "cv.txt")
+    assert reporter.names == data.names == ["sin_phi", "cos_phi", "sin_psi", "cos_psi"]
+    assert reporter.columns == ["time_ps", *data.names, "bias_kjmol"]
+    # the columns by name: sin^2 + cos^2 of the same angle is 1 in every frame
+    sin_phi = data.features[:, reporter.names.index("sin_phi")]
+    cos_phi = data.features[:, reporter.names.index("cos_phi")]
+    np.testing.assert_allclose(sin_phi ** 2 + cos_phi ** 2, 1.0, atol=1e-6)

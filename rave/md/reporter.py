@@ -283,7 +283,9 @@ class CVReporter(FrameReporter):
     path : pathlib.Path
         The CV file.
     names : list of str
-        The column names, ``time_ps``, the feature names, ``bias_kjmol``.
+        The feature names, in column order (as :class:`CVData` ``names``).
+    columns : list of str
+        The file's columns: ``time_ps``, the feature names, ``bias_kjmol``.
 
     Raises
     ------
@@ -316,12 +318,13 @@ class CVReporter(FrameReporter):
         from .features import feature_names
 
         super().__init__(reportInterval, features, bias)
-        self.names = _header_names(feature_names(self.features))
+        self.names = list(feature_names(self.features))
+        self.columns = _header_names(self.names)
         self.path = _path(file)
         self._file = self._open()
 
     def _open(self):
-        header = " ".join(self.names)
+        header = " ".join(self.columns)
         try:
             handle = open(self.path, "x", encoding="utf-8")
         except FileExistsError:
@@ -343,7 +346,7 @@ class CVReporter(FrameReporter):
             handle.flush()
             return handle
         found = first.decode("utf-8", "replace").rstrip("\r\n")
-        if found.split() != self.names:
+        if found.split() != self.columns:
             raise ValueError(
                 f"{self.path} exists with the header {found[:200]!r}, not this reporter's "
                 f"{header!r}; refusing to append to it (the file is unchanged). Give another "
@@ -390,7 +393,7 @@ class CVReporter(FrameReporter):
 
     def __repr__(self) -> str:
         return (f"CVReporter({str(self.path)!r}, every {self._interval} steps, "
-                f"{' '.join(self.names[1:-1])}, bias={'yes' if self.bias is not None else 'no'})")
+                f"{' '.join(self.names)}, bias={'yes' if self.bias is not None else 'no'})")
 
 
 
