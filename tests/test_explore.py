@@ -249,26 +249,8 @@ def test_a_resume_refuses_a_changed_explore_section(tmp_path):
 def test_an_exploring_round_killed_and_resumed_stores_what_an_uninterrupted_one_does(tmp_path):
     from test_resume import _rave_run
 
-    config = tmp_path / "c.toml"
-    config.write_text("""
-[system]
-kind = "rotated_double_well"
-[sampling]
-rounds = 2
-steps_per_round = 6000
-report_interval = 20
-walkers = 2
-scheduler = "serial"
-[vae]
-models = 1
-max_epochs = 2
-frames_per_epoch = 512
-[explore]
-method = "temperature"
-[output]
-figures = false
-progress = false
-""")
+    config = tmp_path / "c.json"  # the campaign of _config(), as a stored config.json
+    config.write_text(json.dumps(_config().to_dict()))
     reference = tmp_path / "reference"
     code, output = _rave_run(config, reference)
     assert code == 0, output
