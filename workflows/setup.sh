@@ -17,5 +17,5 @@ echo "== installing rave and its dependencies (torch 2.13.0 CPU build, OpenMM, m
 "$VENV_PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build
 "$VENV_PY" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-"$VENV_PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
+"$VENV_PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test,docs]"
 export PATH="$ROOT/.venv/bin:$PATH"
