@@ -273,7 +273,7 @@ def test_the_store_reads_back_what_the_campaign_wrote(campaign):
     assert store.complete_rounds() == [0, 1] == store.learned_rounds()
     for index in store.complete_rounds():
         frames = store.frames(index)
-        written = campaign._frames[index]
+        written = campaign.loop.frames[index]
         np.testing.assert_array_equal(frames.features, written.features)
         np.testing.assert_array_equal(frames.bias_kjmol, written.bias_kjmol)
         np.testing.assert_array_equal(frames.time_ps, written.time_ps)
@@ -284,8 +284,8 @@ def test_the_store_reads_back_what_the_campaign_wrote(campaign):
         np.testing.assert_array_equal(frames.features,
                                       np.concatenate([w["features"] for w in walkers]))
         states = store.bias_states(index, len(frames), required=index > 0)
-        assert len(states) == len(campaign._biases[index])
-        for (a, n), (b, m) in zip(states, campaign._biases[index], strict=True):
+        assert len(states) == len(campaign.loop.biases[index])
+        for (a, n), (b, m) in zip(states, campaign.loop.biases[index], strict=True):
             assert _same_bias(a, b) and n == m
         record = store.round_record(index)
         assert record.to_summary() == campaign.records[index].to_summary()
@@ -294,8 +294,8 @@ def test_the_store_reads_back_what_the_campaign_wrote(campaign):
         for name in store.model_files(index):
             assert store.model(index, name) is not None
     np.testing.assert_array_equal(store.weights(1)["log_weights"],
-                                  campaign._previous_log_weights)
-    assert _same_bias(store.bias(1), campaign._next_bias)
+                                  campaign.loop.previous_log_weights)
+    assert _same_bias(store.bias(1), campaign.loop.next_bias)
     assert _same_bias(store.bias_applied(1), store.bias(0))  # round 1 ran under round 0's bias
 
 
@@ -312,9 +312,10 @@ def test_analysis_and_a_resume_read_the_same_store(campaign):
     resumed = Campaign(config_from_dict(TINY), campaign.workdir)
     resumed._load_complete_rounds()
     assert [r.to_summary() for r in resumed.records] == summary["rounds"]
-    for a, b in zip(resumed._frames, campaign._frames, strict=True):
+    for a, b in zip(resumed.loop.frames, campaign.loop.frames, strict=True):
         np.testing.assert_array_equal(a.features, b.features)
-    np.testing.assert_array_equal(resumed._previous_log_weights, campaign._previous_log_weights)
+    np.testing.assert_array_equal(resumed.loop.previous_log_weights,
+                                  campaign.loop.previous_log_weights)
     assert json.loads(store.path(store.SUMMARY).read_text()) == summary
 
 

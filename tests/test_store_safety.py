@@ -353,9 +353,8 @@ def test_campaign_stops_when_openmm_and_numpy_bias_energies_disagree(tmp_path):
     features = np.random.default_rng(0).normal(size=(20, 2))
     bias = Bias(np.array([1.0, 0.0]), BiasGrid(-3.0, 3.0, np.linspace(-5.0, 0.0, 16)))
     wrong = bias.energy(features) + 0.5  # as if OpenMM had applied another chi
-    campaign._frames = [Frames(features, wrong, np.arange(20.0))]
-    campaign._biases = [[(bias, 20)]]
-    campaign._adaptive = [False]
+    campaign.loop.add_round(Frames(features, wrong, np.arange(20.0)), bias.to_dict(),
+                            adaptive=False)
     with pytest.raises(BiasMismatchError, match=r"round 0: the bias energy OpenMM applied and "
                                                 r"numpy's differ by up to 0.5 kJ/mol"):
         campaign._reweight()

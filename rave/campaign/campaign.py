@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -50,22 +49,12 @@ from .. import __version__
 from ..analysis import chi_unit
 from ..learn.bias import (
     Bias,
-    TemperatureState,
-    adaptive_bias_dict,
-    applied_states,
-    exploration_dict,
-    frame_potentials,
-    frame_states,
-    reduced_bias_matrix,
 )
-from ..learn.convergence import RoundEvidence, convergence_failures
-from ..learn.coordinate import direction_angle_deg
 from ..learn.estimator import RAVE, RAVEModel, cold_positions, rc_frames, stale_warm_starts  # noqa: F401
 from ..md.features import openmm_feature_values
 from ..md.frames import Frames
-from ..md.opes import OPESSpec, linear_map, map_opes_state
+from ..md.opes import OPESSpec
 from ..md.walker import MDError
-from ..stats import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
 from ..units import kT_kjmol
 from . import store
 from .config import (
@@ -76,14 +65,20 @@ from .config import (
     ExploreConfig,
     check_frame_memory,
 )
+from .loop import (  # noqa: F401 - BiasMismatchError, profile_change_kT: their old home
+    BIAS_MISMATCH_TOL_KJMOL,
+    PROFILE_BINS,
+    BiasMismatchError,
+    RoundLoop,
+    profile_change_kT,
+)
 from .resources import read_allowed_cores
-from .schedule import BUDGET_MIN_ROUNDS, RoundPlan, plan_round_steps, round_limits, steps_used
+from .schedule import BUDGET_MIN_ROUNDS, RoundPlan, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
 from .store import RoundRecord
 from .walkers import (
     WalkerResult,
     WalkerTask,
-    exploration_temperatures,
     make_executor,
     round_frames,
 )
@@ -93,8 +88,6 @@ __all__ = ["BiasMismatchError", "Campaign", "RoundFailed", "RoundRecord",
 
 log = logging.getLogger("rave")
 
-#: bins of the F(chi) profiles written and compared between rounds
-PROFILE_BINS = 80
 #: bootstrap replicates (MBAR re-solved per replicate) of the error bars on free_energy.png
 FINAL_BOOTSTRAP = 20
 #: [sampling] keys that define what a round's stored frames are; a resume may not change them
@@ -106,48 +99,12 @@ ROUND_DEFINING = ("steps_per_round", "report_interval", "walkers", "seed", "time
 UNRECORDED = ("sampling.rounds", "sampling.scheduler", "sampling.workers", "vae.threads",
               "output.progress",
               "output.figures")
-#: largest |OpenMM - numpy| bias energy of a round's frames before the campaign stops, kJ/mol
-BIAS_MISMATCH_TOL_KJMOL = 1e-3
 #: largest |OpenMM - numpy| value of an order parameter at the same positions (its own unit)
 FEATURE_MISMATCH_TOL = 1e-5
 
 
 class RoundFailed(MDError):
     """Walkers of a round failed after their recoveries; the others' frames are stored."""
-
-
-class BiasMismatchError(RuntimeError):
-    """The bias energy OpenMM applied and numpy's differ: the two faces of an order parameter
-    disagree (the message names it where it can), so the frames cannot be reweighted."""
-
-
-def profile_change_kT(
-    centers: np.ndarray, current: np.ndarray, previous: np.ndarray, max_kT: float
-) -> float:
-    """RMS difference of two F profiles (kT) on the same bins.
-
-    Taken where both are finite and the current one is below ``max_kT``, after removing the
-    mean offset (F is defined up to a constant).
-
-    Parameters
-    ----------
-    centers : np.ndarray, shape=(n_bins,)
-        The bins' centres along chi (shared by both profiles).
-    current, previous : np.ndarray, shape=(n_bins,)
-        The two profiles, kT (inf: no frames).
-    max_kT : float
-        Only bins where ``current`` is below this are compared, kT.
-
-    Returns
-    -------
-    float
-        The RMS difference, kT; inf when fewer than 3 bins can be compared.
-    """
-    mask = np.isfinite(current) & np.isfinite(previous) & (current < max_kT)
-    if mask.sum() < 3:
-        return float("inf")
-    diff = current[mask] - previous[mask]
-    return float(np.sqrt(np.mean((diff - diff.mean()) ** 2)))
 
 
 def spread_along_chi(chi: np.ndarray, k: int) -> list[int]:
@@ -223,13 +180,6 @@ def config_differences(stored: dict, current: dict) -> list[str]:
     return diffs
 
 
-class _RoundLog(logging.LoggerAdapter):
-    """The campaign's log with "round N: " before each line (the RAVE step's own lines)."""
-
-    def process(self, msg, kwargs):
-        return f"round {self.extra['round']}: {msg}", kwargs
-
-
 def _flat(config: dict) -> dict:
     return {f"{section}.{key}": value for section, values in config.items()
             if isinstance(values, dict) for key, value in values.items()}
@@ -296,19 +246,20 @@ class Campaign:
         self.friction_per_ps = sampling.friction or self.sim.friction_per_ps
         self.workdir = Path(workdir)
         self.store = store.CampaignStore(self.workdir)
-        self.records: list[RoundRecord] = []
-        self._frames: list[Frames] = []
-        #: per round, the bias states its frames were sampled under (rave.learn.bias.applied_states)
-        self._biases: list[list[tuple[Bias | None, int]]] = []
-        self._adaptive: list[bool] = []  # per round: OPES within the round
-        self._next_bias: Bias | None = None
-        self._previous_log_weights: np.ndarray | None = None
-        self._previous_coefficients: np.ndarray | None = None
-        self._last_reweight = None
+        #: the rounds and the computation between them (no files): rave run's and
+        #: rave.RAVESampler's one loop
+        self.loop = RoundLoop(config, self.feature_names, self.kT, config.system.temperature,
+                              getattr(self.potential, "exact_free_energy", None),
+                              where=str(self.workdir))
         self._executor = None
         self._system_xml: str | None = None
         self._walker_cache: dict[int, list[WalkerResult]] = {}
         self._plans: dict[int, RoundPlan] = {}  # the plan of each round this run starts
+
+    @property
+    def records(self) -> list[RoundRecord]:
+        """The complete rounds' records (:attr:`rave.campaign.loop.RoundLoop.records`)."""
+        return self.loop.records
 
     # ------------------------------------------------------------------ work directory
     def _features_dicts(self) -> list[dict]:
@@ -540,15 +491,8 @@ class Campaign:
 
     # ------------------------------------------------------------------ schedule
     def _plan_from_rule(self) -> RoundPlan:
-        """The schedule's plan of the next round from the complete rounds
-        (rave.campaign.schedule)."""
-        s, c = self.config.sampling, self.config.convergence
-        return plan_round_steps(
-            self.records, steps_per_round=s.round_steps, report_interval=s.report_interval,
-            walkers=s.walkers, max_total_steps=s.max_total_steps,
-            first_round_steps=s.planned_first_round_steps(), angle_deg=c.angle_deg,
-            free_energy_kT=c.free_energy_kT,
-            min_rounds=BUDGET_MIN_ROUNDS if s.budget_shaped else None)
+        """The schedule's plan of the next round (:meth:`RoundLoop.plan`)."""
+        return self.loop.plan()
 
     def _stored_walker_steps(self, index: int) -> int | None:
         """Steps per walker of round ``index``'s walkers already stored by an interrupted run
@@ -621,14 +565,8 @@ class Campaign:
                  s.planned_first_round_steps(), s.round_steps, floor, cap)
 
     def _stop_reason(self, converged: bool, rounds: int) -> str:
-        """Why the campaign stopped: converged, budget spent, or the round limit."""
-        if converged:
-            return "converged"
-        if self.config.sampling.max_total_steps is not None:
-            plan = self._plan_from_rule()
-            if plan.steps is None:
-                return plan.reason
-        return f"round limit reached ({rounds} rounds)"
+        """Why the campaign stopped (:meth:`RoundLoop.stop_reason`)."""
+        return self.loop.stop_reason(converged, rounds)
 
     def _discard_rounds_from(self, index: int) -> None:
         """--redo-round: remove round ``index`` (but its readable walker files) and later."""
@@ -658,18 +596,14 @@ class Campaign:
                     f"{error}. Round {index} is complete but this file of it is damaged; "
                     f"nothing was changed. {st.redo_advice(index)} (or restore the file from "
                     f"a backup)") from error
-            self.records.append(record)
-            self._frames.append(frames)
-            self._biases.append(states)
-            self._adaptive.append(adaptive)
-            self._previous_coefficients = record.coefficients
-            self._previous_log_weights = weights["log_weights"]
-            self._next_bias = next_bias
-        total = sum(len(f) for f in self._frames)
-        if self._previous_log_weights is not None and len(self._previous_log_weights) != total:
+            self.loop.add_complete_round(record, frames, states, adaptive,
+                                         weights["log_weights"], next_bias)
+        loop = self.loop
+        total = sum(len(f) for f in loop.frames)
+        if loop.previous_log_weights is not None and len(loop.previous_log_weights) != total:
             raise store.StoreFileError(
-                f"{st.round_path(len(self._frames) - 1, st.WEIGHTS)} has "
-                f"{len(self._previous_log_weights)} weights for {total} stored frames "
+                f"{st.round_path(len(loop.frames) - 1, st.WEIGHTS)} has "
+                f"{len(loop.previous_log_weights)} weights for {total} stored frames "
                 f"(corrupted?)")
 
     # ------------------------------------------------------------------ MD of a round
@@ -743,79 +677,16 @@ class Campaign:
                 features.append(result.features[result.snapshot_frames])
                 boxes += [result.final_box_vectors] * len(result.snapshots)
         pool = np.concatenate(snapshots)
-        chi = np.concatenate(features) @ self._previous_coefficients
+        chi = np.concatenate(features) @ self.loop.previous_coefficients
         picks = spread_along_chi(chi, k)
         log.info("round %d: walkers start at chi = %s", index,
                  np.round(chi[picks], 3).tolist())
         return [{"positions": pool[i].astype(float), "velocities": None,
                  "box_vectors": boxes[i], "time_ps": 0.0} for i in picks]
 
-    def _opes_spec(self, coefficients: np.ndarray) -> OPESSpec:
-        """OPES along chi = coefficients . s for the next round: the grid spans the chi of all
-        frames so far, padded by ``bias.opes_padding`` of that range on each side (a function of
-        the stored data, so a resumed round gets the same)."""
-        cfg = self.config.bias
-        chi = np.concatenate([f.features for f in self._frames]) @ coefficients
-        lo, hi = float(chi.min()), float(chi.max())
-        pad = cfg.opes_padding * (hi - lo)
-        return OPESSpec(tuple(coefficients), lo - pad, hi + pad, cfg.opes_grid_points,
-                        cfg.opes_barrier_kjmol, cfg.opes_pace, cfg.opes_variance_pace,
-                        cfg.opes_explore, cfg.opes_block_kT)
 
-    def _opes_continuation(self, index: int, spec: OPESSpec) -> list[dict | None]:
-        """Per walker, the OPES state its adaptive round ``index`` starts from: that of the same
-        walker at the end of round ``index - 1``, moved to the new RC (:func:`map_opes_state`
-        with the least-squares map of the old chi onto the new over all frames so far), when
-        round ``index - 1`` was adaptive too, its RC is within ``bias.opes_restart_deg`` of
-        the new one and none of its frames left its OPES grid (there its clamped CV put kernels
-        at the grid's edge, not where the walker was); else None (a fresh OPES)."""
-        k = self.config.sampling.walkers
-        if index < 2 or not self._adaptive[index - 1]:
-            return [None] * k
-        previous = self._biases[index - 1][0][0]
-        old = np.asarray(previous.coefficients)
-        lo, hi = previous.grid.clamp_bounds
-        chi_previous = self._frames[index - 1].features @ old
-        outside = int(np.count_nonzero((chi_previous <= lo) | (chi_previous >= hi)))
-        if outside:
-            log.info("round %d: %d frame(s) of round %d left its OPES grid [%.4g, %.4g]: OPES "
-                     "starts afresh on the wider grid", index, outside, index - 1,
-                     previous.grid.chi_min, previous.grid.chi_max)
-            return [None] * k
-        new = np.asarray(spec.coefficients)
-        angle = direction_angle_deg(old, new)
-        if angle > self.config.bias.opes_restart_deg:
-            log.info("round %d: the RC turned by %.1f deg (> bias.opes_restart_deg = %g): "
-                     "OPES starts afresh", index, angle, self.config.bias.opes_restart_deg)
-            return [None] * k
-        features = np.concatenate([f.features for f in self._frames])
-        a, b = linear_map(features @ old, features @ new)
-        log.info("round %d: OPES continues from round %d (RC turned by %.1f deg; chi -> "
-                 "%.4g chi %+.4g)", index, index - 1, angle, a, b)
-        return [None if r.opes_state is None else map_opes_state(r.opes_state, a, b)
-                for r in self._walker_results(index - 1)]
 
-    def _adaptive_applied(self, index: int, spec: OPESSpec) -> dict:
-        """``bias_applied.json`` of an adaptive round from its walkers' blocks; stops the
-        campaign when a walker's frames disagree with numpy's OPES bias."""
-        results = self._walker_results(index)
-        worst = max(r.bias_check_kjmol for r in results)
-        if not worst <= BIAS_MISMATCH_TOL_KJMOL:
-            raise BiasMismatchError(
-                f"round {index}: the OPES bias energy OpenMM applied and numpy's differ by up to "
-                f"{worst:.3g} kJ/mol (tolerance {BIAS_MISMATCH_TOL_KJMOL:g}), so its frames "
-                f"cannot be reweighted. The campaign stopped; its frames are kept in "
-                f"{self.store.round_dir(index)}")
-        blocks = [(values, int(n)) for r in results
-                  for values, n in zip(r.opes_block_values, r.opes_block_frames, strict=True)]
-        return adaptive_bias_dict(spec.coefficients, spec.chi_min, spec.chi_max, blocks)
 
-    def _records_potential(self) -> bool:
-        """Whether walkers record each frame's potential energy: in a campaign that explores
-        (or whose stored rounds did), every frame needs it to be reweighted across
-        temperatures."""
-        return self.config.explore.enabled or any(f.potential_kjmol is not None
-                                                  for f in self._frames)
 
     def _tasks(self, index: int, bias: Bias | None, n_steps: int,
                opes: OPESSpec | None = None) -> list[WalkerTask]:
@@ -831,10 +702,11 @@ class Campaign:
             workers = sampling.workers or min(sampling.walkers, cores)
             threads = max(1, cores // workers)
         features = tuple(self._features_dicts())
-        explore = (self.config.explore.spec(self.config.system.temperature).to_dict()
-                   if index == 0 and self.config.explore.enabled else None)
+        explore = self.loop.exploration() if index == 0 else None
         continued = ([None] * sampling.walkers if opes is None
-                     else self._opes_continuation(index, opes))
+                     else self.loop.opes_continuation(
+                         index, opes,
+                         lambda: [r.opes_state for r in self._walker_results(index - 1)]))
         return [
             WalkerTask(
                 round_index=index, walker_index=k, system_xml=self._system_xml,
@@ -853,7 +725,7 @@ class Campaign:
                 opes=None if opes is None else opes.to_dict(),
                 opes_state=continued[k],
                 explore=explore,
-                record_potential=self._records_potential(),
+                record_potential=self.loop.records_potential(),
             )
             for k, start in enumerate(self._start_states(index))
         ]
@@ -903,22 +775,6 @@ class Campaign:
         store.fault_point("frames_stored")
         return frames, sum(len(r.faults) for r in results)
 
-    def _exploration_applied(self, index: int, label: str, frames: Frames) -> dict:
-        """``bias_applied.json`` of an exploring round (its temperature states) and the log of
-        each walker's ladder and warm-up."""
-        results = self._walker_results(index)
-        temperatures = exploration_temperatures(results)
-        for r in results:
-            kept = int(np.count_nonzero(r.counted))
-            log.info("%s walker %d: %s; %d of %d frames count (%d of the expanded ensemble's "
-                     "first frames were the sampler's warm-up, its weights not yet within "
-                     "explore.settle_tolerance = %g of their final values); counted frames per "
-                     "temperature %s", label, r.walker_index, r.ladder_reason, kept, len(r),
-                     len(r) - kept, self.config.explore.settle_tolerance,
-                     np.bincount(r.ladder_state[r.counted],
-                                 minlength=len(r.ladder_temperatures_K)).tolist())
-        counts = np.bincount(frames.state, minlength=len(temperatures))
-        return exploration_dict(temperatures, counts)
 
     def _round(self, index: int) -> RoundRecord:
         """MD of round ``index`` as planned (:meth:`_plan`), then its learning step."""
@@ -926,17 +782,10 @@ class Campaign:
         plan = self._plans.get(index) or self._plan(index)
         steps = int(plan.steps)
         timings = {}
-        bias = self._next_bias if index > 0 else None
-        spec = None
-        if bias is not None and self.config.bias.method == "opes":
-            spec, bias = self._opes_spec(bias.coefficients), None
+        step = self.loop.next_round(index)
+        bias, spec, label = step.bias, step.opes, step.label
         if bias is not None:
             self.store.write_bias_applied(index, bias.to_dict())
-        exploring = index == 0 and self.config.explore.enabled
-        label = ("round 0 (expanded ensemble over temperatures)" if exploring
-                 else "round 0 (unbiased MD)" if index == 0
-                 else f"round {index} (OPES along the RC)" if spec is not None
-                 else f"round {index} (biased MD)")
         log.info("%s: %d walker(s) x %d steps, %d frames each (%s)", label, sampling.walkers,
                  steps, steps // sampling.report_interval, plan.reason)
         if sampling.max_total_steps is not None:
@@ -947,19 +796,18 @@ class Campaign:
         frames, faults = self._run_walkers(index, bias, label, steps, spec)
         timings["md"] = time.perf_counter() - t0
         applied = None if bias is None else bias.to_dict()
-        if exploring:
-            applied = self._exploration_applied(index, label, frames)
+        if step.exploring:
+            applied = self.loop.exploration_applied(label, self._walker_results(index), frames)
             self.store.write_bias_applied(index, applied)
         if spec is not None:
-            applied = self._adaptive_applied(index, spec)
+            applied = self.loop.adaptive_applied(index, spec, self._walker_results(index),
+                                                 str(self.store.round_dir(index)))
             self.store.write_bias_applied(index, applied)
             log.info("%s: %d MBAR states (blocks of the OPES bias within %g kT)", label,
                      len(applied["states"]), self.config.bias.opes_block_kT)
         log.info("%s: %.1f s, %.0f steps/s over all walkers", label, timings["md"],
                  sampling.walkers * steps / timings["md"])
-        self._frames.append(frames)
-        self._biases.append(applied_states(applied, len(frames.features)))
-        self._adaptive.append(spec is not None)
+        self.loop.add_round(frames, applied, spec is not None)
         record = self._learn(index, timings)
         record.walkers = sampling.walkers
         record.faults = faults
@@ -969,59 +817,25 @@ class Campaign:
 
     # ------------------------------------------------------------------ learning
     def _reweight(self):
-        """MBAR over all rounds so far: reduced bias of every frame under every round's bias."""
-        features = np.concatenate([f.features for f in self._frames])
-        states = [state for round_states in self._biases for state in round_states]
-        reduced, counts = reduced_bias_matrix(features, states, self.kT, self._potential())
-        # consistency: the energy OpenMM applied equals the numpy bias of the same frames (an
-        # adaptive round's walkers checked theirs against each frame's own version)
-        applied = self._frames[-1].bias_kjmol
-        own = reduced[-1, len(features) - len(applied):] * self.kT
-        static = not self._adaptive[-1] and not isinstance(states[-1][0], TemperatureState)
-        mismatch = float(np.max(np.abs(applied - own))) if len(applied) and static else 0.0
-        if not mismatch <= BIAS_MISMATCH_TOL_KJMOL:
-            index = len(self._frames) - 1
-            names = self._disagreeing_features(index)
-            raise BiasMismatchError(
-                f"round {index}: the bias energy OpenMM applied and numpy's differ by up to "
-                f"{mismatch:.3g} kJ/mol (tolerance {BIAS_MISMATCH_TOL_KJMOL:g}), so its frames "
-                f"cannot be reweighted. "
-                + (f"The order parameter(s) {', '.join(names)} differ between OpenMM and numpy "
-                   f"at the round's stored positions (periodicity?)" if names else
-                   "No order parameter differs at the round's stored positions")
+        """MBAR over all rounds so far (:meth:`RoundLoop.reweight`)."""
+        return self.loop.reweight(self._describe_mismatch)
+
+    def _describe_mismatch(self, index: int) -> str:
+        names = self._disagreeing_features(index)
+        return ((f"The order parameter(s) {', '.join(names)} differ between OpenMM and numpy "
+                 f"at the round's stored positions (periodicity?)" if names else
+                 "No order parameter differs at the round's stored positions")
                 + f". The campaign stopped; its frames are kept in "
                   f"{self.store.round_dir(index)}. Fix the order parameters and start "
                   f"a new campaign")
-        result = mbar_reweight(reduced, counts)
-        return features, reduced, counts, result
-
-    def _potential(self) -> np.ndarray | None:
-        """Every frame's potential energy when the campaign has temperature states, else None."""
-        try:
-            return frame_potentials(self._biases, [f.potential_kjmol for f in self._frames])
-        except ValueError as error:
-            raise store.StoreFileError(f"{self.workdir}: {error}") from error
-
-    def _frame_states(self) -> np.ndarray:
-        """The MBAR state of every frame (:func:`rave.learn.bias.frame_states`)."""
-        return frame_states(self._biases, [f.state for f in self._frames])
-
-    def _seeds(self, index: int) -> list[int]:
-        base_seed = self.config.sampling.seed * 1000 + index * 17
-        return [base_seed + m for m in range(self.config.models.models)]
 
     def _cold(self, index: int) -> set[int]:
-        """Positions of the seeds trained from scratch in round ``index`` (all in round 0;
-        then ``cold_seeds`` of them, rotating so that each position is refreshed in turn)."""
-        return cold_positions(index, self.config.models.models, self.config.models.cold_seeds)
-
-    def _rc_seed(self, index: int) -> list[int]:
-        """Seed of the frame subset the RC of round ``index`` is fitted on."""
-        return [self.config.sampling.seed, index, 7]
+        """Seeds trained from scratch in round ``index`` (:meth:`RoundLoop.cold`)."""
+        return self.loop.cold(index)
 
     def _rc_subset(self, index: int, n_frames: int) -> np.ndarray:
-        """Frames the RC is fitted on: all, or a seeded subset of ``coordinate.max_frames``."""
-        return rc_frames(n_frames, self.config.coordinate.max_frames, self._rc_seed(index))
+        """Frames the RC is fitted on (:meth:`RoundLoop.rc_subset`)."""
+        return self.loop.rc_subset(index, n_frames)
 
     def _disagreeing_features(self, index: int) -> list[str]:
         """Names of the order parameters whose OpenMM and numpy values differ at the position
@@ -1044,14 +858,11 @@ class Campaign:
             names |= {self.feature_names[i] for i in np.flatnonzero(bad)}
         return [n for n in self.feature_names if n in names]
 
-    def _train(self, index: int, features: np.ndarray,
-               log_w: np.ndarray) -> tuple[RAVEModel, list[str]]:
-        """The RAVE step of this round (rave.learn.estimator.RAVE) and its model files: a model
-        file already stored by an interrupted run is reused, a new model is stored as soon as
-        it is trained. From round 1 on the seeds start from the previous round's models, except
-        ``cold_seeds``; seeds train side by side on the free cores (rave.campaign.resources)."""
-        cfg = self.config
-        seeds = self._seeds(index)
+    def _model_hooks(self, index: int) -> dict:
+        """The RAVE step's model files: a model file already stored by an interrupted run is
+        reused, a new model is stored as soon as it is trained; from round 1 on the seeds start
+        from the previous round's models, except ``cold_seeds``."""
+        seeds = self.loop.seeds(index)
         model_files = [self.store.model_name(seed) for seed in seeds]
         self.store.round_path(index, self.store.MODELS).mkdir(parents=True, exist_ok=True)
 
@@ -1066,162 +877,38 @@ class Campaign:
                          self.store.round_path(index, name))
         initial = [None] * len(seeds)
         if index > 0:
-            cold = self._cold(index)
+            cold = self.loop.cold(index)
             initial = [None if trained[m] is not None or m in cold
                        else load(index - 1, self.store.model_name(seed))
-                       for m, seed in enumerate(self._seeds(index - 1))]
+                       for m, seed in enumerate(self.loop.seeds(index - 1))]
 
         def store_model(m: int, model) -> None:
             self.store.save_model(index, model_files[m], model)
             store.fault_point("model_stored")
 
-        estimator = RAVE(
-            cfg.models.models, self.vae_config, seed=seeds,
-            kl_threshold=cfg.coordinate.kl_threshold, kl_tie=cfg.coordinate.kl_tie,
-            bins=cfg.coordinate.bins, max_frames=cfg.coordinate.max_frames,
-            rc_seed=self._rc_seed(index), stale_angle_deg=cfg.models.stale_angle_deg,
-            threads=cfg.models.threads, progress=cfg.output.progress and f"round {index}",
-            rc_bootstrap=cfg.coordinate.bootstrap,
-            rc_choice=cfg.coordinate.rc_choice,
-            basin_barrier_kT=cfg.coordinate.basin_barrier_kT,
-            barrier_tie_kT=cfg.coordinate.barrier_tie_kT,
-            logger=_RoundLog(log, {"round": index}))
-        estimator.fit(features, log_w, initial, previous=self._previous_coefficients,
-                      trained=trained, on_trained=store_model)
-        return estimator.fetch_model(), model_files
+        return {"initial": initial, "trained": trained, "on_trained": store_model,
+                "model_files": model_files}
 
     def _learn(self, index: int, timings: dict) -> RoundRecord:
+        """The learning step (:meth:`RoundLoop.learn`), then its files."""
         cfg = self.config
-        t0 = time.perf_counter()
-        self._last_reweight = self._reweight()
-        features, _, _, reweighted = self._last_reweight
-        log_w = reweighted.log_weights
-        self.store.write_weights(index, log_w, np.asarray(reweighted.free_energies),
-                                 np.array([len(f) for f in self._frames]))
-        timings["reweight"] = time.perf_counter() - t0
-        log.info("round %d: %d frames in all, MBAR effective sample size %.1f", index,
-                 len(features), reweighted.effective_sample_size)
-
-        t0 = time.perf_counter()
-        model, model_files = self._train(index, features, log_w)
-        timings["train_and_rc"] = time.perf_counter() - t0
-        c, chi, spread = model.coefficients, model.chi, model.seed_spread_deg
-        rc_sigma = model.angle_sigma_deg
-
-        # F(chi) from all frames, and the change from the previous round along the same chi
-        edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
-        centers, profile = free_energy_profile(chi, log_w, edges)
-        angle = change = growth = sigma = None
-        if self._previous_coefficients is not None and cfg.convergence.bootstrap:
-            t1 = time.perf_counter()
-            sigma = self._profile_sigma(chi, edges, profile, index)
-            timings["bootstrap"] = time.perf_counter() - t1
-        if self._previous_coefficients is not None:
-            n_old = len(self._previous_log_weights)
-            old_span = float(np.ptp(chi[:n_old]))
-            if old_span > 0:
-                growth = float(np.ptp(chi)) / old_span - 1.0
-            _, previous = free_energy_profile(chi[:n_old], self._previous_log_weights, edges)
-            angle = direction_angle_deg(c, self._previous_coefficients)
-            change = profile_change_kT(centers, profile, previous,
-                                       cfg.convergence.profile_max_kT)
-        usable = sum(not (m.stale or m.spurious) for m in model.models)
-        failures = convergence_failures(RoundEvidence(
-            index=index, angle_change_deg=angle, seed_spread_deg=spread, usable_seeds=usable,
-            models=len(model.models), free_energy_change_kT=change, free_energy_sigma_kT=sigma,
-            rc_angle_sigma_deg=rc_sigma, rc_source=model.rc_source), cfg.convergence)
-        converged = not failures
-        if self._previous_coefficients is not None:
-            log.info("round %d: RC changed by %.2f deg (its bootstrap uncertainty %s; %d of %d "
-                     "seeds usable, agreeing within %s), F(chi) by %.3f kT RMS (bootstrap "
-                     "uncertainty %s) -> %s", index, angle,
-                     "-" if rc_sigma is None else f"{rc_sigma:.1f} deg", usable,
-                     len(model.models), "-" if spread is None else f"{spread:.1f} deg", change,
-                     "-" if sigma is None else f"{sigma:.3f} kT",
-                     "converged" if converged else "not converged: " + "; ".join(failures))
-        self.store.write_profile(centers, profile, index)
-        self.store.write_coordinate(index, {
-            "coefficients": c.tolist(),
-            "kl_divergence": model.kl_divergence,
-            "feature_names": self.feature_names,
-            "model_kl_divergences": [m.kl_divergence for m in model.models],
-            "chosen_model": model.chosen,
-            "model_files": model_files,
-            "spurious_models": model.dropped,
-            "kl_threshold": cfg.coordinate.kl_threshold,
-            "model_validation_losses": [m.validation_loss for m in model.models],
-            "warm_started": [m.warm for m in model.models],
-            "stale_models": model.stale,
-            "seed_spread_deg": spread,
-            "kl_tie": cfg.coordinate.kl_tie,
-            "rc_angle_sigma_deg": rc_sigma,
-            "rc_source": model.rc_source,
-            "vae_coefficients": (None if model.vae_coefficients is None
-                                 else model.vae_coefficients.tolist()),
-            "rc_candidates": model.candidates,
-            "skewness": model.skewness,
-        })
-
-        # the bias of the next round
-        self._next_bias = model.bias(
-            self.kT, n_points=cfg.bias.grid_points, padding=cfg.bias.padding,
-            cap_kT=cfg.bias.cap_kT, smoothing_bins=cfg.bias.smoothing_bins,
-            damping=cfg.bias.damping)
-        self.store.write_bias(index, self._next_bias)
-        self._previous_coefficients = c
-        self._previous_log_weights = log_w
-        record = RoundRecord(
-            index=index, coefficients=c, kl_divergence=model.kl_divergence,
-            frames=len(self._frames[-1]),
-            effective_sample_size=float(reweighted.effective_sample_size),
-            angle_change_deg=angle, free_energy_change_kT=change, converged=converged,
-            timings_s=timings, chi_range_growth=growth, seed_spread_deg=spread,
-            free_energy_sigma_kT=sigma, rc_angle_sigma_deg=rc_sigma,
-            convergence_failures=failures,
-        )
+        n_frames = np.array([len(f) for f in self.loop.frames])
+        learned = self.loop.learn(
+            index, timings, describe_mismatch=self._describe_mismatch,
+            progress=cfg.output.progress,
+            on_weights=lambda log_w, f: self.store.write_weights(index, log_w, f, n_frames),
+            **self._model_hooks(index))
+        self.store.write_profile(learned.centers, learned.profile, index)
+        self.store.write_coordinate(index, learned.coordinate)
+        self.store.write_bias(index, learned.bias)
+        record = learned.record
         if cfg.output.figures:
             t0 = time.perf_counter()
-            self._round_figure(self.store.round_path(index, self.store.FIGURE), record, chi,
-                               log_w, centers, profile)
+            self._round_figure(self.store.round_path(index, self.store.FIGURE), record,
+                               learned.model.chi, learned.log_weights, learned.centers,
+                               learned.profile)
             timings["figure"] = time.perf_counter() - t0
         return record
-
-    def _bootstrap(self, chi: np.ndarray, edges: np.ndarray, n_bootstrap: int, seed: int):
-        """Block bootstrap of F(chi) over the MBAR states of :meth:`_reweight` (its reduced
-        biases, reused), resampled round by round: blocks cut within each walker's frames of a
-        round, across the states of an adaptive round."""
-        _, reduced, counts, _ = self._last_reweight
-        rounds = [r for r, states in enumerate(self._biases) for _ in states]
-        return bootstrap_free_energy_profile(reduced, counts, chi, edges,
-                                             n_bootstrap=n_bootstrap, seed=seed,
-                                             walker=np.concatenate(
-                                                 [np.zeros(len(f), dtype=np.int64)
-                                                  if f.walker is None else f.walker
-                                                  for f in self._frames]),
-                                             state_groups=rounds,
-                                             frame_states=self._frame_states())
-
-    def _profile_sigma(self, chi: np.ndarray, edges: np.ndarray, profile: np.ndarray,
-                       index: int) -> float:
-        """RMS block-bootstrap uncertainty (kT) of F(chi) over the bins where F is within
-        ``profile_max_kT`` of its minimum: ``convergence.bootstrap`` replicates, each resampling
-        blocks of every walker's frames in every MBAR state and re-solving MBAR
-        (:func:`rave.stats.bootstrap_free_energy_profile`; seeded by the campaign seed and the
-        round)."""
-        cfg = self.config.convergence
-        estimate = self._bootstrap(chi, edges, cfg.bootstrap,
-                                   self.config.sampling.seed + 7919 * index)
-        region = np.isfinite(profile) & (profile - np.nanmin(profile) < cfg.profile_max_kT)
-        sigma = np.asarray(estimate.sigma)[region]
-        sigma = sigma[np.isfinite(sigma)]
-        return float(np.sqrt(np.mean(sigma ** 2))) if sigma.size else math.inf
-
-    # ------------------------------------------------------------------ outputs
-    def _exact_profile(self, coefficients: np.ndarray, centers: np.ndarray):
-        exact = getattr(self.potential, "exact_free_energy", None)
-        if exact is None:
-            return None
-        return np.asarray(exact(coefficients, centers), dtype=float)
 
     def _round_figure(self, path, record, chi, log_w, centers, profile) -> None:
         from ..analysis import plots
@@ -1231,10 +918,10 @@ class Campaign:
             index=record.index,
             centers=centers,
             profile_kT=profile,
-            exact_kT=self._exact_profile(record.coefficients, centers),
-            bias=self._next_bias,
+            exact_kT=self.loop.exact_profile(record.coefficients, centers),
+            bias=self.loop.next_bias,
             kT=self.kT,
-            frames=[f.features for f in self._frames],
+            frames=[f.features for f in self.loop.frames],
             coefficients=record.coefficients,
             potential=self.potential,
             chi_unit=self.chi_unit,
@@ -1247,16 +934,16 @@ class Campaign:
         if self.config.output.figures:
             from ..analysis import plots
 
-            if self._last_reweight is None:  # resumed with every round already complete
-                self._last_reweight = self._reweight()
+            if self.loop.last_reweight is None:  # resumed with every round already complete
+                self.loop.last_reweight = self._reweight()
             c = self.records[-1].coefficients
-            chi = self._last_reweight[0] @ c
+            chi = self.loop.last_reweight[0] @ c
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
-            estimate = self._bootstrap(chi, edges, FINAL_BOOTSTRAP, 0)
+            estimate = self.loop.bootstrap(chi, edges, FINAL_BOOTSTRAP, 0)
             plots.final_figure(
                 self.store.path(self.store.FREE_ENERGY_FIGURE), centers=estimate.centers,
                 profile_kT=estimate.free_energy, sigma_kT=estimate.sigma,
-                exact_kT=self._exact_profile(c, estimate.centers), records=self.records,
+                exact_kT=self.loop.exact_profile(c, estimate.centers), records=self.records,
                 feature_names=self.feature_names, chi_unit=self.chi_unit,
             )
 
