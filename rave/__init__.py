@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover (for type checkers and IDEs; loaded lazily below)
+    from .campaign.sampler import RAVESampler
     from .learn.estimator import RAVE
     from .md.bias_force import BiasForce
+    from .md.features import Angle, Dihedral, Distance, Position
     from .md.reporter import CVReporter, read_cv
 
 __version__ = "0.1.0"
@@ -40,9 +42,16 @@ _LAZY = {
     "CVReporter": "rave.md.reporter",
     "read_cv": "rave.md.reporter",
     "RAVE": "rave.learn.estimator",
+    "RAVESampler": "rave.campaign.sampler",
+    # the order parameters, as the TOML's [[features]] kinds name them
+    "Position": "rave.md.features",
+    "Distance": "rave.md.features",
+    "Angle": "rave.md.features",
+    "Dihedral": "rave.md.features",
 }
 
-__all__ = ["BiasForce", "CVReporter", "RAVE", "read_cv", "__version__"]
+__all__ = ["Angle", "BiasForce", "CVReporter", "Dihedral", "Distance", "Position", "RAVE",
+           "RAVESampler", "read_cv", "__version__"]
 
 
 __getattr__, __dir__ = lazy_names("rave", _LAZY, globals())

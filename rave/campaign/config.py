@@ -789,6 +789,64 @@ class Config:
         return out
 
 
+@dataclass(frozen=True)
+class LoopConfig:
+    """The sections of a Config that the RAVE loop reads, without a ``[system]``: what
+    :class:`rave.RAVESampler` takes for a user's own System (same keys, same defaults).
+
+    Build it with :func:`loop_config_from_dict`.
+
+    Attributes
+    ----------
+    sampling, vae, models, coordinate, bias, convergence, explore
+        As :class:`Config` has them.
+    """
+
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    vae: dict = field(default_factory=dict)
+    models: ModelConfig = field(default_factory=ModelConfig)
+    coordinate: CoordinateConfig = field(default_factory=CoordinateConfig)
+    bias: BiasConfig = field(default_factory=BiasConfig)
+    convergence: ConvergenceConfig = field(default_factory=ConvergenceConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
+
+    vae_config = Config.vae_config
+
+
+#: the sections a LoopConfig takes
+LOOP_SECTIONS = ("sampling", "vae", "coordinate", "bias", "convergence", "explore")
+
+
+def loop_config_from_dict(data: dict) -> LoopConfig:
+    """Build and validate a :class:`LoopConfig` from sections as the TOML has them.
+
+    Parameters
+    ----------
+    data : dict
+        Section name ("sampling", "vae", "coordinate", "bias", "convergence", "explore")
+        -> keys.
+
+    Returns
+    -------
+    LoopConfig
+
+    Raises
+    ------
+    ConfigError
+        An unknown section or key, or a value of the wrong type or range.
+    """
+    unknown = sorted(set(data) - set(LOOP_SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}. Allowed: "
+                          f"{', '.join(LOOP_SECTIONS)}")
+    sections = {name: _section(name, _SECTIONS[name], data[name])
+                for name in LOOP_SECTIONS if name != "vae" and name in data}
+    vae, models = _vae_section(data.get("vae", {}))
+    config = LoopConfig(**sections, vae=vae, models=models)
+    config.vae_config()  # refuses a [vae] key or value VAEConfig does not take
+    return config
+
+
 _SECTIONS = {
     "system": SystemConfig,
     "sampling": SamplingConfig,

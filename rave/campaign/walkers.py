@@ -311,6 +311,162 @@ class WalkerResult:
         )
 
 
+class WalkerRound:
+    """One walker's round, run in pieces: the frames so far, the exploration's calibration and
+    ladder, and the :class:`WalkerResult` at the end. :func:`run_walker` runs a task through it
+    (with fault recovery); :class:`rave.campaign.sampler.RAVESampler` runs a user's Simulation
+    through it as the user steps.
+
+    Parameters
+    ----------
+    walker : rave.md.walker.Walker
+        The walker (its bias, OPES and recorders set up).
+    n_frames : int
+        Frames of the round.
+    report_interval : int
+        Steps between frames.
+    snapshot_every : int
+        Frames between stored position snapshots.
+    explore : dict or None
+        :meth:`rave.md.explore.ExplorationSpec.to_dict` (an exploring round), or None.
+    ladder_seed : int
+        Seeds the ladder's state moves.
+    """
+
+    def __init__(self, walker, n_frames: int, report_interval: int, snapshot_every: int,
+                 explore: dict | None = None, ladder_seed: int = 0) -> None:
+        from ..md.explore import ExplorationSpec, calibration_frames
+
+        self.walker = walker
+        self.n_frames = int(n_frames)
+        self.report_interval = int(report_interval)
+        self.snapshot_every = int(snapshot_every)
+        self.spec = None if explore is None else ExplorationSpec.from_dict(explore)
+        self.n_calibration = 0 if self.spec is None else calibration_frames(
+            self.n_frames, self.spec.calibration_fraction, self.snapshot_every)
+        self.ladder_seed = int(ladder_seed)
+        self.plan = None
+        self.parts: list = []
+        self.done = 0
+
+    @property
+    def left(self) -> int:
+        """Frames still to run."""
+        return self.n_frames - self.done
+
+    def next_piece(self, n: int) -> int:
+        """How many of the next ``n`` frames to run in one piece (the calibration ends a
+        piece, so the ladder starts on a frame boundary)."""
+        n = min(n, self.left)
+        if self.plan is None and self.done < self.n_calibration:
+            n = min(n, self.n_calibration - self.done)
+        return n
+
+    def run(self, n: int, progress=None) -> None:
+        """Run the next ``n`` frames (at most :meth:`next_piece` of them); the ladder starts
+        once the calibration's frames are in.
+
+        Parameters
+        ----------
+        n : int
+            Frames (>= 1).
+        progress : callable, optional
+            As :meth:`rave.md.walker.Walker.run`.
+
+        Raises
+        ------
+        rave.md.walker.MDError
+            The MD blew up (the walker's state is then unusable until restored).
+        """
+        from ..md.explore import potential_heat_capacity, temperature_ladder
+        from ..units import kT_kjmol
+
+        walker = self.walker
+        if self.spec is not None and self.plan is None and self.done == self.n_calibration:
+            potential = np.concatenate([p.potential_kjmol for p, _ in self.parts])
+            self.plan = temperature_ladder(walker.temperature_K, self.spec,
+                                           potential_heat_capacity(
+                                               potential, kT_kjmol(walker.temperature_K)))
+            walker.start_ladder(self.plan.temperatures_K, self.spec.move_interval,
+                                self.ladder_seed)
+        n = self.next_piece(n)
+        frames = walker.run(n * self.report_interval, self.report_interval, progress=progress,
+                            snapshot_every=self.snapshot_every)
+        self.parts.append((frames, frames.snapshot_frames + self.done))
+        self.done += n
+
+    def result(self, round_index: int, walker_index: int, seed: int, wall_s: float,
+               faults: list[str]) -> WalkerResult:
+        """The round's :class:`WalkerResult` (the ladder stopped, back at the walker's
+        temperature).
+
+        Parameters
+        ----------
+        round_index, walker_index, seed : int
+            As the result records them.
+        wall_s : float
+            Seconds the round took.
+        faults : list of str
+            The fault recoveries.
+
+        Returns
+        -------
+        WalkerResult
+        """
+        from ..md.explore import settled_from
+
+        walker, parts = self.walker, self.parts
+        walker.stop_ladder()
+        state = walker.get_state()
+        features_all = np.concatenate([p.features for p, _ in parts])
+        bias_all = np.concatenate([p.bias_kjmol for p, _ in parts])
+        adaptive = {}
+        if walker.opes is not None:
+            chi = features_all @ np.asarray(walker.opes.spec.coefficients)
+            numpy_bias = walker.opes.frame_bias(chi) + (0.0 if walker.bias is None
+                                                        else walker.bias.energy(features_all))
+            adaptive = {
+                "bias_check_kjmol": float(np.max(np.abs(numpy_bias - bias_all), initial=0.0)),
+                "ct_kjmol": walker.opes.frame_ct(),
+            }
+            blocks = walker.opes.blocks()
+            adaptive["opes_block_values"] = np.array([v for v, _ in blocks])
+            adaptive["opes_block_frames"] = np.array([n for _, n in blocks], dtype=np.int64)
+            adaptive["opes_state"] = walker.opes.opes.getState()
+        if walker.record_potential:
+            adaptive["potential_kjmol"] = np.concatenate([p.potential_kjmol for p, _ in parts])
+        if self.plan is not None:
+            n_calibration = self.n_calibration
+            ladder_state = np.concatenate([np.zeros(n_calibration, dtype=np.int64)]
+                                          + [p.state for p, _ in parts if p.state is not None])
+            counted = np.ones(self.n_frames, dtype=bool)
+            settled = settled_from(np.asarray(walker.ladder_weights), self.spec.settle_tolerance)
+            counted[n_calibration:n_calibration + settled] = False
+            adaptive.update(ladder_temperatures_K=np.asarray(self.plan.temperatures_K),
+                            ladder_state=ladder_state, counted=counted,
+                            heat_capacity=self.plan.heat_capacity,
+                            ladder_reason=self.plan.reason)
+        return WalkerResult(
+            round_index=round_index,
+            walker_index=walker_index,
+            features=features_all,
+            bias_kjmol=bias_all,
+            time_ps=np.concatenate([p.time_ps for p, _ in parts]),
+            snapshots=np.concatenate([p.snapshots for p, _ in parts]),
+            snapshot_frames=np.concatenate([s for _, s in parts]),
+            final_positions=state["positions"],
+            final_velocities=state["velocities"],
+            final_box_vectors=state.get("box_vectors"),
+            final_time_ps=float(state["time_ps"]),
+            final_timestep_ps=walker.timestep_ps,
+            seed=seed,
+            platform=walker.platform.getName(),
+            wall_s=wall_s,
+            faults=faults,
+            **adaptive,
+        )
+
+
 def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) -> WalkerResult:
     """Run one walker with fault recovery (see the module docstring).
 
@@ -333,16 +489,8 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         time steps tried.
     """
     from ..learn.bias import Bias
-    from ..md.explore import (
-        ExplorationSpec,
-        calibration_frames,
-        potential_heat_capacity,
-        settled_from,
-        temperature_ladder,
-    )
     from ..md.features import feature_from_dict
     from ..md.walker import MDError, Walker, system_from_xml
-    from ..units import kT_kjmol
 
     t0 = time.perf_counter()
     system = system_from_xml(task.system_xml)
@@ -365,25 +513,13 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
     # segments hold whole numbers of snapshot intervals, so snapshots fall on global frames
     segment = max(task.snapshot_every,
                   task.segment_frames // task.snapshot_every * task.snapshot_every)
-    spec = None if task.explore is None else ExplorationSpec.from_dict(task.explore)
-    n_calibration = 0 if spec is None else calibration_frames(
-        n_frames, spec.calibration_fraction, task.snapshot_every)
-    plan = None
-    parts, faults = [], []
-    done = 0
-    while done < n_frames:
-        if spec is not None and plan is None and done == n_calibration:
-            potential = np.concatenate([p.potential_kjmol for p, _ in parts])
-            plan = temperature_ladder(task.temperature_K, spec, potential_heat_capacity(
-                potential, kT_kjmol(task.temperature_K)))
-            walker.start_ladder(plan.temperatures_K, spec.move_interval, task.seed + 1)
-        n = min(segment, n_frames - done)
-        if plan is None and done < n_calibration:
-            n = min(n, n_calibration - done)
+    piece = WalkerRound(walker, n_frames, task.report_interval, task.snapshot_every,
+                        task.explore, task.seed + 1)
+    faults = []
+    while piece.left:
         saved = walker.get_state()
         try:
-            frames = walker.run(n * task.report_interval, task.report_interval,
-                                progress=progress, snapshot_every=task.snapshot_every)
+            piece.run(segment, progress=progress)
         except MDError as error:
             if len(faults) >= task.max_retries:
                 raise WalkerFailed(
@@ -398,56 +534,8 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
             walker.set_state(saved)
             walker.set_timestep(walker.timestep_ps / 2)
             continue
-        frames_snap = frames.snapshot_frames + done
-        parts.append((frames, frames_snap))
-        done += n
-    walker.stop_ladder()
-    state = walker.get_state()
-    features_all = np.concatenate([p.features for p, _ in parts])
-    bias_all = np.concatenate([p.bias_kjmol for p, _ in parts])
-    adaptive = {}
-    if walker.opes is not None:
-        chi = features_all @ np.asarray(walker.opes.spec.coefficients)
-        numpy_bias = walker.opes.frame_bias(chi) + (0.0 if walker.bias is None
-                                                    else walker.bias.energy(features_all))
-        adaptive = {
-            "bias_check_kjmol": float(np.max(np.abs(numpy_bias - bias_all), initial=0.0)),
-            "ct_kjmol": walker.opes.frame_ct(),
-        }
-        blocks = walker.opes.blocks()
-        adaptive["opes_block_values"] = np.array([v for v, _ in blocks])
-        adaptive["opes_block_frames"] = np.array([n for _, n in blocks], dtype=np.int64)
-        adaptive["opes_state"] = walker.opes.opes.getState()
-    if walker.record_potential:
-        adaptive["potential_kjmol"] = np.concatenate([p.potential_kjmol for p, _ in parts])
-    if plan is not None:
-        ladder_state = np.concatenate([np.zeros(n_calibration, dtype=np.int64)]
-                                      + [p.state for p, _ in parts if p.state is not None])
-        counted = np.ones(n_frames, dtype=bool)
-        settled = settled_from(np.asarray(walker.ladder_weights), spec.settle_tolerance)
-        counted[n_calibration:n_calibration + settled] = False
-        adaptive.update(ladder_temperatures_K=np.asarray(plan.temperatures_K),
-                        ladder_state=ladder_state, counted=counted,
-                        heat_capacity=plan.heat_capacity, ladder_reason=plan.reason)
-    return WalkerResult(
-        round_index=task.round_index,
-        walker_index=task.walker_index,
-        features=features_all,
-        bias_kjmol=bias_all,
-        time_ps=np.concatenate([p.time_ps for p, _ in parts]),
-        snapshots=np.concatenate([p.snapshots for p, _ in parts]),
-        snapshot_frames=np.concatenate([s for _, s in parts]),
-        final_positions=state["positions"],
-        final_velocities=state["velocities"],
-        final_box_vectors=state.get("box_vectors"),
-        final_time_ps=float(state["time_ps"]),
-        final_timestep_ps=walker.timestep_ps,
-        seed=task.seed,
-        platform=walker.platform.getName(),
-        wall_s=time.perf_counter() - t0,
-        faults=faults,
-        **adaptive,
-    )
+    return piece.result(task.round_index, task.walker_index, task.seed,
+                        time.perf_counter() - t0, faults)
 
 
 def exploration_temperatures(results: Sequence[WalkerResult]) -> list[float]:

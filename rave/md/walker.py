@@ -78,6 +78,17 @@ def system_from_xml(xml: str) -> openmm.System:
     return openmm.XmlSerializer.deserialize(xml)
 
 
+def _global_parameters(force) -> list[tuple[str, float]]:
+    """A force's global parameters and their default values, those of the collective
+    variables of a ``CustomCVForce`` included."""
+    out = [(force.getGlobalParameterName(k), force.getGlobalParameterDefaultValue(k))
+           for k in range(getattr(force, "getNumGlobalParameters", lambda: 0)())]
+    if isinstance(force, openmm.CustomCVForce):
+        for i in range(force.getNumCollectiveVariables()):
+            out += _global_parameters(force.getCollectiveVariable(i))
+    return out
+
+
 class MDError(RuntimeError):
     """The MD produced non-finite or exploding positions or energies."""
 
@@ -285,6 +296,78 @@ class Walker:
         self.record_potential = bool(record_potential)
         self.ladder = None
         self.ladder_weights: list[list[float]] = []
+
+    @classmethod
+    def adopt(cls, simulation: app.Simulation, features: Sequence, temperature_K,
+              bias_force: BiasForce, *, opes: dict | None = None, opes_state: dict | None = None,
+              record_potential: bool = False) -> Walker:
+        """A walker around a user's own ``app.Simulation`` (its integrator, platform and
+        reporters stay the user's).
+
+        The static bias is the :class:`rave.BiasForce` already in the Simulation's System;
+        with ``opes`` an OPES force is added to that System and the Context reinitialised
+        (positions, velocities and the step count kept); :meth:`release` takes it out again.
+
+        Parameters
+        ----------
+        simulation : openmm.app.Simulation
+            The user's Simulation, built from the System that holds ``bias_force``.
+        features : sequence of Feature
+            The order parameters.
+        temperature_K : float or Quantity
+            The thermostat's temperature, K.
+        bias_force : rave.BiasForce
+            The static bias in the System.
+        opes, opes_state : dict, optional
+            As :class:`Walker` takes them.
+        record_potential : bool
+            As :class:`Walker` takes it.
+
+        Returns
+        -------
+        Walker
+        """
+        self = cls.__new__(cls)
+        self.features = list(features)
+        self.temperature_K = _md_value(temperature_K, unit.kelvin)
+        self.timestep_ps = simulation.integrator.getStepSize().value_in_unit(unit.picosecond)
+        self.friction_per_ps = None
+        self.system = simulation.system
+        self._n_particles = self.system.getNumParticles()
+        self.bias_force = bias_force
+        self.force_group = bias_force.force_group
+        self.simulation = simulation
+        self.platform = simulation.context.getPlatform()
+        self._periodic = self.system.usesPeriodicBoundaryConditions()
+        self.time_ps = simulation.context.getState().getTime().value_in_unit(unit.picosecond)
+        self.record_potential = bool(record_potential)
+        self.ladder = None
+        self.ladder_weights = []
+        self.opes = None
+        self._adopted_forces = self.system.getNumForces()
+        if opes is not None:
+            from .opes import OPESBias, OPESSpec
+
+            self.opes = OPESBias(self.system, self.features, OPESSpec.from_dict(opes),
+                                 self.temperature_K, opes_state)
+            simulation.context.reinitialize(preserveState=True)
+            # preserveState keeps the Context's parameter values, among them an earlier OPES
+            # CV's coefficients of the same names: the new forces' own values must hold
+            for index in range(self._adopted_forces, self.system.getNumForces()):
+                for name, value in _global_parameters(self.system.getForce(index)):
+                    simulation.context.setParameter(name, value)
+            self.opes.attach(simulation)
+        return self
+
+    def release(self) -> None:
+        """Take the forces :meth:`adopt` added out of the user's System again (the Context is
+        reinitialised, its state kept)."""
+        added = self.system.getNumForces() - getattr(self, "_adopted_forces", 0)
+        for _ in range(added):
+            self.system.removeForce(self.system.getNumForces() - 1)
+        if added:
+            self.simulation.context.reinitialize(preserveState=True)
+        self.opes = None
 
     @property
     def context(self) -> openmm.Context:
