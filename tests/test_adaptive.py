@@ -10,6 +10,7 @@ import pytest
 from rave.analysis import CampaignResult
 from rave.campaign import Campaign
 from rave.campaign.config import ConfigError, config_from_dict
+from rave.campaign.loop import RoundLoop
 from rave.learn.bias import (
     Bias,
     adaptive_bias_dict,
@@ -281,7 +282,7 @@ def test_the_verdict_needs_the_bootstrap_uncertainty_of_f_below_the_threshold(
         tmp_path, monkeypatch):
     rounds = []
     for sigma in (60.0, 0.1):  # kT: above and below free_energy_kT
-        monkeypatch.setattr(Campaign, "_profile_sigma", lambda self, *a, s=sigma: s)
+        monkeypatch.setattr(RoundLoop, "profile_sigma", lambda self, *a, s=sigma: s)
         data = _verdict_config(16)
         workdir = tmp_path / f"s{sigma}"
         Campaign(config_from_dict(data), workdir).run()
