@@ -1177,7 +1177,7 @@ class Coordination(Feature):
         m = self.m if self.m is not None else 2 * self.n
         line = (
             f"{label}: COORDINATION GROUPA={_plumed_atoms(self.group_a)} "
-            f"GROUPB={_plumed_atoms(self.group_b)} R_0={self.r0:.6f} NN={self.n} MM={m}"
+            f"GROUPB={_plumed_atoms(self.group_b)} R_0={self.r0!r} NN={self.n} MM={m}"
             f"{_plumed_pbc(self.periodic)}"
         )
         note = (f"{self.name}: COORDINATION (RATIONAL switching, no cutoff: check PLUMED's "
