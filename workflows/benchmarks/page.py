@@ -190,9 +190,10 @@ def _sampling_sections(name: str, record: dict, figures_dir: Path, page_dir: Pat
     error = "RMSE of F(phi)" if record["benchmark"] == "alanine_dipeptide" else "RMSE of F(chi)"
     for target in sorted({r["target_kT"] for r in to_target}, reverse=True):
         mine = {(r["system"], r["method"]): r for r in to_target if r["target_kT"] == target}
+        fewer = (f"; a count in brackets: fewer seeds than {seeds}"
+                 if any(r["seeds"] < seeds for r in mine.values()) else "")
         lines += ["", f"MD steps to {error} <= {target:g} kT and staying there, median "
-                      f"[min-max] over seeds (\"never\": not within the run; a count in "
-                      f"brackets: fewer seeds than {seeds}):", ""]
+                      f"[min-max] over seeds (\"never\": not within the run{fewer}):", ""]
         rows = []
         for system in systems:
             cells = [system]
