@@ -1,24 +1,18 @@
-"""Tests for workflows/benchmarks/alanine_dipeptide.py: phi from its sin and cos, periodic
+"""Tests for workflows.benchmarks.alanine_dipeptide: phi from its sin and cos, periodic
 binning, the phi-basin transition count, the RMSE against a reference with a known offset, the
 reference file, the system's atoms and CV, the campaign config and a --quick smoke run."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-_PATH = Path(__file__).resolve().parent.parent / "workflows" / "benchmarks" / "alanine_dipeptide.py"
-_SPEC = importlib.util.spec_from_file_location("alanine_dipeptide_benchmark", _PATH)
-ad = importlib.util.module_from_spec(_SPEC)
-sys.modules["alanine_dipeptide_benchmark"] = ad  # dataclasses look their module up here
-_SPEC.loader.exec_module(ad)
-se = ad.se
+from workflows.benchmarks import alanine_dipeptide as ad
+from workflows.benchmarks import sampling_efficiency as se
 
 #: floating-point agreement of exact identities (angles in rad, F in kT)
 EXACT = 1e-12
@@ -139,7 +133,8 @@ def test_reference_file_is_read_back_and_checked(tmp_path):
     np.testing.assert_allclose(reference.exact_kT, f - f.min(), atol=1e-5)
     np.testing.assert_allclose(reference.edges, np.linspace(-math.pi, math.pi, N_BINS + 1))
     assert reference.mask.tolist() == (f - f.min() <= se.REGION_KT).tolist()
-    with pytest.raises(FileNotFoundError, match=r"alanine_reference.py.*--reference PATH"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"workflows.benchmarks.alanine_reference.*--reference PATH"):
         ad.load_reference(tmp_path / "missing.csv")
     shifted = -math.pi + np.arange(N_BINS) * 2 * math.pi / N_BINS  # left edges, not centres
     with pytest.raises(ValueError, match=r"must be the centres of 36 equal bins"):
@@ -209,7 +204,7 @@ def test_command_line_names_what_is_wrong(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ad.parse_args(["--reference", str(tmp_path / "none.csv"), "--methods", "plain_md"])
     err = capsys.readouterr().err
-    assert "none.csv does not exist" in err and "alanine_reference.py" in err
+    assert "none.csv does not exist" in err and "workflows.benchmarks.alanine_reference" in err
     assert str(ad.HERE / "alanine_dipeptide_reference.csv") in err  # the default's place
     ref = _write_reference(tmp_path / "ref.csv", _profile())
     with pytest.raises(SystemExit):

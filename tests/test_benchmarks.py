@@ -1,27 +1,18 @@
-"""Tests for workflows/benchmarks/sampling_efficiency.py: error measure, transitions, c(t)
+"""Tests for workflows.benchmarks.sampling_efficiency: error measure, transitions, c(t)
 reweighting, the OpenMM metadynamics and OPES bias read-back, OPES reweighting against the exact
 profile, the reference direction, the summary."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rave.systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
-
-_PATH = (
-    Path(__file__).resolve().parent.parent / "workflows" / "benchmarks" / "sampling_efficiency.py"
-)
-_SPEC = importlib.util.spec_from_file_location("sampling_efficiency", _PATH)
-se = importlib.util.module_from_spec(_SPEC)
-sys.modules["sampling_efficiency"] = se  # dataclasses look their module up here
-_SPEC.loader.exec_module(se)
+from workflows.benchmarks import harness, page
+from workflows.benchmarks import sampling_efficiency as se
 
 #: floating-point agreement of exact identities, kT
 EXACT_KT = 1e-10
@@ -332,6 +323,15 @@ def test_quick_run_without_rave_writes_tables_and_figure(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "MD steps (and wall time, s) to reach RMSE <= 0.5 kT" in out
     assert "MD steps (and wall time, s) to reach RMSE <= 0.2 kT" in out
+    (folder,) = tmp_path.glob("sampling_efficiency_*_quick")
+    record = harness.load_record(folder / "sampling_efficiency.json")
+    assert record["command"] == "python -m workflows.benchmarks.sampling_efficiency " + " ".join(
+        argv)
+    assert record["seeds"] == [1] and record["key"] == ["system", "method", "target_kT"]
+    assert {(r["method"], r["target_kT"]) for r in record["summary"]} == {
+        (m, t) for m in ("plain_md", "metad_ideal", "metad_ideal_bias") for t in (0.5, 0.2)}
+    assert record["machine"]["cores"] >= 1 and record["versions"]["openmm"] != "unknown"
+    assert (folder / record["files"]["runs"]).resolve() == (tmp_path / "bench_runs.csv")
 
 
 def test_quick_run_of_the_mixed_model_with_opes_metad_and_plain_md(tmp_path):
@@ -352,3 +352,71 @@ def test_command_line_refuses_seed_zero(capsys):
     with pytest.raises(SystemExit):
         se.parse_args(["--seeds", "0", "1"])
     assert "--seeds must be integers >= 1. You supplied [0, 1]" in capsys.readouterr().err
+
+
+# ============================================================================================
+# the harness's result record, compare, and the benchmarks page
+# ============================================================================================
+def _same(a, b) -> bool:
+    """Equal values, NaN equal to NaN (a ratio to RAVE where RAVE did not run)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def test_record_keeps_inf_and_nan_and_compare_matches_rows_by_key(tmp_path):
+    def record(rave_s):
+        rows = [{"states": 5, "frames": 10, "rave_s": rave_s, "pymbar_s": math.inf},
+                {"states": 32, "frames": 10, "rave_s": 4.0, "pymbar_s": 8.0}]
+        return harness.make_record("mbar_solver", "MBAR", "python -m x", rows,
+                                   ("states", "frames"), seeds=[1])
+
+    harness.write_record(tmp_path / "old.json", record(2.0))
+    old = harness.load_record(tmp_path / "old.json")
+    assert old["summary"][0]["pymbar_s"] == math.inf and old["machine"]["cores"] >= 1
+    rows = harness.compare(old, record(1.0))
+    by = {(r["states"], r["field"]): r for r in rows}
+    assert by[5, "rave_s"]["ratio"] == 0.5 and by[32, "rave_s"]["ratio"] == 1.0
+    assert math.isnan(by[5, "pymbar_s"]["ratio"])  # not finite: no ratio
+    other = harness.make_record("training", "t", "c", [], ("mode",))
+    with pytest.raises(ValueError, match="cannot compare mbar_solver .* give two records of one"):
+        harness.compare(old, other)
+    with pytest.raises(ValueError, match="lacks the key field"):
+        harness.make_record("x", "t", "c", [{"a": 1}], ("a", "b"))
+
+
+def test_load_record_refuses_a_file_of_another_format(tmp_path):
+    (tmp_path / "other.json").write_text('{"rows": []}')
+    with pytest.raises(ValueError, match="is not a benchmark result record"):
+        harness.load_record(tmp_path / "other.json")
+
+
+def test_spread_and_quartiles_over_seeds():
+    assert harness.spread([3.0, 1.0, math.inf]) == (3.0, 1.0, math.inf)
+    assert harness.quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 3.0, 4.0)
+    assert all(math.isnan(v) for v in harness.spread([]))
+
+
+def test_committed_results_summaries_are_what_the_benchmark_computes_from_their_runs():
+    results = page.load_results()
+    assert results, f"no result record under {page.RESULTS}"
+    for name, record in results:
+        if record["benchmark"] not in page.SAMPLING:
+            continue
+        runs = harness.read_csv(record["_folder"] / record["files"]["runs"])
+        targets = list(dict.fromkeys(r["target_kT"] for r in record["summary"]))
+        _, to_target = se.summaries(runs, targets)
+        assert len(to_target) == len(record["summary"]), name
+        for got, kept in zip(to_target, record["summary"], strict=True):
+            assert set(got) == set(kept) and all(_same(got[k], kept[k]) for k in got), name
+
+
+def test_committed_benchmarks_page_is_what_the_generator_writes_from_the_results():
+    results = page.load_results()
+    expected = page.render(results)
+    assert page.PAGE.read_text() == expected, (
+        "docs/benchmarks.md differs from the committed results: run "
+        "'python -m workflows.benchmarks.page'")
+    for name, record in results:
+        for figure in page._figure_names(name, record):
+            assert (page.FIGURES / figure).stat().st_size > 0, figure

@@ -1,11 +1,9 @@
-"""Tests for workflows/benchmarks/unbinding.py: bound/unbound labels on the real pocket geometry,
+"""Tests for workflows.benchmarks.unbinding: bound/unbound labels on the real pocket geometry,
 event counting with hysteresis, and the exact Poisson and rate-ratio intervals."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +11,7 @@ import pytest
 from scipy import stats
 
 from rave.systems.ligand_cavity import build_ligand_cavity
-
-_PATH = Path(__file__).resolve().parent.parent / "workflows" / "benchmarks" / "unbinding.py"
-_SPEC = importlib.util.spec_from_file_location("unbinding", _PATH)
-ub = importlib.util.module_from_spec(_SPEC)
-sys.modules["unbinding"] = ub  # dataclasses look their module up here
-_SPEC.loader.exec_module(ub)
+from workflows.benchmarks import unbinding as ub
 
 #: agreement of closed forms evaluated two ways (scipy quantiles), relative
 EXACT_REL = 1e-9

@@ -1,6 +1,6 @@
 """Benchmark: sampling efficiency on alanine dipeptide in vacuum, F(phi) against a long reference.
 
-The molecular case of ``sampling_efficiency.py`` (issue 12, item 4): the same methods, error
+The molecular case of ``sampling_efficiency``: the same methods, error
 measure and tables, on alanine dipeptide (ACE-ALA-NME, ff14SB, vacuum) instead of a model
 potential. Every method runs from the PDB's minimised C7eq structure with the same MD settings,
 those of the campaign's ``openmm`` kind: ``LangevinMiddleIntegrator``, 300 K, 2 fs, friction
@@ -89,8 +89,10 @@ Outputs (a fresh folder ``runs/benchmarks/alanine_dipeptide_<time>/`` under ``--
 reused; RAVE campaigns in its ``campaigns/`` subfolder): the printed tables, ``--csv`` (default
 ``alanine_dipeptide.csv`` there: median and min-max RMSE, coverage and transitions per method
 and checkpoint), ``*_to_target.csv`` (steps and wall time to 0.5 and 0.2 kT, ratio to RAVE),
-``*_runs.csv`` (every run and checkpoint), ``*.png`` (RMSE vs MD steps) and ``settings.json``
-(every setting of the run, the reference file and its SHA-256).
+``*_runs.csv`` (every run and checkpoint), ``*.png`` (RMSE vs MD steps), ``settings.json``
+(every setting of the run, the reference file and its SHA-256) and ``alanine_dipeptide.json``,
+the harness's result record (``workflows.benchmarks.harness``: command, date, machine,
+versions, the settings and the steps-to-target rows).
 
 Defaults: seeds 1 2 3; checkpoints 50k x 2^k steps up to 6.4M (every non-RAVE run is that long,
 12.8 ns); RAVE as above. Measured speeds on the 2-core development machine (shared, so upper
@@ -102,7 +104,7 @@ VAE) is a smoke test of the pipeline, not a measurement; it runs in ~10 s.
 
 Usage::
 
-    python workflows/benchmarks/alanine_dipeptide.py [--quick] [--methods plain_md rave ...]
+    python -m workflows.benchmarks.alanine_dipeptide [--quick] [--methods plain_md rave ...]
         [--seeds 1 2 3] [--budgets 50000 100000 ...] [--reference PATH]
         [--report-interval 250] [--max-total-steps 2000000] [--first-round-steps 100000]
         [--steps-per-round 400000] [--rounds 20] [--models 2] [--metad-height 1.2]
@@ -115,33 +117,27 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
-import importlib.util
 import json
 import math
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-try:  # the sibling module: importable when this file runs as a script (its folder is on sys.path)
-    import sampling_efficiency as se
-except ModuleNotFoundError:  # loaded by path (e.g. from the tests): load the sibling by path too
-    _spec = importlib.util.spec_from_file_location("sampling_efficiency",
-                                                   HERE / "sampling_efficiency.py")
-    se = importlib.util.module_from_spec(_spec)
-    sys.modules["sampling_efficiency"] = se  # dataclasses look their module up here
-    _spec.loader.exec_module(se)
+from rave.systems.registry import file_sha256
 
+from . import harness
+from . import sampling_efficiency as se
+
+HERE = Path(__file__).resolve().parent
 WORKFLOWS = HERE.parent
 SYSTEM_DIR = WORKFLOWS / "alanine_dipeptide"
 DEFAULT_REFERENCE = HERE / "alanine_dipeptide_reference.csv"
-DEFAULT_OUT = WORKFLOWS.parent / "runs" / "benchmarks"
+DEFAULT_OUT = harness.DEFAULT_OUT
+TITLE = "Alanine dipeptide in vacuum: MD steps to an accurate F(phi), the CV hidden"
 #: the system's name in the tables and CSV files
 SYSTEM = "alanine_dipeptide"
 
@@ -418,7 +414,7 @@ def load_reference(path: Path, region_kT: float = se.REGION_KT) -> PhiReference:
     if not path.is_file():
         raise FileNotFoundError(
             f"reference F(phi) file {path} does not exist. Make one with "
-            f"'python workflows/benchmarks/alanine_reference.py --ns 100' (it writes "
+            f"'python -m workflows.benchmarks.alanine_reference --ns 100' (it writes "
             f"alanine_dipeptide_reference.csv in its output folder) and pass it with "
             f"--reference PATH, or copy it to {DEFAULT_REFERENCE}")
     try:
@@ -447,11 +443,6 @@ def load_reference(path: Path, region_kT: float = se.REGION_KT) -> PhiReference:
                               np.array(table["frames"]).astype(int), region_kT, str(path))
     except ValueError as error:
         raise ValueError(f"reference file {path}: {error}") from error
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # ============================================================================================
@@ -748,11 +739,12 @@ def _settings(args: argparse.Namespace, alanine: Alanine) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     reference = args.reference_data
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = se._fresh_dir(args.out, f"{SYSTEM}_{stamp}" + ("_quick" if args.quick else ""))
+    bench = harness.BenchmarkRun(SYSTEM, TITLE, argv, args.out, "_quick" if args.quick else "")
+    out = bench.out
     csv_path = args.csv or out / f"{SYSTEM}.csv"
     alanine = load_alanine(args.report_interval)
-    (out / "settings.json").write_text(json.dumps(_settings(args, alanine), indent=2) + "\n")
+    settings = _settings(args, alanine)
+    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
     region_sigma = reference.sigma_kT[reference.mask]
     print(f"output: {out}")
     print(f"reference: {args.reference}: {len(reference.exact_kT)} bins of phi, "
@@ -789,22 +781,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({steps / max(run.wall_s, 1e-9):,.0f} steps/s){final} "
               f"(elapsed {time.perf_counter() - started:.0f} s)", flush=True)
 
-    profile = "F(phi) vs the OPES reference"
-    table, to_target = se.summarise(rows, args.target)
-    se.print_tables(table, to_target, args.target, profile=profile)
-    _, to_second = se.summarise(rows, args.second_target)
-    se.print_to_target(to_second, args.second_target)
-    for row in to_target:
-        row["target_kT"] = args.target
-    for row in to_second:
-        row["target_kT"] = args.second_target
-    se.write_csv(csv_path, table)
-    se.write_csv(csv_path.with_name(csv_path.stem + "_to_target.csv"), to_target + to_second)
-    se.write_csv(csv_path.with_name(csv_path.stem + "_runs.csv"), rows)
-    png = csv_path.with_suffix(".png")
-    se.plot(png, table, args.target, ylabel=r"RMSE of $F(\phi)$ / kT")
-    print(f"\nwrote {csv_path}, {csv_path.stem}_to_target.csv, {csv_path.stem}_runs.csv, "
-          f"{png.name}, settings.json in {out}")
+    se.finish(bench, csv_path, rows, (args.target, args.second_target), settings=settings,
+              seeds=args.seeds, profile="F(phi) vs the OPES reference",
+              ylabel=r"RMSE of $F(\phi)$ / kT")
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
 

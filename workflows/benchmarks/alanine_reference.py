@@ -20,14 +20,16 @@ backbone dihedrals, so that neither slow degree of freedom is left to chance:
   aligned to the full profile by its mean over bins where both are finite (the estimator's
   offset is arbitrary).
 
-Outputs in ``--out`` (default ``runs/benchmarks/alanine_reference_<time>/``, never reused):
+Outputs in ``--out`` (default ``runs/benchmarks/alanine_reference_<time>/``, never reused; with
+``alanine_reference.json``, the harness's record of the run: command, date, machine, versions,
+settings and the summary below):
 ``frames.npz`` (step, phi, psi, bias_kjmol), ``alanine_dipeptide_reference.csv`` (bin centre,
 F in kT, its block standard error, frames per bin) and a plain summary on stdout (ns, ns/day,
 transitions between phi < 0 and phi > 0 counted with a 0.5 rad dead zone around 0 and pi).
 
 Usage::
 
-    python workflows/benchmarks/alanine_reference.py --ns 60 [--seed 1] [--out DIR]
+    python -m workflows.benchmarks.alanine_reference --ns 60 [--seed 1] [--out DIR]
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ import csv
 import math
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,11 @@ import openmm
 from openmm import app
 from openmm import unit as u
 
+from . import harness
+
 WORKFLOWS = Path(__file__).resolve().parent.parent
 SYSTEM_DIR = WORKFLOWS / "alanine_dipeptide"
-DEFAULT_OUT = WORKFLOWS.parent / "runs" / "benchmarks"
+DEFAULT_OUT = harness.DEFAULT_OUT
 #: atom indices (0-based) of alanine_dipeptide.pdb: phi = C(ACE) N CA C, psi = N CA C N(NME)
 PHI = (4, 6, 8, 14)
 PSI = (6, 8, 14, 16)
@@ -55,6 +58,7 @@ TEMPERATURE_K = 300.0
 TIMESTEP_PS = 0.002
 FRICTION_PER_PS = 1.0
 KT_KJMOL = 0.0083144626 * TEMPERATURE_K
+TITLE = "Reference F(phi) of alanine dipeptide: OPES on phi and psi"
 
 
 def torsion_force(atoms: tuple[int, int, int, int]) -> openmm.CustomTorsionForce:
@@ -194,8 +198,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from openmm_opes import OPES
 
-    out = args.out or DEFAULT_OUT / f"alanine_reference_{datetime.now():%Y%m%d_%H%M%S}"
-    out.mkdir(parents=True, exist_ok=False)
+    if args.out is not None and args.out.exists():
+        raise SystemExit(f"--out {args.out} exists; give a new folder (an output folder is "
+                         f"never reused)")
+    bench = harness.BenchmarkRun("alanine_reference", TITLE, argv, folder=args.out)
+    out = bench.out
     system, pdb = load_system()
     variables = [app.BiasVariable(torsion_force(atoms), -math.pi, math.pi, 0.3, True, 128)
                  for atoms in (PHI, PSI)]
@@ -231,6 +238,12 @@ def main(argv=None) -> int:
     sampled = counts > 0
     print(f"done: {rec.n} frames, F finite in {sampled.sum()}/{args.bins} bins, "
           f"median block sigma {np.nanmedian(sigma):.3f} kT", flush=True)
+    summary = {"seed": args.seed, "ns": round(ns, 3), "ns_per_day": round(ns / elapsed * 86400, 2),
+               "frames": rec.n, "phi_transitions": phi_transitions(rec.cv[:rec.n, 0]),
+               "bins_sampled": int(sampled.sum()), "bins": args.bins,
+               "median_block_sigma_kT": float(np.nanmedian(sigma))}
+    bench.write([summary], key=("seed",), settings=vars(args), seeds=[args.seed],
+                files={"reference": "alanine_dipeptide_reference.csv"})
     return 0
 
 

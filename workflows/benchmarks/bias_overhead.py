@@ -5,10 +5,15 @@ run, interleaved over repeats, stepping in chunks of ``report_interval`` with a 
 (positions, features and bias energy) after each chunk, exactly as a campaign does. The bias is
 a realistic one: built from an unbiased run's frames along a fixed RC.
 
-    python workflows/benchmarks/bias_overhead.py [--system three_state] [--steps 200000]
-        [--repeats 3] [--platforms Reference CPU]
-    python workflows/benchmarks/bias_overhead.py --system ligand_cavity --steps 500 \
+    python -m workflows.benchmarks.bias_overhead [--system three_state] [--steps 200000]
+        [--repeats 3] [--platforms Reference CPU] [--out DIR] [--csv PATH]
+    python -m workflows.benchmarks.bias_overhead --system ligand_cavity --steps 500 \
         --report-interval 50 --platforms CPU
+
+Writes ``bias_overhead.csv`` (each platform's median steps/s and the spread over repeats) and the
+harness's record ``bias_overhead.json`` in a fresh folder under ``--out`` (default
+``runs/benchmarks``). Run at two git revisions, ``python -m workflows.benchmarks.harness compare
+OLD.json NEW.json`` compares the walker's speed between them.
 
 Systems: a model-potential kind (one particle) or ``ligand_cavity`` (the ``small`` hydrophobic
 methane system, ~5300 particles, or ``--size paper``, ~21,000; prepared by a short
@@ -20,9 +25,9 @@ platform's per-step cost for one particle is ~100x Reference's).
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +36,10 @@ from rave.campaign.simsystem import build_simulation_system
 from rave.learn.bias import Bias, build_bias_grid
 from rave.md.walker import Walker
 from rave.units import kT_kjmol
+
+from . import harness
+
+TITLE = "Bias overhead: MD steps/s with and without the RAVE bias, interleaved"
 
 TEMPERATURE_K = 300.0
 
@@ -66,7 +75,14 @@ def main(argv=None) -> int:
     parser.add_argument("--prepare-steps", type=int, default=500,
                         help="ligand_cavity equilibration steps before timing")
     parser.add_argument("--csv", help="also write the table here")
+    parser.add_argument("--out", type=Path, default=harness.DEFAULT_OUT,
+                        help="parent of the fresh output folder")
     args = parser.parse_args(argv)
+    if args.repeats < 1 or args.steps < args.report_interval or args.report_interval < 1:
+        parser.error(f"need --repeats >= 1 and --steps >= --report-interval >= 1. You supplied "
+                     f"--repeats {args.repeats}, --steps {args.steps}, --report-interval "
+                     f"{args.report_interval}")
+    bench = harness.BenchmarkRun("bias_overhead", TITLE, argv, args.out)
 
     sim, start, c = _system(args.system, args.size, args.prepare_steps)
     model_potential = sim.potential is not None
@@ -94,6 +110,11 @@ def main(argv=None) -> int:
             "particles": sim.system.getNumParticles(), "steps_per_run": steps,
             "unbiased_steps_per_s": round(unbiased), "biased_steps_per_s": round(biased),
             "bias_cost_percent": round(100 * (1 - biased / unbiased), 1),
+            "unbiased_min_steps_per_s": round(min(steps_per_s[False])),
+            "unbiased_max_steps_per_s": round(max(steps_per_s[False])),
+            "biased_min_steps_per_s": round(min(steps_per_s[True])),
+            "biased_max_steps_per_s": round(max(steps_per_s[True])),
+            "repeats": args.repeats,
             "unbiased_ns_per_day": round(unbiased * sim.timestep_ps * 86400 / 1000, 3),
             "biased_ns_per_day": round(biased * sim.timestep_ps * 86400 / 1000, 3),
         })
@@ -102,10 +123,13 @@ def main(argv=None) -> int:
     for row in rows:
         print(" | ".join(str(row[k]) for k in keys))
     if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, keys)
-            writer.writeheader()
-            writer.writerows(rows)
+        harness.write_csv(Path(args.csv), rows)
+    harness.write_csv(bench.out / "bias_overhead.csv", rows)
+    settings = {k: v for k, v in vars(args).items() if k not in ("csv", "out")}
+    record = bench.write(rows, key=("system", "platform"), settings=settings,
+                         seeds=list(range(1, args.repeats + 1)),
+                         files={"table": "bias_overhead.csv"})
+    print(f"wrote {record}")
     return 0
 
 

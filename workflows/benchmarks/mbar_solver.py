@@ -8,9 +8,10 @@ the states. Both solvers start from ``f = 0`` and are asked for ``1e-12`` (pymba
 tolerance) and ``1e-10`` kT (rave's self-consistency error). The table gives the wall time of
 each and the largest difference of their ``f_k``, kT.
 
-    python workflows/benchmarks/mbar_solver.py 5x10000 5x100000 32x100000 200x10000 200x100000
+    python -m workflows.benchmarks.mbar_solver 5x10000 5x100000 32x100000 200x10000 200x100000
 
-Needs pymbar (``pip install -e ".[test]"``). Results are in README ("MBAR solver").
+Needs pymbar (``pip install -e ".[test]"``). Writes ``mbar_solver.csv`` and the harness's record
+``mbar_solver.json`` in a fresh folder under ``--out`` (default ``runs/benchmarks``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,17 @@ import argparse
 import contextlib
 import io
 import logging
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from rave.stats import solve_mbar
+
+from . import harness
+
+TITLE = "MBAR solver: rave.stats.solve_mbar against pymbar.MBAR, wall time of one solve"
 
 #: default (states, frames) sizes of the table
 DEFAULT_SIZES = ((5, 10_000), (5, 100_000), (32, 100_000), (200, 10_000), (200, 100_000))
@@ -78,8 +85,15 @@ def measure(n_states: int, n_frames: int) -> dict:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", nargs="*", help="KxN: states x frames (default: the table)")
+    parser.add_argument("--out", type=Path, default=harness.DEFAULT_OUT,
+                        help="parent of the fresh output folder")
     args = parser.parse_args(argv)
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes] or DEFAULT_SIZES
+    try:
+        sizes = [tuple(int(v) for v in s.split("x", 1)) for s in args.sizes] or DEFAULT_SIZES
+    except ValueError:
+        parser.error(f"sizes are KxN, states x frames (e.g. 32x100000). You supplied "
+                     f"{args.sizes}")
+    bench = harness.BenchmarkRun("mbar_solver", TITLE, argv, args.out)
     print(f"{'K':>4} {'N':>7} {'pymbar s':>9} {'rave s':>7} {'speed-up':>8} {'max|df| kT':>11}")
     rows = []
     for n_states, n_frames in sizes:
@@ -90,8 +104,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{r['pymbar_s'] / r['rave_s']:8.1f} {r['max_df_kT']:11.1e}",
             flush=True,
         )
+    for r in rows:
+        r["speedup"] = r["pymbar_s"] / r["rave_s"]
+    harness.write_csv(bench.out / "mbar_solver.csv", rows)
+    record = bench.write(rows, key=("states", "frames"), settings={"sizes": sizes},
+                         files={"table": "mbar_solver.csv"})
+    print(f"wrote {record}")
     return rows
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(0)

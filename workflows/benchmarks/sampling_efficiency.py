@@ -110,9 +110,11 @@ so upper bounds on time): plain MD ~1e6 steps/s (mixed_slow_mode 1.7e6), metadyn
 ~2.3e5 steps/s, OPES 1.5e5-2.5e5 steps/s (100k-300k-step runs; Reference), RAVE dominated by
 its learning step (README, "Learning step"). ``--quick`` runs in ~20 s.
 
-Usage::
+Usage (from the repository root; the harness, ``workflows.benchmarks.harness``, also writes
+``sampling_efficiency.json``: command, date, machine, versions, settings and the steps-to-target
+rows)::
 
-    python workflows/benchmarks/sampling_efficiency.py [--quick] [--systems three_state ...]
+    python -m workflows.benchmarks.sampling_efficiency [--quick] [--systems three_state ...]
         [--seeds 1 2 3] [--budgets 25000 50000 ...] [--rounds R] [--steps-per-round N]
         [--models M] [--report-interval 50] [--metad-height 1.2] [--metad-sigma 0.1]
         [--metad-bias-factor 10] [--metad-frequency 500] [--opes-barrier 25]
@@ -124,14 +126,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import math
+import os
 import sys
 import time
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -151,9 +152,12 @@ from rave.md.walker import Walker
 from rave.stats import free_energy_profile, mbar_reweight
 from rave.systems.model_potentials import THREE_STATE_MINIMA, make_model_potential
 
-WORKFLOWS = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = WORKFLOWS.parent / "runs" / "benchmarks"
+from . import figures, harness
 
+WORKFLOWS = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = harness.DEFAULT_OUT
+
+TITLE = "Sampling efficiency on model potentials: MD steps to an accurate F(chi)"
 SYSTEMS = ("three_state", "rotated_double_well", "mixed_slow_mode")
 METHODS = (
     "plain_md",
@@ -453,12 +457,7 @@ def steps_to_target(steps: np.ndarray, rmse_kT: np.ndarray, target_kT: float) ->
     return float(steps[first]) if first < steps.size else math.inf
 
 
-def spread(values: Sequence[float]) -> tuple[float, float, float]:
-    """(median, min, max) of ``values`` (inf allowed; NaN if empty)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return (math.nan, math.nan, math.nan)
-    return (float(np.median(v)), float(v.min()), float(v.max()))
+spread = harness.spread
 
 
 def separation_barriers_kT(
@@ -1554,74 +1553,82 @@ def print_to_target(to_target: list[dict], target_kT: float) -> None:
               f"{ratio_text}")
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+write_csv = harness.write_csv
 
 
-def plot(
-    path: Path, table: list[dict], target_kT: float, ylabel: str = r"RMSE of $F(\chi)$ / kT"
-) -> None:
-    """RMSE (median, min-max band) vs MD steps per method, one panel per system; log x and y."""
-    import matplotlib
+def summaries(rows: list[dict], targets: Sequence[float]) -> tuple[list[dict], list[dict]]:
+    """The per-checkpoint table and the steps-to-target rows of every target.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Parameters
+    ----------
+    rows : list of dict
+        Every run and checkpoint (system, seed, method, steps, rmse_kT, coverage, transitions,
+        elapsed_s).
+    targets : sequence of float
+        Target RMSEs, kT.
 
-    systems = list(dict.fromkeys(r["system"] for r in table))
-    fig, axes = plt.subplots(1, len(systems), figsize=(6 * len(systems), 4.5), squeeze=False)
-    for ax, system in zip(axes[0], systems, strict=True):
-        finite = False
-        for method in METHODS:
-            rows = [r for r in table if r["system"] == system and r["method"] == method]
-            if not rows:
-                continue
-            steps = np.array([r["steps"] for r in rows], dtype=float)
-            med = np.array([r["rmse_median_kT"] for r in rows])
-            lo = np.array([r["rmse_min_kT"] for r in rows])
-            hi = np.array([r["rmse_max_kT"] for r in rows])
-            ok = np.isfinite(med)
-            finite |= bool(ok.any())
-            style = "s--" if method.endswith("_bias") else "o-"
-            (line,) = ax.plot(steps[ok], med[ok], style, ms=3, label=method)
-            band = np.isfinite(lo) & np.isfinite(hi)
-            ax.fill_between(steps[band], lo[band], hi[band], color=line.get_color(), alpha=0.2)
-        ax.axhline(target_kT, color="k", ls="--", lw=1)
-        if finite:  # log axes need data: a panel with no finite RMSE stays linear
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-        else:
-            ax.text(0.5, 0.5, "no finite RMSE yet", transform=ax.transAxes, ha="center")
-        ax.set_xlabel("MD steps")
-        ax.set_ylabel(ylabel)
-        ax.set_title(system)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    Returns
+    -------
+    table : list of dict
+        Medians and min-max over seeds per system, method and steps (:func:`summarise`).
+    to_target : list of dict
+        :func:`summarise`'s steps-to-target rows for each target, with ``target_kT``.
+    """
+    table, to_target = [], []
+    for k, target in enumerate(targets):
+        t, reached = summarise(rows, target)
+        table = table if k else t
+        to_target += [{**r, "target_kT": target} for r in reached]
+    return table, to_target
+
+
+def finish(bench: harness.BenchmarkRun, csv_path: Path, rows: list[dict],
+           targets: Sequence[float], *, settings: dict, seeds: Sequence[int],
+           profile: str = "F(chi) vs exact", ylabel: str = r"RMSE of $F(\chi)$ / kT") -> None:
+    """Print the tables and write the CSV files, the figure and the result record of a run.
+
+    Parameters
+    ----------
+    bench : harness.BenchmarkRun
+        The run (its output folder takes the record).
+    csv_path : Path
+        The per-checkpoint table; ``*_to_target.csv``, ``*_runs.csv`` and ``*.png`` go beside.
+    rows : list of dict
+        Every run and checkpoint.
+    targets : sequence of float
+        The target RMSE and the second, tighter one, kT.
+    settings : dict
+        Every setting of the run, for the record.
+    seeds : sequence of int
+        The seeds.
+    profile : str
+        What the RMSE compares, in the tables' titles.
+    ylabel : str
+        The figure's y label.
+    """
+    table, to_target = summaries(rows, targets)
+    print_tables(table, [r for r in to_target if r["target_kT"] == targets[0]], targets[0],
+                 profile=profile)
+    for target in targets[1:]:
+        print_to_target([r for r in to_target if r["target_kT"] == target], target)
+    names = {"table": csv_path, "to_target": csv_path.with_name(csv_path.stem + "_to_target.csv"),
+             "runs": csv_path.with_name(csv_path.stem + "_runs.csv")}
+    write_csv(names["table"], table)
+    write_csv(names["to_target"], to_target)
+    write_csv(names["runs"], rows)
+    png = csv_path.with_suffix(".png")
+    figures.rmse_vs_steps(png, table, targets[0], methods=[m for m in METHODS if any(
+        r["method"] == m for r in table)], ylabel=ylabel)
+    record = bench.write(to_target, key=("system", "method", "target_kT"), settings=settings,
+                         seeds=seeds, files={role: os.path.relpath(path, bench.out)
+                                             for role, path in names.items()})
+    print(f"\nwrote {csv_path}, {csv_path.stem}_to_target.csv, {csv_path.stem}_runs.csv, "
+          f"{png.name}, {record}")
 
 
 # ============================================================================================
 # command line
 # ============================================================================================
-def _fresh_dir(parent: Path, name: str) -> Path:
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1000):
-        candidate = parent / (name if i == 0 else f"{name}_{i}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a fresh folder for {name} under {parent}")
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
@@ -1749,8 +1756,9 @@ def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = _fresh_dir(args.out, f"sampling_efficiency_{stamp}" + ("_quick" if args.quick else ""))
+    bench = harness.BenchmarkRun("sampling_efficiency", TITLE, argv, args.out,
+                                 "_quick" if args.quick else "")
+    out = bench.out
     csv_path = args.csv or out / "sampling_efficiency.csv"
     metad = {
         "height_kjmol": args.metad_height,
@@ -1854,23 +1862,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # every run and checkpoint so far: a stopped benchmark keeps what it measured
         write_csv(csv_path.with_name(csv_path.stem + "_runs.csv"), rows)
 
-    table, to_target = summarise(rows, args.target)
-    print_tables(table, to_target, args.target)
-    _, to_second = summarise(rows, args.second_target)
-    print_to_target(to_second, args.second_target)
-    for row in to_target:
-        row["target_kT"] = args.target
-    for row in to_second:
-        row["target_kT"] = args.second_target
-    to_target = to_target + to_second
-    write_csv(csv_path, table)
-    write_csv(csv_path.with_name(csv_path.stem + "_to_target.csv"), to_target)
-    write_csv(csv_path.with_name(csv_path.stem + "_runs.csv"), rows)
-    png = csv_path.with_suffix(".png")
-    plot(png, table, args.target)
-    print(
-        f"\nwrote {csv_path}, {csv_path.stem}_to_target.csv, {csv_path.stem}_runs.csv, {png.name}"
-    )
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "csv")}
+    finish(bench, csv_path, rows, (args.target, args.second_target), settings=settings,
+           seeds=args.seeds)
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
 

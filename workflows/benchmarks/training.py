@@ -29,17 +29,18 @@ with onecore: with one of two cores taken, the best possible is the time on one 
 
 Usage::
 
-    python workflows/benchmarks/training.py [--frames 200000] [--dims 10]
+    python -m workflows.benchmarks.training [--frames 200000] [--dims 10]
         [--modes idle,onecore,busy]
-        [--skip-campaign] [--skip-step] [--skip-kernels] [--csv training.csv]
+        [--skip-campaign] [--skip-step] [--skip-kernels] [--csv PATH] [--out DIR]
 
-Prints a table and writes CSV. Timings need an otherwise idle machine.
+Prints a table and writes ``training.csv`` and the harness's record ``training.json`` in a fresh
+folder under ``--out`` (default ``runs/benchmarks``; ``--csv`` writes the table there too).
+Timings need an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -51,6 +52,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from . import harness
+
+TITLE = "The learning step: wall time idle, on one core and beside a busy process"
 
 #: Half-width of the sampling box, in the (dimensionless) units of x and y.
 BOX_HALF_WIDTH = 2.5
@@ -262,8 +267,8 @@ def kernels_child() -> dict:
 
 def run_mode(mode: str, what: str, frames: int, dims: int) -> dict:
     """Run one measurement in a fresh interpreter under the mode's conditions."""
-    cmd = [sys.executable, __file__, "--child", what, "--frames", str(frames), "--dims",
-           str(dims)]
+    cmd = [sys.executable, "-m", "workflows.benchmarks.training", "--child", what, "--frames",
+           str(frames), "--dims", str(dims)]
     if mode == "onecore":
         cmd = ["taskset", "-c", "0"] + cmd
     spinner = None
@@ -271,7 +276,7 @@ def run_mode(mode: str, what: str, frames: int, dims: int) -> dict:
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         time.sleep(1.0)
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     finally:
         if spinner is not None:
             spinner.kill()
@@ -288,7 +293,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--modes", default="idle,onecore,busy")
     parser.add_argument("--skip-step", action="store_true")
     parser.add_argument("--skip-campaign", action="store_true")
-    parser.add_argument("--csv", default="training.csv")
+    parser.add_argument("--csv", type=Path, help="also write the table here")
+    parser.add_argument("--out", type=Path, default=harness.DEFAULT_OUT,
+                        help="parent of the fresh output folder")
     parser.add_argument("--skip-kernels", action="store_true")
     parser.add_argument("--child", choices=["step", "campaign", "kernels"],
                         help=argparse.SUPPRESS)
@@ -309,7 +316,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error("--modes takes idle, onecore and busy")
     if "onecore" in modes and shutil.which("taskset") is None:
         parser.error("onecore mode needs taskset (util-linux)")
-    print(f"# {' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}")
+    bench = harness.BenchmarkRun("training", TITLE, argv, args.out)
+    print(f"# {bench.command}")
     print(f"# {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}")
     rows = []
     if not args.skip_kernels:
@@ -350,11 +358,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if ("busy", what) in by and ("onecore", what) in by:
             print(f"busy / onecore, {what}: {by['busy', what] / by['onecore', what]:.2f}x "
                   f"(target <= 1.25x)")
-    with open(args.csv, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.csv}")
+    if args.csv:
+        harness.write_csv(args.csv, rows)
+    harness.write_csv(bench.out / "training.csv", rows)
+    settings = {k: v for k, v in vars(args).items() if k not in ("csv", "out", "child")}
+    record = bench.write(rows, key=("mode", "what"), settings=settings,
+                         files={"table": "training.csv"})
+    print(f"wrote {bench.out / 'training.csv'}, {record}")
     return rows
 
 

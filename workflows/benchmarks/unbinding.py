@@ -1,6 +1,6 @@
 """Benchmark: ligand unbinding events per ns in RAVE's biased rounds vs unbiased MD, same length.
 
-    python workflows/benchmarks/unbinding.py workflows/ligand_cavity_hydrophobic.toml \
+    python -m workflows.benchmarks.unbinding workflows/ligand_cavity_hydrophobic.toml \
         [--workdir runs/unbinding_hydrophobic] [--reference-rounds N] [--unbound-height NM]
         [--csv PATH]
 
@@ -27,13 +27,14 @@ The table gives, for each round or chunk and in total: ns, unbindings, unbinding
 the exact (Garwood) Poisson 95 % interval, rebindings, the fractions of frames bound and
 unbound, and the greatest height of the ligand centroid above the wall's top-layer plane (how far
 out it got); then the ratio of the biased to the unbiased unbinding rate with its exact conditional
-(Clopper-Pearson) 95 % interval.
+(Clopper-Pearson) 95 % interval. ``WORKDIR/unbinding.csv`` keeps the table and
+``WORKDIR/unbinding.json`` the harness's record of the run (``workflows.benchmarks.harness``:
+command, date, machine, versions, the table, the rate ratio and the wall times).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import time
@@ -49,6 +50,10 @@ from rave.campaign import store
 from rave.campaign.config import load_config
 from rave.campaign.walkers import WalkerResult, WalkerTask, run_walker
 from rave.cli import main as rave_main
+
+from . import harness
+
+TITLE = "Ligand unbinding events per ns: RAVE's biased rounds against unbiased MD"
 
 #: default height of the unbound region above the wall's top-layer plane, by ligand, nm.
 #: methane touches the flat wall with its centre ~0.44 nm above the site plane (the LJ minimum
@@ -341,7 +346,7 @@ def main(argv=None) -> int:
     height = (UNBOUND_HEIGHT_NM[s.ligand] if args.unbound_height is None
               else args.unbound_height)
     workdir = args.workdir or Path("runs") / f"unbinding_{args.config.stem}"
-    workdir.mkdir(parents=True, exist_ok=True)
+    bench = harness.BenchmarkRun("unbinding", TITLE, argv, folder=workdir)
     summary = _campaign(args.config, workdir)
     chunk_steps = reference_chunk_steps([int(r.get("steps") or config.sampling.round_steps)
                                          for r in summary["rounds"]],
@@ -358,14 +363,14 @@ def main(argv=None) -> int:
                                  unbiased["ns"]))
     timing = store.load_json(workdir / "timing.json") if (workdir / "timing.json").exists() else {}
     _print(rows, ratio, timing)
-    store.write_json(workdir / "unbinding.json", {
-        "config": str(args.config), "unbound_height_nm": height, "rows": rows,
-        "rate_ratio": list(ratio), "timing_s": timing})
     if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        harness.write_csv(args.csv, rows)
+    harness.write_csv(workdir / "unbinding.csv", rows)
+    point, low, high = ratio
+    bench.write(rows, key=("segment",), settings={
+        "config": str(args.config), "unbound_height_nm": height,
+        "reference_rounds": args.reference_rounds, "rate_ratio": [point, low, high],
+        "timing_s": timing}, files={"table": "unbinding.csv"})
     return 0
 
 

@@ -7,8 +7,12 @@ each), running them and collecting the frames; the cluster start-up is timed sep
 campaign pays it once, not per round). The scheduling overhead per round is the Dask wall time
 minus the serial wall time of the same tasks on one worker.
 
-    python workflows/benchmarks/walker_scaling.py [--system alanine_dipeptide] [--walkers 2]
-        [--steps 50000] [--repeats 2] [--csv PATH]
+    python -m workflows.benchmarks.walker_scaling [--system alanine_dipeptide] [--walkers 2]
+        [--steps 50000] [--repeats 2] [--csv PATH] [--out DIR]
+
+Writes ``walker_scaling.csv`` (the table), ``walker_scaling_runs.csv`` (every repeat) and the
+harness's record ``walker_scaling.json`` in a fresh folder under ``--out`` (default
+``runs/benchmarks``).
 
 Systems: ``alanine_dipeptide`` (22 atoms, vacuum, the bring-your-own example; Reference
 platform) or any model-potential kind (``rotated_double_well``, ``three_state``).
@@ -17,7 +21,6 @@ platform) or any model-potential kind (``rotated_double_well``, ``three_state``)
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -30,6 +33,9 @@ from rave.campaign.config import config_from_dict, load_config
 from rave.campaign.simsystem import build_simulation_system
 from rave.campaign.walkers import DaskExecutor, SerialExecutor, WalkerTask
 
+from . import harness
+
+TITLE = "Walker throughput: serial against 1 and 2 local Dask workers"
 WORKFLOWS = Path(__file__).resolve().parents[1]
 
 
@@ -77,7 +83,14 @@ def main(argv=None) -> int:
     parser.add_argument("--report-interval", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--csv", help="also write the table here")
+    parser.add_argument("--out", type=Path, default=harness.DEFAULT_OUT,
+                        help="parent of the fresh output folder")
     args = parser.parse_args(argv)
+    if args.walkers < 1 or args.repeats < 1 or args.steps < args.report_interval:
+        parser.error(f"need --walkers >= 1, --repeats >= 1 and --steps >= --report-interval. "
+                     f"You supplied --walkers {args.walkers}, --repeats {args.repeats}, --steps "
+                     f"{args.steps}, --report-interval {args.report_interval}")
+    bench = harness.BenchmarkRun("walker_scaling", TITLE, argv, args.out)
 
     config, sim = _simulation(args.system)
     cores = os.cpu_count() or 1
@@ -114,9 +127,11 @@ def main(argv=None) -> int:
     for mode, workers in (("serial (in process)", 1), ("dask local", 1), ("dask local", 2)):
         mine = [r for r in rows if r["mode"] == mode and r["workers"] == workers]
         best = min(r["wall_s"] for r in mine)
+        median_wall, _, worst = harness.spread([r["wall_s"] for r in mine])
         frames = mine[0]["frames"]
         overhead = best - serial_best if (mode, workers) == ("dask local", 1) else None
         entry = {"mode": mode, "workers": workers, "best_wall_s": round(best, 3),
+                 "median_wall_s": round(median_wall, 3), "max_wall_s": round(worst, 3),
                  "frames_per_s": round(frames / best, 1),
                  "speedup_vs_serial": round(serial_best / best, 3),
                  "overhead_s_per_round": None if overhead is None else round(overhead, 3),
@@ -127,11 +142,15 @@ def main(argv=None) -> int:
               f"{'' if overhead is None else f'{overhead:.2f}':>16} "
               f"{entry['cluster_start_s']:>15.1f}")
     if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
+        harness.write_csv(Path(args.csv), table)
         print(f"wrote {args.csv}")
+    harness.write_csv(bench.out / "walker_scaling.csv", table)
+    harness.write_csv(bench.out / "walker_scaling_runs.csv", rows)
+    settings = {k: v for k, v in vars(args).items() if k not in ("csv", "out")}
+    record = bench.write(table, key=("mode", "workers"), settings=settings,
+                         seeds=list(range(args.repeats)),
+                         files={"table": "walker_scaling.csv", "runs": "walker_scaling_runs.csv"})
+    print(f"wrote {record}")
     return 0
 
 
