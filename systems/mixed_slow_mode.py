@@ -1,6 +1,6 @@
 """Three particles in a plane whose one slow mode mixes all six coordinates.
 
-The model of issue 12 in which nobody knows the CV: the order parameters are the six in-plane
+The model in which nobody knows the CV: the order parameters are the six in-plane
 coordinates q = (x1, y1, x2, y2, x3, y3) (nm) of three non-interacting particles, and
 
     U(q) = kT [B ((s/s0)^2 - 1)^2 + (A/2) (s/s0)] + sum_j (k_j/2) g_j^2

@@ -151,7 +151,7 @@ THREE_STATE_SADDLES: dict[str, tuple[tuple[float, float], float]] = {
 }
 # minimax level (lowest highest point over all paths) between each pair of minima, U/kT
 THREE_STATE_MINIMAX_KT: dict[str, float] = {"A-B": -3.2157, "A-C": -3.7013, "B-C": -3.2157}
-# Starting guesses for the minima, as given in the design brief.
+# Starting guesses for the minima: a local minimiser started there reaches THREE_STATE_MINIMA.
 THREE_STATE_GUESSES: dict[str, tuple[float, float]] = {
     "A": (-1.0, 1.0),
     "B": (-0.8, -1.0),

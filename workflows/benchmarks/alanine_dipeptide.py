@@ -1,6 +1,6 @@
 """Benchmark: sampling efficiency on alanine dipeptide in vacuum, F(phi) against a long reference.
 
-The molecular case of ``sampling_efficiency.py`` (issue 12, item 4): the same methods, error
+The molecular case of ``sampling_efficiency.py``: the same methods, error
 measure and tables, on alanine dipeptide (ACE-ALA-NME, ff14SB, vacuum) instead of a model
 potential. Every method runs from the PDB's minimised C7eq structure with the same MD settings,
 those of the campaign's ``openmm`` kind: ``LangevinMiddleIntegrator``, 300 K, 2 fs, friction
@@ -93,7 +93,7 @@ and checkpoint), ``*_to_target.csv`` (steps and wall time to 0.5 and 0.2 kT, rat
 (every setting of the run, the reference file and its SHA-256).
 
 Defaults: seeds 1 2 3; checkpoints 50k x 2^k steps up to 6.4M (every non-RAVE run is that long,
-12.8 ns); RAVE as above. Measured speeds on the 2-core development machine (shared, so upper
+12.8 ns); RAVE as above. Measured speeds on the 2-core machine (shared, so upper
 bounds on time; Reference platform, 400k-step runs, frames every 250 steps): plain MD ~86,000
 steps/s, metadynamics ~56,000-61,000, OPES ~59,000-60,000; so one seed of the non-RAVE methods
 takes ~10 min, RAVE's 2M steps ~0.5 min of MD plus its learning steps. ``--quick`` (1 seed,
