@@ -56,6 +56,7 @@ numpydoc_xref_param_type = False
 html_theme = "pydata_sphinx_theme"
 html_title = f"rave {release}"
 html_static_path = ["_static"]
+html_css_files = ["rave.css"]
 html_theme_options = {
     "navigation_depth": 3,
     "show_toc_level": 2,
