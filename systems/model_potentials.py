@@ -73,7 +73,7 @@ timestep 5 fs. Measured for three_state at 300 K (OpenMM 8.6.1, 2 CPU cores, see
   barriers the crossing time is only 3000-6000 basin decorrelation times, so fewer crossings
   would need a basin decorrelation time approaching 1000 steps; these defaults balance the two.
 
-MD speeds (Reference against CPU platform for one particle) are in README, Performance.
+MD speeds (Reference against CPU platform for one particle) are in docs/benchmarks.md.
 """
 
 from __future__ import annotations

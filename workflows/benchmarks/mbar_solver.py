@@ -10,7 +10,7 @@ each and the largest difference of their ``f_k``, kT.
 
     python workflows/benchmarks/mbar_solver.py 5x10000 5x100000 32x100000 200x10000 200x100000
 
-Needs pymbar (``pip install -e ".[test]"``). Results are in README ("MBAR solver").
+Needs pymbar (``pip install -e ".[test]"``). Results are in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ long), RAVE as in the TOML files (4 rounds x 200k steps; 2 VAEs per round for th
 potential, 3 for the double well). Measured speeds on the 2-core machine (shared,
 so upper bounds on time): plain MD ~1e6 steps/s (mixed_slow_mode 1.7e6), metadynamics
 ~2.3e5 steps/s, OPES 1.5e5-2.5e5 steps/s (100k-300k-step runs; Reference), RAVE dominated by
-its learning step (README, "Learning step"). ``--quick`` runs in ~20 s.
+its learning step (docs/benchmarks.md). ``--quick`` runs in ~20 s.
 
 Usage::
 
