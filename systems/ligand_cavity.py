@@ -106,7 +106,7 @@ OpenMM's pre-equilibrated box with the 0.3 nm exclusion around the block as spec
 2.8 nm of site centres), which leaves ~4 % fewer. Build time 0.1-0.3 s (small), 0.4-0.7 s
 (paper).
 
-MD speeds (ns/day, biased and unbiased, both sizes) are in README, Performance. The wall is not
+MD speeds (ns/day, biased and unbiased, both sizes) are in docs/benchmarks.md. The wall is not
 free in NonbondedForce: that force has every particle, so its direct-space neighbour list holds
 the (zero-charge, zero-LJ) wall-wall pairs.
 

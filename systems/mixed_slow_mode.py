@@ -1,6 +1,6 @@
 """Three particles in a plane whose one slow mode mixes all six coordinates.
 
-The model of issue 12 in which nobody knows the CV: the order parameters are the six in-plane
+The model in which nobody knows the CV: the order parameters are the six in-plane
 coordinates q = (x1, y1, x2, y2, x3, y3) (nm) of three non-interacting particles, and
 
     U(q) = kT [B ((s/s0)^2 - 1)^2 + (A/2) (s/s0)] + sum_j (k_j/2) g_j^2
@@ -254,7 +254,7 @@ class MixedSlowModePotential:
 
     @property
     def naive_index(self) -> int:
-        """Index of the single coordinate most aligned with u (largest |u_i|)."""
+        """Index of the single coordinate most aligned with u (largest ``abs(u_i)``)."""
         return int(np.argmax(np.abs(self.slow_direction)))
 
     @property
@@ -472,8 +472,8 @@ class MixedSlowModePotential:
 
         F(chi)/kT = -ln integral ds exp(-U_dw(s)/kT) N(chi - a s; 0, sigma^2) with
         (a, sigma) from :meth:`projection`, by the trapezoid rule over s on :meth:`s_range`
-        (spacing min(``spacing_nm``, sigma/(4|a|))) in log space, shifted to minimum 0 over
-        ``chi``. When sigma/|a| < 1e-3 nm, F = U_dw(chi/a)/kT (error < 1e-4 kT); when
+        (spacing min(``spacing_nm``, sigma/(4 abs(a)))) in log space, shifted to minimum 0 over
+        ``chi``. When sigma/abs(a) < 1e-3 nm, F = U_dw(chi/a)/kT (error < 1e-4 kT); when
         a = 0, F = chi^2 / (2 sigma^2).
 
         Parameters

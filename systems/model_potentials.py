@@ -73,7 +73,7 @@ timestep 5 fs. Measured for three_state at 300 K (OpenMM 8.6.1, 2 CPU cores, see
   barriers the crossing time is only 3000-6000 basin decorrelation times, so fewer crossings
   would need a basin decorrelation time approaching 1000 steps; these defaults balance the two.
 
-MD speeds (Reference against CPU platform for one particle) are in README, Performance.
+MD speeds (Reference against CPU platform for one particle) are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ THREE_STATE_SADDLES: dict[str, tuple[tuple[float, float], float]] = {
 }
 # minimax level (lowest highest point over all paths) between each pair of minima, U/kT
 THREE_STATE_MINIMAX_KT: dict[str, float] = {"A-B": -3.2157, "A-C": -3.7013, "B-C": -3.2157}
-# Starting guesses for the minima, as given in the design brief.
+# Starting guesses for the minima: a local minimiser started there reaches THREE_STATE_MINIMA.
 THREE_STATE_GUESSES: dict[str, tuple[float, float]] = {
     "A": (-1.0, 1.0),
     "B": (-0.8, -1.0),

@@ -24,9 +24,11 @@ EXACT_DIHEDRAL_TOL_DEG = 1e-6
 FLOAT32_DIHEDRAL_TOL_DEG = 1e-3
 # As-built bond length vs the standard value it was built with, nm (float64 round-off).
 BUILT_BOND_TOL_NM = 1e-9
-# Minimised (PDB, 1e-4 nm resolution) bond length vs force-field equilibrium, nm (brief: 0.01).
+# Minimised (PDB, 1e-4 nm resolution) bond length vs force-field equilibrium, nm (a
+# hundredth of a nm: a minimised structure, not an exact one).
 EQUILIBRIUM_BOND_TOL_NM = 0.01
-# Minimised phi/psi (GB-OBC2) vs the requested start, degrees (brief: ~30).
+# Minimised phi/psi (GB-OBC2) vs the requested start, degrees (the
+# minimiser may move a dihedral by a few tens of degrees into the nearest minimum).
 MINIMISED_DIHEDRAL_TOL_DEG = 30.0
 # Improper N-C-CA-CB of an L alpha carbon, degrees: L residues of openmm's test.pdb have
 # +116..+126; a D centre is negative. The window allows for minimisation.

@@ -156,7 +156,7 @@ def test_smoothed_free_energy_of_a_gaussian_and_of_two_wells():
 def test_unimodal_samples_rarely_look_like_two_basins():
     """False two-basin verdicts on one-basin samples (Gaussian and skewed gamma, 200-5000
     samples) at the default 0.75 kT: measured 0 in 300; allowed 3 %. Heavier tails (Student
-    t3, 200 frames) gave 15 in 200 (README)."""
+    t3, 200 frames) gave 15 in 200."""
     wrong = 0
     for seed in range(50):
         rng = np.random.default_rng(100 + seed)

@@ -1,4 +1,4 @@
-"""numpydoc on every public name (issue 14, item 6): a check on the AST of the sources.
+"""numpydoc on every public name: a check on the AST of the sources.
 
 The rules, for every public module-level function and class (a name without a leading ``_``)
 and every public method of a public class (nested public classes too):

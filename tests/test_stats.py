@@ -500,7 +500,7 @@ def test_errors_name_the_problem():
         free_energy_profile(np.zeros(3), None, np.array([-1.0, 1.0]), kT=-1.0)
 
 
-# ---- MBAR block bootstrap: the check on correlated samples of a known distribution ----
+# ---- MBAR block bootstrap: a check on correlated samples of a known distribution ----
 # Each round is a Markov chain whose stationary distribution is exactly that round's p_k on the
 # cells: with probability JUMP_PROBABILITY the next frame is a fresh exact draw from p_k, else a
 # random-walk Metropolis move of up to MAX_STEP_CELLS cells. Both moves leave p_k invariant, the

@@ -1,5 +1,5 @@
 """A user's data is never lost, mixed or overwritten, and every failure a user can cause ends
-with one ``rave: error:`` line and a documented exit code (issue 13).
+with one ``rave: error:`` line and a documented exit code.
 
 Each test is one case a careful user tried; OS failures are injected by monkeypatching (the
 tests may run as root, which ignores file permissions).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create ./.venv (if missing) and install rave with its test tools from this repository.
+# Create ./.venv (if missing) and install rave with its test and documentation tools from this
+# repository.
 # Sourced by workflows/demo.sh and workflows/test.sh; safe to run again (it only updates).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

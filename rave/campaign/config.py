@@ -415,7 +415,9 @@ class CoordinateConfig:
         least-squares direction, the most bimodal and the most skewed directions of the
         weighted frames and the previous RC compete, and the one along which F shows the
         highest barrier is the RC; while none shows two basins, the VAE's
-        (rave.learn.estimator.RAVE, rave.learn.anharmonic). Default: see README, Performance.
+        (rave.learn.estimator.RAVE, rave.learn.anharmonic). The default stays "vae": the barrier
+        rule wins where the order parameters are coordinates and loses where they include
+        bounded functions of stiff motions (docs/theory.md).
     basin_barrier_kT : float
         Least barrier between two basins of F along a candidate, kT (default 0.75).
     barrier_tie_kT : float
@@ -478,7 +480,7 @@ class BiasConfig:
     method : str
         "opes" (default: OPES along the round's RC within the round, through openmm-opes;
         rave.md.opes) or "static" (the paper's V = kT ln P, fixed within a round). The default
-        is the one that won the sampling-efficiency benchmarks (README, Performance).
+        is the one that won the sampling-efficiency benchmarks (docs/benchmarks.md).
     opes_barrier_kjmol : float
         OPES barrier, kJ/mol (default 25.0).
     opes_pace : int

@@ -13,7 +13,7 @@ processes beside it. Two rules avoid that here:
    independent threads never wait for each other, so a busy core slows only the task that
    shares it, and when there are more tasks than cores the OS shares the cores between them
    without anyone waiting, so no core idles while the last seeds finish
-   (``workflows/benchmarks/training.py`` measures the alternatives; figures in README).
+   (``workflows/benchmarks/training.py`` measures the alternatives; figures in docs/benchmarks.md).
 
 The cores a process may use are the smallest of: its CPU affinity mask
 (``os.sched_getaffinity``), its cgroup CPU quota (``cpu.max`` of cgroup v2, or
@@ -302,7 +302,7 @@ def plan_threads(tasks: int, allowed: int, busy_elsewhere: float = 0.0) -> Threa
     Several tasks never get more than one thread each: torch's intra-op threads started from
     a thread other than the main one cost more than they gave (measured on 2 cores: 42-57 ms
     per step with 2 threads against 36-49 ms with 1, three runs of an earlier version of the
-    kernel benchmark; 18-22 ms with 2 threads from the main thread, README),
+    kernel benchmark; 18-22 ms with 2 threads from the main thread),
     and single-threaded tasks beyond the core count share the cores without waiting.
 
     Parameters

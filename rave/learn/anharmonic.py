@@ -5,7 +5,7 @@ Why. Round 0 of a campaign samples one basin. There the VAE's latent (like PCA o
 the softest, slowest fluctuations, and where the slow mode of the system is stiffer inside the
 basin than some harmonic directions (``rave.systems.mixed_slow_mode``: curvature 180 against
 25 and 50 kJ/mol/nm^2) the learned RC is a harmonic direction: a bias along it flattens a
-Gaussian and never leads over the barrier (README, Performance). What does tell the slow
+Gaussian and never leads over the barrier (docs/benchmarks.md). What does tell the slow
 direction apart inside one basin is the anharmonicity of the well: along a direction that leads
 toward a saddle the potential softens (a cubic term), so the Boltzmann distribution along it
 is skewed toward the saddle, while along a harmonic direction it is symmetric. In the

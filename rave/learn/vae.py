@@ -39,7 +39,7 @@ Training stops early when the validation loss has not improved by a relative
 ``min_improvement`` for ``patience`` epochs, or, with ``stop_on_stable_order``, when what the
 campaign uses stopped changing: the ordering of the validation frames by the latent and the
 direction of the latent's best linear fit on the inputs. The network of lowest validation loss
-(of any epoch) is returned. Measured costs are in README (Performance).
+(of any epoch) is returned. Measured costs are in docs/benchmarks.md.
 
 Several seeds train at once with :func:`fit_seeds`: one thread per seed, each with its own
 generator, so that a seed gives the same model whether it trains alone or beside others (with

@@ -95,7 +95,7 @@ the harness's result record (``workflows.benchmarks.harness``: command, date, ma
 versions, the settings and the steps-to-target rows).
 
 Defaults: seeds 1 2 3; checkpoints 50k x 2^k steps up to 6.4M (every non-RAVE run is that long,
-12.8 ns); RAVE as above. Measured speeds on the 2-core development machine (shared, so upper
+12.8 ns); RAVE as above. Measured speeds on the 2-core machine (shared, so upper
 bounds on time; Reference platform, 400k-step runs, frames every 250 steps): plain MD ~86,000
 steps/s, metadynamics ~56,000-61,000, OPES ~59,000-60,000; so one seed of the non-RAVE methods
 takes ~10 min, RAVE's 2M steps ~0.5 min of MD plus its learning steps. ``--quick`` (1 seed,

@@ -105,10 +105,10 @@ per system, method and budget), ``*_to_target.csv`` (steps to 0.5 kT and ratio t
 
 Defaults: seeds 1 2 3, checkpoints 25k x 2^k steps up to 25.6M (every non-RAVE run is that
 long), RAVE as in the TOML files (4 rounds x 200k steps; 2 VAEs per round for the three-state
-potential, 3 for the double well). Measured speeds on the 2-core development machine (shared,
+potential, 3 for the double well). Measured speeds on the 2-core machine (shared,
 so upper bounds on time): plain MD ~1e6 steps/s (mixed_slow_mode 1.7e6), metadynamics
 ~2.3e5 steps/s, OPES 1.5e5-2.5e5 steps/s (100k-300k-step runs; Reference), RAVE dominated by
-its learning step (README, "Learning step"). ``--quick`` runs in ~20 s.
+its learning step (docs/benchmarks.md). ``--quick`` runs in ~20 s.
 
 Usage (from the repository root; the harness, ``workflows.benchmarks.harness``, also writes
 ``sampling_efficiency.json``: command, date, machine, versions, settings and the steps-to-target
