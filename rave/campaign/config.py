@@ -405,7 +405,7 @@ class CoordinateConfig:
         Models whose KL is within this of the lowest (nats) count as tied, and the tie goes to
         the RC closest to the previous round's (default 0.02: the KL of one model's RC fitted
         on different 50,000-frame subsets spread by 0.011-0.013 nats on the 10-D frames of
-        workflows/benchmarks/training.py).
+        python -m workflows.benchmarks.training).
     bootstrap : int
         Block-bootstrap replicates of the chosen RC (refits on resampled blocks of the RC
         frames): its direction's uncertainty, ``rc_angle_sigma_deg`` in round.json, which

@@ -13,7 +13,8 @@ processes beside it. Two rules avoid that here:
    independent threads never wait for each other, so a busy core slows only the task that
    shares it, and when there are more tasks than cores the OS shares the cores between them
    without anyone waiting, so no core idles while the last seeds finish
-   (``workflows/benchmarks/training.py`` measures the alternatives; figures in docs/benchmarks.md).
+   (``python -m workflows.benchmarks.training`` measures the alternatives; figures in
+   docs/benchmarks.md).
 
 The cores a process may use are the smallest of: its CPU affinity mask
 (``os.sched_getaffinity``), its cgroup CPU quota (``cpu.max`` of cgroup v2, or

@@ -24,7 +24,7 @@ multiplicities and a warm start). It minimises the convex MBAR objective, L-BFGS
 from a given start) and then Newton's method with a backtracking line search, to a
 self-consistency error below ``1e-10`` kT. Its ``f_k`` equal pymbar's to ``1e-8`` (pymbar is
 the test oracle, ``tests/test_stats.py``), and it was measured faster than ``pymbar.MBAR`` at
-every size a campaign produces (``workflows/benchmarks/mbar_solver.py``), so pymbar is not
+every size a campaign produces (``python -m workflows.benchmarks.mbar_solver``), so pymbar is not
 called at run time.
 
 Public API
