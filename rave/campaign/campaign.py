@@ -76,6 +76,7 @@ from .config import (
     ExploreConfig,
     check_frame_memory,
 )
+from .logs import RepeatedWarnings, progress_disabled
 from .resources import read_allowed_cores
 from .schedule import BUDGET_MIN_ROUNDS, RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
@@ -412,6 +413,7 @@ class Campaign:
     def _setup_logging(self) -> logging.Handler:
         handler = logging.FileHandler(self.store.path(self.store.LOG))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.addFilter(RepeatedWarnings())
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         return handler
@@ -854,6 +856,7 @@ class Campaign:
                 opes_state=continued[k],
                 explore=explore,
                 record_potential=self._records_potential(),
+                dcd_every=self.config.output.dcd_interval,
             )
             for k, start in enumerate(self._start_states(index))
         ]
@@ -879,7 +882,8 @@ class Campaign:
                              self._executor.n_workers)
             total = sum(t.n_steps // t.report_interval for t in pending)
             with tqdm(total=total, desc=label, unit="frame",
-                      disable=not self.config.output.progress, leave=False) as bar:
+                      disable=progress_disabled(self.config.output.progress),
+                      leave=False) as bar:
 
                 def store_result(result: WalkerResult) -> None:
                     self.store.write_walker(index, result.walker_index, result.to_arrays())
