@@ -1242,6 +1242,9 @@ class Campaign:
             coefficients=record.coefficients,
             potential=self.potential,
             chi_unit=self.chi_unit,
+            bias_label=(f"static kT ln P bias built after round {record.index} (not "
+                        f"applied: a next round runs OPES along this RC)"
+                        if self.config.bias.method == "opes" else None),
         )
 
     def _write_final(self) -> None:
