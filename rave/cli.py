@@ -196,7 +196,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print("figures: none ([output] figures = false)")
     print(f"report: `rave analyse {workdir}` writes {workdir / 'report' / 'report.html'} "
-          f"(F with error bars, metastable states, transitions, convergence, captions)")
+          f"(F over the RC and the order parameters with error bars, basins, barrier crossings, "
+          f"convergence, captions)")
     return 0
 
 

@@ -162,7 +162,10 @@ class BarrierCrossings:
         The lowest state of each basin (its coordinate value).
     cut : float or None
         Periodic coordinates: where the circle was cut into a line (the least-populated bin's
-        centre); None otherwise.
+        lower edge); None otherwise.
+    cores : list of (float, float)
+        Each state's core on the line the states were found on (cut at :attr:`cut` for an
+        angle; :attr:`core_spans` gives them over -180..180).
     """
 
     centers: np.ndarray

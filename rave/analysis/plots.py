@@ -598,8 +598,12 @@ def profile_with_errors(
     ax = fig.subplots()
     _basin_axes(ax, centers, profile_kT, sigma_kT, cores, flagged, flag_label, barrier, note,
                 exact_kT=exact_kT, chi_unit=chi_unit)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=9, pad=_NOTE_PAD if note else 6)
     return _finish(fig, path)
+
+
+#: Points between an axes and its title when a two-line warning sits between them.
+_NOTE_PAD = 26
 
 
 def _basin_axes(ax, centers, profile_kT, sigma_kT, cores, flagged, flag_label, barrier, note,
@@ -617,10 +621,9 @@ def _basin_axes(ax, centers, profile_kT, sigma_kT, cores, flagged, flag_label, b
     if xlabel is not None:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(unit_label("F", "kT"))
-    if note:
-        ax.text(0.02, 0.97, note, transform=ax.transAxes, va="top", ha="left", fontsize=7,
-                color="tab:red", wrap=True,
-                bbox={"facecolor": "white", "edgecolor": "tab:red", "alpha": 0.85})
+    if note:  # above the axes, under the title (set with pad=_NOTE_PAD), clear of the legend
+        ax.text(0.0, 1.02, note, transform=ax.transAxes, va="bottom", ha="left", fontsize=7,
+                color="tab:red")
 
 
 def order_parameter_profiles(path: str | Path | None = None, *, panels: Sequence[dict]
@@ -658,7 +661,7 @@ def order_parameter_profiles(path: str | Path | None = None, *, panels: Sequence
         if panel.get("periodic"):
             ax.set_xlim(-180, 180)
             ax.set_xticks(np.arange(-180, 181, 60))
-        ax.set_title(panel["title"], fontsize=9)
+        ax.set_title(panel["title"], fontsize=9, pad=_NOTE_PAD if panel["note"] else 6)
     return _finish(fig, path)
 
 
