@@ -112,7 +112,8 @@ class _Formatter(logging.Formatter):
 def terminal_log(quiet: bool = False) -> Iterator[None]:
     """rave's log on stderr for the duration of a command.
 
-    rave's records from INFO up, other libraries' only from WARNING up (and named), Python
+    rave's records from INFO up, other libraries' only from WARNING up (and named), each
+    warning once per round (:class:`rave.campaign.logs.RepeatedWarnings`), Python
     warnings as log records, every line written through ``tqdm.write`` so that it never shares
     a line with a progress bar. Everything is undone on exit (the handler, the ``rave``
     logger's level, the capture of warnings).
@@ -130,9 +131,12 @@ def terminal_log(quiet: bool = False) -> Iterator[None]:
     if quiet:
         yield
         return
+    from .campaign.logs import RepeatedWarnings
+
     handler = _TerminalHandler()
     handler.setFormatter(_Formatter("%(message)s"))
     handler.addFilter(_RaveOrWarning())
+    handler.addFilter(RepeatedWarnings())
     root = logging.getLogger()
     rave_logger = logging.getLogger("rave")
     old_level = rave_logger.level
@@ -192,7 +196,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print("figures: none ([output] figures = false)")
     print(f"report: `rave analyse {workdir}` writes {workdir / 'report' / 'report.html'} "
-          f"(F with error bars, metastable states, transitions, convergence, captions)")
+          f"(F over the RC and the order parameters with error bars, basins, barrier crossings, "
+          f"convergence, captions)")
     return 0
 
 
@@ -223,6 +228,9 @@ def _export(args: argparse.Namespace) -> int:
         written.append(export.write_openmm(workdir, Path(args.openmm), force=args.force))
     for path in written:
         print(f"wrote {path}")
+    if args.plumed or args.openmm:
+        campaign = CampaignStore(workdir)
+        print(f"bias: {export.exported_bias(campaign, export._latest(campaign))[1]}")
     return 0
 
 
@@ -392,22 +400,30 @@ def main(argv: list[str] | None = None) -> int:
                                     "campaign's stored config.json")
     run.add_argument("--workdir", help="output directory (default: runs/<config name>); one "
                                         "that holds a campaign is resumed where it stopped")
-    run.add_argument("--rounds", type=int, help="override [sampling] rounds (raise it to extend "
-                                                "a finished campaign)")
+    run.add_argument("--rounds", type=int, help="override [sampling] rounds (default: the "
+                                                "config's; raise it to extend a finished "
+                                                "campaign)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run walkers on this Dask scheduler (tcp://host:8786), or 'local' / "
-                          "'serial'; overrides [sampling] scheduler")
+                          "'serial'; overrides [sampling] scheduler (default: the config's, "
+                          "else 'local')")
     run.add_argument("--redo-round", type=int, metavar="N",
                      help="recompute round N from its stored MD, and every later round (after a "
                           "file of a complete round was damaged)")
     run.add_argument("--rebuild-manifest", action="store_true",
                      help="the work directory lost its manifest.json: rebuild it from its "
                           "config.json (which must match the config given) and resume")
-    run.add_argument("-q", "--quiet", action="store_true", help="no log on the terminal")
-    exp = sub.add_parser("export", help="export the latest RC and bias of a campaign")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no log on the terminal (campaign.log is still written); progress "
+                          "bars are drawn only on a terminal, and [output] progress = false "
+                          "turns them off")
+    exp = sub.add_parser("export", help="export the last round's RC, encoder and bias: the OPES "
+                                        "bias in force at its end (an OPES campaign) or the "
+                                        "static kT ln P bias built after it")
     exp.add_argument("workdir", help="a rave work directory")
     exp.add_argument("--plumed", metavar="DIR",
-                     help="write plumed.dat, bias.grid and README.txt into DIR")
+                     help="write plumed.dat, bias.grid (the bias tabulated along the RC, for "
+                          "EXTERNAL) and README.txt into DIR")
     exp.add_argument("--torchscript", metavar="FILE",
                      help="write the encoder (raw features -> latent mean) as TorchScript")
     exp.add_argument("--openmm", metavar="FILE",

@@ -406,12 +406,17 @@ def test_figures_are_matplotlib_figures_with_one_line_per_walker(result):
         "chi_time_series",
         "convergence",
         "free_energy_2d",
+        "free_energy_order_parameters",
         "potential",
     }
     assert all(isinstance(f, Figure) for f in figures.values())
-    lines = figures["chi_time_series"].axes[0].get_lines()
+    lines = [line for line in figures["chi_time_series"].axes[0].get_lines()
+             if not line.get_label().startswith("dividing surface")]
     assert len(lines) == 3  # round 0: two walkers, round 1: one
     assert len(lines[0].get_xdata()) == 3 * VISIT and len(lines[1].get_xdata()) == 4 * VISIT
+    # MD time runs on: round 1 starts where round 0's longest walker ended (400 frames of 0.1 ps)
+    assert np.nanmin(lines[2].get_xdata()) == pytest.approx(4 * VISIT * 0.1 + 0.1)
+    assert "rounds one after another" in figures["chi_time_series"].axes[0].get_xlabel()
 
 
 class _Tags(HTMLParser):
@@ -449,6 +454,7 @@ def test_analyse_writes_markdown_and_self_contained_html_with_every_figure(campa
         "chi_time_series.png",
         "convergence.png",
         "free_energy_2d.png",
+        "free_energy_order_parameters.png",
         "potential.png",
     ]
     lines = markdown.splitlines()
@@ -473,6 +479,13 @@ def test_analyse_writes_markdown_and_self_contained_html_with_every_figure(campa
     for text in (markdown, page):
         assert "verdict" in text and "metastable states" in text
     assert "| round | frames | ESS |" in markdown
+    # 3 + 3 crossings of the barrier between the wells: each well entered 3 times, < 10, so
+    # the report, the caption and the figure say so
+    assert "crossings along the RC | crossings along x | crossings along y |" in markdown
+    assert "- warning: few barrier crossings along the RC (6, basins entered 3 and 3 times)" \
+        in markdown
+    assert "FEW CROSSINGS" in captions["free_energy.png"]
+    assert "entered fewer than 10 times" in page
     assert "| 0 | 700 | 700.0 | 0.0100 |  |  | 2 | 3 |" in markdown
     assert "<td>3</td>" in page
 
@@ -589,7 +602,7 @@ def test_one_crossing_gives_one_transition_and_no_state_without_frames(tmp_path)
     assert [r["transitions"] for r in result.diagnostics()] == [0, 1]
     figures = result.report_figures(n_bootstrap=10)
     assert "2 metastable state(s)" in figures["free_energy"].caption
-    assert ": 1 transition(s) in all" in figures["chi_time_series"].caption
+    assert ": 1 crossing(s) of it in all" in figures["chi_time_series"].caption
     cores = [ax for ax in figures["chi_time_series"].figure.axes if ax.patches]
     assert len(cores[0].patches) == 2  # one band per state core
     report = write_report(workdir).read_text()

@@ -1,6 +1,7 @@
 """Export: PLUMED grid and input, TorchScript encoder, OpenMM XML bias, each checked back."""
 
 import json
+import shutil
 
 import numpy as np
 import openmm
@@ -35,6 +36,37 @@ def exported(tmp_path_factory):
     return workdir, out
 
 
+def _ran(workdir):
+    """The OPES bias in force at the end of the last round: what the campaign ran."""
+    data = json.loads((workdir / "round_001" / "bias_applied.json").read_text())
+    assert data["method"] == "opes"
+    return Bias.from_dict(data)
+
+
+def test_an_opes_campaign_exports_the_opes_bias_it_ran_and_says_so(exported, capsys):
+    workdir, out = exported
+    assert "# bias: the OPES bias in force at the end of round_001" in \
+        (out / "plumed" / "plumed.dat").read_text()
+    assert "The bias is the OPES bias in force" in (out / "plumed" / "README.txt").read_text()
+    force = openmm.XmlSerializer.deserialize((out / "bias.xml").read_text())
+    assert "the OPES bias in force at the end of round_001" in force.getName()
+    static = Bias.from_dict(json.loads((workdir / "round_001" / "bias.json").read_text()))
+    chi = np.linspace(static.grid.chi_min, static.grid.chi_max, 50)
+    assert np.ptp(_ran(workdir).grid(chi) - static.grid(chi)) > 1.0  # kJ/mol: other shapes
+
+
+def test_a_static_round_exports_the_static_bias_and_says_so(exported, tmp_path, capsys):
+    workdir, _ = exported
+    copy = tmp_path / "static"
+    shutil.copytree(workdir, copy)
+    (copy / "round_001" / "bias_applied.json").write_text(
+        (copy / "round_001" / "bias.json").read_text())
+    assert main(["export", str(copy), "--openmm", str(tmp_path / "b.xml")]) == 0
+    assert "bias: the static bias V = kT ln P built after round_001" in capsys.readouterr().out
+    force = openmm.XmlSerializer.deserialize((tmp_path / "b.xml").read_text())
+    assert "static bias V = kT ln P" in force.getName()
+
+
 def _parse_grid(text):
     header = {}
     rows = []
@@ -63,7 +95,7 @@ def test_plumed_grid_follows_plumed_conventions(exported):
     # derivatives agree with finite differences of the values: on each row interval the values
     # are one cubic, so value step = trapezoid of the derivatives - h^3/12 * third derivative,
     # exactly
-    bias = Bias.from_dict(json.loads((workdir / "round_001" / "bias.json").read_text()))
+    bias = _ran(workdir)
     h = np.diff(rows[:, 0])
     mid = 0.5 * (rows[1:, 0] + rows[:-1, 0])
     inside = (mid > bias.grid.chi_min) & (mid < bias.grid.chi_max)
@@ -78,7 +110,7 @@ def test_plumed_grid_follows_plumed_conventions(exported):
 def test_plumed_input_combines_the_features_with_the_rc(exported):
     workdir, out = exported
     text = (out / "plumed" / "plumed.dat").read_text()
-    bias = Bias.from_dict(json.loads((workdir / "round_001" / "bias.json").read_text()))
+    bias = _ran(workdir)
     line = next(x for x in text.splitlines() if x.startswith("chi: COMBINE"))
     assert "ARG=s0.x,s1.y" in line and "PERIODIC=NO" in line
     coefficients = [float(c) for c in line.split("COEFFICIENTS=")[1].split()[0].split(",")]
@@ -103,7 +135,7 @@ def test_torchscript_encoder_gives_the_model_latent(exported):
 def test_openmm_xml_force_gives_the_live_bias_energy(exported):
     workdir, out = exported
     force = openmm.XmlSerializer.deserialize((out / "bias.xml").read_text())
-    bias = Bias.from_dict(json.loads((workdir / "round_001" / "bias.json").read_text()))
+    bias = _ran(workdir)
     system = openmm.System()
     system.addParticle(1.0)
     system.addForce(force)

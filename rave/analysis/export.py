@@ -1,8 +1,12 @@
 """Take a campaign's coordinate and bias to other engines: PLUMED, TorchScript, OpenMM XML.
 
-The exported bias is the latest one in the work directory: ``bias.json`` of the last round
-(built from all rounds, the one the next round would apply). The exported encoder is the model
-chosen in that round (``coordinate.json``).
+The exported bias is what the campaign ran (:func:`exported_bias`): in an OPES campaign
+(``[bias] method = "opes"``) the OPES bias in force at the end of the last round
+(``bias_applied.json``), tabulated on its grid along the RC: a fixed bias that does not adapt
+further in the other engine. In a static campaign (``method = "static"``), or before any OPES
+round ran, the static bias V = kT ln P built after the last round (``bias.json``: the one the
+next round would apply). Every exported file's header and ``rave export``'s output say which.
+The exported encoder is the model chosen in that round (``coordinate.json``).
 
 Exports never overwrite a file unless asked (``force``) and never write into a campaign's work
 directory (:func:`check_targets`).
@@ -114,6 +118,45 @@ def _latest(campaign: store.CampaignStore) -> int:
             f"is missing, so its RC and bias cannot be exported (an earlier round's would not "
             f"be the campaign's). Nothing was written. {campaign.redo_advice(index)}")
     return index
+
+
+def exported_bias(campaign: store.CampaignStore, index: int):
+    """The bias an export writes for round ``index``, and one line saying what it is.
+
+    Parameters
+    ----------
+    campaign : rave.campaign.store.CampaignStore
+        The campaign's store.
+    index : int
+        The latest complete round (:func:`latest_round`).
+
+    Returns
+    -------
+    bias : rave.learn.bias.Bias
+        The OPES bias in force at the end of round ``index`` when that round ran OPES, else the
+        static bias built after it (``bias.json``).
+    description : str
+        What the bias is, for the exported files' headers and the command's output.
+
+    Raises
+    ------
+    ExportError
+        The round's ``bias_applied.json`` or ``bias.json`` is damaged.
+    """
+    name = campaign.round_dir(index).name
+    try:
+        applied_path = campaign.round_path(index, campaign.BIAS_APPLIED)
+        method = (store.load_json(applied_path).get("method")
+                  if applied_path.exists() else None)
+        if method == "opes":
+            return campaign.bias_applied(index), (
+                f"the OPES bias in force at the end of {name} (the last round), tabulated on its "
+                f"grid along the RC: a fixed bias, it does not adapt further")
+        bias = campaign.bias(index)
+    except (store.StoreFileError, AttributeError) as error:
+        raise ExportError(f"{error}. {campaign.redo_advice(index)}") from error
+    return bias, (f"the static bias V = kT ln P built after {name} (bias.json, the one a next "
+                  f"round would apply; no OPES bias ran in {name})")
 
 
 def latest_round(workdir: Path) -> Path:
@@ -246,7 +289,8 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
     """Write plumed.dat, bias.grid and README.txt (the feature-to-action map) into ``directory``.
 
     Existing files are overwritten only with ``force``; nothing is written inside a campaign.
-    The bias is that of the latest round (nm, kJ/mol, PLUMED's defaults).
+    The bias is :func:`exported_bias` of the latest round (nm, kJ/mol, PLUMED's defaults), a
+    tabulated ``EXTERNAL`` bias; plumed.dat's header and README.txt say which bias it is.
 
     Parameters
     ----------
@@ -272,7 +316,7 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
     check_targets(plumed_paths(directory), force)
     campaign = store.CampaignStore(workdir)
     index = _latest(campaign)
-    bias = campaign.bias(index)
+    bias, what = exported_bias(campaign, index)
     features = load_features(workdir)
     if len(features) != bias.coefficients.size:
         raise ExportError(f"{campaign.round_path(index, campaign.BIAS)} has "
@@ -283,6 +327,7 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
     text = "\n".join([
         f"# RAVE bias exported by rave from {Path(workdir).resolve()} "
         f"({campaign.round_dir(index).name})",
+        f"# bias: {what}",
         "# units: nm, kJ/mol (PLUMED defaults)",
         *lines,
         f"chi: COMBINE ARG={','.join(args)} COEFFICIENTS={coefficients} PERIODIC=NO",
@@ -292,6 +337,7 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
     readme = ("Order parameters and the PLUMED actions they map to:\n"
               + "\n".join(f"- {n}" for n in notes)
               + f"\n\nchi = sum_i c_i s_i with c = {bias.coefficients.tolist()}\n"
+              f"The bias is {what}.\n"
               "bias.grid: rave's cubic-spline bias sampled on its own grid, extended with the "
               "edge value (zero derivative) past both ends; PLUMED stops if chi leaves it.\n")
     paths = [directory / "plumed.dat", directory / "bias.grid", directory / "README.txt"]
@@ -350,7 +396,9 @@ def write_openmm(workdir: Path, path: Path, force_group: int | None = None,
                  force: bool = False) -> Path:
     """The latest bias as a serialized OpenMM force (XML) to add to one's own System.
 
-    An existing file is overwritten only with ``force``; nothing is written inside a campaign.
+    The bias is :func:`exported_bias` of the latest round; the force's name (``name`` in the
+    XML, ``getName()``) says which. An existing file is overwritten only with ``force``;
+    nothing is written inside a campaign.
 
     Parameters
     ----------
@@ -378,11 +426,12 @@ def write_openmm(workdir: Path, path: Path, force_group: int | None = None,
 
     check_targets([Path(path)], force)
     campaign = store.CampaignStore(workdir)
-    bias = campaign.bias(_latest(campaign))
+    bias, what = exported_bias(campaign, _latest(campaign))
     features = load_features(workdir)
     if force_group is None:
         config = campaign.config()
         force_group = int(config.get("bias", {}).get("force_group", 30))
     force = bias_force(features, bias, force_group)
+    force.setName(f"RAVE bias from {Path(workdir).resolve()}: {what}")
     store.write_text(Path(path), openmm.XmlSerializer.serialize(force))
     return Path(path)

@@ -167,6 +167,8 @@ def _profile_axes(
     label="RAVE (all rounds, MBAR)",
     chi_unit: str | None = None,
     sigma_kT=None,
+    flagged=None,
+    flag_label: str = "",
 ) -> AlignedReference | None:
     c = np.asarray(centers, dtype=float)
     f = np.asarray(profile_kT, dtype=float)
@@ -176,8 +178,14 @@ def _profile_axes(
     if sigma_kT is not None:
         s = np.asarray(sigma_kT, dtype=float)
         bars = sampled & np.isfinite(s)
-        ax.errorbar(c[bars], f[bars], yerr=s[bars], fmt="none", ecolor="tab:blue", alpha=0.6,
-                    capsize=2, label=r"$\pm 1\sigma$ (block bootstrap)")
+        bad = np.zeros_like(bars) if flagged is None else np.asarray(flagged, dtype=bool)
+        ax.errorbar(c[bars & ~bad], f[bars & ~bad], yerr=s[bars & ~bad], fmt="none",
+                    ecolor="tab:blue", alpha=0.6, capsize=2,
+                    label=r"$\pm 1\sigma$ (block bootstrap)")
+        if (bars & bad).any():
+            ax.errorbar(c[bars & bad], f[bars & bad], yerr=s[bars & bad], fmt="none",
+                        ecolor="tab:red", alpha=0.9, capsize=2, lw=1.5,
+                        label=flag_label or "error bar not trustworthy")
     aligned = None
     if exact_kT is not None:
         aligned = align_reference(exact_kT, f)
@@ -231,6 +239,7 @@ def round_figure(
     coefficients: np.ndarray,
     potential=None,
     chi_unit: str | None = None,
+    bias_label: str | None = None,
 ) -> Figure:
     """F(chi) and next bias; for 2-D systems also the potential, samples and the RC direction.
 
@@ -261,6 +270,9 @@ def round_figure(
     chi_unit : str or None, optional
         The unit of chi (:func:`rave.analysis.chi_unit`); None labels chi in "the order
         parameters' units".
+    bias_label : str or None, optional
+        The bias's legend text; default "kT ln P bias built after round ``index``" (whether a
+        next round runs it is the caller's to say).
 
     Returns
     -------
@@ -274,7 +286,7 @@ def round_figure(
     _profile_axes(ax, centers, profile_kT, exact_kT, chi_unit=chi_unit)
     grid = bias.grid.grid
     ax.plot(grid, bias.grid(grid) / kT + 0.0, color="tab:red", lw=1,
-            label=f"bias for round {index + 1}")
+            label=bias_label or f"kT ln P bias built after round {index}")
     ax.set_ylim(min(ax.get_ylim()[0], bias.grid.values_kjmol.min() / kT - 0.5), ax.get_ylim()[1])
     ax.set_ylabel(unit_label(r"$F(\chi)$ and bias", "kT"))
     ax.legend(fontsize=7)
@@ -369,7 +381,8 @@ def final_figure(
     axes[1].legend(fontsize=8)
     axes[2].plot(rounds, [r.effective_sample_size for r in records], "o-")
     axes[2].set_ylabel(unit_label("effective sample size (MBAR)", "frames"))
-    axes[2].set_title("reweighting quality")
+    axes[2].set_title("MBAR effective sample size (counts usable frames; it does not\n"
+                      "check that the weights are right)", fontsize=9)
     for ax in axes[1:]:
         _per_round_axes(ax, rounds)
     return _finish(fig, path)
@@ -539,6 +552,10 @@ def profile_with_errors(
     cores: Sequence[tuple[float, float]] = (),
     title: str = "",
     chi_unit: str | None = None,
+    flagged=None,
+    flag_label: str = "",
+    barrier: float | None = None,
+    note: str = "",
 ) -> Figure:
     """F(chi) with bootstrap error bars (1 sigma), the exact profile and the states' cores.
 
@@ -563,6 +580,14 @@ def profile_with_errors(
         The axes' title.
     chi_unit : str or None, optional
         The unit of chi (:func:`rave.analysis.chi_unit`).
+    flagged : np.ndarray or None, shape=(n_bins,), dtype=bool, optional
+        Bins whose error bar is not to be trusted (drawn red, with ``flag_label``).
+    flag_label : str, optional
+        The legend text of the flagged error bars.
+    barrier : float or None, optional
+        chi at the top of the highest barrier (the dividing surface; a dashed vertical line).
+    note : str, optional
+        A warning written in red inside the axes (e.g. few barrier crossings).
 
     Returns
     -------
@@ -571,12 +596,72 @@ def profile_with_errors(
     """
     fig = Figure(figsize=(6.5, 4.5), layout="tight")
     ax = fig.subplots()
+    _basin_axes(ax, centers, profile_kT, sigma_kT, cores, flagged, flag_label, barrier, note,
+                exact_kT=exact_kT, chi_unit=chi_unit)
+    ax.set_title(title, fontsize=9, pad=_NOTE_PAD if note else 6)
+    return _finish(fig, path)
+
+
+#: Points between an axes and its title when a two-line warning sits between them.
+_NOTE_PAD = 26
+
+
+def _basin_axes(ax, centers, profile_kT, sigma_kT, cores, flagged, flag_label, barrier, note,
+                exact_kT=None, chi_unit=None, xlabel: str | None = None) -> None:
+    """F with error bars, state cores, the dividing surface and a warning, on ``ax``."""
     for i, (lo, hi) in enumerate(cores):
         ax.axvspan(
             lo, hi, color="tab:green", alpha=0.12, lw=0, label="state cores" if i == 0 else None
         )
-    _profile_axes(ax, centers, profile_kT, exact_kT, chi_unit=chi_unit, sigma_kT=sigma_kT)
-    ax.set_title(title, fontsize=9)
+    if barrier is not None:
+        ax.axvline(barrier, color="tab:purple", ls="--", lw=1,
+                   label="dividing surface (highest barrier)")
+    _profile_axes(ax, centers, profile_kT, exact_kT, chi_unit=chi_unit, sigma_kT=sigma_kT,
+                  flagged=flagged, flag_label=flag_label)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(unit_label("F", "kT"))
+    if note:  # above the axes, under the title (set with pad=_NOTE_PAD), clear of the legend
+        ax.text(0.0, 1.02, note, transform=ax.transAxes, va="bottom", ha="left", fontsize=7,
+                color="tab:red")
+
+
+def order_parameter_profiles(path: str | Path | None = None, *, panels: Sequence[dict]
+                             ) -> Figure:
+    """F over each order parameter (an angle over -180..180 deg), one panel each.
+
+    Each panel is drawn as :func:`profile_with_errors` draws F(chi): error bars (red where
+    ``flagged``), the states' cores, the dividing surface and a warning.
+
+    Parameters
+    ----------
+    path : str or path, optional
+        Where to also write the figure as PNG (atomically); None: not written.
+    panels : sequence of dict
+        One per order parameter: ``centers``, ``profile_kT``, ``sigma_kT``, ``cores`` (spans),
+        ``flagged``, ``flag_label``, ``barrier``, ``note``, ``xlabel`` (with its unit),
+        ``title`` and ``periodic`` (bool: x from -180 to 180 deg).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (written to ``path`` when given).
+    """
+    n = len(panels)
+    columns = min(n, 2)
+    rows = -(-n // columns)
+    fig = Figure(figsize=(6.2 * columns, 4.2 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for extra in axes[n:]:
+        fig.delaxes(extra)
+    for ax, panel in zip(axes, panels, strict=False):
+        _basin_axes(ax, panel["centers"], panel["profile_kT"], panel["sigma_kT"],
+                    panel["cores"], panel["flagged"], panel["flag_label"], panel["barrier"],
+                    panel["note"], xlabel=panel["xlabel"])
+        if panel.get("periodic"):
+            ax.set_xlim(-180, 180)
+            ax.set_xticks(np.arange(-180, 181, 60))
+        ax.set_title(panel["title"], fontsize=9, pad=_NOTE_PAD if panel["note"] else 6)
     return _finish(fig, path)
 
 
@@ -625,8 +710,12 @@ def latent_analysis(
     d = features.shape[1]
     units = list(feature_units) if feature_units is not None else [None] * d
     n_panels = d + 1 + (kl_landscape is not None)
-    fig = Figure(figsize=(4.2 * n_panels, 3.8), layout="tight")
-    axes = np.atleast_1d(fig.subplots(1, n_panels))
+    columns = min(n_panels, 4)
+    rows = -(-n_panels // columns)
+    fig = Figure(figsize=(3.6 * columns, 3.2 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for extra in axes[n_panels:]:
+        fig.delaxes(extra)
     step = max(1, len(latent) // 5000)
     for i in range(d):
         axes[i].plot(features[::step, i], latent[::step], ".", ms=1.5, alpha=0.5)
@@ -664,10 +753,13 @@ def chi_time_series(
     coefficients,
     cores: Sequence[tuple[float, float]] = (),
     chi_unit: str | None = None,
+    barrier: float | None = None,
 ) -> Figure:
     """chi(t) along the final RC: one line per walker of every round, with the states' cores.
 
-    Lines are coloured by round; the metastable states' cores are shaded.
+    Lines are coloured by round; the metastable states' cores are shaded. The time axis is
+    the campaign's MD time: each round starts where the longest walker of the previous one
+    ended (a walker's times are taken from its own first frame, whatever clock it kept).
 
     Parameters
     ----------
@@ -682,6 +774,8 @@ def chi_time_series(
         The (low, high) chi of each metastable state's core.
     chi_unit : str or None, optional
         The unit of chi (:func:`rave.analysis.chi_unit`).
+    barrier : float or None, optional
+        chi at the dividing surface (a dashed horizontal line).
 
     Returns
     -------
@@ -693,14 +787,26 @@ def chi_time_series(
     for i, (lo, hi) in enumerate(cores):
         ax.axhspan(lo, hi, color="tab:green", alpha=0.12, lw=0,
                    label="state cores" if i == 0 else None)
+    if barrier is not None:
+        ax.axhline(barrier, color="tab:purple", ls="--", lw=1,
+                   label="dividing surface (highest barrier)")
     colours = _colours(len(rounds))
+    start = 0.0
     for k, r in enumerate(rounds):
         chi = r.features @ coefficients
         segments = walker_segments(len(chi), getattr(r, "walker", None))
+        longest = 0.0
         for w, segment in enumerate(segments):
+            t = np.asarray(r.time_ps, dtype=float)[segment]
+            y = chi[segment]
+            step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+            elapsed = t - t[0] + step  # time since the walker's round began
+            longest = max(longest, float(elapsed[-1]) if len(t) else 0.0)
+            # frames the round dropped (an exploring round's settling) leave a gap, not a line
+            gaps = np.flatnonzero(np.diff(t) > 1.5 * step) + 1 if step > 0 else []
             ax.plot(
-                r.time_ps[segment],
-                chi[segment],
+                start + np.insert(elapsed, gaps, np.nan),
+                np.insert(y, gaps, np.nan),
                 lw=0.5,
                 color=colours[k],
                 label=(
@@ -710,14 +816,16 @@ def chi_time_series(
                 if w == 0
                 else None,
             )
-    ax.set_xlabel(unit_label("time within the round", "ps"))
+        start += longest
+    ax.set_xlabel(unit_label("MD time, rounds one after another (walkers overlaid)", "ps"))
     ax.set_ylabel(unit_label(r"$\chi$ (final RC)", chi_unit))
     ax.legend(fontsize=7, ncol=min(6, len(rounds) + 1))
     return _finish(fig, path)
 
 
 def free_energy_surface(
-    path: str | Path | None = None, *, x, y, f_kT, xlabel: str, ylabel: str
+    path: str | Path | None = None, *, x, y, f_kT, xlabel: str, ylabel: str,
+    angles: bool = False, title: str = "free-energy surface (all rounds, MBAR); blank: no frames",
 ) -> Figure:
     """2-D free-energy surface (kT) over two order parameters; bins without frames are blank.
 
@@ -733,6 +841,11 @@ def free_energy_surface(
         F in kT (inf: no frames), shown capped at 12 kT.
     xlabel, ylabel : str
         Axis labels; they should carry their units (:func:`unit_label`).
+    angles : bool, optional
+        Both axes are angles in degrees: drawn from -180 to 180 with square aspect (a
+        Ramachandran plot for phi and psi).
+    title : str, optional
+        The axes' title.
 
     Returns
     -------
@@ -746,5 +859,10 @@ def free_energy_surface(
     fig.colorbar(mesh, ax=ax, label=unit_label("F, capped at 12 kT", "kT"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title("free-energy surface (all rounds, MBAR); blank: no frames", fontsize=9)
+    if angles:
+        for set_lim, set_ticks in ((ax.set_xlim, ax.set_xticks), (ax.set_ylim, ax.set_yticks)):
+            set_lim(-180, 180)
+            set_ticks(np.arange(-180, 181, 60))
+        ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
     return _finish(fig, path)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..campaign import store
 from ..stats import BLOCKS_PER_INEFFICIENCY
+from .basins import MIN_BASIN_ENTRIES
 from .result import CampaignResult, _unit_text, config_change_lines
 from .states import MIN_BIN_FRAMES, MIN_STATE_FRAMES
 
@@ -25,8 +26,13 @@ _TABLE_HEADER = [
     "RC change (deg)",
     "F change (kT)",
     "walkers",
-    "transitions",
+    "crossings along the RC",
 ]
+
+
+def _table_header(rows: list[dict]) -> list[str]:
+    names = list(rows[0].get("crossings", {})) if rows else []
+    return _TABLE_HEADER + [f"crossings along {name}" for name in names]
 
 
 def _table_rows(rows: list[dict]) -> list[list[str]]:
@@ -44,6 +50,7 @@ def _table_rows(rows: list[dict]) -> list[list[str]]:
                 change,
                 str(r["walkers"]),
                 str(r["transitions"]),
+                *[str(v) for v in r.get("crossings", {}).values()],
             ]
         )
     return out
@@ -69,6 +76,7 @@ class _ReportContent:
     """What the Markdown and HTML reports both say."""
 
     title: str
+    header: list[str]
     items: list[tuple[str, str]]
     verdict: str
     table: list[list[str]]
@@ -83,7 +91,7 @@ def _markdown(report: _ReportContent) -> str:
         report.extra)
     lines = [f"# {title}", "", f"- verdict: **{verdict}**"]
     lines += [f"- {label}: {value}" for label, value in items]
-    lines += ["", "| " + " | ".join(_TABLE_HEADER) + " |", "|" + "---|" * len(_TABLE_HEADER)]
+    lines += ["", "| " + " | ".join(report.header) + " |", "|" + "---|" * len(report.header)]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     lines += [""] + [line for note in notes for line in (note, "")]
     for name, caption in figures:
@@ -98,7 +106,7 @@ def _html(report: _ReportContent) -> str:
         report.title, report.items, report.verdict, report.table, report.notes, report.figures,
         report.extra)
     e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in _TABLE_HEADER)
+    head = "".join(f"<th>{e(h)}</th>" for h in report.header)
     body = "\n".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in table)
     parts = [
         "<!DOCTYPE html>",
@@ -107,11 +115,12 @@ def _html(report: _ReportContent) -> str:
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px;"
         "text-align:right}th{background:#eee}img{max-width:100%;display:block;margin:1em 0}"
-        "</style></head><body>",
+        ".warn{color:#b00}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         "<ul>",
         f"<li>verdict: <strong>{e(verdict)}</strong></li>",
-        *[f"<li>{e(label)}: {e(value)}</li>" for label, value in items],
+        *[f'<li{" class=warn" if label.startswith("warning") else ""}>{e(label)}: '
+          f"{e(value)}</li>" for label, value in items],
         "</ul>",
         f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>",
         *[f"<p>{e(note)}</p>" for note in notes],
@@ -197,8 +206,10 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
         names.append((f"{name}.png", item.caption))
 
     est = result.profile(c)
-    states = result.metastable_states(c)
-    rows = result.diagnostics(states)
+    along_rc = result.barrier_crossings(c)
+    states = along_rc.states
+    rows = result.diagnostics()
+    along = {p.name: (p, result.barrier_crossings(p)) for p in result.order_parameters()}
     last = rows[-1]
     verdict = (
         "converged"
@@ -232,7 +243,7 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             + (f"{np.median(est.sigma[finite]):.2f} kT where F < 5 kT" if finite.any() else "n/a"),
         ),
         (
-            "metastable states",
+            "metastable states along the RC",
             "; ".join(
                 f"chi = {s.minimum:.3f} (F = {s.free_energy_kT:.2f} kT, depth "
                 + (f"{s.depth_kT:.1f} kT" if np.isfinite(s.depth_kT)
@@ -242,7 +253,32 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             )
             or "none",
         ),
+        ("basins and barrier crossings", along_rc.describe("the RC", result.chi_unit)),
+        *[("basins and barrier crossings", found.describe(name, parameter.unit))
+          for name, (parameter, found) in along.items()],
     ]
+    few = [(name, found) for name, found in
+           [("the RC", along_rc)] + [(n, f) for n, (_, f) in along.items()]
+           if found.flagged_basins]
+    if few:
+        items.append((
+            "warning",
+            "few barrier crossings "
+            + "; ".join(f"along {name} ({found.crossings}, basins entered "
+                        f"{found.entries[0]} and {found.entries[1]} times)"
+                        for name, found in few)
+            + f": a basin entered fewer than {MIN_BASIN_ENTRIES} times has an F, relative to "
+              f"the basin across the barrier, that rests on those few crossings; its error "
+              f"bars (red in the figures) understate the error. Run longer rounds, or more "
+              f"walkers, until each basin is entered at least {MIN_BASIN_ENTRIES} times"))
+    single = [name for name, found in [("the RC", along_rc)]
+              + [(n, f) for n, (_, f) in along.items()] if found.barrier is None]
+    if single:
+        items.append((
+            "warning",
+            f"one basin only along {', '.join(single)}: no barrier was crossed there; if the "
+            f"system has another basin along it, the campaign has not reached it and F says "
+            f"nothing about it"))
     # the bootstrap reports per MBAR state; the states of a round (one, or the blocks of an
     # adaptive round) share its resampling unit, so the first state of each round speaks for it
     first_state = np.cumsum([0] + [len(r.states()) for r in result.rounds[:-1]])
@@ -264,14 +300,23 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
             )
         )
     notes = [
-        "Transitions: per walker, entries into a different metastable state's core than the "
-        "last one visited, along the final RC (the frames between cores are a hysteresis band: "
-        "recrossings of the barrier region count nothing). States are basins of the final "
-        f"F(chi) over bins with at least {MIN_BIN_FRAMES} frames, at least 2 kT below the lower "
+        "Crossings: along each coordinate (the final RC, and each order parameter; a sin/cos "
+        "pair of one dihedral is read as its angle, atan2(sin, cos)), the metastable states of "
+        "F are split into two basins at the highest barrier between neighbouring states, whose "
+        "top is the dividing surface. A crossing is counted, per walker, when the walker "
+        "enters a core of one basin with the last core it visited in the other (the frames "
+        "between cores are a hysteresis band: noise at the barrier top, and flips between "
+        "states on one side of it, count nothing). On an angle the full turn is cut at its "
+        "least-populated bin, so crossings either way round count. States are basins of F "
+        f"over bins with at least {MIN_BIN_FRAMES} frames, at least 2 kT below the lower "
         f"neighbouring barrier, with at least {MIN_STATE_FRAMES} frames in the core (where "
-        "F < F_min + 1 kT); bins without frames are never states."
+        f"F < F_min + 1 kT); bins without frames are never states. A basin entered fewer than "
+        f"N = {MIN_BASIN_ENTRIES} times is flagged: its F relative to the other basin rests on "
+        f"those few crossings (an error of about 1/sqrt(n) in the population ratio), which "
+        f"the block bootstrap's error bars do not show."
         + (
-            " Fewer than two states were found, so no transition can be counted."
+            " Fewer than two states were found along the RC, so no crossing can be counted "
+            "there."
             if len(states) < 2 else ""
         ),
     ]
@@ -282,7 +327,8 @@ def write_report(workdir: str | Path, out: str | Path | None = None) -> Path:
     if last_round.exists():
         extra.append(("Last round", os.path.relpath(last_round, out)))
     title = f"RAVE campaign report: {result.workdir}"
-    content = _ReportContent(title, items, verdict, _table_rows(rows), notes, names, extra)
+    content = _ReportContent(title, _table_header(rows), items, verdict, _table_rows(rows),
+                             notes, names, extra)
     store.write_text(out / "report.html", _html(content))
     report = out / "report.md"
     store.write_text(report, _markdown(content))

@@ -56,11 +56,18 @@ from ..stats import (
     reference_edges,
 )
 from ..units import kT_kjmol
+from .basins import (
+    FULL_TURN_DEG,
+    MIN_BASIN_ENTRIES,
+    BarrierCrossings,
+    OrderParameter,
+    barrier_crossings,
+    order_parameters,
+)
 from .states import (
     MIN_BIN_FRAMES,
     MIN_STATE_FRAMES,
     MetastableState,
-    count_transitions,
     find_metastable_states,
 )
 
@@ -164,6 +171,23 @@ def chi_unit(units: Sequence[str]) -> str:
 def _unit_text(unit: str) -> str:
     """"chi in nm", "chi dimensionless", "chi in mixed units"."""
     return "chi dimensionless" if unit == "dimensionless" else f"chi in {unit}"
+
+
+def _flags(found: BarrierCrossings, parameter: OrderParameter | None = None) -> dict:
+    """The flag arguments of a profile figure: red error bars, the barrier and a warning."""
+    flagged = found.flagged_basins
+    unit = "" if parameter is None or parameter.unit in ("1", "") else f" {parameter.unit}"
+    note = ""
+    if found.barrier is None:
+        note = ("one basin found: no crossing counted; a basin never reached, or visited too "
+                "briefly\nto be a state, has no reliable F")
+    elif flagged:
+        note = (f"{found.crossings} crossing(s) of the highest barrier; basin(s) at "
+                + " and ".join(f"{found.basin_minima[b]:.3g}{unit}" for b in flagged)
+                + f" entered < {MIN_BASIN_ENTRIES} times:\ntheir F relative to the other "
+                  f"basin rests on those crossings")
+    return {"flagged": found.flagged_bins, "barrier": found.barrier, "note": note,
+            "flag_label": f"basin entered < {MIN_BASIN_ENTRIES} times: error bar understated"}
 
 
 def _rc_text(c: np.ndarray, names: Sequence[str]) -> str:
@@ -322,6 +346,7 @@ class CampaignResult:
         self.kT = kT_kjmol(self.temperature_K)
         self._reweighted: ReweightResult | None = None
         self._profiles: dict[tuple, ProfileEstimate] = {}
+        self._crossings: dict[tuple, BarrierCrossings] = {}
 
     @classmethod
     def load(cls, workdir: str | Path) -> CampaignResult:
@@ -602,6 +627,37 @@ class CampaignResult:
         f -= f[np.isfinite(f)].min()
         return 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1]), f.T
 
+    def order_parameter_surface(
+        self, first: OrderParameter, second: OrderParameter, bins: int = 50
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """F over two order parameters in kT (min 0, inf where empty); angles over a full turn.
+
+        Parameters
+        ----------
+        first, second : rave.analysis.basins.OrderParameter
+            The order parameters (x and y).
+        bins : int
+            Bins along each: over -180..180 deg for an angle, the sampled range otherwise.
+
+        Returns
+        -------
+        x : np.ndarray, shape=(bins,)
+            Bin centres of ``first``.
+        y : np.ndarray, shape=(bins,)
+            Bin centres of ``second``.
+        F : np.ndarray, shape=(bins, bins)
+            F in kT, indexed ``[y, x]``.
+        """
+        features = self.all_features()
+        pair = np.column_stack([first.values(features), second.values(features)])
+        edges = [np.linspace(-FULL_TURN_DEG / 2, FULL_TURN_DEG / 2, bins + 1) if p.periodic
+                 else np.histogram_bin_edges(pair[:, a], bins=bins)
+                 for a, p in enumerate((first, second))]
+        f = free_energy_histogram(pair, self.log_weights, edges, density=False)
+        f -= f[np.isfinite(f)].min()
+        xe, ye = edges
+        return 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1]), f.T
+
     def metastable_states(
         self,
         coefficients: np.ndarray | None = None,
@@ -650,6 +706,101 @@ class CampaignResult:
         return find_metastable_states(centers, f, min_depth_kT, core_kT, smoothing_bins,
                                       counts=counts, min_bin_frames=min_bin_frames,
                                       min_state_frames=min_state_frames)
+
+    # ----------------------------------------------------------------- basins, crossings
+    def order_parameters(self) -> list[OrderParameter]:
+        """The order parameters the report shows F over (:func:`rave.analysis.basins.
+        order_parameters`): the angle of each sin/cos pair of one dihedral, other features as
+        they are.
+
+        Returns
+        -------
+        list of rave.analysis.basins.OrderParameter
+            In feature order.
+        """
+        return order_parameters(self.features)
+
+    def round_labels(self) -> np.ndarray:
+        """The round index of every frame.
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames,), dtype=int
+            The labels, round by round.
+        """
+        return np.concatenate([np.full(len(r.features), r.index, dtype=np.int64)
+                               for r in self.rounds])
+
+    def barrier_crossings(self, coordinate: OrderParameter | np.ndarray | None = None,
+                          bins: int = 60) -> BarrierCrossings:
+        """F along a coordinate, its two basins at the highest barrier, and the crossings.
+
+        See :func:`rave.analysis.basins.barrier_crossings` (cached per arguments).
+
+        Parameters
+        ----------
+        coordinate : OrderParameter or np.ndarray or None, optional
+            An order parameter (:meth:`order_parameters`), or RC coefficients (shape (d,));
+            default the final RC.
+        bins : int, optional
+            Bins over the sampled range (a full turn for an angle).
+
+        Returns
+        -------
+        rave.analysis.basins.BarrierCrossings
+            The profile, states, barrier, crossings per round and entries per basin.
+        """
+        if isinstance(coordinate, OrderParameter):
+            key = (coordinate, int(bins))
+            values, periodic = coordinate.values(self.all_features()), coordinate.periodic
+        else:
+            c, values = self._chi(coordinate)
+            key, periodic = (tuple(c), int(bins)), False
+        if key not in self._crossings:
+            self._crossings[key] = barrier_crossings(values, self.log_weights,
+                                                     self.round_labels(), self.walker_labels(),
+                                                     bins=bins, periodic=periodic)
+        return self._crossings[key]
+
+    def order_parameter_profile(self, parameter: OrderParameter, bins: int = 60,
+                                n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                                seed: int = 0) -> tuple[BarrierCrossings, np.ndarray]:
+        """F over an order parameter with its block-bootstrap sigma (kT), and its crossings.
+
+        Parameters
+        ----------
+        parameter : rave.analysis.basins.OrderParameter
+            The order parameter.
+        bins : int, optional
+            Bins over the sampled range (a full turn for an angle).
+        n_bootstrap : int, optional
+            Bootstrap replicates (MBAR re-solved in each).
+        seed : int, optional
+            Seed of the bootstrap.
+
+        Returns
+        -------
+        crossings : rave.analysis.basins.BarrierCrossings
+            F, basins and crossings (:meth:`barrier_crossings`).
+        sigma : np.ndarray, shape=(bins,)
+            The bootstrap standard error of F in each bin of ``crossings.centers``, kT.
+        """
+        found = self.barrier_crossings(parameter, bins)
+        x = parameter.values(self.all_features())
+        if parameter.periodic:
+            x = (x - found.cut) % FULL_TURN_DEG + found.cut
+            edges = found.cut + np.linspace(0.0, FULL_TURN_DEG, int(bins) + 1)
+        else:
+            edges = np.linspace(x.min(), x.max(), int(bins) + 1)
+        est = bootstrap_free_energy_profile(
+            self.reduced_bias(), self.frames_per_state(), x, edges, n_bootstrap=n_bootstrap,
+            seed=seed, walker=self.walker_labels(),
+            state_groups=[r.index for r in self.rounds for _ in r.states()],
+            frame_states=self.frame_states())
+        sigma = np.asarray(est.sigma, dtype=float)
+        if parameter.periodic:
+            sigma = sigma[np.argsort((est.centers + FULL_TURN_DEG / 2) % FULL_TURN_DEG)]
+        return found, sigma
 
     # ----------------------------------------------------------------- models
     def _load_model(self, index: int, name: str):
@@ -763,29 +914,30 @@ class CampaignResult:
 
     # ----------------------------------------------------------------- diagnostics
     def diagnostics(self, states: list[MetastableState] | None = None) -> list[dict]:
-        """Per round: frames, walkers, ESS, KL, RC change, F change, convergence and transitions.
+        """Per round: frames, walkers, ESS, KL, RC change, F change, convergence and crossings.
 
-        The transitions are the core-to-core transitions along the final RC (cores of ``states``,
-        default :meth:`metastable_states`), counted per walker.
+        ``transitions`` are the crossings of the highest barrier of F along the final RC, core
+        to core, counted per walker (:meth:`barrier_crossings`); ``crossings`` the same along
+        each order parameter (:meth:`order_parameters`), by name.
 
         Parameters
         ----------
         states : list of MetastableState, optional
-            The states whose cores count transitions; default those along the final RC.
+            Not used (the basins are those of :meth:`barrier_crossings`); kept for callers
+            that pass the final RC's states.
 
         Returns
         -------
         list of dict
             One per round: ``round``, ``frames``, ``walkers``, ``effective_sample_size``,
             ``kl_divergence``, ``angle_change_deg``, ``free_energy_change_kT``, ``converged``,
-            ``transitions``.
+            ``transitions`` and ``crossings`` (order parameter name -> crossings).
         """
-        final = self.coefficients(-1)
-        states = self.metastable_states(final) if states is None else states
-        cores = [s.core for s in states]
+        along_rc = self.barrier_crossings(self.coefficients(-1))
+        along = {p.name: self.barrier_crossings(p) for p in self.order_parameters()}
         rows = []
-        for record, round_data in zip(self.summary["rounds"], self.rounds, strict=True):
-            chi = round_data.features @ final
+        for n, (record, round_data) in enumerate(zip(self.summary["rounds"], self.rounds,
+                                                     strict=True)):
             rows.append(
                 {
                     "round": record["index"],
@@ -796,7 +948,8 @@ class CampaignResult:
                     "angle_change_deg": record.get("angle_change_deg"),
                     "free_energy_change_kT": record.get("free_energy_change_kT"),
                     "converged": record.get("converged", False),
-                    "transitions": count_transitions(chi, cores, round_data.walker),
+                    "transitions": along_rc.crossings_per_round[n],
+                    "crossings": {name: b.crossings_per_round[n] for name, b in along.items()},
                 }
             )
         return rows
@@ -985,7 +1138,8 @@ class CampaignResult:
         potential = self.potential()
         est = self.profile(c, bins=bins, n_bootstrap=n_bootstrap, seed=seed)
         exact = self.exact_profile(c, est.centers)
-        states = self.metastable_states(c, bins=bins)
+        along_rc = self.barrier_crossings(c, bins=bins)
+        states = along_rc.states
         cores = [s.core for s in states]
         n_frames = len(self.all_features())
         caption = (
@@ -993,8 +1147,11 @@ class CampaignResult:
             f"from all {n_frames} frames of {len(self.rounds)} rounds "
             f"reweighted by MBAR; error bars are 1 sigma of a block bootstrap "
             f"({est.n_bootstrap} replicates, MBAR re-solved in each), green bands the cores of "
-            f"the {len(states)} metastable state(s), and no line is drawn across bins without "
-            f"frames (shaded grey)"
+            f"the {len(states)} metastable state(s), the dashed purple line the dividing "
+            f"surface at the highest barrier, red error bars those of a basin entered fewer "
+            f"than {MIN_BASIN_ENTRIES} times (the bootstrap cannot see how few crossings fix "
+            f"the basins' F difference), and no line is drawn across bins without frames "
+            f"(shaded grey); {along_rc.describe('the RC', unit)}"
         )
         if exact is not None:
             caption += ("; the dashed line is the exact F by quadrature, shifted by a constant "
@@ -1011,6 +1168,7 @@ class CampaignResult:
                     title=f"F along the final RC ({est.n_bootstrap} block-bootstrap replicates, "
                     "MBAR re-solved)",
                     chi_unit=unit,
+                    **_flags(along_rc),
                 ),
                 caption + ".",
             )
@@ -1037,15 +1195,38 @@ class CampaignResult:
             "reweighted histograms of the latent and of chi rescaled to [0, 1] (the KL match "
             "that chose the RC), and the KL over the scanned RC directions.",
         )
-        transitions = sum(
-            count_transitions(r.features @ c, cores, r.walker) for r in self.rounds
+        parameters = self.order_parameters()
+        panels, lines = [], []
+        for parameter in parameters:
+            found, sigma = self.order_parameter_profile(parameter, bins=bins,
+                                                        n_bootstrap=n_bootstrap, seed=seed)
+            panels.append({"centers": found.centers, "profile_kT": found.free_energy,
+                           "sigma_kT": sigma, "cores": found.core_spans,
+                           "xlabel": plots.unit_label(parameter.name, parameter.unit),
+                           "title": f"F over {parameter.name} (all rounds, MBAR)",
+                           "periodic": parameter.periodic, **_flags(found, parameter)})
+            lines.append(found.describe(parameter.name, parameter.unit))
+        angle_note = ("; each sin/cos pair of one dihedral is shown as its angle, atan2(sin, "
+                      "cos), and the line of a full turn is cut at its least-populated bin "
+                      "so that crossings either way round count"
+                      if any(p.periodic for p in parameters) else "")
+        out["free_energy_order_parameters"] = ReportFigure(
+            plots.order_parameter_profiles(panels=panels),
+            f"F over each order parameter from all frames reweighted by MBAR, error bars 1 "
+            f"sigma of the block bootstrap ({n_bootstrap} replicates), red where the basin was "
+            f"entered fewer than {MIN_BASIN_ENTRIES} times, green bands the state cores, the "
+            f"dashed line the dividing surface at the highest barrier{angle_note}: "
+            + "; ".join(lines) + ".",
         )
         out["chi_time_series"] = ReportFigure(
             plots.chi_time_series(rounds=self.rounds, coefficients=c, cores=cores,
-                                  chi_unit=unit),
-            f"chi along the final RC against time within each round, one line per walker "
-            f"(colour: round), green bands the state cores: {transitions} transition(s) in all, "
-            f"a transition being an entry into a core other than the last one visited.",
+                                  chi_unit=unit, barrier=along_rc.barrier),
+            f"chi along the final RC against MD time, rounds one after another and each "
+            f"round's walkers overlaid (colour: round), green bands the state cores, the dashed "
+            f"line the dividing surface at the highest barrier of F(chi): "
+            f"{along_rc.crossings} crossing(s) of it in all (by round: "
+            f"{', '.join(map(str, along_rc.crossings_per_round))}), a crossing being an entry "
+            f"into a core on the other side of the barrier than the last core visited.",
         )
         records = self.summary["rounds"]
         settings = self.convergence_settings()
@@ -1082,16 +1263,21 @@ class CampaignResult:
                "the convergence thresholds are not drawn: the campaign has no readable "
                "config.json."),
         )
-        if features.shape[1] >= 2:
-            x, y, f2 = self.free_energy_2d(0, 1)
-            labels = [plots.unit_label(self.feature_names[i], self.feature_units[i])
-                      for i in (0, 1)]
+        angles = [p for p in parameters if p.periodic]
+        pair = angles[:2] if len(angles) >= 2 else parameters[:2]
+        if len(pair) == 2:
+            x, y, f2 = self.order_parameter_surface(*pair)
+            both = all(p.periodic for p in pair)
             out["free_energy_2d"] = ReportFigure(
-                plots.free_energy_surface(x=x, y=y, f_kT=f2, xlabel=labels[0],
-                                          ylabel=labels[1]),
-                f"F over the first two order parameters ({self.feature_names[0]}, "
-                f"{self.feature_names[1]}) from all frames reweighted by MBAR, capped at 12 kT; "
-                f"blank bins have no frames.",
+                plots.free_energy_surface(
+                    x=x, y=y, f_kT=f2, xlabel=plots.unit_label(pair[0].name, pair[0].unit),
+                    ylabel=plots.unit_label(pair[1].name, pair[1].unit), angles=both,
+                    title=(f"F({pair[0].name}, {pair[1].name}) (all rounds, MBAR); blank: no "
+                           f"frames")),
+                f"F over {pair[0].name} and {pair[1].name} from all frames reweighted by MBAR, "
+                f"capped at 12 kT; blank bins have no frames"
+                + (" (a Ramachandran-style map over the two angles, each over a full turn)."
+                   if both else "."),
             )
         if potential is not None and features.shape[1] == 2 and hasattr(potential, "extent"):
             out["potential"] = ReportFigure(

@@ -65,6 +65,7 @@ from .config import (
     ExploreConfig,
     check_frame_memory,
 )
+from .logs import RepeatedWarnings, progress_disabled
 from .loop import (  # noqa: F401 - BiasMismatchError, profile_change_kT: their old home
     BIAS_MISMATCH_TOL_KJMOL,
     PROFILE_BINS,
@@ -363,6 +364,7 @@ class Campaign:
     def _setup_logging(self) -> logging.Handler:
         handler = logging.FileHandler(self.store.path(self.store.LOG))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.addFilter(RepeatedWarnings())
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         return handler
@@ -726,6 +728,7 @@ class Campaign:
                 opes_state=continued[k],
                 explore=explore,
                 record_potential=self.loop.records_potential(),
+                dcd_every=self.config.output.dcd_interval,
             )
             for k, start in enumerate(self._start_states(index))
         ]
@@ -751,7 +754,8 @@ class Campaign:
                              self._executor.n_workers)
             total = sum(t.n_steps // t.report_interval for t in pending)
             with tqdm(total=total, desc=label, unit="frame",
-                      disable=not self.config.output.progress, leave=False) as bar:
+                      disable=progress_disabled(self.config.output.progress),
+                      leave=False) as bar:
 
                 def store_result(result: WalkerResult) -> None:
                     self.store.write_walker(index, result.walker_index, result.to_arrays())
@@ -925,6 +929,9 @@ class Campaign:
             coefficients=record.coefficients,
             potential=self.potential,
             chi_unit=self.chi_unit,
+            bias_label=(f"static kT ln P bias built after round {record.index} (not "
+                        f"applied: a next round runs OPES along this RC)"
+                        if self.config.bias.method == "opes" else None),
         )
 
     def _write_final(self) -> None:

@@ -703,11 +703,26 @@ class OutputConfig:
     figures : bool
         A PNG per round and a final one (default true).
     progress : bool
-        Progress bars (default true).
+        Progress bars (default true); drawn only when the terminal log goes to a terminal.
+    dcd_interval : int
+        Write each walker's positions as a DCD trajectory, ``round_NNN/walkers/walker_KK.dcd``,
+        every ``dcd_interval``-th recorded frame (in frames of ``sampling.report_interval``
+        steps; default 0: no trajectory). With 1 the DCD's frames are the walker's frames of
+        ``frames.npz``, the same frames in the same order; with k its frames 0, k, 2k, ... (the
+        walker file's ``trajectory_frames`` names them). Written with the walker's file, before
+        it, atomically: a stored walker always has its whole DCD, a resumed one rewrites it.
     """
 
     figures: bool = True
     progress: bool = True
+    dcd_interval: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dcd_interval, bool) or not isinstance(self.dcd_interval, int):
+            raise ConfigError(f"output.dcd_interval must be an integer (frames of "
+                              f"sampling.report_interval; 0: no trajectory). You supplied "
+                              f"{self.dcd_interval!r}")
+        _at_least("output.dcd_interval", self.dcd_interval, 0)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ Layout::
       round_000/
         bias_applied.json  the static bias this round was sampled under (absent in round 0)
         walkers/walker_KK.npz  one walker's frames, position snapshots, final state
+        walkers/walker_KK.dcd  its positions as a DCD trajectory ([output] dcd_interval)
                            (its OpenMM checkpoint), faults; written as each walker finishes
         frames.npz         all walkers' frames: features, bias_kjmol (applied when sampled),
                            time_ps, walker (index of the walker of each frame)
@@ -316,6 +317,36 @@ def write_npz(path: Path, durable: bool = False, **arrays: np.ndarray) -> None:
             np.savez(handle, **arrays)
 
     _atomic(path, write, durable)
+
+
+def write_dcd(path: Path, positions_nm: np.ndarray, box_nm: np.ndarray | None = None) -> None:
+    """Write positions as a DCD trajectory (mdtraj's writer), durably and atomically.
+
+    Parameters
+    ----------
+    path : path
+        The ``.dcd`` file; its folder is created if missing.
+    positions_nm : np.ndarray, shape=(n_frames, n_particles, 3)
+        The positions, nm (stored in the DCD's Angstrom, float32).
+    box_nm : np.ndarray or None, shape=(3, 3)
+        Periodic box vectors written with every frame, nm; None: no unit cell.
+    """
+    from mdtraj.formats import DCDTrajectoryFile
+    from mdtraj.utils import box_vectors_to_lengths_and_angles
+
+    xyz = 10.0 * np.asarray(positions_nm, dtype=np.float32)
+    lengths = angles = None
+    if box_nm is not None:
+        a, b, c = (10.0 * np.asarray(box_nm, dtype=float).reshape(3, 3))
+        cell = box_vectors_to_lengths_and_angles(a, b, c)
+        lengths = np.tile(np.array(cell[:3], dtype=np.float32), (len(xyz), 1))
+        angles = np.tile(np.array(cell[3:], dtype=np.float32), (len(xyz), 1))
+
+    def write(tmp: Path) -> None:
+        with DCDTrajectoryFile(str(tmp), "w", force_overwrite=True) as handle:
+            handle.write(xyz, cell_lengths=lengths, cell_angles=angles)
+
+    _atomic(path, write, durable=True)
 
 
 def copy_file(source: Path, target: Path) -> None:
@@ -976,6 +1007,24 @@ class CampaignStore:
         """
         return self.round_path(index, f"{self.WALKERS}/walker_{walker:02d}.npz")
 
+    def walker_trajectory_path(self, index: int, walker: int) -> Path:
+        """``round_NNN/walkers/walker_KK.dcd``: one walker's trajectory (``[output]
+        dcd_interval``); its frames are those the walker file's ``trajectory_frames`` name.
+
+        Parameters
+        ----------
+        index : int
+            The round, from 0.
+        walker : int
+            The walker, from 0.
+
+        Returns
+        -------
+        Path
+            The path (it need not exist).
+        """
+        return self.round_path(index, f"{self.WALKERS}/walker_{walker:02d}.dcd")
+
     @classmethod
     def model_name(cls, seed: int) -> str:
         """The name, within its round folder, of the VAE trained with ``seed``.
@@ -1395,6 +1444,11 @@ class CampaignStore:
     def write_walker(self, index: int, walker: int, arrays: dict) -> None:
         """``round_NNN/walkers/walker_KK.npz``, durably: it completes the walker.
 
+        With a ``trajectory`` array (positions in nm, ``[output] dcd_interval``), the
+        trajectory is written first, durably and atomically, as ``walker_KK.dcd``
+        (:meth:`walker_trajectory_path`), and left out of the ``.npz``: a walker whose file is
+        stored always has its whole DCD, and a walker run again (no ``.npz``) replaces it.
+
         Parameters
         ----------
         index : int
@@ -1404,6 +1458,11 @@ class CampaignStore:
         arrays : dict
             Name -> array (:meth:`rave.campaign.walkers.WalkerResult.to_arrays`).
         """
+        arrays = dict(arrays)
+        trajectory = arrays.pop("trajectory", None)
+        if trajectory is not None:
+            write_dcd(self.walker_trajectory_path(index, walker), trajectory,
+                      arrays.get("trajectory_box"))
         self.write_npz(self.walker_path(index, walker), durable=True, **arrays)
 
     def write_frames(self, index: int, frames) -> None:

@@ -16,6 +16,7 @@ does not depend on faults (the steps of a retried segment are run again at the s
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -93,6 +94,9 @@ class WalkerTask:
     record_potential : bool
         Record each frame's potential energy (a campaign that explores records it in every
         round, to reweight across temperatures).
+    dcd_every : int
+        Keep the positions of every ``dcd_every``-th frame for the walker's DCD trajectory
+        (``[output] dcd_interval``); 0: none.
     """
 
     round_index: int
@@ -120,6 +124,7 @@ class WalkerTask:
     opes_state: dict | None = None
     explore: dict | None = None
     record_potential: bool = False
+    dcd_every: int = 0
 
     @property
     def label(self) -> str:
@@ -183,6 +188,15 @@ class WalkerResult:
         Exploring walkers: Var(U) / kT0^2 of the calibration frames (nan otherwise).
     ladder_reason : str
         Exploring walkers: why the ladder has its size (one line).
+    trajectory : np.ndarray or None, shape=(n_trajectory, n_particles, 3), dtype=float32
+        Positions (nm) of the frames ``trajectory_frames``, for the walker's DCD (None: no
+        trajectory; it is written as ``walker_KK.dcd``, not into the walker file).
+    trajectory_frames : np.ndarray or None, shape=(n_trajectory,), dtype=int
+        The walker's frame (index into its frames) of each trajectory frame: every
+        ``dcd_every``-th frame that the round keeps (:attr:`counted`).
+    trajectory_box : np.ndarray or None, shape=(3, 3)
+        The periodic box written with every trajectory frame, nm (the walker's start box;
+        None: no box).
     """
 
     round_index: int
@@ -216,6 +230,9 @@ class WalkerResult:
     counted: np.ndarray | None = None
     heat_capacity: float = float("nan")
     ladder_reason: str = ""
+    trajectory: np.ndarray | None = None
+    trajectory_frames: np.ndarray | None = None
+    trajectory_box: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.bias_kjmol)
@@ -263,6 +280,13 @@ class WalkerResult:
             out["counted"] = self.counted
             out["heat_capacity"] = np.float64(self.heat_capacity)
             out["ladder_reason"] = np.str_(self.ladder_reason)
+        if self.trajectory_frames is not None:
+            # the positions go to the DCD (rave.campaign.store.CampaignStore.write_walker),
+            # which the walker file's trajectory_frames index
+            out["trajectory"] = self.trajectory
+            out["trajectory_frames"] = self.trajectory_frames
+            if self.trajectory_box is not None:
+                out["trajectory_box"] = self.trajectory_box
         return out
 
     @classmethod
@@ -308,7 +332,33 @@ class WalkerResult:
             counted=None if data.get("counted") is None else data["counted"].astype(bool),
             heat_capacity=float(data.get("heat_capacity", np.nan)),
             ladder_reason=str(data.get("ladder_reason", "")),
+            trajectory=data.get("trajectory"),
+            trajectory_frames=data.get("trajectory_frames"),
+            trajectory_box=data.get("trajectory_box"),
         )
+
+
+def counted_frames(n_frames: int, n_calibration: int, settled: int) -> np.ndarray:
+    """Which frames of an exploring walker count: all but the ``settled`` frames after the
+    ``n_calibration`` calibration frames (the expanded ensemble's weights were settling).
+
+    Parameters
+    ----------
+    n_frames : int
+        The walker's frames.
+    n_calibration : int
+        Its calibration frames (at the start; they count).
+    settled : int
+        Frames after the calibration until the weights settled (they do not count).
+
+    Returns
+    -------
+    np.ndarray, shape=(n_frames,), dtype=bool
+        True for a frame that counts.
+    """
+    counted = np.ones(n_frames, dtype=bool)
+    counted[n_calibration:n_calibration + settled] = False
+    return counted
 
 
 class WalkerRound:
@@ -331,10 +381,15 @@ class WalkerRound:
         :meth:`rave.md.explore.ExplorationSpec.to_dict` (an exploring round), or None.
     ladder_seed : int
         Seeds the ladder's state moves.
+    dcd_every : int
+        Keep the positions of every ``dcd_every``-th frame for a DCD trajectory (0: none).
+    box_vectors : np.ndarray, optional
+        The box written with the trajectory's frames (the walker's start box).
     """
 
     def __init__(self, walker, n_frames: int, report_interval: int, snapshot_every: int,
-                 explore: dict | None = None, ladder_seed: int = 0) -> None:
+                 explore: dict | None = None, ladder_seed: int = 0, dcd_every: int = 0,
+                 box_vectors=None) -> None:
         from ..md.explore import ExplorationSpec, calibration_frames
 
         self.walker = walker
@@ -345,6 +400,12 @@ class WalkerRound:
         self.n_calibration = 0 if self.spec is None else calibration_frames(
             self.n_frames, self.spec.calibration_fraction, self.snapshot_every)
         self.ladder_seed = int(ladder_seed)
+        self.dcd_every = int(dcd_every)
+        self.box_vectors = box_vectors
+        # with a trajectory, positions are kept every gcd(snapshot_every, dcd_every) frames and
+        # sorted afterwards into the snapshots and the trajectory's frames
+        self.keep_every = (math.gcd(self.snapshot_every, self.dcd_every) if self.dcd_every
+                           else self.snapshot_every)
         self.plan = None
         self.parts: list = []
         self.done = 0
@@ -391,7 +452,7 @@ class WalkerRound:
                                 self.ladder_seed)
         n = self.next_piece(n)
         frames = walker.run(n * self.report_interval, self.report_interval, progress=progress,
-                            snapshot_every=self.snapshot_every)
+                            snapshot_every=self.keep_every)
         self.parts.append((frames, frames.snapshot_frames + self.done))
         self.done += n
 
@@ -418,6 +479,9 @@ class WalkerRound:
         walker, parts = self.walker, self.parts
         walker.stop_ladder()
         state = walker.get_state()
+        kept = np.concatenate([p.snapshots for p, _ in parts])
+        kept_frames = np.concatenate([s for _, s in parts])
+        snapshot = kept_frames % self.snapshot_every == 0
         features_all = np.concatenate([p.features for p, _ in parts])
         bias_all = np.concatenate([p.bias_kjmol for p, _ in parts])
         adaptive = {}
@@ -435,13 +499,20 @@ class WalkerRound:
             adaptive["opes_state"] = walker.opes.opes.getState()
         if walker.record_potential:
             adaptive["potential_kjmol"] = np.concatenate([p.potential_kjmol for p, _ in parts])
+        counted = None
+        if self.plan is not None:
+            counted = counted_frames(self.n_frames, self.n_calibration, settled_from(
+                np.asarray(walker.ladder_weights), self.spec.settle_tolerance))
+        if self.dcd_every:
+            chosen = kept_frames % self.dcd_every == 0
+            if counted is not None:  # frames the round drops are not in the trajectory either
+                chosen &= counted[kept_frames]
+            adaptive.update(trajectory=kept[chosen], trajectory_frames=kept_frames[chosen],
+                            trajectory_box=self.box_vectors)
         if self.plan is not None:
             n_calibration = self.n_calibration
             ladder_state = np.concatenate([np.zeros(n_calibration, dtype=np.int64)]
                                           + [p.state for p, _ in parts if p.state is not None])
-            counted = np.ones(self.n_frames, dtype=bool)
-            settled = settled_from(np.asarray(walker.ladder_weights), self.spec.settle_tolerance)
-            counted[n_calibration:n_calibration + settled] = False
             adaptive.update(ladder_temperatures_K=np.asarray(self.plan.temperatures_K),
                             ladder_state=ladder_state, counted=counted,
                             heat_capacity=self.plan.heat_capacity,
@@ -452,8 +523,8 @@ class WalkerRound:
             features=features_all,
             bias_kjmol=bias_all,
             time_ps=np.concatenate([p.time_ps for p, _ in parts]),
-            snapshots=np.concatenate([p.snapshots for p, _ in parts]),
-            snapshot_frames=np.concatenate([s for _, s in parts]),
+            snapshots=kept[snapshot],
+            snapshot_frames=kept_frames[snapshot],
             final_positions=state["positions"],
             final_velocities=state["velocities"],
             final_box_vectors=state.get("box_vectors"),
@@ -514,7 +585,7 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
     segment = max(task.snapshot_every,
                   task.segment_frames // task.snapshot_every * task.snapshot_every)
     piece = WalkerRound(walker, n_frames, task.report_interval, task.snapshot_every,
-                        task.explore, task.seed + 1)
+                        task.explore, task.seed + 1, task.dcd_every, task.box_vectors)
     faults = []
     while piece.left:
         saved = walker.get_state()

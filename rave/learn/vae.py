@@ -951,7 +951,8 @@ class VAEEstimator:
             from tqdm.auto import tqdm
 
             label = progress if isinstance(progress, str) else f"VAE seed {self.seed}"
-            bar = tqdm(total=budget, desc=label, unit="epoch", leave=False)
+            bar = tqdm(total=budget, desc=label, unit="epoch", leave=False,
+                       disable=None)  # no bar when stderr is not a terminal
         network.train()
         with _flush_denormal(device.type == "cpu"):
             try:
