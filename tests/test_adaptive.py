@@ -379,7 +379,7 @@ def test_the_rc_bootstrap_is_small_for_a_determined_rc_and_large_for_an_undeterm
 def test_the_verdict_needs_the_rcs_bootstrap_uncertainty_below_angle_deg(tmp_path, monkeypatch):
     import rave.learn.estimator as estimator
 
-    monkeypatch.setattr(Campaign, "_profile_sigma", lambda self, *a: 0.1)
+    monkeypatch.setattr(RoundLoop, "profile_sigma", lambda self, *a: 0.1)
     verdicts = []
     for rc_sigma in (3.0, 200.0):  # degrees: below and above angle_deg (180 in this config)
         monkeypatch.setattr(estimator, "rc_angle_sigma_deg", lambda *a, s=rc_sigma, **k: s)

@@ -24,7 +24,6 @@ from ..learn.bias import Bias, BiasGrid
 from ..md.bias_force import BiasForce
 from ..md.frames import Frames
 from ..stats import free_energy_profile
-from ..stats.weights import as_energy_kjmol
 from ..units import kT_kjmol
 from .config import ConfigError, loop_config_from_dict
 from .loop import LearnedRound, NextRound, RoundLoop
@@ -52,6 +51,8 @@ class _Round:
     def __init__(self, step: NextRound, steps: int, reason: str, walker, piece: WalkerRound):
         self.step, self.steps, self.reason = step, steps, reason
         self.walker, self.piece = walker, piece
+        self.unrecorded = 0  # steps of the round that filled no frame
+        self.carry = 0  # of those, not yet taken off the round's frames
         self.t0 = time.perf_counter()
 
 
@@ -88,6 +89,10 @@ class RAVESampler:
         The rounds and what they learned (the same loop as ``rave run``'s).
     stop_reason : str or None
         Why the rounds stopped (None while they go on); later steps run under the last bias.
+    unrecorded_steps : int
+        Steps of the rounds that filled no whole frame at the end of a :meth:`step` call.
+    steps_after_stop : int
+        Steps run after the rounds stopped.
 
     Raises
     ------
@@ -129,6 +134,7 @@ class RAVESampler:
                               self.temperature_K, where="this RAVESampler")
         self.stop_reason: str | None = None
         self.unrecorded_steps = 0
+        self.steps_after_stop = 0
         self._round: _Round | None = None
         self._last: WalkerResult | None = None
         self._learned: LearnedRound | None = None
@@ -165,6 +171,7 @@ class RAVESampler:
         while steps > 0:
             if self._round is None and not self._start_round(simulation):
                 simulation.step(steps)
+                self.steps_after_stop += steps
                 return
             current = self._round
             n_frames = current.piece.next_piece(steps // interval)
@@ -175,7 +182,7 @@ class RAVESampler:
             current.piece.run(n_frames)
             steps -= (current.piece.done - before) * interval
             if current.piece.left == 0:
-                self._finish_round()
+                self._finish_round(simulation)
 
     def _check_simulation(self, simulation) -> None:
         if simulation.system is not self.system:
@@ -192,30 +199,32 @@ class RAVESampler:
                                  f"reweighting would be wrong. Use one temperature")
 
     def _unrecorded(self, simulation, steps: int) -> None:
-        walker = self._round.walker
-        if walker.opes is not None:
-            walker.opes.opes.step(simulation, steps)
+        """Steps that fill no whole frame: run biased, counted in the round's steps; each
+        report_interval of them takes one frame off the round, so that the rounds' steps
+        (recorded or not) keep to the plan and the budget."""
+        current = self._round
+        if current.walker.opes is not None:
+            current.walker.opes.opes.step(simulation, steps)
         else:
             simulation.step(steps)
         self.unrecorded_steps += steps
+        current.unrecorded += steps
+        current.carry += steps
+        interval = self.config.sampling.report_interval
+        while current.carry >= interval and current.piece.left > 0:
+            current.piece.n_frames -= 1
+            current.carry -= interval
+        if current.piece.left == 0:
+            self._finish_round(simulation)
 
     def _start_round(self, simulation) -> bool:
         """Set up the next round; False when the rounds stop."""
         from ..md.walker import Walker
 
-        if self.stop_reason is not None:
+        if self._stopped(simulation):
             return False
         index = len(self.loop.records)
-        converged = bool(self.loop.records) and self.loop.records[-1].converged
         plan = self.loop.plan()
-        if converged or plan.steps is None or index >= self.config.sampling.round_limit:
-            self.stop_reason = ("converged" if converged
-                                else self.loop.stop_reason(False, self.config.sampling.round_limit))
-            if self.loop.next_bias is not None:
-                self.bias_force.update(simulation.context, self.loop.next_bias)
-            log.info("RAVESampler: rounds stop (%s); later steps run under the last RC's "
-                     "kT ln P bias", self.stop_reason)
-            return False
         step = self.loop.next_round(index)
         self.bias_force.update(simulation.context, step.bias if step.bias is not None else
                                Bias(np.zeros(len(self.features)), BiasGrid.zero()))
@@ -237,7 +246,23 @@ class RAVESampler:
         self._round = _Round(step, int(plan.steps), plan.reason, walker, piece)
         return True
 
-    def _finish_round(self) -> None:
+    def _stopped(self, simulation) -> bool:
+        """Whether the rounds stop (converged, budget spent, round limit); on stopping, the
+        last RC's kT ln P bias is put in force for the steps after."""
+        if self.stop_reason is not None:
+            return True
+        converged = self.converged
+        limit = self.config.sampling.round_limit
+        if not (converged or self.loop.plan().steps is None or len(self.loop.records) >= limit):
+            return False
+        self.stop_reason = self.loop.stop_reason(converged, limit)
+        if self.loop.next_bias is not None:
+            self.bias_force.update(simulation.context, self.loop.next_bias)
+        log.info("RAVESampler: rounds stop (%s); later steps run under the last RC's kT ln P "
+                 "bias", self.stop_reason)
+        return True
+
+    def _finish_round(self, simulation) -> None:
         current, self._round = self._round, None
         step, index = current.step, current.step.index
         result = current.piece.result(index, 0, self.config.sampling.seed,
@@ -254,12 +279,14 @@ class RAVESampler:
         learned = self.loop.learn(index, timings)
         record = learned.record
         record.walkers, record.faults = 1, 0
-        record.steps, record.plan_reason = current.steps, current.reason
+        record.steps = len(result) * self.config.sampling.report_interval + current.unrecorded
+        record.plan_reason = current.reason
         self.loop.records.append(record)
         self._last, self._learned = result, learned
         log.info("%s done: RC %s, %s", step.label, np.round(record.coefficients, 3).tolist(),
                  "converged" if record.converged else "not converged: "
                  + "; ".join(record.convergence_failures))
+        self._stopped(simulation)
 
     # ------------------------------------------------------------------ what it learned
     @property
@@ -399,4 +426,4 @@ class RAVESampler:
             groups.add(self._round.walker.opes.force_group)
             offset = self._round.walker.opes.energy_offset_kjmol
         energy = simulation.context.getState(getEnergy=True, groups=groups).getPotentialEnergy()
-        return (as_energy_kjmol(energy) - offset) * unit.kilojoule_per_mole
+        return (energy.value_in_unit(unit.kilojoule_per_mole) - offset) * unit.kilojoule_per_mole
