@@ -455,10 +455,13 @@ class RoundLoop:
         Parameters
         ----------
         record : RoundRecord
+            Its record.
         frames : rave.md.frames.Frames
+            Its frames, all walkers.
         states : list of (state, n_frames)
             Its bias states.
         adaptive : bool
+            It ran OPES.
         log_weights : np.ndarray
             The log-weights of all frames up to it.
         next_bias : rave.learn.bias.Bias
@@ -475,6 +478,11 @@ class RoundLoop:
     def potential(self) -> np.ndarray | None:
         """Every frame's potential energy when the run has temperature states, else None.
 
+        Returns
+        -------
+        np.ndarray or None
+            kJ/mol, shape=(n_frames,).
+
         Raises
         ------
         rave.campaign.store.StoreFileError
@@ -486,7 +494,12 @@ class RoundLoop:
             raise StoreFileError(f"{self.where}: {error}") from error
 
     def frame_states(self) -> np.ndarray:
-        """The MBAR state of every frame (:func:`rave.learn.bias.frame_states`)."""
+        """The MBAR state of every frame (:func:`rave.learn.bias.frame_states`).
+
+        Returns
+        -------
+        np.ndarray, shape=(n_frames,), dtype=int
+        """
         return frame_states(self.biases, [f.state for f in self.frames])
 
     def reweight(self, describe_mismatch=None):
@@ -530,21 +543,65 @@ class RoundLoop:
 
     # ------------------------------------------------------------------ learning
     def seeds(self, index: int) -> list[int]:
-        """The VAE seeds of round ``index``."""
+        """The VAE seeds of round ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The round.
+
+        Returns
+        -------
+        list of int
+            One per model.
+        """
         base_seed = self.config.sampling.seed * 1000 + index * 17
         return [base_seed + m for m in range(self.config.models.models)]
 
     def cold(self, index: int) -> set[int]:
         """Positions of the seeds trained from scratch in round ``index`` (all in round 0;
-        then ``cold_seeds`` of them, rotating so that each position is refreshed in turn)."""
+        then ``cold_seeds`` of them, rotating so that each position is refreshed in turn).
+
+        Parameters
+        ----------
+        index : int
+            The round.
+
+        Returns
+        -------
+        set of int
+        """
         return cold_positions(index, self.config.models.models, self.config.models.cold_seeds)
 
     def rc_seed(self, index: int) -> list[int]:
-        """Seed of the frame subset the RC of round ``index`` is fitted on."""
+        """Seed of the frame subset the RC of round ``index`` is fitted on.
+
+        Parameters
+        ----------
+        index : int
+            The round.
+
+        Returns
+        -------
+        list of int
+        """
         return [self.config.sampling.seed, index, 7]
 
     def rc_subset(self, index: int, n_frames: int) -> np.ndarray:
-        """Frames the RC is fitted on: all, or a seeded subset of ``coordinate.max_frames``."""
+        """Frames the RC is fitted on: all, or a seeded subset of ``coordinate.max_frames``.
+
+        Parameters
+        ----------
+        index : int
+            The round.
+        n_frames : int
+            All frames so far.
+
+        Returns
+        -------
+        np.ndarray
+            Frame indices.
+        """
         return rc_frames(n_frames, self.config.coordinate.max_frames, self.rc_seed(index))
 
     def train(self, index: int, features: np.ndarray, log_w: np.ndarray, *,
@@ -771,7 +828,9 @@ class RoundLoop:
         Parameters
         ----------
         coefficients : np.ndarray, shape=(n_features,)
+            The RC.
         centers : np.ndarray, shape=(n_bins,)
+            Along chi.
 
         Returns
         -------

@@ -80,7 +80,9 @@ class RAVESampler:
     Attributes
     ----------
     features : list of Feature
+        The order parameters.
     temperature_K : float
+        K.
     kT : float
         kJ/mol.
     bias_force : rave.BiasForce
@@ -412,6 +414,7 @@ class RAVESampler:
         Parameters
         ----------
         simulation : openmm.app.Simulation
+            The Simulation this sampler steps.
 
         Returns
         -------

@@ -417,7 +417,17 @@ class WalkerRound:
 
     def next_piece(self, n: int) -> int:
         """How many of the next ``n`` frames to run in one piece (the calibration ends a
-        piece, so the ladder starts on a frame boundary)."""
+        piece, so the ladder starts on a frame boundary).
+
+        Parameters
+        ----------
+        n : int
+            Frames wanted.
+
+        Returns
+        -------
+        int
+        """
         n = min(n, self.left)
         if self.plan is None and self.done < self.n_calibration:
             n = min(n, self.n_calibration - self.done)
