@@ -800,3 +800,24 @@ def test_state_groups_must_be_consecutive_and_one_per_state():
         bootstrap_free_energy_profile(u, [10, 10, 10], x, [-1, 0, 1], state_groups=[0, 0])
     with pytest.raises(ValueError, match="consecutively; group 0 appears twice"):
         bootstrap_free_energy_profile(u, [10, 10, 10], x, [-1, 0, 1], state_groups=[0, 1, 0])
+
+
+def test_weights_of_frames_with_multiplicities_equal_those_of_the_repeated_frames():
+    # a bootstrap replicate's frame n, drawn m_n times, carries the summed weight of its m_n
+    # copies: MBAR on the explicitly repeated frames (rave's solver and pymbar's f_k) is the
+    # reference
+    _, u = _sample(seed=17)
+    n_k = np.array(FRAMES_PER_ROUND)
+    counts = np.random.default_rng(18).integers(1, 5, u.shape[1])
+    starts = np.concatenate([[0], np.cumsum(n_k)])
+    n_rep = np.add.reduceat(counts, starts[:-1])
+    f, error = solve_mbar(u, n_rep, counts)
+    assert error < 1e-9
+    log_w = mbar_module._log_weights_from_f(u, n_rep, f, counts)
+    repeated = mbar_reweight(np.repeat(u, counts, axis=1), n_rep)
+    np.testing.assert_allclose(f - f[0], _pymbar_f(np.repeat(u, counts, axis=1), n_rep),
+                               atol=PYMBAR_AGREEMENT, rtol=0)
+    owner = np.repeat(np.arange(u.shape[1]), counts)
+    summed = np.log(np.bincount(owner, weights=np.exp(repeated.log_weights)))
+    np.testing.assert_allclose(log_w, summed, atol=ROUND_OFF, rtol=0)
+    assert logsumexp(log_w) == pytest.approx(0.0, abs=ROUND_OFF)
