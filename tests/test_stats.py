@@ -821,3 +821,15 @@ def test_weights_of_frames_with_multiplicities_equal_those_of_the_repeated_frame
     summed = np.log(np.bincount(owner, weights=np.exp(repeated.log_weights)))
     np.testing.assert_allclose(log_w, summed, atol=ROUND_OFF, rtol=0)
     assert logsumexp(log_w) == pytest.approx(0.0, abs=ROUND_OFF)
+
+
+def test_the_solvers_logsumexp_equals_scipys_far_from_zero_and_with_empty_rows():
+    # reduced energies of thousands of kT (no underflow), and a column of -inf only
+    a = np.random.default_rng(19).normal(size=(4, 6)) + np.array([[-2000.0], [0.0], [900.0],
+                                                                   [-np.inf]])
+    a[:, 5] = -np.inf
+    for axis in (0, 1):
+        with np.errstate(divide="ignore"):
+            expected = logsumexp(a, axis=axis)
+        np.testing.assert_allclose(mbar_module._logsumexp(a, axis), expected, atol=ROUND_OFF,
+                                   rtol=0)
