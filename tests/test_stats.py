@@ -833,3 +833,13 @@ def test_the_solvers_logsumexp_equals_scipys_far_from_zero_and_with_empty_rows()
             expected = logsumexp(a, axis=axis)
         np.testing.assert_allclose(mbar_module._logsumexp(a, axis), expected, atol=ROUND_OFF,
                                    rtol=0)
+
+
+def test_reweighting_refuses_no_frames_and_gives_one_frame_all_the_weight():
+    with pytest.raises(ValueError, match=r"at least one round and one frame.*\(2, 0\)"):
+        mbar_reweight(np.zeros((2, 0)), [0, 0])
+    # one frame: its weight is 1 whatever its bias, and f of its round is its reduced bias
+    # relative to the unbiased one (f_k = -ln sum_n w_n exp(-u_kn))
+    one = mbar_reweight(np.array([[0.0], [1.5]]), [1, 0])
+    np.testing.assert_allclose(one.log_weights, [0.0], atol=ROUND_OFF)
+    np.testing.assert_allclose(one.free_energies, [0.0, 1.5], atol=ROUND_OFF)
