@@ -843,3 +843,12 @@ def test_reweighting_refuses_no_frames_and_gives_one_frame_all_the_weight():
     one = mbar_reweight(np.array([[0.0], [1.5]]), [1, 0])
     np.testing.assert_allclose(one.log_weights, [0.0], atol=ROUND_OFF)
     np.testing.assert_allclose(one.free_energies, [0.0, 1.5], atol=ROUND_OFF)
+
+
+def test_whole_numbered_float_frame_counts_reweight_as_integers_and_fractions_are_refused():
+    _, u = _sample(seed=20)
+    as_int = mbar_reweight(u, FRAMES_PER_ROUND)
+    as_float = mbar_reweight(u, [float(n) for n in FRAMES_PER_ROUND])
+    np.testing.assert_allclose(as_float.log_weights, as_int.log_weights, atol=ROUND_OFF, rtol=0)
+    with pytest.raises(TypeError, match=r"frames_per_round must hold integers"):
+        mbar_reweight(u, [4999.5, 5000.5, 5000.0])
