@@ -800,3 +800,55 @@ def test_state_groups_must_be_consecutive_and_one_per_state():
         bootstrap_free_energy_profile(u, [10, 10, 10], x, [-1, 0, 1], state_groups=[0, 0])
     with pytest.raises(ValueError, match="consecutively; group 0 appears twice"):
         bootstrap_free_energy_profile(u, [10, 10, 10], x, [-1, 0, 1], state_groups=[0, 1, 0])
+
+
+def test_weights_of_frames_with_multiplicities_equal_those_of_the_repeated_frames():
+    # a bootstrap replicate's frame n, drawn m_n times, carries the summed weight of its m_n
+    # copies: MBAR on the explicitly repeated frames (rave's solver and pymbar's f_k) is the
+    # reference
+    _, u = _sample(seed=17)
+    n_k = np.array(FRAMES_PER_ROUND)
+    counts = np.random.default_rng(18).integers(1, 5, u.shape[1])
+    starts = np.concatenate([[0], np.cumsum(n_k)])
+    n_rep = np.add.reduceat(counts, starts[:-1])
+    f, error = solve_mbar(u, n_rep, counts)
+    assert error < 1e-9
+    log_w = mbar_module._log_weights_from_f(u, n_rep, f, counts)
+    repeated = mbar_reweight(np.repeat(u, counts, axis=1), n_rep)
+    np.testing.assert_allclose(f - f[0], _pymbar_f(np.repeat(u, counts, axis=1), n_rep),
+                               atol=PYMBAR_AGREEMENT, rtol=0)
+    owner = np.repeat(np.arange(u.shape[1]), counts)
+    summed = np.log(np.bincount(owner, weights=np.exp(repeated.log_weights)))
+    np.testing.assert_allclose(log_w, summed, atol=ROUND_OFF, rtol=0)
+    assert logsumexp(log_w) == pytest.approx(0.0, abs=ROUND_OFF)
+
+
+def test_the_solvers_logsumexp_equals_scipys_far_from_zero_and_with_empty_rows():
+    # reduced energies of thousands of kT (no underflow), and a column of -inf only
+    a = np.random.default_rng(19).normal(size=(4, 6)) + np.array([[-2000.0], [0.0], [900.0],
+                                                                   [-np.inf]])
+    a[:, 5] = -np.inf
+    for axis in (0, 1):
+        with np.errstate(divide="ignore"):
+            expected = logsumexp(a, axis=axis)
+        np.testing.assert_allclose(mbar_module._logsumexp(a, axis), expected, atol=ROUND_OFF,
+                                   rtol=0)
+
+
+def test_reweighting_refuses_no_frames_and_gives_one_frame_all_the_weight():
+    with pytest.raises(ValueError, match=r"at least one round and one frame.*\(2, 0\)"):
+        mbar_reweight(np.zeros((2, 0)), [0, 0])
+    # one frame: its weight is 1 whatever its bias, and f of its round is its reduced bias
+    # relative to the unbiased one (f_k = -ln sum_n w_n exp(-u_kn))
+    one = mbar_reweight(np.array([[0.0], [1.5]]), [1, 0])
+    np.testing.assert_allclose(one.log_weights, [0.0], atol=ROUND_OFF)
+    np.testing.assert_allclose(one.free_energies, [0.0, 1.5], atol=ROUND_OFF)
+
+
+def test_whole_numbered_float_frame_counts_reweight_as_integers_and_fractions_are_refused():
+    _, u = _sample(seed=20)
+    as_int = mbar_reweight(u, FRAMES_PER_ROUND)
+    as_float = mbar_reweight(u, [float(n) for n in FRAMES_PER_ROUND])
+    np.testing.assert_allclose(as_float.log_weights, as_int.log_weights, atol=ROUND_OFF, rtol=0)
+    with pytest.raises(TypeError, match=r"frames_per_round must hold integers"):
+        mbar_reweight(u, [4999.5, 5000.5, 5000.0])
