@@ -47,7 +47,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..analysis import chi_unit
 from ..learn.bias import (
     Bias,
     TemperatureState,
@@ -66,7 +65,7 @@ from ..md.frames import Frames
 from ..md.opes import OPESSpec, linear_map, map_opes_state
 from ..md.walker import MDError
 from ..stats import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
-from ..units import kT_kjmol
+from ..units import chi_unit, kT_kjmol
 from . import store
 from .config import (
     BUDGET_ROUNDS,
@@ -76,7 +75,7 @@ from .config import (
     ExploreConfig,
     check_frame_memory,
 )
-from .resources import read_allowed_cores
+from .resources import plan_threads, read_allowed_cores, read_busy_cores
 from .schedule import BUDGET_MIN_ROUNDS, RoundPlan, plan_round_steps, round_limits, steps_used
 from .simsystem import build_model_potential, build_simulation_system, file_sha256
 from .store import RoundRecord
@@ -275,13 +274,20 @@ class Campaign:
         Created for a new campaign; a work directory that holds a campaign is resumed.
     scheduler : str, optional
         Overrides ``[sampling] scheduler`` ("local", "serial" or a Dask scheduler address).
+    figures : object, optional
+        What draws the figures of ``[output] figures = true``: an object with
+        ``round_figure(path, **data)`` and ``final_figure(path, **data)``, such as the module
+        :mod:`rave.analysis.plots` (``rave run`` passes it). Without it the campaign draws no
+        figure (every other output is the same).
     """
 
-    def __init__(self, config: Config, workdir: str | Path, scheduler: str | None = None) -> None:
+    def __init__(self, config: Config, workdir: str | Path, scheduler: str | None = None,
+                 figures=None) -> None:
         if scheduler is not None:
             config = dataclasses.replace(
                 config, sampling=dataclasses.replace(config.sampling, scheduler=scheduler))
         self.config = config
+        self.figures = figures
         self.vae_config = config.vae_config()
         # Everything that can fail on bad input fails here, before the work directory is touched.
         self.sim = build_simulation_system(config)
@@ -1080,14 +1086,20 @@ class Campaign:
             kl_threshold=cfg.coordinate.kl_threshold, kl_tie=cfg.coordinate.kl_tie,
             bins=cfg.coordinate.bins, max_frames=cfg.coordinate.max_frames,
             rc_seed=self._rc_seed(index), stale_angle_deg=cfg.models.stale_angle_deg,
-            threads=cfg.models.threads, progress=cfg.output.progress and f"round {index}",
             rc_bootstrap=cfg.coordinate.bootstrap,
             rc_choice=cfg.coordinate.rc_choice,
             basin_barrier_kT=cfg.coordinate.basin_barrier_kT,
-            barrier_tie_kT=cfg.coordinate.barrier_tie_kT,
-            logger=_RoundLog(log, {"round": index}))
-        estimator.fit(features, log_w, initial, previous=self._previous_coefficients,
-                      trained=trained, on_trained=store_model)
+            barrier_tie_kT=cfg.coordinate.barrier_tie_kT)
+        pending = sum(model is None for model in trained)
+        plan = plan_threads(max(pending, 1), read_allowed_cores(cfg.models.threads),
+                            read_busy_cores() if pending else 0.0)
+        if pending:
+            log.info("round %d: VAE training on the free cores: %s", index, plan.describe())
+        estimator._fit(features, log_w, initial, previous=self._previous_coefficients,
+                       threads=plan.cores, workers=plan.workers,
+                       progress=cfg.output.progress and f"round {index}",
+                       logger=_RoundLog(log, {"round": index}),
+                       trained=trained, on_trained=store_model)
         return estimator.fetch_model(), model_files
 
     def _learn(self, index: int, timings: dict) -> RoundRecord:
@@ -1179,7 +1191,7 @@ class Campaign:
             free_energy_sigma_kT=sigma, rc_angle_sigma_deg=rc_sigma,
             convergence_failures=failures,
         )
-        if cfg.output.figures:
+        if cfg.output.figures and self.figures is not None:
             t0 = time.perf_counter()
             self._round_figure(self.store.round_path(index, self.store.FIGURE), record, chi,
                                log_w, centers, profile)
@@ -1224,9 +1236,7 @@ class Campaign:
         return np.asarray(exact(coefficients, centers), dtype=float)
 
     def _round_figure(self, path, record, chi, log_w, centers, profile) -> None:
-        from ..analysis import plots
-
-        plots.round_figure(
+        self.figures.round_figure(
             path,
             index=record.index,
             centers=centers,
@@ -1244,16 +1254,14 @@ class Campaign:
         if not self.records:
             return
         self.store.write_final_profile(self.records[-1].index)
-        if self.config.output.figures:
-            from ..analysis import plots
-
+        if self.config.output.figures and self.figures is not None:
             if self._last_reweight is None:  # resumed with every round already complete
                 self._last_reweight = self._reweight()
             c = self.records[-1].coefficients
             chi = self._last_reweight[0] @ c
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
             estimate = self._bootstrap(chi, edges, FINAL_BOOTSTRAP, 0)
-            plots.final_figure(
+            self.figures.final_figure(
                 self.store.path(self.store.FREE_ENERGY_FIGURE), centers=estimate.centers,
                 profile_kT=estimate.free_energy, sigma_kT=estimate.sigma,
                 exact_kT=self._exact_profile(c, estimate.centers), records=self.records,

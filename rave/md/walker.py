@@ -32,7 +32,7 @@ import numpy as np
 import openmm
 from openmm import app, unit
 
-from ..learn.bias import Bias
+from ..bias_grid import Bias
 from ..units import kT_kjmol
 from .bias_force import BiasForce
 from .frames import Frames
@@ -252,7 +252,7 @@ class Walker:
         self._n_particles = system.getNumParticles()
         self.bias_force = (BiasForce(system, self.features, self.temperature_K,
                                      forceGroup=force_group) if with_bias else None)
-        self.force_group = None if self.bias_force is None else self.bias_force.force_group
+        self.force_group = None if self.bias_force is None else self.bias_force.forceGroup
         self.opes = None
         if opes is not None:
             from .opes import OPESBias, OPESSpec
@@ -311,7 +311,7 @@ class Walker:
 
         Parameters
         ----------
-        bias : rave.learn.bias.Bias
+        bias : rave.bias_grid.Bias
             The new bias, over the walker's features.
 
         Raises
@@ -321,7 +321,7 @@ class Walker:
         """
         if self.bias_force is None:
             raise RuntimeError("this walker was made with with_bias=False")
-        self.bias_force.update(self.context, bias)
+        self.bias_force.updateBias(self.context, bias)
 
     def start_ladder(self, temperatures_K: Sequence[float], move_interval: int,
                      seed: int) -> None:
