@@ -4,6 +4,7 @@ imported only when one is)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 #: Molar gas constant in kJ/(mol K): CODATA 2018 (exact, N_A k_B), the value OpenMM uses
@@ -75,9 +76,19 @@ def kT_kjmol(temperature_K) -> float:
     Raises
     ------
     TypeError
-        When a Quantity is not a temperature (see :func:`in_unit`).
+        When ``temperature_K`` is neither a number nor a Quantity of temperature.
+    ValueError
+        When the temperature is not finite and > 0 K.
     """
-    return GAS_CONSTANT_KJ_PER_MOL_K * in_unit(temperature_K, "kelvin")
+    try:
+        kelvin = in_unit(temperature_K, "kelvin")
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"temperature_K must be a temperature in K (a number, or an OpenMM "
+                        f"Quantity of temperature). You supplied {temperature_K!r}") from error
+    if not (math.isfinite(kelvin) and kelvin > 0):
+        raise ValueError(f"temperature_K must be a finite number > 0 (a temperature in K). You "
+                         f"supplied {temperature_K!r}")
+    return GAS_CONSTANT_KJ_PER_MOL_K * kelvin
 
 
 def chi_unit(units: Sequence[str]) -> str:
