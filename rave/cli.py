@@ -161,8 +161,11 @@ def _run(args: argparse.Namespace) -> int:
         overrides["sampling.rounds"] = args.rounds
     config = load_config(args.config, overrides)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.config).stem
+    figures = None
+    if config.output.figures:
+        from .analysis import plots as figures
     try:
-        summary = Campaign(config, workdir, scheduler=args.scheduler).run(
+        summary = Campaign(config, workdir, scheduler=args.scheduler, figures=figures).run(
             redo_round=args.redo_round, rebuild_manifest=args.rebuild_manifest)
     except MDError as error:
         _error(f"MD failed: {error}. Frames of finished rounds and walkers are kept in "

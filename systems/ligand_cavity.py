@@ -141,7 +141,7 @@ from openmm import app
 from openmm import unit as u
 from scipy.spatial import cKDTree
 
-from rave.campaign.config import ConfigError
+from rave.errors import ConfigError
 from rave.md.features import CylinderCount, CylindricalPosition, Feature
 
 from .registry import SimulationSystem, SystemKind

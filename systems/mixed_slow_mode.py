@@ -60,6 +60,8 @@ from openmm import app
 from openmm import unit as u
 from scipy.special import logsumexp
 
+from rave.units import kT_kjmol
+
 from .model_potentials import (
     DEFAULT_FRICTION_PER_PS,
     DEFAULT_MASS_AMU,
@@ -70,7 +72,6 @@ from .model_potentials import (
     _positive,
     _temperature,
     check_barrier,
-    kT_kjmol,
     model_simulation_system,
     potential_from_config,
 )

@@ -92,8 +92,8 @@ from openmm import app
 from openmm import unit as u
 from scipy import ndimage
 
-from rave.campaign.config import ConfigError
-from rave.units import GAS_CONSTANT_KJ_PER_MOL_K
+from rave.errors import ConfigError
+from rave.units import kT_kjmol  # the one definition of kT (also this module's name)
 
 from .registry import SimulationSystem, SystemKind
 
@@ -124,9 +124,6 @@ __all__ = [
     "DEFAULT_Z_FORCE_CONSTANT",
     "SYSTEM_KINDS",
 ]
-
-# Gas constant in kJ/(mol K), from rave.units (the one definition of kT in rave).
-_R_KJ_PER_MOL_K = GAS_CONSTANT_KJ_PER_MOL_K
 
 DEFAULT_MASS_AMU = 1.0
 DEFAULT_FRICTION_PER_PS = 25.0
@@ -192,22 +189,6 @@ def _positive(value: Any, target: u.Unit, name: str, what: str) -> float:
 
 def _temperature(value: Any) -> float:
     return _positive(value, u.kelvin, "temperature_K", "a temperature in K")
-
-
-def kT_kjmol(temperature_K: float | u.Quantity) -> float:
-    """Thermal energy k_B T per mole.
-
-    Parameters
-    ----------
-    temperature_K : float or openmm.unit.Quantity
-        Temperature, K (a bare number) or a temperature Quantity.
-
-    Returns
-    -------
-    kT : float
-        R T in kJ/mol, with R = ``openmm.unit.MOLAR_GAS_CONSTANT_R``.
-    """
-    return _R_KJ_PER_MOL_K * _temperature(temperature_K)
 
 
 def _point(value: Any, name: str) -> tuple[float, float]:
@@ -1294,7 +1275,7 @@ def potential_from_config(config: Config) -> ModelPotential:
 
     Raises
     ------
-    rave.campaign.config.ConfigError
+    rave.errors.ConfigError
         Whatever the factory refuses (an invalid expression, a start of infinite energy, ...).
     """
     system = config.system
@@ -1364,7 +1345,7 @@ def check_barrier(system: SystemConfig) -> None:
 
     Raises
     ------
-    rave.campaign.config.ConfigError
+    rave.errors.ConfigError
         When ``barrier_kT`` is set and not a finite number > 0.
     """
     value = system.barrier_kT

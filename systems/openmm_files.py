@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rave.campaign.config import ConfigError
+from rave.errors import ConfigError
 from rave.md.features import Feature, feature_from_dict, feature_keys, feature_names
 
 from .registry import SimulationSystem, SystemKind
@@ -130,7 +130,7 @@ def cvpack_feature(entry: dict, topology, system=None, positions=None,
 
     Raises
     ------
-    rave.campaign.config.ConfigError
+    rave.errors.ConfigError
         When cvpack is not installed, ``cv`` is not a cvpack collective variable, a key or
         selection is wrong, the table has no ``atoms``, or the constructor refuses the
         arguments (the message gives its signature).
@@ -243,7 +243,7 @@ def features_from_selections(entries: list[dict], topology,
 
     Raises
     ------
-    rave.campaign.config.ConfigError
+    rave.errors.ConfigError
         For a selection that is invalid or matches no atom, ``periodic = true`` on a
         non-periodic System, an entry :func:`rave.md.features.feature_from_dict` refuses, or
         two features of one name.

@@ -58,6 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover (type checkers only: rave.campaign.config 
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "SHARED_KEYS",
+    "SYSTEM_KEYS",
     "SimulationSystem",
     "SystemKind",
     "UnknownSystemKind",
@@ -67,6 +69,14 @@ __all__ = [
     "kind_names",
     "register_kind",
 ]
+
+#: [system] keys besides kind, temperature and options: each applies to the kinds that name it
+#: in their ``keys``
+SHARED_KEYS = ("expression", "start", "extent", "angle_deg", "barrier_kT", "variant", "ligand",
+               "size", "prepare_steps", "minimize_iterations", "pdb", "system_xml", "forcefield")
+#: every key of a [system] table (the fields of rave.campaign.config.SystemConfig): a kind's own
+#: options may not take these names
+SYSTEM_KEYS = ("kind", "temperature", "options", *SHARED_KEYS)
 
 #: built-in kind -> module of this package that declares it (in ``SYSTEM_KINDS``)
 _BUILTIN: dict[str, str] = {
@@ -164,12 +174,12 @@ class SystemKind:
     name : str
         The value of ``[system] kind``.
     build : callable(Config) -> SimulationSystem
-        Builds the system; raises ``rave.campaign.config.ConfigError`` for anything wrong in the
+        Builds the system; raises ``rave.errors.ConfigError`` for anything wrong in the
         config.
     keys : tuple of str
-        Keys of :class:`rave.campaign.config.SystemConfig` this kind takes besides ``kind`` and
-        ``temperature`` (the built-in kinds' keys, e.g. ``("start", "extent")``); any other of
-        its keys that is set is refused, naming the kinds that take it.
+        Keys of :data:`SHARED_KEYS` this kind takes (the built-in kinds' keys, e.g.
+        ``("start", "extent")``); any other of them that is set is refused, naming the kinds
+        that take it.
     options : type, optional
         A frozen dataclass of the keys of this kind's own (typed fields with defaults, checks
         in ``__post_init__``); ``config.system.options`` is an instance of it.
@@ -212,12 +222,7 @@ class SystemKind:
         if not (dataclasses.is_dataclass(self.options) and isinstance(self.options, type)):
             raise TypeError(f"SystemKind {self.name!r}: options must be a dataclass type. You "
                             f"supplied {self.options!r}")
-        from rave.campaign.config import (
-            SystemConfig,  # not at import: rave.config imports this module
-        )
-
-        taken = sorted(set(self.option_names()) & {f.name for f in
-                                                   dataclasses.fields(SystemConfig)})
+        taken = sorted(set(self.option_names()) & set(SYSTEM_KEYS))
         if taken:
             raise ValueError(f"SystemKind {self.name!r}: options {', '.join(taken)} are keys "
                              f"of every [system] section (rave.campaign.config.SystemConfig); name "

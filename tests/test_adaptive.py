@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 
 from rave.analysis import CampaignResult
+from rave.bias_grid import Bias, bias_blocks, effective_log_sum
 from rave.campaign import Campaign
 from rave.campaign.config import ConfigError, config_from_dict
 from rave.campaign.loop import RoundLoop
-from rave.learn.bias import (
-    Bias,
-    adaptive_bias_dict,
-    applied_states,
-    bias_blocks,
-    effective_log_sum,
-    reduced_bias_matrix,
-)
+from rave.learn.bias import adaptive_bias_dict, applied_states, reduced_bias_matrix
 from rave.md.opes import OPESBias, OPESSpec, linear_map, map_opes_state
 from rave.md.walker import Walker
 from rave.stats import free_energy_profile, mbar_reweight

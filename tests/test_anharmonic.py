@@ -216,10 +216,10 @@ def test_choose_by_barrier_and_its_bootstrap(potential):
 def test_estimator_keeps_the_vae_rc_while_no_candidate_shows_a_barrier(potential):
     u = np.asarray(potential.slow_direction)
     q = in_basin(potential, 4000, seed=3)
-    paper = RAVE(n_models=1, vae=VAE, seed=5, threads=1, rc_choice="vae").fit(q).fetch_model()
+    paper = RAVE(n_models=1, vae=VAE, seed=5, rc_choice="vae").fit(q).fetch_model()
     assert paper.rc_source == "vae" and paper.vae_coefficients is None
     assert paper.candidates is None and paper.skewness is None
-    model = RAVE(n_models=1, vae=VAE, seed=5, threads=1, rc_choice="barrier",
+    model = RAVE(n_models=1, vae=VAE, seed=5, rc_choice="barrier",
                  rc_bootstrap=2).fit(q).fetch_model()
     print(f"VAE RC {direction_angle_deg(paper.coefficients, u):.1f} deg off u; "
           f"{model.candidates}")
@@ -244,7 +244,7 @@ def test_estimator_takes_the_candidate_with_the_highest_barrier(potential):
     both = potential.sample(4000, 4)
     harmonic = np.asarray(potential.complement[0])
     assert direction_angle_deg(harmonic, u) == pytest.approx(90.0)
-    model = RAVE(n_models=1, vae=VAE, seed=5, threads=1, rc_choice="barrier").fit(
+    model = RAVE(n_models=1, vae=VAE, seed=5, rc_choice="barrier").fit(
         both, initial=[None], previous=harmonic).fetch_model()
     print({k: v for k, v in model.candidates.items()}, model.rc_source,
           direction_angle_deg(model.coefficients, u))
@@ -319,7 +319,7 @@ def test_the_bimodal_direction_wins_over_a_tilted_rc_on_two_basins(seed):
 
 def test_the_estimator_finds_the_bimodal_direction_the_vae_misses():
     x = _two_gaussians_and_noise(3)
-    model = RAVE(n_models=1, vae=VAE, seed=3, threads=1, rc_choice="barrier",
+    model = RAVE(n_models=1, vae=VAE, seed=3, rc_choice="barrier",
                  rc_bootstrap=0).fit(x).fetch_model()
     angle = direction_angle_deg(model.coefficients, np.array([1.0, 0.0, 0.0]))
     print(f"{model.rc_source}: {angle:.1f} deg off x0; VAE's "

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from rave.analysis import plots
 from rave.campaign import Campaign
 from rave.campaign.config import ConfigError, config_from_dict
 from rave.cli import main
@@ -37,7 +38,7 @@ CAMPAIGN = {
 @pytest.fixture(scope="module")
 def finished_campaign(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("campaign") / "rdw"
-    summary = Campaign(config_from_dict(CAMPAIGN), workdir).run()
+    summary = Campaign(config_from_dict(CAMPAIGN), workdir, figures=plots).run()
     return workdir, summary
 
 

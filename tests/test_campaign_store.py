@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SMALL_CAMPAIGN
 
 from rave.analysis import CampaignFileError, CampaignResult
 from rave.campaign import Campaign
@@ -255,12 +256,11 @@ def test_a_malformed_file_is_named_with_what_is_wrong(tmp_path):
 
 
 # ------------------------------------------------------------------------- against a campaign
-@pytest.fixture(scope="module")
-def campaign(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("store") / "w"
-    campaign = Campaign(config_from_dict(TINY), workdir)
-    summary = campaign.run()
-    return campaign, summary
+@pytest.fixture
+def campaign(small_campaign):
+    """The shared campaign (conftest.SMALL_CAMPAIGN: two rounds, two walkers, static bias)
+    and its summary."""
+    return small_campaign
 
 
 def test_the_store_reads_back_what_the_campaign_wrote(campaign):
@@ -309,7 +309,7 @@ def test_analysis_and_a_resume_read_the_same_store(campaign):
         np.testing.assert_array_equal(data.walker, frames.walker)
         assert [len(s) for s in data.segments()] == [len(s) for s in frames.segments()]
         assert data.coordinate == store.coordinate(data.index)
-    resumed = Campaign(config_from_dict(TINY), campaign.workdir)
+    resumed = Campaign(config_from_dict(SMALL_CAMPAIGN), campaign.workdir)
     resumed._load_complete_rounds()
     assert [r.to_summary() for r in resumed.records] == summary["rounds"]
     for a, b in zip(resumed.loop.frames, campaign.loop.frames, strict=True):

@@ -278,7 +278,7 @@ def test_bias_force_over_cvpack_cvs_in_a_simulation(ala, tmp_path):
     chi0 = float((independent(reference[None]) @ coefficients)[0])
     grid = BiasGrid(chi0 - 0.05, chi0 + 0.25, 20.0 * np.sin(np.linspace(0.0, 6.0, 41)))
     bias = Bias(coefficients, grid)
-    bias_force.update(simulation.context, bias)
+    bias_force.updateBias(simulation.context, bias)
     cv_file = tmp_path / "cvpack.cv"
     simulation.reporters.append(rave.CVReporter(str(cv_file), 10, features, bias=bias_force))
     recorder = _PositionRecorder(10)

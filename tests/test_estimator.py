@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SMALL_CAMPAIGN, SMALL_VAE
 
 import rave
-from rave.campaign import Campaign, store
+from rave.campaign import store
 from rave.campaign.config import config_from_dict
 from rave.learn.bias import build_bias_grid
 from rave.learn.coordinate import direction_angle_deg
@@ -33,20 +34,8 @@ from rave.units import kT_kjmol
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: the small VAE of these tests (two epochs of two minibatches: seconds, not minutes)
-VAE = {"hidden": [32, 32, 32], "max_epochs": 2, "frames_per_epoch": 1024, "device": "cpu"}
-#: a short campaign: 2 rounds x 300 frames, 2 models (round 1: one warm, one cold), the RC
-#: fitted on a seeded subset of 100 frames (coordinate.max_frames), one core (bit-identical
-#: training needs the same intra-op threads)
-CAMPAIGN = {
-    "system": {"kind": "rotated_double_well", "temperature": 300.0, "angle_deg": 35.0,
-               "barrier_kT": 6.0},
-    "sampling": {"rounds": 2, "steps_per_round": 6000, "report_interval": 20, "seed": 3,
-                 "scheduler": "serial"},
-    "vae": {**VAE, "models": 2, "cold_seeds": 1, "threads": 1},
-    "coordinate": {"max_frames": 100},
-    "output": {"figures": False, "progress": False},
-}
+#: the small VAE of these tests and of the shared campaign
+VAE = SMALL_VAE
 #: the slow direction is recovered by a properly trained step (degrees; measured 1-4)
 SLOW_DIRECTION_TOL_DEG = 10.0
 
@@ -62,11 +51,10 @@ def wells(n: int, angle_deg: float, seed: int) -> np.ndarray:
                             slow * np.sin(a) + other * np.cos(a)])
 
 
-@pytest.fixture(scope="module")
-def campaign(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("estimator") / "rdw"
-    Campaign(config_from_dict(CAMPAIGN), workdir).run()
-    return workdir
+@pytest.fixture
+def campaign(small_campaign):
+    """The work directory of the shared campaign (conftest.SMALL_CAMPAIGN)."""
+    return small_campaign[0].workdir
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +62,7 @@ def small_fit():
     """A fitted estimator on 600 frames of a double well (30 degrees), with log-weights."""
     x = wells(600, 30.0, seed=1)
     log_w = np.random.default_rng(2).normal(scale=0.5, size=len(x))
-    estimator = RAVE(n_models=2, vae=VAE, seed=5, threads=1)
+    estimator = RAVE(n_models=2, vae=VAE, seed=5)
     return x, log_w, estimator.fit(x, log_w)
 
 
@@ -109,7 +97,7 @@ def _assert_same_step(model: RAVEModel, workdir: Path, index: int, features: np.
         stored = VAEModel.load(folder / name)
         np.testing.assert_array_equal(trained.vae.transform(features), stored.transform(features))
     # the bias of the next round, built from the same chi and weights
-    cfg = config_from_dict(CAMPAIGN).bias
+    cfg = config_from_dict(SMALL_CAMPAIGN).bias
     bias = model.bias(kT_kjmol(300.0), n_points=cfg.grid_points, padding=cfg.padding,
                       cap_kT=cfg.cap_kT, smoothing_bins=cfg.smoothing_bins, damping=cfg.damping)
     assert bias.to_dict() == json.loads((folder / "bias.json").read_text())
@@ -122,9 +110,9 @@ def test_estimator_gives_the_campaigns_rc_round_by_round(campaign):
     previous = None
     for index in (0, 1):
         features, log_w, coordinate, seeds = _round(campaign, index)
-        assert len(features) > CAMPAIGN["coordinate"]["max_frames"]  # the RC subset is used
+        assert len(features) > SMALL_CAMPAIGN["coordinate"]["max_frames"]  # the RC subset is used
         estimator = RAVE(n_models=2, vae=VAE, seed=seeds, cold_models=1, max_frames=100,
-                         rc_seed=[CAMPAIGN["sampling"]["seed"], index, 7], threads=1)
+                         rc_seed=[SMALL_CAMPAIGN["sampling"]["seed"], index, 7])
         model = estimator.fit(features, log_w, initial=previous).fetch_model()
         assert model.generation == index
         assert [m.seed for m in model.models] == seeds
@@ -149,15 +137,15 @@ def test_stored_models_are_reused_not_retrained(campaign):
               for name in coordinate["model_files"]]
     calls = []
     estimator = RAVE(n_models=2, vae=VAE, seed=seeds, max_frames=100,
-                     rc_seed=[CAMPAIGN["sampling"]["seed"], 0, 7], threads=1)
-    model = estimator.fit(features, log_w, trained=stored,
-                          on_trained=lambda m, vae: calls.append(m)).fetch_model()
+                     rc_seed=[SMALL_CAMPAIGN["sampling"]["seed"], 0, 7])
+    model = estimator._fit(features, log_w, trained=stored,
+                           on_trained=lambda m, vae: calls.append(m)).fetch_model()
     assert calls == []
     assert all(a.vae is b for a, b in zip(model.models, stored, strict=True))
     np.testing.assert_array_equal(model.coefficients, coordinate["coefficients"])
     # one stored, one trained: on_trained sees the trained one only
-    model = estimator.fit(features, log_w, trained=[stored[0], None],
-                          on_trained=lambda m, vae: calls.append(m)).fetch_model()
+    model = estimator._fit(features, log_w, trained=[stored[0], None],
+                           on_trained=lambda m, vae: calls.append(m)).fetch_model()
     assert calls == [1]
     np.testing.assert_array_equal(model.coefficients, coordinate["coefficients"])
 
@@ -221,9 +209,9 @@ def test_model_lists_every_vae_with_its_rc_and_verdict(small_fit):
 def test_all_spurious_uses_the_lowest_kl_and_drops_every_model(small_fit, caplog):
     x, log_w, estimator = small_fit
     trained = estimator.fetch_model().vae_models
-    strict = RAVE(n_models=2, vae=VAE, seed=5, kl_threshold=0.0, threads=1)
+    strict = RAVE(n_models=2, vae=VAE, seed=5, kl_threshold=0.0)
     with caplog.at_level(logging.WARNING, logger="rave.learn.coordinate"):
-        model = strict.fit(x, log_w, trained=trained).fetch_model()
+        model = strict._fit(x, log_w, trained=trained).fetch_model()
     assert "no model has KL <= 0" in caplog.text
     assert model.dropped == [0, 1]
     assert model.chosen == int(np.argmin([m.kl_divergence for m in model.models]))
@@ -233,7 +221,7 @@ def test_previous_rc_sets_the_sign(small_fit):
     x, log_w, estimator = small_fit
     model = estimator.fetch_model()
     trained = model.vae_models
-    flipped = RAVE(n_models=2, vae=VAE, seed=5, threads=1).fit(
+    flipped = RAVE(n_models=2, vae=VAE, seed=5)._fit(
         x, log_w, trained=trained, previous=-model.coefficients).fetch_model()
     assert flipped.coefficients @ model.coefficients < 0
 
@@ -242,7 +230,7 @@ def test_a_warm_start_from_a_model_rotates_its_cold_seed(small_fit):
     x, log_w, estimator = small_fit
     first = estimator.fetch_model()
     more = np.vstack([x, wells(300, 30.0, seed=3)])
-    later = RAVE(n_models=2, vae=VAE, seed=7, cold_models=1, threads=1).fit(
+    later = RAVE(n_models=2, vae=VAE, seed=7, cold_models=1).fit(
         more, initial=first).fetch_model()
     assert later.generation == 1
     assert [m.warm for m in later.models] == [True, False]  # cold_positions(1, 2, 1) == {1}
@@ -271,7 +259,7 @@ def test_a_trained_step_finds_the_slow_direction():
     recovers the direction."""
     x = wells(3000, 30.0, seed=4)
     vae = {**VAE, "max_epochs": 8, "min_epochs": 8, "frames_per_epoch": 4096}
-    model = RAVE(n_models=2, vae=vae, seed=1, threads=1).fit(x).fetch_model()
+    model = RAVE(n_models=2, vae=vae, seed=1).fit(x).fetch_model()
     truth = [np.cos(np.radians(30.0)), np.sin(np.radians(30.0))]
     angle = direction_angle_deg(model.coefficients, truth)
     print(f"RC {model.coefficients}, {angle:.2f} deg off the slow direction "
@@ -294,13 +282,38 @@ def test_a_trained_step_finds_the_slow_direction():
     ({"kl_tie": float("nan")}, ValueError, r"kl_tie must be finite and >= 0"),
     ({"bins": 1}, ValueError, r"bins must be an int >= 2"),
     ({"rc_seed": -3}, ValueError, r"rc_seed must be a non-negative int"),
-    ({"workers": 0}, ValueError, r"workers must be an int >= 1"),
-    ({"logger": "rave"}, TypeError, r"logger must be a logging.Logger"),
-    ({"progress": 1}, TypeError, r"progress must be True, False or a label"),
 ])
 def test_bad_settings_fail_in_the_constructor(kwargs, error, match):
     with pytest.raises(error, match=match):
         RAVE(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"threads": 0}, ValueError, r"threads must be an int >= 1. You supplied 0"),
+    ({"workers": 0}, ValueError, r"workers must be an int >= 1"),
+    ({"logger": "rave"}, TypeError, r"logger must be a logging.Logger"),
+    ({"progress": 1}, TypeError, r"progress must be True, False or a label"),
+])
+def test_bad_run_settings_fail_before_training(kwargs, error, match):
+    estimator = RAVE(n_models=1, vae=VAE)
+    with pytest.raises(error, match=match):
+        estimator._fit(wells(50, 30.0, seed=1), **kwargs)
+    assert not estimator.has_model
+
+
+def test_the_estimator_has_hyperparameters_only_and_a_model_after_fit(small_fit):
+    """deeptime's shape: settings of the method in the constructor, data in fit, the result in
+    ``model`` (the same as ``fetch_model()``)."""
+    import inspect
+
+    public = (set(inspect.signature(RAVE).parameters)
+              | set(inspect.signature(RAVE.fit).parameters))
+    assert public.isdisjoint({"threads", "workers", "progress", "logger", "trained",
+                              "on_trained"})
+    _, _, fitted = small_fit
+    assert fitted.has_model and fitted.model is fitted.fetch_model()
+    with pytest.raises(ValueError, match="no model yet"):
+        _ = RAVE().model
 
 
 def test_seeds_are_consecutive_or_named():
@@ -347,7 +360,7 @@ def test_bad_input_fails_before_training(small_fit):
     with pytest.raises(ValueError, match=r"previous must be a finite nonzero vector"):
         estimator.fit(x, previous=[0.0, 0.0])
     with pytest.raises(ValueError, match=r"trained\[1\] takes 2 order parameters; X has 1"):
-        estimator.fit(x[:, :1], trained=[None, fitted.fetch_model().vae_models[1]])
+        estimator._fit(x[:, :1], trained=[None, fitted.fetch_model().vae_models[1]])
     with pytest.raises(ValueError, match="no model yet"):  # nothing was fitted
         estimator.fetch_model()
 

@@ -10,6 +10,7 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import rave_run
 
 from rave.campaign import Campaign, store
 from rave.campaign.config import ConfigError, config_from_dict
@@ -247,18 +248,16 @@ def test_a_resume_refuses_a_changed_explore_section(tmp_path):
 
 
 def test_an_exploring_round_killed_and_resumed_stores_what_an_uninterrupted_one_does(tmp_path):
-    from test_resume import _rave_run
-
     config = tmp_path / "c.json"  # the campaign of _config(), as a stored config.json
     config.write_text(json.dumps(_config().to_dict()))
     reference = tmp_path / "reference"
-    code, output = _rave_run(config, reference)
+    code, output = rave_run(config, reference)
     assert code == 0, output
     workdir = tmp_path / "killed"
     for fault in ("walker_stored:1", "frames_stored:1"):
-        code, output = _rave_run(config, workdir, fault=fault)
+        code, output = rave_run(config, workdir, fault=fault)
         assert code == -signal.SIGKILL, f"{fault}: {output}"
-    code, output = _rave_run(config, workdir)
+    code, output = rave_run(config, workdir)
     assert code == 0, output
     for name in ("frames.npz", "walkers/walker_00.npz", "walkers/walker_01.npz"):
         a = store.read_npz(store.round_dir(workdir, 0) / name)

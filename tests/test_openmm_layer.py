@@ -7,18 +7,17 @@ CustomCompoundBondForce) and a centroid distance beside them (a CustomCVForce).
 
 from __future__ import annotations
 
-import ast
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import openmm
 import pytest
+from conftest import modules_after
 from openmm import app, unit
 
 import rave
+from rave.bias_grid import BiasGrid
 from rave.learn.bias import Bias, build_bias_grid
 from rave.md import CVRecorder, CVReporter, free_force_group, read_cv
 from rave.md.features import Dihedral, Distance, Position, evaluate_features, openmm_feature_values
@@ -110,7 +109,7 @@ def test_reporter_rows_equal_numpy_features_and_bias_of_the_same_positions(tmp_p
     simulation.step(10 * INTERVAL)
     unbiased = read_cv(path)
     bias = random_bias(unbiased.features, bias_force.kT)
-    bias_force.update(simulation.context, bias)
+    bias_force.updateBias(simulation.context, bias)
     simulation.step(10 * INTERVAL)
 
     data = read_cv(path)
@@ -237,10 +236,10 @@ def test_a_force_added_to_the_bias_group_is_refused_not_read_as_bias(tmp_path):
     bias = rave.BiasForce(system, features, 300.0)
     extra = openmm.CustomExternalForce("0.1*x")  # a user's restraint, in the bias's group
     extra.addParticle(0, [])
-    extra.setForceGroup(bias.force_group)
+    extra.setForceGroup(bias.forceGroup)
     system.addForce(extra)
     simulation = simulation_of(pdb, system)
-    with pytest.raises(ValueError, match=rf"force group {bias.force_group} holds the RAVE bias "
+    with pytest.raises(ValueError, match=rf"force group {bias.forceGroup} holds the RAVE bias "
                                          r"and 1 other force\(s\)"):
         bias.getBiasEnergy(simulation)
     simulation.reporters.append(CVReporter(tmp_path / "cv.txt", INTERVAL, features, bias=bias))
@@ -307,7 +306,7 @@ def test_recorder_frames_equal_the_reporter_rows(tmp_path, feature_set):
     simulation.reporters += [CVReporter(path, INTERVAL, features, bias=bias_force), recorder,
                              positions]
     simulation.step(10 * INTERVAL)
-    bias_force.update(simulation.context, random_bias(read_cv(path).features, bias_force.kT))
+    bias_force.updateBias(simulation.context, random_bias(read_cv(path).features, bias_force.kT))
     simulation.step(10 * INTERVAL)
     rows, frames = read_cv(path), recorder.frames()
     assert len(recorder) == len(frames) == 20
@@ -368,7 +367,7 @@ def test_recorder_without_the_bias_of_a_biased_simulation_is_refused():
 def test_bias_force_takes_an_explicit_free_force_group():
     pdb, system = alanine_system()
     bias_force = rave.BiasForce(system, dihedral_features(), 300.0, forceGroup=5)
-    assert bias_force.force_group == 5 == bias_force.force.getForceGroup()
+    assert bias_force.forceGroup == 5 == bias_force.force.getForceGroup()
     pdb, system = alanine_system()
     system.getForce(0).setForceGroup(5)
     n_forces = system.getNumForces()
@@ -393,7 +392,7 @@ def test_bias_energy_equals_numpy_bias_after_update_in_the_same_context(feature_
         frames.append(bias_force.getCollectiveVariables(simulation))
     for seed, n_points in ((1, 64), (2, 150)):  # a second update with another grid size
         bias = random_bias(np.array(frames), bias_force.kT, seed=seed, n_points=n_points)
-        bias_force.update(simulation, bias)
+        bias_force.updateBias(simulation, bias)
         assert simulation.context is context and bias_force.bias is bias
         for _ in range(5):
             simulation.step(INTERVAL)
@@ -416,7 +415,7 @@ def test_bias_sits_alone_in_the_highest_free_force_group():
     nonbonded.setReciprocalSpaceForceGroup(30)  # occupied though no force has it as group
     assert free_force_group(system) == 28
     bias_force = rave.BiasForce(system, dihedral_features(), 300.0)
-    assert bias_force.force_group == 28
+    assert bias_force.forceGroup == 28
     groups = [f.getForceGroup() for f in system.getForces()]
     assert groups.count(28) == 1
     assert bias_force.force.getForceGroup() == 28
@@ -449,7 +448,7 @@ def test_context_made_before_the_bias_force_is_refused():
         bias_force.getBiasEnergy(simulation.context)
     bias = Bias(np.array([1.0, 0, 0, 0]), build_bias_grid(np.linspace(-1, 1, 50), None, 2.5))
     with pytest.raises(ValueError, match="Create the Simulation or Context after BiasForce"):
-        bias_force.update(simulation.context, bias)
+        bias_force.updateBias(simulation.context, bias)
 
 
 def test_update_with_a_bias_of_other_dimension_is_refused():
@@ -458,7 +457,7 @@ def test_update_with_a_bias_of_other_dimension_is_refused():
     simulation = simulation_of(pdb, system)
     bias = Bias(np.array([1.0, 0.0]), build_bias_grid(np.linspace(-1, 1, 50), None, 2.5))
     with pytest.raises(ValueError, match="bias has 2 coefficients, but this BiasForce has 4"):
-        bias_force.update(simulation.context, bias)
+        bias_force.updateBias(simulation.context, bias)
 
 
 @pytest.mark.parametrize(
@@ -483,7 +482,18 @@ def test_temperature_is_a_quantity_or_kelvin():
     _, system = alanine_system()
     quantity = rave.BiasForce(system, dihedral_features(), 300.0 * unit.kelvin)
     assert kelvin.kT == quantity.kT == pytest.approx(kT_kjmol(300.0))
-    assert kelvin.temperature_K == 300.0
+    assert kelvin.temperature == quantity.temperature == 300.0 * unit.kelvin
+
+
+def test_bias_force_update_is_a_deprecated_name_of_update_bias():
+    _, system = alanine_system()
+    bias_force = rave.BiasForce(system, dihedral_features(), 300.0)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("Reference"))
+    bias = Bias(np.array([1.0, 0.0, 0.0, 0.0]), BiasGrid(-1.0, 1.0, np.linspace(-2.0, 0.0, 8)))
+    with pytest.warns(DeprecationWarning, match="use BiasForce.updateBias"):
+        bias_force.update(context, bias)
+    assert bias_force.bias is bias
 
 
 # ------------------------------------------------------------------------------ public face
@@ -496,20 +506,13 @@ def test_rave_version_prints_the_version(capsys):
     assert capsys.readouterr().out.strip() == f"rave {rave.__version__}"
 
 
-def _modules_after(statement: str) -> list[str]:
-    code = (f"import sys; {statement}; "
-            "print(sorted(m for m in ('torch', 'openmm') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT)}).stdout
-    return ast.literal_eval(out)
-
-
 def test_import_rave_imports_neither_torch_nor_openmm():
-    assert _modules_after("import rave; assert rave.__all__") == []
+    assert modules_after("import rave; assert rave.__all__", "torch", "openmm") == []
 
 
 def test_md_layer_imports_openmm_but_not_torch():
-    assert _modules_after("from rave import BiasForce, CVReporter, read_cv") == ["openmm"]
+    statement = "from rave import BiasForce, CVReporter, read_cv"
+    assert modules_after(statement, "torch", "openmm") == ["openmm"]
 
 
 def test_public_names_are_exported():

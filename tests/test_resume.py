@@ -9,15 +9,14 @@ outside at a random moment.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import rave_run
 
 from rave.campaign import Campaign, store
 from rave.campaign.config import config_from_dict, load_config
@@ -43,19 +42,6 @@ progress = false
 FRAMES_PER_ROUND = 400
 
 
-def _rave_run(config: Path, workdir: Path, fault: str | None = None, kill_after_s=None):
-    env = {**os.environ, "RAVE_FAULT_AT": fault or ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rave.cli", "run", str(config), "--workdir", str(workdir), "-q"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    if kill_after_s is not None:
-        time.sleep(kill_after_s)
-        proc.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=300)
-    return proc.returncode, out + err
-
-
 def _round_files(workdir: Path) -> list[str]:
     return sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*")
                   if p.is_file() and p.name != "campaign.log")
@@ -65,17 +51,17 @@ def test_campaign_killed_at_many_points_resumes_to_the_uninterrupted_result(tmp_
     config = tmp_path / "c.toml"
     config.write_text(CONFIG)
     reference = tmp_path / "reference"
-    code, output = _rave_run(config, reference)
+    code, output = rave_run(config, reference)
     assert code == 0, output
 
     workdir = tmp_path / "killed"
     # each point is reached in a later stage than the previous one, so every rerun progresses
     for fault in ("walker_stored:1", "frames_stored:1", "model_stored:1", "round_complete:1",
                   "walker_stored:1", "round_complete:1"):
-        code, output = _rave_run(config, workdir, fault=fault)
+        code, output = rave_run(config, workdir, fault=fault)
         assert code == -signal.SIGKILL, f"{fault}: expected a SIGKILL, got {code}: {output}"
-    code, output = _rave_run(config, workdir, kill_after_s=4.0)  # somewhere in round 2
-    code, output = _rave_run(config, workdir)
+    code, output = rave_run(config, workdir, kill_after_s=4.0)  # somewhere in round 2
+    code, output = rave_run(config, workdir)
     assert code == 0, output
 
     summary = json.loads((workdir / "summary.json").read_text())
@@ -136,7 +122,7 @@ def test_corrupted_walker_file_is_reported_by_name(tmp_path):
     workdir = tmp_path / "w"
     config = tmp_path / "c.toml"
     config.write_text(CONFIG)
-    code, output = _rave_run(config, workdir, fault="frames_stored:1")
+    code, output = rave_run(config, workdir, fault="frames_stored:1")
     assert code == -signal.SIGKILL, output
     status = subprocess.run([sys.executable, "-m", "rave.cli", "status", str(workdir)],
                             capture_output=True, text=True, check=True).stdout
@@ -155,7 +141,7 @@ def test_a_walker_file_of_another_round_or_campaign_is_refused_not_mixed_in(tmp_
     config = tmp_path / "c.toml"
     config.write_text(CONFIG)
     workdir = tmp_path / "w"
-    code, output = _rave_run(config, workdir, fault="walker_stored:3")  # round 1, walker 0
+    code, output = rave_run(config, workdir, fault="walker_stored:3")  # round 1, walker 0
     assert code == -signal.SIGKILL, output
     walkers = workdir / "round_001" / "walkers"
     stored = sorted(p.name for p in walkers.iterdir())
@@ -171,7 +157,7 @@ def test_a_walker_file_of_another_round_or_campaign_is_refused_not_mixed_in(tmp_
     other = tmp_path / "other.toml"
     other.write_text(CONFIG.replace("[sampling]", "[sampling]\nseed = 7"))
     elsewhere = tmp_path / "elsewhere"
-    code, output = _rave_run(other, elsewhere, fault="walker_stored:4")
+    code, output = rave_run(other, elsewhere, fault="walker_stored:4")
     assert code == -signal.SIGKILL, output
     (walkers / "walker_01.npz").write_bytes(
         (elsewhere / "round_001" / "walkers" / "walker_01.npz").read_bytes())

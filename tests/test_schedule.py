@@ -5,15 +5,13 @@ unchanged without a budget."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import rave_run
 
 from rave.analysis import write_report
 from rave.campaign import Campaign, store
@@ -347,26 +345,18 @@ progress = false
 """
 
 
-def _rave_run(config: Path, workdir: Path, fault: str | None = None):
-    env = {**os.environ, "RAVE_FAULT_AT": fault or ""}
-    proc = subprocess.run(
-        [sys.executable, "-m", "rave.cli", "run", str(config), "--workdir", str(workdir), "-q"],
-        env=env, capture_output=True, text=True, timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
 def test_killed_and_resumed_budget_campaign_keeps_the_plan(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text(RESUME_CONFIG)
     reference = tmp_path / "reference"
-    code, output = _rave_run(config, reference)
+    code, output = rave_run(config, reference)
     assert code == 0, output
     workdir = tmp_path / "killed"
     # after round 1 is complete, then in the middle of round 2's walkers
     for fault in ("round_complete:2", "walker_stored:1"):
-        code, output = _rave_run(config, workdir, fault=fault)
+        code, output = rave_run(config, workdir, fault=fault)
         assert code == -signal.SIGKILL, f"{fault}: expected a SIGKILL, got {code}: {output}"
-    code, output = _rave_run(config, workdir)
+    code, output = rave_run(config, workdir)
     assert code == 0, output
     got = json.loads((workdir / "summary.json").read_text())
     expected = json.loads((reference / "summary.json").read_text())

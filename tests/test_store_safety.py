@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rave import files
 from rave.campaign import BiasMismatchError, Campaign, store
 from rave.campaign.config import config_from_dict
 from rave.cli import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_OS, EXIT_REFUSED, main
@@ -363,7 +364,7 @@ def test_campaign_stops_when_openmm_and_numpy_bias_energies_disagree(tmp_path):
 # 10 ---------------------------------------------------------------------------------------------
 def test_stored_files_follow_the_umask(reference):
     _, run = reference
-    expected = 0o666 & ~store._current_umask()
+    expected = 0o666 & ~files.current_umask()
     for name in ("manifest.json", "config.json", "round_000/frames.npz",
                  "round_000/walkers/walker_00.npz", "round_000/round.json"):
         assert stat.S_IMODE((run / name).stat().st_mode) == expected, name
@@ -372,7 +373,7 @@ def test_stored_files_follow_the_umask(reference):
 def test_files_that_complete_a_walker_or_a_round_are_fsynced_with_their_folder(
         tmp_path, monkeypatch):
     synced = []
-    monkeypatch.setattr(store, "fsync_directory", lambda folder: synced.append(Path(folder)))
+    monkeypatch.setattr(files, "fsync_directory", lambda folder: synced.append(Path(folder)))
     workdir = tmp_path / "w"
     assert _run(_config(tmp_path), workdir) == 0
     for folder in (workdir, workdir / "round_000", workdir / "round_000" / "walkers"):

@@ -10,7 +10,6 @@ import dataclasses
 import importlib
 import importlib.metadata
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,16 +179,7 @@ def test_options_may_not_shadow_the_common_keys():
         SystemKind("clash", build_well, options=Clash)
 
 
-# ----------------------------------------------------------------------------- packaging
-def test_systems_folder_installs_as_rave_systems_and_nothing_else():
-    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert setup["package-dir"]["rave.systems"] == "systems"
-    on_disk = {".".join(p.parent.relative_to(ROOT).parts)
-               for p in (ROOT / "rave").rglob("__init__.py")}
-    assert set(setup["packages"]) == on_disk | {"rave.systems"}, (
-        "pyproject.toml [tool.setuptools] packages must list every package under rave/")
-
-
+# ----------------------------------------------------------------------------- the checkout
 def test_rave_systems_is_the_checkouts_systems_folder():
     if Path(rave.__file__).resolve().parent != ROOT / "rave":
         pytest.skip("rave is installed from elsewhere")

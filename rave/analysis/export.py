@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bias_grid import BiasGrid
 from ..campaign import store
-from ..learn.bias import BiasGrid
 from ..md.bias_force import bias_force
 from ..md.features import NoPlumedAction
 

@@ -77,7 +77,7 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
         ``path``.
     """
     path = Path(path)
-    store._atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    store.write_file(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
     return path
 
 

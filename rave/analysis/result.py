@@ -55,7 +55,7 @@ from ..stats import (
     normalised_weights,
     reference_edges,
 )
-from ..units import kT_kjmol
+from ..units import chi_unit, kT_kjmol
 from .basins import (
     FULL_TURN_DEG,
     MIN_BASIN_ENTRIES,
@@ -145,27 +145,6 @@ def config_change_lines(rounds: list[dict]) -> list[str]:
     return [f"round(s) {', '.join(map(str, indices))} ran with a changed config "
             f"(run {run} of manifest.json): {'; '.join(changes)}"
             for (run, changes), indices in groups.items()]
-
-
-def chi_unit(units: Sequence[str]) -> str:
-    """The unit of chi = sum_i c_i s_i from its order parameters' units.
-
-    Parameters
-    ----------
-    units : sequence of str
-        Each order parameter's unit (a feature's ``unit``: ``"nm"``, ``"rad"``, ``"1"`` for a
-        pure number).
-
-    Returns
-    -------
-    str
-        The common unit when all share one (``"dimensionless"`` for pure numbers), else
-        ``"mixed units"`` (chi then adds numbers of different units, each in its MD unit).
-    """
-    names = ["dimensionless" if u in ("1", "") else str(u) for u in units]
-    if not names:
-        raise ValueError("units must name at least one order parameter's unit. You supplied []")
-    return names[0] if len(set(names)) == 1 else "mixed units"
 
 
 def _unit_text(unit: str) -> str:

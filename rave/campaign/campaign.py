@@ -46,7 +46,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..analysis import chi_unit
 from ..learn.bias import (
     Bias,
 )
@@ -55,7 +54,7 @@ from ..md.features import openmm_feature_values
 from ..md.frames import Frames
 from ..md.opes import OPESSpec
 from ..md.walker import MDError
-from ..units import kT_kjmol
+from ..units import chi_unit, kT_kjmol
 from . import store
 from .config import (
     BUDGET_ROUNDS,
@@ -226,13 +225,20 @@ class Campaign:
         Created for a new campaign; a work directory that holds a campaign is resumed.
     scheduler : str, optional
         Overrides ``[sampling] scheduler`` ("local", "serial" or a Dask scheduler address).
+    figures : object, optional
+        What draws the figures of ``[output] figures = true``: an object with
+        ``round_figure(path, **data)`` and ``final_figure(path, **data)``, such as the module
+        :mod:`rave.analysis.plots` (``rave run`` passes it). Without it the campaign draws no
+        figure (every other output is the same).
     """
 
-    def __init__(self, config: Config, workdir: str | Path, scheduler: str | None = None) -> None:
+    def __init__(self, config: Config, workdir: str | Path, scheduler: str | None = None,
+                 figures=None) -> None:
         if scheduler is not None:
             config = dataclasses.replace(
                 config, sampling=dataclasses.replace(config.sampling, scheduler=scheduler))
         self.config = config
+        self.figures = figures
         self.vae_config = config.vae_config()
         # Everything that can fail on bad input fails here, before the work directory is touched.
         self.sim = build_simulation_system(config)
@@ -906,7 +912,7 @@ class Campaign:
         self.store.write_coordinate(index, learned.coordinate)
         self.store.write_bias(index, learned.bias)
         record = learned.record
-        if cfg.output.figures:
+        if cfg.output.figures and self.figures is not None:
             t0 = time.perf_counter()
             self._round_figure(self.store.round_path(index, self.store.FIGURE), record,
                                learned.model.chi, learned.log_weights, learned.centers,
@@ -915,9 +921,7 @@ class Campaign:
         return record
 
     def _round_figure(self, path, record, chi, log_w, centers, profile) -> None:
-        from ..analysis import plots
-
-        plots.round_figure(
+        self.figures.round_figure(
             path,
             index=record.index,
             centers=centers,
@@ -938,16 +942,14 @@ class Campaign:
         if not self.records:
             return
         self.store.write_final_profile(self.records[-1].index)
-        if self.config.output.figures:
-            from ..analysis import plots
-
+        if self.config.output.figures and self.figures is not None:
             if self.loop.last_reweight is None:  # resumed with every round already complete
                 self.loop.last_reweight = self._reweight()
             c = self.records[-1].coefficients
             chi = self.loop.last_reweight[0] @ c
             edges = np.linspace(chi.min(), chi.max(), PROFILE_BINS + 1)
             estimate = self.loop.bootstrap(chi, edges, FINAL_BOOTSTRAP, 0)
-            plots.final_figure(
+            self.figures.final_figure(
                 self.store.path(self.store.FREE_ENERGY_FIGURE), centers=estimate.centers,
                 profile_kT=estimate.free_energy, sigma_kT=estimate.sigma,
                 exact_kT=self.loop.exact_profile(c, estimate.centers), records=self.records,

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..systems.registry import UnknownSystemKind, all_kinds, get_kind
+from ..errors import ConfigError
+from ..systems.registry import SHARED_KEYS, UnknownSystemKind, all_kinds, get_kind
 
 #: [system] keys besides kind, temperature and options: each applies to the kinds that name it
-#: in their ``keys`` (rave.systems.registry)
-_KIND_KEYS = ("expression", "start", "extent", "angle_deg", "barrier_kT", "variant", "ligand",
-              "size", "prepare_steps", "minimize_iterations", "pdb", "system_xml", "forcefield")
+#: in their ``keys`` (rave.systems.registry; every field of SystemConfig is in SYSTEM_KEYS there)
+_KIND_KEYS = SHARED_KEYS
 
 
 #: largest sampling.seed: OpenMM takes 32-bit signed seeds
@@ -42,10 +42,6 @@ MAX_SEED = 2**31 - 1
 #: largest bias.grid_points and coordinate.bins (memory and time stay small below these)
 MAX_GRID_POINTS = 1_000_000
 MAX_BINS = 100_000
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be run; the message names the key and what is allowed."""
 
 
 @dataclass(frozen=True)

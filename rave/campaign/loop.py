@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bias_grid import Bias
 from ..learn.bias import (
-    Bias,
     TemperatureState,
     adaptive_bias_dict,
     applied_states,
@@ -35,6 +35,7 @@ from ..learn.estimator import RAVE, RAVEModel, cold_positions, rc_frames
 from ..md.frames import Frames
 from ..md.opes import OPESSpec, linear_map, map_opes_state
 from ..stats import bootstrap_free_energy_profile, free_energy_profile, mbar_reweight
+from .resources import plan_threads, read_allowed_cores, read_busy_cores
 from .schedule import BUDGET_MIN_ROUNDS, RoundPlan, plan_round_steps, steps_used
 from .store import RoundRecord, StoreFileError
 
@@ -635,15 +636,21 @@ class RoundLoop:
             kl_threshold=cfg.coordinate.kl_threshold, kl_tie=cfg.coordinate.kl_tie,
             bins=cfg.coordinate.bins, max_frames=cfg.coordinate.max_frames,
             rc_seed=self.rc_seed(index), stale_angle_deg=cfg.models.stale_angle_deg,
-            threads=cfg.models.threads, progress=progress and f"round {index}",
             rc_bootstrap=cfg.coordinate.bootstrap,
             rc_choice=cfg.coordinate.rc_choice,
             basin_barrier_kT=cfg.coordinate.basin_barrier_kT,
-            barrier_tie_kT=cfg.coordinate.barrier_tie_kT,
-            logger=_RoundLog(log, {"round": index}))
-        estimator.fit(features, log_w, initial or [None] * cfg.models.models,
-                      previous=self.previous_coefficients, trained=trained,
-                      on_trained=on_trained)
+            barrier_tie_kT=cfg.coordinate.barrier_tie_kT)
+        trained = trained or [None] * cfg.models.models
+        pending = sum(model is None for model in trained)
+        plan = plan_threads(max(pending, 1), read_allowed_cores(cfg.models.threads),
+                            read_busy_cores() if pending else 0.0)
+        if pending:
+            log.info("round %d: VAE training on the free cores: %s", index, plan.describe())
+        estimator._fit(features, log_w, initial or [None] * cfg.models.models,
+                       previous=self.previous_coefficients, threads=plan.cores,
+                       workers=plan.workers, progress=progress and f"round {index}",
+                       logger=_RoundLog(log, {"round": index}), trained=trained,
+                       on_trained=on_trained)
         return estimator.fetch_model()
 
     def learn(self, index: int, timings: dict, *, describe_mismatch=None, initial=None,

@@ -132,7 +132,7 @@ class RAVESampler:
         self.bias_force = BiasForce(system, self.features, self.temperature_K,
                                     forceGroup=forceGroup)
         self.system = system
-        self.loop = RoundLoop(self.config, self.bias_force.feature_names, self.kT,
+        self.loop = RoundLoop(self.config, self.bias_force.featureNames, self.kT,
                               self.temperature_K, where="this RAVESampler")
         self.stop_reason: str | None = None
         self.unrecorded_steps = 0
@@ -228,7 +228,7 @@ class RAVESampler:
         index = len(self.loop.records)
         plan = self.loop.plan()
         step = self.loop.next_round(index)
-        self.bias_force.update(simulation.context, step.bias if step.bias is not None else
+        self.bias_force.updateBias(simulation.context, step.bias if step.bias is not None else
                                Bias(np.zeros(len(self.features)), BiasGrid.zero()))
         continued = None
         if step.opes is not None:
@@ -259,7 +259,7 @@ class RAVESampler:
             return False
         self.stop_reason = self.loop.stop_reason(converged, limit)
         if self.loop.next_bias is not None:
-            self.bias_force.update(simulation.context, self.loop.next_bias)
+            self.bias_force.updateBias(simulation.context, self.loop.next_bias)
         log.info("RAVESampler: rounds stop (%s); later steps run under the last RC's kT ln P "
                  "bias", self.stop_reason)
         return True
@@ -385,7 +385,7 @@ class RAVESampler:
 
     def _values(self, along) -> np.ndarray:
         features = self.getFrames().features
-        names = self.bias_force.feature_names
+        names = self.bias_force.featureNames
         if along is None:
             return features @ self.coefficients
         if isinstance(along, str) or (isinstance(along, Sequence) and along
@@ -423,7 +423,7 @@ class RAVESampler:
         """
         from openmm import unit
 
-        groups = {self.bias_force.force_group}
+        groups = {self.bias_force.forceGroup}
         offset = 0.0
         if self._round is not None and self._round.walker.opes is not None:
             groups.add(self._round.walker.opes.force_group)

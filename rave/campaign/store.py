@@ -61,16 +61,23 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..files import (
+    TEMPORARY,
+    copy_file,
+    write_file,
+    write_json,
+    write_npz,
+    write_text,
+)
 
 #: names that mark a directory as holding a campaign
 CAMPAIGN_MARKERS = ("config.json", "summary.json", "round_000")
@@ -86,8 +93,6 @@ RAVE_FILE = re.compile(
     r"|free_energy\.(csv|png)|figure\.png|campaign\.log|rave\.lock"
     r"|(prepared|frames|weights|walker_\d{2})\.npz|vae_seed\d+\.pt"
 )
-#: a temporary of :func:`_atomic` (``tempfile.mkstemp``: 8 characters of [a-z0-9_])
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 _ROUND_FOLDER = re.compile(r"round_\d{3}")
 
 
@@ -101,16 +106,6 @@ class StoreFileError(WorkdirError):
 
 class WorkdirBusy(WorkdirError):
     """Another rave process holds the work directory's lock; the message names it."""
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-#: the process's umask, read once (os.umask can only be read by setting it)
-_UMASK = _current_umask()
 
 
 def fault_point(name: str) -> None:
@@ -193,132 +188,6 @@ def round_dir(workdir: Path, index: int) -> Path:
     return Path(workdir) / f"round_{index:03d}"
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` durable (a no-op where unsupported).
-
-    Parameters
-    ----------
-    directory : path
-        The folder whose entries are fsynced.
-    """
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-#: a disk with less free space than this counts as full when a write fails without an errno
-_FULL_DISK_BYTES = 64 * 2**20
-
-
-def _atomic(path: Path, write: Callable[[Path], None], durable: bool = False) -> None:
-    """Write ``path`` through a temporary in its folder and rename it into place.
-
-    The file gets the mode a plain ``open`` would (0666 less the umask). With ``durable``, the
-    file's data and then its directory entry are fsynced, so a power cut after the return
-    keeps the file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        if durable:
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        Path(tmp).unlink(missing_ok=True)
-        if error.filename is None:  # numpy's and zipfile's writes name no file
-            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-        raise
-    except RuntimeError as error:  # torch's writer turns a failed write into RuntimeError
-        Path(tmp).unlink(missing_ok=True)
-        full = shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
-        raise OSError(errno.ENOSPC if full else errno.EIO,
-                      f"{os.strerror(errno.ENOSPC if full else errno.EIO)} ({error})",
-                      str(path)) from error
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_directory(path.parent)
-
-
-def write_file(path: Path, write: Callable[[Path], None], durable: bool = False) -> None:
-    """Write ``path`` with ``write(temporary_path)``, atomically (see :func:`_atomic`).
-
-    The one writer for files whose bytes another module produces (a torch model, TorchScript).
-
-    Parameters
-    ----------
-    path : path
-        The file to write; its folder is created if missing.
-    write : callable
-        ``write(temporary_path)`` writes the file's content to the temporary it is given.
-    durable : bool, optional
-        Fsync the file and then its directory, so that a power cut after the return keeps it.
-    """
-    _atomic(Path(path), write, durable)
-
-
-def write_text(path: Path, text: str, durable: bool = False) -> None:
-    """Write ``text`` to ``path``, atomically.
-
-    Parameters
-    ----------
-    path : path
-        The file to write; its folder is created if missing.
-    text : str
-        Its content.
-    durable : bool, optional
-        Fsync the file and then its directory (see :func:`write_file`).
-    """
-    _atomic(path, lambda tmp: tmp.write_text(text), durable)
-
-
-def write_json(path: Path, data, durable: bool = False) -> None:
-    """Write ``data`` as indented JSON (and a final newline) to ``path``, atomically.
-
-    Parameters
-    ----------
-    path : path
-        The file to write; its folder is created if missing.
-    data : object
-        What ``json.dumps`` can encode.
-    durable : bool, optional
-        Fsync the file and then its directory (see :func:`write_file`).
-    """
-    write_text(path, json.dumps(data, indent=2) + "\n", durable)
-
-
-def write_npz(path: Path, durable: bool = False, **arrays: np.ndarray) -> None:
-    """Write ``arrays`` (``np.savez``, uncompressed) to ``path``, atomically.
-
-    Parameters
-    ----------
-    path : path
-        The file to write; its folder is created if missing.
-    durable : bool, optional
-        Fsync the file and then its directory (see :func:`write_file`).
-    **arrays : np.ndarray
-        The arrays, by the names they are stored under.
-    """
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    _atomic(path, write, durable)
-
-
 def write_dcd(path: Path, positions_nm: np.ndarray, box_nm: np.ndarray | None = None) -> None:
     """Write positions as a DCD trajectory (mdtraj's writer), durably and atomically.
 
@@ -346,20 +215,7 @@ def write_dcd(path: Path, positions_nm: np.ndarray, box_nm: np.ndarray | None = 
         with DCDTrajectoryFile(str(tmp), "w", force_overwrite=True) as handle:
             handle.write(xyz, cell_lengths=lengths, cell_angles=angles)
 
-    _atomic(path, write, durable=True)
-
-
-def copy_file(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically (an input file into ``inputs/``).
-
-    Parameters
-    ----------
-    source : path
-        The file copied.
-    target : path
-        Its copy; the folder is created if missing.
-    """
-    _atomic(target, lambda tmp: shutil.copyfile(source, tmp))
+    write_file(path, write, durable=True)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -482,9 +338,10 @@ def is_rave_temporary(path: Path) -> bool:
     Returns
     -------
     bool
-        True when the name is a temporary of :func:`_atomic` for one of rave's file names.
+        True when the name is a temporary of :func:`rave.files.write_file` for one of rave's
+        file names.
     """
-    match = _TEMPORARY.fullmatch(Path(path).name)
+    match = TEMPORARY.fullmatch(Path(path).name)
     return bool(match) and bool(RAVE_FILE.fullmatch(match["name"]))
 
 
@@ -624,7 +481,7 @@ def check_new_workdir(workdir: Path, own: dict[str, bytes] | None = None) -> Non
             continue
         if name == LOCK or (path.parent == workdir and is_rave_temporary(path)):
             continue
-        match = _TEMPORARY.fullmatch(path.name)
+        match = TEMPORARY.fullmatch(path.name)
         if path.parent == workdir / "inputs" and match and f".{match['name']}" in own_temporaries:
             continue
         if name in own and path.is_file() and path.read_bytes() == own[name]:
@@ -862,11 +719,11 @@ class RoundBias:
 
     Attributes
     ----------
-    states : list of tuple of (rave.learn.bias.Bias or None, int)
+    states : list of tuple of (rave.bias_grid.Bias or None, int)
         The MBAR states of the round's frames in frame order
         (:func:`rave.learn.bias.applied_states`): one for a static or the unbiased round, the
         blocks of an adaptive one.
-    applied : rave.learn.bias.Bias or None
+    applied : rave.bias_grid.Bias or None
         The static bias; of an adaptive round the one in force at its end; None when unbiased.
     adaptive : bool
         Whether the round ran OPES (its file lists blocks under ``states``).
@@ -1532,7 +1389,7 @@ class CampaignStore:
         ----------
         index : int
             The round, from 0.
-        bias : rave.learn.bias.Bias
+        bias : rave.bias_grid.Bias
             The bias (stored as its ``to_dict()``).
         """
         self.write_json(self.round_path(index, self.BIAS), bias.to_dict())
@@ -1942,7 +1799,7 @@ class CampaignStore:
 
         Returns
         -------
-        rave.learn.bias.Bias or None
+        rave.bias_grid.Bias or None
             The static bias; of an adaptive round, the one in force at its end; None for an
             unbiased or exploring round.
 
@@ -1951,7 +1808,7 @@ class CampaignStore:
         StoreFileError
             Its ``bias_applied.json`` is damaged.
         """
-        from ..learn.bias import Bias
+        from ..bias_grid import Bias
 
         path = self.round_path(index, self.BIAS_APPLIED)
         if not path.exists():
@@ -1985,7 +1842,7 @@ class CampaignStore:
 
         Returns
         -------
-        rave.learn.bias.Bias
+        rave.bias_grid.Bias
             The bias applied in the next round.
 
         Raises
@@ -1993,7 +1850,7 @@ class CampaignStore:
         StoreFileError
             It is missing or malformed.
         """
-        from ..learn.bias import Bias
+        from ..bias_grid import Bias
 
         return self._parsed(self.round_path(index, self.BIAS), Bias.from_dict)
 

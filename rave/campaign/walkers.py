@@ -59,7 +59,7 @@ class WalkerTask:
     time_ps : float
         The walker's time at the start, ps.
     bias : dict or None
-        :meth:`rave.learn.bias.Bias.to_dict` of the static bias, or None (unbiased round).
+        :meth:`rave.bias_grid.Bias.to_dict` of the static bias, or None (unbiased round).
     temperature_K : float
         Temperature, K.
     timestep_ps : float
@@ -171,7 +171,7 @@ class WalkerResult:
     ct_kjmol : np.ndarray or None
         Adaptive walkers: c(t) of each frame, kJ/mol.
     opes_block_values, opes_block_frames : np.ndarray or None
-        Adaptive walkers: the MBAR states of its frames (rave.learn.bias.bias_blocks): each
+        Adaptive walkers: the MBAR states of its frames (rave.bias_grid.bias_blocks): each
         block's bias on the OPES grid (kJ/mol) and its frames, in time order.
     opes_state : dict or None
         The walker's OPES at the end (``OPES.getState()``), for the next round to continue.
@@ -216,7 +216,7 @@ class WalkerResult:
     wall_s: float
     faults: list[str] = field(default_factory=list)
     #: adaptive (OPES) walkers: largest |OpenMM - numpy| bias of its frames, kJ/mol; c(t) of
-    #: each frame, kJ/mol; the MBAR states of its frames (rave.learn.bias.bias_blocks): each block's
+    #: each frame, kJ/mol; the MBAR states of its frames (rave.bias_grid.bias_blocks): each block's
     #: bias on the OPES grid (kJ/mol) and its frames, in time order
     bias_check_kjmol: float = 0.0
     ct_kjmol: np.ndarray | None = None
@@ -569,7 +569,7 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
         After ``task.max_retries`` blow-ups; the message names the walker, the time and the
         time steps tried.
     """
-    from ..learn.bias import Bias
+    from ..bias_grid import Bias
     from ..md.features import feature_from_dict
     from ..md.walker import MDError, Walker, system_from_xml
 

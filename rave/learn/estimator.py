@@ -5,12 +5,12 @@ deeptime estimator/model style::
 
     model = RAVE(n_models=3, seed=1).fit(X, log_weights).fetch_model()
     chi = model.transform(X)          # X @ model.coefficients
-    bias = model.bias(kT)             # rave.learn.bias.Bias: V(chi) = kT ln P(chi) on a grid
+    bias = model.bias(kT)             # rave.bias_grid.Bias: V(chi) = kT ln P(chi) on a grid
 
 What :meth:`RAVE.fit` does (the campaign's learning step of one round, :mod:`rave.campaign`):
 
 1. trains ``n_models`` VAEs with a 1-D latent (:func:`rave.learn.vae.fit_seeds`), one per seed,
-   side by side on the free cores (:mod:`rave.campaign.resources`), each frame weighted by its
+   side by side on torch's threads (``torch.get_num_threads()``), each frame weighted by its
    log-weight; a model given in ``initial`` warm-starts its seed (``cold_models`` of them
    train from scratch when ``initial`` is a :class:`RAVEModel`);
 2. fits each model's linear RC ``chi = c . X`` by KL matching of its latent mean
@@ -38,9 +38,11 @@ What :meth:`RAVE.fit` does (the campaign's learning step of one round, :mod:`rav
 The model keeps chi and the log-weights of the fit's frames, so :meth:`RAVEModel.bias` builds
 the bias of the next round (:func:`rave.learn.bias.build_bias_grid`) without the frames.
 
-Nothing here writes a file: a caller that stores models (the campaign) does so in
-``on_trained``. torch is imported by :meth:`RAVE.fit` (and by building a ``VAEConfig``), not
-by importing this module.
+The estimator holds the method's hyperparameters only; how it runs (cores, progress bars, the
+logger) and the campaign's resume hooks (models already trained, a callback that stores each
+model) are settings of one call, :meth:`RAVE._fit`, which :mod:`rave.campaign` uses. Nothing
+here writes a file. torch is imported by :meth:`RAVE.fit` (and by building a ``VAEConfig``),
+not by importing this module.
 """
 
 from __future__ import annotations
@@ -54,7 +56,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..campaign.resources import ThreadPlan, plan_threads, read_allowed_cores, read_busy_cores
 from ..stats.bootstrap import block_resample
 from ..stats.weights import as_log_weights, effective_sample_size
 from .anharmonic import barrier_choice_sigma_deg, choose_by_barrier, latent_direction
@@ -82,7 +83,7 @@ __all__ = [
     "stale_warm_starts",
 ]
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 #: frames of the grid scan of each RC fit (the local optimisation uses all the RC frames)
 DEFAULT_SCAN_FRAMES = 10_000
@@ -481,7 +482,7 @@ class RAVEModel:
 
         Returns
         -------
-        rave.learn.bias.Bias
+        rave.bias_grid.Bias
             ``coefficients`` and the grid ``build_bias_grid(chi, log_weights, kT, **grid)``.
         """
         return Bias(self.coefficients, build_bias_grid(self.chi, self.log_weights, kT, **grid))
@@ -539,25 +540,19 @@ class RAVE:
         "barrier"``).
     barrier_tie_kT : float, default 0.5
         Barriers within this (kT) of the highest tie (``rc_choice = "barrier"``).
-    threads : int, default 0
-        CPU cores training may use; 0: every core this process may use (affinity, cgroup
-        quota, OMP_NUM_THREADS), less those other processes keep busy.
-    workers : int, optional
-        Models trained at once (each with one intra-op thread; a lone one with ``threads``
-        cores). Default: planned from the free cores (:func:`rave.campaign.resources.plan_threads`).
-    progress : bool or str, default False
-        A progress bar per model, named by its seed; a string prefixes the name (e.g.
-        "round 3" gives "round 3: VAE seed 7 (warm)").
-    logger : logging.Logger or logging.LoggerAdapter, optional
-        Where each model's RC and the models dropped are reported (INFO, WARNING); default
-        this module's logger.
+
+    Attributes
+    ----------
+    model : RAVEModel
+        The model of the last :meth:`fit` (as :meth:`fetch_model`).
+    has_model : bool
+        Whether :meth:`fit` has run.
 
     Raises
     ------
     TypeError
         When ``vae`` is not a VAEConfig (or a dict of its fields), ``seed`` is not an int
-        or a sequence of ints, ``progress`` is not a bool or a label, or ``logger`` is not a
-        ``logging.Logger``/``LoggerAdapter``, or a threshold is not a real number.
+        or a sequence of ints, or a threshold is not a real number.
     ValueError
         When a setting is out of range: ``seed`` does not give ``n_models`` distinct
         non-negative ints, ``cold_models > n_models``, ``rc_bootstrap == 1``, ``rc_seed`` is
@@ -569,7 +564,7 @@ class RAVE:
     >>> estimator = RAVE(n_models=2, vae={"hidden": (64, 64)}, seed=1)
     >>> model = estimator.fit(X, log_weights).fetch_model()
     >>> chi = model.transform(X)
-    >>> bias = model.bias(kT=2.494)           # for rave.BiasForce.update(context, bias)
+    >>> bias = model.bias(kT=2.494)           # for rave.BiasForce.updateBias(context, bias)
     >>> later = RAVE(n_models=2, seed=3).fit(X_all, log_w_all, initial=model).fetch_model()
     """
 
@@ -591,10 +586,6 @@ class RAVE:
         rc_choice: str = "vae",
         basin_barrier_kT: float = 0.75,
         barrier_tie_kT: float = 0.5,
-        threads: int = 0,
-        workers: int | None = None,
-        progress: bool | str = False,
-        logger: logging.Logger | logging.LoggerAdapter | None = None,
     ) -> None:
         from .vae import VAEConfig
 
@@ -649,19 +640,19 @@ class RAVE:
         if self.basin_barrier_kT <= 0:
             raise ValueError(f"basin_barrier_kT must be > 0. You supplied {basin_barrier_kT}")
         self.barrier_tie_kT = _check_real("barrier_tie_kT", barrier_tie_kT, 0.0)
-        self.threads = _check_int("threads", threads, 0)
-        self.workers = None if workers is None else _check_int("workers", workers, 1)
-        if not isinstance(progress, bool | str):
-            raise TypeError(f"progress must be True, False or a label. You supplied "
-                            f"{progress!r}")
-        self.progress = progress
-        if logger is not None and not isinstance(logger, logging.Logger | logging.LoggerAdapter):
-            raise TypeError(f"logger must be a logging.Logger or LoggerAdapter. You supplied "
-                            f"{type(logger).__name__}")
-        self.logger = logger
         self._model: RAVEModel | None = None
 
     # ------------------------------------------------------------------ public
+    @property
+    def has_model(self) -> bool:
+        """Whether :meth:`fit` has run (deeptime's ``has_model``)."""
+        return self._model is not None
+
+    @property
+    def model(self) -> RAVEModel:
+        """The model of the last :meth:`fit` (as :meth:`fetch_model`); ValueError before one."""
+        return self.fetch_model()
+
     def fetch_model(self) -> RAVEModel:
         """The model of the last :meth:`fit`.
 
@@ -685,10 +676,12 @@ class RAVE:
         initial: RAVEModel | Sequence[VAEModel | None] | None = None,
         *,
         previous: np.ndarray | None = None,
-        trained: Sequence[VAEModel | None] | None = None,
-        on_trained: Callable[[int, VAEModel], Any] | None = None,
     ) -> RAVE:
         """Train the VAEs on weighted frames and choose the linear RC.
+
+        The models train side by side on torch's intra-op threads (``torch.get_num_threads()``,
+        set by ``OMP_NUM_THREADS`` or ``torch.set_num_threads``): as many models at once as
+        there are threads, one thread each; a lone model gets them all.
 
         Parameters
         ----------
@@ -706,13 +699,6 @@ class RAVE:
             The previous RC: a starting direction of each RC fit, the winner of KL ties, and
             the side the chosen RC is turned to. Default: ``initial.coefficients`` when
             ``initial`` is a RAVEModel, else none.
-        trained : sequence of (rave.learn.vae.VAEModel or None), optional
-            One entry per model: a model already trained for that position (e.g. read back
-            after an interruption) is used as it is; None trains it.
-        on_trained : callable, optional
-            ``on_trained(index, vae_model)``, called in the training thread right after model
-            ``index`` is trained, before its RC fit (e.g. to store it). An error in it stops
-            the fit once the other models have finished.
 
         Returns
         -------
@@ -727,9 +713,76 @@ class RAVE:
             size is below :data:`MIN_EFFECTIVE_FRAMES` (a few frames carry all the weight: no
             RC or bias can rest on them).
         TypeError
-            A warm start or trained model that is not a ``rave.learn.vae.VAEModel``.
+            A warm start that is not a ``rave.learn.vae.VAEModel``.
+        """
+        import torch
+
+        return self._fit(X, log_weights, initial, previous=previous,
+                         threads=torch.get_num_threads())
+
+    def _fit(
+        self,
+        X: np.ndarray,
+        log_weights: np.ndarray | None = None,
+        initial: RAVEModel | Sequence[VAEModel | None] | None = None,
+        *,
+        previous: np.ndarray | None = None,
+        threads: int = 1,
+        workers: int | None = None,
+        progress: bool | str = False,
+        logger: logging.Logger | logging.LoggerAdapter | None = None,
+        trained: Sequence[VAEModel | None] | None = None,
+        on_trained: Callable[[int, VAEModel], Any] | None = None,
+    ) -> RAVE:
+        """:meth:`fit` with the settings of this call: how it runs and the hooks of a resumable
+        caller (the campaign).
+
+        Parameters
+        ----------
+        X, log_weights, initial, previous
+            As for :meth:`fit`.
+        threads : int, default 1
+            CPU threads training may use (>= 1).
+        workers : int, optional
+            Models trained at once, each with one intra-op thread (a lone one gets
+            ``threads``). Default: ``min(models to train, threads)``.
+        progress : bool or str, default False
+            A progress bar per model, named by its seed; a string prefixes the name (e.g.
+            "round 3" gives "round 3: VAE seed 7 (warm)").
+        logger : logging.Logger or logging.LoggerAdapter, optional
+            Where each model's RC and the models dropped are reported (INFO, WARNING); default
+            this module's logger.
+        trained : sequence of (rave.learn.vae.VAEModel or None), optional
+            One entry per model: a model already trained for that position (e.g. read back
+            after an interruption) is used as it is; None trains it.
+        on_trained : callable, optional
+            ``on_trained(index, vae_model)``, called in the training thread right after model
+            ``index`` is trained, before its RC fit (e.g. to store it). An error in it stops
+            the fit once the other models have finished.
+
+        Returns
+        -------
+        RAVE
+            self.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`fit`; ``threads`` or ``workers`` below 1.
+        TypeError
+            As :meth:`fit`; a trained model that is not a VAEModel, ``progress`` that is not a
+            bool or a label, a ``logger`` that is not a ``logging.Logger``/``LoggerAdapter``.
         """
         from .vae import fit_seeds
+
+        threads = _check_int("threads", threads, 1)
+        workers = None if workers is None else _check_int("workers", workers, 1)
+        if not isinstance(progress, bool | str):
+            raise TypeError(f"progress must be True, False or a label. You supplied "
+                            f"{progress!r}")
+        if logger is not None and not isinstance(logger, logging.Logger | logging.LoggerAdapter):
+            raise TypeError(f"logger must be a logging.Logger or LoggerAdapter. You supplied "
+                            f"{type(logger).__name__}")
 
         x = _check_frames(X)
         n, d = x.shape
@@ -744,7 +797,7 @@ class RAVE:
                     f"interest) or sample more where the weight lies")
         initial_models, generation, previous = self._warm_starts(initial, previous, d)
         done = self._models("trained", trained, d)
-        log = self.logger if self.logger is not None else logger
+        log = logger if logger is not None else _log
         seeds = self.seeds
         subset = rc_frames(n, self.max_frames, self.rc_seed)
         x_rc = x[subset]
@@ -767,9 +820,10 @@ class RAVE:
         pending = [m for m in range(self.n_models) if results[m] is None]
         if pending:
             starts = [initial_models[m] for m in pending]
-            plan = self._plan(len(pending))
-            log.info("training %d VAE seed(s) (%d warm-started): %s", len(pending),
-                     sum(s is not None for s in starts), plan.describe())
+            at_once = min(len(pending), threads if workers is None else workers)
+            intra_op = threads if at_once == 1 else 1
+            log.info("training %d VAE seed(s) (%d warm-started): %d at once x %d thread(s)",
+                     len(pending), sum(s is not None for s in starts), at_once, intra_op)
 
             def after_fit(j: int, model: VAEModel) -> TrainedModel:
                 if on_trained is not None:
@@ -777,8 +831,8 @@ class RAVE:
                 return coordinate(pending[j], model)
 
             fitted = fit_seeds(x, [seeds[m] for m in pending], self.vae, log_weights=log_w,
-                               initial=starts, workers=plan.workers,
-                               intra_op_threads=plan.intra_op_threads, progress=self.progress,
+                               initial=starts, workers=at_once,
+                               intra_op_threads=intra_op, progress=progress,
                                after_fit=after_fit)
             for m, result in zip(pending, fitted, strict=True):
                 results[m] = result
@@ -863,15 +917,6 @@ class RAVE:
         return dataclasses.replace(model, coefficients=_readonly(c), chi=_readonly(x @ c),
                                    rc_source=choice.source, vae_coefficients=model.coefficients,
                                    candidates=summary, skewness=skew), fixed
-
-    def _plan(self, tasks: int) -> ThreadPlan:
-        """How to train ``tasks`` models: planned on the free cores, or ``workers`` at once."""
-        allowed = read_allowed_cores(self.threads)
-        if self.workers is None:
-            return plan_threads(tasks, allowed, read_busy_cores())
-        workers = min(self.workers, tasks)
-        return ThreadPlan(workers=workers, intra_op_threads=allowed if workers == 1 else 1,
-                          cores=allowed, allowed=allowed, busy_elsewhere=0.0)
 
     def _models(self, name: str, models: Sequence | None, d: int) -> list:
         """Check one entry per model, each a VAEModel of ``d`` inputs or None."""

@@ -62,7 +62,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..campaign.store import write_file
+from ..files import write_file
 from ..stats.weights import effective_sample_size, normalised_weights
 from .coordinate import least_squares_direction
 from .vae_config import LR_SCHEDULES, VAEConfig, _is_int
@@ -651,7 +651,7 @@ class VAEModel:
         ----------
         path : str or os.PathLike
             Destination; written to a temporary file in the same folder, then renamed
-            (:func:`rave.campaign.store.write_file`: mode from the umask, fsynced with its folder).
+            (:func:`rave.files.write_file`: mode from the umask, fsynced with its folder).
         """
         payload = {
             "kind": _FILE_KIND,

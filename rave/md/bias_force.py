@@ -4,7 +4,7 @@ The bias is ``V(chi)``, a tabulated function of the linear reaction coordinate `
 s_i`` over order parameters ``s_i`` (:mod:`rave.md.features`). :class:`BiasForce` builds the force
 with :func:`bias_force`, puts it in a free force group that it picks itself (the highest free one,
 as ``app.Metadynamics`` and ``openmm_opes.OPES`` do; or the free one given as ``forceGroup``) and
-adds it to the System. Between rounds :meth:`BiasForce.update` swaps the table and the
+adds it to the System. Between rounds :meth:`BiasForce.updateBias` swaps the table and the
 coefficients in place (no new Context); the bias starts at zero, so a Simulation made with it runs
 unbiased until the first update.
 
@@ -14,14 +14,17 @@ Typical use::
     simulation = app.Simulation(topology, system, integrator)   # after BiasForce
     simulation.reporters.append(rave.CVReporter("cv.txt", 100, features, bias=bias_force))
     simulation.step(100_000)                                     # unbiased round
-    bias = ...                                                   # a rave.learn.bias.Bias
-    bias_force.update(simulation.context, bias)
+    bias = ...                                                   # a rave.bias_grid.Bias
+    bias_force.updateBias(simulation.context, bias)
     simulation.step(100_000)                                     # biased round
+
+Its public names follow OpenMM's style (camelCase), as ``app.Metadynamics``'s do.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +32,7 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from ..learn.bias import Bias, BiasGrid
+from ..bias_grid import Bias, BiasGrid
 from .features import evaluate_features, feature_names
 
 __all__ = ["BIAS_PARAMETER", "DEFAULT_FORCE_GROUP", "BiasForce", "bias_force", "check_group_alone",
@@ -226,7 +229,7 @@ class BiasForce:
     zero) and added to ``system`` in the constructor, in the highest force group that the
     System's forces leave free (or in ``forceGroup``). Create the ``app.Simulation`` (or
     Context) after this object: a Context made before does not hold the bias. The bias starts
-    at zero everywhere; :meth:`update` puts in a new one without a new Context.
+    at zero everywhere; :meth:`updateBias` puts in a new one without a new Context.
 
     Parameters
     ----------
@@ -247,17 +250,19 @@ class BiasForce:
     ----------
     features : list of rave.md.features.Feature
         The order parameters ``s``, in the order of the bias coefficients.
-    feature_names : list of str
+    featureNames : list of str
         Their names, in the same order.
-    temperature_K : float
-        Temperature in K.
+    temperature : openmm.unit.Quantity
+        The temperature, in kelvin.
+    kT : float
+        Thermal energy R T in kJ/mol.
     force : openmm.Force
         The force in the System (``CustomCompoundBondForce`` when every feature is a function
         of single atoms, else ``CustomCVForce``), named "RAVE bias".
-    force_group : int
+    forceGroup : int
         The force group holding the bias alone, 0..31.
-    bias : rave.learn.bias.Bias
-        The bias last put in with :meth:`update` (zero at first); ``bias.energy(values)``
+    bias : rave.bias_grid.Bias
+        The bias last put in with :meth:`updateBias` (zero at first); ``bias.energy(values)``
         evaluates it with numpy on feature values of shape (n_frames, n_features).
 
     Raises
@@ -276,7 +281,7 @@ class BiasForce:
     --------
     >>> bias_force = BiasForce(system, features, 300.0)
     >>> simulation = app.Simulation(topology, system, integrator)
-    >>> bias_force.update(simulation.context, bias)
+    >>> bias_force.updateBias(simulation.context, bias)
     >>> energy = bias_force.getBiasEnergy(simulation.context)  # Quantity, kJ/mol
     """
 
@@ -288,27 +293,33 @@ class BiasForce:
         self.features = list(features)
         if not self.features:
             raise ValueError("features must hold at least one order parameter. You supplied []")
-        self.feature_names = feature_names(self.features)
-        self.temperature_K = _temperature_K(temperature)
+        self.featureNames = feature_names(self.features)
+        self._temperature_K = _temperature_K(temperature)
         check_features_fit_system(self.features, system)
         for force in system.getForces():
             count = force.getNumGlobalParameters() if hasattr(
                 force, "getNumGlobalParameters") else 0
             if BIAS_PARAMETER in {force.getGlobalParameterName(i) for i in range(count)}:
                 raise ValueError(f"system already holds a RAVE bias (force {force.getName()!r}); "
-                                 f"one System takes one BiasForce: update() that one instead")
-        self.force_group = (free_force_group(system) if forceGroup is None
-                            else _checked_force_group(system, forceGroup))
+                                 f"one System takes one BiasForce: updateBias() that one "
+                                 f"instead")
+        self.forceGroup = (free_force_group(system) if forceGroup is None
+                           else _checked_force_group(system, forceGroup))
         self.bias = Bias(np.zeros(len(self.features)), BiasGrid.zero())
-        self.force = bias_force(self.features, self.bias, self.force_group)
+        self.force = bias_force(self.features, self.bias, self.forceGroup)
         system.addForce(self.force)
+
+    @property
+    def temperature(self) -> unit.Quantity:
+        """The temperature, an OpenMM Quantity in kelvin."""
+        return self._temperature_K * unit.kelvin
 
     @property
     def kT(self) -> float:
         """Thermal energy R T in kJ/mol."""
         from ..units import kT_kjmol
 
-        return kT_kjmol(self.temperature_K)
+        return kT_kjmol(self._temperature_K)
 
     def _checked(self, context: Any) -> openmm.Context:
         context = _context_of(context)
@@ -319,18 +330,18 @@ class BiasForce:
                 "Context after BiasForce(system, ...)"
             )
         if context is not getattr(self, "_alone_in", None):
-            check_group_alone(context.getSystem(), self.force_group)
+            check_group_alone(context.getSystem(), self.forceGroup)
             self._alone_in = context
         return context
 
-    def update(self, context: Any, bias: Bias) -> None:
+    def updateBias(self, context: Any, bias: Bias) -> None:  # noqa: N802 - OpenMM's style
         """Put a new bias (table and coefficients) into the force and the Context, in place.
 
         Parameters
         ----------
         context : openmm.Context or openmm.app.Simulation
             A Context (or the Simulation whose Context) built from the biased System.
-        bias : rave.learn.bias.Bias
+        bias : rave.bias_grid.Bias
             Coefficients (one per feature) and the grid ``V(chi)`` in kJ/mol.
 
         Raises
@@ -340,14 +351,28 @@ class BiasForce:
             number of features.
         """
         if not isinstance(bias, Bias):
-            raise TypeError(f"bias must be a rave.learn.bias.Bias. You supplied "
+            raise TypeError(f"bias must be a rave.bias_grid.Bias. You supplied "
                             f"{type(bias).__name__}")
         if bias.coefficients.size != len(self.features):
             raise ValueError(f"bias has {bias.coefficients.size} coefficients, but this "
                              f"BiasForce has {len(self.features)} features "
-                             f"({', '.join(self.feature_names)})")
+                             f"({', '.join(self.featureNames)})")
         update_bias_force(self.force, self._checked(context), bias)
         self.bias = bias
+
+    def update(self, context: Any, bias: Bias) -> None:
+        """Deprecated name of :meth:`updateBias`.
+
+        Parameters
+        ----------
+        context : openmm.Context or openmm.app.Simulation
+            As for :meth:`updateBias`.
+        bias : rave.bias_grid.Bias
+            As for :meth:`updateBias`.
+        """
+        warnings.warn("BiasForce.update is deprecated: use BiasForce.updateBias (OpenMM's "
+                      "naming)", DeprecationWarning, stacklevel=2)
+        self.updateBias(context, bias)
 
     def getBiasEnergy(self, context: Any) -> unit.Quantity:
         """The bias energy at the Context's current positions, from its force group alone.
@@ -362,7 +387,7 @@ class BiasForce:
         openmm.unit.Quantity
             Energy in kJ/mol: the energy OpenMM applies, which frames are reweighted with.
         """
-        state = self._checked(context).getState(getEnergy=True, groups={self.force_group})
+        state = self._checked(context).getState(getEnergy=True, groups={self.forceGroup})
         return state.getPotentialEnergy().in_units_of(unit.kilojoule_per_mole)
 
     def getCollectiveVariables(self, context: Any) -> np.ndarray:
@@ -389,8 +414,8 @@ class BiasForce:
         return evaluate_features(self.features, positions, box)[0]
 
     def __repr__(self) -> str:
-        return (f"BiasForce({len(self.features)} features: {', '.join(self.feature_names)}; "
-                f"force group {self.force_group}, {self.temperature_K:g} K)")
+        return (f"BiasForce({len(self.features)} features: {', '.join(self.featureNames)}; "
+                f"force group {self.forceGroup}, {self._temperature_K:g} K)")
 
 # ------------------------------------------------------------------------------------------
 # the force of a bias along chi (the builders BiasForce, the walker and export use)

@@ -26,7 +26,7 @@ puts that error where the early bias was deepest (measured on the rotated double
 steps: 0.54 kT RMSE of F against 0.20 kT for per-frame weights exp(beta (V_t - c(t)))).
 
 So the versions are grouped into *blocks* of consecutive versions within which the bias moves by
-at most ``delta_kT`` (1 kT) anywhere on the grid (:func:`rave.learn.bias.bias_blocks`); a block's
+at most ``delta_kT`` (1 kT) anywhere on the grid (:func:`rave.bias_grid.bias_blocks`); a block's
 state
 is the mixture of its own versions (c(t) only relates nearly equal biases), and every block is
 one state of the MBAR over all rounds, which finds the blocks' normalisations from all frames,
@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..learn.bias import BiasGrid
+from ..bias_grid import BiasGrid
 from ..units import kT_kjmol
 from .bias_force import chi_force
 
@@ -138,7 +138,7 @@ class OPESSpec:
     explore : bool
         OPES-explore instead of OPES-metaD.
     block_kT : float
-        Largest change of the bias within one MBAR state, kT (:func:`rave.learn.bias.bias_blocks`).
+        Largest change of the bias within one MBAR state, kT (:func:`rave.bias_grid.bias_blocks`).
 
     Raises
     ------
@@ -376,7 +376,7 @@ class OPESBias:
 
     def blocks(self, max_blocks: int = 32) -> list[tuple[np.ndarray, int]]:
         """The versions with frames grouped into MBAR states within ``spec.block_kT``
-        (:func:`rave.learn.bias.bias_blocks`).
+        (:func:`rave.bias_grid.bias_blocks`).
 
         Parameters
         ----------
@@ -388,7 +388,7 @@ class OPESBias:
         list of (np.ndarray, int)
             Per block with frames, in time order: its bias on the grid (kJ/mol) and its frames.
         """
-        from ..learn.bias import bias_blocks
+        from ..bias_grid import bias_blocks
 
         return bias_blocks(np.asarray(self.values), np.asarray(self.ct),
                            np.asarray(self.counts), self.kT, self.spec.block_kT, max_blocks)

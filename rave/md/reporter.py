@@ -162,7 +162,7 @@ class FrameReporter:
         self._first_step = int(first_step)
         groups = {int(g) for g in extra_groups}
         if bias is not None:
-            groups.add(bias.force_group)
+            groups.add(bias.forceGroup)
         self._groups = groups
         self._offset = float(energy_offset_kjmol)
         self._checked_context = None
@@ -210,7 +210,7 @@ class FrameReporter:
         if self.bias is not None:
             from .bias_force import check_group_alone
 
-            check_group_alone(context.getSystem(), self.bias.force_group)
+            check_group_alone(context.getSystem(), self.bias.forceGroup)
         self._periodic = simulation.system.usesPeriodicBoundaryConditions()
         self._n_particles = simulation.system.getNumParticles()
         self._checked_context = context

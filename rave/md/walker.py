@@ -32,7 +32,7 @@ import numpy as np
 import openmm
 from openmm import app, unit
 
-from ..learn.bias import Bias
+from ..bias_grid import Bias
 from ..units import kT_kjmol
 from .bias_force import BiasForce
 from .frames import Frames
@@ -263,7 +263,7 @@ class Walker:
         self._n_particles = system.getNumParticles()
         self.bias_force = (BiasForce(system, self.features, self.temperature_K,
                                      forceGroup=force_group) if with_bias else None)
-        self.force_group = None if self.bias_force is None else self.bias_force.force_group
+        self.force_group = None if self.bias_force is None else self.bias_force.forceGroup
         self.opes = None
         if opes is not None:
             from .opes import OPESBias, OPESSpec
@@ -335,7 +335,7 @@ class Walker:
         self.system = simulation.system
         self._n_particles = self.system.getNumParticles()
         self.bias_force = bias_force
-        self.force_group = bias_force.force_group
+        self.force_group = bias_force.forceGroup
         self.simulation = simulation
         self.platform = simulation.context.getPlatform()
         self._periodic = self.system.usesPeriodicBoundaryConditions()
@@ -394,7 +394,7 @@ class Walker:
 
         Parameters
         ----------
-        bias : rave.learn.bias.Bias
+        bias : rave.bias_grid.Bias
             The new bias, over the walker's features.
 
         Raises
@@ -404,7 +404,7 @@ class Walker:
         """
         if self.bias_force is None:
             raise RuntimeError("this walker was made with with_bias=False")
-        self.bias_force.update(self.context, bias)
+        self.bias_force.updateBias(self.context, bias)
 
     def start_ladder(self, temperatures_K: Sequence[float], move_interval: int,
                      seed: int) -> None:

@@ -8,7 +8,7 @@ the analysis:
   (Kish), :func:`free_energy_histogram` (the one weighted histogram to F, in kT),
   :func:`free_energy_profile`, :func:`align_reference`, :func:`reference_edges`;
 * :mod:`rave.stats.mbar`: :func:`mbar_reweight` and its solver :func:`solve_mbar` (the one MBAR
-  path; pymbar is the test oracle);
+  path; pymbar is the test oracle), :func:`reweight_rounds` (the rounds of one's own script);
 * :mod:`rave.stats.bootstrap`: :func:`bootstrap_free_energy_profile` (block bootstrap that
   re-solves MBAR), :func:`statistical_inefficiency`, :func:`walker_segments`.
 
@@ -26,7 +26,13 @@ from .bootstrap import (
     statistical_inefficiency,
     walker_segments,
 )
-from .mbar import ReweightResult, mbar_reweight, single_round_log_weights, solve_mbar
+from .mbar import (
+    ReweightResult,
+    mbar_reweight,
+    reweight_rounds,
+    single_round_log_weights,
+    solve_mbar,
+)
 from .weights import (
     ALIGN_BELOW_KT,
     AlignedReference,
@@ -55,6 +61,7 @@ __all__ = [
     "normalised_weights",
     "ReweightResult",
     "mbar_reweight",
+    "reweight_rounds",
     "single_round_log_weights",
     "solve_mbar",
     "BLOCKS_PER_INEFFICIENCY",

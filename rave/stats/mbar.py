@@ -27,9 +27,13 @@ the test oracle, ``tests/test_stats.py``), and it was measured faster than ``pym
 every size a campaign produces (``python -m workflows.benchmarks.mbar_solver``), so pymbar is not
 called at run time.
 
+:func:`reweight_rounds` builds the reduced biases itself from the frames and biases of rounds
+recorded in one's own OpenMM script (every round's bias evaluated on every frame).
+
 Public API
 ----------
-``ReweightResult``, ``mbar_reweight``, ``solve_mbar``, ``single_round_log_weights``.
+``ReweightResult``, ``mbar_reweight``, ``reweight_rounds``, ``solve_mbar``,
+``single_round_log_weights``.
 """
 
 from __future__ import annotations
@@ -41,9 +45,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from .weights import _finite_1d, effective_sample_size, normalise_log_weights
+from .weights import (
+    _finite_1d,
+    as_energy_kjmol,
+    effective_sample_size,
+    normalise_log_weights,
+)
 
-__all__ = ["ReweightResult", "mbar_reweight", "solve_mbar", "single_round_log_weights"]
+__all__ = ["ReweightResult", "mbar_reweight", "reweight_rounds", "solve_mbar",
+           "single_round_log_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -374,3 +384,73 @@ def mbar_reweight(reduced_bias: np.ndarray, frames_per_round: Sequence[int]) -> 
         effective_sample_size=effective_sample_size(log_w),
         method=method,
     )
+
+
+def reweight_rounds(features: Sequence[np.ndarray], biases: Sequence, kT) -> ReweightResult:
+    """MBAR weights for the unbiased ensemble of rounds sampled under static biases.
+
+    Round ``k`` recorded ``features[k]`` under the bias ``biases[k]``; every round's bias is
+    evaluated on every frame of every round and the frames are reweighted by
+    :func:`mbar_reweight`. This is the reweighting of a script that runs its rounds itself
+    (a :class:`rave.BiasForce` and a :class:`rave.CVReporter` per round: ``read_cv(path).features``
+    and ``bias_force.bias`` of each round).
+
+    Parameters
+    ----------
+    features : sequence of np.ndarray, shape=(n_frames_k, n_features)
+        The order parameters of each round's frames, in their own units; one array per round.
+    biases : sequence
+        One per round: None for an unbiased round, else the static bias it ran under, an
+        object whose ``energy(features)`` gives the bias in kJ/mol of each frame (e.g. a
+        :class:`rave.bias_grid.Bias`).
+    kT : float or openmm.unit.Quantity
+        Thermal energy of the simulations, kJ/mol (or an energy Quantity).
+
+    Returns
+    -------
+    ReweightResult
+        Log-weights of the frames of all rounds, round after round (``np.concatenate
+        (features)``'s order), normalised; ``free_energies`` per round.
+
+    Raises
+    ------
+    ValueError
+        No round, not one bias per round, a round's features that are not 2-D or have another
+        number of order parameters than the first round's, or a bias whose energies are not
+        one finite value per frame.
+    TypeError
+        A bias without ``energy``, or ``kT`` that is not an energy.
+
+    Examples
+    --------
+    >>> result = reweight_rounds([round0.features, round1.features], [None, bias], kT)
+    >>> weights = np.exp(result.log_weights)   # of np.concatenate([round0, round1]) frames
+    """
+    kT = as_energy_kjmol(kT, "kT")
+    rounds = [np.asarray(x, dtype=float) for x in features]
+    biases = list(biases)
+    if not rounds:
+        raise ValueError("features must hold the frames of at least one round. You supplied "
+                         "none")
+    if len(biases) != len(rounds):
+        raise ValueError(f"biases must hold one bias (or None) per round: {len(rounds)} "
+                         f"round(s) of features. You supplied {len(biases)}")
+    width = rounds[0].shape[1] if rounds[0].ndim == 2 else None
+    for k, x in enumerate(rounds):
+        if x.ndim != 2 or x.shape[1] != width:
+            raise ValueError(f"features[{k}] must be shape (n_frames, {width}) like "
+                             f"features[0]. You supplied {x.shape}")
+    frames = np.concatenate(rounds)
+    reduced = np.zeros((len(rounds), len(frames)))
+    for k, bias in enumerate(biases):
+        if bias is None:
+            continue
+        if not callable(getattr(bias, "energy", None)):
+            raise TypeError(f"biases[{k}] must be None or have energy(features) in kJ/mol (a "
+                            f"rave.bias_grid.Bias). You supplied {type(bias).__name__}")
+        energy = np.asarray(bias.energy(frames), dtype=float)
+        if energy.shape != (len(frames),) or not np.all(np.isfinite(energy)):
+            raise ValueError(f"biases[{k}].energy must give one finite energy per frame, shape "
+                             f"({len(frames)},). It gave shape {energy.shape}")
+        reduced[k] = energy / kT
+    return mbar_reweight(reduced, [len(x) for x in rounds])

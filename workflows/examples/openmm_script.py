@@ -10,10 +10,10 @@ three additions from rave:
 3. between rounds, one RAVE step on the recorded arrays, ``rave.RAVE(...).fit(X,
    log_weights).fetch_model()`` (VAEs with a 1-D latent, the linear RC chi = c . s fitted to
    the latent, spurious models dropped), its bias V = kT ln P(chi) (``model.bias(kT)``) and
-   ``bias_force.update(simulation.context, bias)``: the same Simulation goes on, biased.
+   ``bias_force.updateBias(simulation.context, bias)``: the same Simulation goes on, biased.
 
-After the biased round the frames of both rounds are reweighted by MBAR (each frame's bias
-under each round's bias, from the recorded features) for the unbiased ensemble.
+After the biased round the frames of both rounds are reweighted by MBAR for the unbiased
+ensemble: ``rave.stats.reweight_rounds`` evaluates each round's bias on every recorded frame.
 
 A trajectory for mdtraj: pass ``--dcd``, which adds OpenMM's own
 ``app.DCDReporter(path, interval)`` beside the CVReporter; frame k of the DCD is row k of the
@@ -119,7 +119,7 @@ def run_example(out: Path, steps: int = 50_000, interval: int = 50, quick: bool 
         ``rounds`` (the CVData of each round), ``bias`` (the Bias of round 1), ``kl``,
         ``log_weights`` and ``ess`` (MBAR over both rounds), ``kT`` (kJ/mol).
     """
-    from rave.stats import mbar_reweight
+    from rave.stats import reweight_rounds
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"round{k}_cv.txt" for k in (0, 1)]
@@ -150,13 +150,12 @@ def run_example(out: Path, steps: int = 50_000, interval: int = 50, quick: bool 
            else None)
     model = rave.RAVE(n_models=2, vae=vae, seed=seed).fit(round0.features).fetch_model()
     bias, kl = model.bias(bias_force.kT), model.kl_divergence  # V(chi) = kT ln P(chi)
-    bias_force.update(simulation.context, bias)
+    bias_force.updateBias(simulation.context, bias)
     round1 = record_round(simulation, paths[1], steps, interval, features, bias_force, dcd)
 
-    # --- MBAR over both rounds: every frame's bias under every round's bias ------------------
-    frames = np.concatenate([round0.features, round1.features])
-    reduced = np.stack([np.zeros(len(frames)), bias.energy(frames) / bias_force.kT])
-    reweighted = mbar_reweight(reduced, [len(round0.time_ps), len(round1.time_ps)])
+    # --- MBAR over both rounds: round 0 unbiased, round 1 under bias ------------------------
+    reweighted = reweight_rounds([round0.features, round1.features], [None, bias],
+                                 bias_force.kT)
     return {"rounds": [round0, round1], "bias": bias, "kl": kl, "kT": bias_force.kT,
             "log_weights": reweighted.log_weights, "ess": reweighted.effective_sample_size,
             "paths": paths}

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.budget or (40_000 if args.quick else 1_600_000)
     out = run(budget, args.quick, args.seed)
     sampler = out["sampler"]
-    names = sampler.bias_force.feature_names
+    names = sampler.bias_force.featureNames
     print(f"{len(sampler.records)} rounds, {sampler.stop_reason}; RC chi = "
           + " ".join(f"{c:+.3f}*{n}" for c, n in zip(sampler.coefficients, names, strict=True)))
     crossings = int(np.count_nonzero(np.diff(np.sign(out["phi"])) != 0))
