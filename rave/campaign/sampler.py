@@ -24,7 +24,7 @@ from ..learn.bias import Bias, BiasGrid
 from ..md.bias_force import BiasForce
 from ..md.frames import Frames
 from ..stats import free_energy_profile
-from ..units import kT_kjmol
+from ..units import in_unit, kT_kjmol
 from .config import ConfigError, loop_config_from_dict
 from .loop import LearnedRound, NextRound, RoundLoop
 from .walkers import WalkerResult, WalkerRound, round_frames
@@ -38,11 +38,7 @@ FREE_ENERGY_BINS = 50
 
 
 def _kelvin(temperature) -> float:
-    from openmm import unit
-
-    if unit.is_quantity(temperature):
-        return float(temperature.value_in_unit(unit.kelvin))
-    return float(temperature)
+    return in_unit(temperature, "kelvin")
 
 
 class _Round:
@@ -421,12 +417,6 @@ class RAVESampler:
         openmm.unit.Quantity
             kJ/mol.
         """
-        from openmm import unit
-
-        groups = {self.bias_force.forceGroup}
-        offset = 0.0
-        if self._round is not None and self._round.walker.opes is not None:
-            groups.add(self._round.walker.opes.force_group)
-            offset = self._round.walker.opes.energy_offset_kjmol
-        energy = simulation.context.getState(getEnergy=True, groups=groups).getPotentialEnergy()
-        return (energy.value_in_unit(unit.kilojoule_per_mole) - offset) * unit.kilojoule_per_mole
+        if self._round is not None:
+            return self._round.walker.bias_energy()
+        return self.bias_force.getBiasEnergy(simulation.context)

@@ -406,6 +406,21 @@ class Walker:
             raise RuntimeError("this walker was made with with_bias=False")
         self.bias_force.updateBias(self.context, bias)
 
+    def bias_energy(self) -> unit.Quantity:
+        """The energy of the bias in force (the static bias and OPES's, less its table offset).
+
+        Returns
+        -------
+        openmm.unit.Quantity
+            kJ/mol.
+        """
+        groups, offset = {self.force_group}, 0.0
+        if self.opes is not None:
+            groups.add(self.opes.force_group)
+            offset = self.opes.energy_offset_kjmol
+        energy = self.context.getState(getEnergy=True, groups=groups).getPotentialEnergy()
+        return (energy.value_in_unit(unit.kilojoule_per_mole) - offset) * unit.kilojoule_per_mole
+
     def start_ladder(self, temperatures_K: Sequence[float], move_interval: int,
                      seed: int) -> None:
         """Run the next frames as an expanded ensemble over ``temperatures_K`` (state 0 must
