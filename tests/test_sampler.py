@@ -172,3 +172,10 @@ def test_the_readme_script_runs_in_its_short_form(tmp_path):
     assert len(sampler.records) >= 1 and sampler.coefficients.shape == (4,)
     assert out["region"].sum() > 10  # the reference's bins within 6 kT
     assert np.isfinite(out["free_energy_kT"]).any()
+    # the angle named by its sin_/cos_ pair is atan2 of the two columns
+    edges = np.linspace(-np.pi, np.pi, 37)
+    _, by_name = sampler.getFreeEnergy("phi", bins=edges)
+    _, by_values = sampler.getFreeEnergy(out["phi"], bins=edges)
+    np.testing.assert_array_equal(by_name, by_values)
+    with pytest.raises(ValueError, match="unknown order parameter 'chi1'"):
+        sampler.getFreeEnergy("chi1")

@@ -342,7 +342,8 @@ class RAVESampler:
         Parameters
         ----------
         along : None, str, or array_like, optional
-            None: the current RC chi; a feature name: that order parameter; an array of shape
+            None: the current RC chi; a feature name: that order parameter; the name X of a
+            pair of features ``sin_X`` and ``cos_X``: the angle X (rad); an array of shape
             (n_frames,): any per-frame value the user computed from :meth:`getFrames` (e.g.
             phi = arctan2(sin phi, cos phi)); an array of shape (n_frames, 2), or two names:
             a 2-D F.
@@ -387,17 +388,25 @@ class RAVESampler:
         if isinstance(along, str) or (isinstance(along, Sequence) and along
                                       and all(isinstance(a, str) for a in along)):
             chosen = [along] if isinstance(along, str) else list(along)
-            unknown = [a for a in chosen if a not in names]
-            if unknown:
-                raise ValueError(f"unknown order parameter(s) {unknown}. The features are "
-                                 f"{names}")
-            columns = features[:, [names.index(a) for a in chosen]]
+            columns = np.stack([self._column(features, names, a) for a in chosen], axis=1)
             return columns[:, 0] if len(chosen) == 1 else columns
         values = np.asarray(along, dtype=float)
         if len(values) != len(features):
             raise ValueError(f"along holds {len(values)} values for {len(features)} frames "
                              f"(getFrames())")
         return values
+
+    @staticmethod
+    def _column(features: np.ndarray, names: list[str], name: str) -> np.ndarray:
+        """A feature's values by name, or the angle (rad, in [-pi, pi]) of a pair of features
+        named ``sin_<name>`` and ``cos_<name>``."""
+        if name in names:
+            return features[:, names.index(name)]
+        if f"sin_{name}" in names and f"cos_{name}" in names:
+            return np.arctan2(features[:, names.index(f"sin_{name}")],
+                              features[:, names.index(f"cos_{name}")])
+        raise ValueError(f"unknown order parameter {name!r}. The features are {names} (an "
+                         f"angle is named by its sin_ and cos_ pair's name)")
 
     def _require_round(self) -> None:
         if not self.loop.records:

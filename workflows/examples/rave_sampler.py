@@ -52,8 +52,9 @@ def run(budget: int = 1_600_000, quick: bool = False, seed: int = 1) -> dict:
     Returns
     -------
     dict
-        ``sampler``, ``phi`` (rad, per frame), ``centers`` and ``free_energy_kT`` (on the
-        reference's bins), ``reference_kT``, ``region`` (the bins compared), ``rmse_kT``.
+        ``sampler``, ``phi`` (rad, per frame, in [-pi, pi]), ``centers`` and
+        ``free_energy_kT`` (on the reference's bins), ``reference_kT``, ``region`` (the
+        bins compared), ``rmse_kT``.
     """
     # --- your OpenMM script, with the sampler built before the Simulation -------------------
     pdb = app.PDBFile(str(SYSTEM_DIR / "alanine_dipeptide.pdb"))
@@ -80,16 +81,15 @@ def run(budget: int = 1_600_000, quick: bool = False, seed: int = 1) -> dict:
     centers, reference_kT = reference[:, 0], reference[:, 1]
     width = centers[1] - centers[0]
     edges = np.append(centers - width / 2, centers[-1] + width / 2)
-    s = sampler.getFrames().features
-    phi = np.arctan2(s[:, 0], s[:, 1])
-    phi = (phi - edges[0]) % (2 * np.pi) + edges[0]  # into the reference's period
-    _, free_energy = sampler.getFreeEnergy(phi, bins=edges)
+    _, free_energy = sampler.getFreeEnergy("phi", bins=edges)  # from sin_phi and cos_phi
     region = reference_kT - reference_kT.min() < REGION_KT
     diff = free_energy[region] - reference_kT[region]
     rmse = (float(np.sqrt(np.mean((diff - diff.mean()) ** 2))) if np.isfinite(diff).all()
             else float("inf"))
-    return {"sampler": sampler, "phi": phi, "centers": centers, "free_energy_kT": free_energy,
-            "reference_kT": reference_kT, "region": region, "rmse_kT": rmse}
+    s = sampler.getFrames().features
+    return {"sampler": sampler, "phi": np.arctan2(s[:, 0], s[:, 1]), "centers": centers,
+            "free_energy_kT": free_energy, "reference_kT": reference_kT, "region": region,
+            "rmse_kT": rmse}
 
 
 def main(argv: list[str] | None = None) -> int:
