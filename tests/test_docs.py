@@ -124,7 +124,8 @@ def test_system_kinds_table_lists_the_registry(built_html):
 def test_tutorial_includes_the_example_script(built_html):
     text = _text((built_html / "tutorial_openmm_script.html").read_text(encoding="utf-8"), sep="")
     assert "def run_example(" in text
-    assert "bias_force.update(simulation.context, bias)" in text
+    assert "bias_force.updateBias(simulation.context, bias)" in text
+    assert "sampler.step(simulation, budget)" in text  # the RAVESampler script
 
 
 def test_readme_is_one_page_and_links_to_pages_that_exist():

@@ -24,9 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL_VAE = {"models": 1, "hidden": [32, 32], "max_epochs": 6, "min_epochs": 2}
 ANGLE_DEG = 35.0
 #: RMSE bound of F along the slow direction against quadrature, kT, over the exact profile's
-#: bins below EXACT_REGION_KT. Measured for budget 60k (report_interval 20): 0.16, 0.22 and
-#: 0.19 kT for seeds 1-3; the bound leaves 1.5x the worst.
-RMSE_TOL_KT = 0.35
+#: bins below EXACT_REGION_KT. Measured with BUDGET_SAMPLING (60k steps, OPES rounds):
+#: 0.97, 1.17, 0.75, 0.62 and 0.91 kT for seeds 1-5 (along each run's final RC: 0.95, 1.13,
+#: 0.78, 0.61, 0.96); the bound is the worst plus 0.3 kT. It catches a broken reweighting (an
+#: ignored OPES bias is off by the barrier, 6 kT) or a missed basin (an unsampled bin), not
+#: the loop's accuracy at this budget (tests/test_opes_campaign.py).
+RMSE_TOL_KT = 1.5
 EXACT_REGION_KT = 4.0
 #: a 60k-step budget in rounds of up to 15k steps (the small VAEs' RC is steadied by the
 #: barrier rule, so that F along the slow direction measures the loop, not a network's luck)
