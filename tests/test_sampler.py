@@ -36,10 +36,11 @@ def _model(seed: int):
     return potential, potential.build()
 
 
-def _simulation(model, potential, seed: int, temperature_K: float = 300.0):
-    integrator = openmm.LangevinMiddleIntegrator(temperature_K, potential.friction_per_ps,
-                                                 potential.timestep_ps)
-    integrator.setRandomNumberSeed(seed)
+def _simulation(model, potential, seed: int, temperature_K: float = 300.0, integrator=None):
+    if integrator is None:
+        integrator = openmm.LangevinMiddleIntegrator(temperature_K, potential.friction_per_ps,
+                                                     potential.timestep_ps)
+        integrator.setRandomNumberSeed(seed)
     simulation = app.Simulation(model.topology, model.system, integrator,
                                 openmm.Platform.getPlatformByName("Reference"))
     simulation.context.setPositions(model.positions)
@@ -169,3 +170,45 @@ def test_the_readme_script_runs_in_its_short_form(tmp_path):
     assert len(sampler.records) >= 1 and sampler.coefficients.shape == (4,)
     assert out["region"].sum() > 10  # the reference's bins within 6 kT
     assert np.isfinite(out["free_energy_kT"]).any()
+
+
+def test_calls_shorter_than_a_frame_that_would_leave_a_round_without_frames_are_refused():
+    potential, model = _model(2)
+    sampler = rave.RAVESampler(model.system, model.features, 300.0,
+                               sampling={"rounds": 1, "steps_per_round": 4000,
+                                         "report_interval": 20, "seed": 2}, vae=SMALL_VAE)
+    simulation = _simulation(model, potential, 2)
+    sampler.step(simulation, 7)
+    sampler.step(simulation, 7)
+    with pytest.raises(ValueError, match=r"round 0 has 0 frame\(s\) so far.*at least 20 steps"):
+        sampler.step(simulation, 7)
+    assert simulation.currentStep == 14  # the refused call ran nothing
+    sampler.step(simulation, 4000)  # whole frames: the round records them and ends
+    assert len(sampler.records) == 1
+    assert sampler.records[0].frames == len(sampler.getFrames().features) == 200
+    assert sampler.records[0].steps == 4014
+
+
+def test_an_integrator_without_a_thermostat_or_a_settable_temperature_is_refused():
+    potential, model = _model(0)
+    sampler = rave.RAVESampler(model.system, model.features, 300.0, vae=SMALL_VAE)
+    nve = _simulation(model, potential, 0, integrator=openmm.VerletIntegrator(0.002))
+    with pytest.raises(ValueError, match=r"VerletIntegrator\) has no thermostat"):
+        sampler.step(nve, 100)
+    assert nve.currentStep == 0
+
+    for explore in ({"method": "temperature"}, None):
+        potential, model = _model(0)
+        andersen = openmm.AndersenThermostat(310.0, 1.0)
+        model.system.addForce(andersen)
+        sampler = rave.RAVESampler(model.system, model.features, 300.0, vae=SMALL_VAE,
+                                   explore=explore)
+        verlet = _simulation(model, potential, 0, integrator=openmm.VerletIntegrator(0.002))
+        if explore is not None:
+            with pytest.raises(ValueError, match="VerletIntegrator has no setTemperature"):
+                sampler.step(verlet, 100)
+    with pytest.raises(ValueError, match="AndersenThermostat's temperature is 310.0 K"):
+        sampler.step(verlet, 100)
+    verlet.context.setParameter(andersen.Temperature(), 300.0)
+    sampler.step(verlet, 100)  # Verlet with an Andersen thermostat at 300 K samples at 300 K
+    assert verlet.currentStep == 100

@@ -35,6 +35,9 @@ log = logging.getLogger("rave")
 
 #: bins of getFreeEnergy's profiles unless told
 FREE_ENERGY_BINS = 50
+#: frames a round records before steps shorter than a frame may take frames off it (the RAVE
+#: step needs at least 2 frames, rave.learn.estimator)
+MIN_ROUND_FRAMES = 2
 
 
 def _kelvin(temperature) -> float:
@@ -161,7 +164,9 @@ class RAVESampler:
         Raises
         ------
         ValueError
-            A negative ``steps``, or a Simulation of another System or temperature.
+            A negative ``steps``; a Simulation of another System or temperature, or without
+            a thermostat; explore with an integrator whose temperature cannot be set; steps
+            that would end a round with no frame (each call shorter than a frame).
         rave.md.walker.MDError
             The MD blew up (the rounds so far are kept).
         """
@@ -170,6 +175,7 @@ class RAVESampler:
             raise ValueError(f"steps must be >= 0. You supplied {steps}")
         self._check_simulation(simulation)
         interval = self.config.sampling.report_interval
+        requested = steps
         while steps > 0:
             if self._round is None and not self._start_round(simulation):
                 simulation.step(steps)
@@ -177,6 +183,17 @@ class RAVESampler:
                 return
             current = self._round
             n_frames = current.piece.next_piece(steps // interval)
+            if (n_frames == 0 and steps == requested and current.piece.done < MIN_ROUND_FRAMES
+                    and current.carry + steps >= interval):  # refused before any MD of the call
+                raise ValueError(
+                    f"step(simulation, {steps}): {current.step.label.split(' (')[0]} has "
+                    f"{current.piece.done} frame(s) so far and this call would drop one "
+                    f"unrecorded: a frame takes "
+                    f"sampling.report_interval = {interval} steps within one call, and "
+                    f"{current.unrecorded} of the round's steps so far fell in shorter calls "
+                    f"(unrecorded). Call "
+                    f"step() with at least {interval} steps at a time (a multiple of it records "
+                    f"every step), or lower sampling.report_interval")
             if n_frames == 0:
                 self._unrecorded(simulation, steps)
                 return
@@ -191,8 +208,30 @@ class RAVESampler:
             raise ValueError("the Simulation was not built from the System given to this "
                              "RAVESampler (its bias force is not in it): build the Simulation "
                              "from that System, after the RAVESampler")
+        import openmm
+
         integrator = simulation.integrator
         ladder = self._round is not None and self._round.walker.ladder is not None
+        andersen = [f for f in self.system.getForces()
+                    if isinstance(f, openmm.AndersenThermostat)]
+        if (isinstance(integrator, openmm.VerletIntegrator | openmm.VariableVerletIntegrator)
+                and not andersen):
+            raise ValueError(f"the integrator ({type(integrator).__name__}) has no thermostat: "
+                             f"it keeps the energy constant, but RAVE reweights frames of the "
+                             f"canonical ensemble at {self.temperature_K} K. Use a thermostatted "
+                             f"integrator (e.g. LangevinMiddleIntegrator) or add an "
+                             f"AndersenThermostat to the System")
+        if self.config.explore.enabled and not hasattr(integrator, "setTemperature"):
+            raise ValueError(f"explore.method = \"temperature\" changes the integrator's "
+                             f"temperature, but {type(integrator).__name__} has no "
+                             f"setTemperature(). Use an integrator with a temperature (e.g. "
+                             f"LangevinMiddleIntegrator) or leave out explore")
+        if andersen and not hasattr(integrator, "getTemperature") and not ladder:
+            thermostat = simulation.context.getParameter(andersen[0].Temperature())
+            if abs(thermostat - self.temperature_K) > 1e-6:
+                raise ValueError(f"the AndersenThermostat's temperature is {thermostat} K but "
+                                 f"this RAVESampler was built for {self.temperature_K} K: the "
+                                 f"reweighting would be wrong. Use one temperature")
         if hasattr(integrator, "getTemperature") and not ladder:
             thermostat = _kelvin(integrator.getTemperature())
             if abs(thermostat - self.temperature_K) > 1e-6:
