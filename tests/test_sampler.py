@@ -212,3 +212,33 @@ def test_an_integrator_without_a_thermostat_or_a_settable_temperature_is_refused
     verlet.context.setParameter(andersen.Temperature(), 300.0)
     sampler.step(verlet, 100)  # Verlet with an Andersen thermostat at 300 K samples at 300 K
     assert verlet.currentStep == 100
+
+
+def test_a_learning_step_interrupted_by_ctrl_c_runs_again_on_the_same_frames(monkeypatch):
+    sections = {"sampling": {"rounds": 2, "steps_per_round": 4000, "report_interval": 20,
+                             "seed": 4}, "vae": SMALL_VAE}
+    runs = []
+    for interrupt in (False, True):
+        potential, model = _model(4)
+        sampler = rave.RAVESampler(model.system, model.features, 300.0, **sections)
+        simulation = _simulation(model, potential, 4)
+        sampler.step(simulation, 4000)
+        if interrupt:
+            def ctrl_c(*args, _loop=sampler.loop, _learn=sampler.loop.learn, **kwargs):
+                monkeypatch.setattr(_loop, "learn", _learn)
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(sampler.loop, "learn", ctrl_c)
+            with pytest.raises(KeyboardInterrupt):
+                sampler.step(simulation, 4000)
+            assert len(sampler.records) == 1 and len(sampler.loop.frames) == 1
+            sampler.step(simulation, 0)  # the learning step again, no MD
+            assert simulation.currentStep == 8000
+        else:
+            sampler.step(simulation, 4000)
+        runs.append(sampler)
+    plain, interrupted = runs
+    assert len(interrupted.records) == len(interrupted.loop.frames) == 2
+    np.testing.assert_array_equal(interrupted.getFrames().features, plain.getFrames().features)
+    np.testing.assert_array_equal(interrupted.coefficients, plain.coefficients)
+    assert interrupted.stop_reason == plain.stop_reason == "round limit reached (2 rounds)"

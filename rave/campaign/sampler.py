@@ -141,6 +141,7 @@ class RAVESampler:
         self.unrecorded_steps = 0
         self.steps_after_stop = 0
         self._round: _Round | None = None
+        self._unlearned: tuple[_Round, WalkerResult] | None = None
         self._last: WalkerResult | None = None
         self._learned: LearnedRound | None = None
 
@@ -174,6 +175,8 @@ class RAVESampler:
         if steps < 0:
             raise ValueError(f"steps must be >= 0. You supplied {steps}")
         self._check_simulation(simulation)
+        if self._unlearned is not None:  # the last round's learning step was interrupted
+            self._learn_round(simulation)
         interval = self.config.sampling.report_interval
         requested = steps
         while steps > 0:
@@ -305,10 +308,18 @@ class RAVESampler:
 
     def _finish_round(self, simulation) -> None:
         current, self._round = self._round, None
-        step, index = current.step, current.step.index
-        result = current.piece.result(index, 0, self.config.sampling.seed,
+        result = current.piece.result(current.step.index, 0, self.config.sampling.seed,
                                       time.perf_counter() - current.t0, [])
         current.walker.release()
+        self._unlearned = (current, result)
+        self._learn_round(simulation)
+
+    def _learn_round(self, simulation) -> None:
+        """The learning step after the round whose MD is done; the round's frames join the
+        loop only once it completes (interrupted, e.g. by Ctrl-C, it runs again at the next
+        :meth:`step`, on the same frames)."""
+        current, result = self._unlearned
+        step, index = current.step, current.step.index
         frames = round_frames([result])
         timings = {"md": result.wall_s}
         applied = None if step.bias is None else step.bias.to_dict()
@@ -317,7 +328,12 @@ class RAVESampler:
         if step.opes is not None:
             applied = self.loop.adaptive_applied(index, step.opes, [result], "memory")
         self.loop.add_round(frames, applied, step.opes is not None)
-        learned = self.loop.learn(index, timings)
+        try:
+            learned = self.loop.learn(index, timings)
+        except BaseException:
+            del self.loop.frames[-1], self.loop.biases[-1], self.loop.adaptive[-1]
+            raise
+        self._unlearned = None
         record = learned.record
         record.walkers, record.faults = 1, 0
         record.steps = len(result) * self.config.sampling.report_interval + current.unrecorded
