@@ -126,6 +126,21 @@ def test_free_energy_along_a_named_order_parameter_and_in_two_dimensions(budget_
     assert abs(np.sum(weights) - 1.0) < 1e-9
 
 
+def test_free_energy_along_values_that_cannot_be_binned_is_refused_with_the_reason(budget_run):
+    _, sampler, _ = budget_run
+    n = len(sampler.getFrames().features)
+    phi = np.linspace(-np.pi, np.pi, n)
+    phi[3] = np.nan
+    with pytest.raises(ValueError, match=r"along holds 1 NaN or inf value\(s\)"):
+        sampler.getFreeEnergy(phi)
+    with pytest.raises(ValueError, match=rf"You supplied shape \({n}, 3\)"):
+        sampler.getFreeEnergy(np.zeros((n, 3)))
+    with pytest.raises(ValueError, match=r"You supplied shape \(\)"):
+        sampler.getFreeEnergy(1.5)
+    with pytest.raises(ValueError, match="along names 3 order parameters"):
+        sampler.getFreeEnergy(("x", "y", "x"))
+
+
 def test_after_the_budget_steps_run_under_the_last_bias(budget_run):
     _, sampler, simulation = budget_run
     assert sampler.stop_reason is not None

@@ -446,6 +446,9 @@ class RAVESampler:
         if isinstance(along, str) or (isinstance(along, Sequence) and along
                                       and all(isinstance(a, str) for a in along)):
             chosen = [along] if isinstance(along, str) else list(along)
+            if len(chosen) > 2:
+                raise ValueError(f"along names {len(chosen)} order parameters; F is 1-D or "
+                                 f"2-D: give one or two of {names}")
             unknown = [a for a in chosen if a not in names]
             if unknown:
                 raise ValueError(f"unknown order parameter(s) {unknown}. The features are "
@@ -453,9 +456,17 @@ class RAVESampler:
             columns = features[:, [names.index(a) for a in chosen]]
             return columns[:, 0] if len(chosen) == 1 else columns
         values = np.asarray(along, dtype=float)
+        if not (values.ndim == 1 or values.ndim == 2 and values.shape[1] == 2):
+            raise ValueError(f"along must be one value per frame, shape ({len(features)},), "
+                             f"or two, shape ({len(features)}, 2). You supplied shape "
+                             f"{values.shape}")
         if len(values) != len(features):
             raise ValueError(f"along holds {len(values)} values for {len(features)} frames "
                              f"(getFrames())")
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise ValueError(f"along holds {bad} NaN or inf value(s): every frame needs a "
+                             f"finite value (e.g. phi = arctan2(sin phi, cos phi))")
         return values
 
     def _require_round(self) -> None:
