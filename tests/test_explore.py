@@ -196,6 +196,46 @@ def test_the_expanded_ensemble_repeats_with_its_seed_whatever_else_draws_random_
     assert len(set(a.state.tolist())) > 1
 
 
+def _argon_box_with_barostat():
+    """27 argon atoms on a lattice in a periodic 2 nm box, at 1 bar (a MonteCarloBarostat)."""
+    import openmm
+
+    system = openmm.System()
+    box = [openmm.Vec3(2.0, 0, 0), openmm.Vec3(0, 2.0, 0), openmm.Vec3(0, 0, 2.0)]
+    system.setDefaultPeriodicBoxVectors(*box)
+    nonbonded = openmm.NonbondedForce()
+    nonbonded.setNonbondedMethod(openmm.NonbondedForce.CutoffPeriodic)
+    nonbonded.setCutoffDistance(0.9)
+    grid = np.linspace(0.2, 1.8, 3)
+    positions = np.array([(x, y, z) for x in grid for y in grid for z in grid])
+    for _ in positions:
+        system.addParticle(39.9)
+        nonbonded.addParticle(0.0, 0.34, 0.99)
+    system.addForce(nonbonded)
+    system.addForce(openmm.MonteCarloBarostat(1.0, T0, 25))
+    return system, positions
+
+
+def test_the_barostat_goes_back_to_the_target_temperature_after_the_ladder():
+    import openmm
+
+    from rave.md.features import Distance
+
+    system, positions = _argon_box_with_barostat()
+    walker = Walker(system, positions, [Distance([0], [1])], T0, 0.004, 1.0, seed=1,
+                    platform="Reference")
+    walker.start_ladder([T0, T0 + 1.0, T0 + 2.0], 5, seed=1)
+    for _ in range(50):  # until the walker is in a hotter state (the barostat then follows)
+        walker.run(100, 20)
+        if walker.ladder.state_index > 0:
+            break
+    hot = walker.ladder.temperatures_K[walker.ladder.state_index]
+    parameter = openmm.MonteCarloBarostat.Temperature()
+    assert hot > T0 and walker.context.getParameter(parameter) == hot
+    walker.stop_ladder()
+    assert walker.context.getParameter(parameter) == T0
+
+
 # ------------------------------------------------------------------ the campaign
 def _config(**explore):
     return config_from_dict({

@@ -47,10 +47,11 @@ def _model(seed: int):
     return potential, potential.build()
 
 
-def _simulation(model, potential, seed: int, temperature_K: float = 300.0):
-    integrator = openmm.LangevinMiddleIntegrator(temperature_K, potential.friction_per_ps,
-                                                 potential.timestep_ps)
-    integrator.setRandomNumberSeed(seed)
+def _simulation(model, potential, seed: int, temperature_K: float = 300.0, integrator=None):
+    if integrator is None:
+        integrator = openmm.LangevinMiddleIntegrator(temperature_K, potential.friction_per_ps,
+                                                     potential.timestep_ps)
+        integrator.setRandomNumberSeed(seed)
     simulation = app.Simulation(model.topology, model.system, integrator,
                                 openmm.Platform.getPlatformByName("Reference"))
     simulation.context.setPositions(model.positions)
@@ -153,6 +154,21 @@ def test_free_energy_along_a_named_order_parameter_and_in_two_dimensions(budget_
     assert abs(np.sum(weights) - 1.0) < 1e-9
 
 
+def test_free_energy_along_values_that_cannot_be_binned_is_refused_with_the_reason(budget_run):
+    _, sampler, _ = budget_run
+    n = len(sampler.getFrames().features)
+    phi = np.linspace(-np.pi, np.pi, n)
+    phi[3] = np.nan
+    with pytest.raises(ValueError, match=r"along holds 1 NaN or inf value\(s\)"):
+        sampler.getFreeEnergy(phi)
+    with pytest.raises(ValueError, match=rf"You supplied shape \({n}, 3\)"):
+        sampler.getFreeEnergy(np.zeros((n, 3)))
+    with pytest.raises(ValueError, match=r"You supplied shape \(\)"):
+        sampler.getFreeEnergy(1.5)
+    with pytest.raises(ValueError, match="along names 3 order parameters"):
+        sampler.getFreeEnergy(("x", "y", "x"))
+
+
 def test_after_the_budget_steps_run_under_the_last_bias(budget_run):
     _, sampler, simulation = budget_run
     assert sampler.stop_reason is not None
@@ -204,3 +220,75 @@ def test_the_readme_script_runs_in_its_short_form(tmp_path):
     np.testing.assert_array_equal(by_name, by_values)
     with pytest.raises(ValueError, match="unknown order parameter 'chi1'"):
         sampler.getFreeEnergy("chi1")
+
+
+def test_calls_shorter_than_a_frame_that_would_leave_a_round_without_frames_are_refused():
+    potential, model = _model(2)
+    sampler = rave.RAVESampler(model.system, model.features, 300.0,
+                               sampling={"rounds": 1, "steps_per_round": 4000,
+                                         "report_interval": 20, "seed": 2}, vae=SMALL_VAE)
+    simulation = _simulation(model, potential, 2)
+    sampler.step(simulation, 7)
+    sampler.step(simulation, 7)
+    with pytest.raises(ValueError, match=r"round 0 has 0 frame\(s\) so far.*at least 20 steps"):
+        sampler.step(simulation, 7)
+    assert simulation.currentStep == 14  # the refused call ran nothing
+    sampler.step(simulation, 4000)  # whole frames: the round records them and ends
+    assert len(sampler.records) == 1
+    assert sampler.records[0].frames == len(sampler.getFrames().features) == 200
+    assert sampler.records[0].steps == 4014
+
+
+def test_an_integrator_without_a_thermostat_or_a_settable_temperature_is_refused():
+    potential, model = _model(0)
+    sampler = rave.RAVESampler(model.system, model.features, 300.0, vae=SMALL_VAE)
+    nve = _simulation(model, potential, 0, integrator=openmm.VerletIntegrator(0.002))
+    with pytest.raises(ValueError, match=r"VerletIntegrator\) has no thermostat"):
+        sampler.step(nve, 100)
+    assert nve.currentStep == 0
+
+    for explore in ({"method": "temperature"}, None):
+        potential, model = _model(0)
+        andersen = openmm.AndersenThermostat(310.0, 1.0)
+        model.system.addForce(andersen)
+        sampler = rave.RAVESampler(model.system, model.features, 300.0, vae=SMALL_VAE,
+                                   explore=explore)
+        verlet = _simulation(model, potential, 0, integrator=openmm.VerletIntegrator(0.002))
+        if explore is not None:
+            with pytest.raises(ValueError, match="VerletIntegrator has no setTemperature"):
+                sampler.step(verlet, 100)
+    with pytest.raises(ValueError, match="AndersenThermostat's temperature is 310.0 K"):
+        sampler.step(verlet, 100)
+    verlet.context.setParameter(andersen.Temperature(), 300.0)
+    sampler.step(verlet, 100)  # Verlet with an Andersen thermostat at 300 K samples at 300 K
+    assert verlet.currentStep == 100
+
+
+def test_a_learning_step_interrupted_by_ctrl_c_runs_again_on_the_same_frames(monkeypatch):
+    sections = {"sampling": {"rounds": 2, "steps_per_round": 4000, "report_interval": 20,
+                             "seed": 4}, "vae": SMALL_VAE}
+    runs = []
+    for interrupt in (False, True):
+        potential, model = _model(4)
+        sampler = rave.RAVESampler(model.system, model.features, 300.0, **sections)
+        simulation = _simulation(model, potential, 4)
+        sampler.step(simulation, 4000)
+        if interrupt:
+            def ctrl_c(*args, _loop=sampler.loop, _learn=sampler.loop.learn, **kwargs):
+                monkeypatch.setattr(_loop, "learn", _learn)
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(sampler.loop, "learn", ctrl_c)
+            with pytest.raises(KeyboardInterrupt):
+                sampler.step(simulation, 4000)
+            assert len(sampler.records) == 1 and len(sampler.loop.frames) == 1
+            sampler.step(simulation, 0)  # the learning step again, no MD
+            assert simulation.currentStep == 8000
+        else:
+            sampler.step(simulation, 4000)
+        runs.append(sampler)
+    plain, interrupted = runs
+    assert len(interrupted.records) == len(interrupted.loop.frames) == 2
+    np.testing.assert_array_equal(interrupted.getFrames().features, plain.getFrames().features)
+    np.testing.assert_array_equal(interrupted.coefficients, plain.coefficients)
+    assert interrupted.stop_reason == plain.stop_reason == "round limit reached (2 rounds)"

@@ -35,6 +35,9 @@ log = logging.getLogger("rave")
 
 #: bins of getFreeEnergy's profiles unless told
 FREE_ENERGY_BINS = 50
+#: frames a round records before steps shorter than a frame may take frames off it (the RAVE
+#: step needs at least 2 frames, rave.learn.estimator)
+MIN_ROUND_FRAMES = 2
 
 
 def _kelvin(temperature) -> float:
@@ -134,6 +137,7 @@ class RAVESampler:
         self.unrecorded_steps = 0
         self.steps_after_stop = 0
         self._round: _Round | None = None
+        self._unlearned: tuple[_Round, WalkerResult] | None = None
         self._last: WalkerResult | None = None
         self._learned: LearnedRound | None = None
 
@@ -157,7 +161,9 @@ class RAVESampler:
         Raises
         ------
         ValueError
-            A negative ``steps``, or a Simulation of another System or temperature.
+            A negative ``steps``; a Simulation of another System or temperature, or without
+            a thermostat; explore with an integrator whose temperature cannot be set; steps
+            that would end a round with no frame (each call shorter than a frame).
         rave.md.walker.MDError
             The MD blew up (the rounds so far are kept).
         """
@@ -165,7 +171,10 @@ class RAVESampler:
         if steps < 0:
             raise ValueError(f"steps must be >= 0. You supplied {steps}")
         self._check_simulation(simulation)
+        if self._unlearned is not None:  # the last round's learning step was interrupted
+            self._learn_round(simulation)
         interval = self.config.sampling.report_interval
+        requested = steps
         while steps > 0:
             if self._round is None and not self._start_round(simulation):
                 simulation.step(steps)
@@ -173,6 +182,17 @@ class RAVESampler:
                 return
             current = self._round
             n_frames = current.piece.next_piece(steps // interval)
+            if (n_frames == 0 and steps == requested and current.piece.done < MIN_ROUND_FRAMES
+                    and current.carry + steps >= interval):  # refused before any MD of the call
+                raise ValueError(
+                    f"step(simulation, {steps}): {current.step.label.split(' (')[0]} has "
+                    f"{current.piece.done} frame(s) so far and this call would drop one "
+                    f"unrecorded: a frame takes "
+                    f"sampling.report_interval = {interval} steps within one call, and "
+                    f"{current.unrecorded} of the round's steps so far fell in shorter calls "
+                    f"(unrecorded). Call "
+                    f"step() with at least {interval} steps at a time (a multiple of it records "
+                    f"every step), or lower sampling.report_interval")
             if n_frames == 0:
                 self._unrecorded(simulation, steps)
                 return
@@ -187,8 +207,30 @@ class RAVESampler:
             raise ValueError("the Simulation was not built from the System given to this "
                              "RAVESampler (its bias force is not in it): build the Simulation "
                              "from that System, after the RAVESampler")
+        import openmm
+
         integrator = simulation.integrator
         ladder = self._round is not None and self._round.walker.ladder is not None
+        andersen = [f for f in self.system.getForces()
+                    if isinstance(f, openmm.AndersenThermostat)]
+        if (isinstance(integrator, openmm.VerletIntegrator | openmm.VariableVerletIntegrator)
+                and not andersen):
+            raise ValueError(f"the integrator ({type(integrator).__name__}) has no thermostat: "
+                             f"it keeps the energy constant, but RAVE reweights frames of the "
+                             f"canonical ensemble at {self.temperature_K} K. Use a thermostatted "
+                             f"integrator (e.g. LangevinMiddleIntegrator) or add an "
+                             f"AndersenThermostat to the System")
+        if self.config.explore.enabled and not hasattr(integrator, "setTemperature"):
+            raise ValueError(f"explore.method = \"temperature\" changes the integrator's "
+                             f"temperature, but {type(integrator).__name__} has no "
+                             f"setTemperature(). Use an integrator with a temperature (e.g. "
+                             f"LangevinMiddleIntegrator) or leave out explore")
+        if andersen and not hasattr(integrator, "getTemperature") and not ladder:
+            thermostat = simulation.context.getParameter(andersen[0].Temperature())
+            if abs(thermostat - self.temperature_K) > 1e-6:
+                raise ValueError(f"the AndersenThermostat's temperature is {thermostat} K but "
+                                 f"this RAVESampler was built for {self.temperature_K} K: the "
+                                 f"reweighting would be wrong. Use one temperature")
         if hasattr(integrator, "getTemperature") and not ladder:
             thermostat = _kelvin(integrator.getTemperature())
             if abs(thermostat - self.temperature_K) > 1e-6:
@@ -262,10 +304,18 @@ class RAVESampler:
 
     def _finish_round(self, simulation) -> None:
         current, self._round = self._round, None
-        step, index = current.step, current.step.index
-        result = current.piece.result(index, 0, self.config.sampling.seed,
+        result = current.piece.result(current.step.index, 0, self.config.sampling.seed,
                                       time.perf_counter() - current.t0, [])
         current.walker.release()
+        self._unlearned = (current, result)
+        self._learn_round(simulation)
+
+    def _learn_round(self, simulation) -> None:
+        """The learning step after the round whose MD is done; the round's frames join the
+        loop only once it completes (interrupted, e.g. by Ctrl-C, it runs again at the next
+        :meth:`step`, on the same frames)."""
+        current, result = self._unlearned
+        step, index = current.step, current.step.index
         frames = round_frames([result])
         timings = {"md": result.wall_s}
         applied = None if step.bias is None else step.bias.to_dict()
@@ -274,7 +324,12 @@ class RAVESampler:
         if step.opes is not None:
             applied = self.loop.adaptive_applied(index, step.opes, [result], "memory")
         self.loop.add_round(frames, applied, step.opes is not None)
-        learned = self.loop.learn(index, timings)
+        try:
+            learned = self.loop.learn(index, timings)
+        except BaseException:
+            del self.loop.frames[-1], self.loop.biases[-1], self.loop.adaptive[-1]
+            raise
+        self._unlearned = None
         record = learned.record
         record.walkers, record.faults = 1, 0
         record.steps = len(result) * self.config.sampling.report_interval + current.unrecorded
@@ -388,12 +443,23 @@ class RAVESampler:
         if isinstance(along, str) or (isinstance(along, Sequence) and along
                                       and all(isinstance(a, str) for a in along)):
             chosen = [along] if isinstance(along, str) else list(along)
+            if len(chosen) > 2:
+                raise ValueError(f"along names {len(chosen)} order parameters; F is 1-D or "
+                                 f"2-D: give one or two of {names}")
             columns = np.stack([self._column(features, names, a) for a in chosen], axis=1)
             return columns[:, 0] if len(chosen) == 1 else columns
         values = np.asarray(along, dtype=float)
+        if not (values.ndim == 1 or values.ndim == 2 and values.shape[1] == 2):
+            raise ValueError(f"along must be one value per frame, shape ({len(features)},), "
+                             f"or two, shape ({len(features)}, 2). You supplied shape "
+                             f"{values.shape}")
         if len(values) != len(features):
             raise ValueError(f"along holds {len(values)} values for {len(features)} frames "
                              f"(getFrames())")
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise ValueError(f"along holds {bad} NaN or inf value(s): every frame needs a "
+                             f"finite value (e.g. phi = arctan2(sin phi, cos phi))")
         return values
 
     @staticmethod

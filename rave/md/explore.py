@@ -329,6 +329,10 @@ class SeededSampler:
         """Take the sampler's reporter out of the Simulation and go back to ``temperature_K``
         (velocities rescaled from the current state's temperature).
 
+        The sampler's states set the temperature of the forces that have one (a
+        ``MonteCarloBarostat``, an ``AndersenThermostat``) as well as the integrator's; all of
+        them go back.
+
         Parameters
         ----------
         temperature_K : float
@@ -339,6 +343,9 @@ class SeededSampler:
                             is not self.sampler]
         current = self.temperatures_K[self.state_index]
         sim.integrator.setTemperature(temperature_K)
+        for force in sim.system.getForces():
+            if hasattr(type(force), "Temperature"):
+                sim.context.setParameter(force.Temperature(), temperature_K)
         if current != temperature_K:
             velocities = sim.context.getState(getVelocities=True).getVelocities(asNumpy=True)
             sim.context.setVelocities(velocities * math.sqrt(temperature_K / current))
