@@ -420,7 +420,7 @@ class VAEEstimator:
 
 
 # --------------------------------------------------------------------------------------------
-# helpers of fit: warm start, stable-order check, thread-safe global torch state
+# helpers of fit: warm start, stable-order check
 # --------------------------------------------------------------------------------------------
 
 _INIT_LOCK = threading.Lock()

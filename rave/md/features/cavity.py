@@ -23,6 +23,8 @@ from .base import (
     _validate_name,
 )
 
+# Regularisation (nm^2) under the square root of the lateral distance: sqrt(dx^2 + dy^2 + eps)
+# keeps the force finite on the axis (where d rho / dx is 0/0) and changes rho by at most
 # 1e-6 nm (at rho = 0) and by < 1e-9 nm for rho > 1e-3 nm. Both faces use the same expression.
 CYLINDRICAL_RHO_EPS_NM2 = 1e-12
 # Largest difference (nm) between a frame's box diagonal and the fixed box lengths a

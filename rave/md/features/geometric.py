@@ -749,7 +749,3 @@ class Coordination(Feature):
             "m": self.m,
             "periodic": self.periodic,
         }
-
-
-# Regularisation (nm^2) under the square root of the lateral distance: sqrt(dx^2 + dy^2 + eps)
-# keeps the force finite on the axis (where d rho / dx is 0/0) and changes rho by at most
