@@ -9,7 +9,8 @@ import torch
 
 from rave.learn import stale_warm_starts
 from rave.learn.coordinate import direction_angle_deg, fit_coordinate
-from rave.learn.vae import VAEConfig, VAEEstimator, VAEModel, _warm_network, fit_seeds
+from rave.learn.vae import VAEConfig, VAEEstimator, VAEModel, fit_seeds
+from rave.learn.vae_training import _warm_network
 
 #: A warm-started network must compute the starting model's latent from the same raw order
 #: parameters under the new standardisation (float32 arithmetic, latent units).

@@ -15,12 +15,12 @@ from rave.learn.vae import (
     VAEConfig,
     VAEEstimator,
     VAEModel,
-    _weighted_draws,
     elbo_loss,
     elbo_terms,
     kl_divergence_standard_normal,
     resolve_device,
 )
+from rave.learn.vae_training import _weighted_draws
 
 #: Float32 loss vs the float64 numpy hand computation: relative tolerance (float32 epsilon is
 #: 1.2e-7; a few dozen terms are summed).

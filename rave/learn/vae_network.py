@@ -1,0 +1,183 @@
+"""The network of the 1-D-latent VAE: :class:`VAE` (encoder and decoder), the activations it
+accepts, the device it runs on, and the encoder-mean module that TorchScript export writes."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from .vae_config import _is_int
+
+#: Activation functions that :class:`VAEConfig` accepts, by name (``ACTIVATION_NAMES``).
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "elu": nn.ELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """Turn a device name into a :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : str
+        "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or for a CUDA device when torch sees no CUDA device.
+    """
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'. You supplied {device!r}"
+        )
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but torch {torch.__version__} sees no CUDA "
+                "device; use device='cpu' or 'auto'"
+            )
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only {torch.cuda.device_count()} CUDA "
+                "device(s) exist"
+            )
+    return torch.device(device)
+
+
+
+def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for h in hidden:
+        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+        width = h
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class VAE(nn.Module):
+    """Gaussian VAE with a 1-D latent.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features d.
+    hidden : tuple of int
+        Hidden-layer widths of the encoder d -> hidden -> 2 (mu, log sigma^2); the decoder is
+        1 -> hidden -> d.
+    activation : str
+        One of :data:`ACTIVATIONS`.
+
+    Raises
+    ------
+    ValueError
+        When ``n_features`` is not a positive int or ``activation`` is not one of
+        :data:`ACTIVATIONS`.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden: tuple[int, ...] = (512, 512, 512),
+        activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        if not _is_int(n_features) or n_features < 1:
+            raise ValueError(f"n_features must be a positive int. You supplied {n_features!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}. You supplied {activation!r}"
+            )
+        self.n_features = int(n_features)
+        self.encoder = _mlp(self.n_features, tuple(hidden), 2, activation)
+        self.decoder = _mlp(1, tuple(hidden), self.n_features, activation)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log variance, each of shape (n_frames, 1).
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape=(n_frames, n_features)
+            Standardised inputs.
+
+        Returns
+        -------
+        mu, log_variance : torch.Tensor, shape=(n_frames, 1)
+            Mean and log variance of the Gaussian posterior of the latent.
+        """
+        out = self.encoder(x)
+        return out[:, :1], out[:, 1:]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstruction of shape (n_frames, n_features) from latents of shape (n_frames, 1).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape=(n_frames, 1)
+            Latents.
+
+        Returns
+        -------
+        torch.Tensor, shape=(n_frames, n_features)
+            The decoder's output (standardised features).
+        """
+        return self.decoder(z)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode, draw the latent, decode.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape=(n_frames, n_features)
+            Standardised inputs.
+        eps : torch.Tensor, shape=(n_frames, 1), optional
+            Standard-normal noise for z = mu + sigma * eps. If None, it is drawn (from
+            ``generator``) in training mode, and z = mu (no noise) in eval mode.
+        generator : torch.Generator, optional
+            Source of eps in training mode, on the device of ``x``.
+
+        Returns
+        -------
+        x_reconstructed : torch.Tensor, shape=(n_frames, n_features)
+        mu, log_variance, z : torch.Tensor, shape=(n_frames, 1)
+        """
+        mu, log_variance = self.encode(x)
+        if eps is None and self.training:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu if eps is None else mu + torch.exp(0.5 * log_variance) * eps
+        return self.decode(z), mu, log_variance, z
+
+
+
+class _EncoderMean(nn.Module):
+    """Raw order parameters -> latent mean; the scaler is part of the module (TorchScript)."""
+
+    def __init__(self, encoder: nn.Module, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("mean", mean)
+        self.register_buffer("scale", scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder((x - self.mean) / self.scale)[:, :1]
+
