@@ -9,22 +9,7 @@ from typing import Any
 
 def lazy_names(package: str, names: dict[str, str], namespace: dict[str, Any]
                ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """A package's ``__getattr__`` and ``__dir__`` that import ``names`` on first access.
-
-    Parameters
-    ----------
-    package : str
-        The package's name, for the error of an unknown attribute.
-    names : dict of str to str
-        Public name -> the module that defines it.
-    namespace : dict
-        The package's ``globals()``: a loaded name is cached there.
-
-    Returns
-    -------
-    tuple of callable
-        ``(__getattr__, __dir__)`` to assign in the package's ``__init__``.
-    """
+    """A package's ``__getattr__`` and ``__dir__`` that import ``names`` on first access."""
     def __getattr__(name: str) -> Any:
         if name in names:
             value = getattr(importlib.import_module(names[name]), name)

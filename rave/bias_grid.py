@@ -31,13 +31,6 @@ _CLAMP_EPS = 1e-9
 class BiasGrid:
     """A bias on an evenly spaced grid of chi, evaluated as OpenMM does.
 
-    Attributes
-    ----------
-    chi_min, chi_max : float
-        First and last grid point (units of chi).
-    values_kjmol : np.ndarray, shape=(n_points,), dtype=float
-        Bias energy at the grid points, kJ/mol, both ends included.
-
     Raises
     ------
     ValueError
@@ -75,20 +68,7 @@ class BiasGrid:
 
     @classmethod
     def zero(cls, chi_min: float = -1.0, chi_max: float = 1.0, n_points: int = 3) -> BiasGrid:
-        """A bias that is zero everywhere (the unbiased round).
-
-        Parameters
-        ----------
-        chi_min, chi_max : float, optional
-            First and last grid point (units of chi).
-        n_points : int, optional
-            Number of grid points (at least 3).
-
-        Returns
-        -------
-        BiasGrid
-            The grid, all values 0 kJ/mol.
-        """
+        """A bias that is zero everywhere (the unbiased round)."""
         return cls(chi_min, chi_max, np.zeros(n_points))
 
     @property
@@ -113,30 +93,13 @@ class BiasGrid:
         return self._spline(np.clip(np.asarray(chi, dtype=float), *self.clamp_bounds))
 
     def derivative(self, chi: np.ndarray | float) -> np.ndarray:
-        """dV/dchi in kJ/mol per unit of chi; zero outside the grid, where V is held constant.
-
-        Parameters
-        ----------
-        chi : np.ndarray or float
-            Values of the RC, any shape.
-
-        Returns
-        -------
-        np.ndarray
-            dV/dchi at each ``chi``, same shape, kJ/mol per unit of chi.
-        """
+        """dV/dchi in kJ/mol per unit of chi; zero outside the grid, where V is held constant."""
         chi = np.asarray(chi, dtype=float)
         lo, hi = self.clamp_bounds
         return np.where((chi >= lo) & (chi <= hi), self._spline(np.clip(chi, lo, hi), 1), 0.0)
 
     def to_dict(self) -> dict:
-        """The grid as JSON-able data (``bias.json``'s ``grid``).
-
-        Returns
-        -------
-        dict
-            ``chi_min``, ``chi_max`` (floats) and ``values_kjmol`` (a list of floats, kJ/mol).
-        """
+        """The grid as JSON-able data (``bias.json``'s ``grid``)."""
         return {
             "chi_min": self.chi_min,
             "chi_max": self.chi_max,
@@ -145,18 +108,7 @@ class BiasGrid:
 
     @classmethod
     def from_dict(cls, data: dict) -> BiasGrid:
-        """The grid from :meth:`to_dict` output.
-
-        Parameters
-        ----------
-        data : dict
-            With keys ``chi_min``, ``chi_max`` and ``values_kjmol`` (kJ/mol).
-
-        Returns
-        -------
-        BiasGrid
-            The grid.
-        """
+        """The grid from :meth:`to_dict` output."""
         return cls(float(data["chi_min"]), float(data["chi_max"]),
                    np.asarray(data["values_kjmol"], dtype=float))
 
@@ -164,13 +116,6 @@ class BiasGrid:
 @dataclass(frozen=True)
 class Bias:
     """A static RAVE bias: a grid in chi and the linear RC it applies to.
-
-    Attributes
-    ----------
-    coefficients : np.ndarray, shape=(n_features,)
-        chi = coefficients . features (raw features, their own units).
-    grid : BiasGrid
-        The bias V(chi) on a grid of chi.
 
     Raises
     ------
@@ -191,16 +136,6 @@ class Bias:
     def chi(self, features: np.ndarray) -> np.ndarray:
         """chi of each frame.
 
-        Parameters
-        ----------
-        features : np.ndarray, shape=(n_frames, n_features)
-            Raw features of each frame, their own units.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,)
-            chi = features @ coefficients.
-
         Raises
         ------
         ValueError
@@ -217,16 +152,6 @@ class Bias:
     def energy(self, features: np.ndarray) -> np.ndarray:
         """Bias energy of each frame in kJ/mol.
 
-        Parameters
-        ----------
-        features : np.ndarray, shape=(n_frames, n_features)
-            Raw features of each frame, their own units.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,)
-            V(chi) of each frame, kJ/mol (the grid's spline, argument clamped to the grid).
-
         Raises
         ------
         ValueError
@@ -235,13 +160,7 @@ class Bias:
         return self.grid(self.chi(features))
 
     def to_dict(self) -> dict:
-        """The bias as JSON-able data (the layout of ``bias.json``).
-
-        Returns
-        -------
-        dict
-            ``coefficients`` (a list of floats) and ``grid`` (:meth:`BiasGrid.to_dict`).
-        """
+        """The bias as JSON-able data (the layout of ``bias.json``)."""
         return {"coefficients": [float(c) for c in self.coefficients],
                 "grid": self.grid.to_dict()}
 
@@ -249,16 +168,6 @@ class Bias:
     def from_dict(cls, data: dict) -> Bias:
         """The bias from :meth:`to_dict` output (extra keys, such as an adaptive round's
         ``states``, are ignored).
-
-        Parameters
-        ----------
-        data : dict
-            With keys ``coefficients`` and ``grid`` (a :meth:`BiasGrid.to_dict` dict).
-
-        Returns
-        -------
-        Bias
-            The bias.
         """
         return cls(np.asarray(data["coefficients"], dtype=float), BiasGrid.from_dict(data["grid"]))
 
@@ -268,22 +177,6 @@ def effective_log_sum(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np
                       kT: float) -> np.ndarray:
     """log sum_t n_t exp(-(V_t - c_t) / kT) on a grid: one walker's share of the effective bias
     of an adaptive round (see :mod:`rave.md.opes`).
-
-    Parameters
-    ----------
-    values_kjmol : np.ndarray, shape=(n_versions, n_points)
-        V_t on the grid, one row per version of the bias, kJ/mol.
-    ct_kjmol : np.ndarray, shape=(n_versions,)
-        c(t) = -kT ln <exp(-V_t/kT)>_unbiased of each version, kJ/mol.
-    counts : np.ndarray, shape=(n_versions,)
-        Frames recorded under each version (versions without frames do not count).
-    kT : float
-        kJ/mol.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_points,)
-        -inf everywhere when no frame was recorded.
 
     Raises
     ------
@@ -317,22 +210,6 @@ def bias_blocks(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np.ndarr
     V_block = -kT ln [sum_t n_t exp(-(V_t - c_t)/kT) / n_block] (:func:`effective_log_sum`), so
     c(t) only relates versions that differ by about ``delta_kT``; MBAR finds the blocks'
     normalisations from all frames (:mod:`rave.md.opes`).
-
-    Parameters
-    ----------
-    values_kjmol, ct_kjmol, counts
-        As for :func:`effective_log_sum`, versions in time order.
-    kT : float
-        kJ/mol.
-    delta_kT : float
-        Largest change of the bias within a block, kT.
-    max_blocks : int
-        Most blocks: ``delta_kT`` doubles until there are at most this many.
-
-    Returns
-    -------
-    list of (np.ndarray, int)
-        Per block with frames, in time order: V_block on the grid (kJ/mol) and its frames.
 
     Raises
     ------

@@ -110,24 +110,7 @@ class _Formatter(logging.Formatter):
 
 @contextlib.contextmanager
 def terminal_log(quiet: bool = False) -> Iterator[None]:
-    """rave's log on stderr for the duration of a command.
-
-    rave's records from INFO up, other libraries' only from WARNING up (and named), each
-    warning once per round (:class:`rave.campaign.logs.RepeatedWarnings`), Python
-    warnings as log records, every line written through ``tqdm.write`` so that it never shares
-    a line with a progress bar. Everything is undone on exit (the handler, the ``rave``
-    logger's level, the capture of warnings).
-
-    Parameters
-    ----------
-    quiet : bool, optional
-        Add nothing: the command logs nothing on the terminal.
-
-    Yields
-    ------
-    None
-        Control, while the log is set up.
-    """
+    """rave's log on stderr for the duration of a command."""
     if quiet:
         yield
         return
@@ -377,19 +360,6 @@ def main(argv: list[str] | None = None) -> int:
     Errors a user can fix (a bad config, a busy or foreign work directory, a damaged file, a
     refused export target) are printed as one ``rave: error:`` line and give an exit code;
     SIGTERM is handled as Ctrl-C.
-
-    Parameters
-    ----------
-    argv : list of str or None, optional
-        The arguments after the program name (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        The exit code: 0 success, :data:`EXIT_STOPPED` (1) the MD failed or a bias check
-        failed, :data:`EXIT_REFUSED` (2) input refused, :data:`EXIT_BUSY` (3) the work
-        directory is locked by another rave, :data:`EXIT_OS` (4) a file-system error,
-        :data:`EXIT_INTERRUPTED` (130) interrupted.
     """
     parser = argparse.ArgumentParser(
         prog="rave",

@@ -28,13 +28,7 @@ TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 
 
 def current_umask() -> int:
-    """The process's umask (read by setting it and setting it back).
-
-    Returns
-    -------
-    int
-        The umask, e.g. ``0o022``.
-    """
+    """The process's umask (read by setting it and setting it back)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -45,13 +39,7 @@ _UMASK = current_umask()
 
 
 def fsync_directory(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` durable (a no-op where unsupported).
-
-    Parameters
-    ----------
-    directory : path
-        The folder whose entries are fsynced.
-    """
+    """Make a rename or a new file in ``directory`` durable (a no-op where unsupported)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -108,61 +96,22 @@ def write_file(path: Path, write: Callable[[Path], None], durable: bool = False)
     """Write ``path`` with ``write(temporary_path)``, atomically (see :func:`_atomic`).
 
     The one writer for files whose bytes another module produces (a torch model, TorchScript).
-
-    Parameters
-    ----------
-    path : path
-        The file to write; its folder is created if missing.
-    write : callable
-        ``write(temporary_path)`` writes the file's content to the temporary it is given.
-    durable : bool, optional
-        Fsync the file and then its directory, so that a power cut after the return keeps it.
     """
     _atomic(Path(path), write, durable)
 
 
 def write_text(path: Path, text: str, durable: bool = False) -> None:
-    """Write ``text`` to ``path``, atomically.
-
-    Parameters
-    ----------
-    path : path
-        The file to write; its folder is created if missing.
-    text : str
-        Its content.
-    durable : bool, optional
-        Fsync the file and then its directory (see :func:`write_file`).
-    """
+    """Write ``text`` to ``path``, atomically."""
     _atomic(path, lambda tmp: tmp.write_text(text), durable)
 
 
 def write_json(path: Path, data, durable: bool = False) -> None:
-    """Write ``data`` as indented JSON (and a final newline) to ``path``, atomically.
-
-    Parameters
-    ----------
-    path : path
-        The file to write; its folder is created if missing.
-    data : object
-        What ``json.dumps`` can encode.
-    durable : bool, optional
-        Fsync the file and then its directory (see :func:`write_file`).
-    """
+    """Write ``data`` as indented JSON (and a final newline) to ``path``, atomically."""
     write_text(path, json.dumps(data, indent=2) + "\n", durable)
 
 
 def write_npz(path: Path, durable: bool = False, **arrays: np.ndarray) -> None:
-    """Write ``arrays`` (``np.savez``, uncompressed) to ``path``, atomically.
-
-    Parameters
-    ----------
-    path : path
-        The file to write; its folder is created if missing.
-    durable : bool, optional
-        Fsync the file and then its directory (see :func:`write_file`).
-    **arrays : np.ndarray
-        The arrays, by the names they are stored under.
-    """
+    """Write ``arrays`` (``np.savez``, uncompressed) to ``path``, atomically."""
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -171,14 +120,6 @@ def write_npz(path: Path, durable: bool = False, **arrays: np.ndarray) -> None:
 
 
 def copy_file(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically (an input file into ``inputs/``).
-
-    Parameters
-    ----------
-    source : path
-        The file copied.
-    target : path
-        Its copy; the folder is created if missing.
-    """
+    """Copy ``source`` to ``target`` atomically (an input file into ``inputs/``)."""
     _atomic(target, lambda tmp: shutil.copyfile(source, tmp))
 

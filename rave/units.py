@@ -13,36 +13,13 @@ GAS_CONSTANT_KJ_PER_MOL_K = 0.00831446261815324
 
 
 def is_quantity(value: object) -> bool:
-    """Whether ``value`` is an OpenMM ``Quantity`` (checked without importing OpenMM).
-
-    Parameters
-    ----------
-    value : object
-        Anything; a Quantity is recognised by its ``value_in_unit`` and ``unit`` attributes.
-
-    Returns
-    -------
-    bool
-        True when ``value`` looks like a Quantity.
-    """
+    """Whether ``value`` is an OpenMM ``Quantity`` (checked without importing OpenMM)."""
     return hasattr(value, "value_in_unit") and hasattr(value, "unit")
 
 
 def in_unit(value, unit_name: str) -> float:
     """``value`` as a float in ``openmm.unit.<unit_name>`` (e.g. ``"kelvin"``,
     ``"kilojoule_per_mole"``) when it is a Quantity, else ``float(value)``.
-
-    Parameters
-    ----------
-    value : float or openmm.unit.Quantity
-        A plain number (taken to be in ``unit_name`` already) or a Quantity.
-    unit_name : str
-        The name of the unit in :mod:`openmm.unit`, e.g. ``"kelvin"``, ``"nanometer"``.
-
-    Returns
-    -------
-    float
-        The value in that unit.
 
     Raises
     ------
@@ -62,16 +39,6 @@ def in_unit(value, unit_name: str) -> float:
 
 def kT_kjmol(temperature_K) -> float:
     """Thermal energy R T in kJ/mol of a temperature in K (a float or an OpenMM Quantity).
-
-    Parameters
-    ----------
-    temperature_K : float or openmm.unit.Quantity
-        The temperature: K as a plain number, or a Quantity of temperature.
-
-    Returns
-    -------
-    float
-        kT = R T, in kJ/mol.
 
     Raises
     ------

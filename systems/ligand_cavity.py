@@ -213,21 +213,7 @@ PREPARE_FRICTION_PER_PS = 10.0
 
 @dataclass(frozen=True)
 class CavityGeometry:
-    """Box, wall block and pocket of one size (nm).
-
-    Attributes
-    ----------
-    box : tuple[float, float, float]
-        Rectangular periodic box edges.
-    block : tuple[float, float, float]
-        Wall block extent (site centres within +-block/2 of the box centre laterally; the
-        number of layers is ``floor(block_z / layer) + 1``).
-    pocket_depth, mouth_radius, floor_radius : float
-        Requested pocket depth (rounded to whole layers), radius at the top layer and at the
-        floor layer.
-    cutoff, switch : float
-        Nonbonded cutoff and LJ switching distance.
-    """
+    """Box, wall block and pocket of one size (nm)."""
 
     box: tuple[float, float, float]
     block: tuple[float, float, float]
@@ -327,26 +313,7 @@ def hcp_lattice(
     n_layers: int,
     a: float = HCP_NEIGHBOUR_NM,
 ) -> np.ndarray:
-    """Sites of an hcp lattice (ABAB along z) in a rectangular block, top layer at ``z_top``.
-
-    Parameters
-    ----------
-    center_xy : tuple[float, float], nm
-        Lateral centre of the block; an A-layer site sits on it.
-    half_widths : tuple[float, float], nm
-        Sites are kept with |x - cx| <= hx and |y - cy| <= hy (1e-9 nm slack).
-    z_top : float, nm
-        Height of the top (A) layer; layer k is at z_top - k a sqrt(2/3).
-    n_layers : int
-        Number of layers, >= 1.
-    a : float, nm
-        Nearest-neighbour distance.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_sites, 3), dtype=float64
-        Site positions, nm, layer by layer from the top.
-    """
+    """Sites of an hcp lattice (ABAB along z) in a rectangular block, top layer at ``z_top``."""
     dy = a * math.sqrt(3.0) / 2.0
     layer = a * math.sqrt(2.0 / 3.0)
     hx, hy = half_widths
@@ -377,16 +344,6 @@ def truncated_icosahedron(edge: float = C60_BOND_NM) -> np.ndarray:
 
     Even permutations of (0, +-1, +-3 phi), (+-1, +-(2 + phi), +-2 phi) and
     (+-phi, +-2, +-(2 phi + 1)), edge length 2, scaled to ``edge``.
-
-    Parameters
-    ----------
-    edge : float, nm
-        Edge (bond) length.
-
-    Returns
-    -------
-    np.ndarray, shape=(60, 3), dtype=float64
-        Positions, nm.
     """
     phi = (1.0 + math.sqrt(5.0)) / 2.0
     bases = [(0.0, 1.0, 3 * phi), (1.0, 2.0 + phi, 2 * phi), (phi, 2.0, 2 * phi + 1.0)]
@@ -425,19 +382,7 @@ def _c60_bonds(xyz: np.ndarray) -> dict[str, list[tuple[int, int, float]]]:
 
 @dataclass(frozen=True)
 class Pocket:
-    """The pocket region: inside a sphere centred on the axis and above the floor plane (nm).
-
-    Attributes
-    ----------
-    axis_xy : tuple[float, float]
-        Lateral position of the vertical pocket axis.
-    z_top, z_floor : float
-        Heights of the wall's top layer and of the pocket's floor layer.
-    sphere_z, sphere_radius : float
-        Centre height (on the axis) and radius of the bowl's sphere.
-    floor_radius, mouth_radius : float
-        Radius of the region at the floor and at the top layer.
-    """
+    """The pocket region: inside a sphere centred on the axis and above the floor plane (nm)."""
 
     axis_xy: tuple[float, float]
     z_top: float
@@ -454,22 +399,6 @@ class Pocket:
 
         The bowl's sphere is the one whose section is a circle of radius ``floor`` at the floor
         and of radius ``mouth`` at the top layer.
-
-        Parameters
-        ----------
-        axis_xy : sequence of 2 float
-            Lateral position of the vertical pocket axis, nm.
-        z_top : float
-            Height of the wall's top layer, nm.
-        depth : float
-            Height of the top layer above the floor, nm.
-        mouth, floor : float
-            Radius of the region at the top layer and at the floor, nm.
-
-        Returns
-        -------
-        Pocket
-            The region.
         """
         z_floor = z_top - depth
         zs = (mouth**2 - floor**2 + z_top**2 - z_floor**2) / (2.0 * (z_top - z_floor))
@@ -477,13 +406,7 @@ class Pocket:
         return cls(tuple(axis_xy), z_top, z_floor, zs, radius, floor, mouth)
 
     def centroid(self) -> np.ndarray:
-        """Centroid of the region between the floor and the top layer (on the axis).
-
-        Returns
-        -------
-        np.ndarray, shape=(3,)
-            The centroid, nm.
-        """
+        """Centroid of the region between the floor and the top layer (on the axis)."""
         t0, t1 = self.z_floor - self.sphere_z, self.z_top - self.sphere_z
         r2 = self.sphere_radius**2
         volume = r2 * (t1 - t0) - (t1**3 - t0**3) / 3.0
@@ -491,21 +414,7 @@ class Pocket:
         return np.array([self.axis_xy[0], self.axis_xy[1], self.sphere_z + moment / volume])
 
     def inside(self, p: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-        """Whether points are strictly inside the region (by more than ``tol``).
-
-        Parameters
-        ----------
-        p : np.ndarray, shape=(n, 3)
-            Points, nm.
-        tol : float, optional
-            Margin, nm: a point is inside when it is closer than ``sphere_radius - tol`` to the
-            sphere's centre and higher than ``z_floor + tol``.
-
-        Returns
-        -------
-        np.ndarray of bool, shape=(n,)
-            Whether each point is inside.
-        """
+        """Whether points are strictly inside the region (by more than ``tol``)."""
         c = np.array([self.axis_xy[0], self.axis_xy[1], self.sphere_z])
         return (np.linalg.norm(p - c, axis=1) < self.sphere_radius - tol) & (
             p[:, 2] > self.z_floor + tol
@@ -513,28 +422,7 @@ class Pocket:
 
 
 def pocket_distance(points: np.ndarray, pocket: Pocket) -> tuple[np.ndarray, np.ndarray]:
-    """Exact distance from points to the (convex) pocket region and the closest points.
-
-    The region is the ball of radius ``sphere_radius`` about (axis, sphere_z) cut by the floor
-    plane z >= z_floor. For a point outside it the closest point is the radial projection on
-    the sphere (if that lies above the floor), the vertical projection on the floor disk (if
-    the point is below it and within the floor radius), or the nearest point of the floor rim;
-    each candidate lies in the region, so the smallest candidate distance is exact.
-
-    Parameters
-    ----------
-    points : np.ndarray, shape=(n, 3), nm
-        The points.
-    pocket : Pocket
-        The region.
-
-    Returns
-    -------
-    distance : np.ndarray, shape=(n,), nm
-        0 inside the region.
-    closest : np.ndarray, shape=(n, 3), nm
-        The closest point of the region (the point itself inside it).
-    """
+    """Exact distance from points to the (convex) pocket region and the closest points."""
     p = np.asarray(points, dtype=np.float64)
     centre = np.array([pocket.axis_xy[0], pocket.axis_xy[1], pocket.sphere_z])
     rel = p - centre
@@ -681,13 +569,7 @@ def _water_model(model: str) -> _WaterModel:
 
 
 def _place_waters(water: _WaterModel, box: np.ndarray, solute: np.ndarray) -> np.ndarray:
-    """Tile the template water box over ``box`` and drop clashing molecules.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_waters, n_sites, 3), nm
-        Whole molecules; oxygens in [0, box).
-    """
+    """Tile the template water box over ``box`` and drop clashing molecules."""
     tb = water.template_box
     reps = [int(math.ceil(box[k] / tb[k])) for k in range(3)]
     mols = []

@@ -128,16 +128,6 @@ def orthonormal_complement(direction: Sequence[float]) -> np.ndarray:
     H = I - 2 w w^T / (w . w) with w = direction - e_1 maps e_1 to ``direction``; its other
     columns are orthonormal and orthogonal to it (if ``direction`` is e_1, H = I).
 
-    Parameters
-    ----------
-    direction : Sequence[float], shape=(d,)
-        Unit vector (normalised here).
-
-    Returns
-    -------
-    np.ndarray, shape=(d - 1, d), dtype=float
-        Rows v_1..v_(d-1): orthonormal, each orthogonal to ``direction``.
-
     Raises
     ------
     ValueError
@@ -593,31 +583,7 @@ def mixed_slow_mode(
     friction_per_ps: float | None = None,
     timestep_ps: float | None = None,
 ) -> MixedSlowModePotential:
-    """Three particles in a plane whose slow mode mixes all six coordinates.
-
-    Parameters
-    ----------
-    temperature_K : float or openmm.unit.Quantity
-        Temperature, K.
-    barrier_kT : float
-        B, barrier of the symmetric part of the double well along u, kT (> 0).
-    asymmetry_kT : float
-        A, tilt: the well at s < 0 is lower by about A kT.
-    well_nm : float
-        s0, wells near s = -+s0, nm (> 0).
-    slow_direction : Sequence[float], shape=(6,)
-        u (normalised here).
-    stiffnesses_kjmol_nm2 : Sequence[float], shape=(5,)
-        k_j of the orthonormal complement v_1..v_5 (:func:`orthonormal_complement`),
-        kJ/mol/nm^2.
-    mass_amu, friction_per_ps, timestep_ps : float, optional
-        Override the dynamics defaults (1 amu, 25 /ps, 0.005 ps).
-
-    Returns
-    -------
-    MixedSlowModePotential
-        Starts at the minimum of the lower well.
-    """
+    """Three particles in a plane whose slow mode mixes all six coordinates."""
     return MixedSlowModePotential(
         temperature_K=temperature_K,
         barrier_kT=barrier_kT,

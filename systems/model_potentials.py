@@ -398,20 +398,6 @@ class _LeptonParser:
 class NumpyExpression:
     """A Lepton (OpenMM) expression compiled to numpy; build it with :func:`lepton_to_numpy`.
 
-    Parameters
-    ----------
-    expression : str
-        A Lepton expression, optionally with ``;``-separated ``name = ...`` definitions.
-
-    Attributes
-    ----------
-    expression : str
-        The Lepton expression as given.
-    variables : frozenset[str]
-        Free variables of the expression (names not defined by a ``name = ...;`` clause).
-    source : str
-        The generated Python, one line per intermediate definition, the result last.
-
     Raises
     ------
     TypeError
@@ -460,12 +446,7 @@ class NumpyExpression:
         self.source = "\n".join(lines)
 
     def __call__(self, **values: Any) -> np.ndarray:
-        """Evaluate with numpy; keyword arguments give every free variable (broadcasting).
-
-        Returns
-        -------
-        value : np.ndarray, shape=broadcast shape of the variables, dtype=float
-        """
+        """Evaluate with numpy; keyword arguments give every free variable (broadcasting)."""
         missing = self.variables - set(values)
         extra = set(values) - self.variables
         if missing or extra:
@@ -1081,18 +1062,6 @@ def lowest_point(expression: str, extent: Sequence[Sequence[float]]) -> tuple[fl
     finite value on a :data:`START_GRID_POINTS`-square grid, refined by a bounded local
     minimisation (L-BFGS-B).
 
-    Parameters
-    ----------
-    expression : str
-        OpenMM (Lepton) energy expression of x and y (nm), kJ/mol.
-    extent : ((x_min, x_max), (y_min, y_max))
-        The region searched, nm.
-
-    Returns
-    -------
-    x, y : float
-        The point, nm.
-
     Raises
     ------
     ValueError
@@ -1262,17 +1231,6 @@ def make_model_potential(
 def potential_from_config(config: Config) -> ModelPotential:
     """The model potential of a config's ``[system]`` (any kind of :data:`MODEL_KINDS`).
 
-    Parameters
-    ----------
-    config : rave.campaign.config.Config
-        A campaign config whose ``[system] kind`` is a model potential; its ``start`` and
-        ``extent`` (when set) replace the factory's.
-
-    Returns
-    -------
-    ModelPotential or MixedSlowModePotential
-        The potential.
-
     Raises
     ------
     rave.errors.ConfigError
@@ -1298,18 +1256,7 @@ def potential_from_config(config: Config) -> ModelPotential:
 
 
 def model_simulation_system(potential: Any) -> SimulationSystem:
-    """The :class:`~rave.systems.SimulationSystem` of a model potential (2-D or mixed).
-
-    Parameters
-    ----------
-    potential : ModelPotential or MixedSlowModePotential
-        Anything with ``build()``, ``name``, ``timestep_ps`` and ``friction_per_ps``.
-
-    Returns
-    -------
-    SimulationSystem
-        Its System, start positions (nm) and features, with the potential attached.
-    """
+    """The :class:`~rave.systems.SimulationSystem` of a model potential (2-D or mixed)."""
     built = potential.build()
     return SimulationSystem(
         name=potential.name, system=built.system,
@@ -1337,11 +1284,6 @@ def _check_placement(system: SystemConfig) -> None:
 
 def check_barrier(system: SystemConfig) -> None:
     """``system.barrier_kT`` (where set) must be a finite number > 0.
-
-    Parameters
-    ----------
-    system : rave.campaign.config.SystemConfig
-        The ``[system]`` section.
 
     Raises
     ------

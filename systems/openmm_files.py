@@ -96,38 +96,6 @@ def cvpack_feature(entry: dict, topology, system=None, positions=None,
                    periodic: bool | None = None, where: str = "features"):
     """A ``[[features]]`` table of kind "cvpack" as a :class:`~rave.md.features.ForceFeature`.
 
-    The table names a class of ``cvpack`` (``cv``), the constructor arguments that take atoms
-    (``atoms``: argument name to mdtraj selection or 0-based indices; an argument annotated
-    ``int``, such as ``atom1`` of ``cvpack.Distance``, takes a selection of exactly one atom)
-    and its other keyword arguments (``options``, passed as given: cvpack's own defaults apply,
-    e.g. ``pbc = false``). Arguments of the System that a table cannot spell are filled in
-    unless ``options`` gives them: ``referencePositions`` (the PDB's positions, nm: an RMSD to
-    the starting structure), ``numAtoms`` (the PDB's atom count) and ``nonbondedForce`` (the
-    System's ``NonbondedForce``: its exclusions, e.g. for ``cvpack.NumberOfContacts``).
-
-    Parameters
-    ----------
-    entry : dict
-        The table: ``kind = "cvpack"``, ``cv`` (str), optional ``name``, ``unit``, ``atoms``
-        (table) and ``options`` (table).
-    topology : mdtraj.Topology
-        The PDB's topology, for the selections.
-    system : openmm.System, optional
-        The simulated System (for ``nonbondedForce``).
-    positions : np.ndarray, shape=(n_atoms, 3), nm, optional
-        The PDB's positions (for ``referencePositions``).
-    periodic : bool, optional
-        Whether the System is periodic; ``options.pbc = true`` on a non-periodic System is
-        refused.
-    where : str
-        The table's place in the config, for messages.
-
-    Returns
-    -------
-    rave.md.features.ForceFeature
-        The CV's force; ``particles`` the atoms of all ``atoms`` selections; ``name`` and
-        ``unit`` the table's or else the CV's own (``getName()``, ``getUnit()``).
-
     Raises
     ------
     rave.errors.ConfigError
@@ -217,29 +185,6 @@ def features_from_selections(entries: list[dict], topology,
                              periodic: bool | None = None, system=None,
                              positions=None) -> list:
     """Features from ``[[features]]`` tables whose atom slots are mdtraj selections.
-
-    Parameters
-    ----------
-    entries : list of dict
-        Each a :meth:`rave.md.features.Feature.to_dict`-style dict (``kind`` and the
-        constructor's keywords) where atom slots may be selection strings.
-    topology : mdtraj.Topology
-        The topology of the PDB the selections are applied to.
-    periodic : bool, optional
-        Whether the System uses periodic boundary conditions. A feature that takes
-        ``periodic`` and does not set it gets this value (OpenMM would otherwise apply the
-        minimum image in its default 2 nm box to a non-periodic System, numpy would not);
-        ``periodic = true`` on a non-periodic System is refused.
-    system : openmm.System, optional
-        The System, for the arguments a ``kind = "cvpack"`` table takes from it
-        (:func:`cvpack_feature`).
-    positions : np.ndarray, shape=(n_atoms, 3), nm, optional
-        The PDB's positions, likewise.
-
-    Returns
-    -------
-    list of rave.md.features.Feature
-        One feature per entry, in order.
 
     Raises
     ------

@@ -148,18 +148,7 @@ class SimulationSystem:
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex.
-
-    Parameters
-    ----------
-    path : Path or str
-        The file.
-
-    Returns
-    -------
-    str
-        The SHA-256 digest of its bytes, 64 hex digits.
-    """
+    """SHA-256 of a file's bytes, hex."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 

@@ -48,19 +48,7 @@ FULL_TURN_DEG = 360.0
 
 @dataclass(frozen=True)
 class OrderParameter:
-    """A quantity of every frame to show F over: a feature, or the angle of a sin/cos pair.
-
-    Attributes
-    ----------
-    name : str
-        Its name (an angle's: the pair's common name, ``phi`` for ``sin_phi``/``cos_phi``).
-    unit : str
-        Its unit (``"deg"`` for an angle; a feature's unit otherwise).
-    columns : tuple of int
-        The features it is made of (one, or the sin and the cos of an angle).
-    periodic : bool
-        Whether it is an angle (period 360 deg).
-    """
+    """A quantity of every frame to show F over: a feature, or the angle of a sin/cos pair."""
 
     name: str
     unit: str
@@ -68,18 +56,7 @@ class OrderParameter:
     periodic: bool = False
 
     def values(self, features: np.ndarray) -> np.ndarray:
-        """Its value in every frame.
-
-        Parameters
-        ----------
-        features : np.ndarray, shape=(n_frames, d)
-            The frames' features, feature order.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,)
-            The values (degrees in (-180, 180] for an angle).
-        """
+        """Its value in every frame."""
         x = np.asarray(features, dtype=float)
         if self.periodic:
             sin, cos = self.columns
@@ -98,18 +75,7 @@ def _angle_name(sin_name: str, cos_name: str) -> str:
 
 
 def order_parameters(features: Sequence) -> list[OrderParameter]:
-    """The order parameters of a campaign's features: an angle per sin/cos pair of one dihedral.
-
-    Parameters
-    ----------
-    features : sequence of rave.md.features.Feature
-        The campaign's features, feature order.
-
-    Returns
-    -------
-    list of OrderParameter
-        In the order of each one's first feature.
-    """
+    """The order parameters of a campaign's features: an angle per sin/cos pair of one dihedral."""
     out: list[OrderParameter] = []
     used: set[int] = set()
     for i, f in enumerate(features):
@@ -132,41 +98,7 @@ def order_parameters(features: Sequence) -> list[OrderParameter]:
 
 @dataclass(frozen=True)
 class BarrierCrossings:
-    """F along one coordinate, its basins and the crossings of its highest barrier.
-
-    Attributes
-    ----------
-    centers : np.ndarray, shape=(n_bins,)
-        Bin centres, in the coordinate's unit (an angle's in (-180, 180], ascending).
-    free_energy : np.ndarray, shape=(n_bins,)
-        F in kT (minimum 0, inf where no frame).
-    counts : np.ndarray, shape=(n_bins,)
-        Frames per bin.
-    states : list of MetastableState
-        The states (on a periodic coordinate their chi values are on the cut line, see
-        :attr:`cut`).
-    barrier : float or None
-        The top of the highest barrier between the two basins (the dividing surface); None
-        with fewer than two states.
-    barrier_kT : float or None
-        F at that top, kT (inf when no frame was there).
-    basin : np.ndarray, shape=(n_bins,), dtype=int
-        The basin of each bin: 0 or 1 (the sides of the barrier), -1 with fewer than 2 states.
-    crossings : int
-        Crossings of the barrier, core to core, over all rounds and walkers.
-    crossings_per_round : list of int
-        The same per round.
-    entries : tuple of int
-        Entries into basin 0 and into basin 1.
-    basin_minima : tuple of float
-        The lowest state of each basin (its coordinate value).
-    cut : float or None
-        Periodic coordinates: where the circle was cut into a line (the least-populated bin's
-        lower edge); None otherwise.
-    cores : list of (float, float)
-        Each state's core on the line the states were found on (cut at :attr:`cut` for an
-        angle; :attr:`core_spans` gives them over -180..180).
-    """
+    """F along one coordinate, its basins and the crossings of its highest barrier."""
 
     centers: np.ndarray
     free_energy: np.ndarray
@@ -213,20 +145,7 @@ class BarrierCrossings:
         return np.isin(self.basin, self.flagged_basins) & (self.basin >= 0)
 
     def describe(self, name: str, unit: str) -> str:
-        """One sentence: the basins, the barrier, the crossings and the flag.
-
-        Parameters
-        ----------
-        name : str
-            The coordinate's name.
-        unit : str
-            Its unit.
-
-        Returns
-        -------
-        str
-            The sentence.
-        """
+        """One sentence: the basins, the barrier, the crossings and the flag."""
         u = "" if unit in ("1", "", "dimensionless") else f" {unit}"
         if self.barrier is None:
             return (f"along {name}: {len(self.states)} basin(s) found, so no crossing is "
@@ -270,29 +189,6 @@ def barrier_crossings(
     """F along a coordinate, its two basins at the highest barrier, and the crossings of it.
 
     See the module docstring for the rule.
-
-    Parameters
-    ----------
-    values : np.ndarray, shape=(n_frames,)
-        The coordinate of every frame, rounds one after another, each round's walkers one
-        after another in time order (degrees when ``periodic``).
-    log_weights : np.ndarray, shape=(n_frames,)
-        MBAR log-weights of the frames.
-    round_of_frame : np.ndarray, shape=(n_frames,), dtype=int
-        The round of each frame (crossings are counted per round and walker).
-    walker : np.ndarray, shape=(n_frames,), dtype=int
-        The walker of each frame within its round.
-    bins : int, optional
-        Bins over the sampled range (a full turn when ``periodic``), at least 3.
-    periodic : bool, optional
-        An angle in degrees (period 360).
-    min_bin_frames, min_state_frames : int, optional
-        As :func:`rave.analysis.states.find_metastable_states` takes them.
-
-    Returns
-    -------
-    BarrierCrossings
-        The profile, states, barrier, crossings and entries.
     """
     x = np.asarray(values, dtype=float)
     log_w = np.asarray(log_weights, dtype=float)

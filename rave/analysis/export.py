@@ -38,16 +38,6 @@ class ExportError(RuntimeError):
 def plumed_paths(directory: Path) -> list[Path]:
     """The files :func:`write_plumed` writes into ``directory``.
 
-    Parameters
-    ----------
-    directory : path
-        The export directory (it need not exist).
-
-    Returns
-    -------
-    list of Path
-        ``plumed.dat``, ``bias.grid`` and ``README.txt`` in ``directory``.
-
     Raises
     ------
     ExportError
@@ -66,13 +56,6 @@ def check_targets(paths: Sequence[Path], force: bool = False) -> None:
 
     Existing files are allowed with ``force``; every target is checked before anything is
     written.
-
-    Parameters
-    ----------
-    paths : sequence of path
-        The files an export would write.
-    force : bool, optional
-        Allow overwriting existing files.
 
     Raises
     ------
@@ -123,21 +106,6 @@ def _latest(campaign: store.CampaignStore) -> int:
 def exported_bias(campaign: store.CampaignStore, index: int):
     """The bias an export writes for round ``index``, and one line saying what it is.
 
-    Parameters
-    ----------
-    campaign : rave.campaign.store.CampaignStore
-        The campaign's store.
-    index : int
-        The latest complete round (:func:`latest_round`).
-
-    Returns
-    -------
-    bias : rave.learn.bias.Bias
-        The OPES bias in force at the end of round ``index`` when that round ran OPES, else the
-        static bias built after it (``bias.json``).
-    description : str
-        What the bias is, for the exported files' headers and the command's output.
-
     Raises
     ------
     ExportError
@@ -164,16 +132,6 @@ def latest_round(workdir: Path) -> Path:
 
     Those are ``coordinate.json`` and ``bias.json``.
 
-    Parameters
-    ----------
-    workdir : path
-        The campaign's work directory.
-
-    Returns
-    -------
-    Path
-        The round's folder, ``round_NNN``.
-
     Raises
     ------
     ExportError
@@ -185,16 +143,6 @@ def latest_round(workdir: Path) -> Path:
 
 def load_features(workdir: Path) -> list:
     """The order parameters of the campaign in ``workdir`` (``features.json``).
-
-    Parameters
-    ----------
-    workdir : path
-        The campaign's work directory.
-
-    Returns
-    -------
-    list of rave.md.features.Feature
-        The order parameters, in feature order.
 
     Raises
     ------
@@ -214,18 +162,6 @@ def plumed_grid_text(grid: BiasGrid, extra_widths: float = PLUMED_EXTRA_WIDTHS) 
     The grid keeps rave's spacing and is extended by ``extra_widths`` grid widths on each side,
     where the value is the edge value and the derivative zero, as rave's clamped argument gives.
     ``nbins`` is the number of rows; the last row sits at ``max_chi``.
-
-    Parameters
-    ----------
-    grid : rave.learn.bias.BiasGrid
-        The bias on its grid (kJ/mol along chi).
-    extra_widths : float, optional
-        How far the file's grid extends beyond each end of rave's, in widths of rave's grid.
-
-    Returns
-    -------
-    str
-        The file's text: chi, the bias in kJ/mol and its derivative in kJ/mol per unit of chi.
     """
     spacing = grid.spacing
     n_extra = int(np.ceil(extra_widths * (grid.chi_max - grid.chi_min) / spacing))
@@ -252,20 +188,6 @@ def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list
     Each feature writes its own actions (:meth:`rave.md.features.Feature.plumed_action`), labelled
     ``s0``, ``s1``, ... in order.
 
-    Parameters
-    ----------
-    features : sequence of rave.md.features.Feature
-        The order parameters, in feature order.
-
-    Returns
-    -------
-    lines : list of str
-        The PLUMED input lines of all features.
-    args : list of str
-        The argument that holds each feature's value, in feature order.
-    notes : list of str
-        What each feature maps to, for the README.
-
     Raises
     ------
     ExportError
@@ -291,20 +213,6 @@ def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Pa
     Existing files are overwritten only with ``force``; nothing is written inside a campaign.
     The bias is :func:`exported_bias` of the latest round (nm, kJ/mol, PLUMED's defaults), a
     tabulated ``EXTERNAL`` bias; plumed.dat's header and README.txt say which bias it is.
-
-    Parameters
-    ----------
-    workdir : path
-        The campaign's work directory.
-    directory : path
-        The export directory (created if missing).
-    force : bool, optional
-        Overwrite existing files.
-
-    Returns
-    -------
-    list of Path
-        The files written.
 
     Raises
     ------
@@ -351,20 +259,6 @@ def write_torchscript(workdir: Path, path: Path, force: bool = False) -> Path:
 
     An existing file is overwritten only with ``force``; nothing is written inside a campaign.
 
-    Parameters
-    ----------
-    workdir : path
-        The campaign's work directory.
-    path : path
-        The TorchScript file to write.
-    force : bool, optional
-        Overwrite an existing file.
-
-    Returns
-    -------
-    Path
-        ``path``.
-
     Raises
     ------
     ExportError
@@ -399,22 +293,6 @@ def write_openmm(workdir: Path, path: Path, force_group: int | None = None,
     The bias is :func:`exported_bias` of the latest round; the force's name (``name`` in the
     XML, ``getName()``) says which. An existing file is overwritten only with ``force``;
     nothing is written inside a campaign.
-
-    Parameters
-    ----------
-    workdir : path
-        The campaign's work directory.
-    path : path
-        The XML file to write.
-    force_group : int or None, optional
-        The force group of the force (default: the campaign's ``bias.force_group``, else 30).
-    force : bool, optional
-        Overwrite an existing file.
-
-    Returns
-    -------
-    Path
-        ``path``.
 
     Raises
     ------

@@ -37,21 +37,7 @@ CHI = r"$\chi = \sum_i c_i s_i$"
 
 
 def unit_label(quantity: str, unit: str | None) -> str:
-    """An axis label ``"quantity (unit)"``.
-
-    Parameters
-    ----------
-    quantity : str
-        What the axis shows.
-    unit : str or None
-        Its unit; ``"1"`` (a feature's unit for a pure number) reads ``dimensionless``, ``None``
-        reads :data:`CHI_UNIT_NOT_GIVEN`.
-
-    Returns
-    -------
-    str
-        The label.
-    """
+    """An axis label ``"quantity (unit)"``."""
     if unit is None:
         unit = CHI_UNIT_NOT_GIVEN
     elif unit in ("1", ""):
@@ -60,22 +46,7 @@ def unit_label(quantity: str, unit: str | None) -> str:
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG to ``path`` (atomically: a complete file or none).
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-        The figure.
-    path : str or path
-        The PNG file; its folder is created if missing.
-    dpi : int, optional
-        Resolution, dots per inch.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
+    """Write ``fig`` as PNG to ``path`` (atomically: a complete file or none)."""
     path = Path(path)
     store.write_file(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
     return path
@@ -96,16 +67,6 @@ def with_gaps(values: np.ndarray) -> np.ndarray:
 
     A bin without frames has F = inf; matplotlib breaks a line at NaN, so no line is drawn
     across such bins.
-
-    Parameters
-    ----------
-    values : array-like
-        The values (e.g. F in kT per bin).
-
-    Returns
-    -------
-    np.ndarray
-        The values as float, NaN where they were not finite.
     """
     v = np.asarray(values, dtype=float)
     return np.where(np.isfinite(v), v, np.nan)
@@ -140,20 +101,7 @@ def _shade_gaps(ax, centers: np.ndarray, sampled: np.ndarray) -> None:
 
 
 def reference_label(aligned: AlignedReference, name: str = "exact (quadrature)") -> str:
-    """Legend text of a reference profile that says how it was shifted.
-
-    Parameters
-    ----------
-    aligned : rave.stats.AlignedReference
-        The reference as :func:`rave.stats.align_reference` shifted it.
-    name : str, optional
-        What the reference is.
-
-    Returns
-    -------
-    str
-        The legend text.
-    """
+    """Legend text of a reference profile that says how it was shifted."""
     if aligned.matched_bins:
         return f"{name}, shifted to RAVE's mean where exact F < {aligned.below_kT:g} kT"
     return f"{name}, shifted to a minimum of 0 (no bin to match)"
@@ -241,44 +189,7 @@ def round_figure(
     chi_unit: str | None = None,
     bias_label: str | None = None,
 ) -> Figure:
-    """F(chi) and next bias; for 2-D systems also the potential, samples and the RC direction.
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    index : int
-        The round, from 0.
-    centers : np.ndarray, shape=(n_bins,)
-        Bin centres of chi.
-    profile_kT : np.ndarray, shape=(n_bins,)
-        F of each bin, kT (inf: no frames).
-    exact_kT : np.ndarray or None, shape=(n_bins,)
-        The exact F, kT, for model potentials (shifted as its legend says); None: not drawn.
-    bias : rave.learn.bias.Bias
-        The bias built after the round (drawn in kT).
-    kT : float
-        The thermal energy, kJ/mol.
-    frames : sequence of np.ndarray
-        Each round's features, shape (n_frames, d); with a 2-D ``potential`` they are drawn
-        on it.
-    coefficients : np.ndarray, shape=(d,)
-        The RC.
-    potential : object, optional
-        A 2-D model potential (``extent``, ``energy(x, y)`` in kJ/mol, ``kT``); None: no
-        potential panel.
-    chi_unit : str or None, optional
-        The unit of chi (:func:`rave.analysis.chi_unit`); None labels chi in "the order
-        parameters' units".
-    bias_label : str or None, optional
-        The bias's legend text; default "kT ln P bias built after round ``index``" (whether a
-        next round runs it is the caller's to say).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
-    """
+    """F(chi) and next bias; for 2-D systems also the potential, samples and the RC direction."""
     two_d = potential is not None and frames[0].shape[1] == 2
     fig = Figure(figsize=(11 if two_d else 5.5, 4.5), layout="tight")
     axes = np.atleast_1d(fig.subplots(1, 2 if two_d else 1))
@@ -300,24 +211,7 @@ def round_figure(
 def potential_with_samples(
     path: str | Path | None = None, *, potential, frames: Sequence[np.ndarray], coefficients
 ) -> Figure:
-    """A 2-D model potential (kT, contours), every round's samples, and the RC direction.
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    potential : object
-        A 2-D model potential (``extent`` in nm, ``energy(x, y)`` in kJ/mol, ``kT``).
-    frames : sequence of np.ndarray
-        Each round's features, shape (n_frames, 2), nm.
-    coefficients : np.ndarray, shape=(2,)
-        The RC, drawn as an arrow.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
-    """
+    """A 2-D model potential (kT, contours), every round's samples, and the RC direction."""
     fig = Figure(figsize=(6, 5), layout="tight")
     _potential_axes(fig, fig.subplots(), potential, frames, coefficients)
     return _finish(fig, path)
@@ -342,30 +236,6 @@ def final_figure(
     """Final F(chi) beside the exact one, RC coefficients and ESS per round.
 
     F has 1-sigma error bars when ``sigma_kT`` is given.
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    centers : np.ndarray, shape=(n_bins,)
-        Bin centres of chi.
-    profile_kT : np.ndarray, shape=(n_bins,)
-        F of each bin, kT (inf: no frames).
-    exact_kT : np.ndarray or None, shape=(n_bins,)
-        The exact F, kT, for model potentials; None: not drawn.
-    records : sequence of rave.campaign.store.RoundRecord
-        The rounds' records (``index``, ``coefficients``, ``effective_sample_size``).
-    feature_names : sequence of str
-        The order parameters' names, feature order.
-    sigma_kT : np.ndarray or None, shape=(n_bins,), optional
-        The bootstrap standard error of F, kT; None: no error bars.
-    chi_unit : str or None, optional
-        The unit of chi (:func:`rave.analysis.chi_unit`).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
     """
     fig = Figure(figsize=(15, 4.3), layout="tight")
     axes = fig.subplots(1, 3)
@@ -414,55 +284,7 @@ def convergence(
     min_rounds: int | None = None,
     kl_threshold: float | None = None,
 ) -> Figure:
-    """One panel per quantity, per round, with the campaign's thresholds as lines.
-
-    Panels: RC coefficients (dimensionless); RC change from the previous round (deg, limit
-    ``angle_limit_deg``); largest angle between the seeds' RCs (deg, the same limit; when any
-    round has one); RMS change of F(chi) (kT, limit ``free_energy_limit_kT``); KL of the chosen
-    RC (nats, the spurious-model threshold ``kl_threshold``); MBAR effective sample size
-    (frames); the RC's angle to the known slow direction (deg; when given). On the panels of a
-    convergence criterion a dotted line marks the first round that may converge
-    (``min_rounds``). Thresholds left None are not drawn (the title says so).
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    rounds : sequence of int
-        The rounds' indices.
-    coefficients : np.ndarray, shape=(n_rounds, d)
-        Each round's RC.
-    feature_names : sequence of str
-        The order parameters' names, feature order.
-    effective_sample_size : sequence of float
-        MBAR's effective sample size after each round, frames.
-    kl_divergence : sequence of float
-        KL of each round's chosen RC, nats.
-    angle_change_deg : sequence of float or None
-        RC change from the previous round, degrees (None: round 0).
-    free_energy_change_kT : sequence of float or None
-        RMS change of F(chi) from the previous round, kT (None: round 0).
-    seed_spread_deg : sequence of float or None, optional
-        Largest angle between the seeds' RCs per round, degrees; the panel is drawn when any
-        round has one.
-    slow_direction_angle_deg : sequence of float, optional
-        The RC's angle to the known slow direction per round, degrees; None: no panel.
-    angle_limit_deg : float, optional
-        The RC-change threshold, degrees.
-    free_energy_limit_kT : float, optional
-        The F-change threshold, kT.
-    profile_max_kT : float, optional
-        The F below which the F change is taken, kT (named in the panel's title).
-    min_rounds : int, optional
-        The fewest rounds before convergence.
-    kl_threshold : float, optional
-        The spurious-model KL threshold, nats.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
-    """
+    """One panel per quantity, per round, with the campaign's thresholds as lines."""
     rounds = [int(r) for r in rounds]
     coefficients = np.asarray(coefficients, dtype=float).reshape(len(rounds), -1)
     has_spread = bool(_series(rounds, seed_spread_deg)[0])
@@ -561,38 +383,6 @@ def profile_with_errors(
 
     The exact profile, when known, is shifted as its legend says; the metastable states' cores
     are shaded; no line is drawn across bins without frames.
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    centers : np.ndarray, shape=(n_bins,)
-        Bin centres of chi.
-    profile_kT : np.ndarray, shape=(n_bins,)
-        F of each bin, kT (inf: no frames).
-    sigma_kT : np.ndarray or None, shape=(n_bins,)
-        Its bootstrap standard error, kT (nan: not estimable); None: no error bars.
-    exact_kT : np.ndarray, shape=(n_bins,), optional
-        The exact F, kT, for model potentials; None: not drawn.
-    cores : sequence of (float, float), optional
-        The (low, high) chi of each metastable state's core.
-    title : str, optional
-        The axes' title.
-    chi_unit : str or None, optional
-        The unit of chi (:func:`rave.analysis.chi_unit`).
-    flagged : np.ndarray or None, shape=(n_bins,), dtype=bool, optional
-        Bins whose error bar is not to be trusted (drawn red, with ``flag_label``).
-    flag_label : str, optional
-        The legend text of the flagged error bars.
-    barrier : float or None, optional
-        chi at the top of the highest barrier (the dividing surface; a dashed vertical line).
-    note : str, optional
-        A warning written in red inside the axes (e.g. few barrier crossings).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
     """
     fig = Figure(figsize=(6.5, 4.5), layout="tight")
     ax = fig.subplots()
@@ -632,20 +422,6 @@ def order_parameter_profiles(path: str | Path | None = None, *, panels: Sequence
 
     Each panel is drawn as :func:`profile_with_errors` draws F(chi): error bars (red where
     ``flagged``), the states' cores, the dividing surface and a warning.
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    panels : sequence of dict
-        One per order parameter: ``centers``, ``profile_kT``, ``sigma_kT``, ``cores`` (spans),
-        ``flagged``, ``flag_label``, ``barrier``, ``note``, ``xlabel`` (with its unit),
-        ``title`` and ``periodic`` (bool: x from -180 to 180 deg).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
     """
     n = len(panels)
     columns = min(n, 2)
@@ -677,34 +453,7 @@ def latent_analysis(
     kl_landscape=None,
     feature_units: Sequence[str] | None = None,
 ) -> Figure:
-    """Latent vs each order parameter, latent vs chi histograms, and the KL landscape.
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    features : np.ndarray, shape=(n_frames, d)
-        The order parameters of every frame.
-    latent : np.ndarray, shape=(n_frames,)
-        The VAE's latent mean of every frame.
-    chi : np.ndarray, shape=(n_frames,)
-        The RC of every frame.
-    weights : np.ndarray, shape=(n_frames,)
-        Normalised reweighting weights of the frames.
-    feature_names : sequence of str
-        The order parameters' names.
-    directions : np.ndarray, shape=(n_scanned, d), optional
-        The scanned RC directions (needed with ``kl_landscape``).
-    kl_landscape : np.ndarray, shape=(n_scanned,), optional
-        KL at each scanned direction, nats; None: no landscape panel.
-    feature_units : sequence of str, optional
-        The unit of each order parameter (a feature's ``unit``; None: not given).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
-    """
+    """Latent vs each order parameter, latent vs chi histograms, and the KL landscape."""
     from ..learn.coordinate import robust_unit_scale
 
     d = features.shape[1]
@@ -760,27 +509,6 @@ def chi_time_series(
     Lines are coloured by round; the metastable states' cores are shaded. The time axis is
     the campaign's MD time: each round starts where the longest walker of the previous one
     ended (a walker's times are taken from its own first frame, whatever clock it kept).
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    rounds : sequence
-        Objects with ``index``, ``features`` (n, d), ``time_ps`` (n,) and an optional
-        ``walker`` (n,) array (e.g. :class:`rave.analysis.RoundData`).
-    coefficients : np.ndarray, shape=(d,)
-        The RC.
-    cores : sequence of (float, float), optional
-        The (low, high) chi of each metastable state's core.
-    chi_unit : str or None, optional
-        The unit of chi (:func:`rave.analysis.chi_unit`).
-    barrier : float or None, optional
-        chi at the dividing surface (a dashed horizontal line).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
     """
     fig = Figure(figsize=(10, 3.5), layout="tight")
     ax = fig.subplots()
@@ -827,31 +555,7 @@ def free_energy_surface(
     path: str | Path | None = None, *, x, y, f_kT, xlabel: str, ylabel: str,
     angles: bool = False, title: str = "free-energy surface (all rounds, MBAR); blank: no frames",
 ) -> Figure:
-    """2-D free-energy surface (kT) over two order parameters; bins without frames are blank.
-
-    Parameters
-    ----------
-    path : str or path, optional
-        Where to also write the figure as PNG (atomically); None: not written.
-    x : np.ndarray, shape=(n_x,)
-        Bin centres of the first order parameter.
-    y : np.ndarray, shape=(n_y,)
-        Bin centres of the second.
-    f_kT : np.ndarray, shape=(n_y, n_x)
-        F in kT (inf: no frames), shown capped at 12 kT.
-    xlabel, ylabel : str
-        Axis labels; they should carry their units (:func:`unit_label`).
-    angles : bool, optional
-        Both axes are angles in degrees: drawn from -180 to 180 with square aspect (a
-        Ramachandran plot for phi and psi).
-    title : str, optional
-        The axes' title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (written to ``path`` when given).
-    """
+    """2-D free-energy surface (kT) over two order parameters; bins without frames are blank."""
     fig = Figure(figsize=(5.5, 4.5), layout="tight")
     ax = fig.subplots()
     shown = np.where(np.isfinite(f_kT), np.minimum(f_kT, 12), np.nan)

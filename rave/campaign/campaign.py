@@ -113,18 +113,6 @@ def spread_along_chi(chi: np.ndarray, k: int) -> list[int]:
     For target values evenly spaced at (j + 1/2)/k of [min, max], the nearest entry not yet
     taken.
 
-    Parameters
-    ----------
-    chi : np.ndarray, shape=(n,)
-        Values of chi (e.g. of the stored snapshots).
-    k : int
-        How many to pick.
-
-    Returns
-    -------
-    list of int
-        ``k`` distinct indices into ``chi``, in the order of their targets.
-
     Raises
     ------
     ValueError
@@ -148,18 +136,6 @@ def config_differences(stored: dict, current: dict) -> list[str]:
     That is every ``[system]`` and ``[explore]`` key (round 0's MD), the round-defining
     ``[sampling]`` keys (:data:`ROUND_DEFINING`) and the ``[[features]]``: a resume that changes
     them is refused.
-
-    Parameters
-    ----------
-    stored : dict
-        The stored config (``config.json``).
-    current : dict
-        The config of this run (:meth:`rave.campaign.config.Config.to_dict`).
-
-    Returns
-    -------
-    list of str
-        One line per difference, "key: stored X, now Y"; empty when none.
     """
     diffs = []
     old_sys, new_sys = stored.get("system", {}), current.get("system", {})
@@ -189,18 +165,6 @@ def recorded_changes(stored: dict, current: dict) -> list[str]:
     """Keys a resume changes that a run records rather than refuses.
 
     Every key except those of :func:`config_differences` (refused) and :data:`UNRECORDED`.
-
-    Parameters
-    ----------
-    stored : dict
-        The stored config (``config.json``).
-    current : dict
-        The config of this run.
-
-    Returns
-    -------
-    list of str
-        One line per changed key, "key: stored X, now Y".
     """
     old, new = _flat(stored), _flat(current)
     refused = {f"sampling.{k}" for k in ROUND_DEFINING}

@@ -26,11 +26,6 @@ class RepeatedWarnings(logging.Filter):
     """Drop a warning already written in this round (same template) or ever (same text).
 
     Records below WARNING pass untouched (they also tell the filter which round runs).
-
-    Parameters
-    ----------
-    name : str, optional
-        As :class:`logging.Filter` takes it.
     """
 
     def __init__(self, name: str = "") -> None:
@@ -40,19 +35,7 @@ class RepeatedWarnings(logging.Filter):
         self._ever: set[tuple[str, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Whether to write ``record``.
-
-        Parameters
-        ----------
-        record : logging.LogRecord
-            The record.
-
-        Returns
-        -------
-        bool
-            False for a warning whose text was written before, or whose template was written
-            before in the current round.
-        """
+        """Whether to write ``record``."""
         try:
             text = record.getMessage()
         except Exception:  # a malformed record: let the handler report it
@@ -73,17 +56,5 @@ class RepeatedWarnings(logging.Filter):
 
 
 def progress_disabled(enabled: bool = True) -> bool | None:
-    """The ``disable`` argument of a tqdm bar.
-
-    Parameters
-    ----------
-    enabled : bool, optional
-        Whether bars are wanted at all (``[output] progress``).
-
-    Returns
-    -------
-    bool or None
-        True (no bar) when not ``enabled``; None otherwise, which tqdm reads as "draw the bar
-        only when its stream is a terminal".
-    """
+    """The ``disable`` argument of a tqdm bar."""
     return None if enabled else True

@@ -69,20 +69,6 @@ def profile_change_kT(
 
     Taken where both are finite and the current one is below ``max_kT``, after removing the
     mean offset (F is defined up to a constant).
-
-    Parameters
-    ----------
-    centers : np.ndarray, shape=(n_bins,)
-        The bins' centres along chi (shared by both profiles).
-    current, previous : np.ndarray, shape=(n_bins,)
-        The two profiles, kT (inf: no frames).
-    max_kT : float
-        Only bins where ``current`` is below this are compared, kT.
-
-    Returns
-    -------
-    float
-        The RMS difference, kT; inf when fewer than 3 bins can be compared.
     """
     mask = np.isfinite(current) & np.isfinite(previous) & (current < max_kT)
     if mask.sum() < 3:
@@ -93,21 +79,7 @@ def profile_change_kT(
 
 @dataclass
 class NextRound:
-    """What round ``index`` applies (:meth:`RoundLoop.next_round`).
-
-    Attributes
-    ----------
-    index : int
-        The round.
-    bias : rave.learn.bias.Bias or None
-        The static bias (None: round 0, or an OPES round).
-    opes : rave.md.opes.OPESSpec or None
-        OPES along the RC of the last learning step (an adaptive round).
-    exploring : bool
-        Round 0 runs the expanded ensemble over temperatures (``[explore]``).
-    label : str
-        How the log names the round.
-    """
+    """What round ``index`` applies (:meth:`RoundLoop.next_round`)."""
 
     index: int
     bias: Bias | None
@@ -118,25 +90,7 @@ class NextRound:
 
 @dataclass
 class LearnedRound:
-    """What the learning step after a round computed (:meth:`RoundLoop.learn`).
-
-    Attributes
-    ----------
-    record : rave.campaign.store.RoundRecord
-        The round's record (RC, KL, ESS, changes, convergence).
-    model : rave.learn.estimator.RAVEModel
-        The RAVE step's model.
-    log_weights : np.ndarray, shape=(n_frames,)
-        MBAR log-weights of every frame of every round so far, normalised.
-    free_energies : np.ndarray, shape=(n_states,)
-        MBAR's reduced free energies of the bias states.
-    centers, profile : np.ndarray, shape=(PROFILE_BINS,)
-        F(chi) over all frames, kT (its minimum 0).
-    coordinate : dict
-        The RC and the evidence behind it (``coordinate.json``).
-    bias : rave.learn.bias.Bias
-        The kT ln P bias built from F(chi) for the next round.
-    """
+    """What the learning step after a round computed (:meth:`RoundLoop.learn`)."""
 
     record: RoundRecord
     model: RAVEModel
@@ -149,38 +103,7 @@ class LearnedRound:
 
 
 class RoundLoop:
-    """The rounds of one RAVE run and the computation between them.
-
-    Parameters
-    ----------
-    config : rave.campaign.config.Config or rave.campaign.config.LoopConfig
-        Its ``sampling``, ``models``, ``coordinate``, ``bias``, ``convergence`` and ``explore``
-        sections and ``vae_config()`` are read.
-    feature_names : sequence of str
-        The order parameters, in the order of the frames' columns.
-    kT : float
-        kJ/mol, at the run's temperature.
-    temperature_K : float
-        The run's temperature (the exploration's ladder starts there).
-    exact_free_energy : callable, optional
-        ``exact_free_energy(coefficients, centers) -> F (kT)`` of a model potential.
-    where : str
-        Where the run keeps its data (named in errors).
-
-    Attributes
-    ----------
-    records : list of RoundRecord
-        The complete rounds.
-    frames : list of rave.md.frames.Frames
-        Each complete (or just run) round's frames, all walkers.
-    biases : list of list of (state, n_frames)
-        Per round, the bias states its frames were sampled under
-        (:func:`rave.learn.bias.applied_states`).
-    adaptive : list of bool
-        Per round: OPES within the round.
-    next_bias : rave.learn.bias.Bias or None
-        The kT ln P bias of the last learning step (the next round's, or OPES's RC).
-    """
+    """The rounds of one RAVE run and the computation between them."""
 
     def __init__(self, config, feature_names, kT: float, temperature_K: float,
                  exact_free_energy=None, where: str = "this run") -> None:
@@ -204,11 +127,6 @@ class RoundLoop:
     def plan(self) -> RoundPlan:
         """The schedule's plan of the next round from the complete rounds
         (:func:`rave.campaign.schedule.plan_round_steps`).
-
-        Returns
-        -------
-        rave.campaign.schedule.RoundPlan
-            Its steps per walker (None: stop) and why.
         """
         s, c = self.config.sampling, self.config.convergence
         return plan_round_steps(
@@ -219,19 +137,7 @@ class RoundLoop:
             min_rounds=BUDGET_MIN_ROUNDS if s.budget_shaped else None)
 
     def stop_reason(self, converged: bool, rounds: int) -> str:
-        """Why the run stopped: converged, budget spent, or the round limit.
-
-        Parameters
-        ----------
-        converged : bool
-            The last round converged.
-        rounds : int
-            The round limit of the run.
-
-        Returns
-        -------
-        str
-        """
+        """Why the run stopped: converged, budget spent, or the round limit."""
         if converged:
             return "converged"
         if self.config.sampling.max_total_steps is not None:
@@ -249,15 +155,6 @@ class RoundLoop:
     def next_round(self, index: int) -> NextRound:
         """What round ``index`` applies: nothing or the exploration (round 0), the kT ln P
         bias of the last learning step, or OPES along its RC (``[bias] method``).
-
-        Parameters
-        ----------
-        index : int
-            The round (``len(records)``).
-
-        Returns
-        -------
-        NextRound
         """
         bias = self.next_bias if index > 0 else None
         spec = None
@@ -273,10 +170,6 @@ class RoundLoop:
     def exploration(self) -> dict | None:
         """The exploration's settings for round 0 (:meth:`rave.md.explore.ExplorationSpec.
         to_dict`), or None without ``[explore]``.
-
-        Returns
-        -------
-        dict or None
         """
         if not self.config.explore.enabled:
             return None
@@ -285,10 +178,6 @@ class RoundLoop:
     def records_potential(self) -> bool:
         """Whether walkers record each frame's potential energy: in a run that explores (or
         whose stored rounds did), every frame needs it to be reweighted across temperatures.
-
-        Returns
-        -------
-        bool
         """
         return self.config.explore.enabled or any(f.potential_kjmol is not None
                                                   for f in self.frames)
@@ -297,15 +186,6 @@ class RoundLoop:
         """OPES along chi = coefficients . s for the next round: the grid spans the chi of all
         frames so far, padded by ``bias.opes_padding`` of that range on each side (a function of
         the stored data, so a resumed round gets the same).
-
-        Parameters
-        ----------
-        coefficients : np.ndarray, shape=(n_features,)
-            The RC.
-
-        Returns
-        -------
-        rave.md.opes.OPESSpec
         """
         cfg = self.config.bias
         chi = np.concatenate([f.features for f in self.frames]) @ coefficients
@@ -323,21 +203,6 @@ class RoundLoop:
         round ``index - 1`` was adaptive too, its RC is within ``bias.opes_restart_deg`` of
         the new one and none of its frames left its OPES grid (there its clamped CV put kernels
         at the grid's edge, not where the walker was); else None (a fresh OPES).
-
-        Parameters
-        ----------
-        index : int
-            The round.
-        spec : rave.md.opes.OPESSpec
-            Its OPES.
-        previous_states : callable
-            ``previous_states()`` -> each walker's OPES state at the end of round
-            ``index - 1`` (read only when OPES continues).
-
-        Returns
-        -------
-        list of dict or None
-            One per walker.
         """
         k = self.config.sampling.walkers
         if index < 2 or not self.adaptive[index - 1]:
@@ -369,22 +234,6 @@ class RoundLoop:
     def adaptive_applied(self, index: int, spec: OPESSpec, results, where: str) -> dict:
         """The applied-bias record of an adaptive round from its walkers' OPES blocks.
 
-        Parameters
-        ----------
-        index : int
-            The round.
-        spec : rave.md.opes.OPESSpec
-            Its OPES.
-        results : sequence of rave.campaign.walkers.WalkerResult
-            Its walkers.
-        where : str
-            Where its frames are kept (for the error message).
-
-        Returns
-        -------
-        dict
-            :func:`rave.learn.bias.adaptive_bias_dict`.
-
         Raises
         ------
         BiasMismatchError
@@ -403,20 +252,6 @@ class RoundLoop:
     def exploration_applied(self, label: str, results, frames: Frames) -> dict:
         """The applied-bias record of an exploring round (its temperature states), and the log
         of each walker's ladder and warm-up.
-
-        Parameters
-        ----------
-        label : str
-            The round's name in the log.
-        results : sequence of rave.campaign.walkers.WalkerResult
-            Its walkers.
-        frames : rave.md.frames.Frames
-            Its frames, all walkers.
-
-        Returns
-        -------
-        dict
-            :func:`rave.learn.bias.exploration_dict`.
         """
         from .walkers import exploration_temperatures
 
@@ -434,40 +269,14 @@ class RoundLoop:
         return exploration_dict(temperatures, counts)
 
     def add_round(self, frames: Frames, applied: dict | None, adaptive: bool) -> None:
-        """Add a round's frames and the bias states they were sampled under.
-
-        Parameters
-        ----------
-        frames : rave.md.frames.Frames
-            All walkers' frames.
-        applied : dict or None
-            The applied-bias record (None: unbiased).
-        adaptive : bool
-            The round ran OPES.
-        """
+        """Add a round's frames and the bias states they were sampled under."""
         self.frames.append(frames)
         self.biases.append(applied_states(applied, len(frames.features)))
         self.adaptive.append(bool(adaptive))
 
     def add_complete_round(self, record: RoundRecord, frames: Frames, states, adaptive: bool,
                            log_weights: np.ndarray, next_bias: Bias) -> None:
-        """Add a round completed earlier (a resume): its record and what it learned.
-
-        Parameters
-        ----------
-        record : RoundRecord
-            Its record.
-        frames : rave.md.frames.Frames
-            Its frames, all walkers.
-        states : list of (state, n_frames)
-            Its bias states.
-        adaptive : bool
-            It ran OPES.
-        log_weights : np.ndarray
-            The log-weights of all frames up to it.
-        next_bias : rave.learn.bias.Bias
-            The bias it built.
-        """
+        """Add a round completed earlier (a resume): its record and what it learned."""
         self.records.append(record)
         self.frames.append(frames)
         self.biases.append(states)
@@ -478,11 +287,6 @@ class RoundLoop:
 
     def potential(self) -> np.ndarray | None:
         """Every frame's potential energy when the run has temperature states, else None.
-
-        Returns
-        -------
-        np.ndarray or None
-            kJ/mol, shape=(n_frames,).
 
         Raises
         ------
@@ -495,28 +299,11 @@ class RoundLoop:
             raise StoreFileError(f"{self.where}: {error}") from error
 
     def frame_states(self) -> np.ndarray:
-        """The MBAR state of every frame (:func:`rave.learn.bias.frame_states`).
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,), dtype=int
-        """
+        """The MBAR state of every frame (:func:`rave.learn.bias.frame_states`)."""
         return frame_states(self.biases, [f.state for f in self.frames])
 
     def reweight(self, describe_mismatch=None):
         """MBAR over all rounds so far: reduced bias of every frame under every round's bias.
-
-        Parameters
-        ----------
-        describe_mismatch : callable, optional
-            ``describe_mismatch(index) -> str``: what to say after "cannot be reweighted" when
-            the last round's stored bias energies disagree with numpy's.
-
-        Returns
-        -------
-        tuple
-            ``(features, reduced, counts, result)``: all frames' features, the reduced bias
-            matrix, the frames per state and :func:`rave.stats.mbar_reweight`'s result.
 
         Raises
         ------
@@ -544,92 +331,27 @@ class RoundLoop:
 
     # ------------------------------------------------------------------ learning
     def seeds(self, index: int) -> list[int]:
-        """The VAE seeds of round ``index``.
-
-        Parameters
-        ----------
-        index : int
-            The round.
-
-        Returns
-        -------
-        list of int
-            One per model.
-        """
+        """The VAE seeds of round ``index``."""
         base_seed = self.config.sampling.seed * 1000 + index * 17
         return [base_seed + m for m in range(self.config.models.models)]
 
     def cold(self, index: int) -> set[int]:
         """Positions of the seeds trained from scratch in round ``index`` (all in round 0;
         then ``cold_seeds`` of them, rotating so that each position is refreshed in turn).
-
-        Parameters
-        ----------
-        index : int
-            The round.
-
-        Returns
-        -------
-        set of int
         """
         return cold_positions(index, self.config.models.models, self.config.models.cold_seeds)
 
     def rc_seed(self, index: int) -> list[int]:
-        """Seed of the frame subset the RC of round ``index`` is fitted on.
-
-        Parameters
-        ----------
-        index : int
-            The round.
-
-        Returns
-        -------
-        list of int
-        """
+        """Seed of the frame subset the RC of round ``index`` is fitted on."""
         return [self.config.sampling.seed, index, 7]
 
     def rc_subset(self, index: int, n_frames: int) -> np.ndarray:
-        """Frames the RC is fitted on: all, or a seeded subset of ``coordinate.max_frames``.
-
-        Parameters
-        ----------
-        index : int
-            The round.
-        n_frames : int
-            All frames so far.
-
-        Returns
-        -------
-        np.ndarray
-            Frame indices.
-        """
+        """Frames the RC is fitted on: all, or a seeded subset of ``coordinate.max_frames``."""
         return rc_frames(n_frames, self.config.coordinate.max_frames, self.rc_seed(index))
 
     def train(self, index: int, features: np.ndarray, log_w: np.ndarray, *,
               initial=None, trained=None, on_trained=None, progress=False) -> RAVEModel:
-        """The RAVE step of round ``index`` (:class:`rave.learn.estimator.RAVE`).
-
-        Parameters
-        ----------
-        index : int
-            The round.
-        features : np.ndarray, shape=(n_frames, n_features)
-            All frames so far.
-        log_w : np.ndarray, shape=(n_frames,)
-            Their MBAR log-weights.
-        initial : list, optional
-            Per seed, the model to warm-start from (None: from scratch).
-        trained : list, optional
-            Per seed, a model already trained (an interrupted run's) or None.
-        on_trained : callable, optional
-            ``on_trained(m, model)`` as soon as seed ``m`` is trained.
-        progress : bool
-            Progress bars while training.
-
-        Returns
-        -------
-        rave.learn.estimator.RAVEModel
-        """
+        """The RAVE step of round ``index`` (:class:`rave.learn.estimator.RAVE`)."""
         cfg = self.config
         estimator = RAVE(
             cfg.models.models, self.vae_config, seed=self.seeds(index),
@@ -658,25 +380,6 @@ class RoundLoop:
               on_weights=None) -> LearnedRound:
         """The learning step after round ``index``'s MD (:meth:`add_round`): MBAR over every
         frame so far, the RAVE step, F(chi), the convergence evidence and the next bias.
-
-        Parameters
-        ----------
-        index : int
-            The round.
-        timings : dict
-            Seconds per stage are added to it ("reweight", "train_and_rc", "bootstrap").
-        describe_mismatch : callable, optional
-            As :meth:`reweight`.
-        initial, trained, on_trained, progress
-            As :meth:`train`.
-        model_files : list of str, optional
-            The model files' names, recorded in the coordinate record.
-        on_weights : callable, optional
-            ``on_weights(log_weights, free_energies)`` once MBAR is solved (before training).
-
-        Returns
-        -------
-        LearnedRound
         """
         cfg = self.config
         t0 = time.perf_counter()
@@ -772,21 +475,6 @@ class RoundLoop:
         """Block bootstrap of F(chi) over the MBAR states of the last :meth:`reweight` (its
         reduced biases, reused), resampled round by round: blocks cut within each walker's
         frames of a round, across the states of an adaptive round.
-
-        Parameters
-        ----------
-        chi : np.ndarray, shape=(n_frames,)
-            Every frame's chi.
-        edges : np.ndarray, shape=(n_bins + 1,)
-            Bin edges along chi.
-        n_bootstrap : int
-            Replicates.
-        seed : int
-            Seeds the resampling.
-
-        Returns
-        -------
-        rave.stats.BootstrapProfile
         """
         _, reduced, counts, _ = self.last_reweight
         rounds = [r for r, states in enumerate(self.biases) for _ in states]
@@ -806,20 +494,6 @@ class RoundLoop:
         blocks of every walker's frames in every MBAR state and re-solving MBAR
         (:func:`rave.stats.bootstrap_free_energy_profile`; seeded by the run's seed and the
         round).
-
-        Parameters
-        ----------
-        chi, edges : np.ndarray
-            As :meth:`bootstrap`.
-        profile : np.ndarray, shape=(n_bins,)
-            The estimate, kT.
-        index : int
-            The round.
-
-        Returns
-        -------
-        float
-            kT; inf when no bin qualifies.
         """
         cfg = self.config.convergence
         estimate = self.bootstrap(chi, edges, cfg.bootstrap,
@@ -830,19 +504,7 @@ class RoundLoop:
         return float(np.sqrt(np.mean(sigma ** 2))) if sigma.size else math.inf
 
     def exact_profile(self, coefficients: np.ndarray, centers: np.ndarray):
-        """The exact F along chi of a model potential (kT), or None.
-
-        Parameters
-        ----------
-        coefficients : np.ndarray, shape=(n_features,)
-            The RC.
-        centers : np.ndarray, shape=(n_bins,)
-            Along chi.
-
-        Returns
-        -------
-        np.ndarray or None
-        """
+        """The exact F along chi of a model potential (kT), or None."""
         if self.exact_free_energy is None:
             return None
         return np.asarray(self.exact_free_energy(coefficients, centers), dtype=float)

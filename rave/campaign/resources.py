@@ -1,20 +1,15 @@
 """How many CPU cores this process may use, and how to split them between tasks.
 
 The learning step trains several VAE seeds; torch splits each matrix product over its
-intra-op threads, which wait for each other at the end of every operation. When another
-process is busy on one of those cores, every operation waits for the slowest thread: on a
-2-core machine a fit that took 32 s on idle cores took 5.5 to 13 minutes with two busy
-processes beside it. Two rules avoid that here:
+intra-op threads, which wait for each other at the end of every operation: when another
+process is busy on one of those cores, every operation waits for the slowest thread. Two rules
+avoid that here:
 
 1. never give one task more intra-op threads than there are cores this process may use *and*
    that are free now (:func:`plan_threads`): threads that wait for each other must each have
    a core;
 2. prefer independent tasks (one seed each, one intra-op thread) over threads of one task:
-   independent threads never wait for each other, so a busy core slows only the task that
-   shares it, and when there are more tasks than cores the OS shares the cores between them
-   without anyone waiting, so no core idles while the last seeds finish
-   (``python -m workflows.benchmarks.training`` measures the alternatives; figures in
-   docs/benchmarks.md).
+   a busy core slows only the task that shares it (see docs/benchmarks.md).
 
 The cores a process may use are the smallest of: its CPU affinity mask
 (``os.sched_getaffinity``), its cgroup CPU quota (``cpu.max`` of cgroup v2, or
@@ -60,16 +55,6 @@ def omp_num_threads(environ: Mapping[str, str] | None = None) -> int | None:
     """The thread count that ``OMP_NUM_THREADS`` asks for, or None when unset or unusable.
 
     OpenMP allows a list (``"4,2"``: 4 at the outer level); the first entry counts.
-
-    Parameters
-    ----------
-    environ : mapping of str to str, optional
-        The environment to read (default ``os.environ``).
-
-    Returns
-    -------
-    int or None
-        The count (>= 1), or None when the variable is unset, not an integer or below 1.
     """
     value = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "").strip()
     if not value:
@@ -86,16 +71,6 @@ def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None
 
     Reads cgroup v2 ``cpu.max`` ("<quota> <period>" or "max <period>") or cgroup v1
     ``cpu/cpu.cfs_quota_us`` and ``cpu/cpu.cfs_period_us`` (quota -1: none).
-
-    Parameters
-    ----------
-    root : str or path, optional
-        The cgroup file system's mount point (default ``/sys/fs/cgroup``).
-
-    Returns
-    -------
-    float or None
-        Quota over period, in CPUs; None where no quota is set or none can be read.
     """
     root = Path(root)
     try:
@@ -127,26 +102,7 @@ def allowed_cores(
     omp_threads: int | None = None,
     requested: int | None = None,
 ) -> int:
-    """Cores this process may use: the smallest of the limits that are set (at least 1).
-
-    Parameters
-    ----------
-    affinity : iterable of int or None
-        CPU indices of the affinity mask (None where the OS has no such call).
-    cpu_count : int or None
-        ``os.cpu_count()``, used when there is no affinity mask.
-    quota_cpus : float, optional
-        cgroup quota in CPUs (1.5 allows 2 threads: rounded up).
-    omp_threads : int, optional
-        ``OMP_NUM_THREADS``.
-    requested : int, optional
-        An explicit request (``[vae] threads``); 0 or None means "as many as allowed".
-
-    Returns
-    -------
-    int
-        >= 1.
-    """
+    """Cores this process may use: the smallest of the limits that are set (at least 1)."""
     limits = [len(set(affinity)) if affinity is not None else (cpu_count or 1)]
     if quota_cpus is not None and quota_cpus > 0:
         limits.append(max(1, math.ceil(quota_cpus - 1e-9)))
@@ -158,18 +114,7 @@ def allowed_cores(
 
 
 def read_allowed_cores(requested: int | None = None) -> int:
-    """:func:`allowed_cores` of the running process (affinity, cgroup, OMP_NUM_THREADS).
-
-    Parameters
-    ----------
-    requested : int or None, optional
-        An explicit request (``[vae] threads``); 0 or None means "as many as allowed".
-
-    Returns
-    -------
-    int
-        The cores this process may use, >= 1.
-    """
+    """:func:`allowed_cores` of the running process (affinity, cgroup, OMP_NUM_THREADS)."""
     try:
         affinity = os.sched_getaffinity(0)
     except (AttributeError, OSError):
@@ -192,20 +137,7 @@ def _cpu_times(text: str) -> dict[int, tuple[int, int]]:
 
 
 def busy_cores(before: str, after: str, cpus: Iterable[int] | None = None) -> float:
-    """Cores kept busy between two readings of /proc/stat, summed over ``cpus``.
-
-    Parameters
-    ----------
-    before, after : str
-        Contents of /proc/stat at two moments.
-    cpus : iterable of int, optional
-        CPU indices to count (the affinity mask); all by default.
-
-    Returns
-    -------
-    float
-        Sum over the CPUs of the busy fraction of the interval (0 to len(cpus)).
-    """
+    """Cores kept busy between two readings of /proc/stat, summed over ``cpus``."""
     t0, t1 = _cpu_times(before), _cpu_times(after)
     keys = sorted(set(t0) & set(t1) if cpus is None else set(cpus) & set(t0) & set(t1))
     total = 0.0
@@ -223,16 +155,6 @@ def read_busy_cores(interval_s: float = BUSY_SAMPLE_S) -> float:
     This process's own CPU time over the interval is subtracted: its idle thread pools (e.g.
     OpenBLAS's, which spin for a while after each call) would otherwise count as another
     process's load.
-
-    Parameters
-    ----------
-    interval_s : float, optional
-        How long ``/proc/stat`` is sampled, s.
-
-    Returns
-    -------
-    float
-        Busy cores, >= 0 (0 where /proc/stat cannot be read).
     """
     stat = Path("/proc/stat")
     try:
@@ -256,22 +178,7 @@ def _own_cpu_s() -> float:
 
 @dataclass(frozen=True)
 class ThreadPlan:
-    """How to run ``tasks`` independent CPU tasks.
-
-    Attributes
-    ----------
-    workers : int
-        Tasks run at once.
-    intra_op_threads : int
-        Threads inside each task (torch's intra-op pool), <= cores; more than 1 only for a
-        lone task (run in the calling thread).
-    cores : int
-        Cores used: allowed and free.
-    allowed : int
-        Cores this process may use.
-    busy_elsewhere : float
-        Cores other processes kept busy when the plan was made.
-    """
+    """How to run ``tasks`` independent CPU tasks."""
 
     workers: int
     intra_op_threads: int
@@ -280,14 +187,7 @@ class ThreadPlan:
     busy_elsewhere: float
 
     def describe(self) -> str:
-        """The plan in words, for the log.
-
-        Returns
-        -------
-        str
-            Tasks at once, threads each, cores used of those allowed, and the cores busy with
-            other processes when that is at least :data:`BUSY_ROUNDING`.
-        """
+        """The plan in words, for the log."""
         busy = (f", {self.busy_elsewhere:.1f} busy with other processes"
                 if self.busy_elsewhere >= BUSY_ROUNDING else "")
         return (f"{self.workers} task(s) at once x {self.intra_op_threads} thread(s) on "
@@ -295,30 +195,7 @@ class ThreadPlan:
 
 
 def plan_threads(tasks: int, allowed: int, busy_elsewhere: float = 0.0) -> ThreadPlan:
-    """Split the free cores between ``tasks`` independent tasks.
-
-    ``cores = allowed - (cores busy elsewhere, rounded up above BUSY_ROUNDING)``, at least 1.
-    Every task runs at once (up to ``MAX_TASKS_PER_CORE`` per core) with one thread; a lone
-    task gets ``cores`` intra-op threads (they wait for each other, so each needs a free core).
-    Several tasks never get more than one thread each: torch's intra-op threads started from
-    a thread other than the main one cost more than they gave (measured on 2 cores: 42-57 ms
-    per step with 2 threads against 36-49 ms with 1, three runs of an earlier version of the
-    kernel benchmark; 18-22 ms with 2 threads from the main thread),
-    and single-threaded tasks beyond the core count share the cores without waiting.
-
-    Parameters
-    ----------
-    tasks : int
-        Independent tasks to run (e.g. VAE seeds), >= 1.
-    allowed : int
-        Cores this process may use (:func:`read_allowed_cores`).
-    busy_elsewhere : float
-        Cores other processes keep busy (:func:`read_busy_cores`).
-
-    Returns
-    -------
-    ThreadPlan
-    """
+    """Split the free cores between ``tasks`` independent tasks."""
     if tasks < 1:
         raise ValueError(f"tasks must be >= 1. You supplied {tasks}")
     if allowed < 1:

@@ -72,15 +72,7 @@ class RoundOutcome(Protocol):
 
 @dataclass(frozen=True)
 class RoundPlan:
-    """The plan of one round.
-
-    Attributes
-    ----------
-    steps : int or None
-        MD steps per walker, or None: no round (the budget is spent).
-    reason : str
-        Why, in words (logged and stored in round.json as ``plan_reason``).
-    """
+    """The plan of one round."""
 
     steps: int | None
     reason: str
@@ -97,18 +89,6 @@ def default_first_round_steps(steps_per_round: int, report_interval: int) -> int
     A quarter of ``steps_per_round`` (rounded down to a multiple of ``report_interval``), raised
     to at least :data:`MIN_FIRST_ROUND_FRAMES` frames, at most ``steps_per_round`` (rounded
     down).
-
-    Parameters
-    ----------
-    steps_per_round : int
-        ``[sampling] steps_per_round``.
-    report_interval : int
-        ``[sampling] report_interval``, steps between frames.
-
-    Returns
-    -------
-    int
-        Steps per walker, a multiple of ``report_interval``.
     """
     quarter = _whole(steps_per_round // FIRST_ROUND_DIVISOR, report_interval)
     return min(_whole(steps_per_round, report_interval),
@@ -116,23 +96,7 @@ def default_first_round_steps(steps_per_round: int, report_interval: int) -> int
 
 
 def round_limits(steps_per_round: int, report_interval: int) -> tuple[int, int]:
-    """(floor, cap): the shortest and longest adapted round, steps per walker.
-
-    Parameters
-    ----------
-    steps_per_round : int
-        ``[sampling] steps_per_round``.
-    report_interval : int
-        ``[sampling] report_interval``, steps between frames.
-
-    Returns
-    -------
-    floor : int
-        ``steps_per_round / FLOOR_DIVISOR``, at least :data:`MIN_ROUND_FRAMES` frames, at most
-        ``steps_per_round``; a multiple of ``report_interval``.
-    cap : int
-        ``steps_per_round x CAP_FACTOR``, a multiple of ``report_interval``.
-    """
+    """(floor, cap): the shortest and longest adapted round, steps per walker."""
     floor = max(_whole(steps_per_round // FLOOR_DIVISOR, report_interval),
                 MIN_ROUND_FRAMES * report_interval)
     return (min(floor, _whole(steps_per_round, report_interval)),
@@ -140,18 +104,7 @@ def round_limits(steps_per_round: int, report_interval: int) -> tuple[int, int]:
 
 
 def steps_used(previous: Sequence[RoundOutcome]) -> int:
-    """MD steps of complete rounds, summed over rounds and walkers.
-
-    Parameters
-    ----------
-    previous : sequence of RoundOutcome
-        The complete rounds (their ``steps`` and ``walkers``).
-
-    Returns
-    -------
-    int
-        The sum of ``steps x walkers``.
-    """
+    """MD steps of complete rounds, summed over rounds and walkers."""
     return sum(int(r.steps) * int(r.walkers) for r in previous)
 
 
@@ -167,27 +120,7 @@ def plan_round_steps(
     free_energy_kT: float = 0.5,
     min_rounds: int | None = None,
 ) -> RoundPlan:
-    """Steps per walker of the next round, a pure function of the complete rounds.
-
-    Parameters
-    ----------
-    previous : sequence of RoundOutcome
-        The complete rounds 0..r-1 in order (their ``steps``, ``walkers`` and the changes
-        learned after each); the planned round is r = len(previous).
-    steps_per_round, report_interval, walkers, max_total_steps, first_round_steps : int
-        The ``[sampling]`` keys (``max_total_steps`` None: the fixed schedule).
-    angle_deg, free_energy_kT : float
-        ``[convergence]`` thresholds (deg, kT RMS) that drive the adaptation.
-    min_rounds : int, optional
-        With a budget: round r takes at most 1 / (min_rounds - r) of the steps left, so the
-        budget holds at least ``min_rounds`` rounds (the budget-shaped schedule,
-        :data:`BUDGET_MIN_ROUNDS`).
-
-    Returns
-    -------
-    RoundPlan
-        ``steps`` None when the budget is spent; see the module docstring for the rule.
-    """
+    """Steps per walker of the next round, a pure function of the complete rounds."""
     index = len(previous)
     if max_total_steps is None:
         whole = _whole(steps_per_round, report_interval)

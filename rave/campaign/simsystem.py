@@ -32,18 +32,6 @@ def build_model_potential(config: Config):
 
     An ``expression`` is validated with OpenMM.
 
-    Parameters
-    ----------
-    config : Config
-        The campaign's configuration.
-
-    Returns
-    -------
-    object
-        The kind's analytic model potential (e.g. a
-        :class:`rave.systems.model_potentials.ModelPotential`): the exact F(chi) for figures and
-        analysis.
-
     Raises
     ------
     ConfigError
@@ -57,16 +45,6 @@ def build_model_potential(config: Config):
 
 def build_simulation_system(config: Config) -> SimulationSystem:
     """The :class:`SimulationSystem` of a config.
-
-    Parameters
-    ----------
-    config : Config
-        The campaign's configuration.
-
-    Returns
-    -------
-    SimulationSystem
-        The kind's OpenMM System, starting positions and order parameters.
 
     Raises
     ------

@@ -43,61 +43,7 @@ class SchedulerUnreachable(RuntimeError):
 
 @dataclass(frozen=True)
 class WalkerTask:
-    """One walker of one round (plain data: picklable, sent to Dask workers).
-
-    Attributes
-    ----------
-    round_index, walker_index : int
-        The round and the walker within it, from 0.
-    system_xml : str
-        The OpenMM System, serialized (``XmlSerializer``).
-    features : tuple of dict
-        The order parameters, each as :meth:`rave.md.features.Feature.to_dict`.
-    positions, velocities, box_vectors : np.ndarray
-        The start (nm, nm/ps, nm); velocities None: drawn at the temperature with ``seed``;
-        box_vectors None: the system's default box.
-    time_ps : float
-        The walker's time at the start, ps.
-    bias : dict or None
-        :meth:`rave.bias_grid.Bias.to_dict` of the static bias, or None (unbiased round).
-    temperature_K : float
-        Temperature, K.
-    timestep_ps : float
-        Integration time step, ps (halved on each fault recovery).
-    friction_per_ps : float
-        Langevin collision rate, 1/ps.
-    seed : int
-        The walker's MD seed.
-    platform : str
-        The OpenMM platform name, or "auto".
-    force_group : int or None
-        The bias's force group, or None: the highest free one (rave.BiasForce's).
-    n_steps : int
-        MD steps to run.
-    report_interval : int
-        Steps between recorded frames.
-    snapshot_every : int
-        Frames between stored position snapshots (starting points for later rounds).
-    max_retries : int
-        Fault recoveries allowed before :class:`WalkerFailed`.
-    segment_frames : int
-        Frames per fault-recovery segment.
-    cpu_threads : int or None
-        Threads of the CPU platform (None: OpenMM's default).
-    opes : dict or None
-        :meth:`rave.md.opes.OPESSpec.to_dict`, or None (no adaptive bias).
-    opes_state : dict or None
-        An ``OPES.getState()`` snapshot to continue, or None (a fresh OPES).
-    explore : dict or None
-        :meth:`rave.md.explore.ExplorationSpec.to_dict`: the walker calibrates, then runs an
-        expanded ensemble over temperatures (an exploring round); None: plain MD.
-    record_potential : bool
-        Record each frame's potential energy (a campaign that explores records it in every
-        round, to reweight across temperatures).
-    dcd_every : int
-        Keep the positions of every ``dcd_every``-th frame for the walker's DCD trajectory
-        (``[output] dcd_interval``); 0: none.
-    """
+    """One walker of one round (plain data: picklable, sent to Dask workers)."""
 
     round_index: int
     walker_index: int
@@ -134,70 +80,7 @@ class WalkerTask:
 
 @dataclass
 class WalkerResult:
-    """Frames and final state of one walker (see :meth:`to_arrays` for the stored form).
-
-    Attributes
-    ----------
-    round_index, walker_index : int
-        The round and the walker within it, from 0.
-    features : np.ndarray, shape=(n_frames, d)
-        The order parameters of each frame.
-    bias_kjmol : np.ndarray, shape=(n_frames,)
-        The bias energy at each frame as sampled, kJ/mol.
-    time_ps : np.ndarray, shape=(n_frames,)
-        The time of each frame, ps.
-    snapshots : np.ndarray, shape=(n_snapshots, n_particles, 3)
-        Stored positions (starting points for later rounds), nm.
-    snapshot_frames : np.ndarray, shape=(n_snapshots,)
-        The frame of each snapshot.
-    final_positions, final_velocities : np.ndarray
-        The final state, nm and nm/ps.
-    final_box_vectors : np.ndarray or None
-        The final periodic box, nm (None: no box).
-    final_time_ps : float
-        The walker's time at the end, ps.
-    final_timestep_ps : float
-        The time step at the end, ps (smaller than the task's after fault recoveries).
-    seed : int
-        The walker's MD seed.
-    platform : str
-        The OpenMM platform it ran on.
-    wall_s : float
-        Wall-clock time of the walker, s.
-    faults : list of str
-        The fault recoveries, in words (time, error, the new time step).
-    bias_check_kjmol : float
-        Adaptive (OPES) walkers: largest |OpenMM - numpy| bias of its frames, kJ/mol.
-    ct_kjmol : np.ndarray or None
-        Adaptive walkers: c(t) of each frame, kJ/mol.
-    opes_block_values, opes_block_frames : np.ndarray or None
-        Adaptive walkers: the MBAR states of its frames (rave.bias_grid.bias_blocks): each
-        block's bias on the OPES grid (kJ/mol) and its frames, in time order.
-    opes_state : dict or None
-        The walker's OPES at the end (``OPES.getState()``), for the next round to continue.
-    potential_kjmol : np.ndarray or None
-        Potential energy of each frame (no bias), kJ/mol, when recorded.
-    ladder_temperatures_K : np.ndarray or None
-        Exploring walkers: the temperature ladder, K (T0 first).
-    ladder_state : np.ndarray or None
-        Exploring walkers: each frame's state in the ladder (0 for the calibration frames).
-    counted : np.ndarray or None
-        Exploring walkers: which frames count (the calibration frames, and those after the
-        sampler's weights settled, :func:`rave.md.explore.settled_from`).
-    heat_capacity : float
-        Exploring walkers: Var(U) / kT0^2 of the calibration frames (nan otherwise).
-    ladder_reason : str
-        Exploring walkers: why the ladder has its size (one line).
-    trajectory : np.ndarray or None, shape=(n_trajectory, n_particles, 3), dtype=float32
-        Positions (nm) of the frames ``trajectory_frames``, for the walker's DCD (None: no
-        trajectory; it is written as ``walker_KK.dcd``, not into the walker file).
-    trajectory_frames : np.ndarray or None, shape=(n_trajectory,), dtype=int
-        The walker's frame (index into its frames) of each trajectory frame: every
-        ``dcd_every``-th frame that the round keeps (:attr:`counted`).
-    trajectory_box : np.ndarray or None, shape=(3, 3)
-        The periodic box written with every trajectory frame, nm (the walker's start box;
-        None: no box).
-    """
+    """Frames and final state of one walker (see :meth:`to_arrays` for the stored form)."""
 
     round_index: int
     walker_index: int
@@ -238,14 +121,7 @@ class WalkerResult:
         return len(self.bias_kjmol)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The result as named arrays for ``np.savez`` (walker checkpoint file).
-
-        Returns
-        -------
-        dict of str to np.ndarray
-            Every field (scalars as 0-d arrays; the OPES state's entries prefixed
-            ``opes_state.``); :meth:`from_arrays` reads it back.
-        """
+        """The result as named arrays for ``np.savez`` (walker checkpoint file)."""
         out = {
             "features": self.features,
             "bias_kjmol": self.bias_kjmol,
@@ -291,18 +167,7 @@ class WalkerResult:
 
     @classmethod
     def from_arrays(cls, data: dict[str, np.ndarray]) -> WalkerResult:
-        """The result from :meth:`to_arrays` output (a walker file read back).
-
-        Parameters
-        ----------
-        data : dict of str to np.ndarray
-            The arrays of a walker file.
-
-        Returns
-        -------
-        WalkerResult
-            The result; the optional OPES arrays default to None.
-        """
+        """The result from :meth:`to_arrays` output (a walker file read back)."""
         return cls(
             round_index=int(data["round_index"]),
             walker_index=int(data["walker_index"]),
@@ -341,20 +206,6 @@ class WalkerResult:
 def counted_frames(n_frames: int, n_calibration: int, settled: int) -> np.ndarray:
     """Which frames of an exploring walker count: all but the ``settled`` frames after the
     ``n_calibration`` calibration frames (the expanded ensemble's weights were settling).
-
-    Parameters
-    ----------
-    n_frames : int
-        The walker's frames.
-    n_calibration : int
-        Its calibration frames (at the start; they count).
-    settled : int
-        Frames after the calibration until the weights settled (they do not count).
-
-    Returns
-    -------
-    np.ndarray, shape=(n_frames,), dtype=bool
-        True for a frame that counts.
     """
     counted = np.ones(n_frames, dtype=bool)
     counted[n_calibration:n_calibration + settled] = False
@@ -366,25 +217,6 @@ class WalkerRound:
     ladder, and the :class:`WalkerResult` at the end. :func:`run_walker` runs a task through it
     (with fault recovery); :class:`rave.campaign.sampler.RAVESampler` runs a user's Simulation
     through it as the user steps.
-
-    Parameters
-    ----------
-    walker : rave.md.walker.Walker
-        The walker (its bias, OPES and recorders set up).
-    n_frames : int
-        Frames of the round.
-    report_interval : int
-        Steps between frames.
-    snapshot_every : int
-        Frames between stored position snapshots.
-    explore : dict or None
-        :meth:`rave.md.explore.ExplorationSpec.to_dict` (an exploring round), or None.
-    ladder_seed : int
-        Seeds the ladder's state moves.
-    dcd_every : int
-        Keep the positions of every ``dcd_every``-th frame for a DCD trajectory (0: none).
-    box_vectors : np.ndarray, optional
-        The box written with the trajectory's frames (the walker's start box).
     """
 
     def __init__(self, walker, n_frames: int, report_interval: int, snapshot_every: int,
@@ -418,15 +250,6 @@ class WalkerRound:
     def next_piece(self, n: int) -> int:
         """How many of the next ``n`` frames to run in one piece (the calibration ends a
         piece, so the ladder starts on a frame boundary).
-
-        Parameters
-        ----------
-        n : int
-            Frames wanted.
-
-        Returns
-        -------
-        int
         """
         n = min(n, self.left)
         if self.plan is None and self.done < self.n_calibration:
@@ -436,13 +259,6 @@ class WalkerRound:
     def run(self, n: int, progress=None) -> None:
         """Run the next ``n`` frames (at most :meth:`next_piece` of them); the ladder starts
         once the calibration's frames are in.
-
-        Parameters
-        ----------
-        n : int
-            Frames (>= 1).
-        progress : callable, optional
-            As :meth:`rave.md.walker.Walker.run`.
 
         Raises
         ------
@@ -470,19 +286,6 @@ class WalkerRound:
                faults: list[str]) -> WalkerResult:
         """The round's :class:`WalkerResult` (the ladder stopped, back at the walker's
         temperature).
-
-        Parameters
-        ----------
-        round_index, walker_index, seed : int
-            As the result records them.
-        wall_s : float
-            Seconds the round took.
-        faults : list of str
-            The fault recoveries.
-
-        Returns
-        -------
-        WalkerResult
         """
         from ..md.explore import settled_from
 
@@ -551,18 +354,6 @@ class WalkerRound:
 def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) -> WalkerResult:
     """Run one walker with fault recovery (see the module docstring).
 
-    Parameters
-    ----------
-    task : WalkerTask
-        The walker.
-    progress : callable, optional
-        ``progress(n_frames)`` after each block of recorded frames (for progress bars).
-
-    Returns
-    -------
-    WalkerResult
-        Its frames and final state.
-
     Raises
     ------
     WalkerFailed
@@ -622,15 +413,6 @@ def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) 
 def exploration_temperatures(results: Sequence[WalkerResult]) -> list[float]:
     """The temperatures of an exploring round's MBAR states: every walker's ladder, merged
     (equal temperatures are one state), increasing, K.
-
-    Parameters
-    ----------
-    results : sequence of WalkerResult
-        The round's walkers, each with a ladder.
-
-    Returns
-    -------
-    list of float
     """
     return sorted({float(t) for r in results for t in r.ladder_temperatures_K})
 
@@ -640,17 +422,6 @@ def round_frames(results: Sequence[WalkerResult]):
 
     An exploring round keeps the frames that count (``WalkerResult.counted``) and labels each
     with its MBAR state, an index into :func:`exploration_temperatures`.
-
-    Parameters
-    ----------
-    results : sequence of WalkerResult
-        The round's walkers.
-
-    Returns
-    -------
-    rave.md.frames.Frames
-        Features, bias, times, walker labels, and the potential energies and states where
-        the walkers recorded them.
     """
     from ..md.frames import Frames
 
@@ -690,23 +461,7 @@ class SerialExecutor:
 
     def run(self, tasks: Sequence[WalkerTask], on_result: Callable[[WalkerResult], None],
             progress: Callable[[int], None] | None = None) -> list[BaseException]:
-        """Run every task in turn; ``on_result`` is called as each finishes.
-
-        Parameters
-        ----------
-        tasks : sequence of WalkerTask
-            The walkers to run.
-        on_result : callable
-            ``on_result(result)`` with each :class:`WalkerResult` as its walker finishes (the
-            campaign stores it there).
-        progress : callable, optional
-            ``progress(n_frames)`` with the number of frames just recorded (for progress bars).
-
-        Returns
-        -------
-        list of BaseException
-            The failures (:class:`WalkerFailed`); the other walkers still run and are stored.
-        """
+        """Run every task in turn; ``on_result`` is called as each finishes."""
         failures = []
         for task in tasks:
             try:
@@ -725,13 +480,6 @@ class DaskExecutor:
 
     That is a local one (``address=None``, processes, one thread each) or an existing
     scheduler at ``address``.
-
-    Parameters
-    ----------
-    address : str or None, optional
-        A Dask scheduler address (``"tcp://host:8786"``); None starts a local cluster.
-    n_workers : int or None, optional
-        Worker processes of a local cluster (default: min(usable cores, 4)).
 
     Raises
     ------
@@ -771,23 +519,7 @@ class DaskExecutor:
 
     def run(self, tasks: Sequence[WalkerTask], on_result: Callable[[WalkerResult], None],
             progress: Callable[[int], None] | None = None) -> list[BaseException]:
-        """Submit every task; ``on_result`` is called as each finishes, in the order they finish.
-
-        Parameters
-        ----------
-        tasks : sequence of WalkerTask
-            The walkers to run.
-        on_result : callable
-            ``on_result(result)`` with each :class:`WalkerResult` as its walker finishes (the
-            campaign stores it there).
-        progress : callable, optional
-            ``progress(n_frames)`` with the number of frames just recorded (for progress bars).
-
-        Returns
-        -------
-        list of BaseException
-            The failures (:class:`WalkerFailed`); the other walkers still run and are stored.
-        """
+        """Submit every task; ``on_result`` is called as each finishes, in the order they finish."""
         from distributed import as_completed
 
         futures = [
@@ -818,23 +550,7 @@ class DaskExecutor:
 
 
 def make_executor(scheduler: str, n_walkers: int, n_workers: int | None = None):
-    """The executor of ``scheduler``: serial, a local Dask cluster, or a scheduler address.
-
-    Parameters
-    ----------
-    scheduler : str
-        ``"serial"``, ``"local"`` (serial when there is one walker) or a Dask scheduler
-        address.
-    n_walkers : int
-        Walkers per round.
-    n_workers : int or None, optional
-        Worker processes of a local cluster (default: min(n_walkers, usable cores)).
-
-    Returns
-    -------
-    SerialExecutor or DaskExecutor
-        The executor; close it when done.
-    """
+    """The executor of ``scheduler``: serial, a local Dask cluster, or a scheduler address."""
     if scheduler == "serial" or (scheduler == "local" and n_walkers == 1):
         return SerialExecutor()
     if scheduler == "local":

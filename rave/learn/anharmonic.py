@@ -8,11 +8,8 @@ basin than some harmonic directions (``rave.systems.mixed_slow_mode``: curvature
 Gaussian and never leads over the barrier (docs/benchmarks.md). What does tell the slow
 direction apart inside one basin is the anharmonicity of the well: along a direction that leads
 toward a saddle the potential softens (a cubic term), so the Boltzmann distribution along it
-is skewed toward the saddle, while along a harmonic direction it is symmetric. In the
-mixed-slow-mode model the skewness along the slow direction is 0.4-0.5 in the lower well, 0
-along every other direction; from 2,000 independent in-basin samples the most skewed direction
-is 4-6 degrees off the slow one, PCA's first component 89-90 degrees (measured with
-:meth:`rave.systems.mixed_slow_mode.MixedSlowModePotential.sample`).
+is skewed toward the saddle, while along a harmonic direction it is symmetric
+(docs/benchmarks.md compares the two on the mixed-slow-mode model).
 
 What. :func:`skewed_direction` finds the unit ``c`` (raw order-parameter units, like every RC
 here) that maximises the squared weighted skewness of ``chi = X @ c``. The search runs in
@@ -80,17 +77,7 @@ _RANK_TOL = 1e-10
 
 @dataclass(frozen=True)
 class SkewedDirection:
-    """The most skewed direction of weighted frames.
-
-    Attributes
-    ----------
-    coefficients : np.ndarray, shape=(d,), dtype=float
-        Unit ``c`` in the order parameters' units; ``chi = X @ c`` has positive skewness (its
-        long tail, where the basin opens, toward larger chi) unless it was turned to a
-        ``reference``.
-    skewness : float
-        Weighted skewness of ``X @ coefficients`` (its sign follows the orientation).
-    """
+    """The most skewed direction of weighted frames."""
 
     coefficients: np.ndarray
     skewness: float
@@ -126,18 +113,6 @@ def _standardised_moment(values: np.ndarray, log_weights: np.ndarray | None,
 
 def weighted_skewness(values: np.ndarray, log_weights: np.ndarray | None = None) -> float:
     """Weighted skewness ``E[(v - m)^3] / E[(v - m)^2]^(3/2)`` (the moment estimator).
-
-    Parameters
-    ----------
-    values : np.ndarray, shape=(n_frames,), dtype=float
-        The coordinate of each frame.
-    log_weights : np.ndarray or None, shape=(n_frames,)
-        Natural log of each frame's weight (any offset); None: equal weights.
-
-    Returns
-    -------
-    float
-        The skewness; 0.0 for a constant coordinate.
 
     Raises
     ------
@@ -236,18 +211,6 @@ def _kurtosis_objective(v: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[fl
 def weighted_kurtosis(values: np.ndarray, log_weights: np.ndarray | None = None) -> float:
     """Weighted kurtosis ``E[(v - m)^4] / E[(v - m)^2]^2`` (3 for a Gaussian, 1 for two
     equal point masses).
-
-    Parameters
-    ----------
-    values : np.ndarray, shape=(n_frames,), dtype=float
-        The coordinate of each frame.
-    log_weights : np.ndarray or None, shape=(n_frames,)
-        Natural log of each frame's weight (any offset); None: equal weights.
-
-    Returns
-    -------
-    float
-        The kurtosis; nan for a constant coordinate.
     """
     moment = _standardised_moment(values, log_weights, 4)
     return float("nan") if moment is None else moment
@@ -255,23 +218,7 @@ def weighted_kurtosis(values: np.ndarray, log_weights: np.ndarray | None = None)
 
 def latent_direction(X: np.ndarray, latent: np.ndarray,
                      log_weights: np.ndarray | None = None) -> np.ndarray:
-    """The weighted least-squares direction of a latent: the unit ``c`` of ``latent ~ a + X c``.
-
-    Parameters
-    ----------
-    X : np.ndarray, shape=(n_frames, d), dtype=float
-        Order parameters of the frames.
-    latent : np.ndarray, shape=(n_frames,), dtype=float
-        The latent (e.g. a VAE's encoder mean) of each frame.
-    log_weights : np.ndarray or None, shape=(n_frames,)
-        Natural log of each frame's weight (None: equal).
-
-    Returns
-    -------
-    np.ndarray, shape=(d,)
-        The unit direction, turned to increase with the latent (a constant latent gives the
-        first axis).
-    """
+    """The weighted least-squares direction of a latent: the unit ``c`` of ``latent ~ a + X c``."""
     x = _frames(X)
     z = np.asarray(latent, dtype=float).ravel()
     if z.shape != (len(x),) or not np.isfinite(z).all():
@@ -298,26 +245,6 @@ def bimodal_direction(
     linear combination (projection pursuit; two separated basins make a distribution flatter
     than a Gaussian, kurtosis toward 1, while one basin's is near 3 or above).
 
-    Parameters
-    ----------
-    X : np.ndarray, shape=(n_frames, d), dtype=float
-        Order parameters of each frame, in their own units.
-    log_weights : np.ndarray or None, shape=(n_frames,)
-        Natural log of each frame's weight (None: equal).
-    n_starts : int, optional
-        Seeded random starts besides the whitened axes and ``initial_directions``.
-    seed : int or sequence of int, optional
-        Seeds the starts and the search subset.
-    initial_directions : list of np.ndarray, optional
-        More starting directions, in raw units.
-    max_search_frames : int or None, optional
-        The search runs on a seeded subset of at most this many frames, then is refined on all.
-
-    Returns
-    -------
-    np.ndarray, shape=(d,)
-        The unit direction (sign: its largest component positive).
-
     Raises
     ------
     ValueError
@@ -336,30 +263,6 @@ def separating_direction(X: np.ndarray, log_weights: np.ndarray | None,
     """The direction that best separates the two sides of the highest barrier along
     ``coefficients``: Fisher's discriminant, ``S_w^-1 (m_right - m_left)``, of the frames on
     either side of the barrier (weighted means, pooled within-side covariance).
-
-    A search for the least Gaussian direction finds two basins roughly (a fourth moment of
-    the frames); the discriminant between them uses their means, which the frames determine
-    better (two unit Gaussians 4 apart beside two unit Gaussian noise columns, 2,000 frames,
-    data seeds 0-9: the kurtosis direction 1.2-5.1 deg off, its discriminant 1.4-4.4 deg).
-
-    Parameters
-    ----------
-    X : np.ndarray, shape=(n_frames, d)
-        Order parameters of the frames.
-    log_weights : np.ndarray or None
-        Their log-weights (None: equal).
-    coefficients : np.ndarray, shape=(d,)
-        The direction whose F shows the basins.
-    basins : Basins
-        The basins of F along it (:func:`find_basins` of ``smoothed_free_energy``'s profile).
-    grid : np.ndarray, shape=(n_points,)
-        The points of that profile (``smoothed_free_energy``'s grid).
-
-    Returns
-    -------
-    np.ndarray, shape=(d,) or None
-        The unit direction, turned toward ``coefficients``; None with fewer than two basins or
-        a side without weight.
     """
     if basins.count < 2:
         return None
@@ -400,32 +303,6 @@ def skewed_direction(
 ) -> SkewedDirection:
     """The unit direction ``c`` of the largest weighted |skewness| of ``X @ c``.
 
-    Parameters
-    ----------
-    X : np.ndarray, shape=(n_frames, d), dtype=float
-        Order parameters of each frame, in their own units.
-    log_weights : np.ndarray or None, shape=(n_frames,)
-        Natural log of each frame's weight toward the ensemble of interest (e.g. MBAR's toward
-        the unbiased one); None: equal weights.
-    n_starts : int, optional
-        Seeded random starting directions, besides the whitened axes and
-        ``initial_directions`` (>= 0).
-    seed : int or sequence of int, optional
-        Seeds the random starts and the search subset (``numpy.random.default_rng``).
-    initial_directions : list of np.ndarray, optional
-        More starting directions, in raw units (e.g. the previous RC).
-    reference : np.ndarray, optional
-        If given, the result is turned to ``c . reference >= 0`` (its skewness sign follows);
-        otherwise to positive skewness.
-    max_search_frames : int or None, optional
-        The multi-start search runs on a seeded subset of at most this many frames, its best
-        direction is then refined on all of them (None: search on all).
-
-    Returns
-    -------
-    SkewedDirection
-        The direction and its skewness.
-
     Raises
     ------
     ValueError
@@ -448,17 +325,7 @@ def skewed_direction(
 
 @dataclass(frozen=True)
 class Basins:
-    """Basins of a 1-D free-energy profile (:func:`find_basins`).
-
-    Attributes
-    ----------
-    minima : np.ndarray, shape=(n_basins,), dtype=int
-        Index of each basin's lowest point, in order along the profile.
-    barrier_kT : float
-        The highest barrier between two neighbouring basins, measured from the higher of
-        their minima (kT; ``inf`` where an unsampled stretch separates them); 0.0 with fewer
-        than two basins.
-    """
+    """Basins of a 1-D free-energy profile (:func:`find_basins`)."""
 
     minima: np.ndarray
     barrier_kT: float
@@ -474,28 +341,6 @@ def find_basins(free_energy: np.ndarray, barrier_kT: float, max_kT: float = 6.0,
     """Basins of a 1-D free-energy profile: minima no higher than ``max_kT`` above the lowest,
     each separated from its neighbours by a barrier of at least ``barrier_kT`` and holding at
     least ``min_fraction`` of the probability.
-
-    Local minima are merged pairwise, the shallowest separation first (the higher minimum of
-    the pair goes), until every separation is at least ``barrier_kT``; then basins holding
-    less than ``min_fraction`` of ``exp(-F)`` (a bump in a sparse tail; evenly spaced points
-    assumed) are dropped. Unsampled points (``inf``, NaN) and the ends of the profile count as
-    high ground.
-
-    Parameters
-    ----------
-    free_energy : np.ndarray, shape=(n_points,), dtype=float
-        F in kT along the coordinate; ``inf`` or NaN where unsampled.
-    barrier_kT : float
-        Least barrier (kT) that separates two basins (> 0).
-    max_kT : float, optional
-        A basin's minimum is at most this far above the lowest point (> barrier_kT).
-    min_fraction : float, optional
-        Least share of the probability a basin holds, in [0, 1).
-
-    Returns
-    -------
-    Basins
-        The basins (none when no point is sampled) and the highest barrier between them.
 
     Raises
     ------
@@ -549,28 +394,6 @@ def smoothed_free_energy(values: np.ndarray, log_weights: np.ndarray | None = No
                          n_grid: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """F(v) in kT from a weighted Gaussian kernel density estimate, minimum 0.
 
-    The bandwidth is :data:`BANDWIDTH_FACTOR` times Silverman's rule,
-    ``0.9 min(sd, IQR / 1.34) n_eff^(-1/5)``, with Kish's
-    effective sample size ``n_eff = (sum w)^2 / sum w^2``: a histogram's empty or one-frame
-    bins in the tails would read as barriers, this estimate is smooth at the scale the data
-    resolve (it blurs a barrier narrower than the bandwidth, never makes one).
-
-    Parameters
-    ----------
-    values : np.ndarray, shape=(n_frames,), dtype=float
-        The coordinate of each frame.
-    log_weights : np.ndarray or None, shape=(n_frames,)
-        Natural log of each frame's weight; None: equal weights.
-    n_grid : int, optional
-        Points of the grid, from the lowest to the highest value (>= 3).
-
-    Returns
-    -------
-    grid : np.ndarray, shape=(n_grid,), dtype=float
-        Where F is evaluated.
-    free_energy : np.ndarray, shape=(n_grid,), dtype=float
-        F in kT, minimum 0.
-
     Raises
     ------
     ValueError
@@ -609,22 +432,7 @@ FITTED = ("skew", "bimodal")
 
 @dataclass(frozen=True)
 class BarrierChoice:
-    """The RC chosen by :func:`choose_by_barrier`.
-
-    Attributes
-    ----------
-    source : str
-        The candidate chosen: "skew", "bimodal" or one of the names given ("vae", "latent",
-        "previous").
-    coefficients : np.ndarray, shape=(d,), dtype=float
-        Its unit direction.
-    candidates : dict of str to np.ndarray
-        Every candidate's unit direction, the fitted ones ("skew", "bimodal") included.
-    basins : dict of str to Basins
-        The basins of F along each candidate.
-    skewed : SkewedDirection
-        The most skewed direction of the frames.
-    """
+    """The RC chosen by :func:`choose_by_barrier`."""
 
     source: str
     coefficients: np.ndarray
@@ -647,39 +455,6 @@ def choose_by_barrier(
     """Of the given directions, the most bimodal one (:func:`bimodal_direction`) and the most
     skewed one, the one along which F shows the highest barrier between basins; while none
     shows two basins, the VAE's RC ("vae", where given), else the skewed direction.
-
-    A projection onto a direction can only blur a barrier between basins (frames of both
-    basins overlap along a poor direction), so the candidate that shows the highest barrier is
-    the least blurred view of the transition. Inside one basin no candidate shows a barrier;
-    then the paper's RC stands (or, without one, the skewed direction: the way the basin
-    opens, module docstring).
-
-    Parameters
-    ----------
-    X : np.ndarray, shape=(n_frames, d), dtype=float
-        Order parameters of the frames.
-    log_weights : np.ndarray or None, shape=(n_frames,)
-        Their log-weights toward the unbiased ensemble (None: equal).
-    candidates : dict of str to np.ndarray
-        Named directions, shape (d,) each (e.g. "vae", "latent", "previous"); "skew" and
-        "bimodal" are added.
-    barrier_kT : float, optional
-        Least barrier (kT) between two basins (:func:`find_basins`).
-    tie_kT : float, optional
-        Barriers within this (kT) of the highest tie; ties go in the order of
-        :data:`TIE_ORDER` (the previous RC first: the RC does not turn without cause).
-    seed : int or sequence of int, optional
-        Seeds the frame subset and the fitted directions' random starts.
-    n_starts : int, optional
-        Random starts of each fitted direction's search.
-    max_frames : int or None, optional
-        The fitted directions' searches and the kernel estimates of F use a seeded subset of
-        at most this many frames (None: all).
-
-    Returns
-    -------
-    BarrierChoice
-        The choice, every candidate and their basins.
 
     Raises
     ------
@@ -729,37 +504,6 @@ def barrier_choice_sigma_deg(X: np.ndarray, log_weights: np.ndarray | None, cand
                              coefficients: np.ndarray, replicates: int, seed: int, *,
                              n_blocks: int = 20, **choice) -> float:
     """Block-bootstrap uncertainty (degrees) of the RC that :func:`choose_by_barrier` gives.
-
-    Each replicate resamples ``n_blocks`` contiguous blocks of the frames and runs the whole
-    choice again on them (the skewed direction refitted, every candidate's basins measured
-    anew, the given candidates kept); the result is the RMS of the sign-free angles between
-    ``coefficients`` and the replicates' choices, so a choice that flips between candidates
-    under resampling is uncertain by the angle between them.
-
-    Parameters
-    ----------
-    X : np.ndarray, shape=(n_frames, d)
-        Order parameters of the frames, in time order.
-    log_weights : np.ndarray or None
-        Their log-weights.
-    candidates : dict of str to np.ndarray
-        The fixed candidates (as for :func:`choose_by_barrier`).
-    coefficients : np.ndarray, shape=(d,)
-        The RC chosen on all frames.
-    replicates : int
-        Bootstrap replicates (>= 2).
-    seed : int
-        Seeds the resampling (replicate ``r`` chooses with seed ``seed + r``).
-    n_blocks : int, optional
-        Blocks per replicate (at most the number of frames).
-    **choice
-        Keyword arguments of :func:`choose_by_barrier` (``barrier_kT``, ``tie_kT``,
-        ``n_starts``, ``max_frames``).
-
-    Returns
-    -------
-    float
-        RMS angle, degrees.
 
     Raises
     ------

@@ -40,31 +40,6 @@ def build_bias_grid(
 ) -> BiasGrid:
     """Build V(chi) = damping * kT ln P(chi) from weighted frames, shifted to max 0.
 
-    Parameters
-    ----------
-    chi : np.ndarray, shape=(n_frames,), dtype=float
-        The reaction coordinate of every frame.
-    log_weights : np.ndarray, shape=(n_frames,), or None
-        Unnormalised log-weights of the frames toward the unbiased ensemble (None: equal).
-    kT : float
-        Thermal energy in kJ/mol.
-    n_points : int
-        Grid points, both ends included (the Continuous1DFunction values).
-    padding : float
-        The grid extends this fraction of the sampled chi range beyond each side of it; there P is
-        0 and V sits at the cap, so the bias pushes the system past what was sampled.
-    cap_kT : float
-        V >= -cap_kT * kT (the floor on P).
-    smoothing_bins : float
-        Standard deviation of the Gaussian smoothing of V, in grid spacings (0: none).
-    damping : float
-        Fraction of -F that is biased, in (0, 1].
-
-    Returns
-    -------
-    BiasGrid
-        max V = 0 and V >= -cap_kT * kT (smoothing and the shift keep both).
-
     Raises
     ------
     ValueError
@@ -117,21 +92,6 @@ def adaptive_bias_dict(coefficients: Sequence[float], chi_min: float, chi_max: f
     bias in force at the end of the round, a :class:`Bias` for readers that want one) and
     ``states``: each block's bias and frames, in the order of the round's frames.
 
-    Parameters
-    ----------
-    coefficients : sequence of float
-        The RC of the round, chi = coefficients . features.
-    chi_min, chi_max : float
-        First and last grid point of every block's bias (units of chi).
-    blocks : sequence of (np.ndarray, int)
-        Each block's bias values on the grid (kJ/mol) and its number of frames, in frame order.
-
-    Returns
-    -------
-    dict
-        ``method`` (``"opes"``), ``coefficients``, ``grid`` (the last block's) and ``states``
-        (a list of ``{"values_kjmol": [...], "frames": n}``).
-
     Raises
     ------
     ValueError
@@ -153,29 +113,12 @@ class TemperatureState:
     """An unbiased thermodynamic state at another temperature (a state of an exploring round's
     ladder): its reduced potential is U / kT_k, so relative to the target temperature a frame's
     reduced bias is (1/kT_k - 1/kT) U.
-
-    Attributes
-    ----------
-    temperature_K : float
-        The state's temperature, K.
     """
 
     temperature_K: float
 
     def reduced_bias(self, potential_kjmol: np.ndarray, kT: float) -> np.ndarray:
-        """(1/kT_k - 1/kT) U of each frame: the state's reduced potential less the target's.
-
-        Parameters
-        ----------
-        potential_kjmol : np.ndarray, shape=(n_frames,)
-            Potential energy of each frame (the System's own forces), kJ/mol.
-        kT : float
-            Thermal energy of the target temperature, kJ/mol.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,)
-        """
+        """(1/kT_k - 1/kT) U of each frame: the state's reduced potential less the target's."""
         return (1.0 / kT_kjmol(self.temperature_K) - 1.0 / kT) * np.asarray(potential_kjmol,
                                                                            dtype=float)
 
@@ -184,18 +127,6 @@ def exploration_dict(temperatures_K: Sequence[float], counts: Sequence[int]) -> 
     """``bias_applied.json`` of an exploring round: one MBAR state per temperature of its
     walkers' ladders, with the frames sampled in it (the round's ``frames.npz`` labels each
     frame's state).
-
-    Parameters
-    ----------
-    temperatures_K : sequence of float
-        The states' temperatures, K.
-    counts : sequence of int
-        Frames of each state.
-
-    Returns
-    -------
-    dict
-        ``method`` (``"explore"``) and ``states`` (``{"temperature_K": T, "frames": n}``).
     """
     return {"method": "explore",
             "states": [{"temperature_K": float(t), "frames": int(n)}
@@ -207,19 +138,6 @@ def applied_states(data: dict | None, n_frames: int
     """The bias states a round's frames were sampled under, in frame order, from its
     ``bias_applied.json`` (None: the unbiased round): one static bias, or the blocks of an
     adaptive round (:func:`adaptive_bias_dict`). Each is (bias or None, frames).
-
-    Parameters
-    ----------
-    data : dict or None
-        The round's ``bias_applied.json`` (:meth:`Bias.to_dict` or :func:`adaptive_bias_dict`
-        layout); None for the unbiased round.
-    n_frames : int
-        Number of frames of the round.
-
-    Returns
-    -------
-    list of (Bias or None, int)
-        Each state's bias (None: unbiased) and its number of frames, in frame order.
 
     Raises
     ------
@@ -257,24 +175,6 @@ def reduced_bias_matrix(features: np.ndarray,
     (None: unbiased, 0; a :class:`TemperatureState`: (1/kT_k - 1/kT) U), and the frames of each
     state.
 
-    Parameters
-    ----------
-    features : np.ndarray, shape=(n_frames, n_features)
-        Raw features of every frame.
-    states : sequence of (Bias or None, int)
-        The bias states and their numbers of frames (:func:`applied_states`).
-    kT : float or openmm.unit.Quantity
-        Thermal energy, kJ/mol (or an energy Quantity).
-    potential_kjmol : np.ndarray, shape=(n_frames,), optional
-        Potential energy of every frame (no bias), kJ/mol; required with temperature states.
-
-    Returns
-    -------
-    reduced : np.ndarray, shape=(n_states, n_frames)
-        V_k(frame n) / kT (dimensionless).
-    counts : list of int
-        Number of frames of each state.
-
     Raises
     ------
     ValueError
@@ -300,17 +200,6 @@ def frame_states(states_per_round: Sequence[Sequence[tuple]],
     A round's states hold its frames in frame order (a static round, the blocks of an adaptive
     one), except an exploring round's temperature states, whose frames interleave and carry
     their state as a label (``frames.npz``'s ``state``).
-
-    Parameters
-    ----------
-    states_per_round : sequence of sequence of (state, int)
-        Each round's MBAR states and their frames (:func:`applied_states`).
-    labels_per_round : sequence of (np.ndarray or None)
-        Each round's per-frame state labels (None: states in frame order).
-
-    Returns
-    -------
-    np.ndarray, shape=(n_frames,), dtype=int
     """
     out, first = [], 0
     for states, labels in zip(states_per_round, labels_per_round, strict=True):
@@ -326,17 +215,6 @@ def frame_potentials(states_per_round: Sequence[Sequence[tuple]],
                      potentials_per_round: Sequence[np.ndarray | None]) -> np.ndarray | None:
     """Every frame's potential energy when some round has temperature states (what
     :func:`reduced_bias_matrix` needs then), else None.
-
-    Parameters
-    ----------
-    states_per_round : sequence of sequence of (state, int)
-        Each round's MBAR states (:func:`applied_states`).
-    potentials_per_round : sequence of (np.ndarray or None)
-        Each round's recorded potential energies, kJ/mol (None: not recorded).
-
-    Returns
-    -------
-    np.ndarray or None
 
     Raises
     ------

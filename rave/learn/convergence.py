@@ -37,31 +37,7 @@ __all__ = ["RoundEvidence", "convergence_failures"]
 
 @dataclass(frozen=True)
 class RoundEvidence:
-    """What a round measured that the verdict judges.
-
-    Attributes
-    ----------
-    index : int
-        The round (0 = the unbiased first round).
-    angle_change_deg : float or None
-        Angle between this round's RC and the previous round's, degrees; None in round 0.
-    seed_spread_deg : float or None
-        Largest angle between the chosen RC and the other usable seeds' RCs, degrees; None
-        with fewer than two usable seeds.
-    usable_seeds : int
-        VAE seeds of the round whose RC is usable (neither spurious nor stale).
-    models : int
-        VAE seeds trained in the round.
-    free_energy_change_kT : float or None
-        RMS change of F(chi) from the previous round, kT; None in round 0.
-    free_energy_sigma_kT : float or None
-        RMS block-bootstrap uncertainty of F(chi), kT; None when not computed.
-    rc_angle_sigma_deg : float or None
-        Block-bootstrap uncertainty of the RC's direction, degrees; None when not computed.
-    rc_source : str
-        Where the RC came from: "vae" (a VAE seed's, the paper's), or "skew" / "previous"
-        (``[coordinate] rc_choice = "barrier"``).
-    """
+    """What a round measured that the verdict judges."""
 
     index: int
     angle_change_deg: float | None
@@ -75,21 +51,7 @@ class RoundEvidence:
 
 
 def convergence_failures(evidence: RoundEvidence, thresholds) -> list[str]:
-    """The convergence criteria a round fails, each as a sentence; empty when it converged.
-
-    Parameters
-    ----------
-    evidence : RoundEvidence
-        The round's measured changes, spreads and uncertainties.
-    thresholds : rave.campaign.config.ConvergenceConfig
-        Any object with ``angle_deg`` (degrees), ``free_energy_kT`` (kT) and ``min_rounds``.
-
-    Returns
-    -------
-    list of str
-        One sentence per failed criterion, naming the value and its limit, in the order of the
-        module docstring; empty: converged.
-    """
+    """The convergence criteria a round fails, each as a sentence; empty when it converged."""
     angle_limit, f_limit = float(thresholds.angle_deg), float(thresholds.free_energy_kT)
     failures = []
     if evidence.index + 1 < thresholds.min_rounds:

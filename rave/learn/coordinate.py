@@ -73,21 +73,7 @@ DEFAULT_PSEUDOCOUNT = 1e-6
 
 @dataclass(frozen=True)
 class CoordinateResult:
-    """A fitted linear reaction coordinate ``chi = features @ coefficients``.
-
-    Attributes
-    ----------
-    coefficients : np.ndarray, shape=(d,), dtype=float
-        Unit-norm ``c``, in the KL-matched orientation (chi increases with the latent).
-    kl_divergence : float
-        ``KL(P_latent || Q_chi)`` at ``coefficients`` (nats, >= 0).
-    directions : np.ndarray, shape=(n_scanned, d), dtype=float
-        The scanned grid of unit vectors over the full sphere (both signs), for plots of
-        the KL landscape.
-    kl_landscape : np.ndarray, shape=(n_scanned,), dtype=float
-        KL at each scanned direction (computed on the scan subset of frames, see
-        ``fit_coordinate``'s ``max_scan_frames``).
-    """
+    """A fitted linear reaction coordinate ``chi = features @ coefficients``."""
 
     coefficients: np.ndarray
     kl_divergence: float
@@ -166,26 +152,6 @@ def weighted_quantile(
 ) -> float | np.ndarray:
     """Quantile(s) of a weighted sample.
 
-    Uses the midpoint (Hazen) rule: the sorted values are placed at cumulative probabilities
-    ``(W_i - w_i / 2) / W`` (``W_i`` the running sum of weights) and ``q`` is interpolated
-    linearly between them; ``q`` below the first / above the last position gives the smallest
-    / largest value. Frames with weight 0 are ignored. The rule is mirror-symmetric:
-    ``weighted_quantile(-x, w, q) == -weighted_quantile(x, w, 1 - q)``.
-
-    Parameters
-    ----------
-    values : np.ndarray, shape=(n,), dtype=float
-        The sample.
-    weights : np.ndarray or None, shape=(n,), dtype=float
-        Linear, non-negative weights (not log-weights); ``None`` for uniform.
-    q : float or np.ndarray
-        Probability level(s) in ``[0, 1]``.
-
-    Returns
-    -------
-    float or np.ndarray
-        A float for scalar ``q``, else an array of the shape of ``q``, in the units of values.
-
     Raises
     ------
     ValueError
@@ -226,17 +192,7 @@ def _quantile_pair_sorted(
 
 
 def _quantile_pair(v: np.ndarray, w: np.ndarray, lower: float, upper: float) -> tuple[float, float]:
-    """Fast core of weighted_quantile for two levels on validated input (w >= 0, zeros allowed).
-
-    The Hazen positions of the sorted values are ``(C_i - w_i / 2) / W``; a quantile needs only
-    the two values whose positions bracket it. A histogram of ``_LOCATE_BINS`` equal bins finds
-    the bin where the cumulative weight crosses ``q W``; the bracketing values lie in that bin
-    or are the last value of the nearest occupied bin below it or the first of the nearest
-    occupied bin above it, so sorting those few bins gives the same answer as sorting all
-    values, in O(n) instead of O(n log n). Frames of weight 0 are ignored, as in
-    ``weighted_quantile``; tied values may be ordered differently than by a full sort, which
-    moves the result only where ties of unequal weight bracket the level.
-    """
+    """Fast core of weighted_quantile for two levels on validated input (w >= 0, zeros allowed)."""
     if not (w > 0).all():
         keep = w > 0
         v, w = v[keep], w[keep]
@@ -284,28 +240,7 @@ def robust_unit_scale(
     lower_quantile: float = DEFAULT_LOWER_QUANTILE,
     upper_quantile: float = DEFAULT_UPPER_QUANTILE,
 ) -> np.ndarray:
-    """Map values to ``[0, 1]`` by their weighted quantiles, clipping the tails.
-
-    ``(v - q_lo) / (q_hi - q_lo)`` clipped to ``[0, 1]``, with ``q_lo``, ``q_hi`` the weighted
-    ``lower_quantile`` and ``upper_quantile`` (``weighted_quantile``). A few far outliers thus
-    land in the edge bins instead of squeezing the rest of the data. If ``q_hi == q_lo`` the
-    weighted min and max are used instead; if those are equal too, every value maps to 0.5.
-
-    Parameters
-    ----------
-    values : np.ndarray, shape=(n,), dtype=float
-        The values to scale.
-    weights : np.ndarray or None, shape=(n,), dtype=float
-        Linear, non-negative weights; ``None`` for uniform.
-    lower_quantile, upper_quantile : float
-        Probability levels mapped to 0 and 1; ``0 <= lower < upper <= 1``
-        (``0, 1`` is min-max scaling).
-
-    Returns
-    -------
-    np.ndarray, shape=(n,), dtype=float
-        Values in ``[0, 1]`` (dimensionless).
-    """
+    """Map values to ``[0, 1]`` by their weighted quantiles, clipping the tails."""
     v = _as_values(values, "values")
     w = _as_weights(weights, v.size)
     _check_quantiles(lower_quantile, upper_quantile)
@@ -334,31 +269,6 @@ def kl_divergence_histograms(
     pseudocount: float = DEFAULT_PSEUDOCOUNT,
 ) -> float:
     """``KL(P || Q)`` between the weighted histograms of two per-frame quantities.
-
-    Each quantity is rescaled to ``[0, 1]`` with ``robust_unit_scale`` (its own weighted
-    quantiles), histogrammed in ``bins`` equal bins with the per-frame ``weights``, regularised
-    as ``(h + pseudocount) / (1 + bins * pseudocount)``, and
-    ``KL = sum_b P_b ln(P_b / Q_b)`` is returned.
-
-    Parameters
-    ----------
-    p_values : np.ndarray, shape=(n,), dtype=float
-        The reference quantity (the VAE latent mean in RAVE).
-    q_values : np.ndarray, shape=(n,), dtype=float
-        The approximating quantity (chi in RAVE), for the same frames.
-    weights : np.ndarray or None, shape=(n,), dtype=float
-        Linear, non-negative per-frame weights; ``None`` for uniform.
-    bins : int
-        Number of bins on ``[0, 1]``.
-    lower_quantile, upper_quantile : float
-        Quantiles mapped to 0 and 1 (see ``robust_unit_scale``).
-    pseudocount : float
-        Probability added to every bin before renormalising (> 0, keeps KL finite).
-
-    Returns
-    -------
-    float
-        KL divergence in nats, >= 0; 0 when the two scaled histograms coincide.
 
     Raises
     ------
@@ -389,26 +299,6 @@ def kl_divergence_histograms(
 
 def sphere_directions(d: int, n_directions: int, seed: int = 0) -> np.ndarray:
     """A quasi-uniform grid of unit vectors over the full sphere in ``R^d``, closed under ``-c``.
-
-    d = 1: ``[[1], [-1]]``. d = 2: ``n_directions`` equally spaced angles (rounded up to an
-    even number). d = 3: a Fibonacci grid of ``n_directions // 2`` points on the upper
-    hemisphere (equal-area in ``z``) and their mirror images. d >= 4: ``n_directions // 2``
-    seeded Gaussian random directions and their mirror images.
-
-    Parameters
-    ----------
-    d : int
-        Dimension of the space (>= 1).
-    n_directions : int
-        Number of directions wanted (>= 2); the grid has ``n_directions`` rounded up to an even
-        number (2 for d = 1).
-    seed : int, optional
-        Seeds the random directions of d >= 4 (unused below).
-
-    Returns
-    -------
-    np.ndarray, shape=(n, d), dtype=float
-        Rows ``0 .. n/2-1`` are one hemisphere, rows ``n/2 .. n-1`` their negatives.
 
     Raises
     ------
@@ -453,20 +343,6 @@ def _grid_spacing_rad(d: int, n: int) -> float:
 def align_sign(c: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Flip ``c`` so its sign is comparable across models and rounds (an RC's sign is arbitrary).
 
-    Parameters
-    ----------
-    c : np.ndarray, shape=(d,), dtype=float
-        The direction (finite, nonzero).
-    reference : np.ndarray or None, shape=(d,), dtype=float
-        If given, ``c`` is flipped so that ``c . reference >= 0``. If ``None`` (or if ``c`` is
-        orthogonal to ``reference``) the canonical sign is used: the component of largest
-        absolute value is made positive (the first one on a tie).
-
-    Returns
-    -------
-    np.ndarray, shape=(d,), dtype=float
-        ``c`` or ``-c`` (a new array, not renormalised).
-
     Raises
     ------
     ValueError
@@ -491,16 +367,6 @@ def direction_angle_deg(c1: np.ndarray, c2: np.ndarray) -> float:
 
     ``c`` and ``-c`` define the same RC, so the angle is that between the lines; computed
     with ``atan2`` so it stays accurate for nearly parallel vectors.
-
-    Parameters
-    ----------
-    c1, c2 : np.ndarray, shape=(d,), dtype=float
-        The two directions (any nonzero norm, either sign).
-
-    Returns
-    -------
-    float
-        The angle between the lines of ``c1`` and ``c2``, degrees in ``[0, 90]``.
 
     Raises
     ------
@@ -533,22 +399,7 @@ _XATOL_RAD = 5e-4
 
 
 def least_squares_direction(x: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray | None:
-    """Unit c of the weighted least-squares fit z ~ x c + b, oriented to increase with z.
-
-    Parameters
-    ----------
-    x : np.ndarray, shape=(n_frames, d)
-        The regressors (e.g. order parameters) of each frame.
-    z : np.ndarray, shape=(n_frames,)
-        The target (e.g. the latent) of each frame.
-    w : np.ndarray, shape=(n_frames,)
-        Non-negative weights.
-
-    Returns
-    -------
-    np.ndarray, shape=(d,), or None
-        The unit direction; None where z does not depend on x linearly at all.
-    """
+    """Unit c of the weighted least-squares fit z ~ x c + b, oriented to increase with z."""
     root = np.sqrt(w)
     design = np.hstack([x, np.ones((x.shape[0], 1))]) * root[:, None]
     c = np.linalg.lstsq(design, z * root, rcond=None)[0][:-1]
@@ -622,42 +473,6 @@ def fit_coordinate(
     ``c``: a grid over the full sphere (both signs), then Nelder-Mead in the tangent plane of
     the ``n_starts`` best grid points, and the best of all that is returned.
 
-    Parameters
-    ----------
-    features : np.ndarray, shape=(n_frames, d), dtype=float
-        The raw order parameters of each frame, in their own units (not standardised: chi is
-        built from these).
-    latent : np.ndarray, shape=(n_frames,), dtype=float
-        The VAE latent *mean* of each frame (dimensionless).
-    log_weights : np.ndarray or None, shape=(n_frames,), dtype=float
-        Natural log of each frame's weight (need not be normalised; ``-inf`` = weight 0),
-        e.g. ``mbar_reweight(...).log_weights``. ``None`` for uniform weights.
-    bins : int
-        Number of histogram bins on ``[0, 1]`` (>= 2).
-    n_directions : int or None
-        Size of the full-sphere scan grid (``sphere_directions``); ``None`` picks 360 for
-        d = 2 (1 degree apart), 2000 for d = 3 (about 4.5 degrees apart), ``1000 * d`` above.
-    seed : int
-        Seeds the random grid for d >= 4 and the frame subset for the scan (below).
-    lower_quantile, upper_quantile : float
-        Weighted quantiles mapped to 0 and 1 before histogramming (robust scaling).
-    pseudocount : float
-        Probability added to every bin (> 0), see ``kl_divergence_histograms``.
-    n_starts : int
-        Number of best grid points that seed a local optimisation (>= 1).
-    initial_directions : sequence of np.ndarray, shape=(d,), optional
-        Further starting directions for the local optimisation (any norm, either sign).
-    max_scan_frames : int or None
-        If there are more frames than this, the grid scan uses a seeded random subset of this
-        size (with the frames' own weights); the local optimisation and the reported KL always
-        use all frames. ``None``: always all frames.
-
-    Returns
-    -------
-    CoordinateResult
-        Unit ``c`` in the KL-matched orientation (chi increases with the latent), its KL, and
-        the scanned grid with its KL landscape.
-
     Raises
     ------
     ValueError
@@ -665,22 +480,6 @@ def fit_coordinate(
         not one value per frame, ``pseudocount`` is not a finite number > 0, ``n_starts`` is
         not an integer >= 1, ``max_scan_frames`` is not None or an integer >= 2 (and for
         invalid weights, quantiles or bins).
-
-    Notes
-    -----
-    Local optimisations start from the ``n_starts`` best (by the scan's KL) of: the
-    ``n_starts`` best grid points, the latent's weighted least-squares direction on the order
-    parameters, and ``initial_directions`` (e.g. the previous round's RC), so a sparse grid in
-    high d cannot miss the basin those point to; the best of all is returned.
-
-    KL matching compares *distributions*, not frame-by-frame values, and the KL landscape is
-    shallow (second order in the angle: ~0.01 nats for 15 degrees on a 2-D double well with
-    orthogonal spread 0.6 of the well separation 2). Consequences measured on such data:
-    latent noise of std ``s`` is mimicked by tilting ``c`` until the orthogonal spread adds the
-    same noise (a bias of ~``asin(s / sigma_perp)``); and a latent that is a *nonlinear*
-    monotone function of the true projection can move the optimum by many degrees (20 000
-    frames: ``u + 0.01 u^3`` 0.3-4.6 degrees, ``u + 0.03 u^3`` 13-17, ``sinh(u)`` 37). The RC is
-    only as good as the latent is close to affine in it.
     """
     x = np.asarray(features, dtype=float)
     if x.ndim != 2:
@@ -809,22 +608,6 @@ def select_models(
     A VAE that converged to a spurious solution has a latent that no linear combination of the
     order parameters reproduces, so its best KL stays large (RAVE step 2).
 
-    Parameters
-    ----------
-    results : sequence of CoordinateResult
-        One per trained VAE (e.g. one per seed).
-    kl_threshold : float
-        Largest acceptable KL (nats, >= 0).
-    fallback_to_best : bool
-        What to do when no model passes: ``False`` (default) raises ``NoValidModelError``;
-        ``True`` returns ``[index of the lowest KL]`` and logs a warning.
-
-    Returns
-    -------
-    list of int
-        Indices into ``results``, sorted by increasing KL (ties by index): the first one is
-        the model to use.
-
     Raises
     ------
     NoValidModelError
@@ -876,33 +659,6 @@ def choose_coordinate(
     previous: np.ndarray | None = None,
 ) -> tuple[int, float | None]:
     """Which model's RC a round uses, and how far the usable models' RCs spread.
-
-    The usable models are those with KL <= ``kl_threshold`` (all spurious: the lowest KL
-    alone, as ``select_models(..., fallback_to_best=True)``). Among those whose KL is within
-    ``kl_tie`` of the lowest, the RC closest to ``previous`` is chosen (the RC does not turn
-    on a KL difference the histograms cannot resolve); without ``previous``, or with no tie,
-    the lowest KL wins.
-
-    Parameters
-    ----------
-    coefficients : sequence of np.ndarray, shape=(d,)
-        Each model's RC.
-    kls : sequence of float
-        Each model's best KL (nats).
-    kl_threshold : float
-        Largest KL of a usable model.
-    kl_tie : float
-        KL differences (nats) up to this count as ties (>= 0).
-    previous : np.ndarray, shape=(d,), optional
-        The previous round's RC.
-
-    Returns
-    -------
-    index : int
-        The model to use.
-    spread_deg : float or None
-        Largest angle (degrees, sign-agnostic) between the chosen RC and the other usable
-        models' RCs: how well the seeds agree on the direction; None with one usable model.
 
     Raises
     ------

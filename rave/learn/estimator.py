@@ -137,47 +137,14 @@ def stale_warm_starts(coefficients: Sequence[np.ndarray], kls: Sequence[float],
 
 
 def cold_positions(generation: int, n_models: int, cold_models: int) -> set[int]:
-    """Positions of the models trained from scratch in a warm-started fit.
-
-    Parameters
-    ----------
-    generation : int
-        0 for a fit without warm starts (every position is cold), else the number of fits in
-        the chain of warm starts (the campaign's round index).
-    n_models : int
-        Models per fit.
-    cold_models : int
-        Cold models of a warm-started fit; they rotate with ``generation`` so that each
-        position is refreshed in turn.
-
-    Returns
-    -------
-    set of int
-        ``{0, ..., n_models - 1}`` for generation 0, else
-        ``{(generation + j) % n_models for j < cold_models}``.
-    """
+    """Positions of the models trained from scratch in a warm-started fit."""
     if generation == 0:
         return set(range(n_models))
     return {(generation + j) % n_models for j in range(cold_models)}
 
 
 def rc_frames(n_frames: int, max_frames: int, seed: int | Sequence[int]) -> np.ndarray:
-    """Frames the RC is fitted on: all, or a seeded subset of ``max_frames`` of them.
-
-    Parameters
-    ----------
-    n_frames : int
-        Frames in all.
-    max_frames : int
-        Most frames of the RC fit.
-    seed : int or sequence of int
-        Seed of the subset (``numpy.random.default_rng``).
-
-    Returns
-    -------
-    np.ndarray, shape=(min(n_frames, max_frames),), dtype=int
-        Sorted frame indices.
-    """
+    """Frames the RC is fitted on: all, or a seeded subset of ``max_frames`` of them."""
     if n_frames <= max_frames:
         return np.arange(n_frames)
     rng = np.random.default_rng(seed)
@@ -189,37 +156,6 @@ def rc_angle_sigma_deg(x: np.ndarray, latent: np.ndarray, log_weights: np.ndarra
                        bins: int = 50, n_blocks: int = 20,
                        scan_frames: int | None = None) -> float:
     """Block-bootstrap uncertainty of an RC's direction, degrees.
-
-    Each replicate resamples ``n_blocks`` contiguous blocks of the frames (:func:`block_resample`;
-    blocks keep the time correlation within them) and refits the RC to the same latent
-    (``fit_coordinate`` started from ``coefficients``, with a coarse grid of 8 directions);
-    the result is the RMS of the (sign-free) angles between ``coefficients`` and the refits.
-
-    Parameters
-    ----------
-    x : np.ndarray, shape=(n_frames, d)
-        Order parameters of the RC frames, in time order.
-    latent : np.ndarray, shape=(n_frames,)
-        The chosen model's latent of those frames.
-    log_weights : np.ndarray or None
-        Their log-weights.
-    coefficients : np.ndarray, shape=(d,)
-        The RC.
-    replicates : int
-        Bootstrap replicates (>= 2).
-    seed : int
-        Seeds the resampling (replicate ``r`` refits with seed ``seed + r``).
-    bins : int, optional
-        Histogram bins of each refit (``fit_coordinate``'s ``bins``).
-    n_blocks : int, optional
-        Blocks per replicate (at most the number of frames).
-    scan_frames : int or None, optional
-        ``fit_coordinate``'s ``max_scan_frames`` for each refit (None: all frames).
-
-    Returns
-    -------
-    float
-        RMS of the angles between ``coefficients`` and the refitted RCs, degrees.
 
     Raises
     ------
@@ -736,34 +672,6 @@ class RAVE:
     ) -> RAVE:
         """:meth:`fit` with the settings of this call: how it runs and the hooks of a resumable
         caller (the campaign).
-
-        Parameters
-        ----------
-        X, log_weights, initial, previous
-            As for :meth:`fit`.
-        threads : int, default 1
-            CPU threads training may use (>= 1).
-        workers : int, optional
-            Models trained at once, each with one intra-op thread (a lone one gets
-            ``threads``). Default: ``min(models to train, threads)``.
-        progress : bool or str, default False
-            A progress bar per model, named by its seed; a string prefixes the name (e.g.
-            "round 3" gives "round 3: VAE seed 7 (warm)").
-        logger : logging.Logger or logging.LoggerAdapter, optional
-            Where each model's RC and the models dropped are reported (INFO, WARNING); default
-            this module's logger.
-        trained : sequence of (rave.learn.vae.VAEModel or None), optional
-            One entry per model: a model already trained for that position (e.g. read back
-            after an interruption) is used as it is; None trains it.
-        on_trained : callable, optional
-            ``on_trained(index, vae_model)``, called in the training thread right after model
-            ``index`` is trained, before its RC fit (e.g. to store it). An error in it stops
-            the fit once the other models have finished.
-
-        Returns
-        -------
-        RAVE
-            self.
 
         Raises
         ------

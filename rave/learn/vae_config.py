@@ -45,15 +45,9 @@ class VAEConfig:
         Widths of the hidden layers of the encoder; the decoder mirrors them (1 -> hidden -> d).
         The RAVE paper's network is three layers of 512.
     activation : str, default "tanh"
-        Non-linearity between layers, one of :data:`ACTIVATION_NAMES`. tanh is the default because
-        (1) it is smooth (C^inf), so the latent mean, from which the RC is fitted, is a smooth
-        function of the order parameters; (2) it has no dead units (ReLU units can switch off
-        for good); (3) measured on the three-state benchmark it reached the lowest held-out loss
-        of tanh/ELU/SiLU (1.350 vs 1.353 and 1.355, 5 seeds each; the differences are within
-        the seed spread of ~0.008) and (4) it does not produce the denormal floats that made
-        ELU and ReLU training 3x slower on CPU (fit flushes denormals, but not every CPU can).
-        Its saturation is harmless at 3 layers on standardised inputs. For inputs far outside
-        the training range the latent levels off instead of extrapolating linearly.
+        Non-linearity between layers, one of :data:`ACTIVATION_NAMES`. tanh: smooth, so the
+        latent mean (from which the RC is fitted) is smooth in the order parameters, no dead
+        units, no denormal floats (see docs/benchmarks.md for the comparison).
     beta : float, default 1.0
         Weight of the KL term; >= 0. The reconstruction term is the plain sum of squared errors
         on standardised inputs, i.e. twice the Gaussian NLL of unit variance up to a constant,
@@ -61,8 +55,8 @@ class VAEConfig:
     learning_rate : float, default 1e-3
         Adam step size; > 0.
     batch_size : int, default 512
-        Frames per minibatch (drawn with probability proportional to the weights). 512 is where
-        the throughput of 512-wide layers on 2 CPU cores levels off (~23,000 frames/s).
+        Frames per minibatch (drawn with probability proportional to the weights); where the
+        CPU throughput levels off (see docs/benchmarks.md).
     max_epochs : int, default 12
         Most epochs of a cold fit (see ``frames_per_epoch``), the ceiling of the data-following
         budget below; >= 1. With the defaults: 12 x 25 = 300 optimiser steps.
@@ -86,12 +80,9 @@ class VAEConfig:
         stopping; >= 0.
     lr_schedule : str, default "cosine"
         "cosine": the learning rate falls from ``learning_rate`` to 0 along a half cosine over
-        the ``max_epochs * steps_per_epoch`` steps (set per step); Adam at a fixed rate keeps
-        jittering around the minimum, and the decay lets the loss settle onto its plateau within
-        a fixed budget. "plateau": the rate is multiplied by ``lr_decay`` whenever the
-        validation loss has not improved for ``lr_patience`` epochs (adaptive, but on the
-        benchmark, ELU, 3 seeds, it stopped early and ended ~0.007 above the cosine schedule).
-        "constant": no decay.
+        the ``max_epochs * steps_per_epoch`` steps, so the loss settles within a fixed budget.
+        "plateau": the rate is multiplied by ``lr_decay`` whenever the validation loss has not
+        improved for ``lr_patience`` epochs. "constant": no decay.
     lr_decay : float, default 0.5
         Factor for the "plateau" schedule; in (0, 1].
     lr_patience : int, default 2
@@ -242,13 +233,7 @@ class VAEConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python dict of the fields (``hidden`` as a list), for saving.
-
-        Returns
-        -------
-        dict
-            Field name -> value.
-        """
+        """Plain-Python dict of the fields (``hidden`` as a list), for saving."""
         out = asdict(self)
         out["hidden"] = list(self.hidden)
         return out
@@ -256,16 +241,6 @@ class VAEConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> VAEConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ValueError.
-
-        Parameters
-        ----------
-        values : dict
-            Field name -> value (a subset of the fields: the others take their defaults).
-
-        Returns
-        -------
-        VAEConfig
-            The settings.
 
         Raises
         ------

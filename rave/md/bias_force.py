@@ -141,21 +141,7 @@ def _context_of(context: Any) -> openmm.Context:
 
 def state_positions(state: openmm.State, system: openmm.System
                     ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Positions and box of a State as the features' numpy face takes them.
-
-    Parameters
-    ----------
-    state : openmm.State
-        Holding positions.
-    system : openmm.System
-        The simulated System: its box is used only when it is periodic (as the walker does).
-
-    Returns
-    -------
-    positions : np.ndarray, shape=(n_particles, 3), dtype=float, nm
-    box : np.ndarray, shape=(3, 3), dtype=float, nm, or None
-        Rows a, b, c; None for a non-periodic System.
-    """
+    """Positions and box of a State as the features' numpy face takes them."""
     positions = np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
     box = (np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer))
            if system.usesPeriodicBoundaryConditions() else None)
@@ -164,13 +150,6 @@ def state_positions(state: openmm.State, system: openmm.System
 
 def check_features_fit_system(features: Sequence, system: openmm.System) -> None:
     """Refuse features that OpenMM and numpy would evaluate differently in ``system``.
-
-    Parameters
-    ----------
-    features : sequence of rave.md.features.Feature
-        The order parameters.
-    system : openmm.System
-        The System they are evaluated in.
 
     Raises
     ------
@@ -197,13 +176,6 @@ def check_features_fit_system(features: Sequence, system: openmm.System) -> None
 def check_group_alone(system: openmm.System, group: int) -> None:
     """Refuse a System whose bias force group holds another force: the bias energy read from
     the group would include that force's energy, and every frame's weight would be wrong.
-
-    Parameters
-    ----------
-    system : openmm.System
-        The biased System (a Context's ``getSystem()``).
-    group : int
-        The bias's force group.
 
     Raises
     ------
@@ -453,9 +425,6 @@ def _linear_force(features: Sequence, coefficients: np.ndarray, outer: str,
     ``clamp``, chi = sum_i c_i s_i (coefficients and clamp bounds as global parameters named
     ``{prefix}_c<i>``, ``{prefix}_chi_min``, ``{prefix}_chi_max``: one Context holds the static
     bias and an OPES CV side by side, so their parameters need different names).
-
-    One ``CustomCompoundBondForce`` over the particles when every feature is a function of
-    single particles, else a ``CustomCVForce`` over the features' own forces.
     """
     compound = _compound_terms(features)
     variables = compound[1] if compound else [f"f{i}" for i in range(len(features))]
@@ -480,28 +449,6 @@ def bias_force(
     features: Sequence, bias: Bias, force_group: int = DEFAULT_FORCE_GROUP
 ) -> openmm.Force:
     """The OpenMM force of a bias: ``table(clamp(chi))``, chi = sum_i c_i s_i.
-
-    When every feature is a function of single particles (a coordinate; a distance, angle or
-    dihedral of single atoms), the bias is one ``CustomCompoundBondForce`` over those particles
-    (cheap: no inner Context). Otherwise it is a
-    ``CustomCVForce`` over the features' own forces. Either way the tabulated function is a
-    ``Continuous1DFunction`` of the clamped argument, the coefficients and clamp bounds are
-    global parameters, and :func:`update_bias_force` changes them in place.
-
-    Parameters
-    ----------
-    features : sequence of rave.md.features.Feature
-        One per coefficient, each providing ``openmm_force()`` whose energy is the feature.
-    bias : Bias
-        The bias: its coefficients (one per feature) and its grid of ``V(chi)`` in kJ/mol.
-    force_group : int
-        The force group (0-31) that holds the bias alone, so its energy can be read alone.
-
-    Returns
-    -------
-    openmm.Force
-        A ``CustomCompoundBondForce`` or ``CustomCVForce`` (energy in kJ/mol) in
-        ``force_group``, not yet added to a System.
 
     Raises
     ------
@@ -531,25 +478,6 @@ def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
               chi_max: float):
     """An OpenMM force whose energy is the clamped RC, ``max(lo, min(hi, chi))``.
 
-    The energy is in the units of chi, with ``(lo, hi)`` the bounds of
-    :attr:`BiasGrid.clamp_bounds` of a grid on [chi_min, chi_max]: a collective variable for a
-    bias built elsewhere (OPES), which then sees the edge value of its grid outside it, as
-    :func:`bias_force` does.
-
-    Parameters
-    ----------
-    features : sequence of rave.md.features.Feature
-        One per coefficient, each providing ``openmm_force()`` whose energy is the feature.
-    coefficients : sequence of float
-        The RC's coefficients ``c``, one per feature.
-    chi_min, chi_max : float
-        The grid's range of chi; the clamp bounds lie just inside it.
-
-    Returns
-    -------
-    openmm.Force
-        The force, named "RAVE chi", not yet added to a System.
-
     Raises
     ------
     ValueError
@@ -568,15 +496,6 @@ def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
 
 def update_bias_force(force, context, bias: Bias) -> None:
     """Put a new bias into an existing force and its Context, without a new Context.
-
-    Parameters
-    ----------
-    force : openmm.Force
-        A force made by :func:`bias_force`, in the Context's System.
-    context : openmm.Context
-        The Context that simulates with it.
-    bias : Bias
-        The new bias, with as many coefficients as the force has features.
 
     Raises
     ------

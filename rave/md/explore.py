@@ -45,27 +45,7 @@ MIN_CALIBRATION_FRAMES = 20
 
 @dataclass(frozen=True)
 class ExplorationSpec:
-    """How a walker explores (plain data, sent to walkers with the task).
-
-    Attributes
-    ----------
-    max_temperature_K : float
-        The hottest state, K (> the target temperature).
-    states : int
-        Temperatures in the ladder, T0 included; 0: sized from the energy fluctuations.
-    spacing_sigma : float
-        Sized ladder: neighbouring states' mean energies this many standard deviations of U
-        apart (1.0: about half the state moves between neighbours are accepted).
-    max_states : int
-        Largest sized ladder; a system that needs more is refused with advice.
-    move_interval : int
-        MD steps between state moves.
-    calibration_fraction : float
-        Share of the round's frames run at T0 first to measure the energy fluctuations.
-    settle_tolerance : float
-        The sampler's weights (dimensionless, ln of a state's weight) must stay within this of
-        their final values for frames to count.
-    """
+    """How a walker explores (plain data, sent to walkers with the task)."""
 
     max_temperature_K: float
     states: int = 0
@@ -76,44 +56,18 @@ class ExplorationSpec:
     settle_tolerance: float = 1.0
 
     def to_dict(self) -> dict:
-        """The spec as a dict of plain values (:meth:`from_dict` reads it).
-
-        Returns
-        -------
-        dict
-        """
+        """The spec as a dict of plain values (:meth:`from_dict` reads it)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ExplorationSpec:
-        """The spec from :meth:`to_dict` output.
-
-        Parameters
-        ----------
-        data : dict
-            :meth:`to_dict` output.
-
-        Returns
-        -------
-        ExplorationSpec
-        """
+        """The spec from :meth:`to_dict` output."""
         return cls(**data)
 
 
 @dataclass(frozen=True)
 class LadderPlan:
-    """A temperature ladder and why it has its size.
-
-    Attributes
-    ----------
-    temperatures_K : tuple of float
-        T0 first, increasing, K.
-    heat_capacity : float
-        The dimensionless heat capacity of U it was sized from, Var(U) / kT0^2 (nan when the
-        number of states was given).
-    reason : str
-        One line for the log.
-    """
+    """A temperature ladder and why it has its size."""
 
     temperatures_K: tuple
     heat_capacity: float
@@ -125,18 +79,6 @@ def potential_heat_capacity(potential_kjmol: np.ndarray, kT: float) -> float:
 
     The fluctuation formula: Var(U) = kB T^2 dU/dT, so this is (dU/dT) / kB. A particle in a
     d-dimensional harmonic well gives d / 2.
-
-    Parameters
-    ----------
-    potential_kjmol : np.ndarray, shape=(n_frames,)
-        U of frames sampled at the temperature, kJ/mol.
-    kT : float
-        Thermal energy of that temperature, kJ/mol.
-
-    Returns
-    -------
-    float
-        Var(U) / kT^2 (>= 0).
 
     Raises
     ------
@@ -155,24 +97,6 @@ def potential_heat_capacity(potential_kjmol: np.ndarray, kT: float) -> float:
 def temperature_ladder(temperature_K: float, spec: ExplorationSpec,
                        heat_capacity: float | None = None) -> LadderPlan:
     """The temperatures of the expanded ensemble, geometric from T0 to ``max_temperature_K``.
-
-    Sized (``spec.states == 0``): at temperature T the mean of U moves by C dT and its standard
-    deviation is sqrt(C kB) T (C = dU/dT), so two temperatures a factor r apart have mean
-    energies ln(r) sqrt(c) standard deviations apart (c = C / kB, taken at T0). The ladder has
-    the fewest states with ln(r) <= ``spacing_sigma`` / sqrt(c) between neighbours.
-
-    Parameters
-    ----------
-    temperature_K : float
-        The target temperature T0, K.
-    spec : ExplorationSpec
-        The exploration settings.
-    heat_capacity : float, optional
-        c = Var(U) / kT0^2 (:func:`potential_heat_capacity`); required when the ladder is sized.
-
-    Returns
-    -------
-    LadderPlan
 
     Raises
     ------
@@ -213,19 +137,6 @@ def calibration_frames(n_frames: int, fraction: float, multiple: int = 1) -> int
     20, a whole number of ``multiple`` (snapshot intervals), and at least 20 frames fewer than
     ``n_frames``.
 
-    Parameters
-    ----------
-    n_frames : int
-        The walker's frames in the round.
-    fraction : float
-        Share of them run at T0 first, in (0, 1).
-    multiple : int
-        The calibration is a whole number of these (frames between position snapshots).
-
-    Returns
-    -------
-    int
-
     Raises
     ------
     ValueError
@@ -246,19 +157,6 @@ def calibration_frames(n_frames: int, fraction: float, multiple: int = 1) -> int
 def settled_from(weights: np.ndarray, tolerance: float) -> int:
     """The first frame from which the sampler's weights stay within ``tolerance`` of their
     final values (all later frames too).
-
-    Parameters
-    ----------
-    weights : np.ndarray, shape=(n_frames, n_states)
-        The sampler's weights at each frame of the expanded ensemble (ln of each state's
-        weight, relative to state 0).
-    tolerance : float
-        Largest distance from the final weights, dimensionless (> 0).
-
-    Returns
-    -------
-    int
-        Frame index in [0, n_frames]; n_frames when there is no frame (or none settled).
     """
     w = np.asarray(weights, dtype=float)
     if w.ndim != 2:
@@ -275,22 +173,6 @@ def settled_from(weights: np.ndarray, tolerance: float) -> int:
 class SeededSampler:
     """``openmm.app.ExpandedEnsembleSampler`` whose state moves draw from their own seeded
     generator (OpenMM's draw from the ``random`` module's shared one).
-
-    Parameters
-    ----------
-    temperatures_K : sequence of float
-        The states, K.
-    simulation : openmm.app.Simulation
-        The Simulation (its integrator must have ``setTemperature``).
-    move_interval : int
-        Steps between state moves.
-    seed : int
-        Seeds the moves.
-
-    Attributes
-    ----------
-    sampler : openmm.app.ExpandedEnsembleSampler
-        OpenMM's sampler (its reporter is in ``simulation.reporters``).
     """
 
     def __init__(self, temperatures_K: Sequence[float], simulation, move_interval: int,
@@ -332,11 +214,6 @@ class SeededSampler:
         The sampler's states set the temperature of the forces that have one (a
         ``MonteCarloBarostat``, an ``AndersenThermostat``) as well as the integrator's; all of
         them go back.
-
-        Parameters
-        ----------
-        temperature_K : float
-            The integrator's temperature from now on, K.
         """
         sim = self._simulation
         sim.reporters[:] = [r for r in sim.reporters if getattr(r, "sampler", None)
@@ -357,17 +234,6 @@ class ThermoRecorder:
 
     Put it first in ``simulation.reporters`` (:meth:`attach`): OpenMM calls reporters in
     order, and the sampler's own reporter moves to a new state at the same step.
-
-    Parameters
-    ----------
-    report_interval : int
-        Steps between frames (as the walker's CVRecorder).
-    first_step : int
-        The Simulation's step count at the start, so frames fall on the CVRecorder's steps.
-    bias_groups : iterable of int
-        Force groups of bias forces, left out of the energy.
-    sampler : SeededSampler, optional
-        The expanded ensemble, whose state and weights are recorded.
     """
 
     def __init__(self, report_interval: int, first_step: int, bias_groups: Iterable[int] = (),
@@ -381,41 +247,16 @@ class ThermoRecorder:
         self.weights: list[list[float]] = []
 
     def attach(self, simulation) -> None:
-        """Insert this reporter first in ``simulation.reporters``.
-
-        Parameters
-        ----------
-        simulation : openmm.app.Simulation
-            The Simulation to record.
-        """
+        """Insert this reporter first in ``simulation.reporters``."""
         simulation.reporters.insert(0, self)
 
     def describeNextReport(self, simulation) -> dict:  # noqa: N802 - OpenMM's name
-        """Steps to the next frame; nothing from the State (the energy is read by group).
-
-        Parameters
-        ----------
-        simulation : openmm.app.Simulation
-            The Simulation reported on.
-
-        Returns
-        -------
-        dict
-            OpenMM 8's form: ``steps``, ``periodic`` and ``include``.
-        """
+        """Steps to the next frame; nothing from the State (the energy is read by group)."""
         steps = self._interval - (simulation.currentStep - self._first_step) % self._interval
         return {"steps": steps, "periodic": None, "include": []}
 
     def report(self, simulation, state) -> None:
-        """Record the frame's potential energy (and state and weights).
-
-        Parameters
-        ----------
-        simulation : openmm.app.Simulation
-            The Simulation reported on.
-        state : openmm.State
-            OpenMM's State of the step (not used: the energy is read by force group).
-        """
+        """Record the frame's potential energy (and state and weights)."""
         energy = simulation.context.getState(getEnergy=True, groups=self._groups)
         self.potential_kjmol.append(energy.getPotentialEnergy()._value)
         if self._ladder is not None:

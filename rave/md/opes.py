@@ -22,15 +22,14 @@ that is of one static bias, V_eff = -kT ln [sum_t n_t exp(-beta (V_t - c(t))) / 
 the frames recorded under version t and N = sum_t n_t. That holds only as far as OPES's c(t) is
 right, and it is not while a region is still unexplored: OPES's density estimate does not know
 it, so c(t) misses the region's weight by up to the barrier, and a mixture over the whole round
-puts that error where the early bias was deepest (measured on the rotated double well, 200,000
-steps: 0.54 kT RMSE of F against 0.20 kT for per-frame weights exp(beta (V_t - c(t)))).
+puts that error where the early bias was deepest.
 
 So the versions are grouped into *blocks* of consecutive versions within which the bias moves by
 at most ``delta_kT`` (1 kT) anywhere on the grid (:func:`rave.bias_grid.bias_blocks`); a block's
 state
 is the mixture of its own versions (c(t) only relates nearly equal biases), and every block is
 one state of the MBAR over all rounds, which finds the blocks' normalisations from all frames,
-as it does for static rounds (same case: 28 blocks, 0.22 kT). ``bias_applied.json`` of an
+as it does for static rounds. ``bias_applied.json`` of an
 adaptive round lists the blocks (:func:`rave.learn.bias.adaptive_bias_dict`). Each frame keeps the
 bias it felt, V_t(chi_t), read from OpenMM, checked against numpy's spline of its version's
 grid.
@@ -57,16 +56,6 @@ def linear_map(chi_old: np.ndarray, chi_new: np.ndarray) -> tuple[float, float]:
     """Least-squares chi_new ~ a chi_old + b over the same frames: how a bias along the old RC
     carries over to the new one (a = 1, b = 0 when the RC did not change).
 
-    Parameters
-    ----------
-    chi_old, chi_new : np.ndarray, shape=(n_frames,)
-        The old and the new RC of the same frames (units of each RC).
-
-    Returns
-    -------
-    a, b : float
-        Slope and intercept of the least-squares line.
-
     Raises
     ------
     ValueError
@@ -84,18 +73,6 @@ def map_opes_state(state: dict, a: float, b: float) -> dict:
     """An ``OPES.getState()`` snapshot moved from chi to a chi + b: kernel centres and the
     running CV mean move, kernel widths scale by |a| and the running variance by a^2; weights
     and counts stay. Used to continue a round's OPES along the next round's RC.
-
-    Parameters
-    ----------
-    state : dict
-        An ``OPES.getState()`` snapshot (not modified).
-    a, b : float
-        The map chi -> a chi + b (finite, ``a != 0``).
-
-    Returns
-    -------
-    dict
-        A new snapshot with the mapped arrays; the other entries are the same objects.
 
     Raises
     ------
@@ -120,25 +97,6 @@ def map_opes_state(state: dict, a: float, b: float) -> dict:
 @dataclass(frozen=True)
 class OPESSpec:
     """What a walker needs to run OPES along the RC of a round (plain data, picklable).
-
-    Attributes
-    ----------
-    coefficients : tuple[float, ...]
-        chi = coefficients . features.
-    chi_min, chi_max : float
-        The grid of the OPES bias (and the clamp of chi), units of chi.
-    n_points : int
-        Grid points, both ends included.
-    barrier_kjmol : float
-        OPES ``barrier`` (kJ/mol); the bias factor is barrier / kT.
-    pace : int
-        Steps between kernel deposits (OPES ``frequency``).
-    variance_pace : int
-        Steps between updates of the adaptive kernel width (``varianceFrequency``, divides pace).
-    explore : bool
-        OPES-explore instead of OPES-metaD.
-    block_kT : float
-        Largest change of the bias within one MBAR state, kT (:func:`rave.bias_grid.bias_blocks`).
 
     Raises
     ------
@@ -165,28 +123,12 @@ class OPESSpec:
                              f"({self.pace})")
 
     def to_dict(self) -> dict:
-        """The spec as plain JSON-able data (what a WalkerTask carries).
-
-        Returns
-        -------
-        dict
-            The fields, ``coefficients`` as a list.
-        """
+        """The spec as plain JSON-able data (what a WalkerTask carries)."""
         return asdict(self) | {"coefficients": list(self.coefficients)}
 
     @classmethod
     def from_dict(cls, data: dict) -> OPESSpec:
         """The spec from :meth:`to_dict` output.
-
-        Parameters
-        ----------
-        data : dict
-            The fields, as :meth:`to_dict` gives them.
-
-        Returns
-        -------
-        OPESSpec
-            The spec.
 
         Raises
         ------
@@ -218,47 +160,7 @@ class _FrameVersions:
 
 
 class OPESBias:
-    """OPES along chi in one walker: the force, its versions of the bias and their frames.
-
-    Build it before the walker's Simulation (OPES adds its force to the System), then
-    :meth:`attach` the Simulation. ``initial_state`` (an ``OPES.getState()`` snapshot, e.g. the
-    previous round's, moved by :func:`map_opes_state`) continues an earlier OPES. The walker
-    steps with ``self.opes.step(simulation, n)`` beside its frame recorder and the
-    :meth:`frame_reporter`, which notes the version of the bias each frame felt;
-    :meth:`blocks` gives the walker's MBAR states.
-
-    Parameters
-    ----------
-    system : openmm.System
-        The walker's System; OPES adds its force to it.
-    features : sequence of Feature
-        The order parameters s of chi = c . s (:func:`rave.md.bias_force.chi_force`).
-    spec : OPESSpec
-        The RC, the grid and the OPES settings.
-    temperature_K : float or openmm.unit.Quantity
-        The temperature, K.
-    initial_state : dict or None, optional
-        An ``OPES.getState()`` snapshot to continue from; None: a fresh OPES.
-
-    Attributes
-    ----------
-    spec : OPESSpec
-        As given.
-    kT : float
-        Thermal energy, kJ/mol.
-    opes : openmm_opes.OPES
-        The OPES object.
-    force_group : int
-        The force group of OPES's force.
-    values : list of np.ndarray
-        V_t on the grid (kJ/mol), one per version of the bias.
-    ct : list of float
-        c(t) of each version, kJ/mol.
-    counts : list of int
-        Frames recorded under each version.
-    frame_versions : list of int
-        The version of each frame recorded.
-    """
+    """OPES along chi in one walker: the force, its versions of the bias and their frames."""
 
     def __init__(self, system, features, spec: OPESSpec, temperature_K: float,
                  initial_state: dict | None = None) -> None:
@@ -293,29 +195,13 @@ class OPESBias:
         self._simulation = None
 
     def attach(self, simulation) -> None:
-        """Use this ``app.Simulation`` (built from the System this OPES was added to).
-
-        Parameters
-        ----------
-        simulation : openmm.app.Simulation
-            The walker's Simulation; OPES is stepped through it (``OPES.step``).
-        """
+        """Use this ``app.Simulation`` (built from the System this OPES was added to)."""
         self._simulation = simulation
         self.opes.updateContext(simulation.context)
 
     def frame_reporter(self, interval: int) -> _FrameVersions:
         """An OpenMM reporter noting the bias version of each frame, for frames every
         ``interval`` steps from the Simulation's current step (the walker's recorder's).
-
-        Parameters
-        ----------
-        interval : int
-            Steps between frames.
-
-        Returns
-        -------
-        _FrameVersions
-            A reporter for ``simulation.reporters``.
         """
         return _FrameVersions(self, interval, self._simulation.currentStep)
 
@@ -344,18 +230,6 @@ class OPESBias:
     def frame_bias(self, chi: np.ndarray, first_frame: int = 0) -> np.ndarray:
         """numpy's V_t(chi) of frames ``first_frame..`` from the grid of the version each
         frame was recorded under (the check of OpenMM's energy), kJ/mol.
-
-        Parameters
-        ----------
-        chi : np.ndarray, shape=(n,)
-            chi of the frames ``first_frame .. first_frame + n - 1``.
-        first_frame : int, optional
-            Index of the first of those frames among the frames recorded.
-
-        Returns
-        -------
-        np.ndarray, shape=(n,)
-            V_t(chi) of each frame, kJ/mol.
         """
         versions = np.asarray(self.frame_versions[first_frame:first_frame + len(chi)])
         out = np.empty(len(chi))
@@ -365,28 +239,12 @@ class OPESBias:
         return out
 
     def frame_ct(self) -> np.ndarray:
-        """c(t) of every frame recorded so far, kJ/mol.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,)
-            c(t) of the version each frame was recorded under, kJ/mol.
-        """
+        """c(t) of every frame recorded so far, kJ/mol."""
         return np.asarray(self.ct)[np.asarray(self.frame_versions, dtype=int)]
 
     def blocks(self, max_blocks: int = 32) -> list[tuple[np.ndarray, int]]:
         """The versions with frames grouped into MBAR states within ``spec.block_kT``
         (:func:`rave.bias_grid.bias_blocks`).
-
-        Parameters
-        ----------
-        max_blocks : int, optional
-            Most blocks (the threshold doubles until there are at most this many).
-
-        Returns
-        -------
-        list of (np.ndarray, int)
-            Per block with frames, in time order: its bias on the grid (kJ/mol) and its frames.
         """
         from ..bias_grid import bias_blocks
 
@@ -394,26 +252,13 @@ class OPESBias:
                            np.asarray(self.counts), self.kT, self.spec.block_kT, max_blocks)
 
     def get_state(self) -> dict:
-        """Everything needed to return here after a failed segment (see :meth:`set_state`).
-
-        Returns
-        -------
-        dict
-            OPES's snapshot (``opes``), the number of versions and frames, the versions' frame
-            counts and the step.
-        """
+        """Everything needed to return here after a failed segment (see :meth:`set_state`)."""
         return {"opes": self.opes.getState(), "versions": len(self.values),
                 "counts": list(self.counts), "frames": len(self.frame_versions),
                 "step": self._simulation.currentStep}
 
     def set_state(self, state: dict) -> None:
-        """Return to :meth:`get_state`: the kernels, versions and frames after it are dropped.
-
-        Parameters
-        ----------
-        state : dict
-            A :meth:`get_state` result of this object.
-        """
+        """Return to :meth:`get_state`: the kernels, versions and frames after it are dropped."""
         n = state["versions"]
         del self.values[n:], self.ct[n:]
         self.counts = list(state["counts"])

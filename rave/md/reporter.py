@@ -113,33 +113,6 @@ class FrameReporter:
     It says when the next frame is due and what State it needs (``describeNextReport``), and
     reads a frame from a State: its time, its unwrapped positions (and box) and the bias
     energy that acted on it. Subclasses implement ``report``.
-
-    Parameters
-    ----------
-    reportInterval : int
-        Steps between frames (>= 1).
-    features : sequence of rave.md.features.Feature
-        The order parameters recorded (at least one).
-    bias : rave.BiasForce, optional
-        The bias of the Simulation, whose energy is each frame's bias. None: the bias is 0
-        (unbiased frames), and a Simulation whose System holds a RAVE bias is refused at the
-        first report.
-    extra_groups : iterable of int, optional
-        Force groups of other bias forces acting in the Simulation (e.g. an OPES force)
-        whose energy is part of each frame's bias.
-    energy_offset_kjmol : float, optional
-        Subtracted from the energy of the bias groups (e.g. the constant OPES keeps in its
-        table), kJ/mol.
-    first_step : int, optional
-        Frames fall at steps ``first_step + k * reportInterval``, k >= 1 (OpenMM's own
-        reporters count from step 0).
-
-    Attributes
-    ----------
-    features : list of rave.md.features.Feature
-        The order parameters recorded.
-    bias : rave.BiasForce or None
-        The bias of the Simulation, or None (unbiased frames).
     """
 
     def __init__(self, reportInterval: int, features: Sequence, bias: Any = None, *,  # noqa: N803
@@ -175,19 +148,7 @@ class FrameReporter:
         return self._interval
 
     def describeNextReport(self, simulation: Any) -> dict:  # noqa: N802 - OpenMM's name
-        """Steps to the next frame and what it needs (OpenMM 8's dict form).
-
-        Parameters
-        ----------
-        simulation : openmm.app.Simulation
-            The Simulation reported on.
-
-        Returns
-        -------
-        dict
-            ``steps`` to the next report, ``periodic`` False (unwrapped positions, as the bias
-            force sees them) and ``include`` ["positions"].
-        """
+        """Steps to the next frame and what it needs (OpenMM 8's dict form)."""
         steps = self._interval - (simulation.currentStep - self._first_step) % self._interval
         return {"steps": steps, "periodic": False, "include": ["positions"]}
 
@@ -218,26 +179,6 @@ class FrameReporter:
     def read_frame(self, simulation: Any, state: Any, out: np.ndarray | None = None
                    ) -> tuple[float, np.ndarray, np.ndarray | None, float]:
         """The frame of a reported State.
-
-        Parameters
-        ----------
-        simulation : openmm.app.Simulation
-            The Simulation reported on (its Context gives the bias energy).
-        state : openmm.State
-            Holding positions, as OpenMM passes it to ``report``.
-        out : np.ndarray, shape=(n_particles, 3), dtype=float, optional
-            C-contiguous; the positions are written into it (default: a new array).
-
-        Returns
-        -------
-        time_ps : float
-            The State's time, ps.
-        positions : np.ndarray, shape=(n_particles, 3), dtype=float, nm
-            Unwrapped; ``out`` when given.
-        box : np.ndarray, shape=(3, 3), dtype=float, nm, or None
-            The box (rows a, b, c) when the System is periodic, else None.
-        bias_kjmol : float
-            The energy of the bias groups less the offset, read from OpenMM; 0.0 without them.
 
         Raises
         ------

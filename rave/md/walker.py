@@ -64,16 +64,6 @@ def system_from_xml(xml: str) -> openmm.System:
     """The System of an XML string written by ``openmm.XmlSerializer``.
 
     A walker task carries its System so, to a Dask worker or another process.
-
-    Parameters
-    ----------
-    xml : str
-        The serialized System.
-
-    Returns
-    -------
-    openmm.System
-        A new System.
     """
     return openmm.XmlSerializer.deserialize(xml)
 
@@ -100,19 +90,6 @@ EXPLODED_NM = 1.0e4
 def choose_platform(name: str, n_particles: int) -> openmm.Platform:
     """An OpenMM platform by name; "auto" picks Reference for tiny systems, else the fastest.
 
-    Parameters
-    ----------
-    name : str
-        "auto", "Reference", "CPU", "CUDA" or "OpenCL".
-    n_particles : int
-        The System's particles; "auto" takes Reference below 64 particles, where it is
-        fastest, else the first available of CUDA, OpenCL, CPU, Reference.
-
-    Returns
-    -------
-    openmm.Platform
-        The platform.
-
     Raises
     ------
     ValueError
@@ -138,16 +115,6 @@ def minimal_topology(n_particles: int) -> app.Topology:
 
     What an ``app.Simulation`` needs when the System comes without a topology (a model
     potential, a System read from XML): reporters that write trajectories need a real one.
-
-    Parameters
-    ----------
-    n_particles : int
-        The number of atoms.
-
-    Returns
-    -------
-    openmm.app.Topology
-        Atoms ``P0``, ``P1``, ... in residue ``UNK``.
     """
     topology = app.Topology()
     residue = topology.addResidue("UNK", topology.addChain())
@@ -158,64 +125,6 @@ def minimal_topology(n_particles: int) -> app.Topology:
 
 class Walker:
     """One Langevin MD walker: an ``app.Simulation`` with a RAVE bias, updated between rounds.
-
-    Parameters
-    ----------
-    system : openmm.System
-        Copied; the original is not modified.
-    positions : np.ndarray, shape=(n_particles, 3), nm (or an OpenMM Quantity)
-        The start.
-    features : sequence of rave.md.features.Feature
-        The order parameters recorded at every frame and biased through chi.
-    temperature_K, timestep_ps, friction_per_ps : float (or Quantity)
-        Temperature (K), time step (ps) and Langevin collision rate (1/ps); each > 0.
-    seed : int
-        Seeds the integrator and the initial velocities.
-    platform : str
-        "auto", "Reference", "CPU", "CUDA" or "OpenCL".
-    box_vectors : array-like, shape=(3, 3), nm, optional
-        The periodic box to start with (default: the System's).
-    with_bias : bool
-        Add the bias force (False only for an unbiased reference run, e.g. a benchmark).
-    force_group : int, optional
-        Force group of the bias; it must be unused by the system's own forces. Default: the
-        highest free one, as :class:`rave.BiasForce` picks it.
-    cpu_threads : int, optional
-        Threads of the CPU platform (default: OpenMM's choice, all cores); set it when several
-        walkers share a machine.
-    opes : dict, optional
-        :meth:`rave.md.opes.OPESSpec.to_dict`: OPES along the spec's chi on top of the static
-        bias (an adaptive round); each frame's bias energy is then the static bias plus the
-        OPES bias in force when the frame was recorded.
-    opes_state : dict, optional
-        An ``OPES.getState()`` snapshot to continue (with ``opes``).
-    topology : openmm.app.Topology, optional
-        The System's topology (default: :func:`minimal_topology`).
-    record_potential : bool
-        Record each frame's potential energy (the System's own forces, no bias) in
-        ``Frames.potential_kjmol``; always on while a ladder runs (:meth:`start_ladder`).
-
-    Attributes
-    ----------
-    simulation : openmm.app.Simulation
-        The Simulation; :meth:`run` puts its recorder into ``simulation.reporters`` for the
-        run and takes it out after.
-    bias_force : rave.BiasForce or None
-        The bias (None with ``with_bias=False``).
-    force_group : int or None
-        The bias's force group.
-    opes : rave.md.opes.OPESBias or None
-        The adaptive bias of an adaptive round (None without ``opes``).
-    time_ps : float
-        The walker's clock, ps: the time of the last frame recorded.
-    platform : openmm.Platform
-        The platform the Simulation runs on.
-    system : openmm.System
-        The walker's copy, holding the bias (and OPES) forces.
-    ladder : rave.md.explore.SeededSampler or None
-        The expanded ensemble over temperatures while one runs (:meth:`start_ladder`).
-    ladder_weights : list of list of float
-        The sampler's weights at each frame recorded while a ladder ran.
 
     Raises
     ------
@@ -307,25 +216,6 @@ class Walker:
         The static bias is the :class:`rave.BiasForce` already in the Simulation's System;
         with ``opes`` an OPES force is added to that System and the Context reinitialised
         (positions, velocities and the step count kept); :meth:`release` takes it out again.
-
-        Parameters
-        ----------
-        simulation : openmm.app.Simulation
-            The user's Simulation, built from the System that holds ``bias_force``.
-        features : sequence of Feature
-            The order parameters.
-        temperature_K : float or Quantity
-            The thermostat's temperature, K.
-        bias_force : rave.BiasForce
-            The static bias in the System.
-        opes, opes_state : dict, optional
-            As :class:`Walker` takes them.
-        record_potential : bool
-            As :class:`Walker` takes it.
-
-        Returns
-        -------
-        Walker
         """
         self = cls.__new__(cls)
         self.features = list(features)
@@ -392,11 +282,6 @@ class Walker:
     def set_bias(self, bias: Bias) -> None:
         """Apply a new static bias, in place (no new Context).
 
-        Parameters
-        ----------
-        bias : rave.bias_grid.Bias
-            The new bias, over the walker's features.
-
         Raises
         ------
         RuntimeError
@@ -407,13 +292,7 @@ class Walker:
         self.bias_force.updateBias(self.context, bias)
 
     def bias_energy(self) -> unit.Quantity:
-        """The energy of the bias in force (the static bias and OPES's, less its table offset).
-
-        Returns
-        -------
-        openmm.unit.Quantity
-            kJ/mol.
-        """
+        """The energy of the bias in force (the static bias and OPES's, less its table offset)."""
         groups, offset = {self.force_group}, 0.0
         if self.opes is not None:
             groups.add(self.opes.force_group)
@@ -425,15 +304,6 @@ class Walker:
                      seed: int) -> None:
         """Run the next frames as an expanded ensemble over ``temperatures_K`` (state 0 must
         be the walker's temperature; :mod:`rave.md.explore`).
-
-        Parameters
-        ----------
-        temperatures_K : sequence of float
-            The ladder, K, the walker's own temperature first.
-        move_interval : int
-            MD steps between state moves.
-        seed : int
-            Seeds the state moves.
         """
         from .explore import SeededSampler
 
@@ -451,13 +321,7 @@ class Walker:
             self.ladder = None
 
     def set_timestep(self, timestep_ps: float) -> None:
-        """Change the integrator's time step, e.g. after a blow-up.
-
-        Parameters
-        ----------
-        timestep_ps : float or Quantity
-            ps.
-        """
+        """Change the integrator's time step, e.g. after a blow-up."""
         self.timestep_ps = _md_value(timestep_ps, unit.picosecond)
         self.integrator.setStepSize(self.timestep_ps)
 
@@ -467,17 +331,6 @@ class Walker:
 
         It reads the bias of the walker's force groups (the static bias, and OPES's less its
         table offset); :meth:`run` adds one to ``simulation.reporters`` for each run.
-
-        Parameters
-        ----------
-        report_interval : int
-            Steps between frames.
-        snapshot_every, block_frames, on_block
-            As :class:`rave.md.reporter.CVRecorder` takes them.
-
-        Returns
-        -------
-        rave.md.reporter.CVRecorder
         """
         extra, offset = (), 0.0
         if self.opes is not None:
@@ -490,23 +343,6 @@ class Walker:
     def run(self, n_steps: int, report_interval: int, progress=None,
             snapshot_every: int | None = None) -> Frames:
         """Run ``n_steps`` steps and record a frame every ``report_interval`` steps.
-
-        Parameters
-        ----------
-        n_steps : int
-            Steps; ``n_steps // report_interval`` frames are recorded (and only their steps run).
-        report_interval : int
-            Steps between frames.
-        progress : callable(n_frames_done) or None
-            Called after each block of frames (for progress bars).
-        snapshot_every : int, optional
-            Also keep the positions of every ``snapshot_every``-th frame (frames 0, k, 2k, ...).
-
-        Returns
-        -------
-        rave.md.frames.Frames
-            Features, bias energies (the static bias plus OPES's, as OpenMM applied them) and
-            times (the walker's clock) of the frames, and the snapshots.
 
         Raises
         ------
@@ -592,15 +428,7 @@ class Walker:
                       frames.snapshot_frames, potential_kjmol=potential, state=state)
 
     def get_state(self) -> dict:
-        """The state to continue from later (:meth:`set_state`).
-
-        Returns
-        -------
-        dict
-            ``positions`` (nm), ``velocities`` (nm/ps), ``box_vectors`` (nm, periodic systems),
-            ``time_ps`` (the walker's clock), ``step`` (the Simulation's step count) and, with
-            OPES, ``opes`` (:meth:`rave.md.opes.OPESBias.get_state`).
-        """
+        """The state to continue from later (:meth:`set_state`)."""
         state = self.context.getState(getPositions=True, getVelocities=True)
         out = {
             "positions": state.getPositions(asNumpy=True)._value.copy(),
@@ -615,14 +443,7 @@ class Walker:
         return out
 
     def set_state(self, state: dict) -> None:
-        """Restore :meth:`get_state` output.
-
-        Parameters
-        ----------
-        state : dict
-            ``positions`` and ``time_ps`` are required; ``velocities`` (kept as they are when
-            absent), ``box_vectors``, ``step`` and ``opes`` are optional.
-        """
+        """Restore :meth:`get_state` output."""
         if state.get("box_vectors") is not None:
             self.context.setPeriodicBoxVectors(*np.asarray(state["box_vectors"]))
         self.context.setPositions(np.asarray(state["positions"]))

@@ -66,20 +66,6 @@ def block_resample(n_frames: int, n_blocks: int, rng: np.random.Generator) -> np
     ``n_frames // n_blocks`` frames, drawn with replacement (frames in time order; the last
     ``n_frames % n_blocks`` frames are never drawn).
 
-    Parameters
-    ----------
-    n_frames : int
-        Number of frames to resample.
-    n_blocks : int
-        Number of blocks (2 <= ``n_blocks`` <= ``n_frames``).
-    rng : np.random.Generator
-        Draws the blocks.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_blocks * (n_frames // n_blocks),), dtype=int
-        Frame indices of the replicate, block after block.
-
     Raises
     ------
     ValueError

@@ -23,17 +23,10 @@ replicate of :func:`rave.stats.bootstrap.bootstrap_free_energy_profile` with fra
 multiplicities and a warm start). It minimises the convex MBAR objective, L-BFGS from zero (or
 from a given start) and then Newton's method with a backtracking line search, to a
 self-consistency error below ``1e-10`` kT. Its ``f_k`` equal pymbar's to ``1e-8`` (pymbar is
-the test oracle, ``tests/test_stats.py``), and it was measured faster than ``pymbar.MBAR`` at
-every size a campaign produces (``python -m workflows.benchmarks.mbar_solver``), so pymbar is not
-called at run time.
+the test oracle); pymbar is not called at run time (see docs/benchmarks.md).
 
 :func:`reweight_rounds` builds the reduced biases itself from the frames and biases of rounds
 recorded in one's own OpenMM script (every round's bias evaluated on every frame).
-
-Public API
-----------
-``ReweightResult``, ``mbar_reweight``, ``reweight_rounds``, ``solve_mbar``,
-``single_round_log_weights``.
 """
 
 from __future__ import annotations
@@ -66,7 +59,7 @@ CONVERGENCE_TOLERANCE = 1e-6
 SOLVER_TOLERANCE = 1e-10
 
 #: ``exp`` of a log-probability below this (e^-345 ~ 1e-150) is taken as 0, so that no subnormal
-#: number enters a product (subnormals made the Hessian's matrix product ~50x slower, measured).
+#: number enters a product (subnormals slow the Hessian's matrix product down).
 _LOG_TINY = -345.0
 
 

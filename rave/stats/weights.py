@@ -399,18 +399,6 @@ def free_energy_profile(
 def as_energy_kjmol(value: object, name: str = "energy") -> float:
     """A positive energy in kJ/mol from a float (kJ/mol) or an OpenMM energy Quantity.
 
-    Parameters
-    ----------
-    value : float or openmm.unit.Quantity
-        The energy.
-    name : str, optional
-        Its name in error messages.
-
-    Returns
-    -------
-    float
-        kJ/mol.
-
     Raises
     ------
     TypeError
