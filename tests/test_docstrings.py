@@ -311,6 +311,8 @@ def _defined_names(tree: ast.Module) -> set[str]:
 
 def _defining_file(path: str, name: str) -> str:
     """The file that defines ``name``, following relative re-exports from ``path``."""
+    if not (ROOT / path).is_file() and (ROOT / path[:-3] / "__init__.py").is_file():
+        path = f"{path[:-3]}/__init__.py"  # a package
     tree = ast.parse((ROOT / path).read_text())
     if name in _defined_names(tree):
         return path
