@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover (for type checkers and IDEs; loaded lazily
     from .md.bias_force import BiasForce
     from .md.features import Angle, Dihedral, Distance, Position
     from .md.reporter import CVReporter, read_cv
+    from .systems.openmm_files import features_from_tables
 
 __version__ = "0.1.0"
 
@@ -48,10 +49,12 @@ _LAZY = {
     "Distance": "rave.md.features",
     "Angle": "rave.md.features",
     "Dihedral": "rave.md.features",
+    # [[features]] tables (mdtraj selections) in Python, periodicity from the System
+    "features_from_tables": "rave.systems.openmm_files",
 }
 
 __all__ = ["Angle", "BiasForce", "CVReporter", "Dihedral", "Distance", "Position", "RAVE",
-           "RAVESampler", "read_cv", "__version__"]
+           "RAVESampler", "features_from_tables", "read_cv", "__version__"]
 
 
 __getattr__, __dir__ = lazy_names("rave", _LAZY, globals())

@@ -234,6 +234,43 @@ def features_from_selections(entries: list[dict], topology,
     return features
 
 
+def features_from_tables(tables: list[dict], topology, system=None) -> list:
+    """Order parameters from tables as the TOML's ``[[features]]`` has them, for a Python script.
+
+    The same keys as the TOML (``kind``, ``name``, ``function``, ``group1``/``group2`` or
+    ``groups`` as mdtraj selections or atom indices, ...), and the same default periodicity: the
+    System's (``periodic`` left out means periodic exactly when the System is).
+
+    Parameters
+    ----------
+    tables : list of dict
+        One table per order parameter, e.g. ``{"kind": "dihedral", "name": "sin_phi",
+        "function": "sin", "groups": ["resname ACE and name C", "resname ALA and name N",
+        "resname ALA and name CA", "resname ALA and name C"]}``.
+    topology : openmm.app.Topology or mdtraj.Topology
+        The topology the selections are made on.
+    system : openmm.System, optional
+        Gives the default periodicity (without it, ``periodic`` is each kind's own default).
+
+    Returns
+    -------
+    list of rave.md.features.Feature
+
+    Raises
+    ------
+    rave.errors.ConfigError
+        A selection that is invalid or matches no atom, a key the kind does not take,
+        ``periodic = true`` on a non-periodic System, or two features of one name.
+    """
+    import mdtraj
+
+    if not isinstance(topology, mdtraj.Topology):
+        topology = mdtraj.Topology.from_openmm(topology)
+    periodic = None if system is None else system.usesPeriodicBoundaryConditions()
+    return features_from_selections([dict(t) for t in tables], topology, periodic=periodic,
+                                    system=system)
+
+
 def _build(config: Config) -> SimulationSystem:
     import mdtraj
     import openmm

@@ -292,3 +292,29 @@ def test_a_learning_step_interrupted_by_ctrl_c_runs_again_on_the_same_frames(mon
     np.testing.assert_array_equal(interrupted.getFrames().features, plain.getFrames().features)
     np.testing.assert_array_equal(interrupted.coefficients, plain.coefficients)
     assert interrupted.stop_reason == plain.stop_reason == "round limit reached (2 rounds)"
+
+
+def test_feature_tables_take_mdtraj_selections_and_the_systems_periodicity():
+    folder = ROOT / "workflows" / "alanine_dipeptide"
+    pdb = app.PDBFile(str(folder / "alanine_dipeptide.pdb"))
+    vacuum = openmm.XmlSerializer.deserialize((folder / "alanine_dipeptide_system.xml").read_text())
+    phi = ["resname ACE and name C", "resname ALA and name N", "resname ALA and name CA",
+           "resname ALA and name C"]
+    tables = [{"kind": "dihedral", "name": "sin_phi", "function": "sin", "groups": phi},
+              {"kind": "distance", "name": "d", "group1": "resname ACE and name C",
+               "group2": [14]}]
+    sin_phi, distance = rave.features_from_tables(tables, pdb.topology, vacuum)
+    by_hand = rave.Dihedral((4, 6, 8, 14), "sin", periodic=False, name="sin_phi")
+    assert sin_phi.to_dict() == by_hand.to_dict()
+    assert distance.group1 == (4,) and distance.group2 == (14,) and not distance.periodic
+    boxed = openmm.XmlSerializer.deserialize((folder / "alanine_dipeptide_system.xml").read_text())
+    boxed.setDefaultPeriodicBoxVectors(openmm.Vec3(3, 0, 0), openmm.Vec3(0, 3, 0),
+                                       openmm.Vec3(0, 0, 3))
+    for force in boxed.getForces():
+        if isinstance(force, openmm.NonbondedForce):
+            force.setNonbondedMethod(openmm.NonbondedForce.CutoffPeriodic)
+    assert boxed.usesPeriodicBoundaryConditions()
+    assert all(f.periodic for f in rave.features_from_tables(tables, pdb.topology, boxed))
+    with pytest.raises(ConfigError, match="matches no atom|not a valid mdtraj selection"):
+        rave.features_from_tables([{**tables[0], "groups": ["name XYZ"] * 4}], pdb.topology,
+                                  vacuum)
