@@ -133,9 +133,6 @@ class ReportFigure:
     caption: str
 
 
-# --------------------------------------------------------------------------------------------
-
-
 class CampaignResult(CampaignQuantities):
     """Frames, biases, RCs, models, profiles and figures of a campaign's finished rounds.
 

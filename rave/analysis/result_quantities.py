@@ -45,7 +45,6 @@ from .states import (
 DEFAULT_BOOTSTRAP = 100
 
 
-
 class CampaignQuantities(CampaignData):
     """MBAR weights, profiles, states, crossings and exact comparisons of a campaign's rounds.
 

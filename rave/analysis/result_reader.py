@@ -412,7 +412,7 @@ class CampaignData:
         except (ConfigError, KeyError, ValueError):
             return None
 
-    # ----------------------------------------------------------------- units, references
+    # ----------------------------------------------------------------- units, config
     @property
     def feature_units(self) -> list[str]:
         """The unit of each order parameter (``"1"`` for a pure number), feature order."""

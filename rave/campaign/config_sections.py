@@ -707,7 +707,6 @@ class OutputConfig:
         _at_least("output.dcd_interval", self.dcd_interval, 0)
 
 
-
 def _positive(key: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0):
         raise ConfigError(f"{key} must be a finite number > 0. You supplied {value}")
