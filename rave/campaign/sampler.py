@@ -23,6 +23,7 @@ import numpy as np
 from ..learn.bias import Bias, BiasGrid
 from ..md.bias_force import BiasForce
 from ..md.frames import Frames
+from ..md.walker import check_thermostat
 from ..stats import free_energy_profile
 from ..units import in_unit, kT_kjmol
 from .config import ConfigError, loop_config_from_dict
@@ -207,36 +208,8 @@ class RAVESampler:
             raise ValueError("the Simulation was not built from the System given to this "
                              "RAVESampler (its bias force is not in it): build the Simulation "
                              "from that System, after the RAVESampler")
-        import openmm
-
-        integrator = simulation.integrator
         ladder = self._round is not None and self._round.walker.ladder is not None
-        andersen = [f for f in self.system.getForces()
-                    if isinstance(f, openmm.AndersenThermostat)]
-        if (isinstance(integrator, openmm.VerletIntegrator | openmm.VariableVerletIntegrator)
-                and not andersen):
-            raise ValueError(f"the integrator ({type(integrator).__name__}) has no thermostat: "
-                             f"it keeps the energy constant, but RAVE reweights frames of the "
-                             f"canonical ensemble at {self.temperature_K} K. Use a thermostatted "
-                             f"integrator (e.g. LangevinMiddleIntegrator) or add an "
-                             f"AndersenThermostat to the System")
-        if self.config.explore.enabled and not hasattr(integrator, "setTemperature"):
-            raise ValueError(f"explore.method = \"temperature\" changes the integrator's "
-                             f"temperature, but {type(integrator).__name__} has no "
-                             f"setTemperature(). Use an integrator with a temperature (e.g. "
-                             f"LangevinMiddleIntegrator) or leave out explore")
-        if andersen and not hasattr(integrator, "getTemperature") and not ladder:
-            thermostat = simulation.context.getParameter(andersen[0].Temperature())
-            if abs(thermostat - self.temperature_K) > 1e-6:
-                raise ValueError(f"the AndersenThermostat's temperature is {thermostat} K but "
-                                 f"this RAVESampler was built for {self.temperature_K} K: the "
-                                 f"reweighting would be wrong. Use one temperature")
-        if hasattr(integrator, "getTemperature") and not ladder:
-            thermostat = _kelvin(integrator.getTemperature())
-            if abs(thermostat - self.temperature_K) > 1e-6:
-                raise ValueError(f"the integrator's temperature is {thermostat} K but this "
-                                 f"RAVESampler was built for {self.temperature_K} K: the "
-                                 f"reweighting would be wrong. Use one temperature")
+        check_thermostat(simulation, self.temperature_K, self.config.explore.enabled, ladder)
 
     def _unrecorded(self, simulation, steps: int) -> None:
         """Steps that fill no whole frame: run biased, counted in the round's steps; each

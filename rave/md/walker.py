@@ -79,6 +79,48 @@ def _global_parameters(force) -> list[tuple[str, float]]:
     return out
 
 
+def check_thermostat(simulation, temperature_K: float, explore: bool = False,
+                     ladder: bool = False) -> None:
+    """Refuse a Simulation whose frames cannot be reweighted as canonical at ``temperature_K``.
+
+    An integrator without a thermostat (Verlet without an ``AndersenThermostat``), one whose
+    temperature is not ``temperature_K`` (checked while no ladder runs), or, with ``explore``,
+    one without ``setTemperature``.
+
+    Raises
+    ------
+    ValueError
+        What is wrong and what to use instead.
+    """
+    integrator = simulation.integrator
+    andersen = [f for f in simulation.system.getForces()
+                if isinstance(f, openmm.AndersenThermostat)]
+    if (isinstance(integrator, openmm.VerletIntegrator | openmm.VariableVerletIntegrator)
+            and not andersen):
+        raise ValueError(f"the integrator ({type(integrator).__name__}) has no thermostat: "
+                         f"it keeps the energy constant, but RAVE reweights frames of the "
+                         f"canonical ensemble at {temperature_K} K. Use a thermostatted "
+                         f"integrator (e.g. LangevinMiddleIntegrator) or add an "
+                         f"AndersenThermostat to the System")
+    if explore and not hasattr(integrator, "setTemperature"):
+        raise ValueError(f"explore.method = \"temperature\" changes the integrator's "
+                         f"temperature, but {type(integrator).__name__} has no "
+                         f"setTemperature(). Use an integrator with a temperature (e.g. "
+                         f"LangevinMiddleIntegrator) or leave out explore")
+    if andersen and not hasattr(integrator, "getTemperature") and not ladder:
+        thermostat = simulation.context.getParameter(andersen[0].Temperature())
+        if abs(thermostat - temperature_K) > 1e-6:
+            raise ValueError(f"the AndersenThermostat's temperature is {thermostat} K but "
+                             f"this RAVESampler was built for {temperature_K} K: the "
+                             f"reweighting would be wrong. Use one temperature")
+    if hasattr(integrator, "getTemperature") and not ladder:
+        thermostat = _md_value(integrator.getTemperature(), unit.kelvin)
+        if abs(thermostat - temperature_K) > 1e-6:
+            raise ValueError(f"the integrator's temperature is {thermostat} K but this "
+                             f"RAVESampler was built for {temperature_K} K: the "
+                             f"reweighting would be wrong. Use one temperature")
+
+
 class MDError(RuntimeError):
     """The MD produced non-finite or exploding positions or energies."""
 
