@@ -203,19 +203,14 @@ def effective_log_sum(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np
 
 def bias_blocks(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np.ndarray, kT: float,
                 delta_kT: float = 1.0, max_blocks: int = 32) -> list[tuple[np.ndarray, int]]:
-    """Group the versions of an adaptive bias into blocks of consecutive versions, each one
-    state for MBAR: a block ends where the bias has moved more than ``delta_kT`` kT anywhere on
-    the grid from the block's first version (``delta_kT`` doubles until there are at most
-    ``max_blocks``). A block's state is the mixture of its versions,
-    V_block = -kT ln [sum_t n_t exp(-(V_t - c_t)/kT) / n_block] (:func:`effective_log_sum`), so
-    c(t) only relates versions that differ by about ``delta_kT``; MBAR finds the blocks'
-    normalisations from all frames (:mod:`rave.md.opes`).
+    """Blocks of consecutive versions of an adaptive bias, each one state for MBAR.
 
-    Raises
-    ------
-    ValueError
-        When ``delta_kT`` is not > 0 or ``max_blocks < 1``, the shapes do not match, or no
-        version has frames.
+    A block ends where the bias has moved more than ``delta_kT`` kT anywhere on the grid from the
+    block's first version (``delta_kT`` doubles until there are at most ``max_blocks``). A block's
+    state is the mixture of its versions, V_block = -kT ln [sum_t n_t exp(-(V_t - c_t)/kT) /
+    n_block] (:func:`effective_log_sum`), so c(t) only relates versions that differ by about
+    ``delta_kT``; MBAR finds the blocks' normalisations from all frames (:mod:`rave.md.opes`).
+    ValueError for ``delta_kT`` not > 0, ``max_blocks < 1``, mismatched shapes or no frames.
     """
     values = np.asarray(values_kjmol, dtype=float)
     counts = np.asarray(counts, dtype=int).reshape(-1)

@@ -210,15 +210,11 @@ def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list
 def write_plumed(workdir: Path, directory: Path, force: bool = False) -> list[Path]:
     """Write plumed.dat, bias.grid and README.txt (the feature-to-action map) into ``directory``.
 
-    Existing files are overwritten only with ``force``; nothing is written inside a campaign.
-    The bias is :func:`exported_bias` of the latest round (nm, kJ/mol, PLUMED's defaults), a
-    tabulated ``EXTERNAL`` bias; plumed.dat's header and README.txt say which bias it is.
-
-    Raises
-    ------
-    ExportError
-        A target is refused (:func:`check_targets`), the campaign has no finished round or no
-        ``features.json``, its bias and features disagree, or a feature has no PLUMED action.
+    Existing files are overwritten only with ``force``; nothing is written inside a campaign. The
+    bias is :func:`exported_bias` of the latest round (nm, kJ/mol, PLUMED's defaults), a tabulated
+    ``EXTERNAL`` bias; plumed.dat's header and README.txt say which bias it is. Raises ExportError
+    for a refused target (:func:`check_targets`), no finished round or no ``features.json``, a bias
+    and features that disagree, or a feature without a PLUMED action.
     """
     directory = Path(directory)
     check_targets(plumed_paths(directory), force)
@@ -258,12 +254,8 @@ def write_torchscript(workdir: Path, path: Path, force: bool = False) -> Path:
     """The chosen encoder of the latest round as TorchScript (raw features in, latent mean out).
 
     An existing file is overwritten only with ``force``; nothing is written inside a campaign.
-
-    Raises
-    ------
-    ExportError
-        The target is refused (:func:`check_targets`), the campaign has no finished round, or
-        the model file is not named, missing or damaged.
+    Raises ExportError for a refused target (:func:`check_targets`), no finished round, or a model
+    file not named, missing or damaged.
     """
     check_targets([Path(path)], force)
     campaign = store.CampaignStore(workdir)
@@ -290,15 +282,9 @@ def write_openmm(workdir: Path, path: Path, force_group: int | None = None,
                  force: bool = False) -> Path:
     """The latest bias as a serialized OpenMM force (XML) to add to one's own System.
 
-    The bias is :func:`exported_bias` of the latest round; the force's name (``name`` in the
-    XML, ``getName()``) says which. An existing file is overwritten only with ``force``;
-    nothing is written inside a campaign.
-
-    Raises
-    ------
-    ExportError
-        The target is refused (:func:`check_targets`), or the campaign has no finished round
-        or no ``features.json``.
+    The bias is :func:`exported_bias` of the latest round; the force's name (``getName()``) says
+    which. An existing file is overwritten only with ``force``; nothing is written inside a
+    campaign. Raises ExportError for a refused target, no finished round or no ``features.json``.
     """
     import openmm
 

@@ -478,15 +478,9 @@ class SerialExecutor:
 class DaskExecutor:
     """Runs walkers as tasks on a Dask cluster.
 
-    That is a local one (``address=None``, processes, one thread each) or an existing
-    scheduler at ``address``.
-
-    Raises
-    ------
-    SchedulerUnreachable
-        The scheduler at ``address`` cannot be reached.
-    RuntimeError
-        ``distributed`` is not installed.
+    A local cluster (``address=None``, processes, one thread each) or an existing scheduler at
+    ``address``. Raises SchedulerUnreachable when the scheduler cannot be reached, RuntimeError when
+    ``distributed`` is not installed.
     """
 
     name = "dask"

@@ -469,17 +469,11 @@ def fit_coordinate(
 ) -> CoordinateResult:
     """Fit the linear RC ``chi = features @ c`` whose distribution best matches the latent's.
 
-    Minimises ``KL(P_latent || Q_chi)`` (see ``kl_divergence_histograms``) over unit vectors
-    ``c``: a grid over the full sphere (both signs), then Nelder-Mead in the tangent plane of
-    the ``n_starts`` best grid points, and the best of all that is returned.
-
-    Raises
-    ------
-    ValueError
-        When ``features`` is not a finite 2-D array of at least 2 frames, ``latent`` is
-        not one value per frame, ``pseudocount`` is not a finite number > 0, ``n_starts`` is
-        not an integer >= 1, ``max_scan_frames`` is not None or an integer >= 2 (and for
-        invalid weights, quantiles or bins).
+    Minimises ``KL(P_latent || Q_chi)`` (see ``kl_divergence_histograms``) over unit vectors ``c``:
+    a grid over the full sphere (both signs), then Nelder-Mead in the tangent plane of the
+    ``n_starts`` best grid points; the best of all is returned. ValueError for features not a finite
+    2-D array of >= 2 frames, a latent not one value per frame, ``pseudocount`` not finite > 0,
+    ``n_starts`` < 1, ``max_scan_frames`` not None or >= 2, or invalid weights, quantiles or bins.
     """
     x = np.asarray(features, dtype=float)
     if x.ndim != 2:

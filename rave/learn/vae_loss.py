@@ -7,23 +7,10 @@ import torch
 
 
 def kl_divergence_standard_normal(mu: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, 1)) per frame, summed over latent dimensions.
+    """KL(N(mu, sigma^2) || N(0, 1)) per frame (n_frames,), summed over latent dimensions.
 
-    Parameters
-    ----------
-    mu, log_variance : torch.Tensor, shape=(n_frames,) or (n_frames, n_latent)
-        Mean and log variance (dimensionless) of the Gaussian posterior of each frame.
-
-    Returns
-    -------
-    torch.Tensor, shape=(n_frames,)
-        ``-0.5 * sum(1 + log_variance - mu**2 - exp(log_variance))``; >= 0, and 0 exactly when
-        mu = 0 and log_variance = 0.
-
-    Raises
-    ------
-    ValueError
-        When ``mu`` and ``log_variance`` differ in shape.
+    ``-0.5 sum(1 + log_variance - mu^2 - exp(log_variance))``, >= 0; ``mu`` and ``log_variance``
+    of one shape, (n_frames,) or (n_frames, n_latent), else ValueError.
     """
     if mu.shape != log_variance.shape:
         raise ValueError(
@@ -40,27 +27,10 @@ def elbo_terms(
     mu: torch.Tensor,
     log_variance: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame reconstruction and KL parts of the VAE loss.
+    """Per-frame (reconstruction, kl), each (n_frames,): squared error summed over features, and KL.
 
-    Parameters
-    ----------
-    x, x_reconstructed : torch.Tensor, shape=(n_frames, n_features)
-        Standardised inputs and their reconstruction (dimensionless).
-    mu, log_variance : torch.Tensor, shape=(n_frames,) or (n_frames, n_latent)
-        Posterior mean and log variance of the latent.
-
-    Returns
-    -------
-    reconstruction : torch.Tensor, shape=(n_frames,)
-        Sum over features of the squared error.
-    kl : torch.Tensor, shape=(n_frames,)
-        KL(N(mu, sigma^2) || N(0, 1)) of each frame.
-
-    Raises
-    ------
-    ValueError
-        When ``x`` is not 2-D or differs in shape from ``x_reconstructed``, or ``mu``
-        does not have one row per frame.
+    ``x``, ``x_reconstructed`` (n_frames, n_features), standardised; ValueError for other shapes or
+    ``mu`` without one row per frame.
     """
     if x.ndim != 2 or x.shape != x_reconstructed.shape:
         raise ValueError(
@@ -83,32 +53,10 @@ def elbo_loss(
     beta: float = 1.0,
     weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Negative ELBO of the VAE, averaged over frames (weighted mean if ``weights`` are given).
+    """Negative ELBO per frame, averaged (``sum(w loss) / sum(w)`` with ``weights``), a 0-d tensor.
 
-    Per frame: ``sum_j (x_reconstructed_j - x_j)**2 + beta * KL(N(mu, sigma^2) || N(0, 1))``.
-
-    Parameters
-    ----------
-    x, x_reconstructed : torch.Tensor, shape=(n_frames, n_features)
-        Standardised inputs and their reconstruction (dimensionless).
-    mu, log_variance : torch.Tensor, shape=(n_frames,) or (n_frames, n_latent)
-        Posterior mean and log variance of the latent.
-    beta : float
-        Weight of the KL term, >= 0.
-    weights : torch.Tensor, shape=(n_frames,), optional
-        Non-negative frame weights, not necessarily normalised; the result is
-        ``sum(w * loss) / sum(w)``. Integer weights give the same value as repeating each frame
-        w times.
-
-    Returns
-    -------
-    torch.Tensor, shape=()
-        The (weighted) mean loss per frame.
-
-    Raises
-    ------
-    ValueError
-        When ``beta < 0``, or the weights are not one per frame.
+    Per frame ``sum_j (x_reconstructed_j - x_j)^2 + beta KL``; integer weights equal repeating
+    each frame w times. ValueError for ``beta < 0`` or weights not one per frame.
     """
     if beta < 0:
         raise ValueError(f"beta must be >= 0. You supplied {beta}")

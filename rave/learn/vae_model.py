@@ -71,11 +71,11 @@ _flush_users = 0
 
 @contextlib.contextmanager
 def _flush_denormal(enable: bool):
-    """Flush denormal floats to zero while any fit is training on the CPU.
+    """Flush denormal floats to zero while any fit trains on the CPU.
 
-    Adam's second moments of near-dead units underflow into denormal floats, which made CPU
-    steps 3x slower. The switch is global to the process and torch has no getter, so fits
-    running side by side count themselves in and out; the last one resets torch's default (off).
+    Adam's second moments of near-dead units underflow into slow denormals. The switch is global
+    to the process and torch has no getter, so fits side by side count themselves in and out; the
+    last one out restores torch's default (off).
     """
     global _flush_users
     if not enable:
@@ -98,41 +98,13 @@ def _flush_denormal(enable: bool):
 class VAEModel:
     """A trained 1-D-latent VAE with its input scaler: maps order parameters to the latent.
 
-    Parameters
-    ----------
-    network : VAE
-        The trained network; it is put in eval mode and its parameters are frozen.
-    config : VAEConfig
-        The settings it was trained with.
-    feature_mean, feature_scale : np.ndarray, shape=(n_features,)
-        The input scaler, in the features' units (kept as read-only copies).
-    history : dict
-        The training record (copied); its keys are listed under Attributes.
-    device : torch.device or str, optional
-        Where the network lives.
-
-    Attributes
-    ----------
-    n_features : int
-        Number of input features d.
-    config : VAEConfig
-        The settings it was trained with.
-    feature_mean, feature_scale : np.ndarray, shape=(n_features,)
-        Weighted mean and standard deviation of the training frames, in the features' units;
-        inputs are standardised as (s - feature_mean) / feature_scale.
-    history : dict
-        ``train_loss``, ``validation_loss``, ``learning_rate`` (at the end of the epoch),
-        ``elapsed_s`` (lists, one entry per epoch), ``epochs``, ``steps``, ``steps_per_epoch``,
-        ``best_epoch`` (1-based epoch whose network is kept), ``best_validation_loss``,
-        ``stopped_early`` (bool), ``wall_time_s``, ``n_train``, ``n_validation``,
-        ``effective_sample_size`` (Kish ESS of the training weights), ``device``, ``seed``.
-    device : torch.device
-        Where the network lives.
-
-    Raises
-    ------
-    ValueError
-        When ``feature_mean`` or ``feature_scale`` is not of shape (n_features,).
+    ``network`` is put in eval mode and frozen; ``feature_mean``, ``feature_scale`` (n_features,)
+    are the weighted mean and standard deviation of the training frames in the features' units
+    (inputs standardised as (s - mean) / scale; ValueError for another shape). ``history`` holds
+    per-epoch lists ``train_loss``, ``validation_loss``, ``learning_rate``, ``elapsed_s`` and
+    ``epochs``, ``steps``, ``steps_per_epoch``, ``best_epoch`` (1-based, the network kept),
+    ``best_validation_loss``, ``stopped_early``, ``wall_time_s``, ``n_train``, ``n_validation``,
+    ``effective_sample_size`` (Kish), ``device``, ``seed``.
     """
 
     def __init__(
@@ -176,20 +148,7 @@ class VAEModel:
         return (x - self.feature_mean) / self.feature_scale
 
     def encode(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and log variance of the latent.
-
-        Parameters
-        ----------
-        features : np.ndarray, shape=(n_frames, n_features)
-            Order parameters, in the units used in training.
-
-        Returns
-        -------
-        mu : np.ndarray, shape=(n_frames,), dtype=float64
-            Latent mean (dimensionless): the RAVE latent coordinate.
-        log_variance : np.ndarray, shape=(n_frames,), dtype=float64
-            Log of the posterior variance of the latent.
-        """
+        """Posterior mean (the RAVE latent) and log variance, each (n_frames,), of features."""
         x = self._standardised(features)
         mus, log_vars = [], []
         # flush denormals as training does: the switch is global, so without this a latent
@@ -208,18 +167,7 @@ class VAEModel:
         )
 
     def transform(self, features: np.ndarray) -> np.ndarray:
-        """The latent coordinate: the encoder mean, deterministic.
-
-        Parameters
-        ----------
-        features : np.ndarray, shape=(n_frames, n_features)
-            Order parameters, in the units used in training.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,), dtype=float64
-            Latent mean mu of each frame (dimensionless; its sign is arbitrary).
-        """
+        """The latent: the encoder mean (n_frames,), deterministic, its sign arbitrary."""
         return self.encode(features)[0]
 
     def loss(
@@ -229,24 +177,10 @@ class VAEModel:
         log_weights: np.ndarray | None = None,
         seed: int = 0,
     ) -> float:
-        """Weighted mean VAE loss (negative ELBO, ``config.beta``) of frames, e.g. a test set.
+        """Weighted mean -ELBO (``config.beta``) per frame of ``features`` (e.g. a test set).
 
-        One draw of eps per frame, from ``seed``, so the value is reproducible; it is the same
-        quantity as the validation loss in ``history``.
-
-        Parameters
-        ----------
-        features : np.ndarray, shape=(n_frames, n_features)
-            Order parameters, in the units used in training.
-        weights, log_weights : np.ndarray, shape=(n_frames,), optional
-            Frame weights or their logs (at most one); uniform if neither.
-        seed : int
-            Seed of the reparameterisation noise.
-
-        Returns
-        -------
-        float
-            Loss per frame, in the units of squared standardised features.
+        One draw of eps per frame from ``seed``, so reproducible: the quantity of the validation
+        loss in ``history``. ``weights`` or ``log_weights`` (at most one; uniform if neither).
         """
         x = self._standardised(features)
         w = normalised_weights(x.shape[0], weights, log_weights)
@@ -264,16 +198,10 @@ class VAEModel:
         return total
 
     def export_torchscript(self, path: str | Path) -> None:
-        """Write the encoder mean as TorchScript, standardisation included.
+        """Write the encoder mean as TorchScript, standardisation included, atomically.
 
-        The module takes raw order parameters, float32 of shape (n, n_features), and returns the
-        latent mean, shape (n, 1): the deterministic RAVE latent (e.g. for PLUMED's PYTORCH
-        module or an OpenMM-Torch force). Written atomically.
-
-        Parameters
-        ----------
-        path : str or Path
-            Destination file.
+        The module maps raw order parameters, float32 (n, n_features), to the latent mean (n, 1)
+        (e.g. for PLUMED's PYTORCH module or an OpenMM-Torch force).
         """
         module = _EncoderMean(
             copy.deepcopy(self._network.encoder).to("cpu").float().eval(),
@@ -284,14 +212,7 @@ class VAEModel:
         write_file(Path(path), lambda tmp: scripted.save(str(tmp)))
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model to one file (torch.save of plain tensors/lists), atomically.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Destination; written to a temporary file in the same folder, then renamed
-            (:func:`rave.files.write_file`: mode from the umask, fsynced with its folder).
-        """
+        """Write the model to one file (torch.save of plain tensors and lists), atomically."""
         payload = {
             "kind": _FILE_KIND,
             "format_version": FILE_FORMAT_VERSION,
@@ -306,24 +227,7 @@ class VAEModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> VAEModel:
-        """Read a model written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            File written by :meth:`save`.
-        device : str
-            Where to put the network: "cpu", "cuda", "cuda:N" or "auto".
-
-        Returns
-        -------
-        VAEModel
-
-        Raises
-        ------
-        ValueError
-            When the file is not a saved VAEModel, or of another format version.
-        """
+        """Read a model written by :meth:`save` onto ``device``; ValueError for another file."""
         target = resolve_device(device)
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("kind") != _FILE_KIND:

@@ -22,21 +22,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """Turn a device name into a :class:`torch.device`.
+    """The :class:`torch.device` of "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
 
-    Parameters
-    ----------
-    device : str
-        "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
-
-    Returns
-    -------
-    torch.device
-
-    Raises
-    ------
-    ValueError
-        For an unknown name, or for a CUDA device when torch sees no CUDA device.
+    ValueError for another name, or for CUDA when torch sees no such CUDA device.
     """
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ValueError(
@@ -71,23 +59,9 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str) -> nn.
 
 
 class VAE(nn.Module):
-    """Gaussian VAE with a 1-D latent.
+    """1-D-latent Gaussian VAE: encoder d -> hidden -> (mu, log sigma^2), decoder 1 -> hidden -> d.
 
-    Parameters
-    ----------
-    n_features : int
-        Number of input features d.
-    hidden : tuple of int
-        Hidden-layer widths of the encoder d -> hidden -> 2 (mu, log sigma^2); the decoder is
-        1 -> hidden -> d.
-    activation : str
-        One of :data:`ACTIVATIONS`.
-
-    Raises
-    ------
-    ValueError
-        When ``n_features`` is not a positive int or ``activation`` is not one of
-        :data:`ACTIVATIONS`.
+    ValueError when ``n_features`` is not a positive int or ``activation`` not in ACTIVATIONS.
     """
 
     def __init__(
@@ -108,34 +82,12 @@ class VAE(nn.Module):
         self.decoder = _mlp(1, tuple(hidden), self.n_features, activation)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log variance, each of shape (n_frames, 1).
-
-        Parameters
-        ----------
-        x : torch.Tensor, shape=(n_frames, n_features)
-            Standardised inputs.
-
-        Returns
-        -------
-        mu, log_variance : torch.Tensor, shape=(n_frames, 1)
-            Mean and log variance of the Gaussian posterior of the latent.
-        """
+        """Posterior mean and log variance, each (n_frames, 1), of standardised x (n_frames, d)."""
         out = self.encoder(x)
         return out[:, :1], out[:, 1:]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstruction of shape (n_frames, n_features) from latents of shape (n_frames, 1).
-
-        Parameters
-        ----------
-        z : torch.Tensor, shape=(n_frames, 1)
-            Latents.
-
-        Returns
-        -------
-        torch.Tensor, shape=(n_frames, n_features)
-            The decoder's output (standardised features).
-        """
+        """Reconstruction (n_frames, n_features), standardised, of latents z (n_frames, 1)."""
         return self.decoder(z)
 
     def forward(
@@ -144,22 +96,10 @@ class VAE(nn.Module):
         eps: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Encode, draw the latent, decode.
+        """Encode, draw the latent, decode: (x_reconstructed, mu, log_variance, z).
 
-        Parameters
-        ----------
-        x : torch.Tensor, shape=(n_frames, n_features)
-            Standardised inputs.
-        eps : torch.Tensor, shape=(n_frames, 1), optional
-            Standard-normal noise for z = mu + sigma * eps. If None, it is drawn (from
-            ``generator``) in training mode, and z = mu (no noise) in eval mode.
-        generator : torch.Generator, optional
-            Source of eps in training mode, on the device of ``x``.
-
-        Returns
-        -------
-        x_reconstructed : torch.Tensor, shape=(n_frames, n_features)
-        mu, log_variance, z : torch.Tensor, shape=(n_frames, 1)
+        z = mu + sigma eps; ``eps`` (n_frames, 1) None is drawn from ``generator`` in training mode,
+        and z = mu in eval mode.
         """
         mu, log_variance = self.encode(x)
         if eps is None and self.training:

@@ -56,10 +56,7 @@ MIN_TRAINING_FRAMES = 2
 
 
 def _weighted_draws(cdf: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator):
-    """Frame indices drawn with replacement, P(i) = cdf[i] - cdf[i-1] (cdf ends at 1).
-
-    Frames of weight zero are never drawn: u in [0, 1) picks the first i with cdf[i] > u.
-    """
+    """Frame indices drawn with replacement, P(i) = cdf[i] - cdf[i-1]; weight-0 frames never."""
     draws = np.searchsorted(cdf, rng.random(shape), side="right")
     return np.minimum(draws, cdf.shape[0] - 1)
 
@@ -77,29 +74,11 @@ def _weighted_scaler(x: np.ndarray, w: np.ndarray, fallback_scale: np.ndarray):
 
 
 class VAEEstimator:
-    """Trains a 1-D-latent VAE on weighted frames (see the module docstring for the scheme).
+    """Trains a 1-D-latent VAE on weighted frames (the scheme is in the module docstring).
 
-    Parameters
-    ----------
-    config : VAEConfig
-        Architecture and training settings.
-    seed : int
-        Seeds the validation split, the network initialisation, the minibatch draws and the
-        reparameterisation noise. The same seed, data and config give the same model on CPU
-        (with the same number of torch threads). Global torch and numpy random states are left
-        untouched.
-
-    Raises
-    ------
-    TypeError
-        When ``config`` is not a VAEConfig.
-    ValueError
-        When ``seed`` is not a non-negative int.
-
-    Examples
-    --------
-    >>> model = VAEEstimator(VAEConfig(), seed=1).fit(features, log_weights=log_w).fetch_model()
-    >>> latent = model.transform(features)
+    ``seed`` seeds the validation split, initialisation, minibatches and noise: the same seed, data
+    and config give the same model on CPU (same torch threads); global random states are left
+    untouched. TypeError for a config that is not a VAEConfig, ValueError for a negative seed.
     """
 
     def __init__(self, config: VAEConfig = VAEConfig(), seed: int = 0) -> None:  # noqa: B008
@@ -116,36 +95,13 @@ class VAEEstimator:
         return min(max(MIN_VALIDATION_FRAMES, int(fraction)), self.config.max_validation_frames)
 
     def fetch_model(self) -> VAEModel:
-        """The model of the last :meth:`fit`.
-
-        Returns
-        -------
-        VAEModel
-            The trained model.
-
-        Raises
-        ------
-        ValueError
-            When :meth:`fit` has not been called.
-        """
+        """The model of the last :meth:`fit`; ValueError before any fit."""
         if self._model is None:
             raise ValueError("no model yet: call fit(features) before fetch_model()")
         return self._model
 
     def budget_epochs(self, n_train: int, warm: bool = False) -> int:
-        """Epochs a fit on ``n_train`` training frames may run (see ``VAEConfig.max_passes``).
-
-        Parameters
-        ----------
-        n_train : int
-            Frames in the training split.
-        warm : bool
-            A warm start gets ``warm_fraction`` of the cold budget, at least one epoch.
-
-        Returns
-        -------
-        int
-        """
+        """Epochs a fit on ``n_train`` frames may run; warm: ``warm_fraction`` of it, >= 1."""
         cfg = self.config
         by_data = math.ceil(cfg.max_passes * n_train / cfg.frames_per_epoch)
         cold = min(cfg.max_epochs, max(cfg.min_epochs, by_data))
@@ -159,39 +115,14 @@ class VAEEstimator:
         progress: bool | str = False,
         initial: VAEModel | None = None,
     ) -> VAEEstimator:
-        """Train on frames of order parameters, each with a weight.
+        """Train on frames of order parameters (n_frames, n_features), each weighted; returns self.
 
-        Parameters
-        ----------
-        features : np.ndarray, shape=(n_frames, n_features), dtype=float
-            Order parameters of each frame, any units (each column is standardised).
-        weights : np.ndarray, shape=(n_frames,), optional
-            Non-negative frame weights, any scale.
-        log_weights : np.ndarray, shape=(n_frames,), optional
-            Natural logs of the weights (preferred; -inf for weight 0). Give at most one of
-            ``weights`` and ``log_weights``; with neither, frames weigh the same.
-        progress : bool or str
-            Show a tqdm progress bar over epochs; a string is the bar's label.
-        initial : VAEModel, optional
-            Warm start: begin from this model's network (same ``n_features``, ``hidden`` and
-            ``activation``), rescaled to the standardisation of these frames so that it starts
-            as the same function of the raw order parameters, and train for ``warm_fraction``
-            of the cold budget. The validation split, minibatches and noise still follow
-            ``seed``.
-
-        Returns
-        -------
-        VAEEstimator
-            self; the result is :meth:`fetch_model`.
-
-        Raises
-        ------
-        ValueError
-            When the frames are too few for a validation split (fewer than
-            ``MIN_TRAINING_FRAMES`` left to train), the training or validation weights sum to
-            0, or a feature is constant (and for invalid features or weights).
-        FloatingPointError
-            When the validation loss is not finite.
+        ``weights`` or ``log_weights`` (preferred, -inf for 0; at most one; uniform if neither).
+        ``progress``: a tqdm bar over epochs (a string labels it). ``initial``: warm start from this
+        model's network (same n_features, hidden, activation), rescaled to this standardisation so
+        it starts as the same function of the raw order parameters. Raises ValueError for too few
+        frames for the split (under ``MIN_TRAINING_FRAMES`` left), a split whose weights sum to 0,
+        or a constant feature; FloatingPointError when the validation loss is not finite.
         """
         cfg = self.config
         started = time.perf_counter()
@@ -439,13 +370,12 @@ def _check_initial(initial: Any, n_features: int, cfg: VAEConfig) -> None:
 
 
 def _warm_network(initial: VAEModel, mean: np.ndarray, scale: np.ndarray) -> VAE:
-    """A copy of ``initial``'s network that, fed inputs standardised with ``mean``/``scale``,
-    computes what ``initial`` computes from the same raw order parameters. Call it under
-    ``_INIT_LOCK`` with the global RNG forked (building the module draws from it).
+    """A copy of ``initial``'s network computing, on inputs standardised with ``mean``/``scale``,
+    what ``initial`` computes from the same raw order parameters (call under ``_INIT_LOCK``).
 
-    With x_old = (s - m1)/s1 and x_new = (s - m2)/s2: x_old = x_new * (s2/s1) + (m2 - m1)/s1, so
-    the first encoder layer takes W * (s2/s1) and b + W (m2 - m1)/s1; the decoder's output, a
-    reconstruction of x_old, becomes one of x_new through (y - (m2 - m1)/s1) * (s1/s2).
+    With x_old = (s - m1)/s1 and x_new = (s - m2)/s2: x_old = x_new (s2/s1) + (m2 - m1)/s1, so the
+    first encoder layer takes W (s2/s1) and b + W (m2 - m1)/s1, and the decoder's output maps back
+    through (y - (m2 - m1)/s1) (s1/s2).
     """
     source = initial.network
     network = VAE(source.n_features, initial.config.hidden, initial.config.activation)
@@ -500,52 +430,14 @@ def fit_seeds(
     progress: bool | str = False,
     after_fit: Any = None,
 ) -> list[Any]:
-    """Train one VAE per seed, ``workers`` of them at once (threads), on the same frames.
+    """Train one VAE per seed on the same frames, ``workers`` seeds at once (threads).
 
-    Each seed runs in its own thread with its own generators, so it gives the model it gives
-    when trained alone with the same ``intra_op_threads``. Independent threads never wait for
-    each other (unlike the intra-op threads of one fit), so a core busy with another process
-    slows only the seed that shares it. See :mod:`rave.campaign.resources` for choosing ``workers``.
-
-    Parameters
-    ----------
-    features : np.ndarray, shape=(n_frames, n_features)
-        Order parameters of every frame.
-    seeds : list of int
-        One VAE per seed.
-    config : VAEConfig
-        Settings shared by all seeds.
-    log_weights : np.ndarray, shape=(n_frames,), optional
-        Natural logs of the frame weights.
-    initial : list of VAEModel or None, optional
-        Warm start per seed (None entries train cold); same length as ``seeds``.
-    workers : int
-        Seeds trained at once (>= 1).
-    intra_op_threads : int, optional
-        torch's intra-op threads while training (restored afterwards); None leaves it as is.
-    progress : bool or str
-        A progress bar per seed, labelled with the seed; a string prefixes the label (e.g.
-        "round 3" gives "round 3: VAE seed 7 (warm)").
-    after_fit : callable, optional
-        ``after_fit(index, model)`` runs in the worker thread right after seed ``index`` is
-        trained (e.g. save the model and fit its RC, overlapping other seeds' training); its
-        return values replace the models in the result.
-
-    Returns
-    -------
-    list
-        Per seed, in the order of ``seeds``: the VAEModel, or what ``after_fit`` returned.
-        If any seed fails, the others still finish (and run ``after_fit``) before the first
-        error is raised.
-
-    Raises
-    ------
-    ValueError
-        When ``seeds`` is empty, ``initial`` is not one model (or None) per seed, or
-        ``workers`` is not an int >= 1.
-    Exception
-        The first error of a seed's fit (or of ``after_fit``), after the other seeds
-        have finished.
+    Each seed has its own thread and generators, so it gives the model it gives alone with the same
+    ``intra_op_threads`` (set while training, then restored). ``initial``: one warm-start model or
+    None per seed. ``progress``: a bar per seed, a string prefixing its label. ``after_fit(index,
+    model)`` runs in the worker right after a seed is trained and its return value replaces the
+    model in the result (in the order of ``seeds``). ValueError for no seeds, ``initial`` of another
+    length or ``workers`` < 1; a seed's error is raised after the other seeds have finished.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:

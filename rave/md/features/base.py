@@ -136,20 +136,7 @@ def _as_boxes(box_vectors: Any, n_frames: int) -> np.ndarray | None:
 
 
 def _minimum_image(delta: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Minimum-image displacement, as OpenMM's Reference platform computes it.
-
-    Parameters
-    ----------
-    delta : np.ndarray, shape=(n_frames, ..., 3), dtype=float
-        Displacements in nm.
-    box : np.ndarray, shape=(n_frames, 3, 3), dtype=float
-        Box vectors (rows a, b, c) in nm, OpenMM reduced form.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_frames, ..., 3), dtype=float
-        Wrapped displacements in nm.
-    """
+    """Minimum-image delta (n_frames, ..., 3) nm in box (n_frames, 3, 3), as OpenMM Reference."""
     extra = delta.ndim - 2
     bx = box.reshape(box.shape[0], *([1] * extra), 3, 3)
     d = delta.copy()
@@ -212,8 +199,7 @@ def _plumed_atoms(group: Sequence[int]) -> str:
 
 
 def _plumed_point(label: str, group: Sequence[int], lines: list[str]) -> str:
-    """A PLUMED atom spec for a group: the atom itself, or a CENTER virtual atom (its action
-    appended to ``lines``)."""
+    """A PLUMED atom spec: the atom itself, or a CENTER virtual atom appended to ``lines``."""
     if len(group) == 1:
         return str(group[0] + 1)
     lines.append(f"{label}: CENTER ATOMS={_plumed_atoms(group)} NOPBC")
@@ -270,20 +256,11 @@ class NoPlumedAction(NotImplementedError):
 class Feature(abc.ABC):
     """An order parameter with a numpy face and an OpenMM-force face.
 
-    Subclasses set the class attributes ``kind`` and ``unit`` and implement ``_compute``,
-    ``openmm_force``, ``particles`` and ``_params``. A kind answers for itself elsewhere too:
-    it overrides :meth:`compound_term` when it can join the bias's single
-    ``CustomCompoundBondForce``, and :meth:`plumed_action` when PLUMED can compute it.
-
-    Attributes
-    ----------
-    name : str
-        Short label, unique within a feature set (default made from the arguments).
-    kind : str
-        The registered kind ("position", "distance", "angle", "dihedral", "coordination",
-        "cylindrical", "cylinder_count", "openmm_force"); the "kind" key of :meth:`to_dict`.
-    unit : str
-        Unit of the value: "nm", "rad" or "1" (dimensionless).
+    Subclasses set ``kind`` (the registered kind, the "kind" key of :meth:`to_dict`) and ``unit``
+    ("nm", "rad" or "1"), and implement ``_compute``, ``openmm_force``, ``particles`` and
+    ``_params``; they override :meth:`compound_term` when they can join the bias's single
+    ``CustomCompoundBondForce`` and :meth:`plumed_action` when PLUMED can compute them. ``name`` is
+    the label, unique within a feature set.
     """
 
     kind: ClassVar[str]
@@ -300,17 +277,11 @@ class Feature(abc.ABC):
     # -- to implement -------------------------------------------------------------------------
     @abc.abstractmethod
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:
-        """Values for x of shape (n_frames, n_particles, 3) nm; box (n_frames, 3, 3) or None."""
+        """Values for x (n_frames, n_particles, 3) nm; box (n_frames, 3, 3) or None."""
 
     @abc.abstractmethod
     def openmm_force(self) -> openmm.Force:
-        """A new OpenMM force whose potential energy (kJ/mol) equals the feature value.
-
-        Returns
-        -------
-        openmm.Force
-            A new object on every call, suitable for ``CustomCVForce.addCollectiveVariable``.
-        """
+        """A new OpenMM force whose potential energy (kJ/mol) equals the feature value."""
 
     @property
     @abc.abstractmethod
@@ -323,66 +294,25 @@ class Feature(abc.ABC):
 
     # -- optional faces -----------------------------------------------------------------------
     def compound_term(self, slot: Callable[[int], int]) -> CompoundTerm | None:
-        """The feature as a term of one ``CustomCompoundBondForce`` over single particles.
+        """The feature as a term of one ``CustomCompoundBondForce`` over single particles, or None.
 
-        Parameters
-        ----------
-        slot : Callable[[int], int]
-            Maps a particle index to its 1-based place in the bond (``p<k>``, ``x<k>``),
-            adding the particle to the bond the first time it is asked for.
-
-        Returns
-        -------
-        CompoundTerm or None
-            The Lepton expression and its periodicity; None when the feature is not a function
-            of single particles (centroids of groups, pair sums, wrapped offsets). This default
-            returns None without calling ``slot``.
+        ``slot`` maps a particle index to its 1-based place in the bond (``p<k>``, ``x<k>``),
+        adding it the first time. None (this default): not a function of single particles.
         """
         return None
 
     def plumed_action(self, label: str) -> PlumedAction:
-        """The PLUMED actions that compute the feature.
-
-        Parameters
-        ----------
-        label : str
-            The label of the feature's action; helper actions (virtual atoms) take labels
-            that start with it.
-
-        Returns
-        -------
-        PlumedAction
-            The action lines, the ARG naming the value, and notes for a README.
-
-        Raises
-        ------
-        NoPlumedAction
-            When the kind has no PLUMED equivalent (this default).
-        """
+        """The PLUMED actions computing the feature as ``label``; by default NoPlumedAction."""
         raise NoPlumedAction(f"feature {self.name} of kind {self.kind!r} has no PLUMED mapping")
 
     # -- shared -------------------------------------------------------------------------------
     def evaluate(self, positions: np.ndarray, box_vectors: np.ndarray | None = None) -> np.ndarray:
-        """Evaluate the feature on coordinates.
+        """Feature values (n_frames,) in :attr:`unit` on positions in nm.
 
-        Parameters
-        ----------
-        positions : np.ndarray, shape=(n_frames, n_particles, 3) or (n_particles, 3), nm
-            Coordinates (an OpenMM Quantity is converted to nm).
-        box_vectors : np.ndarray, shape=(n_frames, 3, 3) or (3, 3), nm, optional
-            Periodic box vectors, rows a, b, c in OpenMM reduced form; None for no periodicity.
-            Ignored by features constructed with ``periodic=False`` and by Position.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,), dtype=float64
-            Feature values in :attr:`unit`.
-
-        Raises
-        ------
-        ValueError
-            When the feature uses a particle index beyond those of ``positions`` (and for
-            positions or box vectors of the wrong shape).
+        ``positions`` (n_frames, n_particles, 3) or (n_particles, 3); ``box_vectors`` (n_frames, 3,
+        3) or (3, 3), nm, rows a, b, c in OpenMM's reduced form, or None for no periodicity (ignored
+        with ``periodic=False`` and by Position). Raises ValueError for a particle index beyond
+        ``positions`` or arrays of the wrong shape.
         """
         x = _as_frames(positions)
         n_particles = x.shape[1]
@@ -396,28 +326,11 @@ class Feature(abc.ABC):
         return np.asarray(self._compute(x, box), dtype=np.float64).reshape(x.shape[0])
 
     def evaluate_trajectory(self, traj: mdtraj.Trajectory) -> np.ndarray:
-        """Evaluate the feature on an mdtraj Trajectory (``traj.xyz``, ``traj.unitcell_vectors``).
-
-        Parameters
-        ----------
-        traj : mdtraj.Trajectory
-            Trajectory in nm; its unit cell (if any) gives the periodic box.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,), dtype=float64
-            Feature values in :attr:`unit`.
-        """
+        """Feature values (n_frames,) on an mdtraj Trajectory (nm; its unit cell gives the box)."""
         return self.evaluate(traj.xyz, traj.unitcell_vectors)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able description; ``feature_from_dict(f.to_dict()) == f``.
-
-        Returns
-        -------
-        dict
-            ``kind``, ``name`` and the constructor's keyword arguments (JSON-able).
-        """
+        """JSON-able kind, name and constructor arguments (``feature_from_dict`` inverts it)."""
         return {"kind": self.kind, "name": self.name, **self._params()}
 
     def __eq__(self, other: object) -> bool:

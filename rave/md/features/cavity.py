@@ -109,17 +109,9 @@ def _rho_expression() -> str:
 
 
 def smooth_step_down(u_: np.ndarray) -> np.ndarray:
-    """C2 switch from 1 (u <= -1/2) to 0 (u >= +1/2): 1 - t^3 (10 - 15 t + 6 t^2), t = u + 1/2.
+    """C2 step from exactly 1 (u <= -1/2) to exactly 0 (u >= 1/2), s(0) = 1/2; u dimensionless.
 
-    Parameters
-    ----------
-    u_ : np.ndarray, any shape, dimensionless
-        Signed distance past a boundary in units of the switching width.
-
-    Returns
-    -------
-    np.ndarray, same shape, dimensionless, in [0, 1]
-        Exactly 1 inside, exactly 0 outside, s(0) = 1/2; value, slope and curvature continuous.
+    1 - t^3 (10 - 15 t + 6 t^2) with t = u + 1/2 clipped to [0, 1].
     """
     t = np.clip(np.asarray(u_, dtype=np.float64) + 0.5, 0.0, 1.0)
     return 1.0 - t**3 * (10.0 - 15.0 * t + 6.0 * t * t)
@@ -131,35 +123,13 @@ def _step_down_expression(var: str, argument: str) -> str:
 
 
 class CylindricalPosition(Feature):
-    """Axial (z) or radial (rho) coordinate (nm) of a particle or group centroid about a fixed
-    axis parallel to z through ``origin``.
+    """Axial (``component="z"``) or radial ("rho") coordinate (nm) of a particle or group centroid.
 
-    ``z``: signed height of the centroid above ``origin``; ``rho``: its distance from the axis,
-    ``sqrt(dx^2 + dy^2 + CYLINDRICAL_RHO_EPS_NM2)`` (regularised so the force stays finite on
-    the axis). Offsets are wrapped component by component, ``d - L floor(d/L + 1/2)``, with the
-    fixed rectangular box ``box_lengths`` stored in the feature (the box must not change: NVT).
-    In that box the values do not depend on which periodic image of the particle is used (GPU
-    platforms wrap positions, CPU ones do not). Groups are assumed whole.
-
-    Parameters
-    ----------
-    atoms : int or Sequence[int]
-        Particle, or group whose plain-mean centroid is used.
-    origin : Sequence[float] or Quantity, shape=(3,), nm
-        The fixed point on the axis (e.g. a pocket centroid of a frozen wall).
-    component : str
-        "z" or "rho".
-    box_lengths : Sequence[float] or Quantity, shape=(3,), nm, optional
-        Edges of the fixed rectangular periodic box; None: no wrapping. ``evaluate`` checks a
-        given ``box_vectors`` against it (within ``CYLINDRICAL_BOX_TOL_NM``).
-    name : str, optional
-        Label; default e.g. "z_cyl(0)" or "rho_cyl([0-59])".
-
-    Notes
-    -----
-    OpenMM face: ``CustomExternalForce`` for one particle, else a
-    ``CustomCentroidBondForce(1, ...)`` with unit weights (the group becomes one "molecule" in
-    OpenMM, as any bonded force does); the box lengths are literal constants.
+    The axis is parallel to z through ``origin`` (3 values, nm); rho is
+    ``sqrt(dx^2 + dy^2 + CYLINDRICAL_RHO_EPS_NM2)``, finite force on the axis. Offsets are wrapped
+    per component, ``d - L floor(d/L + 1/2)``, in the fixed rectangular box ``box_lengths`` (nm,
+    None: no wrapping; NVT), so the value does not depend on the periodic image; ``evaluate``
+    checks a given box against it within ``CYLINDRICAL_BOX_TOL_NM``. Groups are assumed whole.
     """
 
     kind = "cylindrical"
@@ -195,14 +165,7 @@ class CylindricalPosition(Feature):
         return np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2 + CYLINDRICAL_RHO_EPS_NM2)
 
     def openmm_force(self) -> openmm.Force:
-        """A new force whose energy (kJ/mol) is z or rho in nm.
-
-        Returns
-        -------
-        openmm.Force
-            A ``CustomExternalForce`` for one particle, else a ``CustomCentroidBondForce`` with unit
-            weights; offsets wrapped in the feature's fixed ``box_lengths``.
-        """
+        """A new force (kJ/mol = z or rho in nm), offsets wrapped in ``box_lengths``."""
         single = len(self.atoms) == 1
         variables = ("x", "y", "z") if single else ("x1", "y1", "z1")
         if self.component == "z":
@@ -228,44 +191,13 @@ class CylindricalPosition(Feature):
 
 
 class CylinderCount(Feature):
-    """Smooth count (dimensionless) of particles inside a capped cylinder about a fixed axis.
+    """Smooth count (dimensionless) of ``atoms`` inside a capped cylinder about a fixed axis.
 
-    ``sum_i S((rho_i - radius)/width) S((dz_i - z_max)/width) S((z_min - dz_i)/width)`` over
-    ``atoms``, where ``dz_i`` and ``rho_i`` are the particle's signed height above ``origin`` and
-    its (regularised) distance from the axis parallel to z through ``origin``, wrapped as in
-    :class:`CylindricalPosition`, and ``S`` is :func:`smooth_step_down`: each boundary is
-    softened over ``width`` centred on it; a particle further than ``width/2`` inside every
-    boundary counts exactly 1, one further than ``width/2`` outside any counts exactly 0.
-
-    Parameters
-    ----------
-    atoms : Sequence[int]
-        The counted particles (e.g. water oxygens).
-    origin : Sequence[float] or Quantity, shape=(3,), nm
-        A point on the axis; heights are measured from it.
-    radius : float or Quantity
-        Cylinder radius (nm), > 0.
-    z_min, z_max : float or Quantity
-        Bottom and top of the cylinder relative to ``origin`` (nm), z_min < z_max.
-    width : float or Quantity
-        Switching width (nm), > 0.
-    box_lengths : Sequence[float] or Quantity, shape=(3,), nm, optional
-        Edges of the fixed rectangular periodic box; None: no wrapping.
-    name : str, optional
-        Label; default e.g. "n_cyl([0-99];R=0.9)".
-
-    Raises
-    ------
-    ValueError
-        When ``radius`` or ``width`` is not a finite number > 0, or ``z_min``,
-        ``z_max`` are not finite with ``z_min < z_max`` (and for invalid atoms, origin, box
-        lengths or name).
-
-    Notes
-    -----
-    OpenMM face: one ``CustomExternalForce`` term per counted particle (cost linear in the
-    number of particles, no neighbour list, and no bonded force that would tie the counted
-    particles into one "molecule").
+    ``sum_i S((rho_i - radius)/width) S((dz_i - z_max)/width) S((z_min - dz_i)/width)``, with
+    ``dz_i``, ``rho_i`` as in :class:`CylindricalPosition` and ``S`` = :func:`smooth_step_down`:
+    a particle more than ``width/2`` inside every boundary counts 1, more than ``width/2`` outside
+    any counts 0. Lengths in nm. Raises ValueError unless radius, width > 0 and z_min < z_max are
+    finite. OpenMM face: one ``CustomExternalForce`` term per counted particle.
     """
 
     kind = "cylinder_count"
@@ -322,14 +254,7 @@ class CylinderCount(Feature):
         return s.sum(axis=1)
 
     def openmm_force(self) -> openmm.Force:
-        """A new force whose energy (kJ/mol) is the smooth count of particles in the cylinder.
-
-        Returns
-        -------
-        openmm.Force
-            A ``CustomExternalForce`` over the counted particles (the sum of their smooth
-            indicators); offsets wrapped in the feature's fixed ``box_lengths``.
-        """
+        """A new ``CustomExternalForce`` (kJ/mol = the count), wrapped in ``box_lengths``."""
         w = self.width
         expression = "; ".join(
             [

@@ -31,41 +31,14 @@ def _force_unit(force: Any) -> str:
 
 
 class ForceFeature(Feature):
-    """Any OpenMM force whose potential energy is the order parameter (e.g. a ``cvpack`` CV).
+    """Any OpenMM force whose potential energy (kJ/mol) is the order parameter (e.g. a cvpack CV).
 
-    The value is the force's energy in kJ/mol read as a number in ``unit``: a ``cvpack``
-    collective variable (RMSD, radius of gyration, contacts, path CVs), a
-    ``CustomCentroidBondForce``, or a ``CustomCVForce`` of one's own qualifies. The force is
-    stored as OpenMM XML, so the feature round-trips through :meth:`to_dict` and a campaign's
-    features.json; a ``cvpack`` CV comes back as the OpenMM force it is built on.
-
-    Parameters
-    ----------
-    force : openmm.Force or str
-        The force, or its XML (``openmm.XmlSerializer.serialize``). It is copied.
-    particles : int or Sequence[int]
-        The particle indices the force uses (checked against the positions given to
-        :meth:`evaluate`).
-    unit : str, optional
-        Unit of the value, e.g. "nm" for an RMSD, "1" for a count. Default: the force's own
-        unit when it states one (a ``cvpack`` CV's ``getUnit()``: "nm", "rad", "1", else its
-        symbol), otherwise "1".
-    name : str, optional
-        Label; default the force's own name (``force.getName()``).
-
-    Raises
-    ------
-    ValueError
-        When ``force`` is neither an ``openmm.Force`` nor readable XML of one, or
-        ``particles``, ``unit`` or ``name`` is invalid.
-
-    Notes
-    -----
-    OpenMM face: a copy of ``force``. Numpy face: the energy of the copy in a System of
-    ``n_particles`` unit masses on the Reference platform, frame by frame (far slower than the
-    other kinds). With ``box_vectors=None`` a force that uses periodic boundary conditions sees
-    OpenMM's default box, as in a System without one. There is no PLUMED action and the force
-    never joins the bias's ``CustomCompoundBondForce``.
+    ``force`` is an ``openmm.Force`` or its XML (copied, stored as XML so the feature round-trips
+    through :meth:`to_dict`); ``particles`` the indices it uses; ``unit`` defaults to the force's
+    own (a cvpack CV's ``getUnit()``) else "1"; ``name`` to ``force.getName()``. Raises ValueError
+    for unreadable XML or invalid arguments. The numpy face evaluates a copy on the Reference
+    platform frame by frame (slow); with ``box_vectors=None`` a periodic force sees OpenMM's default
+    box. No PLUMED action, never part of the bias's ``CustomCompoundBondForce``.
     """
 
     kind = "openmm_force"
@@ -100,13 +73,7 @@ class ForceFeature(Feature):
         return self._particles
 
     def openmm_force(self) -> openmm.Force:
-        """A new copy of the force (from its stored XML).
-
-        Returns
-        -------
-        openmm.Force
-            The force, its energy in kJ/mol read as the value in :attr:`unit`.
-        """
+        """A new copy of the force (from its stored XML)."""
         return openmm.XmlSerializer.deserialize(self.xml)
 
     def _compute(self, x: np.ndarray, box: np.ndarray | None) -> np.ndarray:

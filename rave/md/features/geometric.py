@@ -33,22 +33,7 @@ from .base import (
 
 
 def pair_distances(x: np.ndarray, pairs: np.ndarray, box: np.ndarray | None = None) -> np.ndarray:
-    """Distances between particle pairs, minimum image as OpenMM when a box is given.
-
-    Parameters
-    ----------
-    x : np.ndarray, shape=(n_frames, n_particles, 3), nm
-        Coordinates.
-    pairs : np.ndarray, shape=(n_pairs, 2), dtype=int
-        Particle index pairs.
-    box : np.ndarray, shape=(n_frames, 3, 3), nm, optional
-        Box vectors (rows a, b, c), OpenMM reduced form.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_frames, n_pairs), dtype=float64
-        Distances in nm.
-    """
+    """Pair distances (n_frames, n_pairs) nm of x (n_frames, n_particles, 3) nm; box as OpenMM's."""
     i, j = pairs[:, 0], pairs[:, 1]
     # Work per Cartesian component on (n_frames, n_particles) arrays: gathers and the
     # minimum-image update are much cheaper than on (n_frames, n_pairs, 3).
@@ -410,19 +395,7 @@ class Angle(Feature):
 
 
 def dihedral_angles(p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, p4: np.ndarray, box=None):
-    """Dihedral angle (rad, in (-pi, pi]) with the IUPAC sign used by OpenMM and mdtraj.
-
-    Parameters
-    ----------
-    p1, p2, p3, p4 : np.ndarray, shape=(n_frames, 3), nm
-        The four points.
-    box : np.ndarray, shape=(n_frames, 3, 3), nm, optional
-        Box for minimum-image bond vectors.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_frames,), dtype=float64
-    """
+    """Dihedral angles (n_frames,) rad in (-pi, pi], IUPAC sign as OpenMM and mdtraj."""
     b1 = _displacement(p1, p2, box)
     b2 = _displacement(p2, p3, box)
     b3 = _displacement(p3, p4, box)
@@ -557,22 +530,10 @@ def _switch_taylor_coefficients(n: int, m: int) -> tuple[float, float, float]:
 
 
 def switching_function(r: np.ndarray, r0: float, n: int = 6, m: int | None = None) -> np.ndarray:
-    """Rational switching function s(r) = (1 - (r/r0)^n) / (1 - (r/r0)^m).
+    """s(r) = (1 - (r/r0)^n) / (1 - (r/r0)^m), dimensionless, same shape as r (nm); m default 2n.
 
-    Parameters
-    ----------
-    r : np.ndarray, any shape, nm
-        Distances.
-    r0 : float
-        Switching distance in nm (s(r0) = n/m).
-    n, m : int
-        Exponents; m defaults to 2n, where s = 1 / (1 + (r/r0)^n).
-
-    Returns
-    -------
-    np.ndarray, same shape as r, dimensionless
-        Near r = r0 (|r/r0 - 1| < ``COORDINATION_TAYLOR_HALF_WIDTH``) the 2nd-order Taylor
-        series is used, which removes the 0/0 at r = r0; the OpenMM face does the same.
+    Within ``COORDINATION_TAYLOR_HALF_WIDTH`` of r = r0 the 2nd-order Taylor series replaces the
+    0/0, as in the OpenMM face.
     """
     q = np.asarray(r, dtype=np.float64) / r0
     if m is None or m == 2 * n:
@@ -598,39 +559,11 @@ def _switch_expression(r0: float, n: int, m: int) -> str:
 
 
 class Coordination(Feature):
-    """Smooth count (dimensionless) of (a, b) particle pairs closer than r0.
+    """Smooth count (dimensionless) of (a, b) pairs closer than ``r0`` (nm), a sum of switchings.
 
-    ``sum_{pairs} s(r_ij)`` with ``s(r) = (1 - (r/r0)^n) / (1 - (r/r0)^m)`` (m default 2n,
-    then ``s = 1 / (1 + (r/r0)^n)``); ``s(r0) = n/m``. Pairs run over ``i`` in group_a and
-    ``j`` in group_b with ``i != j``; when the groups overlap each unordered pair is counted
-    once. There is no cutoff: every pair contributes.
-
-    Parameters
-    ----------
-    group_a, group_b : int or Sequence[int]
-        The two particle sets.
-    r0 : float or Quantity
-        Switching distance (nm), > 0.
-    n : int
-        Numerator exponent, >= 1.
-    m : int, optional
-        Denominator exponent, >= 1 and != n; default 2n.
-    periodic : bool
-        Minimum-image pair distances when a box is given.
-    name : str, optional
-        Label; default e.g. "cn([0-9],[10-3009];r0=0.35)".
-
-    Raises
-    ------
-    ValueError
-        When ``r0`` is not a finite number > 0 (and for invalid groups, exponents or
-        name).
-
-    Notes
-    -----
-    OpenMM face: a ``CustomBondForce`` with one bond per pair (exact, no cutoff; it scales
-    linearly with the number of pairs, e.g. 60 x 3000 = 1.8e5 bonds). Near r = r0 both faces
-    use the same 2nd-order Taylor series (see :func:`switching_function`).
+    Pairs are i in group_a, j in group_b, i != j, each unordered pair once; no cutoff. ``m``
+    defaults to 2n (then s = 1 / (1 + (r/r0)^n)). Raises ValueError for ``r0`` not finite > 0 and
+    for invalid groups, exponents or name. OpenMM face: a ``CustomBondForce``, one bond per pair.
     """
 
     kind = "coordination"
@@ -703,14 +636,7 @@ class Coordination(Feature):
         return out
 
     def openmm_force(self) -> openmm.Force:
-        """A new force whose energy (kJ/mol) is the coordination number (dimensionless).
-
-        Returns
-        -------
-        openmm.Force
-            A ``CustomBondForce`` of the rational switching function, one bond per counted pair,
-            periodic if the feature is.
-        """
+        """A new ``CustomBondForce`` (kJ/mol = the count), one bond per pair."""
         force = openmm.CustomBondForce(_switch_expression(self.r0, self.n, self.m or 2 * self.n))
         for i, j in self._pairs.tolist():
             force.addBond(i, j, [])
@@ -718,18 +644,7 @@ class Coordination(Feature):
         return force
 
     def plumed_action(self, label: str) -> PlumedAction:
-        """``COORDINATION`` with PLUMED's RATIONAL switching (R_0, NN, MM) and no cutoff.
-
-        Parameters
-        ----------
-        label : str
-            The label of the feature's action; helper actions take labels that start with it.
-
-        Returns
-        -------
-        PlumedAction
-            The action lines, the ARG (the label) and a note for the export's README.
-        """
+        """``COORDINATION`` with PLUMED's RATIONAL switching (R_0, NN, MM) and no cutoff."""
         m = self.m if self.m is not None else 2 * self.n
         line = (
             f"{label}: COORDINATION GROUPA={_plumed_atoms(self.group_a)} "

@@ -21,20 +21,8 @@ from .base import (
 def feature_from_dict(d: dict[str, Any]) -> Feature:
     """Rebuild a feature from :meth:`Feature.to_dict` output.
 
-    Parameters
-    ----------
-    d : dict
-        Must contain "kind" (one of the registered kinds) and the constructor arguments.
-
-    Returns
-    -------
-    Feature
-
-    Raises
-    ------
-    ValueError
-        When ``d`` has no registered ``kind``, a key the kind does not take, or
-        arguments its constructor refuses.
+    Raises ValueError for an unregistered kind, a key the kind does not take, or arguments its
+    constructor refuses.
     """
     if not isinstance(d, dict) or "kind" not in d:
         _fail("d", "a dict with a 'kind' key", d)
@@ -54,23 +42,7 @@ def feature_from_dict(d: dict[str, Any]) -> Feature:
 
 
 def feature_keys(kind: str) -> list[str]:
-    """The keys a feature of ``kind`` takes besides ``kind`` (its constructor's keywords).
-
-    Parameters
-    ----------
-    kind : str
-        A registered kind (``Feature.kind`` of a subclass, e.g. "distance").
-
-    Returns
-    -------
-    list of str
-        The keyword names of its constructor, in order.
-
-    Raises
-    ------
-    KeyError
-        When ``kind`` is not registered.
-    """
+    """The constructor keywords of registered ``kind``, in order; KeyError if unknown."""
     import inspect
 
     parameters = inspect.signature(Feature._registry[kind].__init__).parameters
@@ -84,28 +56,12 @@ def openmm_feature_values(
     box_vectors: np.ndarray | None,
     system: openmm.System,
 ) -> np.ndarray:
-    """The features' values from their OpenMM forces, as a simulation of ``system`` sees them.
+    """The features' values (n_frames, d) from their OpenMM forces, as ``system`` sees them.
 
-    Each feature's :meth:`Feature.openmm_force` goes into a copy of ``system``'s particles
-    (no other force) on the Reference platform, with ``box_vectors`` as the box, or, for
-    ``None``, the System's default box (which OpenMM uses for a force with periodic boundary
-    conditions even when the System has none). Compare with :meth:`Feature.evaluate` on the
-    same positions and ``box_vectors`` to see whether the two faces agree.
-
-    Parameters
-    ----------
-    features : Sequence[Feature]
-        The d features.
-    positions : np.ndarray, shape=(n_frames, n_particles, 3) or (n_particles, 3), nm
-        Coordinates of the frames.
-    box_vectors : np.ndarray, shape=(3, 3), nm, or None
-        The periodic box of every frame; None: the System's default box.
-    system : openmm.System
-        The simulated System (particle count and default box).
-
-    Returns
-    -------
-    np.ndarray, shape=(n_frames, d), dtype=float64
+    Each force goes into a copy of ``system``'s particles (no other force) on the Reference
+    platform, with ``box_vectors`` ((3, 3) nm) as the box or, for None, the System's default box.
+    ``positions`` (n_frames, n_particles, 3) or (n_particles, 3), nm. Compare with
+    :meth:`Feature.evaluate` to check that the two faces agree.
     """
     x = _as_frames(positions)
     values = np.empty((x.shape[0], len(features)))
@@ -133,23 +89,7 @@ def openmm_feature_values(
 
 
 def feature_names(features: Sequence[Feature]) -> list[str]:
-    """Names of the features, in order; ValueError if two share a name.
-
-    Parameters
-    ----------
-    features : Sequence[Feature]
-        The features.
-
-    Returns
-    -------
-    list of str
-        ``f.name`` of each feature.
-
-    Raises
-    ------
-    ValueError
-        When two features share a name.
-    """
+    """Names of the features, in order; ValueError if two share a name."""
     names = [f.name for f in features]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -163,21 +103,7 @@ def feature_names(features: Sequence[Feature]) -> list[str]:
 def evaluate_features(
     features: Sequence[Feature], positions: np.ndarray, box_vectors: np.ndarray | None = None
 ) -> np.ndarray:
-    """Evaluate several features on the same coordinates.
-
-    Parameters
-    ----------
-    features : Sequence[Feature]
-        The d features (names must be unique).
-    positions : np.ndarray, shape=(n_frames, n_particles, 3) or (n_particles, 3), nm
-        Coordinates of the frames (an OpenMM Quantity is converted to nm).
-    box_vectors : np.ndarray, shape=(n_frames, 3, 3) or (3, 3), nm, optional
-        Periodic box vectors (see :meth:`Feature.evaluate`); None for no periodicity.
-
-    Returns
-    -------
-    np.ndarray, shape=(n_frames, d), dtype=float64
-    """
+    """Values (n_frames, d) of d uniquely named features (see :meth:`Feature.evaluate`)."""
     feature_names(features)
     x = _as_frames(positions)
     if len(features) == 0:
