@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -352,8 +353,11 @@ def test_learning_rate_follows_the_schedule(schedule):
         np.testing.assert_allclose(rates, 1e-3 * np.array([1, 1, 0.5, 0.25, 0.125, 0.0625]))
 
 
-def test_progress_bar_runs(blobs, capsys):
+def test_progress_bar_only_on_a_terminal(blobs, capsys, monkeypatch):
     cfg = VAEConfig(hidden=(4,), max_epochs=1, frames_per_epoch=64, device="cpu")
+    VAEEstimator(cfg).fit(blobs[0][:100], progress=True)
+    assert capsys.readouterr().err == ""  # a redirected log gets no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     VAEEstimator(cfg).fit(blobs[0][:100], progress=True)
     assert "VAE" in capsys.readouterr().err
 
