@@ -239,3 +239,15 @@ def test_kT_has_one_definition():
     from rave import units
 
     assert model_potentials.kT_kjmol is units.kT_kjmol
+
+
+#: the most lines a module of rave/ holds: one concern per module
+MAX_MODULE_LINES = 800
+
+
+def test_no_module_of_rave_is_over_the_line_limit():
+    sizes = {path.relative_to(ROOT).as_posix(): len(path.read_text().splitlines())
+             for path in sorted((ROOT / "rave").rglob("*.py"))}
+    over = {path: n for path, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not over, (f"modules over {MAX_MODULE_LINES} lines (split them by concern): "
+                      f"{over}")

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -60,6 +59,11 @@ from ..stats.bootstrap import block_resample
 from ..stats.weights import as_log_weights, effective_sample_size
 from .anharmonic import barrier_choice_sigma_deg, choose_by_barrier, latent_direction
 from .bias import Bias, build_bias_grid
+from .checks import check_direction as _check_direction
+from .checks import check_frames as _check_frames
+from .checks import check_int as _check_int
+from .checks import check_real as _check_real
+from .checks import is_int as _is_int
 from .coordinate import (
     CoordinateResult,
     align_sign,
@@ -67,6 +71,7 @@ from .coordinate import (
     direction_angle_deg,
     fit_coordinate,
 )
+from .warm_starts import cold_positions, stale_warm_starts
 
 if TYPE_CHECKING:  # pragma: no cover (torch is imported by fit only)
     from .vae import VAEConfig, VAEModel
@@ -96,51 +101,6 @@ RC_CHOICES = ("vae", "barrier")
 # --------------------------------------------------------------------------------------------
 # the rules of the step, as functions
 # --------------------------------------------------------------------------------------------
-
-
-def stale_warm_starts(coefficients: Sequence[np.ndarray], kls: Sequence[float],
-                      warm: Sequence[bool], kl_threshold: float,
-                      max_angle_deg: float) -> list[int]:
-    """Indices of warm-started models whose RC disagrees with a fresh fit's.
-
-    A warm start can stay in the previous round's optimum when new data call for another
-    direction; its latent then is still near-linear in the order parameters, so its KL is low
-    and the KL alone would choose it. The reference is the cold-started model of lowest KL
-    among those not spurious (KL <= ``kl_threshold``); a warm-started model whose RC is more
-    than ``max_angle_deg`` off the reference's (sign-agnostic) is stale. Without a usable cold
-    model nothing is dropped.
-
-    Parameters
-    ----------
-    coefficients : sequence of np.ndarray, shape=(d,)
-        Each model's RC.
-    kls : sequence of float
-        Each model's best KL (nats).
-    warm : sequence of bool
-        Whether each model was warm-started.
-    kl_threshold : float
-        Largest KL of a model that is not spurious (nats).
-    max_angle_deg : float
-        Largest angle (degrees) between a warm model's RC and the reference's.
-
-    Returns
-    -------
-    list of int
-        The stale models, in increasing order.
-    """
-    cold = [i for i, w in enumerate(warm) if not w and kls[i] <= kl_threshold]
-    if not cold:
-        return []
-    reference = coefficients[min(cold, key=lambda i: kls[i])]
-    return [i for i, w in enumerate(warm)
-            if w and direction_angle_deg(coefficients[i], reference) > max_angle_deg]
-
-
-def cold_positions(generation: int, n_models: int, cold_models: int) -> set[int]:
-    """Positions of the models trained from scratch in a warm-started fit."""
-    if generation == 0:
-        return set(range(n_models))
-    return {(generation + j) % n_models for j in range(cold_models)}
 
 
 def rc_frames(n_frames: int, max_frames: int, seed: int | Sequence[int]) -> np.ndarray:
@@ -190,56 +150,6 @@ def _fit_note(model: VAEModel) -> str:
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if not _is_int(value) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}. You supplied {value!r}")
-    return int(value)
-
-
-def _check_real(name: str, value: Any, low: float, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a real number. You supplied {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and low <= value <= high):
-        rule = f">= {low:g}" if math.isinf(high) else f"in [{low:g}, {high:g}]"
-        raise ValueError(f"{name} must be finite and {rule}. You supplied {value!r}")
-    return value
-
-
-def _check_frames(X: Any) -> np.ndarray:
-    try:
-        x = np.asarray(X, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"X must be a real array of shape (n_frames, n_features). You supplied "
-                        f"{type(X).__name__}: {error}") from None
-    if x.ndim != 2:
-        raise ValueError(f"X must be shape (n_frames, n_features). You supplied {x.shape}; for "
-                         f"one order parameter use X.reshape(-1, 1)")
-    if x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"X must hold at least 2 frames of at least 1 order parameter. You "
-                         f"supplied shape {x.shape}")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        raise ValueError(f"X holds {int(bad.sum())} NaN or inf value(s) (in column(s) "
-                         f"{np.flatnonzero(bad.any(axis=0)).tolist()}); all must be finite")
-    return x
-
-
-def _check_direction(name: str, c: Any, d: int) -> np.ndarray:
-    v = np.array(c, dtype=float)
-    if v.shape != (d,):
-        raise ValueError(f"{name} must be shape ({d},), one coefficient per order parameter. "
-                         f"You supplied {v.shape}")
-    if not np.isfinite(v).all() or not np.linalg.norm(v) > 0:
-        raise ValueError(f"{name} must be a finite nonzero vector. You supplied {v.tolist()}")
-    v.setflags(write=False)
-    return v
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
