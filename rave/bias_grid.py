@@ -31,11 +31,8 @@ _CLAMP_EPS = 1e-9
 class BiasGrid:
     """A bias on an evenly spaced grid of chi, evaluated as OpenMM does.
 
-    Raises
-    ------
-    ValueError
-        When ``values_kjmol`` is not 1-D with at least 3 finite values, or ``chi_min``,
-        ``chi_max`` are not finite with ``chi_max > chi_min``.
+    Raises ValueError: when ``values_kjmol`` is not 1-D with at least 3 finite values, or
+    ``chi_min``, ``chi_max`` are not finite with ``chi_max > chi_min``.
     """
 
     chi_min: float
@@ -117,10 +114,7 @@ class BiasGrid:
 class Bias:
     """A static RAVE bias: a grid in chi and the linear RC it applies to.
 
-    Raises
-    ------
-    ValueError
-        When ``coefficients`` is empty or not finite.
+    Raises ValueError: when ``coefficients`` is empty or not finite.
     """
 
     coefficients: np.ndarray
@@ -136,10 +130,7 @@ class Bias:
     def chi(self, features: np.ndarray) -> np.ndarray:
         """chi of each frame.
 
-        Raises
-        ------
-        ValueError
-            When ``features`` is not 2-D with one column per coefficient.
+        Raises ValueError: when ``features`` is not 2-D with one column per coefficient.
         """
         features = np.asarray(features, dtype=float)
         if features.ndim != 2 or features.shape[1] != self.coefficients.size:
@@ -152,10 +143,7 @@ class Bias:
     def energy(self, features: np.ndarray) -> np.ndarray:
         """Bias energy of each frame in kJ/mol.
 
-        Raises
-        ------
-        ValueError
-            When ``features`` is not 2-D with one column per coefficient.
+        Raises ValueError: when ``features`` is not 2-D with one column per coefficient.
         """
         return self.grid(self.chi(features))
 
@@ -178,11 +166,8 @@ def effective_log_sum(values_kjmol: np.ndarray, ct_kjmol: np.ndarray, counts: np
     """log sum_t n_t exp(-(V_t - c_t) / kT) on a grid: one walker's share of the effective bias
     of an adaptive round (see :mod:`rave.md.opes`).
 
-    Raises
-    ------
-    ValueError
-        When the shapes do not match (one row of ``values_kjmol`` per entry of ``ct_kjmol``
-        and ``counts``), or a version with frames has values or c(t) that are not finite.
+    Raises ValueError: when the shapes do not match (one row of ``values_kjmol`` per entry of
+    ``ct_kjmol`` and ``counts``), or a version with frames has values or c(t) that are not finite.
     """
     values = np.asarray(values_kjmol, dtype=float)
     ct = np.asarray(ct_kjmol, dtype=float).reshape(-1)

@@ -21,10 +21,7 @@ def in_unit(value, unit_name: str) -> float:
     """``value`` as a float in ``openmm.unit.<unit_name>`` (e.g. ``"kelvin"``,
     ``"kilojoule_per_mole"``) when it is a Quantity, else ``float(value)``.
 
-    Raises
-    ------
-    TypeError
-        When a Quantity has the wrong dimension; the message names the unit expected.
+    Raises TypeError: when a Quantity has the wrong dimension; the message names the unit expected.
     """
     if is_quantity(value):
         from openmm import unit

@@ -38,10 +38,7 @@ class ExportError(RuntimeError):
 def plumed_paths(directory: Path) -> list[Path]:
     """The files :func:`write_plumed` writes into ``directory``.
 
-    Raises
-    ------
-    ExportError
-        ``directory`` exists and is not a directory.
+    Raises ExportError: ``directory`` exists and is not a directory.
     """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -57,10 +54,7 @@ def check_targets(paths: Sequence[Path], force: bool = False) -> None:
     Existing files are allowed with ``force``; every target is checked before anything is
     written.
 
-    Raises
-    ------
-    ExportError
-        Naming the target and what to do.
+    Raises ExportError: naming the target and what to do.
     """
     seen: dict[Path, Path] = {}
     for path in map(Path, paths):
@@ -106,10 +100,7 @@ def _latest(campaign: store.CampaignStore) -> int:
 def exported_bias(campaign: store.CampaignStore, index: int):
     """The bias an export writes for round ``index``, and one line saying what it is.
 
-    Raises
-    ------
-    ExportError
-        The round's ``bias_applied.json`` or ``bias.json`` is damaged.
+    Raises ExportError: the round's ``bias_applied.json`` or ``bias.json`` is damaged.
     """
     name = campaign.round_dir(index).name
     try:
@@ -132,10 +123,7 @@ def latest_round(workdir: Path) -> Path:
 
     Those are ``coordinate.json`` and ``bias.json``.
 
-    Raises
-    ------
-    ExportError
-        There is none.
+    Raises ExportError: there is none.
     """
     campaign = store.CampaignStore(workdir)
     return campaign.round_dir(_latest(campaign))
@@ -144,10 +132,7 @@ def latest_round(workdir: Path) -> Path:
 def load_features(workdir: Path) -> list:
     """The order parameters of the campaign in ``workdir`` (``features.json``).
 
-    Raises
-    ------
-    ExportError
-        ``features.json`` is missing.
+    Raises ExportError: ``features.json`` is missing.
     """
     campaign = store.CampaignStore(workdir)
     if not campaign.has(campaign.FEATURES):
@@ -188,10 +173,7 @@ def plumed_feature_lines(features: Sequence) -> tuple[list[str], list[str], list
     Each feature writes its own actions (:meth:`rave.md.features.Feature.plumed_action`), labelled
     ``s0``, ``s1``, ... in order.
 
-    Raises
-    ------
-    ExportError
-        For a feature whose kind has no PLUMED action, naming it.
+    Raises ExportError: for a feature whose kind has no PLUMED action, naming it.
     """
     lines: list[str] = []
     args: list[str] = []

@@ -65,22 +65,12 @@ class CampaignQuantities(CampaignData):
 
     # ----------------------------------------------------------------- reweighting
     def frames_per_state(self) -> list[int]:
-        """Frames of each MBAR state (a round, or a block of an adaptive round), in order.
-
-        Returns
-        -------
-        list of int
-            Frames per state.
-        """
+        """Frames of each MBAR state (a round, or a block of an adaptive round), in order."""
         return [n for r in self.rounds for _, n in r.states()]
 
     def reduced_bias(self) -> np.ndarray:
-        """``V_k(frame n) / kT`` of every frame under every state's bias.
-
-        Returns
-        -------
-        np.ndarray, shape=(K, n_frames)
-            K states: one per static round, one per block of an adaptive round.
+        """``V_k(frame n) / kT``, shape (K, n_frames): K states, one per static round or adaptive
+        block.
         """
         states = [state for r in self.rounds for state in r.states()]
         try:
@@ -91,23 +81,12 @@ class CampaignQuantities(CampaignData):
         return reduced_bias_matrix(self.all_features(), states, self.kT, potential)[0]
 
     def frame_states(self) -> np.ndarray:
-        """The MBAR state of every frame (:func:`rave.learn.bias.frame_states`).
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,), dtype=int
-        """
+        """Each frame's MBAR state, shape (n_frames,) (:func:`rave.learn.bias.frame_states`)."""
         return frame_states([r.states() for r in self.rounds],
                             [r.frames.state for r in self.rounds])
 
     def reweight(self) -> ReweightResult:
-        """MBAR over all rounds toward the unbiased ensemble (cached).
-
-        Returns
-        -------
-        rave.stats.ReweightResult
-            The log-weights of every frame and the states' free energies ``f_k``.
-        """
+        """MBAR over all rounds toward the unbiased ensemble (cached): log-weights and ``f_k``."""
         if self._reweighted is None:
             self._reweighted = mbar_reweight(self.reduced_bias(), self.frames_per_state())
         return self._reweighted
@@ -189,29 +168,11 @@ class CampaignQuantities(CampaignData):
         block_length: int | None = None,
         seed: int = 0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(centers, F, sigma)`` of :meth:`profile`.
+        """``(centers, F, sigma)`` of :meth:`profile`: bin centres (unit of chi), F and its sigma,
+        kT.
 
-        Parameters
-        ----------
-        coefficients : np.ndarray, shape=(d,), optional
-            Any linear combination of the features; default the final RC.
-        bins : int
-            Equal bins over the sampled chi range.
-        n_bootstrap : int
-            Bootstrap replicates.
-        block_length : int or None
-            Bootstrap block length, frames; None chooses it per round.
-        seed : int
-            Seed of the bootstrap.
-
-        Returns
-        -------
-        centers : np.ndarray, shape=(bins,)
-            Bin centres, in the unit of chi.
-        F : np.ndarray, shape=(bins,)
-            F in kT (min 0, inf where empty).
-        sigma : np.ndarray, shape=(bins,)
-            Its bootstrap standard error in kT (nan where not estimable).
+        F is inf in an empty bin, sigma nan where not estimable. See :meth:`profile` for the
+        arguments.
         """
         est = self.profile(coefficients, bins, n_bootstrap, block_length, seed)
         return est.centers, est.free_energy, est.sigma
@@ -325,14 +286,10 @@ class CampaignQuantities(CampaignData):
 
     # ----------------------------------------------------------------- basins, crossings
     def order_parameters(self) -> list[OrderParameter]:
-        """The order parameters the report shows F over (:func:`rave.analysis.basins.
-        order_parameters`): the angle of each sin/cos pair of one dihedral, other features as
-        they are.
+        """The order parameters the report shows F over, in feature order.
 
-        Returns
-        -------
-        list of rave.analysis.basins.OrderParameter
-            In feature order.
+        The angle of each sin/cos pair of one dihedral, other features as they are
+        (:func:`rave.analysis.basins.order_parameters`).
         """
         return order_parameters(self.features)
 
@@ -454,13 +411,10 @@ class CampaignQuantities(CampaignData):
 
     # ----------------------------------------------------------------- exact references
     def slow_direction(self) -> np.ndarray | None:
-        """The model potential's known slow direction in feature space (unit norm), or None.
+        """The model potential's known slow direction in feature space (unit norm, shape (d,)), or
+        None.
 
-        Returns
-        -------
-        np.ndarray, shape=(d,), or None
-            The direction; None when the system has none (or the potential's coordinates are not
-            the features).
+        None when the system has none, or the potential's coordinates are not the features.
         """
         potential = self.potential()
         direction = getattr(potential, "slow_direction", None)
@@ -469,12 +423,8 @@ class CampaignQuantities(CampaignData):
         return np.asarray(direction, dtype=float)
 
     def slow_direction_angles_deg(self) -> list[float] | None:
-        """Per round, the sign-agnostic angle between the RC and the known slow direction.
-
-        Returns
-        -------
-        list of float or None
-            The angles, degrees; None when there is no slow direction (see :meth:`slow_direction`).
+        """Per round, the sign-agnostic angle (degrees) between the RC and the slow direction, or
+        None.
         """
         direction = self.slow_direction()
         if direction is None:
@@ -483,19 +433,8 @@ class CampaignQuantities(CampaignData):
                 for r in self.summary["rounds"]]
 
     def exact_profile(self, coefficients: np.ndarray, centers: np.ndarray) -> np.ndarray | None:
-        """The exact F along ``coefficients`` at ``centers`` for model potentials (by quadrature).
-
-        Parameters
-        ----------
-        coefficients : np.ndarray, shape=(d,)
-            The RC.
-        centers : np.ndarray
-            Values of chi.
-
-        Returns
-        -------
-        np.ndarray or None
-            F in kT at each centre; None when the system is not a model potential.
+        """The exact F (kT) along ``coefficients`` at ``centers`` by quadrature; None without a
+        model potential.
         """
         potential = self.potential()
         if not hasattr(potential, "exact_free_energy"):

@@ -32,18 +32,8 @@ class CampaignFileError(store.StoreFileError):
 
 
 def check_campaign_folder(campaign: store.CampaignStore) -> None:
-    """Say plainly when a folder to read is missing, holds no campaign, or no finished round.
-
-    Parameters
-    ----------
-    campaign : rave.campaign.store.CampaignStore
-        The store of the folder.
-
-    Raises
-    ------
-    CampaignFileError
-        The folder does not exist, holds neither a manifest nor a summary (not a rave work
-        directory), or holds a campaign whose round 0 has not finished.
+    """Raise CampaignFileError when ``campaign``'s folder is missing, holds no campaign, or no
+    finished round.
     """
     workdir = campaign.workdir
     if not workdir.is_dir():
@@ -242,22 +232,12 @@ class CampaignData:
         return [f.name for f in self.features]
 
     def all_features(self) -> np.ndarray:
-        """Features of all frames, round by round.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames, d)
-            The order parameters of every frame, in their MD units.
-        """
+        """Features of all frames, round by round, shape (n_frames, d), in their MD units."""
         return np.concatenate([r.features for r in self.rounds])
 
     def walker_labels(self) -> np.ndarray:
-        """Walker index of every frame within its round (0 where a round stored none).
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,), dtype=int
-            The labels, round by round.
+        """Walker index of every frame within its round (0 where a round stored none), shape
+        (n_frames,).
         """
         return np.concatenate(
             [
@@ -267,38 +247,15 @@ class CampaignData:
         )
 
     def frames_per_round(self) -> list[int]:
-        """The number of frames of each finished round.
-
-        Returns
-        -------
-        list of int
-            Frames per round, in order.
-        """
+        """The number of frames of each finished round."""
         return [len(r.features) for r in self.rounds]
 
     def coefficients(self, index: int = -1) -> np.ndarray:
-        """The RC learned after round ``index`` (unit norm, feature order).
-
-        Parameters
-        ----------
-        index : int, optional
-            Position in :attr:`rounds` (negative from the end); default the last.
-
-        Returns
-        -------
-        np.ndarray, shape=(d,)
-            The RC's coefficients.
-        """
+        """The RC learned after round ``index`` (a position in :attr:`rounds`): unit norm, (d,)."""
         return np.asarray(self.rounds[index].coordinate["coefficients"], dtype=float)
 
     def round_labels(self) -> np.ndarray:
-        """The round index of every frame.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames,), dtype=int
-            The labels, round by round.
-        """
+        """The round index of every frame, shape (n_frames,)."""
         return np.concatenate([np.full(len(r.features), r.index, dtype=np.int64)
                                for r in self.rounds])
 
@@ -311,76 +268,28 @@ class CampaignData:
             raise CampaignFileError(f"{error}. {self.store.redo_advice(r)}") from error
 
     def models(self, index: int = -1) -> list:
-        """Every VAE trained after round ``index`` (``coordinate.json``'s ``model_files``).
+        """Every VAE trained after round ``index`` (position in :attr:`rounds`), in training order.
 
-        Parameters
-        ----------
-        index : int, optional
-            Position in :attr:`rounds` (negative from the end); default the last.
-
-        Returns
-        -------
-        list of rave.learn.vae.VAEModel
-            The models, in training order.
-
-        Raises
-        ------
-        CampaignFileError
-            A model file is missing or damaged.
+        A missing or damaged model file raises CampaignFileError.
         """
         names = self.rounds[index].coordinate["model_files"]
         return [self._load_model(index, name) for name in names]
 
     def model(self, index: int = -1):
-        """The VAE chosen after round ``index`` (lowest KL).
+        """The VAE chosen (lowest KL) after round ``index`` (position in :attr:`rounds`).
 
-        Parameters
-        ----------
-        index : int, optional
-            Position in :attr:`rounds` (negative from the end); default the last.
-
-        Returns
-        -------
-        rave.learn.vae.VAEModel
-            The chosen model.
-
-        Raises
-        ------
-        CampaignFileError
-            Its file is missing or damaged.
+        A missing or damaged model file raises CampaignFileError.
         """
         coordinate = self.rounds[index].coordinate
         name = coordinate["model_files"][int(coordinate["chosen_model"])]
         return self._load_model(index, name)
 
     def latent(self, index: int = -1) -> np.ndarray:
-        """Latent mean of every frame of rounds 0..index under the model chosen in ``index``.
-
-        Parameters
-        ----------
-        index : int, optional
-            Position in :attr:`rounds` (negative from the end); default the last.
-
-        Returns
-        -------
-        np.ndarray, shape=(n_frames_up_to_index,)
-            The latent mean of each frame.
-        """
+        """Latent mean of every frame of rounds 0..index under the model chosen after ``index``."""
         return self.model(index).transform(self.all_features()[: self.frames_up_to(index)])
 
     def frames_up_to(self, index: int) -> int:
-        """Number of frames in rounds 0..index.
-
-        Parameters
-        ----------
-        index : int
-            Position in :attr:`rounds` (negative from the end).
-
-        Returns
-        -------
-        int
-            The frames of rounds 0..index together.
-        """
+        """Number of frames in rounds 0..index (``index`` a position in :attr:`rounds`)."""
         index = index % len(self.rounds)
         return sum(len(r.features) for r in self.rounds[: index + 1])
 

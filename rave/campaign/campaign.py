@@ -110,10 +110,7 @@ def spread_along_chi(chi: np.ndarray, k: int) -> list[int]:
     For target values evenly spaced at (j + 1/2)/k of [min, max], the nearest entry not yet
     taken.
 
-    Raises
-    ------
-    ValueError
-        ``k`` exceeds the number of entries.
+    Raises ValueError: ``k`` exceeds the number of entries.
     """
     chi = np.asarray(chi, dtype=float)
     if k > len(chi):

@@ -171,15 +171,10 @@ class Config:
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """The sections of a Config that the RAVE loop reads, without a ``[system]``: what
-    :class:`rave.RAVESampler` takes for a user's own System (same keys, same defaults).
+    """The sections of a Config the RAVE loop reads, without ``[system]``: what
+    :class:`rave.RAVESampler` takes.
 
-    Build it with :func:`loop_config_from_dict`.
-
-    Attributes
-    ----------
-    sampling, vae, models, coordinate, bias, convergence, explore
-        As :class:`Config` has them.
+    Same keys and defaults as :class:`Config`; build it with :func:`loop_config_from_dict`.
     """
 
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -200,20 +195,7 @@ LOOP_SECTIONS = ("sampling", "vae", "coordinate", "bias", "convergence", "explor
 def loop_config_from_dict(data: dict) -> LoopConfig:
     """Build and validate a :class:`LoopConfig` from sections as the TOML has them.
 
-    Parameters
-    ----------
-    data : dict
-        Section name ("sampling", "vae", "coordinate", "bias", "convergence", "explore")
-        -> keys.
-
-    Returns
-    -------
-    LoopConfig
-
-    Raises
-    ------
-    ConfigError
-        An unknown section or key, or a value of the wrong type or range.
+    Raises ConfigError naming an unknown section or key, or a value of the wrong type or range.
     """
     unknown = sorted(set(data) - set(LOOP_SECTIONS))
     if unknown:

@@ -189,11 +189,6 @@ class SamplingConfig:
         report_interval, >= 10 frames (default: steps_per_round / 4, at least 200 frames, at
         most steps_per_round; with only ``max_total_steps``, the budget's round length);
         only with max_total_steps.
-
-    Raises
-    ------
-    ConfigError
-        A key has a value outside what is allowed; the message names it.
     """
 
     rounds: int | None = None
@@ -310,14 +305,8 @@ class SamplingConfig:
         return UNLIMITED_ROUNDS if self.budget_shaped else DEFAULT_ROUNDS
 
     def planned_first_round_steps(self) -> int | None:
-        """Round 0's steps per walker under a budget (None: the fixed schedule).
-
-        Returns
-        -------
-        int or None
-            ``first_round_steps``, or its default
-            (:func:`rave.campaign.schedule.default_first_round_steps`); None without
-            ``max_total_steps``.
+        """Round 0's steps per walker under a budget: ``first_round_steps`` or its default; None
+        without ``max_total_steps``.
         """
         from .schedule import default_first_round_steps
 
@@ -348,11 +337,6 @@ class ModelConfig:
     stale_angle_deg : float
         A warm-started model whose RC is more than this off the best cold model's is dropped
         as stale, degrees (default 15.0).
-
-    Raises
-    ------
-    ConfigError
-        A key has a value outside what is allowed; the message names it.
     """
 
     models: int = 3
@@ -405,11 +389,6 @@ class CoordinateConfig:
     barrier_tie_kT : float
         Barriers within this of the highest tie (kT; the tie goes to the previous RC, then
         the bimodal direction; default 0.5).
-
-    Raises
-    ------
-    ConfigError
-        A key has a value outside what is allowed; the message names it.
     """
 
     bins: int = 50
@@ -480,11 +459,6 @@ class BiasConfig:
     opes_restart_deg : float
         A round's OPES continues the previous round's (moved to the new RC) unless the RC
         turned by more than this, degrees (default 20.0).
-
-    Raises
-    ------
-    ConfigError
-        A key has a value outside what is allowed; the message names it.
     """
 
     grid_points: int = 128
@@ -554,11 +528,6 @@ class ConvergenceConfig:
         uncertainty of F(chi) where F < profile_max_kT; converged also needs it below
         free_energy_kT (default 16; 0: no bootstrap, the verdict then rests on the changes
         alone).
-
-    Raises
-    ------
-    ConfigError
-        A key has a value outside what is allowed; the message names it.
     """
 
     angle_deg: float = 5.0
@@ -606,11 +575,6 @@ class ExploreConfig:
     settle_tolerance : float
         Frames of the expanded ensemble count from the frame after which the sampler's
         weights stay within this of their final values (ln of a weight; default 1.0).
-
-    Raises
-    ------
-    ConfigError
-        A key has a value outside what is allowed; the message names it.
     """
 
     method: str = "none"
@@ -644,21 +608,9 @@ class ExploreConfig:
         return self.method != "none"
 
     def spec(self, temperature_K: float):
-        """The walkers' :class:`rave.md.explore.ExplorationSpec` at the system's temperature.
+        """The walkers' :class:`rave.md.explore.ExplorationSpec` at ``temperature_K`` (K).
 
-        Parameters
-        ----------
-        temperature_K : float
-            The system's temperature, K.
-
-        Returns
-        -------
-        rave.md.explore.ExplorationSpec
-
-        Raises
-        ------
-        ConfigError
-            ``max_temperature_K`` is not above ``temperature_K``.
+        Raises ConfigError when ``max_temperature_K`` is not above it.
         """
         from ..md.explore import ExplorationSpec
 

@@ -22,18 +22,6 @@ def frame_memory_bytes(config: Config, n_features: int) -> int:
     That is every frame's order parameters, bias, time and walker (float64/int64) plus the
     MBAR matrix of every round's bias at every frame. Under a budget the frames are bounded by
     ``max_total_steps`` and by the longest rounds the schedule allows.
-
-    Parameters
-    ----------
-    config : Config
-        The campaign's configuration.
-    n_features : int
-        The number of order parameters.
-
-    Returns
-    -------
-    int
-        The estimate, bytes.
     """
     s = config.sampling
     frames = s.round_limit * s.walkers * (s.round_steps // s.report_interval)
@@ -51,22 +39,11 @@ def frame_memory_bytes(config: Config, n_features: int) -> int:
 
 
 def check_frame_memory(config: Config, n_features: int, available: int | None = None) -> None:
-    """Refuse a campaign whose frame arrays would not fit in half of ``available`` bytes.
+    """Refuse (ConfigError) a campaign whose frame arrays would not fit in half of ``available``
+    bytes.
 
-    Parameters
-    ----------
-    config : Config
-        The campaign's configuration.
-    n_features : int
-        The number of order parameters.
-    available : int or None, optional
-        Memory available, bytes (default: this machine's physical memory; the check is
-        skipped where that cannot be read).
-
-    Raises
-    ------
-    ConfigError
-        Naming the estimate and the keys that set it.
+    ``available`` defaults to this machine's physical memory (the check is skipped where that
+    cannot be read); the error names the estimate and the keys that set it.
     """
     if available is None:
         try:

@@ -50,14 +50,9 @@ from .workdir import _ROUND_FOLDER, LOCK, MANIFEST, holds_resumable_campaign, ro
 class StoreLayout:
     """The paths of a campaign's work directory and the state they show.
 
-    The base of :class:`rave.campaign.store.CampaignStore`: the file names of the layout
-    (module docstring) as class attributes, the path of each file, and whether it exists.
-    Nothing here writes or reads a file's content.
-
-    Parameters
-    ----------
-    workdir : path
-        The work directory (it need not exist yet).
+    The base of :class:`rave.campaign.store.CampaignStore`: the file names of the layout (module
+    docstring) as class attributes, the path of each file, and whether it exists. Nothing here
+    writes or reads a file's content. ``index`` is a round and ``walker`` a walker, from 0.
     """
 
     MANIFEST = MANIFEST
@@ -95,20 +90,7 @@ class StoreLayout:
     def path(self, name: str | os.PathLike) -> Path:
         """The path of ``name`` (relative to the work directory, or a path inside it).
 
-        Parameters
-        ----------
-        name : str or path
-            A name relative to the work directory, or a path inside it.
-
-        Returns
-        -------
-        Path
-            The path, inside the work directory.
-
-        Raises
-        ------
-        ValueError
-            ``name`` lies outside the work directory.
+        Raises ValueError when it lies outside the work directory.
         """
         path = Path(name)
         if not path.is_absolute():
@@ -120,115 +102,39 @@ class StoreLayout:
         return path
 
     def round_dir(self, index: int) -> Path:
-        """The folder of round ``index`` (``round_NNN``).
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        Path
-            The folder (it need not exist).
-        """
+        """The folder of round ``index`` (``round_NNN``; it need not exist)."""
         return round_dir(self.workdir, index)
 
     def round_path(self, index: int, name: str) -> Path:
-        """The path of ``name`` (e.g. :attr:`FRAMES`, a model file) in round ``index``.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        name : str
-            The name within the round folder.
-
-        Returns
-        -------
-        Path
-            The path (it need not exist).
-        """
+        """The path of ``name`` (e.g. :attr:`FRAMES`, a model file) in round ``index``."""
         return self.path(self.round_dir(index) / name)
 
     def walker_path(self, index: int, walker: int) -> Path:
-        """``round_NNN/walkers/walker_KK.npz``: one walker's frames and final state.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        walker : int
-            The walker, from 0.
-
-        Returns
-        -------
-        Path
-            The path (it need not exist).
-        """
+        """``round_NNN/walkers/walker_KK.npz``: one walker's frames and final state."""
         return self.round_path(index, f"{self.WALKERS}/walker_{walker:02d}.npz")
 
     def walker_trajectory_path(self, index: int, walker: int) -> Path:
-        """``round_NNN/walkers/walker_KK.dcd``: one walker's trajectory (``[output]
-        dcd_interval``); its frames are those the walker file's ``trajectory_frames`` name.
+        """``round_NNN/walkers/walker_KK.dcd``: one walker's trajectory.
 
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        walker : int
-            The walker, from 0.
-
-        Returns
-        -------
-        Path
-            The path (it need not exist).
+        Its frames are those the walker file's ``trajectory_frames`` name (``[output]
+        dcd_interval``).
         """
         return self.round_path(index, f"{self.WALKERS}/walker_{walker:02d}.dcd")
 
     @classmethod
     def model_name(cls, seed: int) -> str:
-        """The name, within its round folder, of the VAE trained with ``seed``.
-
-        Parameters
-        ----------
-        seed : int
-            The training seed.
-
-        Returns
-        -------
-        str
-            ``models/vae_seed<seed>.pt``, as ``coordinate.json`` lists it.
+        """``models/vae_seed<seed>.pt``: the VAE trained with ``seed``, as ``coordinate.json`` lists
+        it.
         """
         return f"{cls.MODELS}/vae_seed{seed}.pt"
 
     def input_name(self, source: str | os.PathLike) -> str:
-        """The name, relative to the work directory, of the copy of an input file.
-
-        Parameters
-        ----------
-        source : str or path
-            The input file (a PDB, a System XML); only its file name is used.
-
-        Returns
-        -------
-        str
-            ``inputs/<file name>``.
-        """
+        """``inputs/<file name>``: the copy of an input file (a PDB, a System XML)."""
         return f"{self.INPUTS}/{Path(source).name}"
 
     def redo_advice(self, index: int) -> str:
-        """What recomputes round ``index`` after a file of it was damaged.
-
-        Parameters
-        ----------
-        index : int
-            The damaged round.
-
-        Returns
-        -------
-        str
-            The advice, in words (the ``rave run --redo-round`` to run).
+        """What recomputes round ``index`` after a file of it was damaged (the ``--redo-round`` to
+        run).
         """
         return (f"`rave run` with the campaign's config, --workdir {self.workdir} and "
                 f"--redo-round {index} recomputes round {index} from its stored MD and redoes "
@@ -236,85 +142,28 @@ class StoreLayout:
 
     # ------------------------------------------------------------------ state
     def holds_campaign(self) -> bool:
-        """Whether the work directory holds a resumable campaign (its manifest).
-
-        Returns
-        -------
-        bool
-            True when ``manifest.json`` is a file.
-        """
+        """Whether the work directory holds a resumable campaign (its manifest)."""
         return holds_resumable_campaign(self.workdir)
 
     def has(self, name: str) -> bool:
-        """Whether the file ``name`` (relative to the work directory) exists.
-
-        Parameters
-        ----------
-        name : str
-            The name, relative to the work directory.
-
-        Returns
-        -------
-        bool
-            True when it is a file.
-        """
+        """Whether the file ``name`` (relative to the work directory) exists."""
         return self.path(name).is_file()
 
     def round_started(self, index: int) -> bool:
-        """Whether round ``index``'s folder exists.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        bool
-            True when ``round_NNN`` is a directory.
-        """
+        """Whether round ``index``'s folder exists."""
         return self.round_dir(index).is_dir()
 
     def round_complete(self, index: int) -> bool:
-        """Whether round ``index`` is complete (its ``round.json`` exists).
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        bool
-            True when ``round_NNN/round.json`` is a file.
-        """
+        """Whether round ``index`` is complete (its ``round.json`` exists)."""
         return self.round_path(index, self.ROUND).is_file()
 
     def round_has(self, index: int, name: str) -> bool:
-        """Whether the file ``name`` of round ``index`` exists.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        name : str
-            The name within the round folder.
-
-        Returns
-        -------
-        bool
-            True when it is a file.
-        """
+        """Whether the file ``name`` of round ``index`` exists."""
         return self.round_path(index, name).is_file()
 
     def complete_rounds(self) -> list[int]:
-        """The indices of the complete rounds, up to the first without ``round.json``.
-
-        Returns
-        -------
-        list of int
-            0, 1, ... up to the first round without ``round.json`` (a later folder is an
-            unfinished or discarded round).
+        """0, 1, ... up to the first round without ``round.json`` (a later folder is unfinished or
+        discarded).
         """
         index = 0
         while self.round_complete(index):
@@ -322,41 +171,17 @@ class StoreLayout:
         return list(range(index))
 
     def round_folders(self) -> list[int]:
-        """The indices of every round folder, complete or not, in order.
-
-        Returns
-        -------
-        list of int
-            The indices of the ``round_NNN`` folders, ascending.
-        """
+        """The indices of every round folder, complete or not, in order."""
         return sorted(int(p.name[len("round_"):]) for p in self.workdir.glob("round_*")
                       if p.is_dir() and _ROUND_FOLDER.fullmatch(p.name))
 
     def learned_rounds(self) -> list[int]:
-        """The indices of the rounds whose RC and next bias are stored, in order.
-
-        Returns
-        -------
-        list of int
-            The rounds whose folder holds ``coordinate.json`` and ``bias.json``, ascending.
-        """
+        """The rounds whose folder holds ``coordinate.json`` and ``bias.json``, ascending."""
         return [r for r in self.round_folders()
                 if self.round_has(r, self.BIAS) and self.round_has(r, self.COORDINATE)]
 
     def stored_walkers(self, index: int) -> list[int]:
-        """The walkers of round ``index`` whose file exists.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        list of int
-            The walker indices of its ``walkers/walker_KK.npz`` files, ascending (empty when the
-            folder is missing).
-        """
+        """The walkers of round ``index`` whose ``walkers/walker_KK.npz`` exists, ascending."""
         folder = self.round_path(index, self.WALKERS)
         if not folder.is_dir():
             return []

@@ -75,34 +75,18 @@ class RoundRecord:
     walkers: int = 1
     faults: int = 0
     timings_s: dict = field(default_factory=dict)
-    #: the entry of manifest.json's runs that completed this round (None: not recorded)
     run: int | None = None
-    #: config keys that run changed from config.json, "key: stored X, now Y"
     config_changes: list[str] = field(default_factory=list)
-    #: MD steps per walker of this round, and why the schedule chose them (rave.campaign.schedule)
     steps: int | None = None
     plan_reason: str | None = None
-    #: growth of the chi span of all frames by this round's frames, as a fraction of the span
-    #: of the earlier rounds' frames, along this round's RC (None: round 0)
     chi_range_growth: float | None = None
-    #: largest angle between the chosen RC and the other usable seeds' RCs (None: one model)
     seed_spread_deg: float | None = None
-    #: RMS block-bootstrap uncertainty of F(chi) where F < profile_max_kT, kT (None: not run)
     free_energy_sigma_kT: float | None = None
-    #: block-bootstrap uncertainty of the RC's direction, degrees (None: not run)
     rc_angle_sigma_deg: float | None = None
-    #: the convergence criteria this round failed, in words (rave.learn.convergence; empty:
-    #: converged; None: not recorded, an older rave)
     convergence_failures: list[str] | None = None
 
     def to_summary(self) -> dict:
-        """The record as ``round.json`` (and ``summary.json``'s rounds) store it.
-
-        Returns
-        -------
-        dict
-            JSON-ready: plain floats, ints, lists, timings rounded to the millisecond.
-        """
+        """The record as ``round.json`` stores it: plain JSON, timings rounded to 1 ms."""
         return {
             "index": self.index,
             "coefficients": [float(c) for c in self.coefficients],
@@ -133,18 +117,7 @@ class RoundRecord:
 
     @classmethod
     def from_summary(cls, data: dict) -> RoundRecord:
-        """The record from :meth:`to_summary` output (keys added later are optional).
-
-        Parameters
-        ----------
-        data : dict
-            A ``round.json`` (or an entry of ``summary.json``'s rounds).
-
-        Returns
-        -------
-        RoundRecord
-            The record; absent optional keys take the fields' defaults.
-        """
+        """The record from :meth:`to_summary` output; absent later keys take their defaults."""
         return cls(
             index=int(data["index"]),
             coefficients=np.asarray(data["coefficients"], dtype=float),

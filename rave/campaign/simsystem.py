@@ -32,10 +32,7 @@ def build_model_potential(config: Config):
 
     An ``expression`` is validated with OpenMM.
 
-    Raises
-    ------
-    ConfigError
-        For anything wrong in the config, or a kind without a model potential.
+    Raises ConfigError: for anything wrong in the config, or a kind without a model potential.
     """
     kind = get_kind(config.system.kind)
     if kind.potential is None:
@@ -46,9 +43,6 @@ def build_model_potential(config: Config):
 def build_simulation_system(config: Config) -> SimulationSystem:
     """The :class:`SimulationSystem` of a config.
 
-    Raises
-    ------
-    ConfigError
-        For anything wrong in the config.
+    Raises ConfigError: for anything wrong in the config.
     """
     return get_kind(config.system.kind).build(config)

@@ -88,21 +88,12 @@ __all__ = [
 class CampaignStore(StoreWriter):
     """A campaign's work directory: the one owner of its layout, writer and reader of its files.
 
-    Every file name of the layout is spelled in :class:`~rave.campaign.layout.StoreLayout`;
-    the campaign, the analysis, the export and ``rave status`` reach the files through a store.
-    Writes (:class:`~rave.campaign.writer.StoreWriter`) go through the atomic writers of
-    :mod:`rave.files` (a file with its final name is complete); the files that complete a walker
-    or a round, and the manifest, are written durably (fsynced with their directory). A store
-    never writes outside its work directory. Readers raise :class:`StoreFileError` naming the
-    file and what is wrong with it.
+    File names are spelled in :class:`~rave.campaign.layout.StoreLayout`; writes
+    (:class:`~rave.campaign.writer.StoreWriter`) go through the atomic writers of :mod:`rave.files`,
+    and the files that complete a walker, a round or the manifest are fsynced with their directory.
+    A store never writes outside its work directory. Every reader raises :class:`StoreFileError`
+    naming a missing or damaged file; ``index`` is a round from 0.
 
-    Parameters
-    ----------
-    workdir : path
-        The work directory (it need not exist yet).
-
-    Examples
-    --------
     >>> store = CampaignStore("runs/rdw")                      # doctest: +SKIP
     >>> [store.frames(r) for r in store.complete_rounds()]     # doctest: +SKIP
     """
@@ -121,17 +112,7 @@ class CampaignStore(StoreWriter):
     def manifest(self) -> dict:
         """``manifest.json``, checked to be a rave campaign manifest this rave can resume.
 
-        Returns
-        -------
-        dict
-            The manifest.
-
-        Raises
-        ------
-        StoreFileError
-            It is missing or damaged.
-        WorkdirError
-            It is not a rave manifest, or a newer rave wrote the store.
+        Raises StoreFileError (missing, damaged) or WorkdirError (not rave's, or a newer format).
         """
         path = self.path(self.MANIFEST)
         try:
@@ -152,39 +133,11 @@ class CampaignStore(StoreWriter):
         return manifest
 
     def config(self) -> dict:
-        """``config.json`` as stored (a JSON object of sections).
-
-        Returns
-        -------
-        dict
-            The configuration.
-
-        Raises
-        ------
-        StoreFileError
-            It is missing or damaged.
-        """
+        """``config.json`` as stored (a JSON object of sections)."""
         return load_json(self.path(self.CONFIG))
 
     def resume_config(self, manifest: dict) -> dict:
-        """``config.json`` for a resume; restored from the manifest's copy when missing.
-
-        Parameters
-        ----------
-        manifest : dict
-            The campaign's manifest (:meth:`manifest`); its ``config`` entry, when present,
-            restores a missing ``config.json``.
-
-        Returns
-        -------
-        dict
-            The stored configuration.
-
-        Raises
-        ------
-        StoreFileError
-            It is damaged or not a config; the message says how to recover.
-        """
+        """``config.json`` for a resume; restored from ``manifest["config"]`` when missing."""
         path = self.path(self.CONFIG)
         if not path.exists() and isinstance(manifest.get("config"), dict):
             self.write_config(manifest["config"])
@@ -202,106 +155,36 @@ class CampaignStore(StoreWriter):
         return stored
 
     def summary(self) -> dict:
-        """``summary.json``.
-
-        Returns
-        -------
-        dict
-            The campaign's summary.
-
-        Raises
-        ------
-        StoreFileError
-            It is missing or damaged.
-        """
+        """``summary.json``."""
         return load_json(self.path(self.SUMMARY))
 
     def feature_dicts(self) -> list:
-        """``features.json`` as stored (each order parameter's ``to_dict()``).
-
-        Returns
-        -------
-        list of dict
-            The order parameters' dictionaries, in feature order.
-
-        Raises
-        ------
-        StoreFileError
-            It is missing or damaged.
-        """
+        """``features.json`` as stored (each order parameter's ``to_dict()``)."""
         return load_json(self.path(self.FEATURES))
 
     def features(self) -> list:
-        """The order parameters of ``features.json``.
-
-        Returns
-        -------
-        list of rave.md.features.Feature
-            Each built by :func:`rave.md.features.feature_from_dict`, in feature order.
-
-        Raises
-        ------
-        StoreFileError
-            ``features.json`` is missing or damaged.
+        """The order parameters of ``features.json`` (see
+        :func:`~rave.md.features.feature_from_dict`).
         """
         from ..md.features import feature_from_dict
 
         return [feature_from_dict(d) for d in self.feature_dicts()]
 
     def prepared(self) -> dict[str, np.ndarray] | None:
-        """``prepared.npz`` (``positions`` and what else was prepared), or None when absent.
-
-        Returns
-        -------
-        dict of str to np.ndarray or None
-            The arrays by name (``positions`` in nm), or None.
-
-        Raises
-        ------
-        StoreFileError
-            It is damaged or lacks ``positions``.
-        """
+        """``prepared.npz`` (``positions`` in nm, and what else was prepared), or None if absent."""
         path = self.path(self.PREPARED)
         return load_npz(path, ("positions",)) if path.exists() else None
 
     def round_record(self, index: int) -> RoundRecord:
-        """``round.json`` of round ``index``.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        RoundRecord
-            The round's record.
-
-        Raises
-        ------
-        StoreFileError
-            It is missing or malformed.
-        """
+        """``round.json`` of round ``index``."""
         return self._parsed(self.round_path(index, self.ROUND), RoundRecord.from_summary)
 
     def frames(self, index: int):
-        """The frames of round ``index`` (``frames.npz``).
+        """The :class:`rave.md.frames.Frames` of round ``index`` (``frames.npz``).
 
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        rave.md.frames.Frames
-            Features, applied bias (kJ/mol), time (ps); its ``walker`` labels each frame's walker
-            (None: a store without them, one walker).
-
-        Raises
-        ------
-        StoreFileError
-            The file is missing or damaged, lacks an array, or its ``walker`` has the wrong shape.
+        Features, applied bias (kJ/mol), time (ps); ``walker`` labels each frame's walker (None: a
+        store
+        without them, one walker). A per-frame array of the wrong shape is a StoreFileError.
         """
         from ..md.frames import Frames
 
@@ -325,24 +208,8 @@ class CampaignStore(StoreWriter):
                       **optional)
 
     def applied_bias(self, index: int, required: bool = False) -> dict | None:
-        """``bias_applied.json`` of round ``index`` as stored.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        required : bool, optional
-            Raise when the file is absent instead of returning None.
-
-        Returns
-        -------
-        dict or None
-            Its content; None when absent (the unbiased round) unless ``required``.
-
-        Raises
-        ------
-        StoreFileError
-            It is damaged, or absent while ``required``.
+        """``bias_applied.json`` of round ``index`` as stored; None when absent (the unbiased round)
+        unless ``required``.
         """
         path = self.round_path(index, self.BIAS_APPLIED)
         if not required and not path.exists():
@@ -351,52 +218,16 @@ class CampaignStore(StoreWriter):
 
     def bias_states(self, index: int, n_frames: int,
                     required: bool = False) -> list[tuple[object, int]]:
-        """The MBAR states of round ``index``'s ``n_frames`` frames.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        n_frames : int
-            The round's number of frames.
-        required : bool, optional
-            Raise when ``bias_applied.json`` is absent instead of taking the round as unbiased.
-
-        Returns
-        -------
-        list of tuple of (object, int)
-            :func:`rave.learn.bias.applied_states` of its ``bias_applied.json``: each state's bias
-            and its number of frames, in frame order.
-
-        Raises
-        ------
-        StoreFileError
-            The file is damaged, or absent while ``required``.
+        """The MBAR states (bias, number of frames) of round ``index``'s ``n_frames`` frames, in
+        frame order.
         """
         return self.round_bias(index, n_frames, required).states
 
     def round_bias(self, index: int, n_frames: int, required: bool = False) -> RoundBias:
-        """Round ``index``'s MBAR states, applied bias and kind, from one read of its
+        """Round ``index``'s :class:`RoundBias` (states, applied bias, adaptive) from one read of
         ``bias_applied.json``.
 
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        n_frames : int
-            The round's number of frames.
-        required : bool, optional
-            Raise when ``bias_applied.json`` is absent instead of taking the round as unbiased.
-
-        Returns
-        -------
-        RoundBias
-            Its states, its applied bias and whether it was adaptive.
-
-        Raises
-        ------
-        StoreFileError
-            The file is damaged, or absent while ``required``.
+        Absent and not ``required``: the round is unbiased.
         """
         from ..learn.bias import Bias, applied_states
 
@@ -412,23 +243,8 @@ class CampaignStore(StoreWriter):
         return self._parsed(path, parse)
 
     def bias_applied(self, index: int):
-        """The bias round ``index`` was sampled under, or None (the unbiased round).
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        rave.bias_grid.Bias or None
-            The static bias; of an adaptive round, the one in force at its end; None for an
-            unbiased or exploring round.
-
-        Raises
-        ------
-        StoreFileError
-            Its ``bias_applied.json`` is damaged.
+        """The bias round ``index`` was sampled under (of an adaptive round, the one at its end), or
+        None (unbiased or exploring).
         """
         from ..bias_grid import Bias
 
@@ -439,60 +255,21 @@ class CampaignStore(StoreWriter):
                             else Bias.from_dict(data))
 
     def is_adaptive(self, index: int) -> bool:
-        """Whether round ``index`` ran OPES (its ``bias_applied.json`` lists blocks).
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        bool
-            True when its ``bias_applied.json`` holds ``states``.
-        """
+        """Whether round ``index`` ran OPES (its ``bias_applied.json`` holds ``states``)."""
         data = self.applied_bias(index)
         return data is not None and "states" in data and data.get("method") != "explore"
 
     def bias(self, index: int):
-        """``bias.json`` of round ``index``: the bias built after it.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        rave.bias_grid.Bias
-            The bias applied in the next round.
-
-        Raises
-        ------
-        StoreFileError
-            It is missing or malformed.
+        """``bias.json`` of round ``index``: the :class:`~rave.bias_grid.Bias` built after it,
+        applied in the next round.
         """
         from ..bias_grid import Bias
 
         return self._parsed(self.round_path(index, self.BIAS), Bias.from_dict)
 
     def coordinate(self, index: int) -> dict:
-        """``coordinate.json`` of round ``index``: RC coefficients, KL, model files.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        dict
-            Its content.
-
-        Raises
-        ------
-        StoreFileError
-            It is missing or malformed.
+        """``coordinate.json`` of round ``index``: RC coefficients (a finite vector), KL, model
+        files.
         """
         def build(data: dict) -> dict:
             c = np.asarray(data["coefficients"], dtype=float)
@@ -503,46 +280,12 @@ class CampaignStore(StoreWriter):
         return self._parsed(self.round_path(index, self.COORDINATE), build)
 
     def model_files(self, index: int) -> list[str]:
-        """The model files ``coordinate.json`` of round ``index`` lists.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        list of str
-            Names within the round folder (:meth:`model_name`).
-
-        Raises
-        ------
-        StoreFileError
-            ``coordinate.json`` is missing or malformed.
-        """
+        """The model files listed by ``coordinate.json`` of round ``index``."""
         return self._parsed(self.round_path(index, self.COORDINATE),
                             lambda data: [str(f) for f in data["model_files"]])
 
     def model(self, index: int, name: str):
-        """The VAE ``name`` of round ``index``.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        name : str
-            The model file within the round folder (:meth:`model_name`).
-
-        Returns
-        -------
-        rave.learn.vae.VAEModel
-            The loaded model.
-
-        Raises
-        ------
-        StoreFileError
-            The file is missing, truncated or corrupted.
-        """
+        """The VAE ``name`` of round ``index`` (a truncated or corrupted file: StoreFileError)."""
         from ..learn.vae import VAEModel
 
         path = self.round_path(index, name)
@@ -555,49 +298,12 @@ class CampaignStore(StoreWriter):
                                  f"{error}") from error
 
     def weights(self, index: int) -> dict[str, np.ndarray]:
-        """``weights.npz`` of round ``index``.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-
-        Returns
-        -------
-        dict of str to np.ndarray
-            ``log_weights`` of every frame of rounds 0..index, ``free_energies`` and
-            ``frames_per_round``.
-
-        Raises
-        ------
-        StoreFileError
-            It is missing, damaged or lacks ``log_weights``.
+        """``weights.npz`` of round ``index``: ``log_weights`` of every frame of rounds 0..index,
+        ``free_energies``, ``frames_per_round``.
         """
         return load_npz(self.round_path(index, self.WEIGHTS), ("log_weights",))
 
     def walker(self, index: int, walker: int,
                required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-        """The arrays of ``round_NNN/walkers/walker_KK.npz``.
-
-        :meth:`rave.campaign.walkers.WalkerResult.from_arrays` reads them.
-
-        Parameters
-        ----------
-        index : int
-            The round, from 0.
-        walker : int
-            The walker, from 0.
-        required : tuple of str, optional
-            The arrays the file must hold.
-
-        Returns
-        -------
-        dict of str to np.ndarray
-            The arrays by name.
-
-        Raises
-        ------
-        StoreFileError
-            The file is missing or damaged, or lacks one of ``required``.
-        """
+        """The arrays of ``round_NNN/walkers/walker_KK.npz``, which must hold ``required``."""
         return load_npz(self.walker_path(index, walker), required)

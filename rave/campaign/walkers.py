@@ -260,10 +260,8 @@ class WalkerRound:
         """Run the next ``n`` frames (at most :meth:`next_piece` of them); the ladder starts
         once the calibration's frames are in.
 
-        Raises
-        ------
-        rave.md.walker.MDError
-            The MD blew up (the walker's state is then unusable until restored).
+        Raises rave.md.walker.MDError: the MD blew up (the walker's state is then unusable until
+        restored).
         """
         from ..md.explore import potential_heat_capacity, temperature_ladder
         from ..units import kT_kjmol
@@ -354,11 +352,8 @@ class WalkerRound:
 def run_walker(task: WalkerTask, progress: Callable[[int], None] | None = None) -> WalkerResult:
     """Run one walker with fault recovery (see the module docstring).
 
-    Raises
-    ------
-    WalkerFailed
-        After ``task.max_retries`` blow-ups; the message names the walker, the time and the
-        time steps tried.
+    Raises WalkerFailed: after ``task.max_retries`` blow-ups; the message names the walker, the time
+    and the time steps tried.
     """
     from ..bias_grid import Bias
     from ..md.features import feature_from_dict

@@ -72,11 +72,6 @@ def fault_point(name: str) -> None:
     be ``name`` or ``name:N`` (the N-th time the point is reached, from 1). ``RAVE_HOLD_AT =
     "name=PATH"`` holds the process at the point (the concurrency tests' handshake): it creates
     ``PATH.reached`` and waits until ``PATH`` exists (at most 5 minutes).
-
-    Parameters
-    ----------
-    name : str
-        The name of this point in the code (e.g. a stage of a round).
     """
     hold = os.environ.get("RAVE_HOLD_AT")
     if hold:  # "name=path": say the point is reached (path + ".reached"), wait for path
@@ -103,18 +98,7 @@ _HOLD_TIMEOUT_S = 300.0
 
 
 def campaign_holding(path: str | Path) -> Path | None:
-    """The rave work directory that ``path`` is, or lies in (a folder with a rave manifest).
-
-    Parameters
-    ----------
-    path : str or path
-        A file or folder, existing or not.
-
-    Returns
-    -------
-    Path or None
-        The campaign's folder (resolved); None when ``path`` is in no campaign.
-    """
+    """The rave work directory (resolved) that ``path`` is or lies in, or None."""
     path = Path(path).resolve()
     for folder in (path, *path.parents):
         manifest = folder / MANIFEST
@@ -128,78 +112,25 @@ def campaign_holding(path: str | Path) -> Path | None:
 
 
 def round_dir(workdir: Path, index: int) -> Path:
-    """The folder of round ``index`` in ``workdir``: ``WORKDIR/round_NNN``.
-
-    Parameters
-    ----------
-    workdir : path
-        The work directory.
-    index : int
-        The round's index, from 0.
-
-    Returns
-    -------
-    Path
-        ``workdir / f"round_{index:03d}"`` (it need not exist).
-    """
+    """The folder of round ``index`` (from 0) in ``workdir``: ``WORKDIR/round_NNN``."""
     return Path(workdir) / f"round_{index:03d}"
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` file ``path``, read into memory.
-
-    Parameters
-    ----------
-    path : path
-        The file.
-
-    Returns
-    -------
-    dict of str to np.ndarray
-        The arrays by name. A missing or damaged file raises NumPy's error (:func:`load_npz`
-        names the file instead).
+    """Every array of the ``.npz`` file ``path``, read into memory (NumPy's errors: see
+    :func:`load_npz`).
     """
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
 
 
 def read_json(path: Path):
-    """The JSON content of ``path``.
-
-    Parameters
-    ----------
-    path : path
-        The file.
-
-    Returns
-    -------
-    object
-        The decoded JSON. A missing or malformed file raises Python's error (:func:`load_json`
-        names the file instead).
-    """
+    """The JSON content of ``path`` (Python's errors: see :func:`load_json`)."""
     return json.loads(Path(path).read_text())
 
 
 def load_npz(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """:func:`read_npz` that names the file when it cannot be read or lacks an array.
-
-    Parameters
-    ----------
-    path : path
-        The file.
-    required : tuple of str, optional
-        The names of the arrays it must hold.
-
-    Returns
-    -------
-    dict of str to np.ndarray
-        The arrays by name.
-
-    Raises
-    ------
-    StoreFileError
-        The file is missing, truncated or corrupted, or lacks one of the ``required`` arrays.
-    """
+    """Every array of ``path``, which must hold ``required``; a StoreFileError names a bad file."""
     path = Path(path)
     try:
         data = read_npz(path)
@@ -216,23 +147,7 @@ def load_npz(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray
 
 
 def load_json(path: Path):
-    """:func:`read_json` that names the file in a :class:`StoreFileError`.
-
-    Parameters
-    ----------
-    path : path
-        The file.
-
-    Returns
-    -------
-    object
-        The decoded JSON.
-
-    Raises
-    ------
-    StoreFileError
-        The file is missing, or is not valid JSON (truncated or corrupted).
-    """
+    """The JSON content of ``path``; a StoreFileError names a missing or malformed file."""
     path = Path(path)
     try:
         return read_json(path)
@@ -255,40 +170,16 @@ def _rave_folders(workdir: Path) -> list[Path]:
 
 
 def is_rave_temporary(path: Path) -> bool:
-    """Whether ``path`` is named as a temporary of a file rave writes (``.NAME.XXXXXXXX.tmp``).
-
-    Parameters
-    ----------
-    path : path
-        The file; only its name is looked at.
-
-    Returns
-    -------
-    bool
-        True when the name is a temporary of :func:`rave.files.write_file` for one of rave's
-        file names.
-    """
+    """Whether ``path``'s name is a temporary of one of rave's files (``.NAME.XXXXXXXX.tmp``)."""
     match = TEMPORARY.fullmatch(Path(path).name)
     return bool(match) and bool(RAVE_FILE.fullmatch(match["name"]))
 
 
 def remove_stale_temporaries(workdir: Path) -> list[Path]:
-    """Delete the temporaries of rave's own files that a killed rave left in rave's own folders.
+    """Delete (and return) the temporaries of rave's files that a killed rave left in its folders.
 
-    They were never renamed into place, so they hold nothing that was stored. Call it only
-    while holding the lock (:func:`lock_workdir`): a live writer's temporaries look the same.
-    Files of other names, and files in other folders, are never touched.
-
-    Parameters
-    ----------
-    workdir : path
-        The work directory; it and its round folders (with their ``walkers/`` and ``models/``)
-        are searched.
-
-    Returns
-    -------
-    list of Path
-        The files deleted.
+    They were never renamed into place. Call it only while holding the lock (:func:`lock_workdir`):
+    a live writer's temporaries look the same. Other names and other folders are never touched.
     """
     stale = [p for folder in _rave_folders(workdir) for p in sorted(folder.iterdir())
              if p.is_file() and not p.is_symlink() and is_rave_temporary(p)]
@@ -307,27 +198,12 @@ def _holder(path: Path) -> str:
 
 @contextlib.contextmanager
 def lock_workdir(workdir: Path) -> Iterator[Path]:
-    """Hold an exclusive lock on ``workdir`` (created if missing) while writing it.
+    """Hold an exclusive lock on ``workdir`` (created if missing); yields the lock file.
 
-    The lock is ``fcntl.flock`` on ``WORKDIR/rave.lock``, so the OS releases it when the
-    holder exits in any way, ``kill -9`` included; the file stays and names its last holder.
-
-    Parameters
-    ----------
-    workdir : path
-        The work directory.
-
-    Yields
-    ------
-    Path
-        The lock file, ``WORKDIR/rave.lock``, holding this process's pid, host and start time.
-
-    Raises
-    ------
-    WorkdirBusy
-        Another process holds the lock; the message names its pid, host and start time.
-    WorkdirError
-        ``workdir`` exists and is not a directory.
+    The lock is ``fcntl.flock`` on ``WORKDIR/rave.lock``, so the OS releases it when the holder
+    exits in any way, ``kill -9`` included; the file stays and names its last holder (pid, host,
+    start time). Raises WorkdirBusy when another process holds it, WorkdirError when ``workdir``
+    is not a directory.
     """
     workdir = Path(workdir)
     if workdir.exists() and not workdir.is_dir():
@@ -356,40 +232,16 @@ def lock_workdir(workdir: Path) -> Iterator[Path]:
 
 
 def holds_resumable_campaign(workdir: Path) -> bool:
-    """Whether ``workdir`` holds a resumable campaign (its ``manifest.json``).
-
-    Parameters
-    ----------
-    workdir : path
-        The work directory.
-
-    Returns
-    -------
-    bool
-        True when ``WORKDIR/manifest.json`` is a file.
-    """
+    """Whether ``workdir`` holds a resumable campaign (a ``manifest.json`` file)."""
     return (Path(workdir) / MANIFEST).is_file()
 
 
 def check_new_workdir(workdir: Path, own: dict[str, bytes] | None = None) -> None:
-    """Refuse to start a new campaign in ``workdir`` unless that loses nothing.
+    """Refuse (WorkdirError) to start a new campaign in ``workdir`` unless that loses nothing.
 
-    Allowed: a missing or empty directory (rave's lock file and rave temporaries do not
-    count), or one holding only files equal to what this campaign would write there (a start
-    interrupted before its manifest), or one that meanwhile holds a resumable campaign.
-
-    Parameters
-    ----------
-    workdir : path
-        The work directory.
-    own : dict of str to bytes, optional
-        What this campaign writes before its manifest: name relative to ``workdir`` ->
-        content (:meth:`CampaignStore.start_files`).
-
-    Raises
-    ------
-    WorkdirError
-        ``workdir`` is a file, or holds anything else; the message names what it holds.
+    Allowed: a missing or empty directory (rave's lock file and temporaries do not count), one
+    holding only files equal to ``own`` (name -> content this campaign writes before its manifest:
+    a start interrupted before it), or one that meanwhile holds a resumable campaign.
     """
     workdir = Path(workdir)
     if not workdir.exists():
@@ -432,27 +284,11 @@ def check_new_workdir(workdir: Path, own: dict[str, bytes] | None = None) -> Non
 
 def discard_rounds_from(workdir: Path, index: int,
                         keep: Callable[[Path], bool] = lambda path: False) -> list[Path]:
-    """Remove what rave wrote for round ``index`` and every later round, and the campaign totals.
+    """Remove (and return) rave's files of round ``index`` and later, and the campaign totals.
 
-    The totals are those built from the rounds (``summary.json``, ``free_energy.csv``,
-    ``free_energy.png``); this is ``rave run --redo-round``. Only rave's own file names are
-    removed; in round ``index`` a walker file for which ``keep(path)`` is true stays (its MD is
-    reused). Other files and folders stay.
-
-    Parameters
-    ----------
-    workdir : path
-        The work directory.
-    index : int
-        The first round discarded.
-    keep : callable, optional
-        ``keep(path) -> bool`` for each walker file of round ``index``: True keeps it. By
-        default none is kept.
-
-    Returns
-    -------
-    list of Path
-        The files removed.
+    This is ``rave run --redo-round``: the totals are ``summary.json`` and ``free_energy.csv/png``;
+    only rave's own file names are removed, and a walker file of round ``index`` for which
+    ``keep(path)`` is true stays (its MD is reused).
     """
     workdir = Path(workdir)
     removed = []

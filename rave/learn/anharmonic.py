@@ -114,10 +114,8 @@ def _standardised_moment(values: np.ndarray, log_weights: np.ndarray | None,
 def weighted_skewness(values: np.ndarray, log_weights: np.ndarray | None = None) -> float:
     """Weighted skewness ``E[(v - m)^3] / E[(v - m)^2]^(3/2)`` (the moment estimator).
 
-    Raises
-    ------
-    ValueError
-        When ``values`` is not 1-D with at least 3 finite entries, or the log-weights are bad.
+    Raises ValueError: when ``values`` is not 1-D with at least 3 finite entries, or the log-weights
+    are bad.
     """
     moment = _standardised_moment(values, log_weights, 3)
     return 0.0 if moment is None else moment
@@ -245,10 +243,7 @@ def bimodal_direction(
     linear combination (projection pursuit; two separated basins make a distribution flatter
     than a Gaussian, kurtosis toward 1, while one basin's is near 3 or above).
 
-    Raises
-    ------
-    ValueError
-        As :func:`skewed_direction`.
+    Raises ValueError: as :func:`skewed_direction`.
     """
     x = _frames(X)
     w = _weights(log_weights, len(x))
@@ -303,11 +298,8 @@ def skewed_direction(
 ) -> SkewedDirection:
     """The unit direction ``c`` of the largest weighted |skewness| of ``X @ c``.
 
-    Raises
-    ------
-    ValueError
-        When X is not 2-D with >= 3 finite frames, is constant, a starting direction has the
-        wrong length, or ``n_starts`` < 0.
+    Raises ValueError: when X is not 2-D with >= 3 finite frames, is constant, a starting direction
+    has the wrong length, or ``n_starts`` < 0.
     """
     x = _frames(X)
     w = _weights(log_weights, len(x))
@@ -342,11 +334,8 @@ def find_basins(free_energy: np.ndarray, barrier_kT: float, max_kT: float = 6.0,
     each separated from its neighbours by a barrier of at least ``barrier_kT`` and holding at
     least ``min_fraction`` of the probability.
 
-    Raises
-    ------
-    ValueError
-        When ``barrier_kT`` is not > 0, ``max_kT`` not above it, ``min_fraction`` outside
-        [0, 1), or the profile not 1-D.
+    Raises ValueError: when ``barrier_kT`` is not > 0, ``max_kT`` not above it, ``min_fraction``
+    outside [0, 1), or the profile not 1-D.
     """
     if not (np.isfinite(barrier_kT) and barrier_kT > 0):
         raise ValueError(f"barrier_kT must be a finite number > 0. You supplied {barrier_kT}")
@@ -394,10 +383,7 @@ def smoothed_free_energy(values: np.ndarray, log_weights: np.ndarray | None = No
                          n_grid: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """F(v) in kT from a weighted Gaussian kernel density estimate, minimum 0.
 
-    Raises
-    ------
-    ValueError
-        When ``values`` has fewer than 3 finite entries or ``n_grid`` < 3.
+    Raises ValueError: when ``values`` has fewer than 3 finite entries or ``n_grid`` < 3.
     """
     v = _frames(np.asarray(values, dtype=float).reshape(-1, 1))[:, 0]
     if n_grid < 3:
@@ -456,11 +442,8 @@ def choose_by_barrier(
     skewed one, the one along which F shows the highest barrier between basins; while none
     shows two basins, the VAE's RC ("vae", where given), else the skewed direction.
 
-    Raises
-    ------
-    ValueError
-        Bad frames or log-weights, a candidate of the wrong shape or named "skew" or
-        "bimodal".
+    Raises ValueError: bad frames or log-weights, a candidate of the wrong shape or named "skew" or
+    "bimodal".
     """
     x = _frames(X)
     taken = [name for name in FITTED if name in candidates]
@@ -505,10 +488,7 @@ def barrier_choice_sigma_deg(X: np.ndarray, log_weights: np.ndarray | None, cand
                              n_blocks: int = 20, **choice) -> float:
     """Block-bootstrap uncertainty (degrees) of the RC that :func:`choose_by_barrier` gives.
 
-    Raises
-    ------
-    ValueError
-        When ``replicates`` < 2.
+    Raises ValueError: when ``replicates`` < 2.
     """
     if replicates < 2:
         raise ValueError(f"replicates must be >= 2. You supplied {replicates}")

@@ -40,12 +40,9 @@ def build_bias_grid(
 ) -> BiasGrid:
     """Build V(chi) = damping * kT ln P(chi) from weighted frames, shifted to max 0.
 
-    Raises
-    ------
-    ValueError
-        When ``chi`` is empty or not finite, ``kT`` or ``cap_kT`` is not > 0,
-        ``n_points < 8``, ``padding`` or ``smoothing_bins`` is negative, ``damping`` is not in
-        (0, 1], or the sampled range of chi has no width.
+    Raises ValueError: when ``chi`` is empty or not finite, ``kT`` or ``cap_kT`` is not > 0,
+    ``n_points < 8``, ``padding`` or ``smoothing_bins`` is negative, ``damping`` is not in (0, 1],
+    or the sampled range of chi has no width.
     """
     chi = np.asarray(chi, dtype=float).reshape(-1)
     if chi.size == 0:
@@ -92,10 +89,7 @@ def adaptive_bias_dict(coefficients: Sequence[float], chi_min: float, chi_max: f
     bias in force at the end of the round, a :class:`Bias` for readers that want one) and
     ``states``: each block's bias and frames, in the order of the round's frames.
 
-    Raises
-    ------
-    ValueError
-        When ``blocks`` is empty.
+    Raises ValueError: when ``blocks`` is empty.
     """
     if not blocks:
         raise ValueError("an adaptive round needs at least one block of frames")
@@ -139,10 +133,7 @@ def applied_states(data: dict | None, n_frames: int
     ``bias_applied.json`` (None: the unbiased round): one static bias, or the blocks of an
     adaptive round (:func:`adaptive_bias_dict`). Each is (bias or None, frames).
 
-    Raises
-    ------
-    ValueError
-        When the frames of an adaptive round's states do not add up to ``n_frames``.
+    Raises ValueError: when the frames of an adaptive round's states do not add up to ``n_frames``.
     """
     if data is None:
         return [(None, int(n_frames))]
@@ -175,10 +166,7 @@ def reduced_bias_matrix(features: np.ndarray,
     (None: unbiased, 0; a :class:`TemperatureState`: (1/kT_k - 1/kT) U), and the frames of each
     state.
 
-    Raises
-    ------
-    ValueError
-        Temperature states without ``potential_kjmol`` for every frame.
+    Raises ValueError: temperature states without ``potential_kjmol`` for every frame.
     """
     features = np.asarray(features, dtype=float)
     reduced = np.zeros((len(states), len(features)))
@@ -216,11 +204,8 @@ def frame_potentials(states_per_round: Sequence[Sequence[tuple]],
     """Every frame's potential energy when some round has temperature states (what
     :func:`reduced_bias_matrix` needs then), else None.
 
-    Raises
-    ------
-    ValueError
-        Temperature states while a round recorded no potential energies (the message names
-        the rounds).
+    Raises ValueError: temperature states while a round recorded no potential energies (the message
+    names the rounds).
     """
     if not any(isinstance(b, TemperatureState) for r in states_per_round for b, _ in r):
         return None

@@ -152,11 +152,8 @@ def weighted_quantile(
 ) -> float | np.ndarray:
     """Quantile(s) of a weighted sample.
 
-    Raises
-    ------
-    ValueError
-        When a level of ``q`` is not finite or outside [0, 1] (and for invalid
-        ``values`` or ``weights``).
+    Raises ValueError: when a level of ``q`` is not finite or outside [0, 1] (and for invalid
+    ``values`` or ``weights``).
     """
     v = _as_values(values, "values")
     w = _as_weights(weights, v.size)
@@ -270,11 +267,8 @@ def kl_divergence_histograms(
 ) -> float:
     """``KL(P || Q)`` between the weighted histograms of two per-frame quantities.
 
-    Raises
-    ------
-    ValueError
-        When ``p_values`` and ``q_values`` differ in shape, or ``pseudocount`` is not a
-        finite number > 0 (and for invalid values, weights, bins or quantiles).
+    Raises ValueError: when ``p_values`` and ``q_values`` differ in shape, or ``pseudocount`` is not
+    a finite number > 0 (and for invalid values, weights, bins or quantiles).
     """
     p = _as_values(p_values, "p_values")
     q = _as_values(q_values, "q_values")
@@ -300,10 +294,7 @@ def kl_divergence_histograms(
 def sphere_directions(d: int, n_directions: int, seed: int = 0) -> np.ndarray:
     """A quasi-uniform grid of unit vectors over the full sphere in ``R^d``, closed under ``-c``.
 
-    Raises
-    ------
-    ValueError
-        When ``d`` is not an integer >= 1 or ``n_directions`` not an integer >= 2.
+    Raises ValueError: when ``d`` is not an integer >= 1 or ``n_directions`` not an integer >= 2.
     """
     if int(d) != d or d < 1:
         raise ValueError(f"d must be an integer >= 1. You supplied {d!r}")
@@ -343,11 +334,8 @@ def _grid_spacing_rad(d: int, n: int) -> float:
 def align_sign(c: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Flip ``c`` so its sign is comparable across models and rounds (an RC's sign is arbitrary).
 
-    Raises
-    ------
-    ValueError
-        When ``c`` or ``reference`` is not a finite nonzero 1-D vector, or their shapes
-        differ.
+    Raises ValueError: when ``c`` or ``reference`` is not a finite nonzero 1-D vector, or their
+    shapes differ.
     """
     v = _as_direction(c, "c")
     if reference is not None:
@@ -368,10 +356,7 @@ def direction_angle_deg(c1: np.ndarray, c2: np.ndarray) -> float:
     ``c`` and ``-c`` define the same RC, so the angle is that between the lines; computed
     with ``atan2`` so it stays accurate for nearly parallel vectors.
 
-    Raises
-    ------
-    ValueError
-        When either is not a finite nonzero 1-D vector, or their shapes differ.
+    Raises ValueError: when either is not a finite nonzero 1-D vector, or their shapes differ.
     """
     a = _as_direction(c1, "c1")
     b = _as_direction(c2, "c2")
@@ -602,10 +587,8 @@ def select_models(
     A VAE that converged to a spurious solution has a latent that no linear combination of the
     order parameters reproduces, so its best KL stays large (RAVE step 2).
 
-    Raises
-    ------
-    NoValidModelError
-        (a ``ValueError``) if no model passes and ``fallback_to_best`` is False.
+    Raises NoValidModelError: (a ``ValueError``) if no model passes and ``fallback_to_best`` is
+    False.
     """
     if len(results) == 0:
         raise ValueError("results must hold at least one CoordinateResult; you supplied none")
@@ -654,11 +637,8 @@ def choose_coordinate(
 ) -> tuple[int, float | None]:
     """Which model's RC a round uses, and how far the usable models' RCs spread.
 
-    Raises
-    ------
-    ValueError
-        When ``coefficients`` and ``kls`` differ in length, or ``kl_tie`` is not a finite
-        number >= 0.
+    Raises ValueError: when ``coefficients`` and ``kls`` differ in length, or ``kl_tie`` is not a
+    finite number >= 0.
     """
     if len(coefficients) != len(kls):
         raise ValueError(

@@ -117,10 +117,7 @@ def rc_angle_sigma_deg(x: np.ndarray, latent: np.ndarray, log_weights: np.ndarra
                        scan_frames: int | None = None) -> float:
     """Block-bootstrap uncertainty of an RC's direction, degrees.
 
-    Raises
-    ------
-    ValueError
-        When ``replicates < 2``.
+    Raises ValueError: when ``replicates < 2``.
     """
     if replicates < 2:
         raise ValueError(f"replicates must be >= 2. You supplied {replicates}")

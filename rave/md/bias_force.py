@@ -151,12 +151,9 @@ def state_positions(state: openmm.State, system: openmm.System
 def check_features_fit_system(features: Sequence, system: openmm.System) -> None:
     """Refuse features that OpenMM and numpy would evaluate differently in ``system``.
 
-    Raises
-    ------
-    ValueError
-        A feature uses a particle the System lacks, or has ``periodic=True`` while the System
-        has no periodic boundary conditions (OpenMM would then apply the minimum image in its
-        default 2 nm box; the numpy face would not).
+    Raises ValueError: a feature uses a particle the System lacks, or has ``periodic=True`` while
+    the System has no periodic boundary conditions (OpenMM would then apply the minimum image in its
+    default 2 nm box; the numpy face would not).
     """
     n = system.getNumParticles()
     periodic_system = system.usesPeriodicBoundaryConditions()
@@ -177,10 +174,7 @@ def check_group_alone(system: openmm.System, group: int) -> None:
     """Refuse a System whose bias force group holds another force: the bias energy read from
     the group would include that force's energy, and every frame's weight would be wrong.
 
-    Raises
-    ------
-    ValueError
-        Naming the other forces of the group.
+    Raises ValueError: naming the other forces of the group.
     """
     forces = [f for f in system.getForces() if f.getForceGroup() == group]
     if len(forces) > 1:
@@ -450,10 +444,8 @@ def bias_force(
 ) -> openmm.Force:
     """The OpenMM force of a bias: ``table(clamp(chi))``, chi = sum_i c_i s_i.
 
-    Raises
-    ------
-    ValueError
-        The bias has not one coefficient per feature, or ``force_group`` is outside 0..31.
+    Raises ValueError: the bias has not one coefficient per feature, or ``force_group`` is outside
+    0..31.
     """
     if len(features) != bias.coefficients.size:
         raise ValueError(
@@ -478,10 +470,7 @@ def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
               chi_max: float):
     """An OpenMM force whose energy is the clamped RC, ``max(lo, min(hi, chi))``.
 
-    Raises
-    ------
-    ValueError
-        There is not one coefficient per feature.
+    Raises ValueError: there is not one coefficient per feature.
     """
     coefficients = np.asarray(coefficients, dtype=float).reshape(-1)
     if len(features) != coefficients.size:
@@ -497,10 +486,7 @@ def chi_force(features: Sequence, coefficients: Sequence[float], chi_min: float,
 def update_bias_force(force, context, bias: Bias) -> None:
     """Put a new bias into an existing force and its Context, without a new Context.
 
-    Raises
-    ------
-    ValueError
-        The new bias has another number of coefficients than the force has features.
+    Raises ValueError: the new bias has another number of coefficients than the force has features.
     """
     n = sum(force.getGlobalParameterName(i).startswith("rave_c") and
             force.getGlobalParameterName(i)[6:].isdigit()

@@ -80,10 +80,7 @@ def potential_heat_capacity(potential_kjmol: np.ndarray, kT: float) -> float:
     The fluctuation formula: Var(U) = kB T^2 dU/dT, so this is (dU/dT) / kB. A particle in a
     d-dimensional harmonic well gives d / 2.
 
-    Raises
-    ------
-    ValueError
-        Fewer than 2 frames, or a non-finite energy.
+    Raises ValueError: fewer than 2 frames, or a non-finite energy.
     """
     u = np.asarray(potential_kjmol, dtype=float)
     if u.ndim != 1 or u.size < 2:
@@ -98,11 +95,8 @@ def temperature_ladder(temperature_K: float, spec: ExplorationSpec,
                        heat_capacity: float | None = None) -> LadderPlan:
     """The temperatures of the expanded ensemble, geometric from T0 to ``max_temperature_K``.
 
-    Raises
-    ------
-    ValueError
-        ``max_temperature_K`` not above T0; a sized ladder without a finite heat capacity; or
-        one that needs more than ``spec.max_states`` states (the message says what to do).
+    Raises ValueError: ``max_temperature_K`` not above T0; a sized ladder without a finite heat
+    capacity; or one that needs more than ``spec.max_states`` states (the message says what to do).
     """
     t0, t_max = float(temperature_K), float(spec.max_temperature_K)
     if not t_max > t0 > 0:
@@ -137,10 +131,7 @@ def calibration_frames(n_frames: int, fraction: float, multiple: int = 1) -> int
     20, a whole number of ``multiple`` (snapshot intervals), and at least 20 frames fewer than
     ``n_frames``.
 
-    Raises
-    ------
-    ValueError
-        The round is too short to calibrate and explore.
+    Raises ValueError: the round is too short to calibrate and explore.
     """
     multiple = max(1, int(multiple))
     wanted = max(MIN_CALIBRATION_FRAMES, math.ceil(fraction * n_frames))

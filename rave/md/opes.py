@@ -56,10 +56,8 @@ def linear_map(chi_old: np.ndarray, chi_new: np.ndarray) -> tuple[float, float]:
     """Least-squares chi_new ~ a chi_old + b over the same frames: how a bias along the old RC
     carries over to the new one (a = 1, b = 0 when the RC did not change).
 
-    Raises
-    ------
-    ValueError
-        When the shapes differ, there are fewer than 2 frames, or ``chi_old`` has no spread.
+    Raises ValueError: when the shapes differ, there are fewer than 2 frames, or ``chi_old`` has no
+    spread.
     """
     chi_old = np.asarray(chi_old, dtype=float)
     chi_new = np.asarray(chi_new, dtype=float)
@@ -74,10 +72,7 @@ def map_opes_state(state: dict, a: float, b: float) -> dict:
     running CV mean move, kernel widths scale by |a| and the running variance by a^2; weights
     and counts stay. Used to continue a round's OPES along the next round's RC.
 
-    Raises
-    ------
-    ValueError
-        When ``a`` or ``b`` is not finite, or ``a == 0``.
+    Raises ValueError: when ``a`` or ``b`` is not finite, or ``a == 0``.
     """
     if not (math.isfinite(a) and math.isfinite(b)) or a == 0:
         raise ValueError(f"the map chi -> a chi + b needs finite a != 0 and b. You supplied "
@@ -98,10 +93,7 @@ def map_opes_state(state: dict, a: float, b: float) -> dict:
 class OPESSpec:
     """What a walker needs to run OPES along the RC of a round (plain data, picklable).
 
-    Raises
-    ------
-    ValueError
-        When ``chi_max <= chi_min`` or ``variance_pace`` does not divide ``pace``.
+    Raises ValueError: when ``chi_max <= chi_min`` or ``variance_pace`` does not divide ``pace``.
     """
 
     coefficients: tuple[float, ...]
@@ -130,10 +122,8 @@ class OPESSpec:
     def from_dict(cls, data: dict) -> OPESSpec:
         """The spec from :meth:`to_dict` output.
 
-        Raises
-        ------
-        ValueError
-            When ``chi_max <= chi_min`` or ``variance_pace`` does not divide ``pace``.
+        Raises ValueError: when ``chi_max <= chi_min`` or ``variance_pace`` does not divide
+        ``pace``.
         """
         return cls(**data)
 

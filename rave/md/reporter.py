@@ -180,11 +180,8 @@ class FrameReporter:
                    ) -> tuple[float, np.ndarray, np.ndarray | None, float]:
         """The frame of a reported State.
 
-        Raises
-        ------
-        ValueError
-            At the first frame of a Context: the bias was given but the Context lacks it, or
-            was not given but the Context holds a RAVE bias.
+        Raises ValueError: at the first frame of a Context: the bias was given but the Context lacks
+        it, or was not given but the Context holds a RAVE bias.
         """
         if simulation.context is not self._checked_context:
             self._check_context(simulation)

@@ -87,10 +87,7 @@ def check_thermostat(simulation, temperature_K: float, explore: bool = False,
     temperature is not ``temperature_K`` (checked while no ladder runs), or, with ``explore``,
     one without ``setTemperature``.
 
-    Raises
-    ------
-    ValueError
-        What is wrong and what to use instead.
+    Raises ValueError: what is wrong and what to use instead.
     """
     integrator = simulation.integrator
     andersen = [f for f in simulation.system.getForces()
@@ -132,10 +129,7 @@ EXPLODED_NM = 1.0e4
 def choose_platform(name: str, n_particles: int) -> openmm.Platform:
     """An OpenMM platform by name; "auto" picks Reference for tiny systems, else the fastest.
 
-    Raises
-    ------
-    ValueError
-        The platform named is not available here; the message lists those that are.
+    Raises ValueError: the platform named is not available here; the message lists those that are.
     """
     available = [openmm.Platform.getPlatform(i).getName()
                  for i in range(openmm.Platform.getNumPlatforms())]
@@ -168,11 +162,8 @@ def minimal_topology(n_particles: int) -> app.Topology:
 class Walker:
     """One Langevin MD walker: an ``app.Simulation`` with a RAVE bias, updated between rounds.
 
-    Raises
-    ------
-    ValueError
-        A non-positive temperature, time step or friction; a feature outside the System; an
-        explicit ``force_group`` that the System uses; OPES without the bias.
+    Raises ValueError: a non-positive temperature, time step or friction; a feature outside the
+    System; an explicit ``force_group`` that the System uses; OPES without the bias.
     """
 
     def __init__(
@@ -324,10 +315,7 @@ class Walker:
     def set_bias(self, bias: Bias) -> None:
         """Apply a new static bias, in place (no new Context).
 
-        Raises
-        ------
-        RuntimeError
-            The walker was made with ``with_bias=False``.
+        Raises RuntimeError: the walker was made with ``with_bias=False``.
         """
         if self.bias_force is None:
             raise RuntimeError("this walker was made with with_bias=False")
@@ -386,12 +374,9 @@ class Walker:
             snapshot_every: int | None = None) -> Frames:
         """Run ``n_steps`` steps and record a frame every ``report_interval`` steps.
 
-        Raises
-        ------
-        MDError
-            Non-finite or exploding positions, or non-finite bias energy, or an OpenMM error
-            during stepping; the message gives the time and what to do. The walker's state is
-            then unusable until :meth:`set_state`.
+        Raises MDError: non-finite or exploding positions, or non-finite bias energy, or an OpenMM
+        error during stepping; the message gives the time and what to do. The walker's state is then
+        unusable until :meth:`set_state`.
         """
         if report_interval < 1 or n_steps < report_interval:
             raise ValueError(

@@ -66,10 +66,7 @@ def block_resample(n_frames: int, n_blocks: int, rng: np.random.Generator) -> np
     ``n_frames // n_blocks`` frames, drawn with replacement (frames in time order; the last
     ``n_frames % n_blocks`` frames are never drawn).
 
-    Raises
-    ------
-    ValueError
-        When ``n_blocks < 2`` or ``n_frames < n_blocks``.
+    Raises ValueError: when ``n_blocks < 2`` or ``n_frames < n_blocks``.
     """
     if n_frames < n_blocks or n_blocks < 2:
         raise ValueError(f"block_resample needs n_frames >= n_blocks >= 2. You supplied "
