@@ -516,7 +516,10 @@ def test_md_layer_imports_openmm_but_not_torch():
 
 
 def test_public_names_are_exported():
-    assert set(rave.__all__) == {"BiasForce", "CVReporter", "RAVE", "read_cv", "__version__"}
+    assert set(rave.__all__) == {"BiasForce", "CVReporter", "RAVE", "RAVESampler", "read_cv",
+                                 "Position", "Distance", "Angle", "Dihedral",
+                                 "features_from_tables", "__version__"}
+    assert rave.Dihedral is rave.md.features.Dihedral
     assert rave.BiasForce is rave.md.BiasForce and rave.read_cv is read_cv
     with pytest.raises(AttributeError, match="has no attribute 'RAVEX'"):
         rave.RAVEX  # noqa: B018
