@@ -318,3 +318,16 @@ def test_feature_tables_take_mdtraj_selections_and_the_systems_periodicity():
     with pytest.raises(ConfigError, match="matches no atom|not a valid mdtraj selection"):
         rave.features_from_tables([{**tables[0], "groups": ["name XYZ"] * 4}], pdb.topology,
                                   vacuum)
+
+
+def test_an_opes_round_too_short_for_its_first_kernel_says_so(caplog):
+    potential, model = _model(4)
+    sampler = rave.RAVESampler(model.system, model.features, 300.0, vae=SMALL_VAE,
+                               sampling={"rounds": 2, "steps_per_round": 2000,
+                                         "report_interval": 20, "seed": 4})
+    with caplog.at_level("WARNING", logger="rave"):
+        sampler.step(_simulation(model, potential, 4), 4000)
+    assert sampler.loop.adaptive == [False, True]
+    assert np.ptp(sampler.getFrames().bias_kjmol[100:]) == 0  # no kernel: the bias is flat
+    assert "round 1: OPES deposited no kernel in walker(s) [0]" in caplog.text
+    assert "waits 10 x bias.opes_pace = 5000 steps" in caplog.text

@@ -48,6 +48,8 @@ log = logging.getLogger("rave")
 PROFILE_BINS = 80
 #: largest |OpenMM - numpy| bias energy of a round's frames before the campaign stops, kJ/mol
 BIAS_MISMATCH_TOL_KJMOL = 1e-3
+#: deposition strides a fresh OPES waits before its first kernel (openmm-opes' statsWindowSize)
+OPES_FIRST_KERNEL_STRIDES = 10
 
 
 class BiasMismatchError(RuntimeError):
@@ -247,6 +249,16 @@ class RoundLoop:
                 f"cannot be reweighted. The campaign stopped; its frames are kept in {where}")
         blocks = [(values, int(n)) for r in results
                   for values, n in zip(r.opes_block_values, r.opes_block_frames, strict=True)]
+        idle = [r.walker_index for r in results
+                if all(np.ptp(v) == 0 for v in r.opes_block_values)]
+        if idle:
+            # a fresh OPES (openmm-opes' adaptive variance) waits statsWindowSize = 10
+            # deposition strides of `pace` steps before its first kernel
+            log.warning("round %d: OPES deposited no kernel in walker(s) %s: their frames are "
+                        "unbiased MD. A fresh OPES waits 10 x bias.opes_pace = %d steps before "
+                        "its first kernel; longer rounds (sampling.steps_per_round, or a larger "
+                        "budget) give it time", index, idle, OPES_FIRST_KERNEL_STRIDES *
+                        spec.pace)
         return adaptive_bias_dict(spec.coefficients, spec.chi_min, spec.chi_max, blocks)
 
     def exploration_applied(self, label: str, results, frames: Frames) -> dict:
