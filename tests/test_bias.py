@@ -1,5 +1,7 @@
 """The bias: grid construction, numpy spline == OpenMM energy, clamping, in-place updates."""
 
+import math
+
 import numpy as np
 import openmm
 import pytest
@@ -154,7 +156,12 @@ def test_bias_round_trips_through_dict():
         ({"damping": 1.5}, r"damping must be in \(0, 1\]"),
         ({"cap_kT": 0.0}, "cap_kT must be > 0"),
         ({"kT": 0.0}, r"kT must be finite and > 0 \(kJ/mol\)"),
-        ({"log_weights": np.zeros(3)}, r"log_weights must have shape \(10,\), one per frame"),
+        ({"log_weights": np.zeros(3)},
+         r"log_weights must have shape \(10,\), one per frame of chi"),
+        ({"n_points": 7}, "n_points must be >= 8"),
+        ({"damping": 0.0}, r"damping must be in \(0, 1\]"),
+        ({"chi": np.array([0.0, 1e-12])}, "no spread"),
+        ({"chi": np.array([1e6, 1e6 + 1e-7])}, "no spread"),
     ],
 )
 def test_bad_bias_input_is_refused(kwargs, message):
@@ -459,3 +466,269 @@ def test_updated_bias_holds_in_a_new_context_of_the_same_system():
     points = np.random.default_rng(16).normal(0, 1.0, (15, 2))
     np.testing.assert_allclose(_openmm_energies(fresh, points), second.energy(points),
                                atol=ENERGY_TOL_KJMOL)
+
+
+# ---- build_bias_grid against a second implementation written here ---------------------------
+
+#: two float64 evaluations of the same sums in another order, kJ/mol
+REFERENCE_TOL_KJMOL = 1e-9
+
+
+def _reference_bias_values(chi, log_weights, kT, n_points=128, padding=0.25, cap_kT=8.0,
+                           smoothing_bins=2.0, damping=1.0):
+    """V on the grid by hand: nearest-grid-point histogram, -F capped and damped, a Gaussian
+    kernel truncated at 4 sigma with the edge values held, shifted to max 0."""
+    chi = np.asarray(chi, dtype=float).ravel()
+    lo, hi = chi.min(), chi.max()
+    a, b = lo - padding * (hi - lo), hi + padding * (hi - lo)
+    h = (b - a) / (n_points - 1)
+    weights = np.ones_like(chi) if log_weights is None else np.exp(log_weights - log_weights.max())
+    index = np.minimum(np.floor((chi - a) / h + 0.5).astype(int), n_points - 1)
+    p = np.zeros(n_points)
+    for i, w in zip(index, weights, strict=True):
+        p[i] += w
+    with np.errstate(divide="ignore"):
+        free = -np.log(p / p.max())
+    values = np.maximum(-damping * np.minimum(free, cap_kT / damping), -cap_kT)
+    if smoothing_bins > 0:
+        radius = int(4.0 * smoothing_bins + 0.5)
+        offsets = np.arange(-radius, radius + 1)
+        kernel = np.exp(-0.5 * (offsets / smoothing_bins) ** 2)
+        kernel /= kernel.sum()
+        values = np.array([sum(k * values[min(max(i + o, 0), n_points - 1)]
+                               for o, k in zip(offsets, kernel, strict=True))
+                           for i in range(n_points)])
+    return a, b, (values - values.max()) * kT
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"n_points": 8, "padding": 0.0, "cap_kT": 0.5, "smoothing_bins": 0.5, "damping": 0.7},
+    {"n_points": 40, "padding": 0.0, "cap_kT": 3.0, "smoothing_bins": 3.0},
+    {"n_points": 60, "padding": 0.1, "cap_kT": 12.0, "smoothing_bins": 0.0, "damping": 0.4},
+], ids=["defaults", "coarse_small_cap", "unpadded_smooth", "unsmoothed_damped"])
+def test_built_bias_equals_a_histogram_written_by_hand(options):
+    rng = np.random.default_rng(21)
+    chi = np.concatenate([rng.normal(-1.0, 0.4, 3000), rng.normal(1.2, 0.3, 1000)])
+    log_weights = rng.normal(0.0, 0.5, chi.size)
+    grid = build_bias_grid(chi, log_weights, KT, **options)
+    a, b, expected = _reference_bias_values(chi, log_weights, KT, **options)
+    assert (grid.chi_min, grid.chi_max) == pytest.approx((a, b), abs=1e-12)
+    np.testing.assert_allclose(grid.values_kjmol, expected, atol=REFERENCE_TOL_KJMOL)
+    # chi as a column (a model's one latent output per frame) gives the same grid
+    column = build_bias_grid(chi[:, None], log_weights, KT, **options)
+    np.testing.assert_array_equal(column.values_kjmol, grid.values_kjmol)
+
+
+def test_a_spread_of_one_and_a_half_picometre_units_is_enough():
+    # the spread must exceed 1e-12 of max(1, |chi|): at chi ~ 0 that is 1e-12
+    grid = build_bias_grid(np.array([0.0, 1.5e-12]), None, KT, n_points=8, smoothing_bins=0)
+    assert grid.chi_max - grid.chi_min == pytest.approx(1.5 * 1.5e-12, rel=1e-6)
+
+
+# ---- BiasGrid and Bias: what they hold and refuse ---------------------------------------------
+
+def test_grid_holds_floats_read_only_and_refuses_bad_ranges():
+    grid = BiasGrid(0, 2, [0, 3, 1])
+    assert type(grid.chi_min) is float and type(grid.chi_max) is float
+    assert isinstance(grid.values_kjmol, np.ndarray) and grid.values_kjmol.dtype == float
+    np.testing.assert_array_equal(grid.values_kjmol, [0.0, 3.0, 1.0])
+    with pytest.raises(ValueError, match="read-only"):
+        grid.values_kjmol[0] = 5.0
+    with pytest.raises(ValueError, match="1-D array of at least 3 grid values"):
+        BiasGrid(0.0, 1.0, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="1-D array of at least 3 grid values"):
+        BiasGrid(0.0, 1.0, np.zeros(2))
+    for lo, hi in ((np.nan, 1.0), (0.0, np.inf)):
+        with pytest.raises(ValueError, match="chi_min and chi_max must be finite"):
+            BiasGrid(lo, hi, np.zeros(3))
+    with pytest.raises(ValueError, match="chi_max must be > chi_min"):
+        BiasGrid(1.0, 1.0, np.zeros(3))
+
+
+def test_grid_derivative_at_the_clamp_bounds_is_the_spline_slope():
+    from scipy.interpolate import CubicSpline
+
+    values = np.array([0.0, -2.0, -1.0, -4.0, -0.5])
+    grid = BiasGrid(-1.0, 3.0, values)
+    spline = CubicSpline(np.linspace(-1.0, 3.0, 5), values, bc_type="natural")
+    lo, hi = grid.clamp_bounds
+    assert (lo, hi) == (-1.0 + 4e-9, 3.0 - 4e-9)
+    np.testing.assert_allclose(grid.derivative(np.array([lo, hi, 0.3])),
+                               spline(np.array([lo, hi, 0.3]), 1), rtol=1e-12)
+    assert spline(lo, 1) != 0 and spline(hi, 1) != 0
+    np.testing.assert_array_equal(grid.derivative(np.array([lo - 1e-6, hi + 1e-6])), [0.0, 0.0])
+
+
+def test_bias_holds_a_flat_read_only_float_vector_and_refuses_bad_ones():
+    grid = BiasGrid(-1.0, 1.0, np.array([0.0, -1.0, 0.0]))
+    features = np.array([[0.2, -0.1], [0.5, 0.4], [-0.3, 0.3]])
+    for given in ([3, -1], np.array([[3.0, -1.0]]), np.array([[3.0], [-1.0]])):
+        bias = Bias(given, grid)
+        assert bias.coefficients.shape == (2,) and bias.coefficients.dtype == float
+        np.testing.assert_allclose(bias.chi(features), features[:, 0] * 3 - features[:, 1])
+        with pytest.raises(ValueError, match="read-only"):
+            bias.coefficients[0] = 1.0
+    for bad in ([], [1.0, np.nan], [np.inf]):
+        with pytest.raises(ValueError, match="coefficients must be a non-empty finite vector"):
+            Bias(bad, grid)
+    bias = Bias([3.0, -1.0], grid)
+    for shape in ((2,), (4, 3), (4, 1)):
+        with pytest.raises(ValueError, match=r"features must be shape \(Any, 2\)"):
+            bias.chi(np.zeros(shape))
+
+
+# ---- the bias states of adaptive and exploring rounds, against sums written out here ---------
+
+def test_effective_log_sum_is_the_count_weighted_sum_over_versions_with_frames():
+    from rave.learn.bias import effective_log_sum
+
+    kT = 2.5
+    values = np.array([[0.0, -1.0, -3.0], [1.0, 2.0, np.nan], [-2.0, 0.5, 1.0]])
+    ct = np.array([0.3, np.inf, -0.7])
+    counts = np.array([4, 0, 2])  # the middle version holds no frame: its NaN/inf do not count
+    expected = [math.log(4 * math.exp(-(values[0, j] - 0.3) / kT)
+                         + 2 * math.exp(-(values[2, j] + 0.7) / kT)) for j in range(3)]
+    np.testing.assert_allclose(effective_log_sum(values, ct, counts, kT), expected, rtol=1e-13)
+    np.testing.assert_array_equal(effective_log_sum(values, ct, np.zeros(3), kT),
+                                  [-np.inf] * 3)
+    with pytest.raises(ValueError, match="one c\\(t\\) and one count per version"):
+        effective_log_sum(values, ct[:2], counts, kT)
+    with pytest.raises(ValueError, match="one c\\(t\\) and one count per version"):
+        effective_log_sum(values, ct, counts[:2], kT)
+    with pytest.raises(ValueError, match="one c\\(t\\) and one count per version"):
+        effective_log_sum(values[0], ct[:1], counts[:1], kT)
+    with pytest.raises(ValueError, match="must be finite"):
+        effective_log_sum(values, ct, np.array([4, 1, 2]), kT)
+
+
+def test_bias_blocks_split_where_the_bias_moved_more_than_delta_and_mix_their_versions():
+    from rave.learn.bias import bias_blocks
+
+    kT = 2.0
+    # version t is flat at -0.6 t kT with c(t) = 0.1 t kJ/mol: it moves 0.6 kT per version
+    values = np.array([np.full(4, -0.6 * t * kT) for t in range(7)])
+    ct = 0.1 * np.arange(7)
+    counts = np.array([3, 1, 0, 0, 2, 5, 1])
+
+    def mixed(block):  # -kT ln [sum_t n_t exp(-(V_t - c_t)/kT) / n_block]
+        n = sum(counts[t] for t in block)
+        total = sum(counts[t] * math.exp(-(values[t, 0] - ct[t]) / kT) for t in block)
+        return -kT * math.log(total / n), n
+
+    # delta 1 kT: a block starts at versions 0, 2 (1.2 kT from 0), 4, 6; block 2-3 has no frame
+    blocks = bias_blocks(values, ct, counts, kT, delta_kT=1.0)
+    assert [n for _, n in blocks] == [4, 7, 1]
+    for (v, n), block in zip(blocks, ([0, 1], [4, 5], [6]), strict=True):
+        value, frames = mixed(block)
+        assert n == frames
+        np.testing.assert_allclose(v, np.full(4, value), rtol=1e-12)
+    # at most 2 blocks: delta doubles to 2 kT (starts 0, 4: 2.4 kT from version 0)
+    blocks = bias_blocks(values, ct, counts, kT, delta_kT=1.0, max_blocks=2)
+    assert [n for _, n in blocks] == [4, 8]
+    np.testing.assert_allclose(blocks[1][0], np.full(4, mixed([4, 5, 6])[0]), rtol=1e-12)
+    # exactly delta apart stays in one block; one block holds everything with max_blocks=1
+    assert len(bias_blocks(values[:2], ct[:2], counts[:2], kT, delta_kT=0.6)) == 1
+    assert [n for _, n in bias_blocks(values, ct, counts, kT, max_blocks=1)] == [12]
+    for delta, most in ((0.0, 4), (1.0, 0)):
+        with pytest.raises(ValueError, match="delta_kT must be > 0 and max_blocks >= 1"):
+            bias_blocks(values, ct, counts, kT, delta_kT=delta, max_blocks=most)
+    for bad_counts in (counts[:3], np.zeros(7, dtype=int)):
+        with pytest.raises(ValueError, match="one count per version and at least one frame"):
+            bias_blocks(values, ct, bad_counts, kT)
+    with pytest.raises(ValueError, match="one count per version and at least one frame"):
+        bias_blocks(values[0], ct, counts, kT)
+
+
+def test_adaptive_bias_dict_round_trips_into_its_states():
+    from rave.learn.bias import adaptive_bias_dict, applied_states, reduced_bias_matrix
+
+    blocks = [(np.array([0.0, -2.0, -1.0, 0.0]), 3), (np.array([-1.0, 0.0, -3.0, -0.5]), 2)]
+    data = adaptive_bias_dict([0.6, 0.8], -1.0, 2.0, blocks)
+    assert data["method"] == "opes"
+    assert data["coefficients"] == [0.6, 0.8]
+    assert data["grid"] == {"chi_min": -1.0, "chi_max": 2.0,
+                            "values_kjmol": [-1.0, 0.0, -3.0, -0.5]}
+    assert data["states"] == [{"values_kjmol": [0.0, -2.0, -1.0, 0.0], "frames": 3},
+                              {"values_kjmol": [-1.0, 0.0, -3.0, -0.5], "frames": 2}]
+    assert Bias.from_dict(data).grid.values_kjmol.tolist() == [-1.0, 0.0, -3.0, -0.5]
+    states = applied_states(data, 5)
+    assert [n for _, n in states] == [3, 2]
+    features = np.array([[0.1, 0.2], [1.0, -0.5], [0.3, 0.9], [2.0, 2.0], [-1.0, 0.1]])
+    chi = features @ np.array([0.6, 0.8])
+    reduced, counts = reduced_bias_matrix(features, states, 2.5)
+    assert counts == [3, 2]
+    for k, (values, _) in enumerate(blocks):
+        expected = BiasGrid(-1.0, 2.0, values)(chi) / 2.5
+        np.testing.assert_allclose(reduced[k], expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="the bias states hold 5 frames but the round has 6"):
+        applied_states(data, 6)
+    with pytest.raises(ValueError, match="at least one block"):
+        adaptive_bias_dict([1.0], 0.0, 1.0, [])
+
+
+def test_static_and_unbiased_rounds_are_one_state_each():
+    from rave.learn.bias import applied_states, reduced_bias_matrix
+
+    bias = Bias([1.0, -1.0], BiasGrid(-2.0, 2.0, np.array([0.0, -3.0, -1.0, -2.0, 0.0])))
+    assert applied_states(None, 4) == [(None, 4)]
+    [(static, n)] = applied_states(bias.to_dict(), 4)
+    assert n == 4 and isinstance(static, Bias)
+    assert static.to_dict() == bias.to_dict()
+    features = np.array([[0.0, 0.5], [1.0, 0.0], [0.3, 0.3], [-3.0, 0.0]])
+    reduced, counts = reduced_bias_matrix(features, [(None, 2), (static, 2)], 2.0)
+    assert counts == [2, 2]
+    np.testing.assert_array_equal(reduced[0], np.zeros(4))
+    np.testing.assert_allclose(reduced[1], bias.grid(features[:, 0] - features[:, 1]) / 2.0,
+                               rtol=1e-12)
+
+
+def test_temperature_states_weigh_the_potential_by_the_difference_of_inverse_kT():
+    from openmm import unit
+
+    from rave.learn.bias import (
+        TemperatureState,
+        applied_states,
+        exploration_dict,
+        frame_potentials,
+        frame_states,
+        reduced_bias_matrix,
+    )
+
+    gas_constant = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
+    kT = gas_constant * 300.0
+    potential = np.array([-10.0, 4.0, 25.0])
+    hot = TemperatureState(450.0)
+    np.testing.assert_allclose(hot.reduced_bias(potential, kT),
+                               (1 / (gas_constant * 450.0) - 1 / kT) * potential, rtol=1e-12)
+    data = exploration_dict([300, 450.0], [1, 2])
+    assert data == {"method": "explore", "states": [{"temperature_K": 300.0, "frames": 1},
+                                                    {"temperature_K": 450.0, "frames": 2}]}
+    states = applied_states(data, 3)
+    assert [(s.temperature_K, n) for s, n in states] == [(300.0, 1), (450.0, 2)]
+    with pytest.raises(ValueError, match="the temperature states hold 3 frames but the round "
+                                         "has 4"):
+        applied_states(data, 4)
+    features = np.zeros((3, 1))
+    reduced, counts = reduced_bias_matrix(features, states, kT, potential)
+    assert counts == [1, 2]
+    np.testing.assert_allclose(reduced[0], np.zeros(3), atol=1e-15)
+    np.testing.assert_allclose(reduced[1], hot.reduced_bias(potential, kT), rtol=1e-12)
+    for missing in (None, potential[:2]):
+        with pytest.raises(ValueError, match="temperature states need the potential energy"):
+            reduced_bias_matrix(features, states, kT, missing)
+    # frames of the rounds: an unbiased round, an adaptive one (2 blocks), an exploring one
+    # whose frames interleave their temperatures (labels)
+    bias = Bias([1.0], BiasGrid.zero())
+    rounds = [[(None, 2)], [(bias, 1), (bias, 2)], states]
+    labels = [None, None, np.array([1, 0, 1])]
+    np.testing.assert_array_equal(frame_states(rounds, labels), [0, 0, 1, 2, 2, 4, 3, 4])
+    # without labels even an exploring round's states hold its frames in order
+    np.testing.assert_array_equal(frame_states([states], [None]), [0, 1, 1])
+    assert frame_states([], []).shape == (0,)
+    assert frame_potentials(rounds[:2], [None, None]) is None
+    np.testing.assert_array_equal(
+        frame_potentials(rounds, [np.array([1.0, 2.0]), np.array([3, 4, 5]), potential]),
+        [1.0, 2.0, 3.0, 4.0, 5.0, -10.0, 4.0, 25.0])
+    with pytest.raises(ValueError, match=r"round\(s\) \[0, 2\] hold no potential energies"):
+        frame_potentials(rounds, [None, np.zeros(3), None])
