@@ -598,8 +598,12 @@ def test_effective_log_sum_is_the_count_weighted_sum_over_versions_with_frames()
         effective_log_sum(values, ct, counts[:2], kT)
     with pytest.raises(ValueError, match="one c\\(t\\) and one count per version"):
         effective_log_sum(values[0], ct[:1], counts[:1], kT)
+    with pytest.raises(ValueError, match="one c\\(t\\) and one count per version"):
+        effective_log_sum(values[0], ct, counts, kT)
     with pytest.raises(ValueError, match="must be finite"):
         effective_log_sum(values, ct, np.array([4, 1, 2]), kT)
+    with pytest.raises(ValueError, match="must be finite"):
+        effective_log_sum(np.nan_to_num(values), ct, np.array([4, 1, 2]), kT)
 
 
 def test_bias_blocks_split_where_the_bias_moved_more_than_delta_and_mix_their_versions():
@@ -617,7 +621,7 @@ def test_bias_blocks_split_where_the_bias_moved_more_than_delta_and_mix_their_ve
         return -kT * math.log(total / n), n
 
     # delta 1 kT: a block starts at versions 0, 2 (1.2 kT from 0), 4, 6; block 2-3 has no frame
-    blocks = bias_blocks(values, ct, counts, kT, delta_kT=1.0)
+    blocks = bias_blocks(values, ct, counts, kT)  # delta_kT = 1 by default
     assert [n for _, n in blocks] == [4, 7, 1]
     for (v, n), block in zip(blocks, ([0, 1], [4, 5], [6]), strict=True):
         value, frames = mixed(block)
@@ -627,6 +631,16 @@ def test_bias_blocks_split_where_the_bias_moved_more_than_delta_and_mix_their_ve
     blocks = bias_blocks(values, ct, counts, kT, delta_kT=1.0, max_blocks=2)
     assert [n for _, n in blocks] == [4, 8]
     np.testing.assert_allclose(blocks[1][0], np.full(4, mixed([4, 5, 6])[0]), rtol=1e-12)
+    # delta 0.5 kT: every version with frames is its own block, the second one included
+    assert [n for _, n in bias_blocks(values, ct, counts, kT, delta_kT=0.5)] == [3, 1, 2, 5, 1]
+    # 33 versions 1.5 kT apart are 33 blocks at 1 kT, more than the default 32: at 2 kT, 17
+    steps = np.array([np.full(2, -1.5 * t * kT) for t in range(33)])
+    assert len(bias_blocks(steps, np.zeros(33), np.ones(33, dtype=int), kT)) == 17
+    assert len(bias_blocks(steps, np.zeros(33), np.ones(33, dtype=int), kT, max_blocks=33)) == 33
+    # one frame in all is enough
+    [(single, n)] = bias_blocks(values, ct, np.array([0, 0, 0, 1, 0, 0, 0]), kT)
+    assert n == 1
+    np.testing.assert_allclose(single, values[3] - ct[3], rtol=1e-12)
     # exactly delta apart stays in one block; one block holds everything with max_blocks=1
     assert len(bias_blocks(values[:2], ct[:2], counts[:2], kT, delta_kT=0.6)) == 1
     assert [n for _, n in bias_blocks(values, ct, counts, kT, max_blocks=1)] == [12]
@@ -643,8 +657,11 @@ def test_bias_blocks_split_where_the_bias_moved_more_than_delta_and_mix_their_ve
 def test_adaptive_bias_dict_round_trips_into_its_states():
     from rave.learn.bias import adaptive_bias_dict, applied_states, reduced_bias_matrix
 
-    blocks = [(np.array([0.0, -2.0, -1.0, 0.0]), 3), (np.array([-1.0, 0.0, -3.0, -0.5]), 2)]
+    blocks = [(np.array([0.0, -2.0, -1.0, 0.0]), 3), (np.array([-2.0, -1.0, 0.0, -1.0]), 0),
+              (np.array([-1.0, 0.0, -3.0, -0.5]), 2)]
     data = adaptive_bias_dict([0.6, 0.8], -1.0, 2.0, blocks)
+    del data["states"][1]  # a block without frames holds no state of the round
+    blocks.pop(1)
     assert data["method"] == "opes"
     assert data["coefficients"] == [0.6, 0.8]
     assert data["grid"] == {"chi_min": -1.0, "chi_max": 2.0,
@@ -704,6 +721,8 @@ def test_temperature_states_weigh_the_potential_by_the_difference_of_inverse_kT(
     data = exploration_dict([300, 450.0], [1, 2])
     assert data == {"method": "explore", "states": [{"temperature_K": 300.0, "frames": 1},
                                                     {"temperature_K": 450.0, "frames": 2}]}
+    with pytest.raises(ValueError, match="zip"):
+        exploration_dict([300.0, 450.0], [1, 2, 3])
     states = applied_states(data, 3)
     assert [(s.temperature_K, n) for s, n in states] == [(300.0, 1), (450.0, 2)]
     with pytest.raises(ValueError, match="the temperature states hold 3 frames but the round "
@@ -723,9 +742,13 @@ def test_temperature_states_weigh_the_potential_by_the_difference_of_inverse_kT(
     rounds = [[(None, 2)], [(bias, 1), (bias, 2)], states]
     labels = [None, None, np.array([1, 0, 1])]
     np.testing.assert_array_equal(frame_states(rounds, labels), [0, 0, 1, 2, 2, 4, 3, 4])
+    float_labels = [None, None, np.array([1.0, 0.0, 1.0])]  # as a float array reads back
+    assert frame_states(rounds, float_labels).dtype == np.int64
+    with pytest.raises(ValueError, match="zip"):
+        frame_states(rounds, labels[:2])
     # without labels even an exploring round's states hold its frames in order
     np.testing.assert_array_equal(frame_states([states], [None]), [0, 1, 1])
-    assert frame_states([], []).shape == (0,)
+    assert frame_states([], []).shape == (0,) and frame_states([], []).dtype == np.int64
     assert frame_potentials(rounds[:2], [None, None]) is None
     np.testing.assert_array_equal(
         frame_potentials(rounds, [np.array([1.0, 2.0]), np.array([3, 4, 5]), potential]),
