@@ -301,3 +301,192 @@ def _one_nan() -> np.ndarray:
     a = np.zeros((10, 2))
     a[3, 1] = np.nan
     return a
+
+
+# ---- against references written here: Hazen quantiles, histograms, closed forms ---------------
+
+#: float64 round-off of two evaluations of the same sums in another order
+REFERENCE_TOL = 1e-10
+
+
+def _hazen_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Weighted Hazen quantile by a full sort: positions (C_i - w_i / 2) / W."""
+    keep = weights > 0
+    order = np.argsort(values[keep], kind="stable")
+    v, w = values[keep][order], weights[keep][order]
+    cumulative = np.cumsum(w)
+    return float(np.interp(q, (cumulative - 0.5 * w) / cumulative[-1], v))
+
+
+def _reference_unit_scale(values, weights, lower, upper):
+    lo, hi = _hazen_quantile(values, weights, lower), _hazen_quantile(values, weights, upper)
+    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+
+
+@pytest.mark.parametrize("n", [300, 4096, 4097, 30_000])
+@pytest.mark.parametrize(("lower", "upper"), [(0.005, 0.995), (0.0, 1.0), (0.3, 0.42)])
+def test_robust_unit_scale_equals_hazen_quantiles_by_a_full_sort(n, lower, upper):
+    # clustered values leave most of the coarse locating bins empty; a tenth of the frames
+    # carry weight 0, the rest weights spread over three decades
+    rng = np.random.default_rng(n)
+    values = np.concatenate([rng.normal(0.0, 0.01, n - n // 3 - 5), rng.normal(7.0, 1.0, n // 3),
+                             [40.0, -30.0, 55.0, -41.0, 100.0]])
+    weights = 10.0 ** rng.uniform(-1.5, 1.5, n)
+    weights[rng.random(n) < 0.1] = 0.0
+    scaled = robust_unit_scale(values, weights, lower, upper)
+    np.testing.assert_allclose(scaled, _reference_unit_scale(values, weights, lower, upper),
+                               atol=REFERENCE_TOL)
+    assert weighted_quantile(values, weights, lower) == pytest.approx(
+        _hazen_quantile(values, weights, lower), abs=REFERENCE_TOL)
+
+
+def test_unit_scale_of_a_single_central_value_falls_back_to_the_weighted_range():
+    # 98 % of the weight sits on 2.0: both quantiles are 2.0, so the full range of the frames
+    # that carry weight sets the scale (the frame at 100 carries none)
+    values = np.array([2.0] * 98 + [1.0, 3.0, 100.0])
+    weights = np.array([1.0] * 100 + [0.0])
+    np.testing.assert_allclose(robust_unit_scale(values, weights),
+                               np.clip((values - 1.0) / 2.0, 0, 1), atol=ROUND_OFF)
+    np.testing.assert_array_equal(robust_unit_scale(np.full(5, 3.0)), np.full(5, 0.5))
+
+
+def test_kl_of_histograms_equals_the_sum_written_out():
+    rng = np.random.default_rng(31)
+    p_values = rng.normal(0.0, 1.0, 5000)
+    q_values = rng.gamma(2.0, 1.0, 5000)
+    weights = rng.uniform(0.0, 2.0, 5000)
+    bins, eps = 7, 1e-3
+
+    def histogram(values):
+        scaled = _reference_unit_scale(values, weights, 0.005, 0.995)
+        h = np.array([weights[(np.minimum(scaled * bins, bins - 1e-9) // 1) == b].sum()
+                      for b in range(bins)])
+        return (h / h.sum() + eps) / (1.0 + bins * eps)
+
+    p, q = histogram(p_values), histogram(q_values)
+    expected = float(np.sum(p * np.log(p / q)))
+    assert kl_divergence_histograms(p_values, q_values, weights, bins=bins,
+                                    pseudocount=eps) == pytest.approx(expected, abs=1e-9)
+    # a column of values is the same as the flat vector; without weights every frame counts 1
+    assert kl_divergence_histograms(p_values[:, None], q_values, weights, bins=bins,
+                                    pseudocount=eps) == pytest.approx(expected, abs=1e-9)
+    unweighted = kl_divergence_histograms(p_values, q_values, None, bins=bins, pseudocount=eps)
+    assert unweighted == pytest.approx(
+        kl_divergence_histograms(p_values, q_values, np.ones(5000), bins=bins, pseudocount=eps))
+    assert unweighted != pytest.approx(expected, abs=1e-6)
+
+
+def test_least_squares_direction_is_the_weighted_fit_oriented_with_z():
+    from rave.learn.coordinate import least_squares_direction
+
+    rng = np.random.default_rng(32)
+    x = rng.normal(0.0, 1.0, (400, 3))
+    # z follows (2, -1, 0.5) on the frames that carry weight, another direction elsewhere
+    z = np.where(np.arange(400) < 200, x @ [2.0, -1.0, 0.5] + 3.0, x @ [0.0, 5.0, 1.0] - 1.0)
+    w = np.where(np.arange(400) < 200, rng.uniform(0.5, 2.0, 400), 0.0)
+    expected = np.array([2.0, -1.0, 0.5]) / np.linalg.norm([2.0, -1.0, 0.5])
+    np.testing.assert_allclose(least_squares_direction(x, z, w), expected, atol=1e-10)
+    np.testing.assert_allclose(least_squares_direction(x, -z, w), -expected, atol=1e-10)
+    small = 1e-3 * x[:, :2] @ [0.6, 0.8]  # a coefficient vector of norm well below 1
+    np.testing.assert_allclose(least_squares_direction(x[:, :2], small, np.ones(400)),
+                               [0.6, 0.8], atol=1e-10)
+    assert least_squares_direction(x, np.zeros(400), np.ones(400)) is None
+
+
+def test_grid_spacing_is_the_side_of_each_points_share_of_the_sphere():
+    from rave.learn.coordinate import _grid_spacing_rad
+
+    assert _grid_spacing_rad(1, 2) == 0.0
+    assert _grid_spacing_rad(2, 360) == pytest.approx(np.pi / 180, rel=1e-14)
+    assert _grid_spacing_rad(3, 2000) == pytest.approx(np.sqrt(4 * np.pi / 2000), rel=1e-12)
+    assert _grid_spacing_rad(4, 1200) == pytest.approx((2 * np.pi**2 / 1200) ** (1 / 3),
+                                                       rel=1e-12)
+    area_5 = 8 * np.pi**2 / 3  # surface of the unit 4-sphere in R^5
+    assert _grid_spacing_rad(5, 1500) == pytest.approx((area_5 / 1500) ** 0.25, rel=1e-12)
+
+
+def _angle_deg(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    cos = abs(a @ b) / np.linalg.norm(a) / np.linalg.norm(b)
+    return float(np.degrees(np.arccos(min(1.0, cos))))
+
+
+def test_choose_coordinate_prefers_the_previous_rc_among_tied_models():
+    from rave.learn.coordinate import choose_coordinate
+
+    coefficients = [_unit_2d(10), _unit_2d(50), _unit_2d(-30), _unit_2d(80)]
+    kls = [0.10, 0.12, 0.50, 0.11]
+    # usable: 0, 3, 1 (KL <= 0.3); tied within 0.015 of 0.10: 0, 3; 3 is closer to 75 degrees
+    chosen, spread = choose_coordinate(coefficients, kls, 0.3, kl_tie=0.015,
+                                       previous=_unit_2d(75))
+    assert chosen == 3
+    assert spread == pytest.approx(max(_angle_deg(coefficients[i], coefficients[3])
+                                       for i in (0, 1)), abs=1e-9)
+    # within 0.02 model 1 ties too and is the closest to 55 degrees
+    assert choose_coordinate(coefficients, kls, 0.3, kl_tie=0.02, previous=_unit_2d(55))[0] == 1
+    # no tie (default 0), or no previous RC: the lowest KL
+    assert choose_coordinate(coefficients, kls, 0.3, previous=_unit_2d(75))[0] == 0
+    chosen, spread = choose_coordinate(coefficients, kls, 0.3, kl_tie=0.015)
+    assert chosen == 0
+    assert spread == pytest.approx(max(_angle_deg(coefficients[i], coefficients[0])
+                                       for i in (1, 3)), abs=1e-9)
+    # nothing usable: the lowest KL alone, no spread
+    assert choose_coordinate(coefficients, kls, 0.05, kl_tie=1.0,
+                             previous=_unit_2d(80)) == (0, None)
+    assert choose_coordinate(coefficients[:1], kls[:1], 0.3) == (0, None)
+    with pytest.raises(ValueError, match="one entry per model. You supplied 4 and 3"):
+        choose_coordinate(coefficients, kls[:3], 0.3)
+    for tie in (-0.1, np.nan, np.inf):
+        with pytest.raises(ValueError, match="kl_tie must be finite and >= 0"):
+            choose_coordinate(coefficients, kls, 0.3, kl_tie=tie)
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda: weighted_quantile([1.0, np.nan], None, 0.5), ValueError, "values contains 1 NaN"),
+    (lambda: weighted_quantile([1.0, 2.0], None, 1.5), ValueError, r"q must lie in \[0, 1\]"),
+    (lambda: weighted_quantile([1.0, 2.0], None, -0.1), ValueError, r"q must lie in \[0, 1\]"),
+    (lambda: weighted_quantile([1.0, 2.0], None, np.nan), ValueError, r"q must lie in \[0, 1\]"),
+    (lambda: weighted_quantile([1.0, 2.0], [1.0, 2.0, 3.0], 0.5), ValueError, "weights"),
+    (lambda: weighted_quantile(np.zeros((2, 2)), None, 0.5), ValueError,
+     r"values must be 1-D, shape \(n_frames,\)"),
+    (lambda: weighted_quantile([], None, 0.5), ValueError, "values must not be empty"),
+    (lambda: robust_unit_scale([np.inf, 1.0]), ValueError, "values contains 1 NaN or inf"),
+    (lambda: robust_unit_scale([1.0, 2.0], [1.0, -1.0]), ValueError, "weights"),
+    (lambda: robust_unit_scale([1.0, 2.0], None, 0.5, 0.5), ValueError,
+     "0 <= lower_quantile < upper_quantile <= 1"),
+    (lambda: robust_unit_scale([1.0, 2.0], None, 0.5, 1.5), ValueError,
+     "0 <= lower_quantile < upper_quantile <= 1"),
+    (lambda: kl_divergence_histograms([np.nan, 1.0], [1.0, 2.0]), ValueError,
+     "p_values contains 1 NaN"),
+    (lambda: kl_divergence_histograms([1.0, 2.0], [1.0, np.nan]), ValueError,
+     "q_values contains 1 NaN"),
+    (lambda: kl_divergence_histograms([1.0, 2.0], [1.0, 2.0], [1.0]), ValueError, "weights"),
+    (lambda: kl_divergence_histograms([1.0, 2.0], [1.0, 2.0], bins=2.5), ValueError,
+     "bins must be an integer >= 2"),
+    (lambda: kl_divergence_histograms([1.0, 2.0], [1.0, 2.0], bins=True), ValueError,
+     "bins must be an integer >= 2"),
+    (lambda: kl_divergence_histograms([1.0, 2.0], [1.0, 2.0], bins=1), ValueError,
+     "bins must be an integer >= 2"),
+    (lambda: kl_divergence_histograms([1.0, 2.0], [1.0, 2.0], pseudocount=np.inf), ValueError,
+     "pseudocount must be finite and > 0"),
+    (lambda: direction_angle_deg([np.nan, 1.0], [1.0, 0.0]), ValueError, "c1 must be finite"),
+    (lambda: direction_angle_deg([1.0, 0.0], [0.0, 0.0]), ValueError, "c2 must be nonzero"),
+    (lambda: direction_angle_deg([1.0, 0.0], np.ones((1, 2))), ValueError,
+     r"c2 must be a 1-D vector of shape \(d,\)"),
+    (lambda: direction_angle_deg([], [1.0]), ValueError, r"c1 must be a 1-D vector"),
+    (lambda: align_sign(np.ones((2, 1))), ValueError, r"c must be a 1-D vector"),
+])
+def test_errors_name_the_argument_and_the_rule(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_edge_values_of_the_arguments_are_accepted():
+    values = np.array([0.0, 1.0, 2.0, 3.0])
+    assert kl_divergence_histograms(values, values, bins=2) == pytest.approx(0.0, abs=ROUND_OFF)
+    np.testing.assert_allclose(robust_unit_scale(values, None, 0.0, 1.0), values / 3.0)
+    assert weighted_quantile(np.array([[1.0], [3.0]]), None, 0.5) == pytest.approx(2.0)
+    assert weighted_quantile(np.array([5.0]), None, 0.5) == 5.0
+    np.testing.assert_allclose(weighted_quantile(values, None, [0.125, 0.875]), [0.0, 3.0])
+    assert direction_angle_deg([3.0], [-2.0]) == pytest.approx(0.0)
+    np.testing.assert_array_equal(align_sign([-2.0]), [2.0])
