@@ -290,7 +290,7 @@ def test_reciprocal_space_group_of_a_nonbonded_force_counts_as_used():
     # reciprocal space in the force's own group (-1, OpenMM's default): group 0 is free
     nonbonded.setReciprocalSpaceForceGroup(-1)
     assert free_force_group(system) == 0
-    assert BiasForce(system, features, 300.0).force_group == 0
+    assert BiasForce(system, features, 300.0).forceGroup == 0
 
 
 def test_force_group_is_an_int_in_0_to_31_that_is_free():
@@ -301,7 +301,7 @@ def test_force_group_is_an_int_in_0_to_31_that_is_free():
         system = _particles(1)
         system.addForce(_external_force(3))
         bias_force_ = BiasForce(system, features, 300.0, forceGroup=group)
-        assert bias_force_.force_group == int(group)
+        assert bias_force_.forceGroup == int(group)
         assert bias_force_.force.getForceGroup() == int(group)
     for group in (5.0, "5", True):
         with pytest.raises(TypeError, match="forceGroup must be an int in 0..31"):
@@ -325,7 +325,7 @@ def test_bias_force_temperature_sets_kT_and_refuses_what_is_not_a_temperature():
     gas_constant = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
     for temperature, kelvin in ((0.5, 0.5), (300, 300.0), (310.0 * unit.kelvin, 310.0)):
         bias_force_ = BiasForce(_particles(1), features, temperature)
-        assert bias_force_.temperature_K == kelvin
+        assert bias_force_.temperature.value_in_unit(unit.kelvin) == kelvin
         assert bias_force_.kT == pytest.approx(gas_constant * kelvin, rel=1e-12)
     for temperature in ("300", None, True, 300 * unit.nanometer):
         with pytest.raises(TypeError, match="temperature must be"):
@@ -341,7 +341,7 @@ def test_feature_on_the_last_particle_is_accepted_and_one_past_it_refused():
     # Position has no periodic flag; it fits a non-periodic System
     check_features_fit_system([Position(1, "x", name="x")], _particles(2))
     bias_force_ = BiasForce(_particles(2), [Position(1, "y", name="y")], 300.0)
-    assert bias_force_.feature_names == ["y"]
+    assert bias_force_.featureNames == ["y"]
     with pytest.raises(ValueError, match=r"uses particle 2, but the system has 2 particles"):
         check_features_fit_system([Position(2, "x", name="x")], _particles(2))
 
@@ -377,7 +377,7 @@ def test_bias_group_shared_with_another_force_is_refused_naming_both():
 
     system = _particles(1)
     bias_force_ = BiasForce(system, [Position(0, "x", name="x")], 300.0)
-    system.addForce(_external_force(bias_force_.force_group, name="wall"))
+    system.addForce(_external_force(bias_force_.forceGroup, name="wall"))
     context = _reference_context(system)
     message = (r"force group 31 holds the RAVE bias and 1 other force\(s\) "
                r"\(CustomCompoundBondForce 'RAVE bias', CustomExternalForce 'wall'\)")
@@ -581,7 +581,7 @@ def test_bias_holds_a_flat_read_only_float_vector_and_refuses_bad_ones():
 # ---- the bias states of adaptive and exploring rounds, against sums written out here ---------
 
 def test_effective_log_sum_is_the_count_weighted_sum_over_versions_with_frames():
-    from rave.learn.bias import effective_log_sum
+    from rave.bias_grid import effective_log_sum
 
     kT = 2.5
     values = np.array([[0.0, -1.0, -3.0], [1.0, 2.0, np.nan], [-2.0, 0.5, 1.0]])
@@ -607,7 +607,7 @@ def test_effective_log_sum_is_the_count_weighted_sum_over_versions_with_frames()
 
 
 def test_bias_blocks_split_where_the_bias_moved_more_than_delta_and_mix_their_versions():
-    from rave.learn.bias import bias_blocks
+    from rave.bias_grid import bias_blocks
 
     kT = 2.0
     # version t is flat at -0.6 t kT with c(t) = 0.1 t kJ/mol: it moves 0.6 kT per version
