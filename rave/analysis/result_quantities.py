@@ -48,19 +48,9 @@ DEFAULT_BOOTSTRAP = 100
 class CampaignQuantities(CampaignData):
     """MBAR weights, profiles, states, crossings and exact comparisons of a campaign's rounds.
 
-    The base of :class:`rave.analysis.result.CampaignResult`; load with :meth:`load`. Profiles
-    and crossings are cached per arguments.
-
-    Parameters
-    ----------
-    workdir : path
-        The campaign's work directory.
-    summary : dict
-        Its ``summary.json`` (``temperature_K`` and the round records).
-    features : list of rave.md.features.Feature
-        Its order parameters (``features.json``), in feature order.
-    rounds : list of RoundData
-        Its finished rounds, in order.
+    The base of :class:`rave.analysis.result.CampaignResult`; load with :meth:`load`, built
+    from what :class:`~rave.analysis.result_reader.CampaignData` takes. Profiles and crossings
+    are cached per arguments.
     """
 
     # ----------------------------------------------------------------- reweighting
