@@ -505,3 +505,21 @@ def test_edge_values_of_the_arguments_are_accepted():
     np.testing.assert_allclose(weighted_quantile(values, None, [0.125, 0.875]), [0.0, 3.0])
     assert direction_angle_deg([3.0], [-2.0]) == pytest.approx(0.0)
     np.testing.assert_array_equal(align_sign([-2.0]), [2.0])
+
+
+def test_log_weights_count_up_to_a_constant_however_large():
+    # log-weights are defined up to an additive constant: +700 (e^700 near the float64 limit)
+    # and -700 give the same RC and KL as the weights themselves
+    rng = np.random.default_rng(34)
+    features, u, _ = _double_well_2d(3000, 20.0, rng)
+    latent = u + rng.normal(0.0, LATENT_NOISE, 3000)
+    log_weights = rng.normal(0.0, 1.0, 3000)
+    reference = fit_coordinate(features, latent, log_weights=log_weights, n_directions=90)
+    for offset in (700.0, -700.0):
+        shifted = fit_coordinate(features, latent, log_weights=log_weights + offset,
+                                 n_directions=90)
+        np.testing.assert_allclose(shifted.coefficients, reference.coefficients, atol=1e-9)
+        assert shifted.kl_divergence == pytest.approx(reference.kl_divergence, abs=1e-12)
+    with pytest.raises(ValueError, match=r"log_weights must have shape \(3000,\), one per frame "
+                                         r"of features"):
+        fit_coordinate(features, latent, log_weights=log_weights[:10])
