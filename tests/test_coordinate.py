@@ -340,6 +340,17 @@ def test_robust_unit_scale_equals_hazen_quantiles_by_a_full_sort(n, lower, upper
         _hazen_quantile(values, weights, lower), abs=REFERENCE_TOL)
 
 
+def test_robust_unit_scale_of_dense_values_with_a_quantile_in_the_third_locating_bin():
+    # every one of the 1024 locating bins is occupied; the 0.25 % quantile falls in bin 2, so
+    # the sorted bracket starts at bin 1 and the weight of bin 0 comes before it
+    rng = np.random.default_rng(33)
+    values = rng.uniform(0.0, 1.0, 20_000)
+    weights = rng.uniform(0.5, 1.5, 20_000)
+    np.testing.assert_allclose(robust_unit_scale(values, weights, 0.0025, 0.9975),
+                               _reference_unit_scale(values, weights, 0.0025, 0.9975),
+                               atol=REFERENCE_TOL)
+
+
 def test_unit_scale_of_a_single_central_value_falls_back_to_the_weighted_range():
     # 98 % of the weight sits on 2.0: both quantiles are 2.0, so the full range of the frames
     # that carry weight sets the scale (the frame at 100 carries none)
@@ -430,6 +441,10 @@ def test_choose_coordinate_prefers_the_previous_rc_among_tied_models():
     assert chosen == 0
     assert spread == pytest.approx(max(_angle_deg(coefficients[i], coefficients[0])
                                        for i in (1, 3)), abs=1e-9)
+    # a KL exactly kl_tie above the lowest is a tie (binary-exact numbers)
+    exact = choose_coordinate(coefficients[:2], [0.25, 0.5], 1.0, kl_tie=0.25,
+                              previous=_unit_2d(50))
+    assert exact[0] == 1
     # nothing usable: the lowest KL alone, no spread
     assert choose_coordinate(coefficients, kls, 0.05, kl_tie=1.0,
                              previous=_unit_2d(80)) == (0, None)
@@ -490,3 +505,21 @@ def test_edge_values_of_the_arguments_are_accepted():
     np.testing.assert_allclose(weighted_quantile(values, None, [0.125, 0.875]), [0.0, 3.0])
     assert direction_angle_deg([3.0], [-2.0]) == pytest.approx(0.0)
     np.testing.assert_array_equal(align_sign([-2.0]), [2.0])
+
+
+def test_log_weights_count_up_to_a_constant_however_large():
+    # log-weights are defined up to an additive constant: +700 (e^700 near the float64 limit)
+    # and -700 give the same RC and KL as the weights themselves
+    rng = np.random.default_rng(34)
+    features, u, _ = _double_well_2d(3000, 20.0, rng)
+    latent = u + rng.normal(0.0, LATENT_NOISE, 3000)
+    log_weights = rng.normal(0.0, 1.0, 3000)
+    reference = fit_coordinate(features, latent, log_weights=log_weights, n_directions=90)
+    for offset in (700.0, -700.0):
+        shifted = fit_coordinate(features, latent, log_weights=log_weights + offset,
+                                 n_directions=90)
+        np.testing.assert_allclose(shifted.coefficients, reference.coefficients, atol=1e-9)
+        assert shifted.kl_divergence == pytest.approx(reference.kl_divergence, abs=1e-12)
+    with pytest.raises(ValueError, match=r"log_weights must have shape \(3000,\), one per frame "
+                                         r"of features"):
+        fit_coordinate(features, latent, log_weights=log_weights[:10])
