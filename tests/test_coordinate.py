@@ -402,6 +402,9 @@ def test_least_squares_direction_is_the_weighted_fit_oriented_with_z():
     np.testing.assert_allclose(least_squares_direction(x[:, :2], small, np.ones(400)),
                                [0.6, 0.8], atol=1e-10)
     assert least_squares_direction(x, np.zeros(400), np.ones(400)) is None
+    # a constant latent does not depend on x either (its fit is round-off)
+    assert least_squares_direction(x, np.full(400, 0.37), np.ones(400)) is None
+    assert least_squares_direction(x, np.full(400, -1234.5), w) is None
 
 
 def test_grid_spacing_is_the_side_of_each_points_share_of_the_sphere():

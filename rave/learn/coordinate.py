@@ -383,8 +383,15 @@ _LOCAL_STEP_RAD = 0.2
 _XATOL_RAD = 5e-4
 
 
+#: relative spread below which a latent counts as constant
+CONSTANT_RTOL = 1e-12
+
+
 def least_squares_direction(x: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray | None:
-    """Unit c of the weighted least-squares fit z ~ x c + b, oriented to increase with z."""
+    """Unit c of the weighted least-squares fit z ~ x c + b, oriented to increase with z; None
+    when z does not vary (a constant z fitted by round-off would give an arbitrary direction)."""
+    if np.ptp(z) <= CONSTANT_RTOL * max(1.0, float(np.max(np.abs(z)))):
+        return None
     root = np.sqrt(w)
     design = np.hstack([x, np.ones((x.shape[0], 1))]) * root[:, None]
     c = np.linalg.lstsq(design, z * root, rcond=None)[0][:-1]
