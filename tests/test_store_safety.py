@@ -387,8 +387,10 @@ def test_an_interrupt_while_rave_starts_is_one_line_and_exit_130(tmp_path, how):
     import subprocess
     import sys
 
+    # SIGINT as a terminal delivers it (a background job may have inherited it ignored)
     code = f"""
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 class Interrupt:
     def find_spec(self, name, path=None, target=None):
         if name == "rave.analysis":
