@@ -24,7 +24,7 @@ from ..learn.bias import Bias, BiasGrid
 from ..md.bias_force import BiasForce
 from ..md.frames import Frames
 from ..md.walker import check_thermostat
-from ..stats import free_energy_profile
+from ..stats import free_energy_histogram, free_energy_profile
 from ..units import in_unit, kT_kjmol
 from .config import ConfigError, loop_config_from_dict
 from .loop import LearnedRound, NextRound, RoundLoop
@@ -39,10 +39,6 @@ FREE_ENERGY_BINS = 50
 #: frames a round records before steps shorter than a frame may take frames off it (the RAVE
 #: step needs at least 2 frames, rave.learn.estimator)
 MIN_ROUND_FRAMES = 2
-
-
-def _kelvin(temperature) -> float:
-    return in_unit(temperature, "kelvin")
 
 
 class _Round:
@@ -125,7 +121,7 @@ class RAVESampler:
                               f"Simulation). You supplied {self.config.sampling.walkers}; "
                               f"`rave run` runs several walkers")
         self.features = list(features)
-        self.temperature_K = _kelvin(temperature)
+        self.temperature_K = in_unit(temperature, "kelvin")
         if not self.temperature_K > 0:
             raise ValueError(f"temperature must be > 0 K. You supplied {self.temperature_K}")
         self.kT = kT_kjmol(self.temperature_K)
@@ -401,11 +397,9 @@ class RAVESampler:
         per_axis = bins if np.ndim(bins) else (bins, bins)
         edges = [np.linspace(v.min(), v.max(), int(b) + 1) if np.ndim(b) == 0 else
                  np.asarray(b, dtype=float) for v, b in zip(values.T, per_axis, strict=True)]
-        weights = np.exp(log_w - log_w.max())
-        hist, ex, ey = np.histogram2d(values[:, 0], values[:, 1], bins=edges, weights=weights)
-        with np.errstate(divide="ignore"):
-            f = -np.log(hist / np.outer(np.diff(ex), np.diff(ey)))
-        f -= np.min(f[np.isfinite(f)])
+        f = free_energy_histogram(values, log_w, edges)
+        f = f - np.min(f[np.isfinite(f)])
+        ex, ey = edges
         return 0.5 * (ex[1:] + ex[:-1]), 0.5 * (ey[1:] + ey[:-1]), f
 
     def _values(self, along) -> np.ndarray:
